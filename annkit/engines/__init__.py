@@ -1,0 +1,6 @@
+"""Built-in engines; importing this package registers them."""
+
+from annkit.engines import annoy, flat, hnsw, ivfpq  # noqa: F401
+from annkit.engines.base import Engine, ParamSpec, engine_names, get_engine
+
+__all__ = ["Engine", "ParamSpec", "engine_names", "get_engine"]

@@ -1,0 +1,75 @@
+"""Exact brute-force search (faiss IndexFlat): the baseline and the reference."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from annkit.engines.base import Engine, pad_result, register
+from annkit.engines.faiss_common import (
+    faiss_threads,
+    faiss_version,
+    prepare,
+    read_index,
+    write_index,
+)
+from annkit.errors import EngineError
+from annkit.types import SearchResult
+
+PAYLOAD = "flat.faiss"
+
+
+def to_metric_distance(scores: np.ndarray, metric: str, squared_l2: bool) -> np.ndarray:
+    """faiss scores -> the metric's distance convention (float32)."""
+    if squared_l2:
+        l2 = np.maximum(scores, 0.0)
+        return (l2 / 2.0 if metric == "angular" else np.sqrt(l2)).astype(np.float32)
+    if metric == "angular":
+        return (1.0 - scores).astype(np.float32)
+    return (-scores).astype(np.float32)  # ip
+
+
+@register
+class FlatEngine(Engine):
+    """Exact search over all vectors: inner product for angular/ip, L2 for euclidean."""
+
+    name = "flat"
+    description = "exact brute force (faiss IndexFlat)"
+    build_params: dict = {}
+    query_params: dict = {}
+    effort_param = None
+
+    def build(self, base: np.ndarray, threads: int = 1) -> None:
+        import faiss
+
+        index = faiss.IndexFlatL2(self.dim) if self.metric == "euclidean" else faiss.IndexFlatIP(
+            self.dim
+        )
+        block = 262_144
+        for start in range(0, int(base.shape[0]), block):
+            index.add(prepare(base[start : start + block], self.metric))
+        self._index = index
+        self.count = int(index.ntotal)
+
+    def search(self, queries: np.ndarray, k: int) -> SearchResult:
+        with faiss_threads(1):
+            scores, ids = self._index.search(prepare(queries, self.metric), k)
+        return pad_result(ids, to_metric_distance(scores, self.metric, self.metric == "euclidean"))
+
+    def save(self, directory: Path) -> list[str]:
+        write_index(self._index, directory / PAYLOAD)
+        return [PAYLOAD]
+
+    @classmethod
+    def load(cls, directory: Path, metric: str, dim: int, count: int, params: dict) -> FlatEngine:
+        engine = cls(metric, dim, **params)
+        index = read_index(directory / PAYLOAD)
+        if index.d != dim or index.ntotal != count:
+            raise EngineError(f"{directory / PAYLOAD}: does not match its manifest")
+        engine._index = index
+        engine.count = count
+        return engine
+
+    def library_versions(self) -> dict[str, str]:
+        return faiss_version()

@@ -1,0 +1,129 @@
+"""HNSW graph index (hnswlib)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from annkit.engines.base import Engine, ParamSpec, as_float32_rows, pad_result, register
+from annkit.errors import EngineError
+from annkit.types import SearchResult
+
+_SPACES = {"euclidean": "l2", "angular": "cosine", "ip": "ip"}
+PAYLOAD = "hnsw.bin"
+
+
+@register
+class HnswEngine(Engine):
+    """hnswlib HNSW graph: build M / ef_construction, query ef."""
+
+    name = "hnsw"
+    description = "HNSW graph (hnswlib)"
+    build_params = {
+        "M": ParamSpec(int, 16, "graph degree (links per node)", minimum=2, maximum=2048),
+        "ef_construction": ParamSpec(int, 200, "candidate list size while building", minimum=1),
+        "seed": ParamSpec(int, 100, "random seed for level assignment", minimum=0),
+    }
+    query_params = {
+        "ef": ParamSpec(int, 50, "candidate list size while searching", minimum=1, effort=True),
+    }
+    effort_param = "ef"
+
+    def __init__(self, metric: str, dim: int, **params: Any) -> None:
+        super().__init__(metric, dim, **params)
+        self._index: Any = None
+
+    def build(self, base: np.ndarray, threads: int = 1) -> None:
+        import hnswlib
+
+        count = int(base.shape[0])
+        index = hnswlib.Index(space=_SPACES[self.metric], dim=self.dim)
+        index.init_index(
+            max_elements=count,
+            M=self.params["M"],
+            ef_construction=self.params["ef_construction"],
+            random_seed=self.params["seed"],
+        )
+        block = 65_536
+        for start in range(0, count, block):
+            rows = as_float32_rows(base[start : start + block])
+            index.add_items(rows, np.arange(start, start + len(rows)), num_threads=threads)
+        self._index = index
+        self.count = count
+        self._apply_query_params()
+
+    def _apply_query_params(self) -> None:
+        if self._index is not None:
+            self._index.set_ef(self.query["ef"])
+
+    def _convert(self, distances: np.ndarray) -> np.ndarray:
+        if self.metric == "euclidean":
+            return np.sqrt(np.maximum(distances, 0.0))
+        if self.metric == "ip":
+            return distances - np.float32(1.0)
+        return distances
+
+    def search(self, queries: np.ndarray, k: int) -> SearchResult:
+        queries = as_float32_rows(queries)
+        k_found = min(k, self.count)
+        try:
+            labels, distances = self._index.knn_query(queries, k=k_found, num_threads=1)
+        except RuntimeError:
+            return self._search_rows(queries, k)
+        ids = labels.astype(np.int64)
+        distances = self._convert(distances)
+        if k_found < k:
+            pad = k - k_found
+            ids = np.pad(ids, ((0, 0), (0, pad)), constant_values=-1)
+            distances = np.pad(distances, ((0, 0), (0, pad)), constant_values=np.inf)
+            return pad_result(ids, distances)
+        return SearchResult(ids=ids, distances=distances)
+
+    def _search_rows(self, queries: np.ndarray, k: int) -> SearchResult:
+        """Fallback when hnswlib cannot fill k results for some row: one row at a time."""
+        ids = np.full((len(queries), k), -1, dtype=np.int64)
+        distances = np.full((len(queries), k), np.inf, dtype=np.float32)
+        for row in range(len(queries)):
+            want = min(k, self.count)
+            while want > 0:
+                try:
+                    labels, dist = self._index.knn_query(queries[row : row + 1], k=want)
+                    break
+                except RuntimeError:
+                    want //= 2
+            if want == 0:
+                continue
+            ids[row, :want] = labels[0]
+            distances[row, :want] = self._convert(dist[0])
+        return SearchResult(ids=ids, distances=distances)
+
+    def save(self, directory: Path) -> list[str]:
+        self._index.save_index(str(directory / PAYLOAD))
+        return [PAYLOAD]
+
+    @classmethod
+    def load(cls, directory: Path, metric: str, dim: int, count: int, params: dict) -> HnswEngine:
+        import hnswlib
+
+        engine = cls(metric, dim, **params)
+        index = hnswlib.Index(space=_SPACES[metric], dim=dim)
+        try:
+            index.load_index(str(directory / PAYLOAD), max_elements=count)
+        except (RuntimeError, MemoryError) as exc:
+            raise EngineError(f"hnswlib could not load {directory / PAYLOAD}: {exc}") from None
+        if index.get_current_count() != count:
+            raise EngineError(
+                f"{directory / PAYLOAD}: holds {index.get_current_count()} vectors, "
+                f"manifest says {count}"
+            )
+        engine._index = index
+        engine.count = count
+        engine._apply_query_params()
+        return engine
+
+    def library_versions(self) -> dict[str, str]:
+        from importlib.metadata import version
+
+        return {"hnswlib": version("hnswlib")}

@@ -1,0 +1,147 @@
+"""THE evaluation path: search a loaded index, time it, and score it against exact truth.
+
+``annkit evaluate``, the benchmark runner and tuning all call :func:`evaluate`, so one
+setting gives the same recall wherever it is measured.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+from annkit.bundle import Bundle, fingerprint_vectors
+from annkit.errors import InputError
+from annkit.groundtruth import compute_ground_truth
+from annkit.metrics import duplicate_count, exact_distances, latency_percentiles, recall_per_query
+from annkit.types import Dataset, Evaluation, SearchResult
+
+MODES = ("batch", "single")
+
+
+def check_compatible(bundle: Bundle, dataset: Dataset) -> None:
+    """Refuse to score an index against a dataset it was not built from."""
+    manifest = bundle.manifest
+    if manifest["dim"] != dataset.dim:
+        raise InputError(
+            f"index {bundle.path} has dimension {manifest['dim']}, "
+            f"dataset {dataset.name} has {dataset.dim}"
+        )
+    if manifest["count"] != dataset.n_base:
+        raise InputError(
+            f"index {bundle.path} holds {manifest['count']} vectors, "
+            f"dataset {dataset.name} has {dataset.n_base} base vectors: not built from it"
+        )
+    if manifest["metric"] != dataset.metric:
+        raise InputError(
+            f"index {bundle.path} uses metric {manifest['metric']}, "
+            f"dataset {dataset.name} uses {dataset.metric} (pass --metric to override)"
+        )
+    expected = manifest.get("dataset_fingerprint")
+    if expected and expected != fingerprint_vectors(dataset.base):
+        raise InputError(
+            f"index {bundle.path} was built from different base vectors than {dataset.name}"
+        )
+
+
+def true_kth_distances(dataset: Dataset, k: int, progress=None) -> np.ndarray:
+    """Exact distances (nq, k) float64 ascending of each query's true k nearest neighbours,
+    recomputed from the vectors (ground truth ids from the dataset, or computed)."""
+    if dataset.gt_depth >= k:
+        distances = exact_distances(dataset.base, dataset.queries, dataset.neighbors[:, :k],
+                                    dataset.metric)
+        return np.sort(distances, axis=1)
+    truth = compute_ground_truth(dataset.base, dataset.queries, k, dataset.metric,
+                                 progress=progress)
+    return truth.distances
+
+
+def _run_batch(bundle: Bundle, queries: np.ndarray, k: int) -> tuple[SearchResult, float, None]:
+    start = time.perf_counter()
+    result = bundle.engine.search(queries, k)
+    return result, time.perf_counter() - start, None
+
+
+def _run_single(
+    bundle: Bundle, queries: np.ndarray, k: int
+) -> tuple[SearchResult, float, np.ndarray]:
+    search = bundle.engine.search
+    clock = time.perf_counter
+    n_queries = len(queries)
+    ids = np.empty((n_queries, k), dtype=np.int64)
+    distances = np.empty((n_queries, k), dtype=np.float32)
+    latencies = np.empty(n_queries, dtype=np.float64)
+    for row in range(n_queries):
+        query = queries[row : row + 1]
+        start = clock()
+        result = search(query, k)
+        latencies[row] = clock() - start
+        ids[row] = result.ids[0]
+        distances[row] = result.distances[0]
+    return SearchResult(ids=ids, distances=distances), float(latencies.sum()), latencies
+
+
+def evaluate(
+    bundle: Bundle,
+    dataset: Dataset,
+    k: int = 10,
+    query_params: dict | None = None,
+    *,
+    mode: str = "batch",
+    runs: int = 1,
+    true_distances: np.ndarray | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> Evaluation:
+    """Search ``dataset.queries`` with ``bundle``'s index ``runs`` times and score the best run.
+
+    QPS (and, in single mode, latency percentiles) come from the fastest run; recall@k is
+    computed from distances recomputed exactly from the base vectors (ann-benchmarks rule).
+    ``true_distances`` (nq, >=k), when given, saves recomputing the exact truth.
+    """
+    if mode not in MODES:
+        raise InputError(f"unknown mode {mode!r}: use batch or single")
+    if k < 1:
+        raise InputError(f"k must be >= 1, got {k}")
+    if runs < 1:
+        raise InputError(f"runs must be >= 1, got {runs}")
+    check_compatible(bundle, dataset)
+    if k > dataset.n_base:
+        raise InputError(f"k={k} exceeds the {dataset.n_base} base vectors")
+    engine = bundle.engine
+    engine.set_query_params(**(query_params or {}))
+    if true_distances is None:
+        true_distances = true_kth_distances(dataset, k, progress=None)
+    queries = np.ascontiguousarray(dataset.queries, dtype=np.float32)
+    run = _run_batch if mode == "batch" else _run_single
+    best: tuple[SearchResult, float, np.ndarray | None] | None = None
+    for attempt in range(runs):
+        outcome = run(bundle, queries, k)
+        if best is None or outcome[1] < best[1]:
+            best = outcome
+        if progress is not None:
+            progress(attempt + 1, runs)
+    assert best is not None
+    result, seconds, latencies = best
+    found = exact_distances(dataset.base, dataset.queries, result.ids, dataset.metric)
+    per_query = recall_per_query(true_distances, result.ids, found, k)
+    manifest = bundle.manifest
+    return Evaluation(
+        engine=engine.name,
+        build_params=dict(manifest["build_params"]),
+        query_params=dict(engine.query),
+        metric=dataset.metric,
+        k=k,
+        mode=mode,
+        queries=dataset.n_queries,
+        recall=float(per_query.mean()),
+        qps=float(dataset.n_queries / seconds) if seconds > 0 else float("inf"),
+        latency_ms=latency_percentiles(latencies),
+        build_seconds=float(manifest["build_seconds"]),
+        index_bytes=bundle.index_bytes,
+        search_seconds=float(seconds),
+        runs=runs,
+        per_query_recall=per_query,
+        dataset=dataset.name,
+        extra={"duplicate_ids": duplicate_count(result.ids)},
+    )

@@ -1,0 +1,99 @@
+"""Exact k-nearest neighbours by brute force (faiss flat) in bounded-memory blocks.
+
+Candidates are found with float32 faiss search over base blocks (a memory-mapped base is
+read one block at a time), then the best ``k + margin`` candidates of each query are
+re-ranked with distances recomputed in float64; ties go to the lower base index. The
+result is deterministic and does not depend on block sizes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from annkit.engines.faiss_common import faiss_threads, prepare
+from annkit.errors import InputError
+from annkit.metrics import exact_distances
+from annkit.types import GroundTruth
+
+Progress = Callable[[int, int], None]
+BLOCK_BYTES = 1 << 30  # at most ~1 GiB of prepared base vectors in memory at once
+
+
+def _to_distance(scores: np.ndarray, metric: str) -> np.ndarray:
+    if metric == "euclidean":
+        return scores  # squared L2: same order as L2
+    return -scores  # inner product (unit rows for angular): larger is closer
+
+
+def candidate_margin(k: int) -> int:
+    """Extra candidates kept per query for the float64 re-rank."""
+    return max(8, k // 4)
+
+
+def compute_ground_truth(
+    base: np.ndarray,
+    queries: np.ndarray,
+    k: int,
+    metric: str,
+    *,
+    threads: int | None = None,
+    base_block_rows: int | None = None,
+    query_block_rows: int = 4096,
+    progress: Progress | None = None,
+) -> GroundTruth:
+    """Exact top-``k`` neighbours of each query: ids (nq, k) int64, distances (nq, k) float64
+    in the metric's convention, best first, ties to the lower index.
+
+    ``progress(done, total)`` is called after each block with counts of query rows done.
+    """
+    import faiss
+
+    n_base, dim = int(base.shape[0]), int(base.shape[1])
+    n_queries = int(queries.shape[0])
+    if k < 1:
+        raise InputError(f"k must be >= 1, got {k}")
+    if n_base == 0 or n_queries == 0:
+        raise InputError("ground truth needs a non-empty base and query set")
+    k = min(k, n_base)
+    pool = min(n_base, k + candidate_margin(k))
+    block_rows = base_block_rows or max(pool, BLOCK_BYTES // (4 * dim))
+    prepared_queries = prepare(queries, metric)
+    best_ids = np.full((n_queries, 0), -1, dtype=np.int64)
+    best_dist = np.full((n_queries, 0), np.inf, dtype=np.float32)
+    n_blocks = -(-n_base // block_rows)
+    total = n_blocks * n_queries
+    done = 0
+    with faiss_threads(threads or faiss.omp_get_max_threads()):
+        for start in range(0, n_base, block_rows):
+            block = prepare(base[start : start + block_rows], metric)
+            index = faiss.IndexFlatL2(dim) if metric == "euclidean" else faiss.IndexFlatIP(dim)
+            index.add(block)
+            take = min(pool, len(block))
+            block_ids = np.empty((n_queries, take), dtype=np.int64)
+            block_dist = np.empty((n_queries, take), dtype=np.float32)
+            for q_start in range(0, n_queries, query_block_rows):
+                q_stop = min(q_start + query_block_rows, n_queries)
+                scores, ids = index.search(prepared_queries[q_start:q_stop], take)
+                block_ids[q_start:q_stop] = ids + start
+                block_dist[q_start:q_stop] = _to_distance(scores, metric)
+                done += q_stop - q_start
+                if progress is not None:
+                    progress(done, total)
+            del index, block
+            if best_ids.shape[1] == 0:
+                best_ids, best_dist = block_ids, block_dist
+            else:
+                merged_ids = np.concatenate([best_ids, block_ids], axis=1)
+                merged_dist = np.concatenate([best_dist, block_dist], axis=1)
+                keep = np.argsort(merged_dist, axis=1, kind="stable")[:, :pool]
+                best_ids = np.take_along_axis(merged_ids, keep, axis=1)
+                best_dist = np.take_along_axis(merged_dist, keep, axis=1)
+    exact = exact_distances(base, queries, best_ids, metric)
+    order = np.lexsort((best_ids, exact), axis=1)[:, :k]
+    return GroundTruth(
+        ids=np.take_along_axis(best_ids, order, axis=1),
+        distances=np.take_along_axis(exact, order, axis=1),
+        metric=metric,
+    )

@@ -1,0 +1,87 @@
+"""Recall (ann-benchmarks definition), exact distances, QPS and latency percentiles."""
+
+from __future__ import annotations
+
+import numpy as np
+
+EPSILON = 1e-3  # ann-benchmarks' tolerance on the k-th true distance
+
+
+def exact_distances(
+    base: np.ndarray, queries: np.ndarray, ids: np.ndarray, metric: str, block: int = 256
+) -> np.ndarray:
+    """Distances (nq, k) float64 from each query to the base rows ``ids`` (nq, k), computed
+    exactly from the vectors in float64; ids of -1 get +inf.
+
+    euclidean = L2 distance, angular = 1 - cosine similarity, ip = -inner product.
+    """
+    if metric not in ("euclidean", "angular", "ip"):
+        raise ValueError(f"unknown metric {metric!r}")
+    ids = np.asarray(ids, dtype=np.int64)
+    out = np.full(ids.shape, np.inf, dtype=np.float64)
+    for start in range(0, ids.shape[0], block):
+        stop = min(start + block, ids.shape[0])
+        chunk_ids = ids[start:stop]
+        valid = chunk_ids >= 0
+        flat_ids = np.where(valid, chunk_ids, 0).ravel()
+        order = np.argsort(flat_ids, kind="stable")
+        gathered = np.empty((flat_ids.size, base.shape[1]), dtype=np.float64)
+        gathered[order] = base[flat_ids[order]]  # a sorted gather is friendlier to memmaps
+        vectors = gathered.reshape(chunk_ids.shape + (base.shape[1],))
+        query = np.asarray(queries[start:stop], dtype=np.float64)
+        dots = np.matmul(vectors, query[:, :, None])[:, :, 0]
+        if metric == "ip":
+            values = -dots
+        else:
+            vector_sq = np.sum(vectors * vectors, axis=2)
+            query_sq = np.sum(query * query, axis=1)[:, None]
+            if metric == "euclidean":
+                values = np.sqrt(np.maximum(vector_sq + query_sq - 2.0 * dots, 0.0))
+            else:
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    values = np.maximum(1.0 - dots / np.sqrt(vector_sq * query_sq), 0.0)
+        out[start:stop] = np.where(valid, values, np.inf)
+    return out
+
+
+def recall_per_query(
+    true_distances: np.ndarray,
+    found_ids: np.ndarray,
+    found_distances: np.ndarray,
+    k: int,
+    epsilon: float = EPSILON,
+) -> np.ndarray:
+    """Per-query recall@k as ann-benchmarks defines it: the share of the first k returned
+    neighbours whose exact distance is <= the k-th true distance + ``epsilon``.
+
+    true_distances (nq, >=k) ascending; found_ids / found_distances (nq, >=k), the latter
+    recomputed exactly. Missing ids (-1) never count; a duplicate id counts once.
+    """
+    if true_distances.shape[1] < k:
+        raise ValueError(f"ground truth has depth {true_distances.shape[1]}, need k={k}")
+    ids = np.asarray(found_ids[:, :k], dtype=np.int64)
+    dist = np.array(found_distances[:, :k], dtype=np.float64)
+    order = np.argsort(ids, axis=1, kind="stable")
+    sorted_ids = np.take_along_axis(ids, order, axis=1)
+    repeated = np.zeros_like(ids, dtype=bool)
+    repeated[:, 1:] = sorted_ids[:, 1:] == sorted_ids[:, :-1]
+    duplicate = np.zeros_like(repeated)
+    np.put_along_axis(duplicate, order, repeated, axis=1)
+    dist[duplicate | (ids < 0)] = np.inf
+    threshold = true_distances[:, k - 1 : k] + epsilon
+    return np.count_nonzero(dist <= threshold, axis=1) / float(k)
+
+
+def duplicate_count(found_ids: np.ndarray) -> int:
+    """Number of repeated (non -1) ids within result rows: an engine error when > 0."""
+    ids = np.sort(np.asarray(found_ids, dtype=np.int64), axis=1)
+    return int(np.count_nonzero((ids[:, 1:] == ids[:, :-1]) & (ids[:, 1:] >= 0)))
+
+
+def latency_percentiles(latencies_seconds: np.ndarray | None) -> dict[str, float | None]:
+    """p50 / p95 / p99 / mean of per-query latencies, in milliseconds (None when unmeasured)."""
+    if latencies_seconds is None or len(latencies_seconds) == 0:
+        return {"p50": None, "p95": None, "p99": None, "mean": None}
+    ms = np.asarray(latencies_seconds, dtype=np.float64) * 1e3
+    p50, p95, p99 = np.percentile(ms, [50, 95, 99])
+    return {"p50": float(p50), "p95": float(p95), "p99": float(p99), "mean": float(ms.mean())}

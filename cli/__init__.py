@@ -1,0 +1,1 @@
+"""annkit command layer (installed as annkit.cli)."""

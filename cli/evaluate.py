@@ -1,0 +1,51 @@
+"""``annkit evaluate``: recall@k, QPS and latency of one index at one query setting."""
+
+from __future__ import annotations
+
+import click
+from annkit.cli.console import progress_bar, stdout_console, to_json
+from annkit.cli.options import (
+    dataset_options,
+    json_option,
+    param_option,
+    parse_params,
+    quiet_option,
+)
+from annkit.cli.render import evaluation_table
+
+from annkit.bundle import load_bundle
+from annkit.evaluate import evaluate as run_evaluation
+from annkit.sources import open_dataset
+
+
+@click.command()
+@click.argument("index", type=click.Path())
+@dataset_options
+@click.option("-k", type=click.IntRange(min=1), default=10, show_default=True,
+              help="Recall depth.")
+@param_option("Query parameter, e.g. -p ef=64 (repeatable).")
+@click.option("--mode", type=click.Choice(["batch", "single"]), default="batch",
+              show_default=True, help="batch: one call; single: one query per call + latency.")
+@click.option("--runs", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Repetitions; QPS and latency come from the fastest.")
+@json_option
+@quiet_option
+def evaluate(index: str, data: str | None, queries_file: str | None,
+             groundtruth_file: str | None, weights_file: str | None, metric: str | None,
+             k: int, params: tuple[str, ...], mode: str, runs: int, as_json: bool,
+             quiet: bool) -> None:
+    """Measure INDEX on DATA (a dataset HDF5 or bundled name, default words-10k; or base
+    vectors with --queries). Ground truth comes from DATA or is computed."""
+    bundle = load_bundle(index)
+    dataset = open_dataset(data, queries=queries_file, groundtruth=groundtruth_file,
+                           weights=weights_file, metric=metric)
+    with progress_bar(f"searching ({mode})", quiet or as_json) as progress:
+        evaluation = run_evaluation(bundle, dataset, k, parse_params(params), mode=mode,
+                                    runs=runs, progress=progress)
+    if as_json:
+        click.echo(to_json(evaluation.to_dict()))
+        return
+    stdout_console().print(evaluation_table(evaluation))
+
+
+COMMANDS = [evaluate]

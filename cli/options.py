@@ -1,0 +1,56 @@
+"""Options shared by several commands, each defined once."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from annkit.types import METRIC_ALIASES
+
+
+def parse_params(values: tuple[str, ...]) -> dict[str, str]:
+    """``("M=16", "ef_construction=200")`` -> ``{"M": "16", ...}``; engines coerce types."""
+    params: dict[str, str] = {}
+    for item in values:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip() or not value.strip():
+            raise click.BadParameter(f"expected NAME=VALUE, got {item!r}", param_hint="-p")
+        params[name.strip()] = value.strip()
+    return params
+
+
+def param_option(help_text: str) -> Callable[[Any], Any]:
+    return click.option("-p", "--param", "params", multiple=True, metavar="NAME=VALUE",
+                        help=help_text)
+
+
+metric_option = click.option(
+    "--metric", type=click.Choice(sorted(METRIC_ALIASES), case_sensitive=False), default=None,
+    help="Distance: euclidean, angular (cosine) or ip (dot). Default: the dataset's, "
+    "else euclidean.",
+)
+json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+quiet_option = click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
+threads_option = click.option(
+    "--threads", type=click.IntRange(min=1), default=None,
+    help="Threads for building (default: all cores).",
+)
+
+
+def dataset_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """DATA argument plus --queries / --groundtruth / --weights / --metric."""
+    decorators = [
+        click.argument("data", required=False),
+        click.option("--queries", "queries_file", type=click.Path(dir_okay=False), default=None,
+                     help="Query vectors file; DATA is then the base vectors file."),
+        click.option("--groundtruth", "groundtruth_file", type=click.Path(dir_okay=False),
+                     default=None, help="Ground-truth ids file (.ivecs, .ibin, .npy)."),
+        click.option("--weights", "weights_file", type=click.Path(dir_okay=False), default=None,
+                     help="Query weights (frequency), one per query (.npy or text)."),
+        metric_option,
+    ]
+    for decorator in reversed(decorators):
+        func = decorator(func)
+    return func

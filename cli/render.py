@@ -1,0 +1,64 @@
+"""Rich tables built from annkit's dataclasses and dicts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from annkit.types import Evaluation
+
+
+def format_params(params: dict) -> str:
+    return " ".join(f"{name}={value}" for name, value in params.items()) or "-"
+
+
+def format_bytes(count: int | float | None) -> str:
+    if count is None:
+        return "-"
+    value = float(count)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} TiB"
+
+
+def format_ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def key_value_table(title: str, rows: list[tuple[str, Any]]) -> Table:
+    table = Table(title=title, show_header=False, title_justify="left")
+    table.add_column("field", style="bold")
+    table.add_column("value")
+    for name, value in rows:
+        table.add_row(name, str(value))
+    return table
+
+
+def evaluation_table(evaluation: Evaluation) -> Table:
+    latency = evaluation.latency_ms
+    rows = [
+        ("engine", evaluation.engine),
+        ("build params", format_params(evaluation.build_params)),
+        ("query params", format_params(evaluation.query_params)),
+        ("dataset", f"{evaluation.dataset} ({evaluation.metric})"),
+        ("queries", evaluation.queries),
+        (f"recall@{evaluation.k}", f"{evaluation.recall:.4f}"),
+        ("QPS", f"{evaluation.qps:,.0f} ({evaluation.mode}, best of {evaluation.runs})"),
+        ("latency ms p50/p95/p99",
+         " / ".join(format_ms(latency.get(p)) for p in ("p50", "p95", "p99"))
+         if latency.get("p50") is not None else "- (use --mode single)"),
+        ("build seconds", f"{evaluation.build_seconds:.2f}"),
+        ("index size", format_bytes(evaluation.index_bytes)),
+    ]
+    duplicates = evaluation.extra.get("duplicate_ids")
+    if duplicates:
+        rows.append(("duplicate ids", f"{duplicates} (engine error; counted once)"))
+    return key_value_table("evaluation", rows)
+
+
+def print_table(console: Console, table: Table) -> None:
+    console.print(table)

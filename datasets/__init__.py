@@ -1,0 +1,1 @@
+"""Bundled real datasets (installed as annkit._bundled); see README.md here."""
