@@ -25,25 +25,46 @@ def info(path: str, as_json: bool) -> None:
             click.echo(to_json({"kind": "index", **manifest}))
             return
         size = sum(entry["bytes"] for entry in manifest["files"].values())
-        stdout_console().print(key_value_table(f"index {target}", [
-            ("engine", manifest["engine"]),
-            ("build params", format_params(manifest["build_params"])),
-            ("vectors", f"{manifest['count']:,} x {manifest['dim']} ({manifest['metric']})"),
-            ("dataset", manifest.get("dataset") or "-"),
-            ("build seconds", f"{manifest['build_seconds']:.2f}"),
-            ("index size", format_bytes(size)),
-            ("files", ", ".join(manifest["files"])),
-            ("libraries", format_params(manifest.get("library_versions", {}))),
-            ("created", manifest.get("created", "-")),
-        ]))
+        stdout_console().print(
+            key_value_table(
+                f"index {target}",
+                [
+                    ("engine", manifest["engine"]),
+                    ("build params", format_params(manifest["build_params"])),
+                    (
+                        "vectors",
+                        f"{manifest['count']:,} x {manifest['dim']} ({manifest['metric']})",
+                    ),
+                    ("dataset", manifest.get("dataset") or "-"),
+                    ("build seconds", f"{manifest['build_seconds']:.2f}"),
+                    ("index size", format_bytes(size)),
+                    ("files", ", ".join(manifest["files"])),
+                    ("libraries", format_params(manifest.get("library_versions", {}))),
+                    ("created", manifest.get("created", "-")),
+                ],
+            )
+        )
         return
     description = describe_file(resolve_dataset_path(path))
     if as_json:
         click.echo(to_json({"kind": "file", **description}))
         return
-    rows = [(str(key), value if not isinstance(value, dict | list) else to_json(value))
-            for key, value in description.items()]
+    rows: list[tuple[str, object]] = []
+    for key, value in description.items():
+        if key == "arrays" and isinstance(value, dict):
+            rows += [
+                (f"  {name}", " x ".join(map(str, spec.get("shape", []))) + f" {spec.get('dtype')}")
+                for name, spec in value.items()
+            ]
+        elif key == "attrs" and isinstance(value, dict):
+            rows += [(f"  @{name}", _shorten(str(text))) for name, text in value.items()]
+        else:
+            rows.append((str(key), value if not isinstance(value, dict | list) else to_json(value)))
     stdout_console().print(key_value_table(f"file {path}", rows))
+
+
+def _shorten(text: str, limit: int = 120) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 COMMANDS = [info]
