@@ -46,7 +46,8 @@ def _edit_manifest(path, **changes):
 def test_truncated_payload_refused_before_native_load(bundle_path):
     payload = bundle_path / "hnsw.bin"
     payload.write_bytes(payload.read_bytes()[:1000])
-    with pytest.raises(BundleError, match="has 1000 bytes, manifest says .* \\(truncated or damaged\\)"):
+    message = "has 1000 bytes, manifest says .* \\(truncated or damaged\\)"
+    with pytest.raises(BundleError, match=message):
         load_bundle(bundle_path)
 
 

@@ -110,7 +110,8 @@ def test_hnsw_single_thread_build_is_deterministic(words10k):
 @pytest.mark.parametrize(
     "name, params, message",
     [
-        ("hnsw", {"MM": 3}, "engine hnsw has no build parameter 'MM' (known: M, ef_construction, seed)"),
+        ("hnsw", {"MM": 3},
+         "engine hnsw has no build parameter 'MM' (known: M, ef_construction, seed)"),
         ("hnsw", {"M": "x"}, "parameter M: expected int, got 'x'"),
         ("hnsw", {"M": 1}, "parameter M: must be >= 2, got 1"),
         ("annoy", {"n_trees": 2.5}, "parameter n_trees: expected int, got 2.5"),
@@ -136,5 +137,6 @@ def test_ivfpq_param_validation():
 
 
 def test_unknown_engine():
-    with pytest.raises(ParamError, match=r"unknown engine 'nope' \(known: annoy, flat, hnsw, ivfpq\)"):
+    message = r"unknown engine 'nope' \(known: annoy, flat, hnsw, ivfpq\)"
+    with pytest.raises(ParamError, match=message):
         get_engine("nope")

@@ -127,7 +127,8 @@ def test_engines_listing():
         (("build", "words-10k", "-e", "hnsw", "-p", "M=x", "-o", "{tmp}/x"),
          "Error: parameter M: expected int, got 'x'"),
         (("build", "{tmp}/missing.fvecs", "-e", "hnsw", "-o", "{tmp}/x"),
-         "Error: {tmp}/missing.fvecs: no such file, and not a bundled dataset (bundled: words-10k)"),
+         "Error: {tmp}/missing.fvecs: no such file, and not a bundled dataset "
+         "(bundled: words-10k)"),
         (("evaluate", "{tmp}/noindex"), "Error: {tmp}/noindex: no such index directory"),
         (("evaluate", "{index}", "-p", "eff=3"),
          "Error: engine hnsw has no query parameter 'eff' (known: ef)"),
@@ -148,7 +149,8 @@ def test_errors_are_one_line_exit_2(args, message, tmp_path, hnsw_index):
 def test_existing_output_needs_force(hnsw_index):
     result = run("build", "words-10k", "-e", "flat", "-o", str(hnsw_index))
     assert result.exit_code == 2
-    assert result.output.strip() == f"Error: {hnsw_index} already exists (use --force to replace it)"
+    expected = f"Error: {hnsw_index} already exists (use --force to replace it)"
+    assert result.output.strip() == expected
 
 
 def test_dimension_mismatch(tmp_path, hnsw_index):
