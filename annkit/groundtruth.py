@@ -29,7 +29,7 @@ def _to_distance(scores: np.ndarray, metric: str) -> np.ndarray:
 
 def candidate_margin(k: int) -> int:
     """Extra candidates kept per query for the float64 re-rank."""
-    return max(8, k // 4)
+    return max(8, k // 16)
 
 
 def compute_ground_truth(
@@ -63,11 +63,17 @@ def compute_ground_truth(
     best_ids = np.full((n_queries, 0), -1, dtype=np.int64)
     best_dist = np.full((n_queries, 0), np.inf, dtype=np.float32)
     n_blocks = -(-n_base // block_rows)
+    base_sq_norms = np.empty(n_base, dtype=np.float64) if metric != "ip" else None
     total = n_blocks * n_queries
     done = 0
     with faiss_threads(threads or faiss.omp_get_max_threads()):
         for start in range(0, n_base, block_rows):
-            block = prepare(base[start : start + block_rows], metric)
+            raw = base[start : start + block_rows]
+            if base_sq_norms is not None:
+                rows64 = np.asarray(raw, dtype=np.float64)
+                base_sq_norms[start : start + len(raw)] = np.einsum("nd,nd->n", rows64, rows64)
+                del rows64
+            block = prepare(raw, metric)
             index = faiss.IndexFlatL2(dim) if metric == "euclidean" else faiss.IndexFlatIP(dim)
             index.add(block)
             take = min(pool, len(block))
@@ -90,7 +96,7 @@ def compute_ground_truth(
                 keep = np.argsort(merged_dist, axis=1, kind="stable")[:, :pool]
                 best_ids = np.take_along_axis(merged_ids, keep, axis=1)
                 best_dist = np.take_along_axis(merged_dist, keep, axis=1)
-    exact = exact_distances(base, queries, best_ids, metric)
+    exact = exact_distances(base, queries, best_ids, metric, base_sq_norms=base_sq_norms)
     order = np.lexsort((best_ids, exact), axis=1)[:, :k]
     return GroundTruth(
         ids=np.take_along_axis(best_ids, order, axis=1),

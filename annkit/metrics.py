@@ -8,12 +8,18 @@ EPSILON = 1e-3  # ann-benchmarks' tolerance on the k-th true distance
 
 
 def exact_distances(
-    base: np.ndarray, queries: np.ndarray, ids: np.ndarray, metric: str, block: int = 256
+    base: np.ndarray,
+    queries: np.ndarray,
+    ids: np.ndarray,
+    metric: str,
+    block: int = 256,
+    base_sq_norms: np.ndarray | None = None,
 ) -> np.ndarray:
     """Distances (nq, k) float64 from each query to the base rows ``ids`` (nq, k), computed
     exactly from the vectors in float64; ids of -1 get +inf.
 
     euclidean = L2 distance, angular = 1 - cosine similarity, ip = -inner product.
+    ``base_sq_norms`` (n,) float64, when given, saves recomputing the rows' squared norms.
     """
     if metric not in ("euclidean", "angular", "ip"):
         raise ValueError(f"unknown metric {metric!r}")
@@ -33,7 +39,10 @@ def exact_distances(
         if metric == "ip":
             values = -dots
         else:
-            vector_sq = np.sum(vectors * vectors, axis=2)
+            if base_sq_norms is not None:
+                vector_sq = base_sq_norms[flat_ids].reshape(chunk_ids.shape)
+            else:
+                vector_sq = np.einsum("qkd,qkd->qk", vectors, vectors, optimize=True)
             query_sq = np.sum(query * query, axis=1)[:, None]
             if metric == "euclidean":
                 values = np.sqrt(np.maximum(vector_sq + query_sq - 2.0 * dots, 0.0))
