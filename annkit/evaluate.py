@@ -15,6 +15,7 @@ from annkit.bundle import Bundle, fingerprint_vectors
 from annkit.errors import InputError
 from annkit.groundtruth import compute_ground_truth
 from annkit.metrics import duplicate_count, exact_distances, latency_percentiles, recall_per_query
+from annkit.slices import QueryProfile, build_profile, summarize
 from annkit.types import Dataset, Evaluation, SearchResult
 
 MODES = ("batch", "single")
@@ -45,14 +46,18 @@ def check_compatible(bundle: Bundle, dataset: Dataset) -> None:
         )
 
 
-def true_kth_distances(dataset: Dataset, k: int, progress=None) -> np.ndarray:
-    """Exact distances (nq, k) float64 ascending of each query's true k nearest neighbours,
-    recomputed from the vectors (ground truth ids from the dataset, or computed)."""
+def true_kth_distances(
+    dataset: Dataset, k: int, progress: Callable[[int, int], None] | None = None
+) -> np.ndarray:
+    """Exact distances (nq, depth) float64 ascending of each query's true nearest neighbours,
+    recomputed from the vectors; depth >= k is the dataset's ground-truth depth, or 2k when
+    the ground truth is missing or too shallow and is computed here (hardness measures use
+    the depth beyond k)."""
     if dataset.gt_depth >= k:
-        distances = exact_distances(dataset.base, dataset.queries, dataset.neighbors[:, :k],
+        distances = exact_distances(dataset.base, dataset.queries, dataset.neighbors,
                                     dataset.metric)
         return np.sort(distances, axis=1)
-    truth = compute_ground_truth(dataset.base, dataset.queries, k, dataset.metric,
+    truth = compute_ground_truth(dataset.base, dataset.queries, 2 * k, dataset.metric,
                                  progress=progress)
     return truth.distances
 
@@ -91,13 +96,17 @@ def evaluate(
     mode: str = "batch",
     runs: int = 1,
     true_distances: np.ndarray | None = None,
+    profile: QueryProfile | None = None,
+    with_slices: bool = True,
     progress: Callable[[int, int], None] | None = None,
 ) -> Evaluation:
     """Search ``dataset.queries`` with ``bundle``'s index ``runs`` times and score the best run.
 
     QPS (and, in single mode, latency percentiles) come from the fastest run; recall@k is
     computed from distances recomputed exactly from the base vectors (ann-benchmarks rule).
-    ``true_distances`` (nq, >=k), when given, saves recomputing the exact truth.
+    ``true_distances`` (nq, >=k), when given, saves recomputing the exact truth; ``profile``
+    likewise saves recomputing the query slices (computed when None and ``with_slices``).
+    The result's extra fields hold ``tail``, ``slices`` and ``weighted_recall``.
     """
     if mode not in MODES:
         raise InputError(f"unknown mode {mode!r}: use batch or single")
@@ -111,7 +120,9 @@ def evaluate(
     engine = bundle.engine
     engine.set_query_params(**(query_params or {}))
     if true_distances is None:
-        true_distances = true_kth_distances(dataset, k, progress=None)
+        true_distances = true_kth_distances(dataset, k)
+    if profile is None and with_slices:
+        profile = build_profile(dataset, true_distances, k)
     queries = np.ascontiguousarray(dataset.queries, dtype=np.float32)
     run = _run_batch if mode == "batch" else _run_single
     best: tuple[SearchResult, float, np.ndarray | None] | None = None
@@ -143,5 +154,5 @@ def evaluate(
         runs=runs,
         per_query_recall=per_query,
         dataset=dataset.name,
-        extra={"duplicate_ids": duplicate_count(result.ids)},
+        extra={"duplicate_ids": duplicate_count(result.ids), **summarize(per_query, profile)},
     )

@@ -432,9 +432,13 @@ def hardness_measures(
     k: int,
     sample_size: int = 1000,
     seed: int = 0,
+    lid_k: int | None = None,
 ) -> dict[str, np.ndarray]:
     """Per-query hardness ``(nq,)`` each: ``lid``, ``rc``, ``expansion`` (only when the ground
     truth is >= 2k deep), ``ood`` (ratio form, see ``ood_score``).
+
+    RC and expansion use d_k; LID uses the first ``lid_k`` distances (None = the whole
+    ground-truth depth K).
 
     ``gt_distances`` ``(nq, K)`` in the metric's convention, ascending. All measures are
     computed in an L2 view of the problem with the same neighbour order (angular: unit-vector
@@ -452,7 +456,7 @@ def hardness_measures(
             f"base has dimension {base_m.shape[1]} but queries have {queries_m.shape[1]}"
         )
     l2_gt, space = _euclidean_view(gt, base_m, queries_m, normalize_metric(metric))
-    measures: dict[str, np.ndarray] = {"lid": lid_mle(l2_gt, k)}
+    measures: dict[str, np.ndarray] = {"lid": lid_mle(l2_gt, lid_k)}
     mean_sample = _mean_to_sample(base_m, queries_m, space, sample_size, seed)
     measures["rc"] = relative_contrast(mean_sample, l2_gt, k)
     if l2_gt.shape[1] >= 2 * k:

@@ -11,7 +11,7 @@ from annkit.cli.options import (
     parse_params,
     quiet_option,
 )
-from annkit.cli.render import evaluation_table
+from annkit.cli.render import evaluation_table, slice_table
 
 from annkit.bundle import load_bundle
 from annkit.evaluate import evaluate as run_evaluation
@@ -28,12 +28,13 @@ from annkit.sources import open_dataset
               show_default=True, help="batch: one call; single: one query per call + latency.")
 @click.option("--runs", type=click.IntRange(min=1), default=1, show_default=True,
               help="Repetitions; QPS and latency come from the fastest.")
+@click.option("--all-slices", is_flag=True, help="Show every hardness quartile too.")
 @json_option
 @quiet_option
 def evaluate(index: str, data: str | None, queries_file: str | None,
              groundtruth_file: str | None, weights_file: str | None, metric: str | None,
-             k: int, params: tuple[str, ...], mode: str, runs: int, as_json: bool,
-             quiet: bool) -> None:
+             k: int, params: tuple[str, ...], mode: str, runs: int, all_slices: bool,
+             as_json: bool, quiet: bool) -> None:
     """Measure INDEX on DATA (a dataset HDF5 or bundled name, default words-10k; or base
     vectors with --queries). Ground truth comes from DATA or is computed."""
     bundle = load_bundle(index)
@@ -45,7 +46,10 @@ def evaluate(index: str, data: str | None, queries_file: str | None,
     if as_json:
         click.echo(to_json(evaluation.to_dict()))
         return
-    stdout_console().print(evaluation_table(evaluation))
+    console = stdout_console()
+    console.print(evaluation_table(evaluation))
+    if evaluation.extra.get("slices"):
+        console.print(slice_table(evaluation.extra["slices"], evaluation.k, full=all_slices))
 
 
 COMMANDS = [evaluate]

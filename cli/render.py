@@ -54,6 +54,14 @@ def evaluation_table(evaluation: Evaluation) -> Table:
         ("build seconds", f"{evaluation.build_seconds:.2f}"),
         ("index size", format_bytes(evaluation.index_bytes)),
     ]
+    tail = evaluation.extra.get("tail")
+    if tail:
+        percentiles = " / ".join(f"{tail[p]:.2f}" for p in ("p1", "p5", "p10"))
+        rows.append(("recall p1/p5/p10", percentiles))
+        rows.append(("queries < 0.5 / = 0",
+                     f"{tail['share_below_0_5']:.1%} / {tail['share_zero']:.1%}"))
+    if evaluation.extra.get("weighted_recall") is not None:
+        rows.append(("traffic-weighted recall", f"{evaluation.extra['weighted_recall']:.4f}"))
     duplicates = evaluation.extra.get("duplicate_ids")
     if duplicates:
         rows.append(("duplicate ids", f"{duplicates} (engine error; counted once)"))
@@ -62,3 +70,17 @@ def evaluation_table(evaluation: Evaluation) -> Table:
 
 def print_table(console: Console, table: Table) -> None:
     console.print(table)
+
+
+def slice_table(slices: dict, k: int, full: bool = False) -> Table:
+    """Recall per slice: frequency bands and the hardest 10% per hardness measure
+    (all quartiles too when ``full``)."""
+    table = Table(title=f"recall@{k} by slice", title_justify="left")
+    for column in ("slice", "queries", f"recall@{k}", "p5 recall"):
+        table.add_column(column, justify="left" if column == "slice" else "right")
+    for name, entry in slices.items():
+        if not full and "-q" in name:
+            continue
+        table.add_row(name, f"{entry['queries']:,}", f"{entry['recall']:.4f}",
+                      f"{entry['p5_recall']:.2f}")
+    return table

@@ -1,0 +1,99 @@
+"""Per-query profiles (frequency band, hardness) and recall summaries over their slices.
+
+Slice names: the frequency bands (``head``, ``torso``, ``tail`` by default; only when query
+weights exist), and for each hardness measure M in lid, rc, expansion, ood: ``M-q1`` (easiest
+quartile) .. ``M-q4`` (hardest) and ``hard-M`` (the hardest 10%).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from annkit.longtail import (
+    DEFAULT_CUTS,
+    HARDER_IS_HIGHER,
+    frequency_bands,
+    hardest_mask,
+    hardness_measures,
+    quartile_slices,
+    tail_metrics,
+    weighted_recall,
+)
+from annkit.types import Dataset
+
+HARDEST_SHARE = 0.1
+
+
+@dataclass(frozen=True)
+class QueryProfile:
+    """What is known about each query: band, weights, hardness values and slice masks."""
+
+    masks: dict[str, np.ndarray]
+    hardness: dict[str, np.ndarray] = field(default_factory=dict)
+    bands: np.ndarray | None = None
+    weights: np.ndarray | None = None
+
+    @property
+    def slice_names(self) -> list[str]:
+        return list(self.masks)
+
+
+def build_profile(
+    dataset: Dataset,
+    truth_distances: np.ndarray,
+    k: int,
+    *,
+    cuts: Sequence[float] = DEFAULT_CUTS,
+    sample_size: int = 1000,
+    seed: int = 0,
+) -> QueryProfile:
+    """Profile every query of ``dataset`` from its exact neighbour distances.
+
+    truth_distances: (nq, depth >= k) ascending, in the metric's convention. LID uses the
+    whole depth; RC and expansion use d_k (expansion needs depth >= 2k).
+    """
+    masks: dict[str, np.ndarray] = {}
+    bands = None
+    if dataset.weights is not None:
+        bands = frequency_bands(dataset.weights, cuts)
+        for name in dict.fromkeys(bands.tolist()):
+            masks[name] = bands == name
+        masks = {name: masks[name] for name in _band_order(masks)}
+    hardness = hardness_measures(truth_distances, dataset.base, dataset.queries, dataset.metric,
+                                 k, sample_size=sample_size, seed=seed)
+    for measure, values in hardness.items():
+        harder_high = HARDER_IS_HIGHER[measure]
+        quartiles = quartile_slices(values, harder_high)
+        for quartile in ("q1", "q2", "q3", "q4"):
+            masks[f"{measure}-{quartile}"] = quartiles == quartile
+        masks[f"hard-{measure}"] = hardest_mask(values, harder_high, HARDEST_SHARE)
+    return QueryProfile(masks=masks, hardness=hardness, bands=bands, weights=dataset.weights)
+
+
+def _band_order(masks: dict[str, np.ndarray]) -> list[str]:
+    known = ["head", "torso", "tail"]
+    return [n for n in known if n in masks] + sorted(n for n in masks if n not in known)
+
+
+def summarize(per_query_recall: np.ndarray, profile: QueryProfile | None) -> dict:
+    """``tail`` (percentiles and shares), ``slices`` (per slice: queries, recall, p5_recall)
+    and ``weighted_recall`` (None without weights) for one run's per-query recall."""
+    summary: dict = {"tail": tail_metrics(per_query_recall), "slices": {},
+                     "weighted_recall": None}
+    if profile is None:
+        return summary
+    for name, mask in profile.masks.items():
+        values = per_query_recall[mask]
+        if values.size == 0:
+            continue
+        summary["slices"][name] = {
+            "queries": int(values.size),
+            "recall": float(values.mean()),
+            "p5_recall": float(np.percentile(values, 5.0)),
+        }
+    if profile.weights is not None and float(np.sum(profile.weights)) > 0:
+        summary["weighted_recall"] = weighted_recall(per_query_recall, profile.weights)
+    return summary
