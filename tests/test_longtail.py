@@ -321,7 +321,9 @@ def test_hardness_measures_euclidean_keys_and_values():
     assert list(measures) == ["lid", "rc", "expansion", "ood"]
     for values in measures.values():
         assert values.shape == (12,)
-    np.testing.assert_allclose(measures["lid"], lid_mle(gt, 5))
+    np.testing.assert_allclose(measures["lid"], lid_mle(gt))  # LID: whole ground-truth depth
+    limited = hardness_measures(gt, base, queries, "euclidean", k=5, lid_k=5)
+    np.testing.assert_allclose(limited["lid"], lid_mle(gt, 5))
     mean = mean_distance_to_sample(base, queries, "euclidean", sample_size=1000)
     np.testing.assert_allclose(measures["rc"], relative_contrast(mean, gt, 5))
     np.testing.assert_allclose(measures["expansion"], expansion(gt, 5))
@@ -340,7 +342,7 @@ def test_hardness_measures_angular_uses_chord_distances():
     cos_gt = np.sort(1.0 - unit_q @ unit_b.T, axis=1)[:, :8]
     chord_gt = _exact_knn_distances(unit_b, unit_q, 8)
     measures = hardness_measures(cos_gt, base, queries, "cosine", k=4, sample_size=50)
-    np.testing.assert_allclose(measures["lid"], lid_mle(chord_gt, 4), rtol=1e-6)
+    np.testing.assert_allclose(measures["lid"], lid_mle(chord_gt), rtol=1e-6)
     np.testing.assert_allclose(measures["expansion"], expansion(chord_gt, 4), rtol=1e-6)
     euclid = hardness_measures(chord_gt, unit_b, unit_q, "euclidean", k=4, sample_size=50)
     np.testing.assert_allclose(measures["rc"], euclid["rc"], rtol=1e-6)
@@ -361,7 +363,7 @@ def test_hardness_measures_ip_is_finite():
     aug_b = np.hstack([base, np.sqrt(sq.max() - sq)[:, None]])
     aug_q = np.hstack([queries, np.zeros((8, 1))])
     aug_gt = _exact_knn_distances(aug_b, aug_q, 8)
-    np.testing.assert_allclose(measures["lid"], lid_mle(aug_gt, 4), rtol=1e-6)
+    np.testing.assert_allclose(measures["lid"], lid_mle(aug_gt), rtol=1e-6)
 
 
 def test_hardness_measures_checks_shapes():
