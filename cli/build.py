@@ -3,20 +3,24 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import click
+
+from annkit.bundle import build_index, fingerprint_vectors, save_bundle
 from annkit.cli.console import stdout_console, to_json
 from annkit.cli.options import (
     json_option,
+    memory_check_option,
     metric_option,
     param_option,
     parse_params,
     threads_option,
 )
 from annkit.cli.render import format_bytes, format_params, key_value_table
-
-from annkit.bundle import build_index, fingerprint_vectors, save_bundle
 from annkit.engines import engine_names, get_engine
+from annkit.errors import InputError
+from annkit.memory import check_memory
 from annkit.sources import open_base
 
 
@@ -30,15 +34,23 @@ from annkit.sources import open_base
 @click.option("-o", "--output", required=True, type=click.Path(file_okay=False),
               help="Index directory to write.")
 @click.option("--force", is_flag=True, help="Replace an existing index directory.")
+@memory_check_option
 @json_option
 def build(data: str | None, engine_name: str, params: tuple[str, ...], metric: str | None,
-          threads: int | None, output: str, force: bool, as_json: bool) -> None:
+          threads: int | None, output: str, force: bool, skip_memory_check: bool,
+          as_json: bool) -> None:
     """Build an index over DATA (a vector file, a dataset HDF5's train set, or a bundled
     dataset name; default words-10k) and write it as a bundle directory."""
     engine_class = get_engine(engine_name)
     build_params = parse_params(params)
     engine_class(metric or "euclidean", 1, **build_params)  # validate params before loading data
     base, chosen_metric, name = open_base(data, metric)
+    if Path(output).exists() and not force:
+        raise InputError(f"{output} already exists (use --force to replace it)")
+    planned = engine_class(chosen_metric, int(base.shape[1]), **build_params)
+    check_memory(planned.estimate_build_bytes(int(base.shape[0])),
+                 f"building {engine_name} over {base.shape[0]:,} x {base.shape[1]} vectors",
+                 "use fewer vectors or smaller build parameters", force=skip_memory_check)
     threads = threads or os.cpu_count() or 1
     engine, seconds = build_index(engine_name, base, chosen_metric, build_params, threads)
     path = save_bundle(engine, output, build_seconds=seconds, overwrite=force, threads=threads,

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import click
+
+from annkit.bundle import load_bundle
 from annkit.cli.console import progress_bar, stdout_console, to_json
 from annkit.cli.options import (
     dataset_options,
@@ -12,8 +14,6 @@ from annkit.cli.options import (
     quiet_option,
 )
 from annkit.cli.render import evaluation_table, slice_table
-
-from annkit.bundle import load_bundle
 from annkit.evaluate import evaluate as run_evaluation
 from annkit.sources import open_dataset
 

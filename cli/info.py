@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+
+from annkit.bundle import MANIFEST, read_manifest
 from annkit.cli.console import stdout_console, to_json
 from annkit.cli.options import json_option
 from annkit.cli.render import format_bytes, format_params, key_value_table
-
-from annkit.bundle import MANIFEST, read_manifest
 from annkit.io import describe_file, resolve_dataset_path
 
 

@@ -54,3 +54,8 @@ def dataset_options(func: Callable[..., Any]) -> Callable[..., Any]:
     for decorator in reversed(decorators):
         func = decorator(func)
     return func
+
+memory_check_option = click.option(
+    "--no-memory-check", "skip_memory_check", is_flag=True,
+    help="Skip the check that the estimated memory need fits in available memory.",
+)

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import click
 import numpy as np
+
+from annkit.bundle import load_bundle
 from annkit.cli.console import stdout_console, to_json
 from annkit.cli.options import json_option, param_option, parse_params
 from annkit.cli.render import format_params, key_value_table
-
-from annkit.bundle import load_bundle
 from annkit.errors import InputError
 from annkit.io import write_neighbors_hdf5, write_vectors
 from annkit.sources import open_queries

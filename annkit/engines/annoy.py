@@ -54,6 +54,11 @@ class AnnoyEngine(Engine):
         self._index = index
         self.count = int(base.shape[0])
 
+    def estimate_build_bytes(self, count: int) -> int:
+        # item nodes plus split nodes; annoy's trees hold about n / (K/2) splits each
+        node = self.dim * 4 + 16
+        return int(count * node * (1 + self.params["n_trees"] * 2 / max(2, self.dim + 2)) * 1.5)
+
     def _convert(self, distances: list[float]) -> np.ndarray:
         values = np.asarray(distances, dtype=np.float64)
         if self.metric == "angular":  # annoy returns sqrt(2 - 2 cos)

@@ -138,6 +138,10 @@ class Engine(ABC):
         """Versions of the native libraries this engine uses."""
         return {}
 
+    def estimate_build_bytes(self, count: int) -> int:
+        """Rough peak memory (bytes) of building over ``count`` vectors, beyond the input."""
+        return 2 * count * self.dim * 4
+
 
 def as_float32_rows(vectors: np.ndarray) -> np.ndarray:
     """A C-contiguous float32 2-D array (copies only when needed)."""

@@ -54,6 +54,11 @@ class HnswEngine(Engine):
         self.count = count
         self._apply_query_params()
 
+    def estimate_build_bytes(self, count: int) -> int:
+        # vectors + level-0 links (2M) + upper levels (~M/(M-1) more) + label/lock overhead
+        links = 2 * self.params["M"] * 4 + self.params["M"] * 4
+        return int(count * (self.dim * 4 + links + 64) + 65_536 * self.dim * 4)
+
     def _apply_query_params(self) -> None:
         if self._index is not None:
             self._index.set_ef(self.query["ef"])

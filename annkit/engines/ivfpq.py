@@ -91,6 +91,16 @@ class IvfPqEngine(Engine):
                 f"ivfpq: train_size={params['train_size']} is smaller than nlist or 2**nbits"
             )
 
+    def estimate_build_bytes(self, count: int) -> int:
+        nlist = self.params["nlist"] or default_nlist(count)
+        m = self.params["m"] or default_m(self.dim)
+        nbits = self.params["nbits"] or default_nbits(count)
+        train = self.params["train_size"] or min(count, max(64 * nlist, 64 * 2**nbits))
+        codes = count * (m * nbits // 8 + 1 + 8)
+        refine = count * self.dim * 4 if self.params["refine"] else 0
+        return int(min(train, count) * self.dim * 4 * 2 + codes + refine + nlist * self.dim * 4
+                   + 131_072 * self.dim * 4)
+
     def build(self, base: np.ndarray, threads: int = 1) -> None:
         import faiss
 

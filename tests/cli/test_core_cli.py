@@ -7,8 +7,9 @@ import json
 import h5py
 import numpy as np
 import pytest
-from annkit.cli.main import cli
 from click.testing import CliRunner
+
+from annkit.cli.main import cli
 
 
 def run(*args: str):
