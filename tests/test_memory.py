@@ -1,0 +1,50 @@
+"""The memory guard refuses work that cannot fit, with the estimate and what to change."""
+
+from __future__ import annotations
+
+import pytest
+from click.testing import CliRunner
+
+from annkit.cli.main import cli
+from annkit.engines import get_engine
+from annkit.errors import ResourceError
+from annkit.memory import available_bytes, check_memory, ground_truth_bytes
+
+
+def test_estimates_grow_with_data_and_params():
+    hnsw = get_engine("hnsw")
+    small, large = hnsw("angular", 384, M=8), hnsw("angular", 384, M=64)
+    assert small.estimate_build_bytes(100_000) < large.estimate_build_bytes(100_000)
+    assert small.estimate_build_bytes(10_000) < small.estimate_build_bytes(100_000)
+    # a 100k x 384 float32 set is 146 MiB: every estimate is at least the vectors' size
+    for name in ("hnsw", "annoy", "ivfpq", "flat"):
+        assert get_engine(name)("angular", 384).estimate_build_bytes(100_000) > 100_000 * 384 * 4
+    assert ground_truth_bytes(100_000, 5_000, 384, 100, 700_000) > 100_000 * 384 * 4
+
+
+def test_check_memory(monkeypatch):
+    monkeypatch.setenv("ANNKIT_MEMORY_LIMIT", str(2**30))
+    assert available_bytes() == 2**30
+    check_memory(2**29, "x", "y")
+    with pytest.raises(ResourceError) as info:
+        check_memory(2**31, "building hnsw", "use fewer vectors")
+    assert str(info.value) == (
+        "building hnsw needs about 2.00 GiB of memory but only 1.00 GiB is available: "
+        "use fewer vectors, or pass --no-memory-check to try anyway"
+    )
+    check_memory(2**31, "x", "y", force=True)
+
+
+def test_cli_refuses_and_can_be_forced(tmp_path, monkeypatch):
+    monkeypatch.setenv("ANNKIT_MEMORY_LIMIT", "1000000")
+    runner = CliRunner()
+    result = runner.invoke(cli, ["build", "-e", "flat", "-o", str(tmp_path / "i")])
+    assert result.exit_code == 2
+    assert result.output.startswith("Error: building flat over 10,000 x 384 vectors needs about")
+    assert not (tmp_path / "i").exists()
+    result = runner.invoke(cli, ["groundtruth", "words-10k", "-k", "5", "-o",
+                                 str(tmp_path / "g.hdf5")])
+    assert result.exit_code == 2 and "exact ground truth for 1,000 queries" in result.output
+    result = runner.invoke(cli, ["build", "-e", "flat", "-o", str(tmp_path / "i"),
+                                 "--no-memory-check"])
+    assert result.exit_code == 0, result.output
