@@ -7,13 +7,14 @@ setting gives the same recall wherever it is measured.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
 from annkit.bundle import Bundle, fingerprint_vectors
 from annkit.errors import InputError
 from annkit.groundtruth import compute_ground_truth
+from annkit.longtail import DEFAULT_CUTS
 from annkit.metrics import duplicate_count, exact_distances, latency_percentiles, recall_per_query
 from annkit.slices import QueryProfile, build_profile, summarize
 from annkit.types import Dataset, Evaluation, SearchResult
@@ -98,6 +99,7 @@ def evaluate(
     true_distances: np.ndarray | None = None,
     profile: QueryProfile | None = None,
     with_slices: bool = True,
+    cuts: Sequence[float] = DEFAULT_CUTS,
     progress: Callable[[int, int], None] | None = None,
 ) -> Evaluation:
     """Search ``dataset.queries`` with ``bundle``'s index ``runs`` times and score the best run.
@@ -105,7 +107,8 @@ def evaluate(
     QPS (and, in single mode, latency percentiles) come from the fastest run; recall@k is
     computed from distances recomputed exactly from the base vectors (ann-benchmarks rule).
     ``true_distances`` (nq, >=k), when given, saves recomputing the exact truth; ``profile``
-    likewise saves recomputing the query slices (computed when None and ``with_slices``).
+    likewise saves recomputing the query slices (computed when None and ``with_slices``,
+    with frequency band cut points ``cuts``).
     The result's extra fields hold ``tail``, ``slices`` and ``weighted_recall``.
     """
     if mode not in MODES:
@@ -122,7 +125,7 @@ def evaluate(
     if true_distances is None:
         true_distances = true_kth_distances(dataset, k)
     if profile is None and with_slices:
-        profile = build_profile(dataset, true_distances, k)
+        profile = build_profile(dataset, true_distances, k, cuts=cuts)
     queries = np.ascontiguousarray(dataset.queries, dtype=np.float32)
     run = _run_batch if mode == "batch" else _run_single
     best: tuple[SearchResult, float, np.ndarray | None] | None = None
@@ -153,6 +156,7 @@ def evaluate(
         search_seconds=float(seconds),
         runs=runs,
         per_query_recall=per_query,
+        profile=profile,
         dataset=dataset.name,
         extra={"duplicate_ids": duplicate_count(result.ids), **summarize(per_query, profile)},
     )

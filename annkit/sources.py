@@ -11,6 +11,7 @@ from annkit.io import (
     load_dataset,
     load_dataset_files,
     read_vectors,
+    read_weights,
     resolve_dataset_path,
     validate_vectors,
 )
@@ -59,9 +60,12 @@ def open_dataset(
         raise InputError("--groundtruth goes with --queries (separate base/query files)")
     dataset = load_dataset(data if data is not None else DEFAULT_DATASET, metric=metric)
     if weights is not None:
-        from annkit.io import read_weights
-
-        values = read_weights(weights, dataset.n_queries)
+        values = read_weights(weights)
+        if values.shape != (dataset.n_queries,):
+            raise InputError(
+                f"{weights}: {values.size} weights for {dataset.n_queries} queries "
+                f"of {dataset.name}"
+            )
         dataset = Dataset(
             name=dataset.name, metric=dataset.metric, base=dataset.base,
             queries=dataset.queries, neighbors=dataset.neighbors, weights=values,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -104,6 +104,7 @@ class Evaluation:
     per_query_recall: np.ndarray = field(repr=False)
     dataset: str = ""
     extra: dict = field(default_factory=dict)
+    profile: Any = field(default=None, repr=False)  # annkit.slices.QueryProfile or None
 
     def to_dict(self) -> dict:
         """A JSON-ready dict (per-query recall left out)."""

@@ -10,12 +10,15 @@ from annkit.cli.options import (
     dataset_options,
     json_option,
     param_option,
+    parse_cuts,
     parse_params,
     quiet_option,
 )
 from annkit.cli.render import evaluation_table, slice_table
 from annkit.evaluate import evaluate as run_evaluation
+from annkit.io.table import read_query_text, write_csv_columns
 from annkit.sources import open_dataset
+from annkit.types import Evaluation
 
 
 @click.command()
@@ -29,12 +32,16 @@ from annkit.sources import open_dataset
 @click.option("--runs", type=click.IntRange(min=1), default=1, show_default=True,
               help="Repetitions; QPS and latency come from the fastest.")
 @click.option("--all-slices", is_flag=True, help="Show every hardness quartile too.")
+@click.option("--bands", default="0.2,0.6", show_default=True,
+              help="Frequency band cut points (shares of queries, most frequent first).")
+@click.option("--per-query", "per_query_file", type=click.Path(dir_okay=False), default=None,
+              help="Write per-query recall, weight, band and hardness to this .csv file.")
 @json_option
 @quiet_option
 def evaluate(index: str, data: str | None, queries_file: str | None,
              groundtruth_file: str | None, weights_file: str | None, metric: str | None,
              k: int, params: tuple[str, ...], mode: str, runs: int, all_slices: bool,
-             as_json: bool, quiet: bool) -> None:
+             bands: str, per_query_file: str | None, as_json: bool, quiet: bool) -> None:
     """Measure INDEX on DATA (a dataset HDF5 or bundled name, default words-10k; or base
     vectors with --queries). Ground truth comes from DATA or is computed."""
     bundle = load_bundle(index)
@@ -42,7 +49,9 @@ def evaluate(index: str, data: str | None, queries_file: str | None,
                            weights=weights_file, metric=metric)
     with progress_bar(f"searching ({mode})", quiet or as_json) as progress:
         evaluation = run_evaluation(bundle, dataset, k, parse_params(params), mode=mode,
-                                    runs=runs, progress=progress)
+                                    runs=runs, progress=progress, cuts=parse_cuts(bands))
+    if per_query_file:
+        write_csv_columns(per_query_file, per_query_columns(evaluation, dataset.source))
     if as_json:
         click.echo(to_json(evaluation.to_dict()))
         return
@@ -50,6 +59,24 @@ def evaluate(index: str, data: str | None, queries_file: str | None,
     console.print(evaluation_table(evaluation))
     if evaluation.extra.get("slices"):
         console.print(slice_table(evaluation.extra["slices"], evaluation.k, full=all_slices))
+
+
+def per_query_columns(evaluation: Evaluation, source: str) -> dict:
+    """Columns of the per-query table: recall, weight, band, hardness, text when known."""
+    n_queries = len(evaluation.per_query_recall)
+    columns: dict = {"query": list(range(n_queries))}
+    text = read_query_text(source)
+    if text is not None and len(text) == n_queries:
+        columns["text"] = text
+    columns[f"recall@{evaluation.k}"] = evaluation.per_query_recall
+    profile = evaluation.profile
+    if profile is not None:
+        if profile.weights is not None:
+            columns["weight"] = profile.weights
+        if profile.bands is not None:
+            columns["band"] = profile.bands.tolist()
+        columns.update(profile.hardness)
+    return columns
 
 
 COMMANDS = [evaluate]

@@ -21,6 +21,19 @@ def parse_params(values: tuple[str, ...]) -> dict[str, str]:
     return params
 
 
+def parse_cuts(text: str) -> tuple[float, ...]:
+    """``"0.2,0.6"`` -> ``(0.2, 0.6)``: strictly increasing shares in (0, 1)."""
+    try:
+        cuts = tuple(float(part) for part in text.split(","))
+    except ValueError:
+        raise click.BadParameter(f"expected numbers like 0.2,0.6, got {text!r}",
+                                 param_hint="--bands") from None
+    if not cuts or any(not 0 < c < 1 for c in cuts) or list(cuts) != sorted(set(cuts)):
+        raise click.BadParameter(f"cut points must increase strictly within (0, 1), got {text!r}",
+                                 param_hint="--bands")
+    return cuts
+
+
 def param_option(help_text: str) -> Callable[[Any], Any]:
     return click.option("-p", "--param", "params", multiple=True, metavar="NAME=VALUE",
                         help=help_text)

@@ -176,3 +176,23 @@ def test_python_m_annkit_entry_point():
     done = subprocess.run([sys.executable, "-m", "annkit", "--version"], capture_output=True,
                           text=True, check=False)
     assert done.returncode == 0 and "annkit" in done.stdout
+
+
+def test_evaluate_slices_and_per_query_csv(hnsw_index, tmp_path, words10k):
+    import csv
+
+    out = tmp_path / "pq.csv"
+    result = run("evaluate", str(hnsw_index), "-p", "ef=10", "--json", "--per-query", str(out))
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output)
+    assert set(summary["slices"]) >= {"head", "torso", "tail", "hard-lid", "lid-q4", "hard-ood"}
+    assert summary["slices"]["tail"]["queries"] == 400
+    assert set(summary["tail"]) >= {"p1", "p5", "p10", "share_below_0_5", "share_zero"}
+    assert 0 < summary["weighted_recall"] <= 1
+    with open(out, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 1000 and rows[0]["text"] == "it"
+    recall = np.array([float(r["recall@10"]) for r in rows])
+    assert recall.mean() == pytest.approx(summary["recall"])
+    tail = np.array([r["band"] == "tail" for r in rows])
+    assert recall[tail].mean() == pytest.approx(summary["slices"]["tail"]["recall"])
