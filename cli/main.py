@@ -70,9 +70,9 @@ def cli(debug: bool) -> None:
 
 
 def _register() -> None:
-    from annkit.cli import build, evaluate, groundtruth, info, query
+    from annkit.cli import bench, build, effort, evaluate, groundtruth, info, query, tune
 
-    for module in (build, evaluate, groundtruth, info, query):
+    for module in (build, evaluate, groundtruth, info, query, bench, effort, tune):
         for command in module.COMMANDS:
             cli.add_command(command)
 

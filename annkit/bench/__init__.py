@@ -1,1 +1,51 @@
-"""annkit.bench."""
+"""Parameter sweeps: recall@k against QPS over engines x build x query settings.
+
+:func:`load_sweep` reads a sweep file, :func:`run_sweep` measures it into a results folder,
+:func:`build_report` / :func:`report_results` summarise it and :func:`plot_sweep` draws it.
+"""
+
+from annkit.bench.pareto import dominates, pareto_front
+from annkit.bench.report import THRESHOLDS, build_report, load_results, report_results
+from annkit.bench.runner import SweepEvent, SweepOutcome, describe_setting, run_sweep
+from annkit.bench.spec import (
+    DEFAULT_SWEEP,
+    BuildSetting,
+    QuerySetting,
+    SweepError,
+    SweepSpec,
+    load_sweep,
+    make_run_id,
+    parse_sweep,
+)
+from annkit.bench.store import REQUIRED_KEYS, ResultsStore, read_runs
+
+__all__ = [
+    "DEFAULT_SWEEP",
+    "REQUIRED_KEYS",
+    "THRESHOLDS",
+    "BuildSetting",
+    "QuerySetting",
+    "ResultsStore",
+    "SweepError",
+    "SweepEvent",
+    "SweepOutcome",
+    "SweepSpec",
+    "build_report",
+    "describe_setting",
+    "dominates",
+    "load_results",
+    "load_sweep",
+    "make_run_id",
+    "pareto_front",
+    "parse_sweep",
+    "read_runs",
+    "report_results",
+    "run_sweep",
+]
+
+
+def plot_sweep(*args, **kwargs):  # type: ignore[no-untyped-def]
+    """See :func:`annkit.bench.plot.plot_sweep` (imported lazily: matplotlib is slow)."""
+    from annkit.bench.plot import plot_sweep as draw
+
+    return draw(*args, **kwargs)

@@ -49,7 +49,8 @@ def read_query_text(source: str | Path) -> list[str] | None:
             item = handle.get("test_text")
             if not isinstance(item, h5py.Dataset) or item.ndim != 1 or item.dtype.kind not in "OSU":
                 return None
-            return [v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v)
-                    for v in item[:]]
+            return [
+                v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v) for v in item[:]
+            ]
     except OSError:
         return None

@@ -1,0 +1,107 @@
+"""On-disk caches shared by sweeps under one results root (``<root>/.cache``).
+
+- ``indexes/<key>/``: an ordinary index bundle per (dataset fingerprint, engine, resolved
+  build params, bundle format version, metric), reused by later sweeps unless rebuilt;
+- ``groundtruth/<key>.npy``: the exact k-th distances (nq, k) float64 per dataset and k.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from annkit.bench.files import replacing
+from annkit.bundle import (
+    FORMAT_VERSION,
+    Bundle,
+    build_index,
+    fingerprint_vectors,
+    load_bundle,
+    read_manifest,
+    save_bundle,
+)
+from annkit.errors import BundleError, EngineError
+from annkit.evaluate import true_kth_distances
+from annkit.types import Dataset
+
+CACHE_DIR = ".cache"
+
+
+def _digest(payload: Any, length: int = 24) -> str:
+    text = json.dumps(payload, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:length]
+
+
+def index_key(fingerprint: str, engine: str, resolved_params: dict, metric: str) -> str:
+    """The cache key of one index (hex)."""
+    return _digest({"dataset": fingerprint, "engine": engine,
+                    "build_params": sorted(resolved_params.items()),
+                    "format_version": FORMAT_VERSION, "metric": metric})
+
+
+def index_dir(cache_dir: Path, key: str) -> Path:
+    return Path(cache_dir) / "indexes" / key
+
+
+def obtain_index(
+    directory: Path,
+    engine: str,
+    params: dict,
+    dataset: Dataset,
+    *,
+    fingerprint: str,
+    threads: int,
+    rebuild: bool = False,
+) -> tuple[Bundle, bool]:
+    """The index bundle at ``directory``: loaded when a valid one is there (and not
+    ``rebuild``), else built over ``dataset.base`` and saved there. Returns (bundle, cached).
+
+    A damaged cached bundle is rebuilt rather than reported."""
+    if not rebuild and directory.is_dir():
+        try:
+            bundle = load_bundle(directory)
+            manifest = bundle.manifest
+            if (manifest.get("dataset_fingerprint") == fingerprint
+                    and manifest["engine"] == engine and manifest["count"] == dataset.n_base):
+                return bundle, True
+        except (BundleError, EngineError):
+            pass
+    built, seconds = build_index(engine, dataset.base, dataset.metric, params, threads)
+    save_bundle(built, directory, build_seconds=seconds, dataset_fingerprint=fingerprint,
+                dataset_name=dataset.name, threads=threads, overwrite=True)
+    return Bundle(path=directory, manifest=read_manifest(directory), engine=built), False
+
+
+def groundtruth_file(cache_dir: Path, dataset: Dataset, k: int) -> Path:
+    """Where the exact distances of ``dataset`` at depth ``k`` are cached."""
+    key = _digest({"base": fingerprint_vectors(dataset.base),
+                   "queries": fingerprint_vectors(dataset.queries),
+                   "metric": dataset.metric, "k": int(k)})
+    return Path(cache_dir) / "groundtruth" / f"{key}.npy"
+
+
+def cached_true_distances(
+    cache_dir: Path, dataset: Dataset, k: int,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[np.ndarray, Path, bool]:
+    """Exact k-th distances (nq, k) float64 of ``dataset``, computed once and cached.
+
+    Returns (distances, cache file, whether it came from the cache)."""
+    path = groundtruth_file(cache_dir, dataset, k)
+    if path.is_file():
+        try:
+            distances = np.load(path, allow_pickle=False)
+            if distances.shape == (dataset.n_queries, k) and distances.dtype == np.float64:
+                return distances, path, True
+        except (OSError, ValueError):
+            pass
+    distances = np.ascontiguousarray(true_kth_distances(dataset, k, progress=progress),
+                                     dtype=np.float64)
+    with replacing(path) as tmp, open(tmp, "wb") as handle:
+        np.save(handle, distances, allow_pickle=False)
+    return distances, path, False

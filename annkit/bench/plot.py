@@ -1,0 +1,62 @@
+"""Recall@k vs QPS plot of a sweep (matplotlib, Agg backend, written atomically)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from annkit.bench.files import replacing
+from annkit.bench.report import REFERENCE_ENGINE, engine_frontiers, reference_qps, usable
+from annkit.errors import InputError
+
+
+def plot_sweep(records: list[dict], target: str | Path, *, title: str | None = None,
+               dpi: int = 120) -> Path:
+    """Draw recall@k (x) against QPS (log y): one line per engine's Pareto frontier,
+    dominated runs as faint points, the exact ``flat`` QPS as a dashed reference line.
+
+    The format follows ``target``'s suffix (png, svg, pdf...; default png)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    target = Path(target)
+    points = [r for r in records if usable(r)]
+    if not points:
+        raise InputError("nothing to plot: no successful runs")
+    first = points[0]
+    k = first.get("k")
+    if title is None:
+        title = f"{first.get('dataset') or 'dataset'}: recall@{k} vs QPS ({first.get('mode')})"
+    frontiers = engine_frontiers(points)
+    flat_qps = reference_qps(points)
+    figure, axes = plt.subplots(figsize=(8, 5.5))
+    try:
+        colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+        engines = [e for e in dict.fromkeys(r["engine"] for r in points) if e != REFERENCE_ENGINE]
+        for position, engine in enumerate(engines):
+            colour = colours[position % len(colours)]
+            runs = [r for r in points if r["engine"] == engine]
+            axes.scatter([r["recall"] for r in runs], [r["qps"] for r in runs], s=14,
+                         color=colour, alpha=0.25, linewidths=0)
+            front = frontiers[engine]
+            axes.plot([r["recall"] for r in front], [r["qps"] for r in front], marker="o",
+                      markersize=4, linewidth=1.6, color=colour, label=engine)
+        if flat_qps is not None:
+            axes.axhline(flat_qps, color="0.35", linestyle="--", linewidth=1,
+                         label=f"{REFERENCE_ENGINE} (exact): {flat_qps:,.0f} QPS")
+            flat_recall = max(r["recall"] for r in points if r["engine"] == REFERENCE_ENGINE)
+            axes.scatter([flat_recall], [flat_qps], marker="*", s=90, color="0.2", zorder=3)
+        axes.set_yscale("log")
+        axes.set_xlabel(f"recall@{k}")
+        axes.set_ylabel("queries per second (log scale)")
+        axes.set_title(title)
+        axes.grid(True, which="both", alpha=0.25)
+        axes.legend(loc="lower left", fontsize=9)
+        figure.tight_layout()
+        file_format = target.suffix.lstrip(".").lower() or "png"
+        with replacing(target) as tmp:
+            figure.savefig(tmp, format=file_format, dpi=dpi)
+    finally:
+        plt.close(figure)
+    return target

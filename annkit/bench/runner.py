@@ -1,0 +1,456 @@
+"""Run a sweep: build each index once (or take it from the cache), measure every query
+setting on it, and store one record per (build, query) setting as soon as it finishes.
+
+Builds and searches run in a worker process (:mod:`annkit.bench.worker`); this process
+only waits, enforces the per-run time limit (killing the worker and starting a new one for
+the remaining settings) and writes the results. An exception, a timeout or a native crash
+becomes a record with status "failed" or "timeout" and the sweep goes on.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+from annkit import __version__
+from annkit.bench.cache import CACHE_DIR, cached_true_distances, index_dir, index_key
+from annkit.bench.spec import BuildSetting, QuerySetting, SweepError, SweepSpec
+from annkit.bench.store import WORKER_LOG, ResultsStore, machine_facts
+from annkit.bundle import fingerprint_vectors
+from annkit.engines.base import get_engine
+from annkit.errors import EngineError, InputError
+from annkit.sources import open_dataset
+from annkit.types import Dataset
+
+
+@dataclass(frozen=True)
+class SweepEvent:
+    """Progress of a sweep, for whoever renders it.
+
+    kind: "groundtruth", "start", "build", "query", "record" (``record`` set) or "finish";
+    ``done`` / ``total`` count (build, query) settings, skipped ones included in ``done``.
+    """
+
+    kind: str
+    done: int
+    total: int
+    message: str = ""
+    record: dict | None = None
+
+
+EventHandler = Callable[[SweepEvent], None]
+
+
+@dataclass
+class SweepOutcome:
+    """What a sweep did: its folder, every record in it, and counts of this invocation."""
+
+    results_dir: Path
+    records: list[dict]
+    meta: dict
+    ran: int = 0
+    skipped: int = 0
+    failed: int = 0
+    seconds: float = 0.0
+    builds: int = 0
+    cached_builds: int = 0
+    extra: dict = field(default_factory=dict)
+
+
+def describe_setting(engine: str, build: dict, query: dict | None = None) -> str:
+    """``hnsw M=16 ef_construction=200 | ef=40`` (None values left out)."""
+    text = " ".join([engine] + [f"{k}={v}" for k, v in build.items() if v is not None])
+    if query:
+        text += " | " + " ".join(f"{k}={v}" for k, v in query.items() if v is not None)
+    return text
+
+
+def _utc_now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+class _WorkerDied(Exception):
+    pass
+
+
+class _Worker:
+    """A worker process (``python -m annkit.bench.worker``) and our end of its socket.
+
+    A fresh interpreter rather than multiprocessing's spawn, which re-runs the caller's main
+    script (a trap for scripts without a main guard, and impossible from stdin); rather
+    than fork, which copies OpenMP state that can deadlock native libraries in the child.
+    """
+
+    def __init__(self, args: tuple) -> None:
+        import annkit
+
+        parent_socket, child_socket = socket.socketpair()
+        package_root = str(Path(annkit.__file__).resolve().parent.parent)
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(
+            [package_root] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
+        command = [sys.executable, "-m", "annkit.bench.worker", str(child_socket.fileno())]
+        previous = _ignore_interrupts()  # inherited: Ctrl-C is for the runner to handle
+        try:
+            self.process = subprocess.Popen(
+                command, pass_fds=(child_socket.fileno(),), env=env,
+                stdin=subprocess.DEVNULL, close_fds=True,
+            )
+        finally:
+            _restore_interrupts(previous)
+            child_socket.close()
+        self.conn = Connection(parent_socket.detach())
+        self.send((list(sys.path), *args))
+
+    def send(self, message: Any) -> None:
+        try:
+            self.conn.send(message)
+        except (BrokenPipeError, EOFError, OSError):
+            raise _WorkerDied() from None
+
+    def receive(self, timeout: float | None) -> Any:
+        """The next message, or None when ``timeout`` seconds pass first."""
+        try:
+            if not self.conn.poll(timeout):
+                return None
+            return self.conn.recv()
+        except (EOFError, OSError):
+            raise _WorkerDied() from None
+
+    def death_reason(self) -> str:
+        try:
+            code = self.process.wait(5)
+        except subprocess.TimeoutExpired:
+            code = None
+        if code is not None and code < 0:
+            try:
+                name = signal.Signals(-code).name
+            except ValueError:
+                name = f"signal {-code}"
+            return f"the engine process died ({name})"
+        return f"the engine process exited unexpectedly (exit code {code})"
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait()
+        self.conn.close()
+
+    def stop(self) -> None:
+        try:
+            self.conn.send(None)
+            self.process.wait(10)
+        except (BrokenPipeError, EOFError, OSError, subprocess.TimeoutExpired):
+            pass
+        self.kill()
+
+
+def _ignore_interrupts() -> Any:
+    try:
+        return signal.signal(signal.SIGINT, signal.SIG_IGN)
+    except ValueError:  # not the main thread: leave signals alone
+        return None
+
+
+def _restore_interrupts(previous: Any) -> None:
+    if previous is not None:
+        signal.signal(signal.SIGINT, previous)
+
+
+class _Sweep:
+    """State of one run of :func:`run_sweep`."""
+
+    def __init__(self, spec: SweepSpec, store: ResultsStore, dataset: Dataset, *,
+                 fingerprint: str, truth_path: Path, cache_dir: Path, threads: int,
+                 rebuild: bool, timeout: float | None, on_event: EventHandler | None) -> None:
+        self.spec = spec
+        self.store = store
+        self.dataset = dataset
+        self.fingerprint = fingerprint
+        self.cache_dir = cache_dir
+        self.threads = threads
+        self.rebuild = rebuild
+        self.timeout = timeout
+        self.on_event = on_event
+        self.total = spec.n_runs
+        self.done = 0
+        self.outcome_counts = {"ran": 0, "failed": 0, "builds": 0, "cached_builds": 0}
+        engine_refs = {}
+        for build in spec.builds:
+            cls = get_engine(build.engine)
+            engine_refs[build.engine] = (cls.__module__, cls.__qualname__)
+        self.worker_args = (spec.dataset_kwargs(), str(truth_path), engine_refs,
+                            str(store.path / WORKER_LOG))
+        self.worker: _Worker | None = None
+
+    def emit(self, kind: str, message: str = "", record: dict | None = None) -> None:
+        if self.on_event is not None:
+            self.on_event(SweepEvent(kind, self.done, self.total, message, record))
+
+    def _start_worker(self) -> _Worker:
+        worker = _Worker(self.worker_args)
+        try:
+            message = worker.receive(None)
+        except _WorkerDied:
+            reason = worker.death_reason()
+            worker.kill()
+            raise EngineError(f"the benchmark worker could not start: {reason}") from None
+        if message[0] != "ready":
+            worker.kill()
+            raise EngineError(f"the benchmark worker could not start: {message[1]}")
+        return worker
+
+    def close(self, graceful: bool = True) -> None:
+        """Stop the worker: ask it to exit (graceful) or kill it at once (interrupted)."""
+        if self.worker is not None:
+            if graceful:
+                self.worker.stop()
+            else:
+                self.worker.kill()
+            self.worker = None
+
+    def _record(self, build: BuildSetting, query: QuerySetting, status: str,
+                error: str | None = None, measured: dict | None = None,
+                per_query: Any = None, build_info: dict | None = None) -> None:
+        build_info = build_info or {}
+        if measured is not None:
+            record = {"run_id": query.run_id, "status": status, **measured}
+        else:
+            record = {
+                "run_id": query.run_id, "status": status, "engine": build.engine,
+                "build_params": dict(build.resolved), "query_params": dict(query.params),
+                "metric": self.dataset.metric, "dataset": self.dataset.name,
+                "k": self.spec.k, "mode": self.spec.mode, "queries": self.dataset.n_queries,
+                "recall": None, "qps": None,
+                "latency_ms": {"p50": None, "p95": None, "p99": None, "mean": None},
+                "build_seconds": build_info.get("build_seconds"), "index_bytes": None,
+                "runs": self.spec.runs, "cached": build_info.get("cached"),
+            }
+        record["error"] = error
+        record["finished_at"] = _utc_now()
+        self.store.add(record, per_query)
+        self.done += 1
+        self.outcome_counts["ran"] += 1
+        if status != "ok":
+            self.outcome_counts["failed"] += 1
+        self.emit("record", describe_setting(build.engine, build.params, query.params),
+                  self.store.records[query.run_id])
+
+    def run_build(self, build: BuildSetting, pending: list[QuerySetting]) -> None:
+        """Measure ``pending`` query settings of one build, surviving worker failures."""
+        directory = index_dir(self.cache_dir, index_key(self.fingerprint, build.engine,
+                                                        build.resolved, self.dataset.metric))
+        rebuild = self.rebuild
+        remaining = list(pending)
+        label = describe_setting(build.engine, build.params)
+        build_info: dict = {}
+        while remaining:
+            if self.worker is None:
+                self.worker = self._start_worker()
+            worker = self.worker
+            job = {
+                "engine": build.engine, "params": build.params, "index_dir": str(directory),
+                "rebuild": rebuild, "threads": self.threads, "fingerprint": self.fingerprint,
+                "k": self.spec.k, "mode": self.spec.mode, "runs": self.spec.runs,
+                "queries": [(query.run_id, query.params) for query in remaining],
+            }
+            by_id = {query.run_id: query for query in remaining}
+            current: QuerySetting | None = None
+            phase = "build"
+            deadline: float | None = None
+            try:
+                worker.send(job)
+                while True:
+                    wait = None if deadline is None else max(0.0, deadline - time.monotonic())
+                    message = worker.receive(wait)
+                    if message is None:  # time limit reached
+                        worker.kill()
+                        self.worker = None
+                        limit = f"{self.timeout:g}s"
+                        if phase == "build":
+                            for query in remaining:
+                                self._record(build, query, "timeout",
+                                             f"building the index took longer than {limit}",
+                                             build_info=build_info)
+                            remaining = []
+                        else:
+                            assert current is not None
+                            self._record(build, current, "timeout",
+                                         f"the query run took longer than {limit}",
+                                         build_info=build_info)
+                            remaining.remove(current)
+                        break
+                    kind = message[0]
+                    if kind == "build_start":
+                        verb = "loading cached index" if message[1] else "building"
+                        self.emit("build", f"{verb} {label}")
+                        deadline = self._deadline()
+                    elif kind == "build_done":
+                        build_info = message[1]
+                        rebuild = False  # built now: a restarted worker must not build again
+                        self.outcome_counts["builds"] += 1
+                        if build_info["cached"]:
+                            self.outcome_counts["cached_builds"] += 1
+                        phase = "query"
+                    elif kind == "build_failed":
+                        for query in remaining:
+                            self._record(build, query, "failed", f"build: {message[1]}")
+                        remaining = []
+                        break  # a failed build ends the job
+                    elif kind == "query_start":
+                        current = by_id[message[1]]
+                        self.emit("query", describe_setting(build.engine, build.params,
+                                                            current.params))
+                        deadline = self._deadline()
+                    elif kind == "result":
+                        query = by_id[message[1]]
+                        self._record(build, query, "ok", measured=message[2],
+                                     per_query=message[3])
+                        remaining.remove(query)
+                    elif kind == "query_failed":
+                        query = by_id[message[1]]
+                        self._record(build, query, "failed", message[2], build_info=build_info)
+                        remaining.remove(query)
+                    elif kind == "job_done":
+                        break
+            except _WorkerDied:
+                reason = worker.death_reason()
+                worker.kill()
+                self.worker = None
+                if phase == "build" or current is None:
+                    for query in remaining:
+                        self._record(build, query, "failed", f"build: {reason}",
+                                     build_info=build_info)
+                    remaining = []
+                else:
+                    self._record(build, current, "failed", reason, build_info=build_info)
+                    remaining.remove(current)
+
+    def _deadline(self) -> float | None:
+        return None if self.timeout is None else time.monotonic() + self.timeout
+
+
+def default_results_name(dataset_name: str) -> str:
+    """``<dataset>-<YYYYmmdd-HHMMSS>`` (local time)."""
+    return f"{dataset_name}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def check_resumable(meta: dict | None, identity: dict, dataset_facts: dict, path: Path) -> None:
+    """Refuse to mix results of a different sweep or dataset into one folder."""
+    if meta is None:
+        return
+    old_dataset = meta.get("dataset", {})
+    if (old_dataset.get("fingerprint") != dataset_facts["fingerprint"]
+            or old_dataset.get("queries_fingerprint") != dataset_facts["queries_fingerprint"]
+            or old_dataset.get("metric") != dataset_facts["metric"]):
+        raise SweepError(
+            f"{path} holds results for another dataset ({old_dataset.get('name', '?')}); "
+            "choose another -o, or pass --force to start it over"
+        )
+    if meta.get("identity") != identity:
+        raise SweepError(
+            f"{path} holds results of a different sweep (settings, k, runs or mode differ); "
+            "choose another -o, or pass --force to start it over"
+        )
+
+
+def run_sweep(
+    spec: SweepSpec,
+    results_dir: str | Path | None = None,
+    *,
+    results_root: str | Path = "results",
+    dataset: Dataset | None = None,
+    rebuild: bool = False,
+    force: bool = False,
+    timeout: float | None = None,
+    threads: int | None = None,
+    on_event: EventHandler | None = None,
+) -> SweepOutcome:
+    """Run ``spec`` into ``results_dir`` (default ``<results_root>/<dataset>-<timestamp>``).
+
+    Settings already stored with status ok are skipped (resume) unless ``force``, which
+    starts the folder over. Indexes and ground truth are cached under
+    ``<results_root>/.cache``; ``rebuild`` ignores cached indexes. ``timeout`` (seconds, per
+    build and per query setting) overrides the sweep's; ``threads`` is for building
+    (default: all cores). Searches are always single-threaded.
+    """
+    started = time.perf_counter()
+    results_root = Path(results_root)
+    if dataset is None:
+        dataset = open_dataset(**spec.dataset_kwargs())
+    if spec.k > dataset.n_base:
+        raise InputError(f"{spec.source}: k={spec.k} exceeds the {dataset.n_base} base vectors "
+                         f"of {dataset.name}")
+    timeout = timeout if timeout is not None else spec.timeout
+    threads = threads or os.cpu_count() or 1
+    fingerprint = fingerprint_vectors(dataset.base)
+    dataset_facts = {
+        "name": dataset.name, "source": dataset.source, "metric": dataset.metric,
+        "base": dataset.n_base, "queries": dataset.n_queries, "dim": dataset.dim,
+        "fingerprint": fingerprint, "queries_fingerprint": fingerprint_vectors(dataset.queries),
+        "ground_truth_depth": dataset.gt_depth,
+    }
+    path = Path(results_dir) if results_dir is not None else (
+        results_root / default_results_name(dataset.name))
+    cache_dir = results_root / CACHE_DIR
+    store = ResultsStore(path)
+    identity = spec.identity()
+    with store.lock():
+        store.reload()
+        meta = store.read_meta()
+        if force:
+            store.reset()
+            meta = None
+        else:
+            check_resumable(meta, identity, dataset_facts, path)
+        if meta is None:
+            meta = {
+                "annkit": __version__, "created": _utc_now(), "sweep_source": spec.source,
+                "sweep": spec.text, "identity": identity, "dataset": dataset_facts,
+                "k": spec.k, "mode": spec.mode, "runs": spec.runs,
+                "machine": machine_facts(),
+            }
+        meta["timeout"] = timeout
+        meta["threads"] = threads
+        meta["updated"] = _utc_now()
+        store.write_meta(meta)
+        if on_event is not None:
+            on_event(SweepEvent("groundtruth", 0, spec.n_runs,
+                                f"exact neighbours of {dataset.n_queries:,} queries"))
+        _, truth_path, _ = cached_true_distances(cache_dir, dataset, spec.k)
+        sweep = _Sweep(spec, store, dataset, fingerprint=fingerprint, truth_path=truth_path,
+                       cache_dir=cache_dir, threads=threads, rebuild=rebuild, timeout=timeout,
+                       on_event=on_event)
+        finished = store.ok_run_ids()
+        plan = [(build, [q for q in build.queries if q.run_id not in finished])
+                for build in spec.builds]
+        skipped = spec.n_runs - sum(len(pending) for _, pending in plan)
+        sweep.done = skipped
+        sweep.emit("start", f"{spec.n_runs} settings, {skipped} already done")
+        try:
+            for build, pending in plan:
+                if pending:
+                    sweep.run_build(build, pending)
+        except BaseException:
+            sweep.close(graceful=False)
+            raise
+        sweep.close()
+        sweep.emit("finish")
+        order = {run_id: position for position, run_id in enumerate(spec.run_ids())}
+        records = sorted(store.records.values(),
+                         key=lambda record: order.get(record["run_id"], len(order)))
+    return SweepOutcome(
+        results_dir=path, records=records, meta=meta, ran=sweep.outcome_counts["ran"],
+        skipped=skipped, failed=sweep.outcome_counts["failed"],
+        seconds=time.perf_counter() - started, builds=sweep.outcome_counts["builds"],
+        cached_builds=sweep.outcome_counts["cached_builds"],
+    )

@@ -1,0 +1,439 @@
+"""Sweep files: a TOML description of engines x build params x query params on one dataset.
+
+```toml
+[bench]
+dataset = "words-10k"   # bundled name or a path (relative to the sweep file)
+k = 10
+runs = 3                # repetitions per query setting; QPS = best run
+mode = "batch"          # or "single"
+timeout = 600           # optional, seconds per build or query run
+[[engine]]
+name = "hnsw"
+build = { M = [8, 16, 32], ef_construction = [200] }
+query = { ef = [10, 20, 40, 80, 160, 320] }
+```
+
+Scalars or lists; lists expand to the cartesian product. Every value is checked against the
+engine registry's :class:`~annkit.engines.base.ParamSpec` before anything runs, and every
+error names the file, the line and the key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import re
+import tomllib
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from annkit.engines.base import engine_names, get_engine
+from annkit.errors import InputError, ParamError
+from annkit.evaluate import MODES
+
+DEFAULT_SWEEP_NAME = "default sweep"
+
+DEFAULT_SWEEP = """\
+# annkit default sweep: every built-in engine on the bundled words-10k dataset.
+# Start your own from this: annkit bench --print-default > sweep.toml
+[bench]
+dataset = "words-10k"   # a bundled name, or a path (relative paths: from this file's folder)
+k = 10                  # recall@k
+runs = 3                # repetitions per query setting: QPS from the fastest run
+mode = "batch"          # batch: one call for all queries; single: one call per query (latency)
+# timeout = 600         # seconds allowed per build and per query setting
+
+[[engine]]
+name = "hnsw"
+build = { M = [8, 16, 32], ef_construction = 200 }
+query = { ef = [10, 20, 40, 80, 160, 320] }
+
+[[engine]]
+name = "annoy"
+build = { n_trees = [10, 50] }
+query = { search_k = [200, 1000, 5000, 20000] }
+
+[[engine]]
+name = "ivfpq"          # nlist, m and nbits derived from the data
+query = { nprobe = [1, 4, 16, 64, 256], rerank = [0, 10] }
+
+[[engine]]
+name = "flat"           # exact search: the reference for speed-ups
+"""
+
+BENCH_KEYS = ("dataset", "queries", "groundtruth", "metric", "k", "runs", "mode", "timeout")
+ENGINE_KEYS = ("name", "build", "query")
+
+
+class SweepError(InputError):
+    """A sweep file that cannot be read or fails validation (message names file and line)."""
+
+
+@dataclass(frozen=True)
+class QuerySetting:
+    """One query setting of a build: its stable run id and resolved query params."""
+
+    run_id: str
+    params: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class BuildSetting:
+    """One index to build, with every query setting to measure on it.
+
+    ``params`` are the build params as written (coerced), ``resolved`` adds the engine's
+    defaults (None for data-derived ones); ``resolved`` identifies the index.
+    """
+
+    engine: str
+    params: dict[str, Any]
+    resolved: dict[str, Any]
+    queries: tuple[QuerySetting, ...]
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    """A validated sweep: dataset, k, repetitions, mode and the expanded settings."""
+
+    source: str
+    text: str
+    dataset: str
+    k: int
+    runs: int
+    mode: str
+    builds: tuple[BuildSetting, ...]
+    timeout: float | None = None
+    queries: str | None = None
+    groundtruth: str | None = None
+    metric: str | None = None
+    base_dir: Path | None = None
+
+    @property
+    def n_runs(self) -> int:
+        """Number of (build, query) settings."""
+        return sum(len(build.queries) for build in self.builds)
+
+    def run_ids(self) -> list[str]:
+        return [query.run_id for build in self.builds for query in build.queries]
+
+    def dataset_kwargs(self) -> dict[str, Any]:
+        """Arguments for :func:`annkit.sources.open_dataset`, with paths resolved."""
+        return {
+            "data": self._locate(self.dataset),
+            "queries": self._locate(self.queries),
+            "groundtruth": self._locate(self.groundtruth),
+            "metric": self.metric,
+        }
+
+    def _locate(self, value: str | None) -> str | None:
+        """Relative paths are taken from the sweep file's folder when the file is there."""
+        if value is None or self.base_dir is None or Path(value).is_absolute():
+            return value
+        from annkit.io import BUNDLED_DATASETS
+
+        if value in BUNDLED_DATASETS:
+            return value
+        candidate = self.base_dir / value
+        return str(candidate) if candidate.exists() else value
+
+    def with_dataset(self, dataset: str) -> SweepSpec:
+        """The same grid on another dataset (a bundled name or a path from the current folder).
+
+        Separate query / ground-truth files and the metric of the sweep file are dropped: they
+        belong to its dataset."""
+        return replace(self, dataset=dataset, queries=None, groundtruth=None, metric=None,
+                       base_dir=None)
+
+    def identity(self) -> dict[str, Any]:
+        """What makes two sweeps the same for resuming: settings, k, runs and mode."""
+        return {"k": self.k, "runs": self.runs, "mode": self.mode,
+                "run_ids": sorted(self.run_ids())}
+
+
+def make_run_id(engine: str, build_params: dict, query_params: dict, k: int, mode: str) -> str:
+    """A stable key of one (build, query) setting: ``<engine>-<12 hex digits>``."""
+    key = json.dumps(
+        [engine, sorted(build_params.items()), sorted(query_params.items()), int(k), mode],
+        sort_keys=True, default=str,
+    )
+    return f"{engine}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
+
+
+_HEADER = re.compile(r"^\s*(\[\[?)\s*([^\[\]]+?)\s*\]\]?\s*(?:#.*)?$")
+
+
+def _strip_comment(line: str) -> str:
+    in_string: str | None = None
+    for position, char in enumerate(line):
+        if in_string:
+            if char == in_string:
+                in_string = None
+        elif char in "\"'":
+            in_string = char
+        elif char == "#":
+            return line[:position]
+    return line
+
+
+class _Locator:
+    """Finds the line of a key in the raw TOML text (tomllib reports none for valid files)."""
+
+    def __init__(self, text: str) -> None:
+        self.lines = [_strip_comment(line) for line in text.splitlines()]
+        self.headers: list[tuple[int, bool, str]] = []  # (index, is_array, dotted name)
+        for index, line in enumerate(self.lines):
+            match = _HEADER.match(line)
+            if match:
+                name = re.sub(r"\s*\.\s*", ".", match.group(2)).replace('"', "").replace("'", "")
+                self.headers.append((index, match.group(1) == "[[", name))
+
+    def _span(self, start: int) -> int:
+        for index, _, _ in self.headers:
+            if index > start:
+                return index
+        return len(self.lines)
+
+    def _find(self, key: str, start: int, stop: int) -> int | None:
+        pattern = re.compile(
+            rf"(?:^|[\s{{,.])(?:\"{re.escape(key)}\"|'{re.escape(key)}'|{re.escape(key)})\s*[=.]"
+        )
+        for index in range(start, stop):
+            if pattern.search(self.lines[index]):
+                return index + 1
+        return None
+
+    def table(self, name: str) -> int | None:
+        """1-based line of the header ``[name]``."""
+        for index, is_array, header in self.headers:
+            if header == name and not is_array:
+                return index + 1
+        return None
+
+    def table_key(self, name: str, key: str) -> int | None:
+        """Line of ``key`` inside the ``[name]`` table ("" = the top level, before any table)."""
+        if not name:
+            return self._find(key, 0, self.headers[0][0] if self.headers else len(self.lines))
+        header = self.table(name)
+        if header is not None:
+            found = self._find(key, header, self._span(header - 1))
+            if found is not None:
+                return found
+        return header
+
+    def engine_block(self, position: int) -> tuple[int, int] | None:
+        """0-based [start, stop) lines of the ``position``-th ``[[engine]]`` block."""
+        starts = [index for index, is_array, name in self.headers if is_array and name == "engine"]
+        if position >= len(starts):
+            return None
+        start = starts[position]
+        stop = len(self.lines)
+        for index, _, name in self.headers:
+            if index > start and not name.startswith("engine."):
+                stop = index
+                break
+        return start, stop
+
+    def engine_key(self, position: int, key: str, within: str | None = None) -> int | None:
+        """Line of ``key`` in the ``position``-th engine block (inside ``within`` = build or
+        query when given); falls back to the section's line, then the block's header."""
+        block = self.engine_block(position)
+        if block is None:
+            return None
+        start, stop = block
+        if within is not None:
+            anchor = None
+            for index in range(start, stop):
+                line = self.lines[index]
+                sub = _HEADER.match(line)
+                if sub and sub.group(2).replace(" ", "") == f"engine.{within}":
+                    anchor = index
+                    break
+                if not sub and re.search(rf"(?:^|[\s{{,]){within}\s*[=.]", line):
+                    anchor = index
+                    break
+            if anchor is not None:
+                found = self._find(key, anchor, stop)
+                if found is not None:
+                    # the key itself may be on the anchor line after "build ="
+                    return found
+                return anchor + 1
+        found = self._find(key, start + 1, stop)
+        return found if found is not None else start + 1
+
+
+class _Reader:
+    """Validates a parsed sweep document, raising SweepError with file and line."""
+
+    def __init__(self, source: str, text: str) -> None:
+        self.source = source
+        self.locator = _Locator(text)
+
+    def fail(self, line: int | None, message: str) -> SweepError:
+        where = f"{self.source} line {line}" if line else self.source
+        return SweepError(f"{where}: {message}")
+
+    def bench(self, table: Any) -> dict[str, Any]:
+        if table is None:
+            table = {}
+        if not isinstance(table, dict):
+            raise self.fail(self.locator.table_key("", "bench"), "'bench' must be a table [bench]")
+        line = self.locator.table_key
+        for key in table:
+            if key not in BENCH_KEYS:
+                raise self.fail(line("bench", key),
+                                f"unknown [bench] key {key!r} (known: {', '.join(BENCH_KEYS)})")
+        out: dict[str, Any] = {}
+        for key in ("dataset", "queries", "groundtruth", "metric", "mode"):
+            if key in table:
+                if not isinstance(table[key], str) or not table[key].strip():
+                    raise self.fail(line("bench", key),
+                                    f"[bench] {key} must be a non-empty string")
+                out[key] = table[key]
+        for key, default in (("k", 10), ("runs", 3)):
+            value = table.get(key, default)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise self.fail(line("bench", key),
+                                f"[bench] {key} must be an integer >= 1, got {value!r}")
+            out[key] = value
+        out.setdefault("mode", "batch")
+        if out["mode"] not in MODES:
+            raise self.fail(line("bench", "mode"),
+                            f"[bench] mode must be one of {', '.join(MODES)}, got {out['mode']!r}")
+        if "timeout" in table:
+            value = table["timeout"]
+            if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+                raise self.fail(line("bench", "timeout"),
+                                f"[bench] timeout must be a number of seconds > 0, got {value!r}")
+            out["timeout"] = float(value)
+        if "metric" in out:
+            from annkit.types import normalize_metric
+
+            try:
+                out["metric"] = normalize_metric(out["metric"])
+            except InputError as exc:
+                raise self.fail(line("bench", "metric"), str(exc)) from None
+        out.setdefault("dataset", "words-10k")
+        return out
+
+    def grid(self, position: int, engine: str, kind: str, table: Any,
+             specs: dict) -> list[dict[str, Any]]:
+        """The cartesian product of one engine's build or query table, coerced."""
+        locate = self.locator.engine_key
+        if table is None:
+            table = {}
+        if not isinstance(table, dict):
+            raise self.fail(locate(position, kind),
+                            f"engine {engine!r}: {kind} must be a table of parameters, "
+                            f"e.g. {kind} = {{ name = [1, 2] }}")
+        names = list(table)
+        axes: list[list[Any]] = []
+        for name in names:
+            if name not in specs:
+                known = ", ".join(sorted(specs)) or "none"
+                raise self.fail(locate(position, name, kind),
+                                f"engine {engine!r} has no {kind} parameter {name!r} "
+                                f"(known: {known})")
+            values = table[name] if isinstance(table[name], list) else [table[name]]
+            if not values:
+                raise self.fail(locate(position, name, kind),
+                                f"engine {engine!r}: {kind} parameter {name!r} has an empty "
+                                "list (nothing to run)")
+            coerced = []
+            for value in values:
+                try:
+                    item = specs[name].coerce(name, value)
+                except ParamError as exc:
+                    raise self.fail(locate(position, name, kind),
+                                    f"engine {engine!r}: {kind} {exc}") from None
+                if item not in coerced:
+                    coerced.append(item)
+            axes.append(coerced)
+        return [dict(zip(names, combo, strict=True)) for combo in itertools.product(*axes)]
+
+    def engines(self, blocks: Any, k: int, mode: str) -> tuple[BuildSetting, ...]:
+        locate = self.locator.engine_key
+        if blocks is None:
+            raise self.fail(None, "no [[engine]] tables: nothing to run "
+                                  f"(engines: {', '.join(engine_names())})")
+        if isinstance(blocks, dict):
+            raise self.fail(self.locator.table("engine"),
+                            "write each engine as an [[engine]] table (double brackets)")
+        if not isinstance(blocks, list) or not blocks:
+            raise self.fail(None, "'engine' must be a list of [[engine]] tables")
+        builds: dict[str, tuple[str, dict, dict, dict[str, QuerySetting]]] = {}
+        for position, block in enumerate(blocks):
+            if not isinstance(block, dict):
+                raise self.fail(locate(position, "name"), "each [[engine]] must be a table")
+            for key in block:
+                if key not in ENGINE_KEYS:
+                    raise self.fail(locate(position, key),
+                                    f"unknown [[engine]] key {key!r} (known: "
+                                    f"{', '.join(ENGINE_KEYS)})")
+            name = block.get("name")
+            if not isinstance(name, str):
+                raise self.fail(locate(position, "name"),
+                                "[[engine]] needs name = \"<engine>\" "
+                                f"(engines: {', '.join(engine_names())})")
+            try:
+                engine_class = get_engine(name)
+            except ParamError:
+                raise self.fail(locate(position, "name"),
+                                f"unknown engine {name!r} (known: {', '.join(engine_names())})"
+                                ) from None
+            build_grid = self.grid(position, name, "build", block.get("build"),
+                                   engine_class.build_params)
+            query_grid = self.grid(position, name, "query", block.get("query"),
+                                   engine_class.query_params)
+            for given in build_grid:
+                resolved = {p: spec.default for p, spec in engine_class.build_params.items()}
+                resolved.update(given)
+                key = json.dumps([name, sorted(resolved.items())], default=str)
+                entry = builds.setdefault(key, (name, given, resolved, {}))
+                for query_given in query_grid:
+                    query = {p: spec.default for p, spec in engine_class.query_params.items()}
+                    query.update(query_given)
+                    run_id = make_run_id(name, resolved, query, k, mode)
+                    entry[3].setdefault(run_id, QuerySetting(run_id=run_id, params=query))
+        return tuple(
+            BuildSetting(engine=name, params=given, resolved=resolved,
+                         queries=tuple(queries.values()))
+            for name, given, resolved, queries in builds.values()
+        )
+
+
+def parse_sweep(text: str, source: str = "sweep.toml", base_dir: Path | None = None) -> SweepSpec:
+    """Parse and validate sweep TOML ``text``; ``source`` names it in error messages."""
+    try:
+        document = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise SweepError(f"{source}: invalid TOML: {exc}") from None
+    reader = _Reader(source, text)
+    for key in document:
+        if key not in ("bench", "engine"):
+            line = reader.locator.table(key) or reader.locator.table_key("", key)
+            raise reader.fail(line, f"unknown top-level key {key!r} (use [bench] and [[engine]])")
+    bench = reader.bench(document.get("bench"))
+    builds = reader.engines(document.get("engine"), bench["k"], bench["mode"])
+    return SweepSpec(
+        source=source, text=text, dataset=bench["dataset"], k=bench["k"], runs=bench["runs"],
+        mode=bench["mode"], builds=builds, timeout=bench.get("timeout"),
+        queries=bench.get("queries"), groundtruth=bench.get("groundtruth"),
+        metric=bench.get("metric"), base_dir=base_dir,
+    )
+
+
+def load_sweep(path: str | Path | None) -> SweepSpec:
+    """Read a sweep file (None: the built-in default sweep)."""
+    if path is None:
+        return parse_sweep(DEFAULT_SWEEP, DEFAULT_SWEEP_NAME)
+    file_path = Path(path)
+    if not file_path.is_file():
+        problem = "is a folder" if file_path.is_dir() else "no such file"
+        raise SweepError(f"{path}: {problem} (expected a sweep .toml file)")
+    try:
+        text = file_path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise SweepError(f"{path}: not a UTF-8 text file") from None
+    return parse_sweep(text, str(path), base_dir=file_path.resolve().parent)

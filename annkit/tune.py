@@ -1,0 +1,301 @@
+"""Tuning to a recall target on a query slice: for each build setting, the smallest query
+effort whose recall@k on the slice meets the target, and the fastest setting overall.
+
+Each build setting is built once (or reused from a cache keyed like the bench cache) and its
+effort grid is bisected, measuring every probe with :func:`annkit.evaluate.evaluate` (the
+one evaluation path) with the exact truth and query profile computed once.
+
+Bisection assumes that the slice's recall is monotone in the effort parameter. Mean recall
+over many queries is very nearly so, but not exactly: a query can lose a neighbour at a
+higher effort. Where the curve dips, bisection returns a grid value that meets the target
+and whose tested predecessor does not, which may be above the exhaustive scan's smallest.
+"""
+
+from __future__ import annotations
+
+import itertools
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from annkit.bench.cache import index_dir, index_key, obtain_index
+from annkit.bundle import fingerprint_vectors
+from annkit.effort import RECALL_TOLERANCE, check_grid, default_effort_grid, effort_parameter
+from annkit.engines.base import get_engine, resolve_params
+from annkit.engines.ivfpq import default_nlist
+from annkit.errors import InputError, ParamError
+from annkit.evaluate import MODES, evaluate, true_kth_distances
+from annkit.longtail import DEFAULT_CUTS
+from annkit.slices import QueryProfile, build_profile
+from annkit.types import Dataset, Evaluation
+
+ALL = "all"
+"""The slice of every query."""
+
+
+def default_build_grid(engine_name: str, n_base: int) -> dict[str, list[Any]]:
+    """A small build grid per engine: hnsw M 8/16/32, annoy n_trees 10/50/100, ivfpq nlist
+    at 1/4, 1/2 and 1x its data-derived default; other engines: their defaults only."""
+    if engine_name == "hnsw":
+        return {"M": [8, 16, 32]}
+    if engine_name == "annoy":
+        return {"n_trees": [10, 50, 100]}
+    if engine_name == "ivfpq":
+        nlist = default_nlist(n_base)
+        return {"nlist": sorted({max(1, nlist // 4), max(1, nlist // 2), nlist})}
+    return {}
+
+
+def build_settings(engine_name: str, build_grid: Mapping[str, Sequence[Any]]) -> list[dict]:
+    """The product of the build grid's value lists (values coerced, duplicates dropped), in
+    the grid's order; unknown parameter names are a ParamError."""
+    specs = get_engine(engine_name).build_params
+    unknown = [name for name in build_grid if name not in specs]
+    if unknown:
+        raise ParamError(f"engine {engine_name} has no build parameter {unknown[0]!r} "
+                         f"(known: {', '.join(sorted(specs)) or 'none'})")
+    axes = []
+    for name, values in build_grid.items():
+        coerced = list(dict.fromkeys(specs[name].coerce(name, value) for value in values))
+        if not coerced:
+            raise ParamError(f"build grid for {name} is empty")
+        axes.append([(name, value) for value in coerced])
+    return [dict(combination) for combination in itertools.product(*axes)]
+
+
+def slice_recall(evaluation: Evaluation, slice_name: str) -> float:
+    """Mean recall@k of ``evaluation`` on one slice (``all`` = every query)."""
+    if slice_name == ALL:
+        return evaluation.recall
+    return float(evaluation.extra["slices"][slice_name]["recall"])
+
+
+def available_slices(profile: QueryProfile) -> list[str]:
+    """Slice names a target can be set on: ``all`` and every non-empty profile slice."""
+    return [ALL] + [name for name, mask in profile.masks.items() if mask.any()]
+
+
+def check_slice(slice_name: str, profile: QueryProfile) -> str:
+    """``slice_name`` when the profile has it; InputError listing the available ones."""
+    names = available_slices(profile)
+    if slice_name not in names:
+        raise InputError(f"unknown slice {slice_name!r} (available: {', '.join(names)})")
+    return slice_name
+
+
+@dataclass(frozen=True)
+class TuneSetting:
+    """The outcome for one build setting.
+
+    chosen: the smallest effort found whose slice recall meets the target (None = the target
+    is not met even at the grid's largest value); evaluation: the run at ``chosen``, or at
+    the largest effort tried when not reached; trace: effort -> slice recall of every run.
+    """
+
+    build_params: dict
+    grid: list[int]
+    chosen: int | None
+    evaluation: Evaluation = field(repr=False)
+    trace: dict[int, float]
+    cached: bool
+    build_seconds: float
+
+    @property
+    def reached(self) -> bool:
+        return self.chosen is not None
+
+    @property
+    def qps(self) -> float:
+        return self.evaluation.qps
+
+    def recall_by_slice(self) -> dict[str, float]:
+        """Recall@k of the reported run on ``all`` and every slice."""
+        recall = {ALL: self.evaluation.recall}
+        recall.update({name: entry["recall"]
+                       for name, entry in self.evaluation.extra.get("slices", {}).items()})
+        return recall
+
+    def to_dict(self, param: str) -> dict:
+        """JSON-ready summary; ``param`` names the effort parameter."""
+        evaluation = self.evaluation
+        return {
+            "build_params": dict(self.build_params),
+            "reached": self.reached,
+            "effort": self.chosen,
+            "query_params": dict(evaluation.query_params),
+            "qps": evaluation.qps,
+            "recall": dict(self.recall_by_slice()),
+            "slices": dict(evaluation.extra.get("slices", {})),
+            "tail": evaluation.extra.get("tail"),
+            "weighted_recall": evaluation.extra.get("weighted_recall"),
+            "evaluations": len(self.trace),
+            "grid": list(self.grid),
+            "trace": [{param: effort, "slice_recall": recall}
+                      for effort, recall in sorted(self.trace.items())],
+            "cached": self.cached,
+            "build_seconds": self.build_seconds,
+            "index_bytes": evaluation.index_bytes,
+        }
+
+
+@dataclass(frozen=True)
+class TuneResult:
+    """Per build setting the smallest effort meeting ``target`` on ``slice_name``, and the
+    fastest of them. ``evaluations`` counts evaluate runs; ``exhaustive`` is what scanning
+    every (build setting, effort) pair would have needed."""
+
+    engine: str
+    param: str
+    dataset: str
+    k: int
+    target: float
+    slice_name: str
+    mode: str
+    runs: int
+    query_params: dict
+    settings: list[TuneSetting]
+    evaluations: int
+    exhaustive: int
+
+    @property
+    def best(self) -> TuneSetting | None:
+        """The setting with the highest QPS among those meeting the target (None if none)."""
+        reached = [setting for setting in self.settings if setting.reached]
+        return max(reached, key=lambda setting: setting.qps) if reached else None
+
+    def to_dict(self) -> dict:
+        """A JSON-ready dict."""
+        best = self.best
+        return {
+            "engine": self.engine,
+            "param": self.param,
+            "dataset": self.dataset,
+            "k": self.k,
+            "target": self.target,
+            "slice": self.slice_name,
+            "mode": self.mode,
+            "runs": self.runs,
+            "query_params": dict(self.query_params),
+            "evaluations": self.evaluations,
+            "exhaustive": self.exhaustive,
+            "settings": [setting.to_dict(self.param) for setting in self.settings],
+            "best": None if best is None else best.to_dict(self.param),
+        }
+
+
+def _bisect_setting(
+    measure: Callable[[int], float], grid: list[int], target: float
+) -> tuple[int | None, dict[int, float]]:
+    """Smallest grid value whose measured slice recall meets ``target``, assuming recall is
+    monotone in the effort; returns (value or None, effort -> recall of every probe)."""
+    trace: dict[int, float] = {}
+    low, high = 0, len(grid)
+    while low < high:
+        middle = (low + high) // 2
+        trace[grid[middle]] = measure(grid[middle])
+        if trace[grid[middle]] >= target - RECALL_TOLERANCE:
+            high = middle
+        else:
+            low = middle + 1
+    return (grid[high] if high < len(grid) else None), trace
+
+
+def tune(
+    dataset: Dataset,
+    engine: str,
+    target: float = 0.95,
+    slice_name: str = ALL,
+    build_grid: Mapping[str, Sequence[Any]] | None = None,
+    effort_grid: Sequence[Any] | None = None,
+    k: int = 10,
+    mode: str = "batch",
+    runs: int = 1,
+    cache_dir: str | Path | None = None,
+    threads: int = 1,
+    progress: Callable[[str], None] | None = None,
+    *,
+    query_params: dict | None = None,
+    cuts: Sequence[float] = DEFAULT_CUTS,
+) -> TuneResult:
+    """Find, for each build setting of ``engine`` (the product of ``build_grid``, default
+    :func:`default_build_grid`), the smallest effort in ``effort_grid`` (default per build,
+    :func:`annkit.effort.default_effort_grid`) whose recall@k on ``slice_name`` is
+    >= ``target``, by bisection, and the fastest setting overall (max QPS, best of ``runs``).
+
+    Indexes are built with ``threads`` threads into ``cache_dir`` (reused when present;
+    a temporary folder when None). ``query_params`` fixes the other query params;
+    ``progress`` receives one line per build and per evaluate run.
+    """
+    param = effort_parameter(engine)
+    if not 0.0 < float(target) <= 1.0:
+        raise InputError(f"target recall must be in (0, 1], got {target}")
+    if not 1 <= k <= dataset.n_base:
+        raise InputError(f"k must be between 1 and the {dataset.n_base} base vectors, got {k}")
+    if mode not in MODES:
+        raise InputError(f"unknown mode {mode!r}: use batch or single")
+    if runs < 1:
+        raise InputError(f"runs must be >= 1, got {runs}")
+    fixed = dict(query_params or {})
+    if param in fixed:
+        raise ParamError(f"{param} is the effort parameter tuned; give it as the effort grid")
+    engine_class = get_engine(engine)
+    resolve_params(engine, engine_class.query_params, fixed, "query")
+    settings = build_settings(engine, build_grid if build_grid is not None
+                              else default_build_grid(engine, dataset.n_base))
+    fixed_grid = check_grid(engine, effort_grid) if effort_grid is not None else None
+    notify = progress or (lambda message: None)
+
+    notify("exact truth and query profile")
+    truth = true_kth_distances(dataset, k)
+    profile = build_profile(dataset, truth, k, cuts=cuts)
+    check_slice(slice_name, profile)
+    fingerprint = fingerprint_vectors(dataset.base)
+
+    with tempfile.TemporaryDirectory(prefix="annkit-tune-") as scratch:
+        root = Path(cache_dir) if cache_dir is not None else Path(scratch)
+        outcomes: list[TuneSetting] = []
+        for number, given in enumerate(settings, start=1):
+            resolved = resolve_params(engine, engine_class.build_params, given, "build")
+            directory = index_dir(root, index_key(fingerprint, engine, resolved, dataset.metric))
+            label = " ".join(f"{name}={value}" for name, value in given.items()) or "defaults"
+            notify(f"[{number}/{len(settings)}] {engine} {label}")
+            bundle, cached = obtain_index(directory, engine, given, dataset,
+                                          fingerprint=fingerprint, threads=threads)
+            notify(f"{engine} {label}: " + ("loaded from the cache" if cached else
+                   f"built in {float(bundle.manifest['build_seconds']):.1f} s"))
+            built_params = dict(bundle.manifest["build_params"])
+            grid = fixed_grid or default_effort_grid(engine, k, built_params, dataset.n_base)
+            evaluations: dict[int, Evaluation] = {}
+
+            def measure(effort: int, bundle: Any = bundle, label: str = label,
+                        evaluations: dict[int, Evaluation] = evaluations) -> float:
+                evaluation = evaluate(bundle, dataset, k, {**fixed, param: effort}, mode=mode,
+                                      runs=runs, true_distances=truth, profile=profile)
+                evaluations[effort] = evaluation
+                recall = slice_recall(evaluation, slice_name)
+                notify(f"{engine} {label} {param}={effort}: {slice_name} recall {recall:.4f}, "
+                       f"{evaluation.qps:,.0f} QPS")
+                return recall
+
+            chosen, trace = _bisect_setting(measure, grid, float(target))
+            reported = evaluations[chosen if chosen is not None else max(evaluations)]
+            outcomes.append(TuneSetting(
+                build_params=built_params, grid=list(grid), chosen=chosen, evaluation=reported,
+                trace=trace, cached=cached, build_seconds=float(bundle.manifest["build_seconds"]),
+            ))
+    return TuneResult(
+        engine=engine, param=param, dataset=dataset.name, k=k, target=float(target),
+        slice_name=slice_name, mode=mode, runs=runs, query_params=fixed, settings=outcomes,
+        evaluations=sum(len(setting.trace) for setting in outcomes),
+        exhaustive=sum(len(setting.grid) for setting in outcomes),
+    )
+
+
+def exhaustive_choice(trace: dict[int, float], target: float) -> int | None:
+    """The smallest effort in a full scan ``trace`` (effort -> slice recall) meeting target."""
+    meeting = [effort for effort, recall in sorted(trace.items())
+               if recall >= target - RECALL_TOLERANCE]
+    return meeting[0] if meeting else None
+

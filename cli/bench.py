@@ -1,0 +1,302 @@
+"""``annkit bench`` (parameter sweeps), ``annkit report`` and ``annkit plot``."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+from rich.text import Text
+
+from annkit.bench.report import build_report, load_results, usable
+from annkit.bench.runner import SweepEvent, run_sweep
+from annkit.bench.spec import DEFAULT_SWEEP, load_sweep
+from annkit.bench.store import PLOT_FILE
+from annkit.cli.console import stderr_console, stdout_console, to_json
+from annkit.cli.options import json_option, quiet_option, threads_option
+from annkit.cli.render import format_bytes, format_params
+from annkit.engines import get_engine
+from annkit.errors import AnnkitError
+
+
+class _StepProgress(Progress):
+    """A progress bar with one more line below it: the current build or query step."""
+
+    step = ""
+
+    def get_renderables(self) -> Any:
+        yield self.make_tasks_table(self.tasks)
+        if self.step:
+            yield Text(self.step, style="dim", overflow="ellipsis", no_wrap=True)
+
+
+class SweepProgress:
+    """Renders :class:`annkit.bench.runner.SweepEvent` s on stderr (nothing when quiet)."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+        self.progress: _StepProgress | None = None
+        self.task: Any = None
+
+    def __enter__(self) -> SweepProgress:
+        if not self.quiet:
+            self.progress = _StepProgress(
+                TextColumn("[bold]sweep[/bold]"), BarColumn(), MofNCompleteColumn(),
+                TimeElapsedColumn(), TimeRemainingColumn(), console=stderr_console(),
+                transient=True,
+            )
+            self.progress.__enter__()
+            self.task = self.progress.add_task("sweep", total=None)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.progress is not None:
+            self.progress.__exit__(None, None, None)
+
+    def __call__(self, event: SweepEvent) -> None:
+        progress = self.progress
+        if progress is None:
+            return
+        progress.update(self.task, completed=event.done, total=event.total)
+        if event.kind == "groundtruth":
+            progress.step = f"ground truth: {event.message}"
+        elif event.kind == "start":
+            progress.step = event.message
+        elif event.kind in ("build", "query"):
+            progress.step = event.message if event.kind == "build" else f"measuring {event.message}"
+        elif event.kind == "record" and event.record and event.record["status"] != "ok":
+            progress.console.print(
+                f"[red]{event.record['status']}[/red] {event.message}: {event.record['error']}"
+            )
+        elif event.kind == "finish":
+            progress.step = ""
+        progress.refresh()
+
+
+def _results_dir(output: str | None, results_root: Path) -> Path | None:
+    """-o NAME puts results in <root>/NAME; anything that looks like a path is used as is."""
+    if output is None:
+        return None
+    if os.sep in output or "/" in output or output.startswith(".") or Path(output).is_absolute():
+        return Path(output)
+    return results_root / output
+
+
+def _number(value: float | None, digits: int = 0) -> str:
+    return "-" if value is None else f"{value:,.{digits}f}"
+
+
+def _speedup(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:,.0f}x" if value >= 100 else f"{value:.2g}x" if value < 1 else f"{value:.1f}x"
+
+
+class _SettingNames:
+    """Short names of settings: a parameter is shown when it varies among the engine's runs
+    in the report, or when it differs from a fixed (not data-derived) engine default."""
+
+    def __init__(self, report: dict) -> None:
+        runs = [run for entry in report["engines"].values() for run in entry["pareto"]]
+        for headline in report["headlines"]:
+            runs += [run for run in headline["engines"].values() if run]
+        runs += report["failed"]
+        self.varying: dict[tuple[str, str], set[str]] = {}
+        seen: dict[tuple[str, str, str], set[str]] = {}
+        for run in runs:
+            for kind in ("build", "query"):
+                for name, value in (run.get(f"{kind}_params") or {}).items():
+                    seen.setdefault((run["engine"], kind, name), set()).add(repr(value))
+        for (engine, kind, name), values in seen.items():
+            if len(values) > 1:
+                self.varying.setdefault((engine, kind), set()).add(name)
+
+    def _shown(self, engine: str, params: dict, kind: str) -> dict:
+        try:
+            specs = getattr(get_engine(engine), f"{kind}_params")
+        except AnnkitError:
+            specs = {}
+        varying = self.varying.get((engine, kind), set())
+        return {
+            name: value for name, value in params.items()
+            if name in varying or (value is not None and name in specs
+                                   and specs[name].default is not None
+                                   and specs[name].default != value)
+        }
+
+    def __call__(self, run: dict) -> str:
+        """``M=8 | ef=40``; ``(defaults)`` when nothing is worth showing."""
+        build = self._shown(run["engine"], run.get("build_params") or {}, "build")
+        query = self._shown(run["engine"], run.get("query_params") or {}, "query")
+        parts = [format_params(part) for part in (build, query) if part]
+        return " | ".join(parts) or "(defaults)"
+
+
+def render_report(console: Console, report: dict) -> None:
+    """Pareto table, headline table and failures of a report (see build_report)."""
+    k = report["k"]
+    _setting = _SettingNames(report)
+    pareto = Table(title=f"Pareto-optimal runs: recall@{k} vs QPS ({report['dataset']}, "
+                         f"{report['mode']})", title_justify="left")
+    for column, justify in (("engine", "left"), ("setting (build | query)", "left"),
+                            (f"recall@{k}", "right"), ("QPS", "right"), ("x flat", "right"),
+                            ("build s", "right"), ("index", "right")):
+        pareto.add_column(column, justify=justify)  # type: ignore[arg-type]
+    for engine, entry in report["engines"].items():
+        for position, run in enumerate(entry["pareto"]):
+            pareto.add_row(engine if position == 0 else "", _setting(run),
+                           f"{run['recall']:.4f}", _number(run["qps"]),
+                           _speedup(run["speedup_vs_flat"]), _number(run["build_seconds"], 2),
+                           format_bytes(run["index_bytes"]))
+        if entry["pareto"]:
+            pareto.add_section()
+    console.print(pareto)
+    headline = Table(title=f"best QPS at recall@{k} >= threshold", title_justify="left")
+    for column, justify in (("recall@k >=", "right"), ("engine", "left"), ("setting", "left"),
+                            (f"recall@{k}", "right"), ("QPS", "right"), ("x flat", "right")):
+        headline.add_column(column, justify=justify)  # type: ignore[arg-type]
+    for entry in report["headlines"]:
+        threshold = f"{entry['threshold']:.2f}"
+        for position, (engine, run) in enumerate(entry["engines"].items()):
+            label = threshold if position == 0 else ""
+            if run is None:
+                why = "not reached" if report["engines"][engine]["ok"] else "no successful run"
+                headline.add_row(label, engine, Text(why, style="dim"), "-", "-", "-")
+            else:
+                headline.add_row(label, engine, _setting(run), f"{run['recall']:.4f}",
+                                 _number(run["qps"]), _speedup(run["speedup_vs_flat"]))
+        headline.add_section()
+    console.print(headline)
+    for entry in report["headlines"]:
+        best = entry["best"]
+        lead = f"best QPS at recall@{k} >= {entry['threshold']:.2f}: "
+        if best is None:
+            console.print(lead + "not reached by any run")
+        else:
+            speed = (f" ({_speedup(best['speedup_vs_flat'])} flat)"
+                     if best["speedup_vs_flat"] is not None else "")
+            console.print(f"{lead}[bold]{best['engine']}[/bold] {_setting(best)}: "
+                          f"{best['qps']:,.0f} QPS{speed}, recall {best['recall']:.4f}")
+    if report["flat_qps"] is None:
+        console.print(Text("no flat run in this sweep: no speed-ups "
+                           '(add [[engine]] name = "flat")'))
+    if report["failed"]:
+        failed = Table(title="failed runs", title_justify="left")
+        for column in ("engine", "setting", "status", "error"):
+            failed.add_column(column)
+        for run in report["failed"]:
+            failed.add_row(run["engine"], _setting(run), run["status"], run["error"] or "-")
+        console.print(failed)
+
+
+@click.command()
+@click.argument("sweep_file", required=False, type=click.Path(dir_okay=False))
+@click.option("-o", "--output", metavar="NAME_OR_DIR", default=None,
+              help="Results folder: a name under --results-root, or a path. "
+                   "Default: <dataset>-<YYYYmmdd-HHMMSS>.")
+@click.option("--results-root", type=click.Path(file_okay=False), default="results",
+              show_default=True, help="Folder holding results and the index cache (.cache).")
+@click.option("--dataset", default=None,
+              help="Run the sweep's grid on this dataset instead (bundled name or path).")
+@click.option("--rebuild", is_flag=True, help="Build every index again, ignoring the cache.")
+@click.option("--force", is_flag=True,
+              help="Start the results folder over: redo every setting (also needed to reuse "
+                   "a folder for a different sweep).")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None,
+              metavar="SECONDS", help="Time limit per build and per query setting "
+                                      "(overrides the sweep file's).")
+@threads_option
+@quiet_option
+@json_option
+@click.option("--print-default", is_flag=True, help="Print the built-in default sweep and exit.")
+def bench(sweep_file: str | None, output: str | None, results_root: str,
+          dataset: str | None, rebuild: bool, force: bool, timeout: float | None,
+          threads: int | None, quiet: bool, as_json: bool, print_default: bool) -> None:
+    """Sweep engines x build params x query params and report recall@k against QPS.
+
+    SWEEP_FILE is a TOML sweep (see --print-default); without it the built-in default sweep
+    runs on the bundled words-10k dataset. Each index is built once (cached under
+    <results-root>/.cache and reused by later sweeps), every query setting is measured on
+    it, and each finished setting is stored at once in the results folder (runs.jsonl,
+    perquery.h5, meta.json, plot.png). Run the same command again to resume a stopped
+    sweep: finished settings are kept, failed ones retried. A results folder only takes
+    the sweep that made it (use another -o, or --force to start it over).
+    """
+    if print_default:
+        click.echo(DEFAULT_SWEEP, nl=False)
+        return
+    spec = load_sweep(sweep_file)
+    if dataset is not None:
+        spec = spec.with_dataset(dataset)
+    root = Path(results_root)
+    with SweepProgress(quiet or as_json) as progress:
+        outcome = run_sweep(spec, _results_dir(output, root), results_root=root,
+                            rebuild=rebuild, force=force, timeout=timeout, threads=threads,
+                            on_event=progress)
+    report = build_report(outcome.records, outcome.meta, outcome.results_dir)
+    plot_path: Path | None = None
+    if any(usable(record) for record in outcome.records):
+        plot_path = outcome.results_dir / PLOT_FILE
+        if outcome.ran or not plot_path.is_file():  # a finished folder keeps its plot
+            from annkit.bench.plot import plot_sweep
+
+            plot_sweep(outcome.records, plot_path)
+    summary = {"ran": outcome.ran, "skipped": outcome.skipped, "failed": outcome.failed,
+               "builds": outcome.builds, "cached_builds": outcome.cached_builds,
+               "seconds": outcome.seconds}
+    if as_json:
+        click.echo(to_json({**report, "plot": str(plot_path) if plot_path else None,
+                            "sweep": summary}))
+        return
+    console = stdout_console()
+    render_report(console, report)
+    console.print(
+        f"{outcome.ran} settings measured ({outcome.failed} failed), {outcome.skipped} already "
+        f"done; {outcome.builds - outcome.cached_builds} indexes built, "
+        f"{outcome.cached_builds} from cache; {outcome.seconds:.1f}s"
+    )
+    where = f"results: {outcome.results_dir}"
+    console.print(where + (f"  plot: {plot_path}" if plot_path else ""))
+
+
+@click.command()
+@click.argument("results", type=click.Path(exists=True))
+@json_option
+def report(results: str, as_json: bool) -> None:
+    """Report a sweep from RESULTS (a results folder or its runs.jsonl): Pareto-optimal runs
+    per engine, best QPS at recall@k >= 0.90 / 0.95 / 0.99 and speed-ups over flat."""
+    folder, records, meta = load_results(results)
+    summary = build_report(records, meta, folder)
+    if as_json:
+        click.echo(to_json(summary))
+        return
+    render_report(stdout_console(), summary)
+
+
+@click.command()
+@click.argument("results", type=click.Path(exists=True))
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
+              help="Image to write (.png, .svg, .pdf). Default: RESULTS/plot.png.")
+@click.option("--title", default=None, help="Plot title (default: dataset, k and mode).")
+def plot(results: str, output: str | None, title: str | None) -> None:
+    """Plot recall@k against QPS (log) from RESULTS (a results folder or its runs.jsonl):
+    one line per engine's Pareto frontier, other runs faint, flat as the reference."""
+    from annkit.bench.plot import plot_sweep
+
+    folder, records, _ = load_results(results)
+    path = plot_sweep(records, Path(output) if output else folder / PLOT_FILE, title=title)
+    click.echo(str(path))
+
+
+COMMANDS = [bench, report, plot]

@@ -1,0 +1,184 @@
+"""``annkit effort``: per query, the smallest effort (ef, search_k, nprobe) reaching a target
+recall, and how that effort is distributed over frequency and hardness slices."""
+
+from __future__ import annotations
+
+import math
+
+import click
+import numpy as np
+from rich.table import Table
+
+from annkit.bundle import load_bundle, read_manifest
+from annkit.cli.console import progress_bar, stdout_console, to_json
+from annkit.cli.options import (
+    dataset_options,
+    json_option,
+    param_option,
+    parse_cuts,
+    parse_params,
+    quiet_option,
+)
+from annkit.cli.render import format_params, key_value_table
+from annkit.effort import (
+    check_grid,
+    effort_parameter,
+    effort_report,
+    minimum_effort,
+    per_query_columns,
+)
+from annkit.engines.base import get_engine, resolve_params
+from annkit.evaluate import check_compatible, true_kth_distances
+from annkit.io.table import read_query_text, write_csv_columns
+from annkit.slices import QueryProfile, build_profile
+from annkit.sources import open_dataset
+
+HEAVIEST_SHOWN = 10
+
+
+def parse_grid(text: str | None, option: str) -> list[str] | None:
+    """``"10,20,40"`` -> ``["10", "20", "40"]`` (the engine's spec coerces them); None stays."""
+    if text is None:
+        return None
+    values = [part.strip() for part in text.split(",") if part.strip()]
+    if not values:
+        raise click.BadParameter(f"expected comma-separated values, got {text!r}",
+                                 param_hint=option)
+    return values
+
+
+def format_effort(value: float | None, grid: list[int]) -> str:
+    """A grid value, or ``>MAX`` when the target was not reached within the grid."""
+    if value is None or not math.isfinite(value):
+        return f">{grid[-1]}"
+    return f"{value:,.0f}"
+
+
+@click.command()
+@click.argument("index", type=click.Path())
+@dataset_options
+@click.option("-k", type=click.IntRange(min=1), default=10, show_default=True,
+              help="Recall depth.")
+@click.option("--target", type=click.FloatRange(0, 1, min_open=True), default=0.9,
+              show_default=True, help="Recall@k each query must reach.")
+@click.option("--grid", "grid_text", default=None, metavar="V1,V2,...",
+              help="Effort values to search over (default: a doubling grid for the engine, "
+              "e.g. ef 10..2560).")
+@param_option("Other query parameter, held fixed, e.g. -p rerank=10 (repeatable).")
+@click.option("--bands", default="0.2,0.6", show_default=True,
+              help="Frequency band cut points (shares of queries, most frequent first).")
+@click.option("--slice-report", is_flag=True,
+              help="Show every slice (all hardness quartiles too), not just bands and hard-*.")
+@click.option("-o", "--output", "per_query_file", type=click.Path(dir_okay=False), default=None,
+              help="Write per-query minimum effort, weight, band and hardness to this .csv.")
+@json_option
+@quiet_option
+def effort(index: str, data: str | None, queries_file: str | None,
+           groundtruth_file: str | None, weights_file: str | None, metric: str | None, k: int,
+           target: float, grid_text: str | None, params: tuple[str, ...], bands: str,
+           slice_report: bool, per_query_file: str | None, as_json: bool, quiet: bool) -> None:
+    """For each query of DATA (default words-10k), the smallest effort of INDEX (hnsw ef,
+    annoy search_k, ivfpq nprobe) at which its recall@k reaches --target, found by per-query
+    bisection over the effort grid; reported per frequency band and hardness slice."""
+    engine_name = read_manifest(index)["engine"]
+    effort_parameter(engine_name)  # refuse exact engines before any work
+    grid_values = parse_grid(grid_text, "--grid")
+    grid = None if grid_values is None else check_grid(engine_name, grid_values)
+    query_params = parse_params(params)
+    engine_class = get_engine(engine_name)
+    resolve_params(engine_name, engine_class.query_params, query_params, "query")
+    bundle = load_bundle(index)
+    dataset = open_dataset(data, queries=queries_file, groundtruth=groundtruth_file,
+                           weights=weights_file, metric=metric)
+    check_compatible(bundle, dataset)
+    truth = true_kth_distances(dataset, k)
+    profile = build_profile(dataset, truth, k, cuts=parse_cuts(bands))
+    with progress_bar("bisecting effort", quiet or as_json) as progress:
+        result = minimum_effort(bundle, dataset, k, target, grid, truth,
+                                query_params=query_params, progress=progress)
+    report = effort_report(result, profile)
+    report["index"] = str(index)
+    text = read_query_text(dataset.source)
+    if per_query_file:
+        write_csv_columns(per_query_file, per_query_columns(result, profile, text))
+    if as_json:
+        click.echo(to_json(report))
+        return
+    console = stdout_console()
+    console.print(summary_table(report))
+    console.print(distribution_table(report, full=slice_report))
+    if report["spearman"]:
+        console.print(correlation_table(report))
+    if report["heavy"]["count"]:
+        console.print(heaviest_table(report, result.min_effort, profile, text))
+
+
+def summary_table(report: dict) -> Table:
+    overall = report["distribution"]["all"]
+    heavy = report["heavy"]
+    return key_value_table("minimum effort per query", [
+        ("index", f"{report['index']} ({report['engine']} "
+                  f"{format_params(report['build_params'])})"),
+        ("dataset", f"{report['dataset']} ({report['queries']:,} queries)"),
+        ("target", f"recall@{report['k']} >= {report['target']:g} per query"),
+        (f"{report['param']} grid", ", ".join(str(value) for value in report["grid"])),
+        ("other query params", format_params(report["query_params"])),
+        ("searches", f"{report['searches']:,} query-settings of {report['full_scan']:,} "
+                     f"for a full scan ({report['saved_share']:.0%} saved, "
+                     f"{report['search_calls']} batched calls)"),
+        ("not reached", f"{overall['not_reached']:,} ({overall['share_not_reached']:.1%})"),
+        (f">= {heavy['factor']:g}x median", f"{heavy['count']:,} ({heavy['share']:.1%}, "
+         f"{report['param']} >= {format_effort(heavy['threshold'], report['grid'])})"),
+    ])
+
+
+def distribution_table(report: dict, full: bool = False) -> Table:
+    """Median / p90 / p99 effort per slice (bands and hard-*; every quartile when full)."""
+    grid = report["grid"]
+    table = Table(title=f"minimum {report['param']} by slice", title_justify="left")
+    for column in ("slice", "queries", "median", "p90", "p99", "not reached",
+                   f">= {report['heavy']['factor']:g}x median"):
+        table.add_column(column, justify="left" if column == "slice" else "right")
+    for name, entry in report["distribution"].items():
+        if not full and "-q" in name:
+            continue
+        table.add_row(name, f"{entry['queries']:,}", format_effort(entry["median"], grid),
+                      format_effort(entry["p90"], grid), format_effort(entry["p99"], grid),
+                      f"{entry['share_not_reached']:.1%}", f"{entry['share_heavy']:.1%}")
+    return table
+
+
+def correlation_table(report: dict) -> Table:
+    table = Table(title=f"Spearman correlation of minimum {report['param']} with",
+                  title_justify="left")
+    for column in ("measure", "spearman", "harder when"):
+        table.add_column(column, justify="right" if column == "spearman" else "left")
+    for name, entry in report["spearman"].items():
+        direction = entry["harder_is_higher"]
+        reading = ("-" if direction is None else "higher" if direction else "lower")
+        value = entry["spearman"]
+        table.add_row("weight (frequency)" if name == "weight" else name,
+                      "-" if value is None or math.isnan(value) else f"{value:+.3f}", reading)
+    return table
+
+
+def heaviest_table(report: dict, min_effort: np.ndarray, profile: QueryProfile,
+                   text: list[str] | None) -> Table:
+    """The queries needing the most effort (not reached first), at most HEAVIEST_SHOWN."""
+    indices = sorted(report["heavy"]["indices"], key=lambda row: (-min_effort[row], row))
+    table = Table(title=f"heaviest queries ({len(indices):,} need >= "
+                  f"{report['heavy']['factor']:g}x the median {report['param']})",
+                  title_justify="left")
+    columns = ["query"] + (["text"] if text else []) + [report["param"], "band", "weight"]
+    for column in columns:
+        table.add_column(column, justify="left" if column in ("text", "band") else "right")
+    for row in indices[:HEAVIEST_SHOWN]:
+        cells = [str(row)] + ([text[row]] if text else [])
+        cells.append(format_effort(float(min_effort[row]), report["grid"]))
+        cells.append(str(profile.bands[row]) if profile.bands is not None else "-")
+        cells.append(f"{profile.weights[row]:.3g}" if profile.weights is not None else "-")
+        table.add_row(*cells)
+    return table
+
+
+COMMANDS = [effort]

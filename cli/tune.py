@@ -1,0 +1,164 @@
+"""``annkit tune``: per build setting, the smallest query effort meeting a recall target on a
+slice (bisection over the effort grid), and the fastest setting overall."""
+
+from __future__ import annotations
+
+import os
+
+import click
+from rich.markup import escape
+from rich.table import Table
+
+from annkit.cli.console import stderr_console, stdout_console, to_json
+from annkit.cli.effort import parse_grid
+from annkit.cli.options import (
+    dataset_options,
+    json_option,
+    memory_check_option,
+    param_option,
+    parse_cuts,
+    parse_params,
+    quiet_option,
+    threads_option,
+)
+from annkit.cli.render import format_params, key_value_table
+from annkit.effort import effort_parameter
+from annkit.engines.base import get_engine
+from annkit.memory import check_memory
+from annkit.sources import open_dataset
+from annkit.tune import ALL, TuneResult, TuneSetting, build_settings, default_build_grid, tune
+
+
+def parse_build_grid(items: tuple[str, ...]) -> dict[str, list[str]] | None:
+    """``("M=8,16", "ef_construction=100")`` -> ``{"M": ["8", "16"], ...}``; None when empty."""
+    if not items:
+        return None
+    grid: dict[str, list[str]] = {}
+    for item in items:
+        name, sep, values = item.partition("=")
+        parts = [part.strip() for part in values.split(",") if part.strip()]
+        if not sep or not name.strip() or not parts:
+            raise click.BadParameter(f"expected NAME=V1,V2,..., got {item!r}",
+                                     param_hint="--build-grid")
+        grid.setdefault(name.strip(), []).extend(parts)
+    return grid
+
+
+@click.command("tune")
+@dataset_options
+@click.option("-e", "--engine", "engine_name", required=True,
+              help="Engine with an effort parameter: hnsw, annoy or ivfpq.")
+@click.option("--target", type=click.FloatRange(0, 1, min_open=True), default=0.95,
+              show_default=True, help="Recall@k the slice must reach.")
+@click.option("--slice", "slice_name", default=ALL, show_default=True,
+              help="Slice the target applies to: all, head, torso, tail, hard-lid, lid-q4, ...")
+@click.option("--build-grid", "build_grid", multiple=True, metavar="NAME=V1,V2,...",
+              help="Build values to try, e.g. --build-grid M=8,16,32 (repeatable; the product "
+              "is tried). Default: a small grid per engine.")
+@click.option("--effort-grid", "effort_grid", default=None, metavar="V1,V2,...",
+              help="Effort values (ef, search_k, nprobe) to bisect over. Default: a doubling "
+              "grid per engine.")
+@param_option("Other query parameter, held fixed, e.g. -p rerank=10 (repeatable).")
+@click.option("-k", type=click.IntRange(min=1), default=10, show_default=True,
+              help="Recall depth.")
+@click.option("--mode", type=click.Choice(["batch", "single"]), default="batch",
+              show_default=True, help="batch: one call; single: one query per call.")
+@click.option("--runs", type=click.IntRange(min=1), default=3, show_default=True,
+              help="Repetitions per evaluation; QPS comes from the fastest.")
+@click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
+              help="Keep built indexes here and reuse them (default: a temporary folder).")
+@threads_option
+@click.option("--bands", default="0.2,0.6", show_default=True,
+              help="Frequency band cut points (shares of queries, most frequent first).")
+@click.option("--all-slices", is_flag=True, help="Show every hardness quartile too.")
+@memory_check_option
+@json_option
+@quiet_option
+def tune_command(data: str | None, queries_file: str | None, groundtruth_file: str | None,
+                 weights_file: str | None, metric: str | None, engine_name: str,
+                 target: float, slice_name: str, build_grid: tuple[str, ...],
+                 effort_grid: str | None, params: tuple[str, ...], k: int, mode: str,
+                 runs: int, cache_dir: str | None, threads: int | None, bands: str,
+                 all_slices: bool, skip_memory_check: bool, as_json: bool,
+                 quiet: bool) -> None:
+    """For each build setting of --engine on DATA (default words-10k), find the smallest
+    query effort whose recall@k on --slice meets --target (bisection over the effort grid,
+    assuming recall grows with effort), then report the fastest setting and its recall on
+    every slice."""
+    effort_parameter(engine_name)  # refuse exact engines before any work
+    grid = parse_build_grid(build_grid)
+    dataset = open_dataset(data, queries=queries_file, groundtruth=groundtruth_file,
+                           weights=weights_file, metric=metric)
+    engine_class = get_engine(engine_name)
+    settings = build_settings(engine_name, grid if grid is not None
+                              else default_build_grid(engine_name, dataset.n_base))
+    need = max(engine_class(dataset.metric, dataset.dim, **given).estimate_build_bytes(
+        dataset.n_base) for given in settings)
+    check_memory(need, f"building {engine_name} over {dataset.n_base:,} x {dataset.dim} vectors",
+                 "use fewer vectors or a smaller build grid", force=skip_memory_check)
+    console = stderr_console()
+
+    def progress(message: str) -> None:
+        if not (quiet or as_json):
+            console.print(f"[dim]{escape(message)}[/dim]", highlight=False)
+
+    result = tune(dataset, engine_name, target, slice_name, grid,
+                  parse_grid(effort_grid, "--effort-grid"), k, mode, runs, cache_dir,
+                  threads or os.cpu_count() or 1, progress, query_params=parse_params(params),
+                  cuts=parse_cuts(bands))
+    if as_json:
+        click.echo(to_json(result.to_dict()))
+        return
+    out = stdout_console()
+    out.print(settings_table(result, full=all_slices))
+    best = result.best
+    if best is None:
+        out.print(f"No build setting reaches recall@{result.k} >= {result.target:g} on "
+                  f"{result.slice_name} within the effort grid.", highlight=False)
+    else:
+        out.print(best_table(result, best, full=all_slices))
+    saved = 1 - result.evaluations / result.exhaustive if result.exhaustive else 0.0
+    out.print(f"evaluate runs: {result.evaluations} of {result.exhaustive} for the exhaustive "
+              f"grid ({saved:.0%} saved)", highlight=False)
+
+
+def _shown_slices(setting: TuneSetting, full: bool) -> list[str]:
+    names = list(setting.recall_by_slice())
+    return [name for name in names if full or "-q" not in name]
+
+
+def settings_table(result: TuneResult, full: bool = False) -> Table:
+    """One row per build setting: chosen effort, QPS and recall on each slice."""
+    table = Table(title=f"{result.engine}: smallest {result.param} with recall@{result.k} >= "
+                  f"{result.target:g} on {result.slice_name}", title_justify="left")
+    slices = _shown_slices(result.settings[0], full) if result.settings else []
+    for column in ["build params", result.param, "QPS", *slices, "evals"]:
+        table.add_column(column, justify="left" if column == "build params" else "right")
+    for setting in result.settings:
+        recall = setting.recall_by_slice()
+        effort = (f"{setting.chosen:,}" if setting.reached
+                  else f"not reached (>{setting.grid[-1]:,})")
+        table.add_row(format_params(setting.build_params), effort, f"{setting.qps:,.0f}",
+                      *(f"{recall[name]:.4f}" if name in recall else "-" for name in slices),
+                      str(len(setting.trace)))
+    return table
+
+
+def best_table(result: TuneResult, best: TuneSetting, full: bool = False) -> Table:
+    """The fastest setting meeting the target, with its recall on every slice (bands and
+    hard-*; the hardness quartiles too when ``full``)."""
+    rows = [
+        ("build params", format_params(best.build_params)),
+        ("query params", format_params(best.evaluation.query_params)),
+        ("QPS", f"{best.qps:,.0f} ({result.mode}, best of {result.runs})"),
+    ]
+    recall = best.recall_by_slice()
+    rows += [(f"recall@{result.k} {name}", f"{recall[name]:.4f}")
+             for name in _shown_slices(best, full)]
+    weighted = best.evaluation.extra.get("weighted_recall")
+    if weighted is not None:
+        rows.append(("traffic-weighted recall", f"{weighted:.4f}"))
+    return key_value_table(f"fastest setting meeting the target on {result.slice_name}", rows)
+
+
+COMMANDS = [tune_command]
