@@ -98,7 +98,8 @@ class _Worker:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(
             [package_root] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
-        command = [sys.executable, "-m", "annkit.bench.worker", str(child_socket.fileno())]
+        # -P: never import a same-named source folder from the working directory
+        command = [sys.executable, "-P", "-m", "annkit.bench.worker", str(child_socket.fileno())]
         previous = _ignore_interrupts()  # inherited: Ctrl-C is for the runner to handle
         try:
             self.process = subprocess.Popen(
