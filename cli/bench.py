@@ -19,7 +19,7 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from annkit.bench.report import build_report, load_results, usable
+from annkit.bench.report import build_report, load_results, on_slice, usable
 from annkit.bench.runner import SweepEvent, run_sweep
 from annkit.bench.spec import DEFAULT_SWEEP, load_sweep
 from annkit.bench.store import PLOT_FILE
@@ -272,12 +272,15 @@ def bench(sweep_file: str | None, output: str | None, results_root: str,
 
 @click.command()
 @click.argument("results", type=click.Path(exists=True))
+@click.option("--slice", "slice_name", default="all", show_default=True,
+              help="Report recall on a query slice: tail, head, torso, hard-lid, lid-q4, ...")
 @json_option
-def report(results: str, as_json: bool) -> None:
+def report(results: str, slice_name: str, as_json: bool) -> None:
     """Report a sweep from RESULTS (a results folder or its runs.jsonl): Pareto-optimal runs
     per engine, best QPS at recall@k >= 0.90 / 0.95 / 0.99 and speed-ups over flat."""
     folder, records, meta = load_results(results)
-    summary = build_report(records, meta, folder)
+    summary = build_report(on_slice(records, slice_name), meta, folder)
+    summary["slice"] = slice_name
     if as_json:
         click.echo(to_json(summary))
         return
@@ -289,13 +292,18 @@ def report(results: str, as_json: bool) -> None:
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
               help="Image to write (.png, .svg, .pdf). Default: RESULTS/plot.png.")
 @click.option("--title", default=None, help="Plot title (default: dataset, k and mode).")
-def plot(results: str, output: str | None, title: str | None) -> None:
+@click.option("--slice", "slice_name", default="all", show_default=True,
+              help="Plot recall on a query slice (tail, hard-lid, ...) instead of all queries.")
+def plot(results: str, output: str | None, title: str | None, slice_name: str) -> None:
     """Plot recall@k against QPS (log) from RESULTS (a results folder or its runs.jsonl):
     one line per engine's Pareto frontier, other runs faint, flat as the reference."""
     from annkit.bench.plot import plot_sweep
 
     folder, records, _ = load_results(results)
-    path = plot_sweep(records, Path(output) if output else folder / PLOT_FILE, title=title)
+    if slice_name != "all" and title is None:
+        title = f"{folder.name}: recall on the {slice_name} slice vs QPS"
+    path = plot_sweep(on_slice(records, slice_name),
+                      Path(output) if output else folder / PLOT_FILE, title=title)
     click.echo(str(path))
 
 

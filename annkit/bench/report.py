@@ -9,6 +9,7 @@ from typing import Any
 
 from annkit.bench.pareto import pareto_front
 from annkit.bench.store import META_FILE, RUNS_FILE, locate_results, read_runs
+from annkit.errors import InputError
 
 THRESHOLDS = (0.90, 0.95, 0.99)
 REFERENCE_ENGINE = "flat"
@@ -124,3 +125,26 @@ def report_results(path: str | Path) -> dict[str, Any]:
     """The report of a results folder (or runs.jsonl) on disk."""
     folder, records, meta = load_results(path)
     return build_report(records, meta, folder)
+
+
+def on_slice(records: list[dict], slice_name: str) -> list[dict]:
+    """Records with ``recall`` replaced by their recall on ``slice_name`` (e.g. ``tail``,
+    ``hard-lid``), and ``slice`` set; ``all`` returns the records unchanged. Failed runs are
+    kept as they are; an unknown slice is an error listing the available ones."""
+    if slice_name == "all":
+        return records
+    available: dict[str, None] = {}
+    out = []
+    for record in records:
+        slices = record.get("slices") or {}
+        available.update(dict.fromkeys(slices))
+        if record.get("status") != "ok":
+            out.append(record)
+            continue
+        if slice_name not in slices:
+            continue
+        out.append({**record, "recall": slices[slice_name]["recall"], "slice": slice_name})
+    if slice_name not in available:
+        names = ", ".join(["all", *available]) if available else "none recorded"
+        raise InputError(f"unknown slice {slice_name!r} (available: {names})")
+    return out

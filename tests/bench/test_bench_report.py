@@ -131,3 +131,20 @@ def test_plot_is_a_png_written_atomically(tmp_path):
 def test_plot_needs_a_successful_run(tmp_path):
     with pytest.raises(InputError, match="nothing to plot"):
         plot_sweep([RECORDS[5]], tmp_path / "plot.png")
+
+
+def test_report_on_a_slice_uses_the_slice_recall():
+    from annkit.bench.report import on_slice
+    from annkit.errors import InputError
+
+    records = [
+        {"status": "ok", "engine": "hnsw", "recall": 0.9, "qps": 10.0,
+         "slices": {"tail": {"recall": 0.8, "queries": 4, "p5_recall": 0.5}}},
+        {"status": "failed", "engine": "hnsw", "recall": None, "qps": None},
+    ]
+    tail = on_slice(records, "tail")
+    assert tail[0]["recall"] == 0.8 and tail[0]["slice"] == "tail" and records[0]["recall"] == 0.9
+    assert tail[1]["status"] == "failed"
+    assert on_slice(records, "all") is records
+    with pytest.raises(InputError, match=r"unknown slice 'hard' \(available: all, tail\)"):
+        on_slice(records, "hard")
