@@ -244,7 +244,7 @@ def bench(sweep_file: str | None, output: str | None, results_root: str,
         outcome = run_sweep(spec, _results_dir(output, root), results_root=root,
                             rebuild=rebuild, force=force, timeout=timeout, threads=threads,
                             on_event=progress)
-    report = build_report(outcome.records, outcome.meta, outcome.results_dir)
+    report = {**build_report(outcome.records, outcome.meta, outcome.results_dir), "slice": "all"}
     plot_path: Path | None = None
     if any(usable(record) for record in outcome.records):
         plot_path = outcome.results_dir / PLOT_FILE
