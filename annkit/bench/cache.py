@@ -2,7 +2,8 @@
 
 - ``indexes/<key>/``: an ordinary index bundle per (dataset fingerprint, engine, resolved
   build params, bundle format version, metric), reused by later sweeps unless rebuilt;
-- ``groundtruth/<key>.npy``: the exact k-th distances (nq, k) float64 per dataset and k.
+- ``groundtruth/<key>.npy``: the exact true-neighbour distances (nq, depth >= k) float64 per
+  dataset and k.
 """
 
 from __future__ import annotations
@@ -89,14 +90,16 @@ def cached_true_distances(
     cache_dir: Path, dataset: Dataset, k: int,
     progress: Callable[[int, int], None] | None = None,
 ) -> tuple[np.ndarray, Path, bool]:
-    """Exact k-th distances (nq, k) float64 of ``dataset``, computed once and cached.
+    """Exact true-neighbour distances (nq, depth >= k) float64 ascending of ``dataset``
+    (see ``true_kth_distances``), computed once and cached.
 
     Returns (distances, cache file, whether it came from the cache)."""
     path = groundtruth_file(cache_dir, dataset, k)
     if path.is_file():
         try:
             distances = np.load(path, allow_pickle=False)
-            if distances.shape == (dataset.n_queries, k) and distances.dtype == np.float64:
+            if (distances.ndim == 2 and distances.shape[0] == dataset.n_queries
+                    and distances.shape[1] >= k and distances.dtype == np.float64):
                 return distances, path, True
         except (OSError, ValueError):
             pass
