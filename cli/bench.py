@@ -293,17 +293,27 @@ def report(results: str, slice_name: str, as_json: bool) -> None:
               help="Image to write (.png, .svg, .pdf). Default: RESULTS/plot.png.")
 @click.option("--title", default=None, help="Plot title (default: dataset, k and mode).")
 @click.option("--slice", "slice_name", default="all", show_default=True,
-              help="Plot recall on a query slice (tail, hard-lid, ...) instead of all queries.")
-def plot(results: str, output: str | None, title: str | None, slice_name: str) -> None:
+              help="Also draw each engine's frontier on a query slice (tail, hard-lid, ...), "
+                   "dashed, beside the overall one.")
+@click.option("--slice-only", is_flag=True,
+              help="With --slice: draw only the slice's frontiers, not the overall ones.")
+def plot(results: str, output: str | None, title: str | None, slice_name: str,
+         slice_only: bool) -> None:
     """Plot recall@k against QPS (log) from RESULTS (a results folder or its runs.jsonl):
     one line per engine's Pareto frontier, other runs faint, flat as the reference."""
     from annkit.bench.plot import plot_sweep
 
     folder, records, _ = load_results(results)
-    if slice_name != "all" and title is None:
-        title = f"{folder.name}: recall on the {slice_name} slice vs QPS"
-    path = plot_sweep(on_slice(records, slice_name),
-                      Path(output) if output else folder / PLOT_FILE, title=title)
+    target = Path(output) if output else folder / PLOT_FILE
+    if slice_name == "all":
+        path = plot_sweep(records, target, title=title)
+    elif slice_only:
+        path = plot_sweep(on_slice(records, slice_name), target, title=title or
+                          f"{folder.name}: recall on the {slice_name} slice vs QPS")
+    else:
+        path = plot_sweep(records, target, slice_records=on_slice(records, slice_name),
+                          slice_name=slice_name, title=title or
+                          f"{folder.name}: recall (all queries and {slice_name}) vs QPS")
     click.echo(str(path))
 
 

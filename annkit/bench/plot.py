@@ -10,11 +10,15 @@ from annkit.errors import InputError
 
 
 def plot_sweep(records: list[dict], target: str | Path, *, title: str | None = None,
+               slice_records: list[dict] | None = None, slice_name: str | None = None,
                dpi: int = 120) -> Path:
     """Draw recall@k (x) against QPS (log y): one line per engine's Pareto frontier,
     dominated runs as faint points, the exact ``flat`` QPS as a dashed reference line.
 
-    The format follows ``target``'s suffix (png, svg, pdf...; default png)."""
+    With ``slice_records`` (the same runs with recall on the query slice ``slice_name``, see
+    ``report.on_slice``), each engine's slice frontier is drawn beside its overall one, in
+    the same colour, dashed, with hollow markers. The format follows ``target``'s suffix
+    (png, svg, pdf...; default png)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -29,6 +33,9 @@ def plot_sweep(records: list[dict], target: str | Path, *, title: str | None = N
     if title is None:
         title = f"{first.get('dataset') or 'dataset'}: recall@{k} vs QPS ({first.get('mode')})"
     frontiers = engine_frontiers(points)
+    slice_points = [r for r in slice_records or [] if usable(r)]
+    slice_frontiers = engine_frontiers(slice_points) if slice_points else {}
+    slice_name = slice_name or "slice"
     flat_qps = reference_qps(points)
     figure, axes = plt.subplots(figsize=(8, 5.5))
     try:
@@ -42,6 +49,11 @@ def plot_sweep(records: list[dict], target: str | Path, *, title: str | None = N
             front = frontiers[engine]
             axes.plot([r["recall"] for r in front], [r["qps"] for r in front], marker="o",
                       markersize=4, linewidth=1.6, color=colour, label=engine)
+            if slice_frontiers.get(engine):
+                front = slice_frontiers[engine]
+                axes.plot([r["recall"] for r in front], [r["qps"] for r in front], marker="o",
+                          markersize=5, markerfacecolor="none", linestyle="--", linewidth=1.3,
+                          color=colour, label=f"{engine} ({slice_name})")
         if flat_qps is not None:
             axes.axhline(flat_qps, color="0.35", linestyle="--", linewidth=1,
                          label=f"{REFERENCE_ENGINE} (exact): {flat_qps:,.0f} QPS")

@@ -148,3 +148,18 @@ def test_report_on_a_slice_uses_the_slice_recall():
     assert on_slice(records, "all") is records
     with pytest.raises(InputError, match=r"unknown slice 'hard' \(available: all, tail\)"):
         on_slice(records, "hard")
+
+
+def test_plot_draws_the_slice_frontier_beside_the_overall_one(tmp_path):
+    import matplotlib
+
+    from annkit.bench.report import on_slice
+
+    records = [{**r, "slices": {"tail": {"queries": 4, "recall": (r["recall"] or 0) - 0.1}}}
+               for r in RECORDS if r["status"] == "ok"]
+    with matplotlib.rc_context({"svg.fonttype": "none"}):
+        svg = plot_sweep(records, tmp_path / "both.svg", slice_name="tail",
+                         slice_records=on_slice(records, "tail")).read_text()
+        alone = plot_sweep(records, tmp_path / "alone.svg").read_text()
+    for engine in ("hnsw", "annoy"):
+        assert f"{engine} (tail)" in svg and f"{engine} (tail)" not in alone

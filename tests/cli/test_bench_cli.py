@@ -149,6 +149,13 @@ def test_plot_command_writes_a_png(swept, tmp_path):
     assert result.exit_code == 0, result.output
     assert result.stdout.strip() == str(tmp_path / "p.png")
     assert (tmp_path / "p.png").read_bytes()[:8] == PNG_MAGIC
+    for extra in ([], ["--slice-only"]):
+        sliced = run("plot", root / "results" / "e2e", "--slice", "tail", *extra,
+                     "-o", tmp_path / "tail.png")
+        assert sliced.exit_code == 0, sliced.output
+        assert (tmp_path / "tail.png").read_bytes()[:8] == PNG_MAGIC
+    unknown = run("plot", root / "results" / "e2e", "--slice", "nope")
+    assert unknown.exit_code == 2 and "unknown slice 'nope'" in unknown.stderr
 
 
 def test_second_sweep_reuses_cached_indexes(swept):
