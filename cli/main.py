@@ -70,9 +70,19 @@ def cli(debug: bool) -> None:
 
 
 def _register() -> None:
-    from annkit.cli import bench, build, effort, evaluate, groundtruth, info, query, tune
+    from annkit.cli import (
+        bench,
+        build,
+        datasets,
+        effort,
+        evaluate,
+        groundtruth,
+        info,
+        query,
+        tune,
+    )
 
-    for module in (build, evaluate, groundtruth, info, query, bench, effort, tune):
+    for module in (build, evaluate, groundtruth, info, query, bench, effort, tune, datasets):
         for command in module.COMMANDS:
             cli.add_command(command)
 

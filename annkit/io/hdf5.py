@@ -7,7 +7,7 @@ little-endian float32 datasets are memory-mapped instead of read into memory.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -380,10 +380,13 @@ def write_dataset_hdf5(
     neighbors: np.ndarray | None = None,
     distances: np.ndarray | None = None,
     weights: np.ndarray | None = None,
+    base_text: Sequence[str] | None = None,
+    query_text: Sequence[str] | None = None,
 ) -> None:
     """Write an ann-benchmarks-layout HDF5 file atomically: ``train`` (n, d) float32,
     ``test`` (nq, d) float32, optional ``neighbors`` (nq, k) int64, ``distances`` (nq, k)
-    float32, ``test_weights`` (nq,) float64; attributes ``distance`` and ``point_type``."""
+    float32, ``test_weights`` (nq,) float64, ``train_text`` / ``test_text`` (UTF-8 strings,
+    one per vector); attributes ``distance`` and ``point_type``."""
     from annkit.types import normalize_metric
 
     p = Path(path)
@@ -419,9 +422,18 @@ def write_dataset_hdf5(
             raise InputError(
                 f"{name}: {weight_arr.shape[0]} weights but there are {n_queries} queries"
             )
+    texts = {}
+    for key, values, count in (("train_text", base_text, base_arr.shape[0]),
+                               ("test_text", query_text, n_queries)):
+        if values is not None:
+            if len(values) != count:
+                raise InputError(f"{name}: {len(values)} {key} strings for {count} vectors")
+            texts[key] = [str(value) for value in values]
     with atomic_write(p) as tmp, h5py.File(tmp, "w") as handle:
         _write_matrix(handle, "train", base_arr, "<f4")
         _write_matrix(handle, "test", query_arr, "<f4")
+        for key, strings in texts.items():
+            handle.create_dataset(key, data=strings, dtype=h5py.string_dtype("utf-8"))
         if neighbor_arr is not None:
             _write_matrix(handle, "neighbors", neighbor_arr, "<i8")
         if distance_arr is not None:
