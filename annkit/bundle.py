@@ -22,7 +22,7 @@ import numpy as np
 
 from annkit import __version__
 from annkit.engines.base import Engine, get_engine
-from annkit.errors import BundleError, InputError
+from annkit.errors import BundleError, InputError, ParamError
 from annkit.types import METRICS
 
 FORMAT = "annkit-index"
@@ -152,7 +152,7 @@ def read_manifest(path: str | Path) -> dict:
         raise BundleError(f"{manifest_path}: implausibly large manifest")
     try:
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise BundleError(f"{manifest_path}: damaged manifest ({exc.__class__.__name__})") from None
     _check_manifest(path, manifest)
     return manifest
@@ -209,7 +209,10 @@ def load_bundle(path: str | Path) -> Bundle:
     """Verify a bundle completely, then let its engine load the payload."""
     path = Path(path)
     manifest = read_manifest(path)
-    engine_class = get_engine(manifest["engine"])
+    try:
+        engine_class = get_engine(manifest["engine"])
+    except ParamError as exc:
+        raise BundleError(f"{path}: {exc}") from None
     verify_payload(path, manifest)
     params = {
         name: value for name, value in manifest["build_params"].items()
@@ -221,6 +224,14 @@ def load_bundle(path: str | Path) -> Bundle:
         )
     except InputError as exc:
         raise BundleError(f"{path}: {exc}") from None
+    except (OSError, RuntimeError, ValueError, TypeError, OverflowError, MemoryError) as exc:
+        # a native loader refusing a payload that does not fit the manifest (a foreign or
+        # hand-edited bundle): its own words, on one line
+        lines = str(exc).strip().splitlines()
+        reason = lines[0][:200] if lines else type(exc).__name__
+        raise BundleError(
+            f"{path}: the {manifest['engine']} payload does not fit its manifest ({reason})"
+        ) from None
     return Bundle(path=path, manifest=manifest, engine=engine)
 
 

@@ -35,7 +35,8 @@ def is_dataset_file(spec: str | Path) -> bool:
     try:
         with h5py.File(path, "r") as handle:
             return "train" in handle and "test" in handle
-    except OSError:
+    except (OSError, RuntimeError, ValueError, KeyError):
+        # not HDF5 or damaged: the vector-file reader then reports it with a clear message
         return False
 
 

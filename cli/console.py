@@ -23,8 +23,10 @@ def stderr_console() -> Console:
 
 @contextmanager
 def progress_bar(description: str, quiet: bool = False) -> Iterator[Callable[[int, int], None]]:
-    """A ``progress(done, total)`` callback drawing a rich bar on stderr (no-op when quiet)."""
-    if quiet:
+    """A ``progress(done, total)`` callback drawing a rich bar on stderr (no-op when quiet or
+    when stderr is not a terminal, where the bar would leave a blank line before an error)."""
+    console = stderr_console()
+    if quiet or not console.is_terminal:
         yield lambda done, total: None
         return
     progress = Progress(
@@ -33,7 +35,7 @@ def progress_bar(description: str, quiet: bool = False) -> Iterator[Callable[[in
         TextColumn("{task.completed}/{task.total}"),
         TimeElapsedColumn(),
         TimeRemainingColumn(),
-        console=stderr_console(),
+        console=console,
         transient=True,
     )
     with progress:

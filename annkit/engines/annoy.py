@@ -15,6 +15,44 @@ _METRICS = {"euclidean": "euclidean", "angular": "angular", "ip": "dot"}
 PAYLOAD = "annoy.ann"
 
 
+# annoy's node layout per metric: (bytes before the vector, int32 word where the children /
+# bucket ids start, extra ids a bucket holds beyond dim)
+_LAYOUTS = {"euclidean": (16, 2, 2), "angular": (12, 1, 2), "ip": (16, 1, 3)}
+
+
+def _check_nodes(path: Path, metric: str, dim: int, count: int) -> None:
+    """Refuse an annoy file whose nodes do not fit the manifest's metric, dimension and count
+    before annoy reads it: annoy trusts them, and a wrong one makes a search follow node
+    numbers out of the file (a segmentation fault)."""
+    header, first_child, extra = _LAYOUTS[metric]
+    node_bytes = header + 4 * dim
+    size = path.stat().st_size
+    if size == 0 or size % node_bytes:
+        raise EngineError(
+            f"{path}: {size} bytes is not a whole number of {metric} nodes of dimension {dim}"
+        )
+    nodes = np.memmap(path, dtype="<i4", mode="r", shape=(size // node_bytes, node_bytes // 4))
+    n_nodes, bucket_size = len(nodes), dim + extra
+    rows = max(1, (16 << 20) // node_bytes)  # about 16 MiB at a time
+    for start in range(0, n_nodes, rows):
+        block = np.asarray(nodes[start : start + rows])
+        number = np.arange(start, start + len(block))
+        descendants = block[:, 0]
+        inner = number >= count  # items first, then tree nodes
+        split = inner & (descendants > bucket_size)
+        children = block[split, first_child : first_child + 2]
+        bucket = inner & (descendants <= bucket_size)
+        ids = block[bucket, first_child : first_child + bucket_size]
+        used = np.arange(bucket_size) < descendants[bucket, None]
+        if (np.any(inner & (descendants < 1)) or np.any(children < 0)
+                or np.any(children >= n_nodes) or np.any(used & ((ids < 0) | (ids >= count)))):
+            raise EngineError(
+                f"{path}: not an annoy index of {count} {metric} vectors of dimension {dim} "
+                "(its tree nodes point outside the file)"
+            )
+    del nodes
+
+
 @register
 class AnnoyEngine(Engine):
     """annoy forest: build n_trees, query search_k (-1 = annoy's default n_trees * k)."""
@@ -88,6 +126,7 @@ class AnnoyEngine(Engine):
     @classmethod
     def load(cls, directory: Path, metric: str, dim: int, count: int, params: dict) -> AnnoyEngine:
         engine = cls(metric, dim, **params)
+        _check_nodes(directory / PAYLOAD, metric, dim, count)
         index = engine._new_index()
         try:
             index.load(str(directory / PAYLOAD))

@@ -15,6 +15,26 @@ _SPACES = {"euclidean": "l2", "angular": "cosine", "ip": "ip"}
 PAYLOAD = "hnsw.bin"
 
 
+_HEADER_FIELDS = 6  # size_t offsetLevel0, max_elements, count, element size, label / data offset
+
+
+def _check_header(path: Path, dim: int, count: int) -> None:
+    """Refuse an hnswlib file whose vector count or dimension differs from the manifest's
+    before hnswlib reads it: hnswlib trusts both, and a wrong one makes it allocate or read
+    out of bounds."""
+    with open(path, "rb") as handle:
+        header = np.frombuffer(handle.read(8 * _HEADER_FIELDS), dtype="<u8")
+    if header.size < _HEADER_FIELDS:
+        raise EngineError(f"{path}: not an hnswlib index (file too short)")
+    stored_count = int(header[2])
+    stored_dim, remainder = divmod(int(header[4]) - int(header[5]), 4)
+    if stored_count != count or stored_dim != dim or remainder:
+        raise EngineError(
+            f"{path}: holds {stored_count} vectors of dimension {stored_dim}, manifest says "
+            f"{count} of dimension {dim}"
+        )
+
+
 @register
 class HnswEngine(Engine):
     """hnswlib HNSW graph: build M / ef_construction, query ef."""
@@ -113,6 +133,7 @@ class HnswEngine(Engine):
         import hnswlib
 
         engine = cls(metric, dim, **params)
+        _check_header(directory / PAYLOAD, dim, count)
         index = hnswlib.Index(space=_SPACES[metric], dim=dim)
         try:
             index.load_index(str(directory / PAYLOAD), max_elements=count)

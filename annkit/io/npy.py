@@ -55,6 +55,11 @@ def npy_header(path: PathLike) -> NpyHeader:
     except Exception as exc:  # noqa: BLE001 - numpy parses the untrusted header text with
         # ast/tokenize, which can fail in many ways (ValueError, SyntaxError, TokenError...).
         raise DatasetError(f"{name}: not a valid .npy file ({_first_line(exc)})") from exc
+    if any(isinstance(v, bool) or not isinstance(v, int) or v < 0 for v in shape):
+        raise DatasetError(
+            f"{name}: not a valid .npy file (shape {tuple(shape)} is not a tuple of "
+            "non-negative integers)"
+        )
     if dtype.hasobject:
         raise DatasetError(
             f"{name}: holds Python objects, which annkit never unpickles; save a numeric array"

@@ -35,7 +35,8 @@ def validate_vectors(array: np.ndarray, what: str, metric: str) -> None:
                     first_nonfinite = start + int(np.argmax(bad))
                 nonfinite_rows += count
         if check_zero:
-            zero = ~block.any(axis=1)
+            with np.errstate(invalid="ignore"):  # a signalling NaN: reported below, not warned
+                zero = ~block.any(axis=1)
             count = int(np.count_nonzero(zero))
             if count:
                 if first_zero < 0:
