@@ -19,12 +19,20 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
+from annkit.bench.compare import (
+    GateThresholds,
+    SweepFacts,
+    check_comparable,
+    compare_records,
+    load_baseline,
+)
 from annkit.bench.report import build_report, load_results, on_slice, usable
 from annkit.bench.runner import SweepEvent, run_sweep
 from annkit.bench.spec import DEFAULT_SWEEP, load_sweep
 from annkit.bench.store import PLOT_FILE
+from annkit.cli.compare import raise_if_failed, render_comparison
 from annkit.cli.console import stderr_console, stdout_console, to_json
-from annkit.cli.options import json_option, quiet_option, threads_option
+from annkit.cli.options import gate_options, json_option, quiet_option, threads_option
 from annkit.cli.render import format_bytes, format_params
 from annkit.engines import get_engine
 from annkit.errors import AnnkitError
@@ -50,10 +58,12 @@ class SweepProgress:
         self.task: Any = None
 
     def __enter__(self) -> SweepProgress:
-        if not self.quiet:
+        console = stderr_console()
+        # not on a terminal (a CI log, a pipe) a transient bar only leaves a blank line
+        if not self.quiet and console.is_terminal:
             self.progress = _StepProgress(
                 TextColumn("[bold]sweep[/bold]"), BarColumn(), MofNCompleteColumn(),
-                TimeElapsedColumn(), TimeRemainingColumn(), console=stderr_console(),
+                TimeElapsedColumn(), TimeRemainingColumn(), console=console,
                 transient=True,
             )
             self.progress.__enter__()
@@ -219,10 +229,15 @@ def render_report(console: Console, report: dict) -> None:
 @threads_option
 @quiet_option
 @json_option
+@click.option("--baseline", type=click.Path(), default=None, metavar="RESULTS",
+              help="Then compare the sweep with this baseline (a results folder or its "
+                   "runs.jsonl) and exit 1 on a regression, as 'annkit compare' does.")
+@gate_options
 @click.option("--print-default", is_flag=True, help="Print the built-in default sweep and exit.")
 def bench(sweep_file: str | None, output: str | None, results_root: str,
           dataset: str | None, rebuild: bool, force: bool, timeout: float | None,
-          threads: int | None, quiet: bool, as_json: bool, print_default: bool) -> None:
+          threads: int | None, quiet: bool, as_json: bool, baseline: str | None,
+          max_recall_drop: float, max_qps_drop: float, print_default: bool) -> None:
     """Sweep engines x build params x query params and report recall@k against QPS.
 
     SWEEP_FILE is a TOML sweep (see --print-default); without it the built-in default sweep
@@ -232,6 +247,9 @@ def bench(sweep_file: str | None, output: str | None, results_root: str,
     perquery.h5, meta.json, plot.png). Run the same command again to resume a stopped
     sweep: finished settings are kept, failed ones retried. A results folder only takes
     the sweep that made it (use another -o, or --force to start it over).
+
+    With --baseline the sweep is then checked against a baseline sweep (the regression
+    gate, see 'annkit compare --help'): exit 1 when a setting regressed.
     """
     if print_default:
         click.echo(DEFAULT_SWEEP, nl=False)
@@ -240,6 +258,11 @@ def bench(sweep_file: str | None, output: str | None, results_root: str,
     if dataset is not None:
         spec = spec.with_dataset(dataset)
     root = Path(results_root)
+    thresholds = GateThresholds(max_recall_drop, max_qps_drop)
+    reference = None
+    if baseline is not None:  # read and check it first: a bad baseline costs no sweep
+        reference = load_baseline(baseline)
+        check_comparable(reference.facts(), SweepFacts(k=spec.k, mode=spec.mode))
     with SweepProgress(quiet or as_json) as progress:
         outcome = run_sweep(spec, _results_dir(output, root), results_root=root,
                             rebuild=rebuild, force=force, timeout=timeout, threads=threads,
@@ -255,9 +278,16 @@ def bench(sweep_file: str | None, output: str | None, results_root: str,
     summary = {"ran": outcome.ran, "skipped": outcome.skipped, "failed": outcome.failed,
                "builds": outcome.builds, "cached_builds": outcome.cached_builds,
                "seconds": outcome.seconds}
+    comparison = None if reference is None else compare_records(
+        reference.records, outcome.records, thresholds, baseline_meta=reference.meta,
+        current_meta=outcome.meta, baseline_path=reference.path,
+        current_path=outcome.results_dir)
     if as_json:
+        gate = {} if comparison is None else {"compare": comparison.to_dict()}
         click.echo(to_json({**report, "plot": str(plot_path) if plot_path else None,
-                            "sweep": summary}))
+                            "sweep": summary, **gate}))
+        if comparison is not None:
+            raise_if_failed(comparison)
         return
     console = stdout_console()
     render_report(console, report)
@@ -268,6 +298,10 @@ def bench(sweep_file: str | None, output: str | None, results_root: str,
     )
     where = f"results: {outcome.results_dir}"
     console.print(where + (f"  plot: {plot_path}" if plot_path else ""))
+    if comparison is not None:
+        console.print()
+        render_comparison(console, comparison)
+        raise_if_failed(comparison)
 
 
 @click.command()

@@ -73,6 +73,7 @@ def _register() -> None:
     from annkit.cli import (
         bench,
         build,
+        compare,
         datasets,
         effort,
         evaluate,
@@ -82,7 +83,8 @@ def _register() -> None:
         tune,
     )
 
-    for module in (build, evaluate, groundtruth, info, query, bench, effort, tune, datasets):
+    for module in (build, evaluate, groundtruth, info, query, bench, compare, effort, tune,
+                   datasets):
         for command in module.COMMANDS:
             cli.add_command(command)
 

@@ -72,3 +72,23 @@ memory_check_option = click.option(
     "--no-memory-check", "skip_memory_check", is_flag=True,
     help="Skip the check that the estimated memory need fits in available memory.",
 )
+
+
+def gate_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """--max-recall-drop / --max-qps-drop: the regression gate's thresholds."""
+    from annkit.bench.compare import DEFAULT_MAX_QPS_DROP, DEFAULT_MAX_RECALL_DROP
+
+    decorators = [
+        click.option("--max-recall-drop", type=click.FloatRange(min=0, max=1),
+                     default=DEFAULT_MAX_RECALL_DROP, show_default=True, metavar="DROP",
+                     help="Fail when recall@k (overall or on the tail slice) of a setting "
+                          "drops by more than this (absolute)."),
+        click.option("--max-qps-drop", type=click.FloatRange(min=0),
+                     default=DEFAULT_MAX_QPS_DROP, show_default=True, metavar="FRACTION",
+                     help="Fail when a setting's QPS, as speed-up over the flat run of the "
+                          "same sweep, drops by more than this fraction (0.15 = 15%; "
+                          ">= 1 turns the QPS check off)."),
+    ]
+    for decorator in reversed(decorators):
+        func = decorator(func)
+    return func

@@ -1,9 +1,11 @@
 """Parameter sweeps: recall@k against QPS over engines x build x query settings.
 
 :func:`load_sweep` reads a sweep file, :func:`run_sweep` measures it into a results folder,
-:func:`build_report` / :func:`report_results` summarise it and :func:`plot_sweep` draws it.
+:func:`build_report` / :func:`report_results` summarise it, :func:`plot_sweep` draws it and
+:func:`compare_results` checks it against a baseline sweep (the regression gate).
 """
 
+from annkit.bench.compare import Comparison, GateThresholds, compare_records, compare_results
 from annkit.bench.pareto import dominates, pareto_front
 from annkit.bench.report import THRESHOLDS, build_report, load_results, report_results
 from annkit.bench.runner import SweepEvent, SweepOutcome, describe_setting, run_sweep
@@ -24,6 +26,8 @@ __all__ = [
     "REQUIRED_KEYS",
     "THRESHOLDS",
     "BuildSetting",
+    "Comparison",
+    "GateThresholds",
     "QuerySetting",
     "ResultsStore",
     "SweepError",
@@ -31,6 +35,8 @@ __all__ = [
     "SweepOutcome",
     "SweepSpec",
     "build_report",
+    "compare_records",
+    "compare_results",
     "describe_setting",
     "dominates",
     "load_results",
