@@ -38,7 +38,10 @@ def available_bytes() -> int | None:
 
 
 def format_gib(count: float) -> str:
-    return f"{count / 2**30:.2f} GiB"
+    """A byte count for a message: GiB from 1 GiB up, MiB below (a small need is not 0.00)."""
+    if count >= 2**30:
+        return f"{count / 2**30:.2f} GiB"
+    return f"{count / 2**20:.1f} MiB"
 
 
 def check_memory(needed: int, what: str, advice: str, force: bool = False) -> None:

@@ -13,6 +13,7 @@ from annkit.types import SearchResult
 
 _SPACES = {"euclidean": "l2", "angular": "cosine", "ip": "ip"}
 PAYLOAD = "hnsw.bin"
+_ADD_BLOCK = 65_536  # rows converted to float32 and added at a time
 
 
 _HEADER_FIELDS = 6  # size_t offsetLevel0, max_elements, count, element size, label / data offset
@@ -66,7 +67,7 @@ class HnswEngine(Engine):
             ef_construction=self.params["ef_construction"],
             random_seed=self.params["seed"],
         )
-        block = 65_536
+        block = _ADD_BLOCK
         for start in range(0, count, block):
             rows = as_float32_rows(base[start : start + block])
             index.add_items(rows, np.arange(start, start + len(rows)), num_threads=threads)
@@ -77,7 +78,7 @@ class HnswEngine(Engine):
     def estimate_build_bytes(self, count: int) -> int:
         # vectors + level-0 links (2M) + upper levels (~M/(M-1) more) + label/lock overhead
         links = 2 * self.params["M"] * 4 + self.params["M"] * 4
-        return int(count * (self.dim * 4 + links + 64) + 65_536 * self.dim * 4)
+        return int(count * (self.dim * 4 + links + 64) + min(count, _ADD_BLOCK) * self.dim * 4)
 
     def _apply_query_params(self) -> None:
         if self._index is not None:
