@@ -9,6 +9,7 @@ result is deterministic and does not depend on block sizes.
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -25,6 +26,33 @@ def _to_distance(scores: np.ndarray, metric: str) -> np.ndarray:
     if metric == "euclidean":
         return scores  # squared L2: same order as L2
     return -scores  # inner product (unit rows for angular): larger is closer
+
+
+def _prepare_block(raw: np.ndarray, metric: str, sq_norms: np.ndarray | None,
+                   threads: int, rows: int = 8192) -> np.ndarray:
+    """One pass over a base block: its float32 rows as faiss wants them (unit rows for
+    angular, normalised in float64) and, into ``sq_norms``, their float64 squared norms."""
+    if sq_norms is None:  # ip: neither norms nor normalisation
+        return prepare(raw, metric)
+    block = np.empty(raw.shape, dtype=np.float32)
+
+    def part(start: int) -> None:
+        rows64 = np.asarray(raw[start : start + rows], dtype=np.float64)
+        squares = np.einsum("nd,nd->n", rows64, rows64)
+        sq_norms[start : start + len(rows64)] = squares
+        if metric == "angular":
+            lengths = np.sqrt(squares)[:, None]
+            np.divide(rows64, lengths, out=rows64, where=lengths > 0)
+        block[start : start + len(rows64)] = rows64
+
+    starts = range(0, len(raw), rows)
+    if threads > 1 and len(starts) > 1:
+        with ThreadPoolExecutor(max_workers=threads) as pool:
+            list(pool.map(part, starts))
+    else:
+        for start in starts:
+            part(start)
+    return block
 
 
 def candidate_margin(k: int) -> int:
@@ -66,14 +94,12 @@ def compute_ground_truth(
     base_sq_norms = np.empty(n_base, dtype=np.float64) if metric != "ip" else None
     total = n_blocks * n_queries
     done = 0
-    with faiss_threads(threads or faiss.omp_get_max_threads()):
+    threads = threads or faiss.omp_get_max_threads()
+    with faiss_threads(threads):
         for start in range(0, n_base, block_rows):
             raw = base[start : start + block_rows]
-            if base_sq_norms is not None:
-                rows64 = np.asarray(raw, dtype=np.float64)
-                base_sq_norms[start : start + len(raw)] = np.einsum("nd,nd->n", rows64, rows64)
-                del rows64
-            block = prepare(raw, metric)
+            norms = None if base_sq_norms is None else base_sq_norms[start : start + len(raw)]
+            block = _prepare_block(raw, metric, norms, threads)
             index = faiss.IndexFlatL2(dim) if metric == "euclidean" else faiss.IndexFlatIP(dim)
             index.add(block)
             take = min(pool, len(block))
@@ -96,7 +122,8 @@ def compute_ground_truth(
                 keep = np.argsort(merged_dist, axis=1, kind="stable")[:, :pool]
                 best_ids = np.take_along_axis(merged_ids, keep, axis=1)
                 best_dist = np.take_along_axis(merged_dist, keep, axis=1)
-    exact = exact_distances(base, queries, best_ids, metric, base_sq_norms=base_sq_norms)
+    exact = exact_distances(base, queries, best_ids, metric, base_sq_norms=base_sq_norms,
+                            threads=threads)
     order = np.lexsort((best_ids, exact), axis=1)[:, :k]
     return GroundTruth(
         ids=np.take_along_axis(best_ids, order, axis=1),

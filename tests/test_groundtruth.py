@@ -23,6 +23,17 @@ def test_blocks_do_not_change_result(words10k):
     np.testing.assert_array_equal(whole.distances, blocked.distances)
 
 
+@pytest.mark.parametrize("metric", ["angular", "euclidean", "ip"])
+def test_threads_do_not_change_result(words10k, metric):
+    """The normalisation, norms and float64 re-rank are split over threads: same bits."""
+    queries = words10k.queries[:300]
+    one = compute_ground_truth(words10k.base, queries, 30, metric, threads=1)
+    two = compute_ground_truth(words10k.base, queries, 30, metric, threads=2,
+                               base_block_rows=3001)
+    np.testing.assert_array_equal(one.ids, two.ids)
+    np.testing.assert_array_equal(one.distances, two.distances)
+
+
 @pytest.mark.parametrize("metric", ["euclidean", "ip", "angular"])
 def test_matches_numpy_and_ties_go_to_lower_index(metric):
     rng = np.random.default_rng(1)

@@ -36,6 +36,21 @@ def test_exact_distances_match_numpy(metric):
                                                -np.inf if metric == "ip" else 0), atol=1e-12)
 
 
+@pytest.mark.parametrize("metric", ["euclidean", "angular", "ip"])
+def test_exact_distances_same_from_memmap_and_threads(metric, tmp_path):
+    rng = np.random.default_rng(3)
+    base = rng.standard_normal((400, 16)).astype(np.float32)
+    np.save(tmp_path / "base.npy", base)
+    mapped = np.load(tmp_path / "base.npy", mmap_mode="r")
+    queries = rng.standard_normal((50, 16)).astype(np.float32)
+    ids = rng.integers(-1, 400, size=(50, 9))
+    plain = exact_distances(base, queries, ids, metric)
+    np.testing.assert_array_equal(plain, exact_distances(mapped, queries, ids, metric, block=7))
+    np.testing.assert_array_equal(plain, exact_distances(base, queries, ids, metric, block=5,
+                                                         threads=2))
+    assert np.isinf(plain[ids < 0]).all()
+
+
 def test_missing_ids_are_infinite():
     base = np.eye(4, dtype=np.float32)
     got = exact_distances(base, base[:1], np.array([[0, -1]]), "euclidean")
