@@ -12,6 +12,9 @@ import click
 from annkit import __version__
 from annkit.errors import AnnkitError
 
+_INTERRUPTED = ("annkit: interrupted; finished work was kept (run the same command again to "
+                "resume a sweep)")
+
 
 def _one_line(text: str) -> str:
     return " ".join(str(text).split()) or "unknown error"
@@ -33,11 +36,12 @@ class AnnkitGroup(click.Group):
         except click.ClickException as exc:
             exc.show()
             sys.exit(exc.exit_code)
-        except click.Abort:
-            click.echo("annkit: aborted", err=True)
+        except click.Abort as exc:  # click turns Ctrl-C inside a command into Abort
+            interrupted = isinstance(exc.__cause__, KeyboardInterrupt)
+            click.echo(_INTERRUPTED if interrupted else "annkit: aborted", err=True)
             sys.exit(130)
         except KeyboardInterrupt:
-            click.echo("annkit: interrupted; finished work was kept", err=True)
+            click.echo(_INTERRUPTED, err=True)
             sys.exit(130)
         except AnnkitError as exc:
             if debug:
