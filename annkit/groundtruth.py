@@ -9,13 +9,13 @@ result is deterministic and does not depend on block sizes.
 from __future__ import annotations
 
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 from annkit.engines.faiss_common import faiss_threads, prepare
 from annkit.errors import InputError
 from annkit.metrics import exact_distances
+from annkit.parallel import for_each_block
 from annkit.types import GroundTruth
 
 Progress = Callable[[int, int], None]
@@ -46,12 +46,7 @@ def _prepare_block(raw: np.ndarray, metric: str, sq_norms: np.ndarray | None,
         block[start : start + len(rows64)] = rows64
 
     starts = range(0, len(raw), rows)
-    if threads > 1 and len(starts) > 1:
-        with ThreadPoolExecutor(max_workers=threads) as pool:
-            list(pool.map(part, starts))
-    else:
-        for start in starts:
-            part(start)
+    for_each_block(part, starts, threads)
     return block
 
 

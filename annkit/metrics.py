@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
-
 import numpy as np
+
+from annkit.parallel import for_each_block
 
 EPSILON = 1e-3  # ann-benchmarks' tolerance on the k-th true distance
 
@@ -36,12 +36,7 @@ def exact_distances(
         _exact_block(base, queries, ids, metric, base_sq_norms, out, start,
                      min(start + block, ids.shape[0]))
 
-    if threads > 1 and len(starts) > 1:
-        with ThreadPoolExecutor(max_workers=threads) as pool:
-            list(pool.map(one_block, starts))
-    else:
-        for start in starts:
-            one_block(start)
+    for_each_block(one_block, starts, threads)
     return out
 
 
