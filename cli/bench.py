@@ -339,15 +339,17 @@ def plot(results: str, output: str | None, title: str | None, slice_name: str,
 
     folder, records, _ = load_results(results)
     target = Path(output) if output else folder / PLOT_FILE
+    first = records[0] if records else {}
+    name, k = first.get("dataset") or folder.name, first.get("k", "k")
     if slice_name == "all":
         path = plot_sweep(records, target, title=title)
     elif slice_only:
         path = plot_sweep(on_slice(records, slice_name), target, title=title or
-                          f"{folder.name}: recall on the {slice_name} slice vs QPS")
+                          f"{name}: recall@{k} on the {slice_name} slice vs QPS")
     else:
         path = plot_sweep(records, target, slice_records=on_slice(records, slice_name),
                           slice_name=slice_name, title=title or
-                          f"{folder.name}: recall (all queries and {slice_name}) vs QPS")
+                          f"{name}: recall@{k} (all queries and {slice_name}) vs QPS")
     click.echo(str(path))
 
 
