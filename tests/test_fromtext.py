@@ -142,15 +142,43 @@ def test_cli_without_the_extra_says_how_to_install_it(tmp_path):
     assert result.exit_code == 2 and "pip install 'annkit[embed]'" in result.stderr
 
 
-@pytest.mark.skipif(importlib.util.find_spec("sentence_transformers") is None
-                    or not os.environ.get("ANNKIT_TEST_MODEL"),
-                    reason="needs the embed extra and ANNKIT_TEST_MODEL=<local model folder>")
+def _tiny_local_model(folder) -> str:
+    """A sentence-transformers model built here, with nothing downloaded: a word-level
+    tokenizer over WORDS and a seeded random static embedding, saved to ``folder``."""
+    import torch
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.models import StaticEmbedding
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
+
+    vocabulary = ["[UNK]", "[PAD]", *WORDS]
+    tokenizer = Tokenizer(models.WordLevel({w: i for i, w in enumerate(vocabulary)},
+                                           unk_token="[UNK]"))
+    tokenizer.normalizer = normalizers.Lowercase()
+    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
+    weights = torch.tensor(np.random.default_rng(0).standard_normal((len(vocabulary), 16)),
+                           dtype=torch.float32)
+    model = SentenceTransformer(modules=[StaticEmbedding(tokenizer, embedding_weights=weights)],
+                                device="cpu")
+    model.save(str(folder))
+    return str(folder)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("sentence_transformers") is None,
+                    reason="needs the embed extra: pip install 'annkit[embed]'")
 def test_cli_with_a_real_local_model(tmp_path):
+    """The real sentence-transformers path: ANNKIT_TEST_MODEL (a saved model folder) when
+    set, else a tiny model built locally."""
+    model = os.environ.get("ANNKIT_TEST_MODEL") or _tiny_local_model(tmp_path / "model")
     docs, log = _texts(tmp_path)
     out = tmp_path / "out.hdf5"
     result = CliRunner().invoke(cli, ["datasets", "from-text", "--docs", str(docs), "--queries",
-                                      str(log), "--model", os.environ["ANNKIT_TEST_MODEL"],
-                                      "-o", str(out), "-k", "5", "-q"])
+                                      str(log), "--model", model, "-o", str(out), "-k", "5",
+                                      "-q"])
     assert result.exit_code == 0, result.output
     dataset = load_dataset(out)
     assert dataset.n_base == len(WORDS) and dataset.n_queries == 2 and dataset.gt_depth == 5
+    base, queries = (np.asarray(a, dtype=np.float64) for a in (dataset.base, dataset.queries))
+    truth = np.argsort(1 - (queries @ base.T) / np.outer(np.linalg.norm(queries, axis=1),
+                                                         np.linalg.norm(base, axis=1)),
+                       axis=1, kind="stable")
+    np.testing.assert_array_equal(dataset.neighbors[:, :5], truth[:, :5])
