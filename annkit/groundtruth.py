@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from annkit.engines.base import as_float32_rows
 from annkit.engines.faiss_common import faiss_threads, prepare
 from annkit.errors import InputError
 from annkit.metrics import exact_distances
@@ -28,25 +29,36 @@ def _to_distance(scores: np.ndarray, metric: str) -> np.ndarray:
     return -scores  # inner product (unit rows for angular): larger is closer
 
 
+UNIT_TOLERANCE = 1e-5  # squared norms this close to 1 count as unit rows already
+
+
 def _prepare_block(raw: np.ndarray, metric: str, sq_norms: np.ndarray | None,
                    threads: int, rows: int = 8192) -> np.ndarray:
-    """One pass over a base block: its float32 rows as faiss wants them (unit rows for
-    angular, normalised in float64) and, into ``sq_norms``, their float64 squared norms."""
+    """A base block's float32 rows as faiss wants them, and, into ``sq_norms``, their float64
+    squared norms. Angular rows are normalised (in float64) only when some row is not unit
+    length already; float32 input is otherwise handed over without a copy. Rows differing
+    from unit length by float32 rounding change only the candidate order, which the float64
+    re-rank over the candidate margin settles."""
     if sq_norms is None:  # ip: neither norms nor normalisation
         return prepare(raw, metric)
-    block = np.empty(raw.shape, dtype=np.float32)
 
-    def part(start: int) -> None:
+    def norms(start: int) -> None:
         rows64 = np.asarray(raw[start : start + rows], dtype=np.float64)
-        squares = np.einsum("nd,nd->n", rows64, rows64)
-        sq_norms[start : start + len(rows64)] = squares
-        if metric == "angular":
-            lengths = np.sqrt(squares)[:, None]
-            np.divide(rows64, lengths, out=rows64, where=lengths > 0)
-        block[start : start + len(rows64)] = rows64
+        sq_norms[start : start + len(rows64)] = np.einsum("nd,nd->n", rows64, rows64)
 
     starts = range(0, len(raw), rows)
-    for_each_block(part, starts, threads)
+    for_each_block(norms, starts, threads)
+    if metric != "angular" or np.all(np.abs(sq_norms - 1.0) <= UNIT_TOLERANCE):
+        return as_float32_rows(raw)
+    block = np.empty(raw.shape, dtype=np.float32)
+
+    def normalise(start: int) -> None:
+        rows64 = np.asarray(raw[start : start + rows], dtype=np.float64)
+        lengths = np.sqrt(sq_norms[start : start + len(rows64)])[:, None]
+        np.divide(rows64, lengths, out=rows64, where=lengths > 0)
+        block[start : start + len(rows64)] = rows64
+
+    for_each_block(normalise, starts, threads)
     return block
 
 

@@ -174,7 +174,7 @@ def main() -> int:
         report = {
             "dataset": str(args.dataset), "base": dataset.n_base, "queries": dataset.n_queries,
             "machine": machine(),
-            "ground_truth": ground_truth_figures(dataset, max(2, args.repeats // 2)),
+            "ground_truth": ground_truth_figures(dataset, args.repeats),
             "hnsw_overhead": hnsw_overhead_figures(dataset, workdir, args.repeats),
             "engines": engine_figures(dataset, workdir, runs=3),
         }
