@@ -248,9 +248,10 @@ class Comparison:
     def verdict(self) -> str:
         """One line: PASSED / FAILED, the summary and the thresholds used."""
         basis = "relative to flat" if self.qps_basis == "flat" else "raw"
+        qps = ("QPS not checked" if self.thresholds.max_qps_drop >= 1
+               else f"QPS drop {self.thresholds.max_qps_drop:.0%} ({basis})")
         limits = (f"limits: recall@{self.current.k or self.baseline.k} drop "
-                  f"{self.thresholds.max_recall_drop:g}, QPS drop "
-                  f"{self.thresholds.max_qps_drop:.0%} ({basis})")
+                  f"{self.thresholds.max_recall_drop:g}, {qps}")
         word = "PASSED" if self.passed else "FAILED"
         return f"{word}: {self.summary()} ({limits})"
 
@@ -454,7 +455,7 @@ def _compare_setting(base: dict, now: dict | None, thresholds: GateThresholds, b
         elif change > thresholds.max_recall_drop + _SLACK:
             improved = True
     qps_change = row.qps_change
-    if qps_change is not None:
+    if qps_change is not None and thresholds.max_qps_drop < 1:  # >= 1: QPS not checked
         what = "QPS x flat" if basis == "flat" else "QPS"
         if -qps_change > thresholds.max_qps_drop + _SLACK:
             row.problems.append(f"{what} {qps_change:+.1%}")

@@ -154,6 +154,19 @@ def test_qps_drop_relative_to_flat_fails():
     assert compare_records(BASELINE, changed(BASELINE, "h16", qps=18000.0)).passed
 
 
+def test_a_qps_limit_of_one_turns_the_qps_check_off_and_says_so():
+    off = GateThresholds(max_qps_drop=1.0)
+    much_slower = changed(BASELINE, "h16", qps=20000.0 * 0.1)  # -90%
+    comparison = compare_records(BASELINE, much_slower, off)
+    row = by_id(comparison)["h16"]
+    assert comparison.passed and row.verdict == "ok" and row.qps_change == pytest.approx(-0.9)
+    assert comparison.verdict().endswith("(limits: recall@10 drop 0.005, QPS not checked)")
+    faster = changed(BASELINE, "h16", qps=20000.0 * 3)  # not an improvement either
+    assert by_id(compare_records(BASELINE, faster, off))["h16"].verdict == "ok"
+    # recall is still checked
+    assert not compare_records(BASELINE, changed(BASELINE, "h16", recall=0.5), off).passed
+
+
 def test_without_a_flat_run_raw_qps_is_compared_and_said_so():
     without_flat = [r for r in BASELINE if r["engine"] != "flat"]
     comparison = compare_records(without_flat, scaled_qps(without_flat, 0.5))
