@@ -29,7 +29,7 @@ def _to_distance(scores: np.ndarray, metric: str) -> np.ndarray:
     return -scores  # inner product (unit rows for angular): larger is closer
 
 
-UNIT_TOLERANCE = 1e-5  # squared norms this close to 1 count as unit rows already
+UNIT_TOLERANCE = 2e-6  # squared norms this close to 1 (float32 rounding) count as unit rows
 
 
 def _prepare_block(raw: np.ndarray, metric: str, sq_norms: np.ndarray | None,
