@@ -66,7 +66,7 @@ def true_kth_distances(
 
 
 @contextmanager
-def _no_gc() -> Iterator[None]:
+def paused_gc() -> Iterator[None]:
     """Keep Python's cyclic garbage collector out of a timed loop (as timeit does): its
     pauses belong to the process's other objects, not to the index."""
     enabled = gc.isenabled()
@@ -79,7 +79,7 @@ def _no_gc() -> Iterator[None]:
 
 
 def _run_batch(bundle: Bundle, queries: np.ndarray, k: int) -> tuple[SearchResult, float, None]:
-    with _no_gc():
+    with paused_gc():
         start = time.perf_counter()
         result = bundle.engine.search(queries, k)
         return result, time.perf_counter() - start, None
@@ -94,7 +94,7 @@ def _run_single(
     ids = np.empty((n_queries, k), dtype=np.int64)
     distances = np.empty((n_queries, k), dtype=np.float32)
     latencies = np.empty(n_queries, dtype=np.float64)
-    with _no_gc():
+    with paused_gc():
         for row in range(n_queries):
             query = queries[row : row + 1]
             start = clock()

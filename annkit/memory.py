@@ -37,7 +37,7 @@ def available_bytes() -> int | None:
     return available
 
 
-def format_gib(count: float) -> str:
+def format_size(count: float) -> str:
     """A byte count for a message: GiB from 1 GiB up, MiB below (a small need is not 0.00)."""
     if count >= 2**30:
         return f"{count / 2**30:.2f} GiB"
@@ -55,8 +55,8 @@ def check_memory(needed: int, what: str, advice: str, force: bool = False) -> No
         return
     if needed * SAFETY > available:
         raise ResourceError(
-            f"{what} needs about {format_gib(needed)} of memory but only "
-            f"{format_gib(available)} is available: {advice}, or pass --no-memory-check to "
+            f"{what} needs about {format_size(needed)} of memory but only "
+            f"{format_size(available)} is available: {advice}, or pass --no-memory-check to "
             "try anyway"
         )
 

@@ -14,7 +14,6 @@ Writes results/core_benchmark.json (atomically) and prints a summary.
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import os
 import platform
@@ -26,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from annkit.bundle import build_index, fingerprint_vectors, load_bundle, save_bundle
-from annkit.evaluate import evaluate, true_kth_distances
+from annkit.evaluate import evaluate, paused_gc, true_kth_distances
 from annkit.groundtruth import compute_ground_truth
 from annkit.io import load_dataset
 
@@ -50,13 +49,10 @@ def time_best(function, repeats: int) -> float:
     evaluate pauses it (and timeit does), so both sides are timed alike."""
     best = float("inf")
     for _ in range(repeats):
-        gc.disable()
-        try:
+        with paused_gc():
             start = time.perf_counter()
             function()
             best = min(best, time.perf_counter() - start)
-        finally:
-            gc.enable()
     return best
 
 
