@@ -68,10 +68,13 @@ class Dataset:
 @dataclass(frozen=True)
 class SearchResult:
     """Result of a batch search: ids (nq, k) int64 padded with -1, distances (nq, k) float32
-    in the metric's convention (padded with +inf)."""
+    in the metric's convention (padded with +inf), and distance_computations (nq,) int64: the
+    exact number of distance computations each query did, or None where the library cannot
+    count them (never an estimate)."""
 
     ids: np.ndarray
     distances: np.ndarray
+    distance_computations: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
