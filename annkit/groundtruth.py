@@ -12,9 +12,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from annkit.engines.base import as_float32_rows
-from annkit.engines.faiss_common import faiss_threads, prepare
 from annkit.errors import InputError
+from annkit.faiss_util import as_float32_rows, faiss_threads, prepare
 from annkit.metrics import exact_distances
 from annkit.parallel import for_each_block
 from annkit.types import GroundTruth

@@ -1,34 +1,15 @@
-"""Helpers shared by the faiss-based engines: metric mapping, threads, safe load."""
+"""Helpers shared by the faiss-based engines: metric mapping and threads (from
+:mod:`annkit.faiss_util`, which ground truth uses too), safe load and save."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from annkit.engines.base import as_float32_rows, normalized_rows
 from annkit.errors import EngineError
+from annkit.faiss_util import faiss_threads, prepare
 
-
-def prepare(vectors: np.ndarray, metric: str) -> np.ndarray:
-    """Vectors as faiss wants them: float32, C-contiguous, unit rows for angular."""
-    return normalized_rows(vectors) if metric == "angular" else as_float32_rows(vectors)
-
-
-@contextmanager
-def faiss_threads(threads: int) -> Iterator[None]:
-    """Run the block with faiss' OpenMP pool set to ``threads`` threads."""
-    import faiss
-
-    previous = faiss.omp_get_max_threads()
-    faiss.omp_set_num_threads(max(1, threads))
-    try:
-        yield
-    finally:
-        faiss.omp_set_num_threads(previous)
+__all__ = ["faiss_threads", "faiss_version", "prepare", "read_index", "write_index"]
 
 
 def write_index(index: Any, path: Path) -> None:
