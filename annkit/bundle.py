@@ -23,6 +23,7 @@ import numpy as np
 from annkit import __version__
 from annkit.engines.base import Engine, get_engine
 from annkit.errors import BundleError, InputError, ParamError
+from annkit.memory import check_memory
 from annkit.types import METRICS
 
 FORMAT = "annkit-index"
@@ -241,9 +242,18 @@ def build_index(
     metric: str,
     params: dict[str, Any] | None = None,
     threads: int = 1,
+    *,
+    memory_check: bool = True,
 ) -> tuple[Engine, float]:
-    """Build an engine over ``base``; returns the engine and the build wall time in seconds."""
+    """Build an engine over ``base``; returns the engine and the build wall time in seconds.
+
+    Unless not ``memory_check``, the engine's memory estimate is checked first and a build
+    that cannot fit is refused (ResourceError naming the estimate)."""
     engine = get_engine(engine_name)(metric, int(base.shape[1]), **(params or {}))
+    n_base, dim = int(base.shape[0]), int(base.shape[1])
+    check_memory(engine.estimate_build_bytes(n_base),
+                 f"building {engine_name} over {n_base:,} x {dim} vectors",
+                 "use fewer vectors or smaller build parameters", force=not memory_check)
     start = time.perf_counter()
     engine.build(base, threads=threads)
     return engine, time.perf_counter() - start

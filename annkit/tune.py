@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from annkit.bench.cache import index_dir, index_key, obtain_index
 from annkit.bundle import fingerprint_vectors
+from annkit.cache import index_dir, index_key, obtain_index
 from annkit.effort import RECALL_TOLERANCE, check_grid, default_effort_grid, effort_parameter
 from annkit.engines.base import get_engine, resolve_params
 from annkit.engines.ivfpq import default_nlist

@@ -144,8 +144,8 @@ def part_sweep(dataset: str, workdir: Path) -> dict:
 
 
 def part_tune(dataset_path: str, workdir: Path) -> dict:
-    from annkit.bench.cache import index_dir, index_key
     from annkit.bundle import fingerprint_vectors, load_bundle
+    from annkit.cache import index_dir, index_key
     from annkit.engines.base import get_engine, resolve_params
     from annkit.evaluate import evaluate, true_kth_distances
     from annkit.io import load_dataset

@@ -20,7 +20,6 @@ from annkit.cli.options import (
 from annkit.cli.render import format_bytes, format_params, key_value_table
 from annkit.engines import engine_names, get_engine
 from annkit.errors import InputError
-from annkit.memory import check_memory
 from annkit.sources import open_base
 
 
@@ -47,12 +46,9 @@ def build(data: str | None, engine_name: str, params: tuple[str, ...], metric: s
     base, chosen_metric, name = open_base(data, metric)
     if Path(output).exists() and not force:
         raise InputError(f"{output} already exists (use --force to replace it)")
-    planned = engine_class(chosen_metric, int(base.shape[1]), **build_params)
-    check_memory(planned.estimate_build_bytes(int(base.shape[0])),
-                 f"building {engine_name} over {base.shape[0]:,} x {base.shape[1]} vectors",
-                 "use fewer vectors or smaller build parameters", force=skip_memory_check)
     threads = threads or os.cpu_count() or 1
-    engine, seconds = build_index(engine_name, base, chosen_metric, build_params, threads)
+    engine, seconds = build_index(engine_name, base, chosen_metric, build_params, threads,
+                                  memory_check=not skip_memory_check)
     path = save_bundle(engine, output, build_seconds=seconds, overwrite=force, threads=threads,
                        dataset_fingerprint=fingerprint_vectors(base), dataset_name=name)
     index_bytes = sum(f.stat().st_size for f in path.iterdir() if f.name != "manifest.json")

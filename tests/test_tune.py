@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from annkit.bench.cache import index_dir, index_key
 from annkit.bundle import fingerprint_vectors, load_bundle
+from annkit.cache import index_dir, index_key
 from annkit.engines.base import get_engine, resolve_params
 from annkit.errors import InputError, ParamError
 from annkit.evaluate import evaluate, true_kth_distances

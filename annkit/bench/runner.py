@@ -22,10 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from annkit import __version__
-from annkit.bench.cache import CACHE_DIR, cached_true_distances, index_dir, index_key
 from annkit.bench.spec import BuildSetting, QuerySetting, SweepError, SweepSpec
 from annkit.bench.store import WORKER_LOG, ResultsStore, machine_facts
 from annkit.bundle import fingerprint_vectors
+from annkit.cache import CACHE_DIR, cached_true_distances, index_dir, index_key
 from annkit.engines.base import get_engine
 from annkit.errors import EngineError, InputError
 from annkit.sources import open_dataset

@@ -70,7 +70,7 @@ def _register_engines(engine_refs: dict[str, tuple[str, str]]) -> None:
 
 def _run_job(conn: Any, job: dict, dataset: Any, true_distances: np.ndarray,
              profiles: dict) -> None:
-    from annkit.bench.cache import obtain_index
+    from annkit.cache import obtain_index
     from annkit.evaluate import evaluate
     from annkit.slices import build_profile
 

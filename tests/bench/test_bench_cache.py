@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from annkit.bench import cache
-from annkit.bench.cache import cached_true_distances
+from annkit import cache
+from annkit.cache import cached_true_distances
 from annkit.io import load_dataset
 
 

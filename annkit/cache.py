@@ -1,4 +1,5 @@
-"""On-disk caches shared by sweeps under one results root (``<root>/.cache``).
+"""On-disk caches of built indexes and exact truth, shared by ``bench`` sweeps under one
+results root (``<root>/.cache``) and by ``tune``:
 
 - ``indexes/<key>/``: an ordinary index bundle per (dataset fingerprint, engine, resolved
   build params, bundle format version, metric), reused by later sweeps unless rebuilt;
@@ -16,7 +17,6 @@ from typing import Any
 
 import numpy as np
 
-from annkit.bench.files import replacing
 from annkit.bundle import (
     FORMAT_VERSION,
     Bundle,
@@ -28,6 +28,7 @@ from annkit.bundle import (
 )
 from annkit.errors import BundleError, EngineError
 from annkit.evaluate import true_kth_distances
+from annkit.files import atomic_write
 from annkit.types import Dataset
 
 CACHE_DIR = ".cache"
@@ -58,11 +59,13 @@ def obtain_index(
     fingerprint: str,
     threads: int,
     rebuild: bool = False,
+    memory_check: bool = True,
 ) -> tuple[Bundle, bool]:
     """The index bundle at ``directory``: loaded when a valid one is there (and not
     ``rebuild``), else built over ``dataset.base`` and saved there. Returns (bundle, cached).
 
-    A damaged cached bundle is rebuilt rather than reported."""
+    A damaged cached bundle is rebuilt rather than reported. Before building, the estimated
+    memory need is checked (ResourceError when it cannot fit) unless not ``memory_check``."""
     if not rebuild and directory.is_dir():
         try:
             bundle = load_bundle(directory)
@@ -72,7 +75,8 @@ def obtain_index(
                 return bundle, True
         except (BundleError, EngineError):
             pass
-    built, seconds = build_index(engine, dataset.base, dataset.metric, params, threads)
+    built, seconds = build_index(engine, dataset.base, dataset.metric, params, threads,
+                                 memory_check=memory_check)
     save_bundle(built, directory, build_seconds=seconds, dataset_fingerprint=fingerprint,
                 dataset_name=dataset.name, threads=threads, overwrite=True)
     return Bundle(path=directory, manifest=read_manifest(directory), engine=built), False
@@ -105,6 +109,6 @@ def cached_true_distances(
             pass
     distances = np.ascontiguousarray(true_kth_distances(dataset, k, progress=progress),
                                      dtype=np.float64)
-    with replacing(path) as tmp, open(tmp, "wb") as handle:
+    with atomic_write(path, make_parents=True) as tmp, open(tmp, "wb") as handle:
         np.save(handle, distances, allow_pickle=False)
     return distances, path, False
