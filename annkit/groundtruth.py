@@ -8,14 +8,20 @@ result is deterministic and does not depend on block sizes.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from annkit.errors import InputError
 from annkit.faiss_util import as_float32_rows, faiss_threads, prepare
+from annkit.io import write_dataset_hdf5, write_neighbors_hdf5
+from annkit.memory import check_memory, ground_truth_bytes
 from annkit.metrics import exact_distances
 from annkit.parallel import for_each_block
+from annkit.sources import open_dataset
 from annkit.types import GroundTruth
 
 Progress = Callable[[int, int], None]
@@ -76,11 +82,14 @@ def compute_ground_truth(
     base_block_rows: int | None = None,
     query_block_rows: int = 4096,
     progress: Progress | None = None,
+    memory_check: bool = True,
 ) -> GroundTruth:
     """Exact top-``k`` neighbours of each query: ids (nq, k) int64, distances (nq, k) float64
     in the metric's convention, best first, ties to the lower index.
 
     ``progress(done, total)`` is called after each block with counts of query rows done.
+    Unless not ``memory_check``, a run whose estimated peak memory cannot fit is refused
+    (ResourceError) before any work.
     """
     import faiss
 
@@ -93,6 +102,9 @@ def compute_ground_truth(
     k = min(k, n_base)
     pool = min(n_base, k + candidate_margin(k))
     block_rows = base_block_rows or max(pool, BLOCK_BYTES // (4 * dim))
+    check_memory(ground_truth_bytes(n_base, n_queries, dim, k, block_rows),
+                 f"exact ground truth for {n_queries:,} queries over {n_base:,} vectors",
+                 "split the queries into smaller files", force=not memory_check)
     prepared_queries = prepare(queries, metric)
     best_ids = np.full((n_queries, 0), -1, dtype=np.int64)
     best_dist = np.full((n_queries, 0), np.inf, dtype=np.float32)
@@ -136,3 +148,56 @@ def compute_ground_truth(
         distances=np.take_along_axis(exact, order, axis=1),
         metric=metric,
     )
+
+
+@dataclass(frozen=True)
+class GroundTruthRun:
+    """What :func:`write_ground_truth` did: the file written, its sizes and the seconds the
+    exact search took (queries per second derived)."""
+
+    output: str
+    queries: int
+    base: int
+    k: int
+    metric: str
+    seconds: float
+
+    @property
+    def queries_per_second(self) -> float | None:
+        return self.queries / self.seconds if self.seconds > 0 else None
+
+    def to_dict(self) -> dict:
+        """A JSON-ready dict."""
+        return {"output": self.output, "queries": self.queries, "base": self.base,
+                "k": self.k, "metric": self.metric, "seconds": self.seconds,
+                "queries_per_second": self.queries_per_second}
+
+
+def write_ground_truth(
+    base: str | Path,
+    queries: str | Path | None,
+    k: int,
+    output: str | Path,
+    *,
+    metric: str | None = None,
+    ids_only: bool = False,
+    threads: int | None = None,
+    memory_check: bool = True,
+    progress: Progress | None = None,
+) -> GroundTruthRun:
+    """Exact top-``k`` of ``queries`` over ``base`` (or of a dataset file's test set over its
+    train set when ``queries`` is None), written atomically to ``output``: a complete
+    ann-benchmarks dataset, or only neighbors / distances when ``ids_only``."""
+    dataset = open_dataset(base, queries=queries, metric=metric)
+    started = time.perf_counter()
+    truth = compute_ground_truth(dataset.base, dataset.queries, k, dataset.metric,
+                                 threads=threads, progress=progress, memory_check=memory_check)
+    seconds = time.perf_counter() - started
+    if ids_only:
+        write_neighbors_hdf5(output, truth.ids, truth.distances)
+    else:
+        write_dataset_hdf5(output, base=dataset.base, queries=dataset.queries,
+                           metric=dataset.metric, neighbors=truth.ids,
+                           distances=truth.distances, weights=dataset.weights)
+    return GroundTruthRun(output=str(output), queries=dataset.n_queries, base=dataset.n_base,
+                          k=int(truth.ids.shape[1]), metric=dataset.metric, seconds=seconds)

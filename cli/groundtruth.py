@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import click
 
 from annkit.cli.console import progress_bar, stdout_console, to_json
@@ -15,10 +13,7 @@ from annkit.cli.options import (
     threads_option,
 )
 from annkit.cli.render import key_value_table
-from annkit.groundtruth import BLOCK_BYTES, compute_ground_truth
-from annkit.io import write_dataset_hdf5, write_neighbors_hdf5
-from annkit.memory import check_memory, ground_truth_bytes
-from annkit.sources import open_dataset
+from annkit.groundtruth import write_ground_truth
 
 
 @click.command()
@@ -43,32 +38,16 @@ def groundtruth(base: str, queries: str | None, k: int, metric: str | None,
     BASE alone may be a dataset HDF5 (train + test). The output is a complete
     ann-benchmarks dataset (train, test, neighbors, distances) unless --ids-only.
     """
-    dataset = open_dataset(base, queries=queries, metric=metric)
-    check_memory(
-        ground_truth_bytes(dataset.n_base, dataset.n_queries, dataset.dim, k,
-                           BLOCK_BYTES // (4 * dataset.dim)),
-        f"exact ground truth for {dataset.n_queries:,} queries over {dataset.n_base:,} vectors",
-        "split the queries into smaller files", force=skip_memory_check)
-    started = time.perf_counter()
     with progress_bar("ground truth", quiet or as_json) as progress:
-        truth = compute_ground_truth(dataset.base, dataset.queries, k, dataset.metric,
-                                     threads=threads, progress=progress)
-    seconds = time.perf_counter() - started
-    if ids_only:
-        write_neighbors_hdf5(output, truth.ids, truth.distances)
-    else:
-        write_dataset_hdf5(output, base=dataset.base, queries=dataset.queries,
-                           metric=dataset.metric, neighbors=truth.ids,
-                           distances=truth.distances, weights=dataset.weights)
-    summary = {"output": output, "queries": dataset.n_queries, "base": dataset.n_base,
-               "k": int(truth.ids.shape[1]), "metric": dataset.metric, "seconds": seconds,
-               "queries_per_second": dataset.n_queries / seconds if seconds > 0 else None}
+        run = write_ground_truth(base, queries, k, output, metric=metric, ids_only=ids_only,
+                                 threads=threads, memory_check=not skip_memory_check,
+                                 progress=progress)
     if as_json:
-        click.echo(to_json(summary))
+        click.echo(to_json(run.to_dict()))
         return
     stdout_console().print(key_value_table("ground truth", [
-        ("output", output), ("queries x base", f"{dataset.n_queries:,} x {dataset.n_base:,}"),
-        ("k", summary["k"]), ("metric", dataset.metric), ("seconds", f"{seconds:.2f}"),
+        ("output", run.output), ("queries x base", f"{run.queries:,} x {run.base:,}"),
+        ("k", run.k), ("metric", run.metric), ("seconds", f"{run.seconds:.2f}"),
     ]))
 
 

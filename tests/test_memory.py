@@ -48,3 +48,28 @@ def test_cli_refuses_and_can_be_forced(tmp_path, monkeypatch):
     result = runner.invoke(cli, ["build", "-e", "flat", "-o", str(tmp_path / "i"),
                                  "--no-memory-check"])
     assert result.exit_code == 0, result.output
+
+
+def test_library_build_and_ground_truth_paths_check_memory(tmp_path, monkeypatch, tiny_dataset):
+    """The guard lives in the library: every build (build_index, the cache behind bench and
+    tune) and every exact ground-truth run checks it; memory_check=False skips it."""
+    from annkit.bundle import build_index
+    from annkit.cache import obtain_index
+    from annkit.groundtruth import compute_ground_truth
+
+    monkeypatch.setenv("ANNKIT_MEMORY_LIMIT", "1000")
+    base, queries = tiny_dataset.base, tiny_dataset.queries
+    with pytest.raises(ResourceError, match=r"^building hnsw over \d[\d,]* x \d+ vectors needs"):
+        build_index("hnsw", base, "euclidean", {"M": 8})
+    with pytest.raises(ResourceError, match="^building flat over"):
+        obtain_index(tmp_path / "i", "flat", {}, tiny_dataset, fingerprint="x", threads=1)
+    assert not (tmp_path / "i").exists()
+    with pytest.raises(ResourceError, match="^exact ground truth for"):
+        compute_ground_truth(base, queries, 5, "euclidean")
+    engine, _ = build_index("hnsw", base, "euclidean", {"M": 8}, memory_check=False)
+    assert engine.count == len(base)
+    bundle, cached = obtain_index(tmp_path / "i", "flat", {}, tiny_dataset, fingerprint="x",
+                                  threads=1, memory_check=False)
+    assert not cached and bundle.engine.count == len(base)
+    truth = compute_ground_truth(base, queries, 5, "euclidean", memory_check=False)
+    assert truth.ids.shape == (len(queries), 5)
