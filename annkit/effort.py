@@ -1,5 +1,5 @@
-"""Minimum effort per query: the smallest value of an engine's effort parameter (hnsw ``ef``,
-annoy ``search_k``, ivfpq ``nprobe``) at which each query reaches a target recall@k.
+"""Minimum effort per query: the smallest value of an engine's effort parameter (e.g. an HNSW
+graph's ``ef``) at which each query reaches a target recall@k.
 
 Effort is assumed monotone per query (more effort never loses a neighbour), so each query is
 bisected over the effort grid instead of scanning every value. The bisection is batched: each
@@ -12,14 +12,14 @@ necessarily the smallest.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from annkit.bundle import Bundle
-from annkit.engines.base import engine_names, get_engine
+from annkit.engines.base import Engine, engine_names, get_engine
 from annkit.errors import InputError, ParamError
 from annkit.evaluate import check_compatible, true_kth_distances
 from annkit.longtail import HARDER_IS_HIGHER, spearman
@@ -32,51 +32,40 @@ HEAVY_FACTOR = 10.0
 
 RECALL_TOLERANCE = 1e-9  # recall values are multiples of 1/k; absorb float rounding only
 
-HNSW_EF_GRID: tuple[int, ...] = tuple(10 * 2**i for i in range(9))  # 10 .. 2560
-ANNOY_MAX_DOUBLINGS = 10  # search_k grid: k * n_trees * 2**j, j = 0 .. 10 at most
+def _engine_class(engine: str | type[Engine]) -> type[Engine]:
+    return get_engine(engine) if isinstance(engine, str) else engine
 
 
-def effort_parameter(engine_name: str) -> str:
-    """The effort query parameter of an engine; ParamError for exact engines (flat)."""
-    param = get_engine(engine_name).effort_param
+def effort_parameter(engine: str | type[Engine],
+                     build_params: Mapping[str, Any] | None = None) -> str:
+    """The effort query parameter of ``engine`` (a name or class) built with
+    ``build_params`` (default: its defaults); ParamError for exact engines."""
+    engine_class = _engine_class(engine)
+    param = engine_class.effort_param_for(_with_defaults(engine_class, build_params))
     if param is None:
-        usable = [name for name in engine_names() if get_engine(name).effort_param is not None]
+        usable = [name for name in engine_names() if get_engine(name).effort_param_for(
+            _with_defaults(get_engine(name))) is not None]
         raise ParamError(
-            f"engine {engine_name} has no effort parameter (it searches exactly); "
+            f"engine {engine_class.name} has no effort parameter (it searches exactly); "
             f"use an index of {', '.join(usable)}"
         )
     return param
 
 
-def default_effort_grid(engine_name: str, k: int, build_params: dict, n_base: int) -> list[int]:
-    """A geometric effort grid suited to the engine and its resolved build params.
-
-    hnsw ``ef``: 10, 20, .., 2560; annoy ``search_k``: k * n_trees * 1, 2, 4, .. up to the first
-    value >= n_trees * n_base (or 1,024x); ivfpq ``nprobe``: 1, 2, 4, .. nlist.
-    """
-    param = effort_parameter(engine_name)
-    if engine_name == "hnsw":
-        return list(HNSW_EF_GRID)
-    if engine_name == "annoy":
-        n_trees = int(build_params["n_trees"])
-        grid = []
-        for doubling in range(ANNOY_MAX_DOUBLINGS + 1):
-            value = k * n_trees * 2**doubling
-            grid.append(value)
-            if value >= n_trees * n_base:
-                break
-        return grid
-    if engine_name == "ivfpq":
-        nlist = int(build_params["nlist"])
-        grid = [2**i for i in range(max(1, math.ceil(math.log2(max(nlist, 1))))) if 2**i < nlist]
-        return grid + [nlist]
-    raise ParamError(f"no default {param} grid for engine {engine_name}; give one with --grid")
+def _with_defaults(engine_class: type[Engine],
+                   build_params: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """``build_params`` over the engine's build defaults."""
+    merged = {name: spec.default for name, spec in engine_class.build_params.items()}
+    merged.update(build_params or {})
+    return merged
 
 
-def check_grid(engine_name: str, values: Sequence[Any]) -> list[int]:
+def check_grid(engine: str | type[Engine], values: Sequence[Any],
+               build_params: Mapping[str, Any] | None = None) -> list[int]:
     """Validate an effort grid (coerced by the engine's spec, each >= 1); sorted, distinct."""
-    param = effort_parameter(engine_name)
-    spec = get_engine(engine_name).query_params[param]
+    engine_class = _engine_class(engine)
+    param = effort_parameter(engine_class, build_params)
+    spec = engine_class.query_specs(_with_defaults(engine_class, build_params))[param]
     grid = sorted({spec.coerce(param, value) for value in values})
     if not grid:
         raise ParamError(f"the {param} grid is empty")
@@ -152,13 +141,13 @@ def minimum_effort(
     """For every query of ``dataset``, the smallest effort-grid value at which ``bundle``'s
     index reaches recall@k >= ``target`` for that query, by batched per-query bisection.
 
-    ``grid`` defaults to :func:`default_effort_grid`; ``truth`` (nq, >=k) exact neighbour
+    ``grid`` defaults to the engine's ``effort_grid``; ``truth`` (nq, >=k) exact neighbour
     distances ascending (computed when None); ``query_params`` fixes the other query params
-    (e.g. ivfpq ``rerank``); ``progress(round, max_rounds)`` is called after each round.
+    (e.g. a re-ranking depth); ``progress(round, max_rounds)`` is called after each round.
     The engine's query params are restored afterwards.
     """
     engine = bundle.engine
-    param = effort_parameter(engine.name)
+    param = effort_parameter(type(engine), engine.params)
     target = _check_target(target)
     if k < 1:
         raise InputError(f"k must be >= 1, got {k}")
@@ -169,8 +158,8 @@ def minimum_effort(
     if param in fixed:
         raise ParamError(f"{param} is the effort parameter searched over; give it as the grid")
     build_params = dict(bundle.manifest["build_params"])
-    values = check_grid(engine.name, grid if grid is not None else
-                        default_effort_grid(engine.name, k, build_params, dataset.n_base))
+    values = check_grid(type(engine), grid if grid is not None else
+                        engine.effort_grid(k, dataset.n_base), engine.params)
     if truth is None:
         truth = true_kth_distances(dataset, k)
     if truth.shape[0] != dataset.n_queries or truth.shape[1] < k:

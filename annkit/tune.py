@@ -22,9 +22,8 @@ from typing import Any
 
 from annkit.bundle import fingerprint_vectors
 from annkit.cache import index_dir, index_key, obtain_index
-from annkit.effort import RECALL_TOLERANCE, check_grid, default_effort_grid, effort_parameter
+from annkit.effort import RECALL_TOLERANCE, check_grid, effort_parameter
 from annkit.engines.base import get_engine, resolve_params
-from annkit.engines.ivfpq import default_nlist
 from annkit.errors import InputError, ParamError
 from annkit.evaluate import MODES, evaluate, true_kth_distances
 from annkit.longtail import DEFAULT_CUTS
@@ -33,19 +32,6 @@ from annkit.types import Dataset, Evaluation
 
 ALL = "all"
 """The slice of every query."""
-
-
-def default_build_grid(engine_name: str, n_base: int) -> dict[str, list[Any]]:
-    """A small build grid per engine: hnsw M 8/16/32, annoy n_trees 10/50/100, ivfpq nlist
-    at 1/4, 1/2 and 1x its data-derived default; other engines: their defaults only."""
-    if engine_name == "hnsw":
-        return {"M": [8, 16, 32]}
-    if engine_name == "annoy":
-        return {"n_trees": [10, 50, 100]}
-    if engine_name == "ivfpq":
-        nlist = default_nlist(n_base)
-        return {"nlist": sorted({max(1, nlist // 4), max(1, nlist // 2), nlist})}
-    return {}
 
 
 def build_settings(engine_name: str, build_grid: Mapping[str, Sequence[Any]]) -> list[dict]:
@@ -220,15 +206,22 @@ def tune(
     cuts: Sequence[float] = DEFAULT_CUTS,
 ) -> TuneResult:
     """Find, for each build setting of ``engine`` (the product of ``build_grid``, default
-    :func:`default_build_grid`), the smallest effort in ``effort_grid`` (default per build,
-    :func:`annkit.effort.default_effort_grid`) whose recall@k on ``slice_name`` is
+    the engine's ``tune_build_grid``), the smallest effort in ``effort_grid`` (default per
+    build, the built engine's ``effort_grid``) whose recall@k on ``slice_name`` is
     >= ``target``, by bisection, and the fastest setting overall (max QPS, best of ``runs``).
 
     Indexes are built with ``threads`` threads into ``cache_dir`` (reused when present;
     a temporary folder when None). ``query_params`` fixes the other query params;
     ``progress`` receives one line per build and per evaluate run.
     """
-    param = effort_parameter(engine)
+    engine_class = get_engine(engine)
+    settings = build_settings(engine, build_grid if build_grid is not None
+                              else engine_class.tune_build_grid(dataset.n_base))
+    # an engine's effort knob may depend on the build: one parameter per tune
+    efforts = [effort_parameter(engine_class,
+                                resolve_params(engine, engine_class.build_params, given, "build"))
+               for given in settings]
+    param = efforts[0]
     if not 0.0 < float(target) <= 1.0:
         raise InputError(f"target recall must be in (0, 1], got {target}")
     if not 1 <= k <= dataset.n_base:
@@ -240,11 +233,15 @@ def tune(
     fixed = dict(query_params or {})
     if param in fixed:
         raise ParamError(f"{param} is the effort parameter tuned; give it as the effort grid")
-    engine_class = get_engine(engine)
-    resolve_params(engine, engine_class.query_params, fixed, "query")
-    settings = build_settings(engine, build_grid if build_grid is not None
-                              else default_build_grid(engine, dataset.n_base))
-    fixed_grid = check_grid(engine, effort_grid) if effort_grid is not None else None
+    for given, effort_name in zip(settings, efforts, strict=True):
+        if effort_name != param:
+            raise ParamError(f"build setting {given} of {engine} is tuned by {effort_name}, "
+                             f"the first by {param}: tune them separately")
+        build_params = resolve_params(engine, engine_class.build_params, given, "build")
+        resolve_params(engine, engine_class.query_specs(build_params), fixed, "query")
+    first_build = resolve_params(engine, engine_class.build_params, settings[0], "build")
+    fixed_grid = (check_grid(engine_class, effort_grid, first_build)
+                  if effort_grid is not None else None)
     notify = progress or (lambda message: None)
 
     notify("exact truth and query profile")
@@ -266,7 +263,7 @@ def tune(
             notify(f"{engine} {label}: " + ("loaded from the cache" if cached else
                    f"built in {float(bundle.manifest['build_seconds']):.1f} s"))
             built_params = dict(bundle.manifest["build_params"])
-            grid = fixed_grid or default_effort_grid(engine, k, built_params, dataset.n_base)
+            grid = fixed_grid or bundle.engine.effort_grid(k, dataset.n_base)
             evaluations: dict[int, Evaluation] = {}
 
             def measure(effort: int, bundle: Any = bundle, label: str = label,

@@ -76,13 +76,14 @@ def engines(as_json: bool) -> None:
     listing = {}
     for name in engine_names():
         engine_class = get_engine(name)
+        defaults = {p: s.default for p, s in engine_class.build_params.items()}
         listing[name] = {
             "description": engine_class.description,
-            "effort_param": engine_class.effort_param,
+            "effort_param": engine_class.effort_param_for(defaults),
             "build_params": {p: {"type": s.type.__name__, "default": s.default, "help": s.help}
                              for p, s in engine_class.build_params.items()},
             "query_params": {p: {"type": s.type.__name__, "default": s.default, "help": s.help}
-                             for p, s in engine_class.query_params.items()},
+                             for p, s in engine_class.query_specs(defaults).items()},
         }
     if as_json:
         click.echo(to_json(listing))

@@ -80,13 +80,14 @@ def effort(index: str, data: str | None, queries_file: str | None,
     """For each query of DATA (default words-10k), the smallest effort of INDEX (hnsw ef,
     annoy search_k, ivfpq nprobe) at which its recall@k reaches --target, found by per-query
     bisection over the effort grid; reported per frequency band and hardness slice."""
-    engine_name = read_manifest(index)["engine"]
-    effort_parameter(engine_name)  # refuse exact engines before any work
+    manifest = read_manifest(index)
+    engine_name, built = manifest["engine"], manifest["build_params"]
+    effort_parameter(engine_name, built)  # refuse exact engines before any work
     grid_values = parse_grid(grid_text, "--grid")
-    grid = None if grid_values is None else check_grid(engine_name, grid_values)
+    grid = None if grid_values is None else check_grid(engine_name, grid_values, built)
     query_params = parse_params(params)
     engine_class = get_engine(engine_name)
-    resolve_params(engine_name, engine_class.query_params, query_params, "query")
+    resolve_params(engine_name, engine_class.query_specs(built), query_params, "query")
     bundle = load_bundle(index)
     dataset = open_dataset(data, queries=queries_file, groundtruth=groundtruth_file,
                            weights=weights_file, metric=metric)

@@ -26,7 +26,7 @@ from annkit.effort import effort_parameter
 from annkit.engines.base import get_engine
 from annkit.memory import check_memory
 from annkit.sources import open_dataset
-from annkit.tune import ALL, TuneResult, TuneSetting, build_settings, default_build_grid, tune
+from annkit.tune import ALL, TuneResult, TuneSetting, build_settings, tune
 
 
 def parse_build_grid(items: tuple[str, ...]) -> dict[str, list[str]] | None:
@@ -85,13 +85,13 @@ def tune_command(data: str | None, queries_file: str | None, groundtruth_file: s
     query effort whose recall@k on --slice meets --target (bisection over the effort grid,
     assuming recall grows with effort), then report the fastest setting and its recall on
     every slice."""
-    effort_parameter(engine_name)  # refuse exact engines before any work
     grid = parse_build_grid(build_grid)
     dataset = open_dataset(data, queries=queries_file, groundtruth=groundtruth_file,
                            weights=weights_file, metric=metric)
     engine_class = get_engine(engine_name)
     settings = build_settings(engine_name, grid if grid is not None
-                              else default_build_grid(engine_name, dataset.n_base))
+                              else engine_class.tune_build_grid(dataset.n_base))
+    effort_parameter(engine_class, settings[0])  # refuse exact engines before any work
     need = max(engine_class(dataset.metric, dataset.dim, **given).estimate_build_bytes(
         dataset.n_base) for given in settings)
     check_memory(need, f"building {engine_name} over {dataset.n_base:,} x {dataset.dim} vectors",

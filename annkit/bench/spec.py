@@ -384,15 +384,15 @@ class _Reader:
                                 ) from None
             build_grid = self.grid(position, name, "build", block.get("build"),
                                    engine_class.build_params)
-            query_grid = self.grid(position, name, "query", block.get("query"),
-                                   engine_class.query_params)
             for given in build_grid:
                 resolved = {p: spec.default for p, spec in engine_class.build_params.items()}
                 resolved.update(given)
+                query_specs = engine_class.query_specs(resolved)  # may depend on the build
+                query_grid = self.grid(position, name, "query", block.get("query"), query_specs)
                 key = json.dumps([name, sorted(resolved.items())], default=str)
                 entry = builds.setdefault(key, (name, given, resolved, {}))
                 for query_given in query_grid:
-                    query = {p: spec.default for p, spec in engine_class.query_params.items()}
+                    query = {p: spec.default for p, spec in query_specs.items()}
                     query.update(query_given)
                     run_id = make_run_id(name, resolved, query, k, mode)
                     entry[3].setdefault(run_id, QuerySetting(run_id=run_id, params=query))

@@ -13,6 +13,7 @@ from annkit.types import SearchResult
 
 _METRICS = {"euclidean": "euclidean", "angular": "angular", "ip": "dot"}
 PAYLOAD = "annoy.ann"
+MAX_DOUBLINGS = 10  # effort grid: search_k = k * n_trees * 2**j, j = 0 .. 10 at most
 
 
 # annoy's node layout per metric: (bytes before the vector, int32 word where the children /
@@ -63,12 +64,12 @@ class AnnoyEngine(Engine):
         "n_trees": ParamSpec(int, 50, "number of trees", minimum=1, maximum=100_000),
         "seed": ParamSpec(int, 42, "random seed for the tree splits", minimum=0),
     }
-    query_params = {
+    default_query_params = {
         "search_k": ParamSpec(
             int, -1, "nodes inspected per query (-1 = n_trees * k)", minimum=-1, effort=True
         ),
     }
-    effort_param = "search_k"
+    contract_settings = ({"n_trees": 50}, {"search_k": 50_000})
 
     def __init__(self, metric: str, dim: int, **params: Any) -> None:
         super().__init__(metric, dim, **params)
@@ -91,6 +92,23 @@ class AnnoyEngine(Engine):
             raise EngineError("annoy failed to build the index")
         self._index = index
         self.count = int(base.shape[0])
+
+    def effort_grid(self, k: int, n_base: int) -> list[int]:
+        """search_k = k * n_trees * 1, 2, 4, .. up to the first value >= n_trees * n_base
+        (every node of every tree), at most 1,024x."""
+        n_trees = int(self.params["n_trees"])
+        grid = []
+        for doubling in range(MAX_DOUBLINGS + 1):
+            value = k * n_trees * 2**doubling
+            grid.append(value)
+            if value >= n_trees * n_base:
+                break
+        return grid
+
+    @classmethod
+    def tune_build_grid(cls, n_base: int) -> dict[str, list[Any]]:
+        """10, 50 and 100 trees."""
+        return {"n_trees": [10, 50, 100]}
 
     def estimate_build_bytes(self, count: int) -> int:
         # item nodes plus split nodes; annoy's trees hold about n / (K/2) splits each
@@ -140,7 +158,8 @@ class AnnoyEngine(Engine):
         engine.count = count
         return engine
 
-    def library_versions(self) -> dict[str, str]:
+    @classmethod
+    def library_versions(cls) -> dict[str, str]:
         from importlib.metadata import version
 
         return {"annoy": version("annoy")}

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any, ClassVar
 
 import numpy as np
 
-from annkit.errors import ParamError
+from annkit.errors import EngineError, ParamError
 from annkit.faiss_util import as_float32_rows, normalized_rows  # noqa: F401 (re-exported)
 from annkit.types import SearchResult
 
@@ -87,26 +89,103 @@ class Engine(ABC):
 
     Build params go to the constructor, query params to :meth:`set_query_params`.
     ``search`` returns ids (nq, k) int64 padded with -1 and distances in the metric's
-    convention: euclidean = L2 distance, angular = 1 - cosine similarity, ip = -inner product.
+    convention: euclidean = L2 distance, angular = 1 - cosine similarity, ip = -inner product;
+    and, when :attr:`counts_distances` is True, the exact number of distance computations
+    each query did.
+
+    Everything engine-specific lives on the subclass: its query parameters
+    (:meth:`query_specs`), effort parameter and grids (:meth:`effort_grid`,
+    :meth:`tune_build_grid`), memory estimate, library versions and the settings its
+    contract test uses (:attr:`contract_settings`).
     """
 
     name: ClassVar[str]
     description: ClassVar[str]
     build_params: ClassVar[dict[str, ParamSpec]]
-    query_params: ClassVar[dict[str, ParamSpec]]
-    #: the query parameter that trades speed for recall (None for exact engines)
-    effort_param: ClassVar[str | None] = None
+    #: query params of every build (an engine whose knobs depend on the build overrides
+    #: :meth:`query_specs`)
+    default_query_params: ClassVar[dict[str, ParamSpec]] = {}
+    #: True when search() fills SearchResult.distance_computations exactly
+    counts_distances: ClassVar[bool] = False
+    #: (build params, query params) reaching recall@10 >= 0.9 on the bundled words-10k
+    contract_settings: ClassVar[tuple[dict[str, Any], dict[str, Any]]] = ({}, {})
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Accept engines written against the old interface: a dict ``query_params`` class
+        attribute becomes ``default_query_params``; a string ``effort_param`` is dropped (the
+        query spec marked ``effort=True`` names it)."""
+        super().__init_subclass__(**kwargs)
+        legacy = cls.__dict__.get("query_params")
+        if isinstance(legacy, Mapping):
+            cls.default_query_params = dict(legacy)
+            delattr(cls, "query_params")
+        if "effort_param" in cls.__dict__ and not isinstance(cls.__dict__["effort_param"],
+                                                             property):
+            delattr(cls, "effort_param")
 
     def __init__(self, metric: str, dim: int, **params: Any) -> None:
         self.metric = metric
         self.dim = int(dim)
         self.params = resolve_params(self.name, self.build_params, params, "build")
-        self.query = resolve_params(self.name, self.query_params, {}, "query")
+        self.query = resolve_params(self.name, self.query_params(), {}, "query")
         self.count = 0
+
+    @classmethod
+    def query_specs(cls, build_params: Mapping[str, Any]) -> dict[str, ParamSpec]:
+        """The query parameters of an index built with ``build_params``."""
+        return dict(cls.default_query_params)
+
+    def query_params(self) -> dict[str, ParamSpec]:
+        """The query parameters of this index (its build params decide them)."""
+        return self.query_specs(self.params)
+
+    @classmethod
+    def effort_param_for(cls, build_params: Mapping[str, Any]) -> str | None:
+        """The query parameter that trades speed for recall for ``build_params`` (the spec
+        marked ``effort=True``); None for exact engines."""
+        for name, spec in cls.query_specs(build_params).items():
+            if spec.effort:
+                return name
+        return None
+
+    @property
+    def effort_param(self) -> str | None:
+        """The effort query parameter of this index (None for exact engines)."""
+        return self.effort_param_for(self.params)
+
+    def effort_grid(self, k: int, n_base: int) -> list[int]:
+        """The increasing effort values ``effort`` and ``tune`` try by default (valid after
+        build/load, when the build params are resolved). This default doubles from an eighth
+        of the parameter's default to eight times it, within its bounds; engines override it
+        with a grid that fits them."""
+        param = self.effort_param
+        if param is None:
+            raise ParamError(f"engine {self.name} has no effort parameter (it searches exactly)")
+        spec = self.query_params()[param]
+        low = max(1, int(spec.minimum or 1))
+        centre = spec.default if isinstance(spec.default, int) and spec.default > 0 else 32
+        values = {max(low, int(centre * 2.0**power)) for power in range(-3, 4)}
+        if spec.maximum is not None:
+            values = {min(value, int(spec.maximum)) for value in values}
+        return sorted(values)
+
+    @classmethod
+    def tune_build_grid(cls, n_base: int) -> dict[str, list[Any]]:
+        """The small build grid ``tune`` tries by default over ``n_base`` vectors ({} = the
+        defaults only)."""
+        return {}
+
+    @classmethod
+    def library_versions(cls) -> dict[str, str]:
+        """Versions of the native libraries this engine uses."""
+        return {}
 
     def set_query_params(self, **params: Any) -> None:
         """Set query params (unknown names are an error); unspecified ones keep their value."""
-        resolved = resolve_params(self.name, self.query_params, params, "query")
+        specs = self.query_params()
+        resolved = resolve_params(self.name, specs, params, "query")
+        for name in specs:
+            self.query.setdefault(name, resolved[name])
         for name in params:
             self.query[name] = resolved[name]
         self._apply_query_params()
@@ -135,10 +214,6 @@ class Engine(ABC):
     def load(cls, directory: Path, metric: str, dim: int, count: int, params: dict) -> Engine:
         """Load an index saved by :meth:`save` (files already verified by the bundle)."""
 
-    def library_versions(self) -> dict[str, str]:
-        """Versions of the native libraries this engine uses."""
-        return {}
-
     def estimate_build_bytes(self, count: int) -> int:
         """Rough peak memory (bytes) of building over ``count`` vectors, beyond the input."""
         return 2 * count * self.dim * 4
@@ -155,26 +230,75 @@ def pad_result(ids: np.ndarray, distances: np.ndarray) -> SearchResult:
     return SearchResult(ids=ids, distances=distances)
 
 
+ENTRY_POINT_GROUP = "annkit.engines"
+"""Third-party engines: each entry point in this group names an Engine subclass (or a module
+whose import registers one with :func:`register`)."""
+
 _REGISTRY: dict[str, type[Engine]] = {}
+_PLUGIN_ERRORS: dict[str, str] = {}  # entry-point name -> why it was left out
+_plugins_loaded = False
 
 
 def register(cls: type[Engine]) -> type[Engine]:
-    """Class decorator adding an engine to the registry under ``cls.name``."""
+    """Class decorator adding an engine to the registry under ``cls.name`` (replacing any
+    engine of that name)."""
+    if not (isinstance(cls, type) and issubclass(cls, Engine)):
+        raise TypeError(f"register() takes an Engine subclass, got {cls!r}")
     _REGISTRY[cls.name] = cls
     return cls
 
 
-def get_engine(name: str) -> type[Engine]:
-    """The engine class registered under ``name``."""
+def unregister(name: str) -> type[Engine] | None:
+    """Remove the engine registered under ``name``; returns it (None when there was none)."""
+    return _REGISTRY.pop(name, None)
+
+
+def _load_plugins() -> None:
+    """Import the built-in engines and, once per process, the ``annkit.engines`` entry
+    points. A plugin that fails to load is left out; :func:`get_engine` says why."""
+    global _plugins_loaded
     from annkit import engines  # noqa: F401 - importing registers the built-in engines
 
-    if name not in _REGISTRY:
-        raise ParamError(f"unknown engine {name!r} (known: {', '.join(sorted(_REGISTRY))})")
-    return _REGISTRY[name]
+    if _plugins_loaded:
+        return
+    _plugins_loaded = True
+    from importlib.metadata import entry_points
+
+    for entry in entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            loaded = entry.load()
+        except Exception as exc:  # noqa: BLE001 - a broken plugin must not break annkit
+            _PLUGIN_ERRORS[entry.name] = f"{type(exc).__name__}: {exc}"
+            continue
+        if isinstance(loaded, type) and issubclass(loaded, Engine):
+            taken = _REGISTRY.get(loaded.name)
+            if taken is not None and taken is not loaded:
+                _PLUGIN_ERRORS[entry.name] = (
+                    f"its engine name {loaded.name!r} is taken by {taken.__module__}")
+                continue
+            _REGISTRY[loaded.name] = loaded
+        elif not isinstance(loaded, ModuleType):
+            _PLUGIN_ERRORS[entry.name] = f"{entry.value} is neither an Engine subclass nor a module"
+
+
+def plugin_errors() -> dict[str, str]:
+    """Entry-point plugins left out of the registry: entry-point name -> the reason."""
+    _load_plugins()
+    return dict(_PLUGIN_ERRORS)
+
+
+def get_engine(name: str) -> type[Engine]:
+    """The engine class registered under ``name`` (built-in or plugin)."""
+    _load_plugins()
+    if name in _REGISTRY:
+        return _REGISTRY[name]
+    if name in _PLUGIN_ERRORS:
+        raise EngineError(f"engine plugin {name!r} could not be loaded ({_PLUGIN_ERRORS[name]}); "
+                          "fix or uninstall its package")
+    raise ParamError(f"unknown engine {name!r} (known: {', '.join(sorted(_REGISTRY))})")
 
 
 def engine_names() -> list[str]:
-    """Names of all registered engines."""
-    from annkit import engines  # noqa: F401
-
+    """Names of all registered engines (built-in and plugins), sorted."""
+    _load_plugins()
     return sorted(_REGISTRY)

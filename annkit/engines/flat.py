@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -37,8 +38,7 @@ class FlatEngine(Engine):
     name = "flat"
     description = "exact brute force (faiss IndexFlat)"
     build_params: dict = {}
-    query_params: dict = {}
-    effort_param = None
+    counts_distances = True  # every query computes one distance per base vector
 
     def build(self, base: np.ndarray, threads: int = 1) -> None:
         import faiss
@@ -55,7 +55,10 @@ class FlatEngine(Engine):
     def search(self, queries: np.ndarray, k: int) -> SearchResult:
         with faiss_threads(1):
             scores, ids = self._index.search(prepare(queries, self.metric), k)
-        return pad_result(ids, to_metric_distance(scores, self.metric, self.metric == "euclidean"))
+        result = pad_result(ids, to_metric_distance(scores, self.metric,
+                                                    self.metric == "euclidean"))
+        computations = np.full(len(scores), self.count, dtype=np.int64)
+        return replace(result, distance_computations=computations)
 
     def save(self, directory: Path) -> list[str]:
         write_index(self._index, directory / PAYLOAD)
@@ -71,5 +74,6 @@ class FlatEngine(Engine):
         engine.count = count
         return engine
 
-    def library_versions(self) -> dict[str, str]:
+    @classmethod
+    def library_versions(cls) -> dict[str, str]:
         return faiss_version()

@@ -14,6 +14,7 @@ from annkit.types import SearchResult
 _SPACES = {"euclidean": "l2", "angular": "cosine", "ip": "ip"}
 PAYLOAD = "hnsw.bin"
 _ADD_BLOCK = 65_536  # rows converted to float32 and added at a time
+EF_GRID: tuple[int, ...] = tuple(10 * 2**i for i in range(9))  # 10 .. 2560, the effort grid
 
 
 _HEADER_FIELDS = 6  # size_t offsetLevel0, max_elements, count, element size, label / data offset
@@ -47,10 +48,10 @@ class HnswEngine(Engine):
         "ef_construction": ParamSpec(int, 200, "candidate list size while building", minimum=1),
         "seed": ParamSpec(int, 100, "random seed for level assignment", minimum=0),
     }
-    query_params = {
+    default_query_params = {
         "ef": ParamSpec(int, 50, "candidate list size while searching", minimum=1, effort=True),
     }
-    effort_param = "ef"
+    contract_settings = ({"M": 16, "ef_construction": 200}, {"ef": 200})
 
     def __init__(self, metric: str, dim: int, **params: Any) -> None:
         super().__init__(metric, dim, **params)
@@ -74,6 +75,15 @@ class HnswEngine(Engine):
         self._index = index
         self.count = count
         self._apply_query_params()
+
+    def effort_grid(self, k: int, n_base: int) -> list[int]:
+        """ef 10, 20, 40, .., 2560."""
+        return list(EF_GRID)
+
+    @classmethod
+    def tune_build_grid(cls, n_base: int) -> dict[str, list[Any]]:
+        """Graph degree M 8, 16 and 32."""
+        return {"M": [8, 16, 32]}
 
     def estimate_build_bytes(self, count: int) -> int:
         # vectors + level-0 links (2M) + upper levels (~M/(M-1) more) + label/lock overhead
@@ -150,7 +160,8 @@ class HnswEngine(Engine):
         engine._apply_query_params()
         return engine
 
-    def library_versions(self) -> dict[str, str]:
+    @classmethod
+    def library_versions(cls) -> dict[str, str]:
         from importlib.metadata import version
 
         return {"hnswlib": version("hnswlib")}

@@ -54,13 +54,13 @@ class IvfPqEngine(Engine):
         "train_size": ParamSpec(int, None, "training sample (default min(n, 64*nlist))", minimum=1),
         "seed": ParamSpec(int, 1234, "seed for training sample and k-means", minimum=0),
     }
-    query_params = {
+    default_query_params = {
         "nprobe": ParamSpec(int, 16, "inverted lists visited per query", minimum=1, effort=True),
         "rerank": ParamSpec(
             int, 0, "re-rank rerank*k candidates exactly (0 = off)", minimum=0, maximum=1000
         ),
     }
-    effort_param = "nprobe"
+    contract_settings = ({"nlist": 64}, {"nprobe": 64, "rerank": 10})
 
     def __init__(self, metric: str, dim: int, **params: Any) -> None:
         super().__init__(metric, dim, **params)
@@ -90,6 +90,18 @@ class IvfPqEngine(Engine):
             raise ParamError(
                 f"ivfpq: train_size={params['train_size']} is smaller than nlist or 2**nbits"
             )
+
+    def effort_grid(self, k: int, n_base: int) -> list[int]:
+        """nprobe 1, 2, 4, .. below nlist, then nlist (every list)."""
+        nlist = int(self.params["nlist"] or default_nlist(n_base))
+        grid = [2**i for i in range(max(1, math.ceil(math.log2(max(nlist, 1))))) if 2**i < nlist]
+        return grid + [nlist]
+
+    @classmethod
+    def tune_build_grid(cls, n_base: int) -> dict[str, list[Any]]:
+        """nlist at 1/4, 1/2 and 1x its data-derived default."""
+        nlist = default_nlist(n_base)
+        return {"nlist": sorted({max(1, nlist // 4), max(1, nlist // 2), nlist})}
 
     def estimate_build_bytes(self, count: int) -> int:
         nlist = self.params["nlist"] or default_nlist(count)
@@ -165,5 +177,6 @@ class IvfPqEngine(Engine):
         engine._ivf()  # fails clearly if the payload is not an IVF index
         return engine
 
-    def library_versions(self) -> dict[str, str]:
+    @classmethod
+    def library_versions(cls) -> dict[str, str]:
         return faiss_version()
