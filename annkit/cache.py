@@ -93,11 +93,14 @@ def groundtruth_file(cache_dir: Path, dataset: Dataset, k: int) -> Path:
 def cached_true_distances(
     cache_dir: Path, dataset: Dataset, k: int,
     progress: Callable[[int, int], None] | None = None,
+    *,
+    memory_check: bool = True,
 ) -> tuple[np.ndarray, Path, bool]:
     """Exact true-neighbour distances (nq, depth >= k) float64 ascending of ``dataset``
     (see ``true_kth_distances``), computed once and cached.
 
-    Returns (distances, cache file, whether it came from the cache)."""
+    Returns (distances, cache file, whether it came from the cache). ``memory_check`` as in
+    :func:`annkit.groundtruth.compute_ground_truth`."""
     path = groundtruth_file(cache_dir, dataset, k)
     if path.is_file():
         try:
@@ -107,8 +110,9 @@ def cached_true_distances(
                 return distances, path, True
         except (OSError, ValueError):
             pass
-    distances = np.ascontiguousarray(true_kth_distances(dataset, k, progress=progress),
-                                     dtype=np.float64)
+    distances = np.ascontiguousarray(
+        true_kth_distances(dataset, k, progress=progress, memory_check=memory_check),
+        dtype=np.float64)
     with atomic_write(path, make_parents=True) as tmp, open(tmp, "wb") as handle:
         np.save(handle, distances, allow_pickle=False)
     return distances, path, False

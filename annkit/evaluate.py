@@ -50,18 +50,19 @@ def check_compatible(bundle: Bundle, dataset: Dataset) -> None:
 
 
 def true_kth_distances(
-    dataset: Dataset, k: int, progress: Callable[[int, int], None] | None = None
+    dataset: Dataset, k: int, progress: Callable[[int, int], None] | None = None,
+    *, memory_check: bool = True,
 ) -> np.ndarray:
     """Exact distances (nq, depth) float64 ascending of each query's true nearest neighbours,
     recomputed from the vectors; depth >= k is the dataset's ground-truth depth, or 2k when
     the ground truth is missing or too shallow and is computed here (hardness measures use
-    the depth beyond k)."""
+    the depth beyond k; ``memory_check`` as in compute_ground_truth)."""
     if dataset.gt_depth >= k:
         distances = exact_distances(dataset.base, dataset.queries, dataset.neighbors,
                                     dataset.metric)
         return np.sort(distances, axis=1)
     truth = compute_ground_truth(dataset.base, dataset.queries, 2 * k, dataset.metric,
-                                 progress=progress)
+                                 progress=progress, memory_check=memory_check)
     return truth.distances
 
 

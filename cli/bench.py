@@ -32,7 +32,13 @@ from annkit.bench.spec import DEFAULT_SWEEP, load_sweep
 from annkit.bench.store import PLOT_FILE
 from annkit.cli.compare import raise_if_failed, render_comparison
 from annkit.cli.console import stderr_console, stdout_console, to_json
-from annkit.cli.options import gate_options, json_option, quiet_option, threads_option
+from annkit.cli.options import (
+    gate_options,
+    json_option,
+    memory_check_option,
+    quiet_option,
+    threads_option,
+)
 from annkit.cli.render import format_bytes, format_params
 from annkit.engines import get_engine
 from annkit.errors import AnnkitError
@@ -234,10 +240,12 @@ def render_report(console: Console, report: dict) -> None:
                    "runs.jsonl) and exit 1 on a regression, as 'annkit compare' does.")
 @gate_options
 @click.option("--print-default", is_flag=True, help="Print the built-in default sweep and exit.")
+@memory_check_option
 def bench(sweep_file: str | None, output: str | None, results_root: str,
           dataset: str | None, rebuild: bool, force: bool, timeout: float | None,
           threads: int | None, quiet: bool, as_json: bool, baseline: str | None,
-          max_recall_drop: float, max_qps_drop: float, print_default: bool) -> None:
+          max_recall_drop: float, max_qps_drop: float, print_default: bool,
+          skip_memory_check: bool) -> None:
     """Sweep engines x build params x query params and report recall@k against QPS.
 
     SWEEP_FILE is a TOML sweep (see --print-default); without it the built-in default sweep
@@ -266,7 +274,7 @@ def bench(sweep_file: str | None, output: str | None, results_root: str,
     with SweepProgress(quiet or as_json) as progress:
         outcome = run_sweep(spec, _results_dir(output, root), results_root=root,
                             rebuild=rebuild, force=force, timeout=timeout, threads=threads,
-                            on_event=progress)
+                            on_event=progress, memory_check=not skip_memory_check)
     report = {**build_report(outcome.records, outcome.meta, outcome.results_dir), "slice": "all"}
     plot_path: Path | None = None
     if any(usable(record) for record in outcome.records):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from click.testing import CliRunner
 
@@ -73,3 +75,21 @@ def test_library_build_and_ground_truth_paths_check_memory(tmp_path, monkeypatch
     assert not cached and bundle.engine.count == len(base)
     truth = compute_ground_truth(base, queries, 5, "euclidean", memory_check=False)
     assert truth.ids.shape == (len(queries), 5)
+
+
+def test_bench_records_a_build_that_cannot_fit_and_can_be_forced(tmp_path, monkeypatch):
+    sweep = tmp_path / "s.toml"
+    sweep.write_text('[bench]\ndataset = "words-10k"\nk = 10\nruns = 1\n\n'
+                     '[[engine]]\nname = "flat"\n')
+    monkeypatch.setenv("ANNKIT_MEMORY_LIMIT", str(20 * 2**20))  # flat needs ~29 MiB
+    runner = CliRunner()
+    args = ["bench", str(sweep), "--results-root", str(tmp_path), "-q", "--json"]
+    result = runner.invoke(cli, [*args, "-o", str(tmp_path / "refused")])
+    assert result.exit_code == 0, result.output
+    (record,) = [json.loads(line) for line in (tmp_path / "refused" / "runs.jsonl").open()]
+    assert record["status"] == "failed"
+    assert record["error"].startswith("build: building flat over 10,000 x 384 vectors needs")
+    result = runner.invoke(cli, [*args, "-o", str(tmp_path / "forced"), "--no-memory-check"])
+    assert result.exit_code == 0, result.output
+    (record,) = [json.loads(line) for line in (tmp_path / "forced" / "runs.jsonl").open()]
+    assert record["status"] == "ok" and record["recall"] == 1.0

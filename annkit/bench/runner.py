@@ -1,33 +1,30 @@
 """Run a sweep: build each index once (or take it from the cache), measure every query
 setting on it, and store one record per (build, query) setting as soon as it finishes.
 
-Builds and searches run in a worker process (:mod:`annkit.bench.worker`); this process
-only waits, enforces the per-run time limit (killing the worker and starting a new one for
-the remaining settings) and writes the results. An exception, a timeout or a native crash
+Builds and searches run in a worker process (:mod:`annkit.bench.worker`, started and
+watched by :mod:`annkit.bench.process`); this process only waits, enforces the per-run time
+limit (killing the worker and starting a new one for the remaining settings) and writes the
+results. An exception, a timeout or a native crash
 becomes a record with status "failed" or "timeout" and the sweep goes on.
 """
 
 from __future__ import annotations
 
 import os
-import signal
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
 from annkit import __version__
+from annkit.bench.process import WorkerDied, WorkerProcess
 from annkit.bench.spec import BuildSetting, QuerySetting, SweepError, SweepSpec
 from annkit.bench.store import WORKER_LOG, ResultsStore, machine_facts
 from annkit.bundle import fingerprint_vectors
 from annkit.cache import CACHE_DIR, cached_true_distances, index_dir, index_key
 from annkit.engines.base import get_engine
-from annkit.errors import EngineError, InputError
+from annkit.errors import InputError
 from annkit.sources import open_dataset
 from annkit.types import Dataset
 
@@ -78,101 +75,13 @@ def _utc_now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
-class _WorkerDied(Exception):
-    pass
-
-
-class _Worker:
-    """A worker process (``python -m annkit.bench.worker``) and our end of its socket.
-
-    A fresh interpreter rather than multiprocessing's spawn, which re-runs the caller's main
-    script (a trap for scripts without a main guard, and impossible from stdin); rather
-    than fork, which copies OpenMP state that can deadlock native libraries in the child.
-    """
-
-    def __init__(self, args: tuple) -> None:
-        import annkit
-
-        parent_socket, child_socket = socket.socketpair()
-        package_root = str(Path(annkit.__file__).resolve().parent.parent)
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(
-            [package_root] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
-        # -P: never import a same-named source folder from the working directory
-        command = [sys.executable, "-P", "-m", "annkit.bench.worker", str(child_socket.fileno())]
-        previous = _ignore_interrupts()  # inherited: Ctrl-C is for the runner to handle
-        try:
-            self.process = subprocess.Popen(
-                command, pass_fds=(child_socket.fileno(),), env=env,
-                stdin=subprocess.DEVNULL, close_fds=True,
-            )
-        finally:
-            _restore_interrupts(previous)
-            child_socket.close()
-        self.conn = Connection(parent_socket.detach())
-        self.send((list(sys.path), *args))
-
-    def send(self, message: Any) -> None:
-        try:
-            self.conn.send(message)
-        except (BrokenPipeError, EOFError, OSError):
-            raise _WorkerDied() from None
-
-    def receive(self, timeout: float | None) -> Any:
-        """The next message, or None when ``timeout`` seconds pass first."""
-        try:
-            if not self.conn.poll(timeout):
-                return None
-            return self.conn.recv()
-        except (EOFError, OSError):
-            raise _WorkerDied() from None
-
-    def death_reason(self) -> str:
-        try:
-            code = self.process.wait(5)
-        except subprocess.TimeoutExpired:
-            code = None
-        if code is not None and code < 0:
-            try:
-                name = signal.Signals(-code).name
-            except ValueError:
-                name = f"signal {-code}"
-            return f"the engine process died ({name})"
-        return f"the engine process exited unexpectedly (exit code {code})"
-
-    def kill(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-        self.process.wait()
-        self.conn.close()
-
-    def stop(self) -> None:
-        try:
-            self.conn.send(None)
-            self.process.wait(10)
-        except (BrokenPipeError, EOFError, OSError, subprocess.TimeoutExpired):
-            pass
-        self.kill()
-
-
-def _ignore_interrupts() -> Any:
-    try:
-        return signal.signal(signal.SIGINT, signal.SIG_IGN)
-    except ValueError:  # not the main thread: leave signals alone
-        return None
-
-
-def _restore_interrupts(previous: Any) -> None:
-    if previous is not None:
-        signal.signal(signal.SIGINT, previous)
-
-
 class _Sweep:
     """State of one run of :func:`run_sweep`."""
 
     def __init__(self, spec: SweepSpec, store: ResultsStore, dataset: Dataset, *,
                  fingerprint: str, truth_path: Path, cache_dir: Path, threads: int,
-                 rebuild: bool, timeout: float | None, on_event: EventHandler | None) -> None:
+                 rebuild: bool, timeout: float | None, on_event: EventHandler | None,
+                 memory_check: bool = True) -> None:
         self.spec = spec
         self.store = store
         self.dataset = dataset
@@ -180,6 +89,7 @@ class _Sweep:
         self.cache_dir = cache_dir
         self.threads = threads
         self.rebuild = rebuild
+        self.memory_check = memory_check
         self.timeout = timeout
         self.on_event = on_event
         self.total = spec.n_runs
@@ -191,24 +101,11 @@ class _Sweep:
             engine_refs[build.engine] = (cls.__module__, cls.__qualname__)
         self.worker_args = (spec.dataset_kwargs(), str(truth_path), engine_refs,
                             str(store.path / WORKER_LOG))
-        self.worker: _Worker | None = None
+        self.worker: WorkerProcess | None = None
 
     def emit(self, kind: str, message: str = "", record: dict | None = None) -> None:
         if self.on_event is not None:
             self.on_event(SweepEvent(kind, self.done, self.total, message, record))
-
-    def _start_worker(self) -> _Worker:
-        worker = _Worker(self.worker_args)
-        try:
-            message = worker.receive(None)
-        except _WorkerDied:
-            reason = worker.death_reason()
-            worker.kill()
-            raise EngineError(f"the benchmark worker could not start: {reason}") from None
-        if message[0] != "ready":
-            worker.kill()
-            raise EngineError(f"the benchmark worker could not start: {message[1]}")
-        return worker
 
     def close(self, graceful: bool = True) -> None:
         """Stop the worker: ask it to exit (graceful) or kill it at once (interrupted)."""
@@ -256,11 +153,12 @@ class _Sweep:
         build_info: dict = {}
         while remaining:
             if self.worker is None:
-                self.worker = self._start_worker()
+                self.worker = WorkerProcess.start(self.worker_args)
             worker = self.worker
             job = {
                 "engine": build.engine, "params": build.params, "index_dir": str(directory),
-                "rebuild": rebuild, "threads": self.threads, "fingerprint": self.fingerprint,
+                "rebuild": rebuild, "memory_check": self.memory_check,
+                "threads": self.threads, "fingerprint": self.fingerprint,
                 "k": self.spec.k, "mode": self.spec.mode, "runs": self.spec.runs,
                 "queries": [(query.run_id, query.params) for query in remaining],
             }
@@ -323,7 +221,7 @@ class _Sweep:
                         remaining.remove(query)
                     elif kind == "job_done":
                         break
-            except _WorkerDied:
+            except WorkerDied:
                 reason = worker.death_reason()
                 worker.kill()
                 self.worker = None
@@ -375,6 +273,7 @@ def run_sweep(
     timeout: float | None = None,
     threads: int | None = None,
     on_event: EventHandler | None = None,
+    memory_check: bool = True,
 ) -> SweepOutcome:
     """Run ``spec`` into ``results_dir`` (default ``<results_root>/<dataset>-<timestamp>``).
 
@@ -382,7 +281,9 @@ def run_sweep(
     starts the folder over. Indexes and ground truth are cached under
     ``<results_root>/.cache``; ``rebuild`` ignores cached indexes. ``timeout`` (seconds, per
     build and per query setting) overrides the sweep's; ``threads`` is for building
-    (default: all cores). Searches are always single-threaded.
+    (default: all cores). Searches are always single-threaded. Unless not ``memory_check``,
+    exact ground truth that cannot fit in memory is refused (ResourceError) and a build
+    that cannot fit is recorded as failed.
     """
     started = time.perf_counter()
     results_root = Path(results_root)
@@ -427,10 +328,11 @@ def run_sweep(
         if on_event is not None:
             on_event(SweepEvent("groundtruth", 0, spec.n_runs,
                                 f"exact neighbours of {dataset.n_queries:,} queries"))
-        _, truth_path, _ = cached_true_distances(cache_dir, dataset, spec.k)
+        _, truth_path, _ = cached_true_distances(cache_dir, dataset, spec.k,
+                                                 memory_check=memory_check)
         sweep = _Sweep(spec, store, dataset, fingerprint=fingerprint, truth_path=truth_path,
                        cache_dir=cache_dir, threads=threads, rebuild=rebuild, timeout=timeout,
-                       on_event=on_event)
+                       on_event=on_event, memory_check=memory_check)
         finished = store.ok_run_ids()
         plan = [(build, [q for q in build.queries if q.run_id not in finished])
                 for build in spec.builds]

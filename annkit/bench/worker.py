@@ -81,6 +81,7 @@ def _run_job(conn: Any, job: dict, dataset: Any, true_distances: np.ndarray,
         bundle, cached = obtain_index(
             directory, job["engine"], job["params"], dataset,
             fingerprint=job["fingerprint"], threads=job["threads"], rebuild=job["rebuild"],
+            memory_check=job.get("memory_check", True),
         )
     except Exception as exc:  # noqa: BLE001 - any engine failure becomes a failed run
         traceback.print_exc()
