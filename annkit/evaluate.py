@@ -18,8 +18,8 @@ from annkit.errors import InputError
 from annkit.groundtruth import compute_ground_truth
 from annkit.longtail import DEFAULT_CUTS
 from annkit.metrics import duplicate_count, exact_distances, latency_percentiles, recall_per_query
-from annkit.slices import QueryProfile, build_profile, summarize
-from annkit.types import Dataset, Evaluation, SearchResult
+from annkit.slices import build_profile, summarize
+from annkit.types import Dataset, Evaluation, QueryProfile, SearchResult
 
 MODES = ("batch", "single")
 
@@ -57,7 +57,7 @@ def true_kth_distances(
     recomputed from the vectors; depth >= k is the dataset's ground-truth depth, or 2k when
     the ground truth is missing or too shallow and is computed here (hardness measures use
     the depth beyond k; ``memory_check`` as in compute_ground_truth)."""
-    if dataset.gt_depth >= k:
+    if dataset.neighbors is not None and dataset.gt_depth >= k:
         distances = exact_distances(dataset.base, dataset.queries, dataset.neighbors,
                                     dataset.metric)
         return np.sort(distances, axis=1)
@@ -95,6 +95,7 @@ def _run_single(
     ids = np.empty((n_queries, k), dtype=np.int64)
     distances = np.empty((n_queries, k), dtype=np.float32)
     latencies = np.empty(n_queries, dtype=np.float64)
+    counts: np.ndarray | None = np.empty(n_queries, dtype=np.int64)
     with paused_gc():
         for row in range(n_queries):
             query = queries[row : row + 1]
@@ -103,7 +104,13 @@ def _run_single(
             latencies[row] = clock() - start
             ids[row] = result.ids[0]
             distances[row] = result.distances[0]
-    return SearchResult(ids=ids, distances=distances), float(latencies.sum()), latencies
+            if counts is not None:
+                if result.distance_computations is None:
+                    counts = None  # one query the library could not count: none counted
+                else:
+                    counts[row] = result.distance_computations[0]
+    result = SearchResult(ids=ids, distances=distances, distance_computations=counts)
+    return result, float(latencies.sum()), latencies
 
 
 def evaluate(
@@ -127,7 +134,8 @@ def evaluate(
     ``true_distances`` (nq, >=k), when given, saves recomputing the exact truth; ``profile``
     likewise saves recomputing the query slices (computed when None and ``with_slices``,
     with frequency band cut points ``cuts``).
-    The result's extra fields hold ``tail``, ``slices`` and ``weighted_recall``.
+    ``distance_computations`` is the best run's mean number of distance computations per
+    query (``per_query_distance_computations`` per query), None when the engine cannot count.
     """
     if mode not in MODES:
         raise InputError(f"unknown mode {mode!r}: use batch or single")
@@ -157,6 +165,10 @@ def evaluate(
     result, seconds, latencies = best
     found = exact_distances(dataset.base, dataset.queries, result.ids, dataset.metric)
     per_query = recall_per_query(true_distances, result.ids, found, k)
+    tail, slices, weighted = summarize(per_query, profile)
+    counts = result.distance_computations
+    if counts is not None:
+        counts = np.asarray(counts, dtype=np.int64).reshape(dataset.n_queries)
     manifest = bundle.manifest
     return Evaluation(
         engine=engine.name,
@@ -176,5 +188,10 @@ def evaluate(
         per_query_recall=per_query,
         profile=profile,
         dataset=dataset.name,
-        extra={"duplicate_ids": duplicate_count(result.ids), **summarize(per_query, profile)},
+        duplicate_ids=duplicate_count(result.ids),
+        tail=tail,
+        slices=slices,
+        weighted_recall=weighted,
+        distance_computations=None if counts is None else float(counts.mean()),
+        per_query_distance_computations=counts,
     )

@@ -38,10 +38,16 @@ def available_bytes() -> int | None:
 
 
 def format_size(count: float) -> str:
-    """A byte count for a message: GiB from 1 GiB up, MiB below (a small need is not 0.00)."""
-    if count >= 2**30:
-        return f"{count / 2**30:.2f} GiB"
-    return f"{count / 2**20:.1f} MiB"
+    """A byte count in its largest binary unit: ``512 B``, ``12.5 KiB``, ``15.8 MiB``,
+    ``2.00 GiB`` (GiB and TiB with two decimals; never ``0.00`` for a small count)."""
+    value = float(count)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(value) < 1024:
+            if unit == "B":
+                return f"{value:.0f} B"
+            return f"{value:.2f} {unit}" if unit == "GiB" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.2f} TiB"
 
 
 def check_memory(needed: int, what: str, advice: str, force: bool = False) -> None:

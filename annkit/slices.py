@@ -8,7 +8,6 @@ quartile) .. ``M-q4`` (hardest) and ``hard-M`` (the hardest 10%).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -22,23 +21,9 @@ from annkit.longtail import (
     tail_metrics,
     weighted_recall,
 )
-from annkit.types import Dataset
+from annkit.types import Dataset, QueryProfile, SliceRecall, TailSummary
 
 HARDEST_SHARE = 0.1
-
-
-@dataclass(frozen=True)
-class QueryProfile:
-    """What is known about each query: band, weights, hardness values and slice masks."""
-
-    masks: dict[str, np.ndarray]
-    hardness: dict[str, np.ndarray] = field(default_factory=dict)
-    bands: np.ndarray | None = None
-    weights: np.ndarray | None = None
-
-    @property
-    def slice_names(self) -> list[str]:
-        return list(self.masks)
 
 
 def build_profile(
@@ -78,22 +63,25 @@ def _band_order(masks: dict[str, np.ndarray]) -> list[str]:
     return [n for n in known if n in masks] + sorted(n for n in masks if n not in known)
 
 
-def summarize(per_query_recall: np.ndarray, profile: QueryProfile | None) -> dict:
-    """``tail`` (percentiles and shares), ``slices`` (per slice: queries, recall, p5_recall)
-    and ``weighted_recall`` (None without weights) for one run's per-query recall."""
-    summary: dict = {"tail": tail_metrics(per_query_recall), "slices": {},
-                     "weighted_recall": None}
+def summarize(
+    per_query_recall: np.ndarray, profile: QueryProfile | None
+) -> tuple[TailSummary, dict[str, SliceRecall], float | None]:
+    """(tail percentiles and shares, recall per non-empty slice, traffic-weighted recall or
+    None without weights) of one run's per-query recall ``(nq,)``."""
+    tail = TailSummary.from_dict(tail_metrics(per_query_recall))
+    slices: dict[str, SliceRecall] = {}
     if profile is None:
-        return summary
+        return tail, slices, None
     for name, mask in profile.masks.items():
         values = per_query_recall[mask]
         if values.size == 0:
             continue
-        summary["slices"][name] = {
-            "queries": int(values.size),
-            "recall": float(values.mean()),
-            "p5_recall": float(np.percentile(values, 5.0)),
-        }
+        slices[name] = SliceRecall(queries=int(values.size), recall=float(values.mean()),
+                                   p5_recall=float(np.percentile(values, 5.0)))
+    weighted = None
     if profile.weights is not None and float(np.sum(profile.weights)) > 0:
-        summary["weighted_recall"] = weighted_recall(per_query_recall, profile.weights)
-    return summary
+        weighted = weighted_recall(per_query_recall, profile.weights)
+    return tail, slices, weighted
+
+
+__all__ = ["HARDEST_SHARE", "QueryProfile", "build_profile", "summarize"]

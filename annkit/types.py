@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -86,9 +88,105 @@ class GroundTruth:
     metric: str
 
 
+def _optional_float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def _optional_int(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
+@dataclass(frozen=True)
+class TailSummary:
+    """Percentiles and shares of one run's per-query recall@k (values in [0, 1]).
+
+    mean, p1, p5, p10 (linear-interpolated percentiles), share_below_0_5 (share of queries
+    with recall < 0.5), share_zero (recall == 0), queries (how many). A value is None only
+    when read from a record that did not hold it."""
+
+    mean: float | None
+    p1: float | None
+    p5: float | None
+    p10: float | None
+    share_below_0_5: float | None
+    share_zero: float | None
+    queries: int | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``tail`` object of an evaluation / runs.jsonl record."""
+        return {"mean": self.mean, "p1": self.p1, "p5": self.p5, "p10": self.p10,
+                "share_below_0_5": self.share_below_0_5, "share_zero": self.share_zero,
+                "queries": self.queries}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TailSummary:
+        """Read :meth:`to_dict`'s form (missing keys become None)."""
+        return cls(
+            mean=_optional_float(data.get("mean")), p1=_optional_float(data.get("p1")),
+            p5=_optional_float(data.get("p5")), p10=_optional_float(data.get("p10")),
+            share_below_0_5=_optional_float(data.get("share_below_0_5")),
+            share_zero=_optional_float(data.get("share_zero")),
+            queries=_optional_int(data.get("queries")),
+        )
+
+
+@dataclass(frozen=True)
+class SliceRecall:
+    """Recall@k on one query slice: how many queries, their mean recall and its 5th
+    percentile (None only when read from a record that did not hold it)."""
+
+    queries: int | None
+    recall: float | None
+    p5_recall: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """One entry of the ``slices`` object of an evaluation / runs.jsonl record."""
+        return {"queries": self.queries, "recall": self.recall, "p5_recall": self.p5_recall}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> SliceRecall:
+        """Read :meth:`to_dict`'s form (missing keys become None)."""
+        return cls(queries=_optional_int(data.get("queries")),
+                   recall=_optional_float(data.get("recall")),
+                   p5_recall=_optional_float(data.get("p5_recall")))
+
+
+def slices_to_dict(slices: Mapping[str, SliceRecall]) -> dict[str, dict[str, Any]]:
+    """The JSON ``slices`` object: slice name -> {queries, recall, p5_recall}."""
+    return {name: entry.to_dict() for name, entry in slices.items()}
+
+
+def slices_from_dict(data: Mapping[str, Any]) -> dict[str, SliceRecall]:
+    """Inverse of :func:`slices_to_dict` (entries that are not objects are skipped)."""
+    return {str(name): SliceRecall.from_dict(entry) for name, entry in data.items()
+            if isinstance(entry, Mapping)}
+
+
+@dataclass(frozen=True)
+class QueryProfile:
+    """What is known about each query: band, weights, hardness values and slice masks.
+
+    masks: slice name -> (nq,) bool; hardness: measure -> (nq,) float; bands: (nq,) str or
+    None (no weights); weights: (nq,) float64 or None."""
+
+    masks: dict[str, np.ndarray]
+    hardness: dict[str, np.ndarray] = field(default_factory=dict)
+    bands: np.ndarray | None = None
+    weights: np.ndarray | None = None
+
+    @property
+    def slice_names(self) -> list[str]:
+        return list(self.masks)
+
+
 @dataclass(frozen=True)
 class Evaluation:
-    """Everything measured for one (index, query params) setting on one query set."""
+    """Everything measured for one (index, query params) setting on one query set.
+
+    ``per_query_recall`` (nq,) and ``per_query_distance_computations`` (nq,) int64 (None when
+    the engine cannot count) come from the timed best run; ``distance_computations`` is their
+    mean per query. ``tail`` / ``slices`` / ``weighted_recall`` summarise the per-query recall
+    (slices empty and weighted recall None without a profile or weights)."""
 
     engine: str
     build_params: dict
@@ -106,12 +204,17 @@ class Evaluation:
     runs: int
     per_query_recall: np.ndarray = field(repr=False)
     dataset: str = ""
-    extra: dict = field(default_factory=dict)
-    profile: Any = field(default=None, repr=False)  # annkit.slices.QueryProfile or None
+    duplicate_ids: int = 0
+    tail: TailSummary | None = None
+    slices: dict[str, SliceRecall] = field(default_factory=dict)
+    weighted_recall: float | None = None
+    distance_computations: float | None = None
+    per_query_distance_computations: np.ndarray | None = field(default=None, repr=False)
+    profile: QueryProfile | None = field(default=None, repr=False)
 
-    def to_dict(self) -> dict:
-        """A JSON-ready dict (per-query recall left out)."""
-        out = {
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (per-query arrays and the profile left out)."""
+        return {
             "engine": self.engine,
             "build_params": dict(self.build_params),
             "query_params": dict(self.query_params),
@@ -127,6 +230,150 @@ class Evaluation:
             "index_bytes": self.index_bytes,
             "search_seconds": self.search_seconds,
             "runs": self.runs,
+            "duplicate_ids": self.duplicate_ids,
+            "tail": None if self.tail is None else self.tail.to_dict(),
+            "slices": slices_to_dict(self.slices),
+            "weighted_recall": self.weighted_recall,
+            "distance_computations": self.distance_computations,
         }
-        out.update(self.extra)
-        return out
+
+
+#: run record statuses: measured, failed (an error), timed out
+RUN_STATUSES: tuple[str, ...] = ("ok", "failed", "timeout")
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One line of a sweep's ``runs.jsonl``: one (engine, build, query) setting's outcome.
+
+    An ``ok`` record holds an :class:`Evaluation`'s fields plus where the index came from
+    (``cached``, ``build_threads``); a failed or timed-out one holds the setting, ``error``
+    and None for what was not measured. Keys missing from an older file read as None."""
+
+    run_id: str
+    status: str
+    engine: str
+    build_params: dict[str, Any] = field(default_factory=dict)
+    query_params: dict[str, Any] = field(default_factory=dict)
+    metric: str | None = None
+    dataset: str | None = None
+    k: int | None = None
+    mode: str | None = None
+    queries: int | None = None
+    recall: float | None = None
+    qps: float | None = None
+    latency_ms: dict[str, float | None] = field(default_factory=dict)
+    build_seconds: float | None = None
+    index_bytes: int | None = None
+    search_seconds: float | None = None
+    runs: int | None = None
+    duplicate_ids: int | None = None
+    tail: TailSummary | None = None
+    slices: dict[str, SliceRecall] | None = None
+    weighted_recall: float | None = None
+    distance_computations: float | None = None
+    cached: bool | None = None
+    build_threads: int | None = None
+    error: str | None = None
+    finished_at: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The runs.jsonl form (every key present; None = not measured)."""
+        return {
+            "run_id": self.run_id,
+            "status": self.status,
+            "engine": self.engine,
+            "build_params": dict(self.build_params),
+            "query_params": dict(self.query_params),
+            "metric": self.metric,
+            "dataset": self.dataset,
+            "k": self.k,
+            "mode": self.mode,
+            "queries": self.queries,
+            "recall": self.recall,
+            "qps": self.qps,
+            "latency_ms": dict(self.latency_ms),
+            "build_seconds": self.build_seconds,
+            "index_bytes": self.index_bytes,
+            "search_seconds": self.search_seconds,
+            "runs": self.runs,
+            "duplicate_ids": self.duplicate_ids,
+            "tail": None if self.tail is None else self.tail.to_dict(),
+            "slices": None if self.slices is None else slices_to_dict(self.slices),
+            "weighted_recall": self.weighted_recall,
+            "distance_computations": self.distance_computations,
+            "cached": self.cached,
+            "build_threads": self.build_threads,
+            "error": self.error,
+            "finished_at": self.finished_at,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RunRecord:
+        """Read a runs.jsonl record; InputError when it is not one (no run_id / status, or a
+        field of the wrong kind)."""
+        from annkit.errors import InputError
+
+        run_id, status = data.get("run_id"), data.get("status")
+        if not isinstance(run_id, str) or not isinstance(status, str):
+            raise InputError("not an annkit bench record (no run_id or status)")
+        tail, slices = data.get("tail"), data.get("slices")
+        latency = data.get("latency_ms")
+        try:
+            return cls(
+                run_id=run_id,
+                status=status,
+                engine=str(data.get("engine") or "?"),
+                build_params=dict(data.get("build_params") or {}),
+                query_params=dict(data.get("query_params") or {}),
+                metric=data.get("metric"),
+                dataset=data.get("dataset"),
+                k=_optional_int(data.get("k")),
+                mode=data.get("mode"),
+                queries=_optional_int(data.get("queries")),
+                recall=_optional_float(data.get("recall")),
+                qps=_optional_float(data.get("qps")),
+                latency_ms=dict(latency) if isinstance(latency, Mapping) else {},
+                build_seconds=_optional_float(data.get("build_seconds")),
+                index_bytes=_optional_int(data.get("index_bytes")),
+                search_seconds=_optional_float(data.get("search_seconds")),
+                runs=_optional_int(data.get("runs")),
+                duplicate_ids=_optional_int(data.get("duplicate_ids")),
+                tail=TailSummary.from_dict(tail) if isinstance(tail, Mapping) else None,
+                slices=slices_from_dict(slices) if isinstance(slices, Mapping) else None,
+                weighted_recall=_optional_float(data.get("weighted_recall")),
+                distance_computations=_optional_float(data.get("distance_computations")),
+                cached=data.get("cached"),
+                build_threads=_optional_int(data.get("build_threads")),
+                error=data.get("error"),
+                finished_at=data.get("finished_at"),
+            )
+        except (TypeError, ValueError) as exc:
+            raise InputError(f"record {run_id}: a field has the wrong type ({exc})") from None
+
+    @classmethod
+    def coerce(cls, value: RunRecord | Mapping[str, Any]) -> RunRecord:
+        """``value`` itself when a RunRecord, else read from its runs.jsonl form."""
+        return value if isinstance(value, RunRecord) else cls.from_dict(value)
+
+    @classmethod
+    def from_evaluation(cls, evaluation: Evaluation, run_id: str, *, status: str = "ok",
+                        cached: bool | None = None, build_threads: int | None = None,
+                        error: str | None = None, finished_at: str | None = None) -> RunRecord:
+        """The record of a measured run."""
+        return cls.from_dict({**evaluation.to_dict(), "run_id": run_id, "status": status,
+                              "cached": cached, "build_threads": build_threads,
+                              "error": error, "finished_at": finished_at})
+
+    @property
+    def usable(self) -> bool:
+        """An ok record with a finite recall and a positive, finite QPS."""
+        return (self.status == "ok" and self.recall is not None and self.qps is not None
+                and math.isfinite(self.recall) and math.isfinite(self.qps) and self.qps > 0)
+
+    def slice_recall(self, name: str) -> float | None:
+        """Mean recall@k on the slice ``name``, or None when the record has none."""
+        entry = (self.slices or {}).get(name)
+        if entry is None or entry.recall is None or not math.isfinite(entry.recall):
+            return None
+        return entry.recall

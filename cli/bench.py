@@ -26,7 +26,7 @@ from annkit.bench.compare import (
     compare_records,
     load_baseline,
 )
-from annkit.bench.report import build_report, load_results, on_slice, usable
+from annkit.bench.report import as_records, build_report, load_results, on_slice
 from annkit.bench.runner import SweepEvent, run_sweep
 from annkit.bench.spec import DEFAULT_SWEEP, load_sweep
 from annkit.bench.store import PLOT_FILE
@@ -39,9 +39,7 @@ from annkit.cli.options import (
     quiet_option,
     threads_option,
 )
-from annkit.cli.render import format_bytes, format_params
-from annkit.engines import get_engine
-from annkit.errors import AnnkitError
+from annkit.cli.render import format_bytes
 
 
 class _StepProgress(Progress):
@@ -119,61 +117,27 @@ def _speedup(value: float | None) -> str:
     return f"{value:,.0f}x" if value >= 100 else f"{value:.2g}x" if value < 1 else f"{value:.1f}x"
 
 
-class _SettingNames:
-    """Short names of settings: a parameter is shown when it varies among the engine's runs
-    in the report, or when it differs from a fixed (not data-derived) engine default."""
-
-    def __init__(self, report: dict) -> None:
-        runs = [run for entry in report["engines"].values() for run in entry["pareto"]]
-        for headline in report["headlines"]:
-            runs += [run for run in headline["engines"].values() if run]
-        runs += report["failed"]
-        self.varying: dict[tuple[str, str], set[str]] = {}
-        seen: dict[tuple[str, str, str], set[str]] = {}
-        for run in runs:
-            for kind in ("build", "query"):
-                for name, value in (run.get(f"{kind}_params") or {}).items():
-                    seen.setdefault((run["engine"], kind, name), set()).add(repr(value))
-        for (engine, kind, name), values in seen.items():
-            if len(values) > 1:
-                self.varying.setdefault((engine, kind), set()).add(name)
-
-    def _shown(self, engine: str, params: dict, kind: str) -> dict:
-        try:
-            specs = getattr(get_engine(engine), f"{kind}_params")
-        except AnnkitError:
-            specs = {}
-        varying = self.varying.get((engine, kind), set())
-        return {
-            name: value for name, value in params.items()
-            if name in varying or (value is not None and name in specs
-                                   and specs[name].default is not None
-                                   and specs[name].default != value)
-        }
-
-    def __call__(self, run: dict) -> str:
-        """``M=8 | ef=40``; ``(defaults)`` when nothing is worth showing."""
-        build = self._shown(run["engine"], run.get("build_params") or {}, "build")
-        query = self._shown(run["engine"], run.get("query_params") or {}, "query")
-        parts = [format_params(part) for part in (build, query) if part]
-        return " | ".join(parts) or "(defaults)"
+def _setting(run: dict) -> str:
+    """A report run's setting name (annkit.bench.report.setting_labels); ``(defaults)``."""
+    return run.get("setting") or "(defaults)"
 
 
 def render_report(console: Console, report: dict) -> None:
     """Pareto table, headline table and failures of a report (see build_report)."""
     k = report["k"]
-    _setting = _SettingNames(report)
     pareto = Table(title=f"Pareto-optimal runs: recall@{k} vs QPS ({report['dataset']}, "
                          f"{report['mode']})", title_justify="left")
     for column, justify in (("engine", "left"), ("setting (build | query)", "left"),
                             (f"recall@{k}", "right"), ("QPS", "right"), ("x flat", "right"),
-                            ("build s", "right"), ("index", "right")):
+                            ("dist/query", "right"), ("build s", "right"), ("index", "right")):
         pareto.add_column(column, justify=justify)  # type: ignore[arg-type]
     for engine, entry in report["engines"].items():
         for position, run in enumerate(entry["pareto"]):
             pareto.add_row(engine if position == 0 else "", _setting(run),
                            f"{run['recall']:.4f}", _number(run["qps"]),
-                           _speedup(run["speedup_vs_flat"]), _number(run["build_seconds"], 2),
+                           _speedup(run["speedup_vs_flat"]),
+                           _number(run.get("distance_computations")),
+                           _number(run["build_seconds"], 2),
                            format_bytes(run["index_bytes"]))
         if entry["pareto"]:
             pareto.add_section()
@@ -275,19 +239,20 @@ def bench(sweep_file: str | None, output: str | None, results_root: str,
         outcome = run_sweep(spec, _results_dir(output, root), results_root=root,
                             rebuild=rebuild, force=force, timeout=timeout, threads=threads,
                             on_event=progress, memory_check=not skip_memory_check)
-    report = {**build_report(outcome.records, outcome.meta, outcome.results_dir), "slice": "all"}
+    records = as_records(outcome.records)
+    report = {**build_report(records, outcome.meta, outcome.results_dir), "slice": "all"}
     plot_path: Path | None = None
-    if any(usable(record) for record in outcome.records):
+    if any(record.usable for record in records):
         plot_path = outcome.results_dir / PLOT_FILE
         if outcome.ran or not plot_path.is_file():  # a finished folder keeps its plot
             from annkit.bench.plot import plot_sweep
 
-            plot_sweep(outcome.records, plot_path)
+            plot_sweep(records, plot_path)
     summary = {"ran": outcome.ran, "skipped": outcome.skipped, "failed": outcome.failed,
                "builds": outcome.builds, "cached_builds": outcome.cached_builds,
                "seconds": outcome.seconds}
     comparison = None if reference is None else compare_records(
-        reference.records, outcome.records, thresholds, baseline_meta=reference.meta,
+        reference.records, records, thresholds, baseline_meta=reference.meta,
         current_meta=outcome.meta, baseline_path=reference.path,
         current_path=outcome.results_dir)
     if as_json:
@@ -347,8 +312,9 @@ def plot(results: str, output: str | None, title: str | None, slice_name: str,
 
     folder, records, _ = load_results(results)
     target = Path(output) if output else folder / PLOT_FILE
-    first = records[0] if records else {}
-    name, k = first.get("dataset") or folder.name, first.get("k", "k")
+    first = records[0] if records else None
+    name = (first.dataset if first else None) or folder.name
+    k = first.k if first and first.k is not None else "k"
     if slice_name == "all":
         path = plot_sweep(records, target, title=title)
     elif slice_only:

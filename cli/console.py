@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-import numpy as np
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from annkit.files import json_ready
 
 
 def stdout_console() -> Console:
@@ -47,26 +47,6 @@ def progress_bar(description: str, quiet: bool = False) -> Iterator[Callable[[in
         yield update
 
 
-def _json_default(value: Any) -> Any:
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, np.floating):
-        return float(value)
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
-
-
-def _clean(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {key: _clean(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_clean(item) for item in value]
-    return value
-
-
 def to_json(value: Any) -> str:
     """JSON text with numpy values converted and non-finite floats as null."""
-    return json.dumps(_clean(json.loads(json.dumps(value, default=_json_default))), indent=2)
+    return json.dumps(json_ready(value), indent=2, allow_nan=False)

@@ -57,18 +57,22 @@ def evaluate(index: str, data: str | None, queries_file: str | None,
         return
     console = stdout_console()
     console.print(evaluation_table(evaluation))
-    if evaluation.extra.get("slices"):
-        console.print(slice_table(evaluation.extra["slices"], evaluation.k, full=all_slices))
+    if evaluation.slices:
+        console.print(slice_table(evaluation.slices, evaluation.k, full=all_slices))
 
 
 def per_query_columns(evaluation: Evaluation, source: str) -> dict:
-    """Columns of the per-query table: recall, weight, band, hardness, text when known."""
+    """Columns of the per-query table: recall, distance computations (empty where the engine
+    cannot count), weight, band, hardness, text when known."""
     n_queries = len(evaluation.per_query_recall)
     columns: dict = {"query": list(range(n_queries))}
     text = read_query_text(source)
     if text is not None and len(text) == n_queries:
         columns["text"] = text
     columns[f"recall@{evaluation.k}"] = evaluation.per_query_recall
+    counts = evaluation.per_query_distance_computations
+    columns["distance_computations"] = ([None] * n_queries if counts is None
+                                        else [int(value) for value in counts])
     profile = evaluation.profile
     if profile is not None:
         if profile.weights is not None:

@@ -7,7 +7,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from annkit.types import Evaluation
+from annkit.memory import format_size
+from annkit.types import Evaluation, SliceRecall
 
 
 def format_params(params: dict) -> str:
@@ -15,18 +16,22 @@ def format_params(params: dict) -> str:
 
 
 def format_bytes(count: int | float | None) -> str:
-    if count is None:
-        return "-"
-    value = float(count)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} TiB"
+    """A byte count for a table (``15.8 MiB``); ``-`` when unknown."""
+    return "-" if count is None else format_size(count)
+
+
+def format_count(value: float | None) -> str:
+    """A count such as distance computations per query (``1,234``); ``-`` when unknown."""
+    return "-" if value is None else f"{value:,.0f}"
 
 
 def format_ms(value: float | None) -> str:
     return "-" if value is None else f"{value:.3f}"
+
+
+def format_fraction(value: float | None, spec: str) -> str:
+    """``value`` formatted with ``spec``; ``-`` when unknown."""
+    return "-" if value is None else format(value, spec)
 
 
 def key_value_table(title: str, rows: list[tuple[str, Any]]) -> Table:
@@ -51,20 +56,22 @@ def evaluation_table(evaluation: Evaluation) -> Table:
         ("latency ms p50/p95/p99",
          " / ".join(format_ms(latency.get(p)) for p in ("p50", "p95", "p99"))
          if latency.get("p50") is not None else "- (use --mode single)"),
+        ("dist/query", format_count(evaluation.distance_computations)),
         ("build seconds", f"{evaluation.build_seconds:.2f}"),
         ("index size", format_bytes(evaluation.index_bytes)),
     ]
-    tail = evaluation.extra.get("tail")
-    if tail:
-        percentiles = " / ".join(f"{tail[p]:.2f}" for p in ("p1", "p5", "p10"))
+    tail = evaluation.tail
+    if tail is not None:
+        percentiles = " / ".join(format_fraction(value, ".2f")
+                                 for value in (tail.p1, tail.p5, tail.p10))
         rows.append(("recall p1/p5/p10", percentiles))
-        rows.append(("queries < 0.5 / = 0",
-                     f"{tail['share_below_0_5']:.1%} / {tail['share_zero']:.1%}"))
-    if evaluation.extra.get("weighted_recall") is not None:
-        rows.append(("traffic-weighted recall", f"{evaluation.extra['weighted_recall']:.4f}"))
-    duplicates = evaluation.extra.get("duplicate_ids")
-    if duplicates:
-        rows.append(("duplicate ids", f"{duplicates} (engine error; counted once)"))
+        rows.append(("queries < 0.5 / = 0", f"{format_fraction(tail.share_below_0_5, '.1%')} / "
+                                            f"{format_fraction(tail.share_zero, '.1%')}"))
+    if evaluation.weighted_recall is not None:
+        rows.append(("traffic-weighted recall", f"{evaluation.weighted_recall:.4f}"))
+    if evaluation.duplicate_ids:
+        rows.append(("duplicate ids",
+                     f"{evaluation.duplicate_ids} (engine error; counted once)"))
     return key_value_table("evaluation", rows)
 
 
@@ -72,7 +79,7 @@ def print_table(console: Console, table: Table) -> None:
     console.print(table)
 
 
-def slice_table(slices: dict, k: int, full: bool = False) -> Table:
+def slice_table(slices: dict[str, SliceRecall], k: int, full: bool = False) -> Table:
     """Recall per slice: frequency bands and the hardest 10% per hardness measure
     (all quartiles too when ``full``)."""
     table = Table(title=f"recall@{k} by slice", title_justify="left")
@@ -81,6 +88,6 @@ def slice_table(slices: dict, k: int, full: bool = False) -> Table:
     for name, entry in slices.items():
         if not full and "-q" in name:
             continue
-        table.add_row(name, f"{entry['queries']:,}", f"{entry['recall']:.4f}",
-                      f"{entry['p5_recall']:.2f}")
+        table.add_row(name, format_count(entry.queries), format_fraction(entry.recall, ".4f"),
+                      format_fraction(entry.p5_recall, ".2f"))
     return table

@@ -16,15 +16,14 @@ that is missing from the current sweep, or failed there, fails the gate too.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from annkit.bench.report import load_results, reference_qps, usable
-from annkit.engines.base import get_engine
-from annkit.errors import AnnkitError, InputError
+from annkit.bench.report import Records, as_records, load_results, reference_qps, setting_labels
+from annkit.errors import InputError
+from annkit.types import RunRecord
 
 DEFAULT_MAX_RECALL_DROP = 0.005
 DEFAULT_MAX_QPS_DROP = 0.15
@@ -75,20 +74,21 @@ class SweepFacts:
                 "mode": self.mode, "runs": self.runs, "flat_qps": self.flat_qps}
 
 
-def sweep_facts(records: list[dict], meta: dict | None = None,
+def sweep_facts(records: Records, meta: dict | None = None,
                 path: str | Path | None = None) -> SweepFacts:
     """The facts of one sweep, from its ``meta.json`` where present, else its records."""
+    records = as_records(records)
     meta = meta or {}
     dataset: dict = meta["dataset"] if isinstance(meta.get("dataset"), dict) else {}
-    first = records[0] if records else {}
+    first = records[0] if records else None
     return SweepFacts(
         path=str(path) if path is not None else None,
-        dataset=dataset.get("name") or first.get("dataset"),
+        dataset=dataset.get("name") or (first.dataset if first else None),
         fingerprint=dataset.get("fingerprint"),
         queries_fingerprint=dataset.get("queries_fingerprint"),
-        metric=dataset.get("metric") or first.get("metric"),
-        k=meta.get("k", first.get("k")),
-        mode=meta.get("mode", first.get("mode")),
+        metric=dataset.get("metric") or (first.metric if first else None),
+        k=meta.get("k", first.k if first else None),
+        mode=meta.get("mode", first.mode if first else None),
         runs=len(records),
         flat_qps=reference_qps(records),
     )
@@ -284,69 +284,21 @@ class Comparison:
         }
 
 
-def tail_recall(record: dict) -> float | None:
+def tail_recall(record: RunRecord) -> float | None:
     """Recall@k on the ``tail`` slice of a record, or None when it has none."""
-    slices = record.get("slices")
-    entry = slices.get(TAIL_SLICE) if isinstance(slices, dict) else None
-    value = entry.get("recall") if isinstance(entry, dict) else None
-    return float(value) if isinstance(value, int | float) and math.isfinite(value) else None
+    return record.slice_recall(TAIL_SLICE)
 
 
-def _fixed_defaults(engine: str) -> dict[str, dict[str, Any]]:
-    try:
-        cls = get_engine(engine)
-    except AnnkitError:
-        return {"build": {}, "query": {}}
-    return {kind: {name: spec.default for name, spec in getattr(cls, f"{kind}_params").items()
-                   if spec.default is not None}
-            for kind in ("build", "query")}
-
-
-def setting_labels(records: list[dict]) -> dict[str, str]:
-    """Short names by run_id: ``hnsw M=8 | ef=40``. A parameter is shown when it varies among
-    the engine's records; an engine with a single setting shows the parameters that differ
-    from fixed engine defaults (``flat``, or e.g. ``annoy n_trees=20 | search_k=400``)."""
-    seen: dict[tuple[str, str, str], set[str]] = {}
-    settings: dict[str, set[str]] = {}
+def _latest_by_run_id(records: list[RunRecord]) -> dict[str, RunRecord]:
+    by_id: dict[str, RunRecord] = {}
     for record in records:
-        engine = record.get("engine", "?")
-        settings.setdefault(engine, set()).add(record["run_id"])
-        for kind in ("build", "query"):
-            for name, value in (record.get(f"{kind}_params") or {}).items():
-                if value is not None:
-                    seen.setdefault((engine, kind, name), set()).add(
-                        json.dumps(value, default=str))
-    labels = {}
-    defaults_by_engine: dict[str, dict[str, dict[str, Any]]] = {}
-    for record in records:
-        engine = record.get("engine", "?")
-        defaults = defaults_by_engine.setdefault(engine, _fixed_defaults(engine))
-        single = len(settings[engine]) == 1
-        parts = []
-        for kind in ("build", "query"):
-            shown = [
-                f"{name}={value}"
-                for name, value in (record.get(f"{kind}_params") or {}).items()
-                if value is not None and (
-                    len(seen[(engine, kind, name)]) > 1
-                    or (single and name in defaults[kind] and defaults[kind][name] != value))
-            ]
-            if shown:
-                parts.append(" ".join(shown))
-        labels[record["run_id"]] = " ".join([engine, " | ".join(parts)]).strip()
-    return labels
-
-
-def _latest_by_run_id(records: list[dict]) -> dict[str, dict]:
-    by_id: dict[str, dict] = {}
-    for record in records:
-        by_id[record["run_id"]] = record  # a later record of a run replaces an earlier one
+        by_id[record.run_id] = record  # a later record of a run replaces an earlier one
     return by_id
 
 
 def compare_records(
-    baseline_records: list[dict],
-    current_records: list[dict],
+    baseline_records: Records,
+    current_records: Records,
     thresholds: GateThresholds | None = None,
     *,
     baseline_meta: dict | None = None,
@@ -358,6 +310,7 @@ def compare_records(
 
     Raises InputError when the baseline has no runs or the sweeps are not comparable."""
     thresholds = thresholds or GateThresholds()
+    baseline_records, current_records = as_records(baseline_records), as_records(current_records)
     baseline_facts = sweep_facts(baseline_records, baseline_meta, baseline_path)
     current_facts = sweep_facts(current_records, current_meta, current_path)
     if not baseline_records:
@@ -382,8 +335,10 @@ def compare_records(
             f"no usable flat run in the {' and '.join(sides)} sweep: raw QPS compared, so a "
             "faster or slower machine counts as a change (add [[engine]] name = \"flat\")")
     k = baseline_facts.k or current_facts.k
-    labels = setting_labels([*baseline.values(),
-                             *(r for run_id, r in current.items() if run_id not in baseline)])
+    named = [*baseline.values(), *(r for run_id, r in current.items() if run_id not in baseline)]
+    names = setting_labels(named)  # the report's naming rule, with the engine in front
+    labels = {record.run_id: f"{record.engine} {names[record.run_id]}".strip()
+              for record in named}
     rows = [_compare_setting(record, current.get(run_id), thresholds, qps_basis,
                              (base_flat, current_flat), k, labels[run_id])
             for run_id, record in baseline.items()]
@@ -396,10 +351,10 @@ def compare_records(
                       rows, notes)
 
 
-def _row(record: dict, label: str, verdict: str) -> SettingChange:
-    return SettingChange(run_id=record["run_id"], engine=record.get("engine", "?"),
-                         build_params=dict(record.get("build_params") or {}),
-                         query_params=dict(record.get("query_params") or {}),
+def _row(record: RunRecord, label: str, verdict: str) -> SettingChange:
+    return SettingChange(run_id=record.run_id, engine=record.engine,
+                         build_params=dict(record.build_params),
+                         query_params=dict(record.query_params),
                          setting=label, verdict=verdict)
 
 
@@ -411,38 +366,39 @@ def _relative(qps: float | None, basis: str, flat_qps: float | None) -> float | 
     return qps
 
 
-def _fill_current(row: SettingChange, record: dict, basis: str, flat: float | None) -> None:
-    row.current_status = record.get("status")
-    row.error = record.get("error")
-    if usable(record):
-        row.current_recall = float(record["recall"])
+def _fill_current(row: SettingChange, record: RunRecord, basis: str,
+                  flat: float | None) -> None:
+    row.current_status = record.status
+    row.error = record.error
+    if record.usable:
+        row.current_recall = record.recall
         row.current_tail_recall = tail_recall(record)
-        row.current_qps = float(record["qps"])
+        row.current_qps = record.qps
         row.current_relative_qps = _relative(row.current_qps, basis, flat)
 
 
-def _compare_setting(base: dict, now: dict | None, thresholds: GateThresholds, basis: str,
+def _compare_setting(base: RunRecord, now: RunRecord | None, thresholds: GateThresholds, basis: str,
                      flats: tuple[float | None, float | None], k: int | None,
                      label: str) -> SettingChange:
     row = _row(base, label, OK)
-    if usable(base):
-        row.baseline_recall = float(base["recall"])
+    if base.usable:
+        row.baseline_recall = base.recall
         row.baseline_tail_recall = tail_recall(base)
-        row.baseline_qps = float(base["qps"])
+        row.baseline_qps = base.qps
         row.baseline_relative_qps = _relative(row.baseline_qps, basis, flats[0])
     if now is None:
-        row.verdict = MISSING if usable(base) else BASELINE_FAILED
-        if usable(base):
+        row.verdict = MISSING if base.usable else BASELINE_FAILED
+        if base.usable:
             row.problems.append("not in the current sweep")
         return row
     _fill_current(row, now, basis, flats[1])
-    if not usable(base):
+    if not base.usable:
         row.verdict = BASELINE_FAILED  # nothing to regress from
         return row
-    if not usable(now):
+    if not now.usable:
         row.verdict = FAILED
-        status = now.get("status")
-        reason = now.get("error") or ("no recall or QPS recorded" if status == "ok" else "")
+        status = now.status
+        reason = now.error or ("no recall or QPS recorded" if status == "ok" else "")
         row.problems.append(f"{status}: {reason}" if reason else str(status))
         return row
     name = f"recall@{k}" if k else "recall"
@@ -470,7 +426,7 @@ class Baseline:
     """A baseline sweep read from disk: its folder, records and meta (None without one)."""
 
     path: Path
-    records: list[dict]
+    records: list[RunRecord]
     meta: dict | None
 
     def facts(self) -> SweepFacts:

@@ -3,111 +3,173 @@ speed-ups over the exact ``flat`` reference measured in the same sweep, and the 
 
 from __future__ import annotations
 
-import math
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from annkit.bench.pareto import pareto_front
-from annkit.bench.store import META_FILE, RUNS_FILE, locate_results, read_runs
-from annkit.errors import InputError
+from annkit.bench.store import META_FILE, RUNS_FILE, locate_results, read_records
+from annkit.engines.base import get_engine
+from annkit.errors import AnnkitError, InputError
+from annkit.types import RUN_STATUSES, RunRecord
 
 THRESHOLDS = (0.90, 0.95, 0.99)
 REFERENCE_ENGINE = "flat"
-_RUN_FIELDS = ("run_id", "engine", "build_params", "query_params", "recall", "qps",
-               "latency_ms", "build_seconds", "index_bytes")
+
+Records = Iterable[RunRecord | Mapping[str, Any]]
 
 
-def usable(record: dict) -> bool:
+def as_records(records: Records) -> list[RunRecord]:
+    """``records`` as :class:`RunRecord` s (runs.jsonl dicts are read)."""
+    return [RunRecord.coerce(record) for record in records]
+
+
+def usable(record: RunRecord | Mapping[str, Any]) -> bool:
     """An ok record with a finite recall and a positive, finite QPS."""
-    recall, qps = record.get("recall"), record.get("qps")
-    return (record.get("status") == "ok" and isinstance(recall, int | float)
-            and isinstance(qps, int | float) and math.isfinite(recall)
-            and math.isfinite(qps) and qps > 0)
+    return RunRecord.coerce(record).usable
 
 
-def reference_qps(records: list[dict]) -> float | None:
+def reference_qps(records: Records) -> float | None:
     """QPS of the exact reference (best ``flat`` run), or None when the sweep has none."""
-    values = [r["qps"] for r in records if r.get("engine") == REFERENCE_ENGINE and usable(r)]
+    values = [r.qps for r in as_records(records)
+              if r.engine == REFERENCE_ENGINE and r.usable and r.qps is not None]
     return max(values) if values else None
 
 
-def engine_frontiers(records: list[dict]) -> dict[str, list[dict]]:
+def engine_frontiers(records: Records) -> dict[str, list[RunRecord]]:
     """Pareto-optimal usable records per engine (engines in first-seen order), by recall."""
-    by_engine: dict[str, list[dict]] = {}
-    for record in records:
-        if usable(record):
-            by_engine.setdefault(record["engine"], []).append(record)
+    by_engine: dict[str, list[RunRecord]] = {}
+    for record in as_records(records):
+        if record.usable:
+            by_engine.setdefault(record.engine, []).append(record)
     return {
-        engine: [runs[i] for i in pareto_front([(r["recall"], r["qps"]) for r in runs])]
+        engine: [runs[i] for i in pareto_front([point(r) for r in runs])]
         for engine, runs in by_engine.items()
     }
 
 
-def _summary(record: dict, flat_qps: float | None) -> dict[str, Any]:
-    out = {key: record.get(key) for key in _RUN_FIELDS}
-    out["speedup_vs_flat"] = record["qps"] / flat_qps if flat_qps else None
-    return out
+def point(record: RunRecord) -> tuple[float, float]:
+    """(recall, QPS) of a usable record."""
+    assert record.recall is not None and record.qps is not None  # usable
+    return record.recall, record.qps
 
 
-def best_at(records: list[dict], threshold: float) -> dict | None:
+def _fixed_defaults(record: RunRecord) -> dict[str, dict[str, Any]]:
+    """The engine's build and query defaults that do not depend on the data."""
+    try:
+        cls = get_engine(record.engine)
+        specs = {"build": cls.build_params, "query": cls.query_specs(record.build_params)}
+    except (AnnkitError, KeyError, TypeError, ValueError):
+        return {"build": {}, "query": {}}
+    return {kind: {name: spec.default for name, spec in kind_specs.items()
+                   if spec.default is not None}
+            for kind, kind_specs in specs.items()}
+
+
+def setting_labels(records: Records) -> dict[str, str]:
+    """The one naming rule for settings: short names by run_id, ``M=8 | ef=40`` (build |
+    query; empty when nothing is worth showing). A parameter is shown when its value varies
+    among the engine's records (None, a failed build's unresolved value, aside) or when it
+    differs from a fixed (not data-derived) engine default. Report and compare both name
+    settings with it (compare prefixes the engine: ``hnsw M=8 | ef=40``)."""
+    records = as_records(records)
+    seen: dict[tuple[str, str, str], set[str]] = {}
+    for record in records:
+        for kind, params in (("build", record.build_params), ("query", record.query_params)):
+            for name, value in params.items():
+                if value is not None:
+                    seen.setdefault((record.engine, kind, name), set()).add(
+                        json.dumps(value, default=str))
+    labels = {}
+    for record in records:
+        defaults = _fixed_defaults(record)
+        parts = []
+        for kind, params in (("build", record.build_params), ("query", record.query_params)):
+            shown = [
+                f"{name}={value}" for name, value in params.items()
+                if value is not None and (
+                    len(seen[(record.engine, kind, name)]) > 1
+                    or (name in defaults[kind] and defaults[kind][name] != value))
+            ]
+            if shown:
+                parts.append(" ".join(shown))
+        labels[record.run_id] = " | ".join(parts)
+    return labels
+
+
+def _summary(record: RunRecord, flat_qps: float | None, labels: dict[str, str]) -> dict[str, Any]:
+    return {
+        "run_id": record.run_id, "engine": record.engine, "setting": labels.get(record.run_id, ""),
+        "build_params": dict(record.build_params), "query_params": dict(record.query_params),
+        "recall": record.recall, "qps": record.qps, "latency_ms": dict(record.latency_ms),
+        "build_seconds": record.build_seconds, "index_bytes": record.index_bytes,
+        "distance_computations": record.distance_computations,
+        "speedup_vs_flat": record.qps / flat_qps if flat_qps and record.qps else None,
+    }
+
+
+def best_at(records: Records, threshold: float) -> RunRecord | None:
     """The usable record with the highest QPS among those with recall >= threshold."""
-    candidates = [r for r in records if usable(r) and r["recall"] >= threshold]
-    return max(candidates, key=lambda r: r["qps"]) if candidates else None
+    candidates = [r for r in as_records(records) if r.usable and point(r)[0] >= threshold]
+    return max(candidates, key=lambda r: point(r)[1]) if candidates else None
 
 
-def build_report(records: list[dict], meta: dict | None = None,
+def build_report(records: Records, meta: dict | None = None,
                  results_dir: str | Path | None = None,
                  thresholds: tuple[float, ...] = THRESHOLDS) -> dict[str, Any]:
-    """The report of a sweep as one JSON-ready dict."""
+    """The report of a sweep as one JSON-ready dict; every run in it carries its
+    ``setting`` name (:func:`setting_labels`)."""
+    records = as_records(records)
     meta = meta or {}
     flat_qps = reference_qps(records)
     frontiers = engine_frontiers(records)
-    engines = list(dict.fromkeys(r["engine"] for r in records))
-    first = records[0] if records else {}
-    dataset = meta.get("dataset", {}).get("name") or first.get("dataset")
+    labels = setting_labels(records)
+    engines = list(dict.fromkeys(r.engine for r in records))
+    first = records[0] if records else None
+    dataset_meta: dict = meta["dataset"] if isinstance(meta.get("dataset"), dict) else {}
     headlines = []
     for threshold in thresholds:
         per_engine = {}
         for engine in engines:
-            best = best_at([r for r in records if r["engine"] == engine], threshold)
-            per_engine[engine] = _summary(best, flat_qps) if best else None
+            best = best_at([r for r in records if r.engine == engine], threshold)
+            per_engine[engine] = _summary(best, flat_qps, labels) if best else None
         overall = best_at(records, threshold)
         headlines.append({
             "threshold": threshold,
-            "best": _summary(overall, flat_qps) if overall else None,
+            "best": _summary(overall, flat_qps, labels) if overall else None,
             "engines": per_engine,
         })
-    counts = {status: sum(r["status"] == status for r in records)
-              for status in ("ok", "failed", "timeout")}
+    counts = {status: sum(r.status == status for r in records) for status in RUN_STATUSES}
     return {
         "results_dir": str(results_dir) if results_dir is not None else None,
-        "dataset": dataset,
-        "metric": meta.get("dataset", {}).get("metric") or first.get("metric"),
-        "k": meta.get("k", first.get("k")),
-        "mode": meta.get("mode", first.get("mode")),
+        "dataset": dataset_meta.get("name") or (first.dataset if first else None),
+        "metric": dataset_meta.get("metric") or (first.metric if first else None),
+        "k": meta.get("k", first.k if first else None),
+        "mode": meta.get("mode", first.mode if first else None),
         "runs": {"total": len(records), **counts},
         "flat_qps": flat_qps,
         "engines": {
             engine: {
-                "runs": sum(r["engine"] == engine for r in records),
-                "ok": sum(r["engine"] == engine and usable(r) for r in records),
-                "pareto": [_summary(r, flat_qps) for r in frontiers.get(engine, [])],
+                "runs": sum(r.engine == engine for r in records),
+                "ok": sum(r.engine == engine and r.usable for r in records),
+                "pareto": [_summary(r, flat_qps, labels) for r in frontiers.get(engine, [])],
             }
             for engine in engines
         },
         "headlines": headlines,
         "failed": [
-            {key: r.get(key) for key in ("run_id", "engine", "build_params", "query_params",
-                                         "status", "error")}
-            for r in records if r["status"] != "ok"
+            {"run_id": r.run_id, "engine": r.engine, "setting": labels.get(r.run_id, ""),
+             "build_params": dict(r.build_params), "query_params": dict(r.query_params),
+             "status": r.status, "error": r.error}
+            for r in records if r.status != "ok"
         ],
     }
 
 
-def load_results(path: str | Path) -> tuple[Path, list[dict], dict | None]:
+def load_results(path: str | Path) -> tuple[Path, list[RunRecord], dict | None]:
     """(folder, records, meta) of a results folder or its runs.jsonl."""
-    import json
-
     folder = locate_results(path)
     runs_path = Path(path) if Path(path).is_file() else folder / RUNS_FILE
     meta = None
@@ -118,7 +180,7 @@ def load_results(path: str | Path) -> tuple[Path, list[dict], dict | None]:
             meta = loaded if isinstance(loaded, dict) else None
         except (UnicodeDecodeError, json.JSONDecodeError):
             meta = None
-    return folder, read_runs(runs_path), meta
+    return folder, read_records(runs_path), meta
 
 
 def report_results(path: str | Path) -> dict[str, Any]:
@@ -127,23 +189,23 @@ def report_results(path: str | Path) -> dict[str, Any]:
     return build_report(records, meta, folder)
 
 
-def on_slice(records: list[dict], slice_name: str) -> list[dict]:
+def on_slice(records: Records, slice_name: str) -> list[RunRecord]:
     """Records with ``recall`` replaced by their recall on ``slice_name`` (e.g. ``tail``,
-    ``hard-lid``), and ``slice`` set; ``all`` returns the records unchanged. Failed runs are
-    kept as they are; an unknown slice is an error listing the available ones."""
+    ``hard-lid``); ``all`` returns the records unchanged. Failed runs are kept as they are;
+    an unknown slice is an error listing the available ones."""
+    records = as_records(records)
     if slice_name == "all":
         return records
     available: dict[str, None] = {}
     out = []
     for record in records:
-        slices = record.get("slices") or {}
-        available.update(dict.fromkeys(slices))
-        if record.get("status") != "ok":
+        available.update(dict.fromkeys(record.slices or {}))
+        if record.status != "ok":
             out.append(record)
             continue
-        if slice_name not in slices:
+        if slice_name not in (record.slices or {}):
             continue
-        out.append({**record, "recall": slices[slice_name]["recall"], "slice": slice_name})
+        out.append(replace(record, recall=record.slice_recall(slice_name)))
     if slice_name not in available:
         names = ", ".join(["all", *available]) if available else "none recorded"
         raise InputError(f"unknown slice {slice_name!r} (available: {names})")

@@ -8,19 +8,19 @@ resumed: records with status ``ok`` are kept and skipped.
 from __future__ import annotations
 
 import json
-import math
 import os
 import platform
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from annkit.bench.files import remove_stale_temporaries, replacing, write_text
 from annkit.errors import InputError
+from annkit.files import atomic_write, json_ready, remove_stale_temporaries, write_text
+from annkit.types import RunRecord
 
 RUNS_FILE = "runs.jsonl"
 PERQUERY_FILE = "perquery.h5"
@@ -37,26 +37,13 @@ REQUIRED_KEYS = (
 )
 
 
-def jsonable(value: Any) -> Any:
-    """``value`` with numpy scalars/arrays as Python values and non-finite floats as None."""
-    if isinstance(value, dict):
-        return {str(key): jsonable(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [jsonable(item) for item in value]
-    if isinstance(value, np.ndarray):
-        return jsonable(value.tolist())
-    if isinstance(value, np.bool_):
-        return bool(value)
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, float | np.floating):
-        number = float(value)
-        return number if math.isfinite(number) else None
-    return value
+#: per-query distance computations of run R are the dataset ``R`` + this, next to ``R``
+DISTANCES_SUFFIX = ".distance_computations"
 
 
 def read_runs(path: str | Path) -> list[dict]:
-    """Records of a ``runs.jsonl`` file, in file order."""
+    """Records of a ``runs.jsonl`` file as stored (dicts), in file order; InputError naming
+    the line when one is not a valid record (see :func:`read_records` for typed ones)."""
     path = Path(path)
     records = []
     try:
@@ -74,8 +61,17 @@ def read_runs(path: str | Path) -> list[dict]:
             raise InputError(f"{path} line {number}: not a valid JSON record") from None
         if not isinstance(record, dict) or "run_id" not in record or "status" not in record:
             raise InputError(f"{path} line {number}: not an annkit bench record")
+        try:
+            RunRecord.from_dict(record)
+        except InputError as exc:
+            raise InputError(f"{path} line {number}: {exc}") from None
         records.append(record)
     return records
+
+
+def read_records(path: str | Path) -> list[RunRecord]:
+    """The records of a ``runs.jsonl`` file as :class:`RunRecord` s, in file order."""
+    return [RunRecord.from_dict(record) for record in read_runs(path)]
 
 
 def locate_results(path: str | Path) -> Path:
@@ -159,7 +155,7 @@ class ResultsStore:
 
     def write_meta(self, meta: dict) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
-        write_text(self.meta_path, json.dumps(jsonable(meta), indent=2, sort_keys=False) + "\n")
+        write_text(self.meta_path, json.dumps(json_ready(meta), indent=2, sort_keys=False) + "\n")
 
     def reset(self) -> None:
         """Forget every record (``--force``): empty runs.jsonl, no perquery.h5."""
@@ -168,37 +164,61 @@ class ResultsStore:
         write_text(self.runs_path, "")
         self.perquery_path.unlink(missing_ok=True)
 
-    def add(self, record: dict, per_query_recall: np.ndarray | None = None) -> None:
-        """Store one finished run: its per-query recall first, then the record (the commit)."""
+    def add(self, record: RunRecord | Mapping[str, Any],
+            per_query: np.ndarray | Mapping[str, np.ndarray | None] | None = None) -> None:
+        """Store one finished run: its per-query arrays first, then the record (the commit).
+
+        ``per_query`` is the per-query recall (nq,), or a mapping with ``recall`` and
+        ``distance_computations`` (nq,) int64 (None when the engine cannot count)."""
         self.path.mkdir(parents=True, exist_ok=True)
-        record = jsonable(record)
-        missing = [key for key in REQUIRED_KEYS if key not in record]
+        if not isinstance(record, RunRecord):
+            record = RunRecord.from_dict(json_ready(dict(record)))
+        stored = json_ready(record.to_dict())
+        missing = [key for key in REQUIRED_KEYS if key not in stored]
         assert not missing, f"record lacks {missing}"
-        if per_query_recall is not None:
-            self._write_per_query(record["run_id"], per_query_recall)
-        self.records[record["run_id"]] = record
+        if per_query is not None:
+            if isinstance(per_query, Mapping):
+                recall, counts = per_query.get("recall"), per_query.get("distance_computations")
+            else:
+                recall, counts = per_query, None
+            if recall is not None:
+                self._write_per_query(record.run_id, recall, counts)
+        self.records[record.run_id] = stored
         text = "".join(json.dumps(item, allow_nan=False) + "\n" for item in self.records.values())
         write_text(self.runs_path, text)
 
-    def _write_per_query(self, run_id: str, values: np.ndarray) -> None:
+    def _write_per_query(self, run_id: str, recall: np.ndarray,
+                         counts: np.ndarray | None) -> None:
         import h5py
 
-        with replacing(self.perquery_path) as tmp:
+        with atomic_write(self.perquery_path, make_parents=True) as tmp:
             if self.perquery_path.is_file():
                 shutil.copyfile(self.perquery_path, tmp)
             with h5py.File(tmp, "a") as handle:
-                if run_id in handle:
-                    del handle[run_id]
-                handle.create_dataset(run_id, data=np.asarray(values, dtype=np.float32))
+                for name in (run_id, run_id + DISTANCES_SUFFIX):
+                    if name in handle:
+                        del handle[name]
+                handle.create_dataset(run_id, data=np.asarray(recall, dtype=np.float32))
+                if counts is not None:
+                    handle.create_dataset(run_id + DISTANCES_SUFFIX,
+                                          data=np.asarray(counts, dtype=np.int64))
 
-    def per_query_recall(self, run_id: str) -> np.ndarray | None:
-        """The per-query recall array (nq,) float32 of one run, or None."""
+    def _read_per_query(self, name: str) -> np.ndarray | None:
         if not self.perquery_path.is_file():
             return None
         import h5py
 
         with h5py.File(self.perquery_path, "r") as handle:
-            return handle[run_id][()] if run_id in handle else None
+            return handle[name][()] if name in handle else None
+
+    def per_query_recall(self, run_id: str) -> np.ndarray | None:
+        """The per-query recall array (nq,) float32 of one run, or None."""
+        return self._read_per_query(run_id)
+
+    def per_query_distance_computations(self, run_id: str) -> np.ndarray | None:
+        """The per-query distance computations (nq,) int64 of one run, or None (not counted
+        by the engine, or not stored)."""
+        return self._read_per_query(run_id + DISTANCES_SUFFIX)
 
     @contextmanager
     def lock(self) -> Iterator[None]:

@@ -9,7 +9,8 @@ run (recorded as failed or timed out) instead of the sweep. Timing happens here,
 
 Messages to the runner (tuples): ``("ready",)``, ``("fatal", message)``,
 ``("build_start", cached)``, ``("build_done", info)``, ``("build_failed", message)``,
-``("query_start", run_id)``, ``("result", run_id, record, per_query_recall)``,
+``("query_start", run_id)``, ``("result", run_id, record, per_query)`` (per_query: a
+dict of ``recall`` and ``distance_computations`` arrays, see ResultsStore.add),
 ``("query_failed", run_id, message)``, ``("job_done",)``. From the runner: a job dict or
 None (stop).
 """
@@ -101,11 +102,13 @@ def _run_job(conn: Any, job: dict, dataset: Any, true_distances: np.ndarray,
             traceback.print_exc()
             conn.send(("query_failed", run_id, describe_error(exc)))
             continue
-        record = evaluation.to_dict()
-        record["cached"] = cached
-        record["build_threads"] = bundle.manifest.get("build_threads")
-        conn.send(("result", run_id, record,
-                   np.asarray(evaluation.per_query_recall, dtype=np.float32)))
+        record = {**evaluation.to_dict(), "cached": cached,
+                  "build_threads": bundle.manifest.get("build_threads")}
+        counts = evaluation.per_query_distance_computations
+        per_query = {"recall": np.asarray(evaluation.per_query_recall, dtype=np.float32),
+                     "distance_computations": None if counts is None else
+                     np.asarray(counts, dtype=np.int64)}
+        conn.send(("result", run_id, record, per_query))
     conn.send(("job_done",))
 
 

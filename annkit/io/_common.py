@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import os
-import secrets
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
 
 from annkit.errors import DatasetError, InputError
+from annkit.files import atomic_write  # noqa: F401 - the one atomic writer, used by io
 
 # Rows handled at a time when scanning or converting arrays that may be memory-mapped.
 BLOCK_ROWS = 65_536
@@ -116,34 +115,6 @@ def check_integer_values(array: np.ndarray, low: int, high: int, name: str, fmt:
             raise InputError(
                 f"{name}: {fmt} needs integer values in {low}..{high}; got values {lo}..{hi}"
             )
-
-
-@contextmanager
-def atomic_write(path: PathLike) -> Iterator[Path]:
-    """Yield a temporary path in the target's folder; on success fsync it and os.replace it
-    onto ``path``. On any failure the temporary file is removed and the target is untouched."""
-    target = Path(path)
-    folder = target.parent
-    if not folder.is_dir():
-        raise InputError(f"{target}: cannot write: folder {folder} does not exist")
-    tmp = folder / f".{target.name}.{secrets.token_hex(4)}.tmp"
-    try:
-        # os.open with 0o666 lets the umask decide the final permissions (mkstemp would give 0600).
-        os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
-    except OSError as exc:
-        raise InputError(f"{target}: cannot write: {exc.strerror}") from exc
-    try:
-        yield tmp
-        fd = os.open(tmp, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, target)
-    except OSError as exc:
-        raise InputError(f"{target}: cannot write: {exc.strerror or exc}") from exc
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def write_blocks(

@@ -14,6 +14,7 @@ from annkit.bench.plot import plot_sweep
 from annkit.bench.report import build_report
 from annkit.bench.store import REQUIRED_KEYS, ResultsStore, read_runs
 from annkit.errors import InputError
+from annkit.types import RunRecord
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -137,15 +138,16 @@ def test_report_on_a_slice_uses_the_slice_recall():
     from annkit.bench.report import on_slice
     from annkit.errors import InputError
 
-    records = [
-        {"status": "ok", "engine": "hnsw", "recall": 0.9, "qps": 10.0,
+    records = [RunRecord.from_dict(record) for record in (
+        {"run_id": "h1", "status": "ok", "engine": "hnsw", "recall": 0.9, "qps": 10.0,
          "slices": {"tail": {"recall": 0.8, "queries": 4, "p5_recall": 0.5}}},
-        {"status": "failed", "engine": "hnsw", "recall": None, "qps": None},
-    ]
+        {"run_id": "h2", "status": "failed", "engine": "hnsw", "recall": None, "qps": None},
+    )]
     tail = on_slice(records, "tail")
-    assert tail[0]["recall"] == 0.8 and tail[0]["slice"] == "tail" and records[0]["recall"] == 0.9
-    assert tail[1]["status"] == "failed"
-    assert on_slice(records, "all") is records
+    assert tail[0].recall == 0.8 and records[0].recall == 0.9
+    assert tail[0].slices == records[0].slices
+    assert tail[1] == records[1] and tail[1].status == "failed"
+    assert on_slice(records, "all") == records
     with pytest.raises(InputError, match=r"unknown slice 'hard' \(available: all, tail\)"):
         on_slice(records, "hard")
 

@@ -14,9 +14,9 @@ from annkit.bench.compare import (
     compare_records,
     compare_results,
     load_baseline,
-    setting_labels,
     sweep_facts,
 )
+from annkit.bench.report import build_report, setting_labels
 from annkit.errors import InputError
 
 
@@ -273,17 +273,30 @@ def test_thresholds_must_be_non_negative():
         GateThresholds(max_qps_drop=-0.1)
 
 
-def test_setting_labels_show_what_varies():
-    labels = setting_labels([
+def test_setting_labels_show_what_varies_or_differs_from_a_fixed_default():
+    records = [
         *BASELINE,
         record("i1", "ivfpq", 0.5, 1.0, build={"nlist": 64, "m": 16, "refine": True},
                query={"nprobe": 4, "rerank": 0}),
         record("i2", "ivfpq", 0.5, 1.0, build={"nlist": None, "m": 16, "refine": True},
                query={"nprobe": 4, "rerank": 10}),
-    ])
-    assert labels == {"h16": "hnsw ef=16", "h32": "hnsw ef=32",
-                      "a1": "annoy n_trees=20 | search_k=400", "f": "flat", "i1": "ivfpq rerank=0",
-                      "i2": "ivfpq rerank=10"}
+    ]
+    labels = setting_labels(records)
+    # M=16 is hnsw's default; nlist None (a failed build) does not count as varying; m and
+    # nlist have data-derived defaults; nprobe=4 differs from the fixed default 16
+    assert labels == {"h16": "ef=16", "h32": "ef=32", "a1": "n_trees=20 | search_k=400",
+                      "f": "", "i1": "nprobe=4 rerank=0", "i2": "nprobe=4 rerank=10"}
+
+
+def test_report_and_compare_name_a_setting_alike():
+    now = changed(BASELINE, "h16", recall=0.5)
+    report = build_report(now)
+    reported = {run["run_id"]: f"{engine} {run['setting']}".strip()
+                for engine, entry in report["engines"].items() for run in entry["pareto"]}
+    rows = {row.run_id: row.setting for row in compare_records(BASELINE, now).rows}
+    assert reported and all(rows[run_id] == name for run_id, name in reported.items())
+    assert rows == {"h16": "hnsw ef=16", "h32": "hnsw ef=32",
+                    "a1": "annoy n_trees=20 | search_k=400", "f": "flat"}
 
 
 def test_compare_results_reads_folders_and_runs_files(tmp_path):
