@@ -28,7 +28,7 @@ from annkit.errors import InputError, ParamError
 from annkit.evaluate import MODES, evaluate, true_kth_distances
 from annkit.longtail import DEFAULT_CUTS
 from annkit.slices import QueryProfile, build_profile
-from annkit.types import Dataset, Evaluation
+from annkit.types import Dataset, Evaluation, slices_to_dict
 
 ALL = "all"
 """The slice of every query."""
@@ -55,7 +55,9 @@ def slice_recall(evaluation: Evaluation, slice_name: str) -> float:
     """Mean recall@k of ``evaluation`` on one slice (``all`` = every query)."""
     if slice_name == ALL:
         return evaluation.recall
-    return float(evaluation.extra["slices"][slice_name]["recall"])
+    recall = evaluation.slices[slice_name].recall
+    assert recall is not None  # measured slices always hold a recall
+    return recall
 
 
 def available_slices(profile: QueryProfile) -> list[str]:
@@ -99,8 +101,8 @@ class TuneSetting:
     def recall_by_slice(self) -> dict[str, float]:
         """Recall@k of the reported run on ``all`` and every slice."""
         recall = {ALL: self.evaluation.recall}
-        recall.update({name: entry["recall"]
-                       for name, entry in self.evaluation.extra.get("slices", {}).items()})
+        recall.update({name: entry.recall for name, entry in self.evaluation.slices.items()
+                       if entry.recall is not None})
         return recall
 
     def to_dict(self, param: str) -> dict:
@@ -113,9 +115,9 @@ class TuneSetting:
             "query_params": dict(evaluation.query_params),
             "qps": evaluation.qps,
             "recall": dict(self.recall_by_slice()),
-            "slices": dict(evaluation.extra.get("slices", {})),
-            "tail": evaluation.extra.get("tail"),
-            "weighted_recall": evaluation.extra.get("weighted_recall"),
+            "slices": slices_to_dict(evaluation.slices),
+            "tail": None if evaluation.tail is None else evaluation.tail.to_dict(),
+            "weighted_recall": evaluation.weighted_recall,
             "evaluations": len(self.trace),
             "grid": list(self.grid),
             "trace": [{param: effort, "slice_recall": recall}

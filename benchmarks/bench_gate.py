@@ -32,10 +32,10 @@ from pathlib import Path
 
 import numpy as np
 
-from annkit.bench.files import write_text
 from annkit.bench.spec import load_sweep
 from annkit.bench.store import machine_facts
 from annkit.bundle import build_index
+from annkit.files import write_text
 from annkit.sources import open_dataset
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -27,9 +27,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from annkit.bench.files import write_text
 from annkit.bench.report import best_at, load_results, on_slice, usable
 from annkit.bench.store import machine_facts
+from annkit.files import write_text
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATASET = ROOT.parent / "shared" / "data" / "words-minilm-384-angular.hdf5"
@@ -92,8 +92,8 @@ def slice_costs(records: list[dict]) -> dict:
             for threshold in THRESHOLDS:
                 best = best_at(view, threshold)
                 rows[slice_name][f"{threshold:.2f}"] = None if best is None else {
-                    "query_params": best["query_params"], "recall": best["recall"],
-                    "qps": best["qps"]}
+                    "query_params": best.query_params, "recall": best.recall,
+                    "qps": best.qps}
         for by_threshold in rows.values():
             for key, best in by_threshold.items():
                 overall = rows["all"][key]
@@ -133,7 +133,7 @@ def part_sweep(dataset: str, workdir: Path) -> dict:
                "--results-root", str(workdir / "results"), "-q", "--json")
     seconds = time.perf_counter() - start
     folder = workdir / "results" / "longtail"
-    _, records, _ = load_results(folder)
+    records = [record.to_dict() for record in load_results(folder)[1]]
     plots = {}
     for slice_name in ("tail", "hard-lid"):
         target = ROOT / "results" / f"longtail-{slice_name}.png"

@@ -28,9 +28,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from annkit.bench.files import write_text
 from annkit.bench.spec import DEFAULT_SWEEP, load_sweep, parse_sweep
 from annkit.bench.store import machine_facts
+from annkit.files import write_text
 
 ROOT = Path(__file__).resolve().parents[1]
 

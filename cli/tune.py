@@ -155,7 +155,7 @@ def best_table(result: TuneResult, best: TuneSetting, full: bool = False) -> Tab
     recall = best.recall_by_slice()
     rows += [(f"recall@{result.k} {name}", f"{recall[name]:.4f}")
              for name in _shown_slices(best, full)]
-    weighted = best.evaluation.extra.get("weighted_recall")
+    weighted = best.evaluation.weighted_recall
     if weighted is not None:
         rows.append(("traffic-weighted recall", f"{weighted:.4f}"))
     return key_value_table(f"fastest setting meeting the target on {result.slice_name}", rows)
