@@ -27,6 +27,7 @@ from annkit.engines.base import get_engine, resolve_params
 from annkit.errors import InputError, ParamError
 from annkit.evaluate import MODES, evaluate, true_kth_distances
 from annkit.longtail import DEFAULT_CUTS
+from annkit.memory import check_memory
 from annkit.slices import QueryProfile, build_profile
 from annkit.types import Dataset, Evaluation, slices_to_dict
 
@@ -206,6 +207,7 @@ def tune(
     *,
     query_params: dict | None = None,
     cuts: Sequence[float] = DEFAULT_CUTS,
+    memory_check: bool = True,
 ) -> TuneResult:
     """Find, for each build setting of ``engine`` (the product of ``build_grid``, default
     the engine's ``tune_build_grid``), the smallest effort in ``effort_grid`` (default per
@@ -214,7 +216,9 @@ def tune(
 
     Indexes are built with ``threads`` threads into ``cache_dir`` (reused when present;
     a temporary folder when None). ``query_params`` fixes the other query params;
-    ``progress`` receives one line per build and per evaluate run.
+    ``progress`` receives one line per build and per evaluate run. Unless not
+    ``memory_check``, a build grid whose largest setting cannot fit in memory, or exact
+    truth that cannot, is refused (ResourceError) before any work.
     """
     engine_class = get_engine(engine)
     settings = build_settings(engine, build_grid if build_grid is not None
@@ -246,8 +250,13 @@ def tune(
                   if effort_grid is not None else None)
     notify = progress or (lambda message: None)
 
+    if memory_check:
+        need = max(engine_class(dataset.metric, dataset.dim, **given).estimate_build_bytes(
+            dataset.n_base) for given in settings)
+        check_memory(need, f"building {engine} over {dataset.n_base:,} x {dataset.dim} vectors",
+                     "use fewer vectors or a smaller build grid")
     notify("exact truth and query profile")
-    truth = true_kth_distances(dataset, k)
+    truth = true_kth_distances(dataset, k, memory_check=memory_check)
     profile = build_profile(dataset, truth, k, cuts=cuts)
     check_slice(slice_name, profile)
     fingerprint = fingerprint_vectors(dataset.base)
@@ -261,7 +270,8 @@ def tune(
             label = " ".join(f"{name}={value}" for name, value in given.items()) or "defaults"
             notify(f"[{number}/{len(settings)}] {engine} {label}")
             bundle, cached = obtain_index(directory, engine, given, dataset,
-                                          fingerprint=fingerprint, threads=threads)
+                                          fingerprint=fingerprint, threads=threads,
+                                          memory_check=memory_check)
             notify(f"{engine} {label}: " + ("loaded from the cache" if cached else
                    f"built in {float(bundle.manifest['build_seconds']):.1f} s"))
             built_params = dict(bundle.manifest["build_params"])

@@ -9,42 +9,21 @@ import click
 import numpy as np
 from rich.table import Table
 
-from annkit.bundle import load_bundle, read_manifest
 from annkit.cli.console import progress_bar, stdout_console, to_json
 from annkit.cli.options import (
     dataset_options,
     json_option,
     param_option,
     parse_cuts,
+    parse_grid,
     parse_params,
     quiet_option,
 )
 from annkit.cli.render import format_params, key_value_table
-from annkit.effort import (
-    check_grid,
-    effort_parameter,
-    effort_report,
-    minimum_effort,
-    per_query_columns,
-)
-from annkit.engines.base import get_engine, resolve_params
-from annkit.evaluate import check_compatible, true_kth_distances
-from annkit.io.table import read_query_text, write_csv_columns
-from annkit.slices import QueryProfile, build_profile
-from annkit.sources import open_dataset
+from annkit.effort_study import study_effort
+from annkit.types import QueryProfile
 
 HEAVIEST_SHOWN = 10
-
-
-def parse_grid(text: str | None, option: str) -> list[str] | None:
-    """``"10,20,40"`` -> ``["10", "20", "40"]`` (the engine's spec coerces them); None stays."""
-    if text is None:
-        return None
-    values = [part.strip() for part in text.split(",") if part.strip()]
-    if not values:
-        raise click.BadParameter(f"expected comma-separated values, got {text!r}",
-                                 param_hint=option)
-    return values
 
 
 def format_effort(value: float | None, grid: list[int]) -> str:
@@ -80,28 +59,13 @@ def effort(index: str, data: str | None, queries_file: str | None,
     """For each query of DATA (default words-10k), the smallest effort of INDEX (hnsw ef,
     annoy search_k, ivfpq nprobe) at which its recall@k reaches --target, found by per-query
     bisection over the effort grid; reported per frequency band and hardness slice."""
-    manifest = read_manifest(index)
-    engine_name, built = manifest["engine"], manifest["build_params"]
-    effort_parameter(engine_name, built)  # refuse exact engines before any work
-    grid_values = parse_grid(grid_text, "--grid")
-    grid = None if grid_values is None else check_grid(engine_name, grid_values, built)
-    query_params = parse_params(params)
-    engine_class = get_engine(engine_name)
-    resolve_params(engine_name, engine_class.query_specs(built), query_params, "query")
-    bundle = load_bundle(index)
-    dataset = open_dataset(data, queries=queries_file, groundtruth=groundtruth_file,
-                           weights=weights_file, metric=metric)
-    check_compatible(bundle, dataset)
-    truth = true_kth_distances(dataset, k)
-    profile = build_profile(dataset, truth, k, cuts=parse_cuts(bands))
     with progress_bar("bisecting effort", quiet or as_json) as progress:
-        result = minimum_effort(bundle, dataset, k, target, grid, truth,
-                                query_params=query_params, progress=progress)
-    report = effort_report(result, profile)
-    report["index"] = str(index)
-    text = read_query_text(dataset.source)
-    if per_query_file:
-        write_csv_columns(per_query_file, per_query_columns(result, profile, text))
+        study = study_effort(index, data, queries=queries_file, groundtruth=groundtruth_file,
+                             weights=weights_file, metric=metric, k=k, target=target,
+                             grid=parse_grid(grid_text, "--grid"),
+                             query_params=parse_params(params), cuts=parse_cuts(bands),
+                             per_query_file=per_query_file, progress=progress)
+    report = study.report
     if as_json:
         click.echo(to_json(report))
         return
@@ -111,7 +75,8 @@ def effort(index: str, data: str | None, queries_file: str | None,
     if report["spearman"]:
         console.print(correlation_table(report))
     if report["heavy"]["count"]:
-        console.print(heaviest_table(report, result.min_effort, profile, text))
+        console.print(heaviest_table(report, study.result.min_effort, study.profile,
+                                     study.query_text))
 
 
 def summary_table(report: dict) -> Table:

@@ -34,6 +34,32 @@ def parse_cuts(text: str) -> tuple[float, ...]:
     return cuts
 
 
+def parse_grid(text: str | None, option: str) -> list[str] | None:
+    """``"10,20,40"`` -> ``["10", "20", "40"]`` (the engine's spec coerces them); None stays."""
+    if text is None:
+        return None
+    values = [part.strip() for part in text.split(",") if part.strip()]
+    if not values:
+        raise click.BadParameter(f"expected comma-separated values, got {text!r}",
+                                 param_hint=option)
+    return values
+
+
+def parse_build_grid(items: tuple[str, ...]) -> dict[str, list[str]] | None:
+    """``("M=8,16", "ef_construction=100")`` -> ``{"M": ["8", "16"], ...}``; None when empty."""
+    if not items:
+        return None
+    grid: dict[str, list[str]] = {}
+    for item in items:
+        name, sep, values = item.partition("=")
+        parts = [part.strip() for part in values.split(",") if part.strip()]
+        if not sep or not name.strip() or not parts:
+            raise click.BadParameter(f"expected NAME=V1,V2,..., got {item!r}",
+                                     param_hint="--build-grid")
+        grid.setdefault(name.strip(), []).extend(parts)
+    return grid
+
+
 def param_option(help_text: str) -> Callable[[Any], Any]:
     return click.option("-p", "--param", "params", multiple=True, metavar="NAME=VALUE",
                         help=help_text)

@@ -10,38 +10,21 @@ from rich.markup import escape
 from rich.table import Table
 
 from annkit.cli.console import stderr_console, stdout_console, to_json
-from annkit.cli.effort import parse_grid
 from annkit.cli.options import (
     dataset_options,
     json_option,
     memory_check_option,
     param_option,
+    parse_build_grid,
     parse_cuts,
+    parse_grid,
     parse_params,
     quiet_option,
     threads_option,
 )
 from annkit.cli.render import format_params, key_value_table
-from annkit.effort import effort_parameter
-from annkit.engines.base import get_engine
-from annkit.memory import check_memory
 from annkit.sources import open_dataset
-from annkit.tune import ALL, TuneResult, TuneSetting, build_settings, tune
-
-
-def parse_build_grid(items: tuple[str, ...]) -> dict[str, list[str]] | None:
-    """``("M=8,16", "ef_construction=100")`` -> ``{"M": ["8", "16"], ...}``; None when empty."""
-    if not items:
-        return None
-    grid: dict[str, list[str]] = {}
-    for item in items:
-        name, sep, values = item.partition("=")
-        parts = [part.strip() for part in values.split(",") if part.strip()]
-        if not sep or not name.strip() or not parts:
-            raise click.BadParameter(f"expected NAME=V1,V2,..., got {item!r}",
-                                     param_hint="--build-grid")
-        grid.setdefault(name.strip(), []).extend(parts)
-    return grid
+from annkit.tune import ALL, TuneResult, TuneSetting, tune
 
 
 @click.command("tune")
@@ -85,27 +68,18 @@ def tune_command(data: str | None, queries_file: str | None, groundtruth_file: s
     query effort whose recall@k on --slice meets --target (bisection over the effort grid,
     assuming recall grows with effort), then report the fastest setting and its recall on
     every slice."""
-    grid = parse_build_grid(build_grid)
     dataset = open_dataset(data, queries=queries_file, groundtruth=groundtruth_file,
                            weights=weights_file, metric=metric)
-    engine_class = get_engine(engine_name)
-    settings = build_settings(engine_name, grid if grid is not None
-                              else engine_class.tune_build_grid(dataset.n_base))
-    effort_parameter(engine_class, settings[0])  # refuse exact engines before any work
-    need = max(engine_class(dataset.metric, dataset.dim, **given).estimate_build_bytes(
-        dataset.n_base) for given in settings)
-    check_memory(need, f"building {engine_name} over {dataset.n_base:,} x {dataset.dim} vectors",
-                 "use fewer vectors or a smaller build grid", force=skip_memory_check)
     console = stderr_console()
 
     def progress(message: str) -> None:
         if not (quiet or as_json):
             console.print(f"[dim]{escape(message)}[/dim]", highlight=False)
 
-    result = tune(dataset, engine_name, target, slice_name, grid,
+    result = tune(dataset, engine_name, target, slice_name, parse_build_grid(build_grid),
                   parse_grid(effort_grid, "--effort-grid"), k, mode, runs, cache_dir,
                   threads or os.cpu_count() or 1, progress, query_params=parse_params(params),
-                  cuts=parse_cuts(bands))
+                  cuts=parse_cuts(bands), memory_check=not skip_memory_check)
     if as_json:
         click.echo(to_json(result.to_dict()))
         return
