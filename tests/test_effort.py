@@ -11,15 +11,13 @@ import pytest
 
 from annkit.bundle import Bundle, build_index, fingerprint_vectors, load_bundle, save_bundle
 from annkit.effort import (
-    HNSW_EF_GRID,
     check_grid,
-    default_effort_grid,
     effort_parameter,
     effort_report,
     minimum_effort,
     per_query_columns,
 )
-from annkit.engines.base import Engine, ParamSpec
+from annkit.engines.base import Engine, ParamSpec, engine_names, get_engine, register, unregister
 from annkit.errors import InputError, ParamError
 from annkit.evaluate import true_kth_distances
 from annkit.metrics import exact_distances, recall_per_query
@@ -62,7 +60,7 @@ def test_reported_minimum_reaches_target_and_previous_value_does_not(
     result, hnsw_bundle: Bundle, words10k: Dataset, truth: np.ndarray
 ) -> None:
     grid = result.grid
-    assert grid == list(HNSW_EF_GRID) and result.param == "ef"
+    assert grid == hnsw_bundle.engine.effort_grid(K, words10k.n_base) and result.param == "ef"
     reached = np.flatnonzero(result.reached)
     assert reached.size > 0.95 * words10k.n_queries
     reaches = below_before = 0
@@ -151,8 +149,11 @@ def test_not_reached_queries(hnsw_bundle: Bundle, words10k: Dataset, truth: np.n
 
 
 def test_flat_engine_has_no_effort(words10k: Dataset, tmp_path: Path) -> None:
+    usable = [name for name in engine_names()
+              if get_engine(name).effort_param_for({}) is not None]
+    assert {"annoy", "hnsw", "ivfpq"} <= set(usable) and "flat" not in usable
     message = ("engine flat has no effort parameter (it searches exactly); "
-               "use an index of annoy, hnsw, ivfpq")
+               f"use an index of {', '.join(usable)}")
     with pytest.raises(ParamError) as caught:
         effort_parameter("flat")
     assert str(caught.value) == message
@@ -162,16 +163,16 @@ def test_flat_engine_has_no_effort(words10k: Dataset, tmp_path: Path) -> None:
         minimum_effort(bundle, words10k, K, TARGET)
 
 
-def test_default_grids() -> None:
-    assert default_effort_grid("hnsw", 10, {}, 10_000) == [10, 20, 40, 80, 160, 320, 640,
-                                                            1280, 2560]
-    annoy = default_effort_grid("annoy", 10, {"n_trees": 50}, 10_000)
-    assert annoy[0] == 500 and annoy[-1] == 500 * 2**10 and len(annoy) == 11
-    assert default_effort_grid("annoy", 10, {"n_trees": 10}, 20) == [100, 200]
-    assert default_effort_grid("ivfpq", 10, {"nlist": 256}, 10_000) == [1, 2, 4, 8, 16, 32, 64,
-                                                                        128, 256]
-    assert default_effort_grid("ivfpq", 10, {"nlist": 100}, 10_000)[-2:] == [64, 100]
-    assert default_effort_grid("ivfpq", 10, {"nlist": 1}, 10_000) == [1]
+def test_default_grid_comes_from_the_engine(hnsw_bundle: Bundle, words10k: Dataset,
+                                            truth: np.ndarray) -> None:
+    """The effort grid is the engine's own: a different grid on the instance is used as is."""
+    engine = hnsw_bundle.engine
+    engine.effort_grid = lambda k, n_base: [70, 7]  # type: ignore[method-assign]
+    try:
+        outcome = minimum_effort(hnsw_bundle, words10k, K, TARGET, truth=truth)
+    finally:
+        del engine.effort_grid
+    assert outcome.grid == [7, 70]
 
 
 def test_grid_and_target_validation(hnsw_bundle: Bundle, words10k: Dataset) -> None:
@@ -196,8 +197,7 @@ class ThresholdEngine(Engine):
     name = "threshold"
     description = "test double"
     build_params: dict = {}
-    query_params = {"ef": ParamSpec(int, 1, "effort", minimum=1, effort=True)}
-    effort_param = "ef"
+    default_query_params = {"ef": ParamSpec(int, 1, "effort", minimum=1, effort=True)}
 
     def __init__(self, neighbours: np.ndarray, thresholds: np.ndarray, k: int) -> None:
         super().__init__("euclidean", 4)
@@ -227,8 +227,6 @@ class ThresholdEngine(Engine):
 
 @pytest.mark.parametrize("grid_size", [1, 2, 5, 8])
 def test_bisection_finds_each_querys_threshold(grid_size: int) -> None:
-    from annkit.engines.base import _REGISTRY
-
     rng = np.random.default_rng(grid_size)
     n_queries, n_base, k = 60, 400, 3
     queries = np.zeros((n_queries, 4), dtype=np.float32)
@@ -243,12 +241,12 @@ def test_bisection_finds_each_querys_threshold(grid_size: int) -> None:
     thresholds = rng.choice(grid + [10**6], size=n_queries)  # 10**6: never reached
     engine = ThresholdEngine(neighbours, thresholds, k)
     manifest = {"dim": 4, "count": n_base, "metric": "euclidean", "build_params": {}}
-    _REGISTRY["threshold"] = ThresholdEngine
+    register(ThresholdEngine)
     try:
         outcome = minimum_effort(Bundle(Path("."), manifest, engine), dataset, k, 1.0,
                                  grid=grid, truth=truth_full)
     finally:
-        del _REGISTRY["threshold"]
+        unregister("threshold")
     expected = np.where(thresholds <= grid[-1], thresholds, np.inf).astype(np.float64)
     np.testing.assert_array_equal(outcome.min_effort, expected)
     assert outcome.searches == engine.rows_searched

@@ -1,91 +1,199 @@
-"""The shared engine contract, run over every registered engine on the bundled real data."""
+"""The shared engine contract, run over every registered engine on the bundled real data,
+plus the built-in engines' own parameters, grids and checks."""
 
 from __future__ import annotations
+
+import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
-from annkit.bundle import build_index, load_bundle, save_bundle
+from annkit.bundle import MANIFEST, build_index, load_bundle, save_bundle
 from annkit.engines import engine_names, get_engine
-from annkit.errors import ParamError
+from annkit.engines.base import Engine, ParamSpec, register, unregister
+from annkit.errors import BundleError, ParamError
 from annkit.evaluate import evaluate, true_kth_distances
 from annkit.metrics import exact_distances
+from annkit.types import SearchResult
 
-# generous settings at which every engine must reach recall@10 >= 0.9 on words-10k
-GENEROUS = {
-    "hnsw": ({"M": 16, "ef_construction": 200}, {"ef": 200}),
-    "annoy": ({"n_trees": 50}, {"search_k": 50_000}),
-    "ivfpq": ({"nlist": 64}, {"nprobe": 64, "rerank": 10}),
-    "flat": ({}, {}),
-}
-
-
-def test_every_registered_engine_has_generous_settings():
-    assert set(engine_names()) == set(GENEROUS)
-
-
-@pytest.fixture(scope="module")
-def built(words10k, tmp_path_factory):
-    """Every engine built once on words-10k and saved as a bundle."""
-    bundles = {}
-    for name, (build_params, _) in GENEROUS.items():
-        engine, seconds = build_index(name, words10k.base, "angular", build_params, threads=2)
-        path = tmp_path_factory.mktemp(name) / "index"
-        save_bundle(engine, path, build_seconds=seconds)
-        bundles[name] = (engine, path)
-    return bundles
+K = 10
+ENGINES = engine_names()
 
 
 @pytest.fixture(scope="module")
 def truth10(words10k):
-    return true_kth_distances(words10k, 10)
+    return true_kth_distances(words10k, K)
 
 
-@pytest.mark.parametrize("name", sorted(GENEROUS))
-def test_contract(name, built, words10k, truth10):
-    engine, path = built[name]
-    engine.set_query_params(**GENEROUS[name][1])
-    result = engine.search(words10k.queries, 10)
-    assert result.ids.shape == (1000, 10) and result.ids.dtype == np.int64
-    assert result.distances.shape == (1000, 10)
+@pytest.fixture(scope="module", params=ENGINES)
+def built(request, words10k, tmp_path_factory):
+    """One engine built at its contract settings on words-10k and saved as a bundle."""
+    name = request.param
+    build_params, query_params = get_engine(name).contract_settings
+    engine, seconds = build_index(name, words10k.base, "angular", build_params, threads=2)
+    path = tmp_path_factory.mktemp(name) / "index"
+    save_bundle(engine, path, build_seconds=seconds)
+    engine.set_query_params(**query_params)
+    return name, engine, path, query_params
+
+
+def test_contract_search(built, words10k):
+    name, engine, _, _ = built
+    result = engine.search(words10k.queries, K)
+    assert result.ids.shape == (words10k.n_queries, K) and result.ids.dtype == np.int64
+    assert result.distances.shape == (words10k.n_queries, K)
     assert np.all((result.ids >= 0) & (result.ids < words10k.n_base))
-    assert all(len(set(row)) == 10 for row in result.ids.tolist())
-    assert np.all(np.diff(result.distances, axis=1) >= -1e-5)  # best first
-    # distances are in the metric's convention: match the exact ones
+    assert all(len(set(row)) == K for row in result.ids.tolist()), "duplicate ids"
+    assert np.all(np.diff(result.distances, axis=1) >= -1e-5), "not best first"
+    # distances are in the metric's convention: they match the exact ones
     exact = exact_distances(words10k.base, words10k.queries, result.ids, "angular")
-    np.testing.assert_allclose(result.distances, exact, atol=1e-4)  # ivfpq: reranked, exact
+    np.testing.assert_allclose(result.distances, exact, atol=1e-3)
+    counts = result.distance_computations
+    if type(engine).counts_distances:
+        assert isinstance(counts, np.ndarray) and counts.dtype == np.int64
+        assert counts.shape == (words10k.n_queries,) and np.all(counts > 0)
+    else:
+        assert counts is None, f"{name} does not count distances, so it must report None"
+
+
+def test_contract_recall_and_save_load(built, words10k, truth10):
+    name, engine, path, query_params = built
+    result = engine.search(words10k.queries, K)
     bundle = load_bundle(path)
-    evaluation = evaluate(bundle, words10k, 10, GENEROUS[name][1], true_distances=truth10)
+    evaluation = evaluate(bundle, words10k, K, query_params, true_distances=truth10)
     assert evaluation.recall >= 0.9, (name, evaluation.recall)
-    again = bundle.engine.search(words10k.queries, 10)
+    again = bundle.engine.search(words10k.queries, K)
     np.testing.assert_array_equal(again.ids, result.ids)  # save/load gives identical results
     np.testing.assert_allclose(again.distances, result.distances)
+    if result.distance_computations is not None:
+        np.testing.assert_array_equal(again.distance_computations, result.distance_computations)
 
 
-@pytest.mark.parametrize("name", ["hnsw", "annoy", "ivfpq"])
-def test_top1_distance_agrees_with_flat(name, built, words10k):
-    flat = built["flat"][0].search(words10k.queries, 1)
-    engine = built[name][0]
-    engine.set_query_params(**GENEROUS[name][1])
-    result = engine.search(words10k.queries, 1)
-    same = result.ids[:, 0] == flat.ids[:, 0]
-    assert same.mean() > 0.95
-    np.testing.assert_allclose(result.distances[same, 0], flat.distances[same, 0], atol=1e-4)
+def test_contract_damaged_payload_refused(built, tmp_path):
+    _, _, path, _ = built
+    manifest = json.loads((path / MANIFEST).read_text())
+    copy = tmp_path / "damaged"
+    copy.mkdir()
+    for name in [MANIFEST, *manifest["files"]]:
+        (copy / name).write_bytes((path / name).read_bytes())
+    payload = copy / sorted(manifest["files"])[0]
+    data = bytearray(payload.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    payload.write_bytes(bytes(data))
+    with pytest.raises(BundleError, match="fails its sha256 check"):
+        load_bundle(copy)
+
+
+def test_contract_payload_not_fitting_its_manifest_refused(built, tmp_path):
+    """A payload whose vector count differs from the manifest's (a hand-edited or foreign
+    bundle) is refused with an AnnkitError, not loaded and not a crash (run in a child process
+    so a native crash fails this test only)."""
+    _, _, path, _ = built
+    manifest = json.loads((path / MANIFEST).read_text())
+    copy = tmp_path / "edited"
+    copy.mkdir()
+    for name in manifest["files"]:
+        (copy / name).write_bytes((path / name).read_bytes())
+    manifest["count"] += 1
+    (copy / MANIFEST).write_text(json.dumps(manifest))
+    script = ("import sys\nfrom annkit.bundle import load_bundle\nfrom annkit.errors import "
+              "AnnkitError\ntry:\n    load_bundle(sys.argv[1])\nexcept AnnkitError as exc:\n"
+              "    print(exc)\n    sys.exit(3)\n")
+    child = subprocess.run([sys.executable, "-c", script, str(copy)], capture_output=True,
+                           text=True, timeout=120)
+    assert child.returncode == 3, (child.returncode, child.stdout, child.stderr[-2000:])
+    assert str(copy) in child.stdout
+
+
+def test_contract_interface(built, words10k):
+    """What effort, tune and the listing ask of every engine."""
+    _, engine, _, query_params = built
+    engine_class = type(engine)
+    assert set(query_params) <= set(engine.query_params())
+    param = engine.effort_param
+    assert param == engine_class.effort_param_for(engine.params)
+    if param is not None:
+        assert engine.query_params()[param].effort
+        grid = engine.effort_grid(K, words10k.n_base)
+        assert grid == sorted(set(grid)) and len(grid) >= 2 and grid[0] >= 1
+    build_grid = engine_class.tune_build_grid(words10k.n_base)
+    assert set(build_grid) <= set(engine_class.build_params)
+    assert all(isinstance(value, str) for value in engine_class.library_versions().values())
+
+
+# ------------------------------------------------------------------- the built-in engines
+
+
+def test_builtin_engines_are_registered():
+    assert {"annoy", "flat", "hnsw", "ivfpq"} <= set(ENGINES)
+
+
+def test_builtin_effort_grids():
+    hnsw = get_engine("hnsw")("angular", 8)
+    assert hnsw.effort_grid(10, 10_000) == [10, 20, 40, 80, 160, 320, 640, 1280, 2560]
+    annoy = get_engine("annoy")("angular", 8, n_trees=50).effort_grid(10, 10_000)
+    assert annoy[0] == 500 and annoy[-1] == 500 * 2**10 and len(annoy) == 11
+    assert get_engine("annoy")("angular", 8, n_trees=10).effort_grid(10, 20) == [100, 200]
+    ivfpq = get_engine("ivfpq")
+    assert ivfpq("angular", 8, nlist=256).effort_grid(10, 10_000) == [1, 2, 4, 8, 16, 32, 64,
+                                                                        128, 256]
+    assert ivfpq("angular", 8, nlist=100).effort_grid(10, 10_000)[-2:] == [64, 100]
+    assert ivfpq("angular", 8, nlist=1).effort_grid(10, 10_000) == [1]
+    assert get_engine("flat").effort_param_for({}) is None
+    with pytest.raises(ParamError, match="engine flat has no effort parameter"):
+        get_engine("flat")("angular", 8).effort_grid(10, 100)
+
+
+def test_builtin_tune_build_grids_and_versions():
+    assert get_engine("hnsw").tune_build_grid(10_000) == {"M": [8, 16, 32]}
+    assert get_engine("annoy").tune_build_grid(10_000) == {"n_trees": [10, 50, 100]}
+    assert get_engine("ivfpq").tune_build_grid(10_000) == {"nlist": [64, 128, 256]}
+    assert get_engine("flat").tune_build_grid(10_000) == {}
+    assert set(get_engine("hnsw").library_versions()) == {"hnswlib"}
+    assert set(get_engine("annoy").library_versions()) == {"annoy"}
+    assert set(get_engine("flat").library_versions()) == {"faiss"}
+
+
+def test_flat_counts_every_base_vector():
+    base = np.random.default_rng(1).standard_normal((300, 8)).astype(np.float32)
+    engine, _ = build_index("flat", base, "euclidean", {})
+    result = engine.search(base[:7], 5)
+    np.testing.assert_array_equal(result.distance_computations, np.full(7, 300))
 
 
 @pytest.mark.parametrize("metric", ["euclidean", "ip"])
-@pytest.mark.parametrize("name", sorted(GENEROUS))
+@pytest.mark.parametrize("name", ["annoy", "flat", "hnsw", "ivfpq"])
 def test_other_metrics_return_metric_distances(name, metric):
     rng = np.random.default_rng(5)
     base = rng.standard_normal((3000, 16)).astype(np.float32)
     queries = rng.standard_normal((20, 16)).astype(np.float32)
-    build_params = {"nlist": 16, "m": 4} if name == "ivfpq" else GENEROUS[name][0]
+    contract_build, contract_query = get_engine(name).contract_settings
+    build_params = {"nlist": 16, "m": 4} if name == "ivfpq" else contract_build
     engine, _ = build_index(name, base, metric, build_params)
-    query_params = {"nprobe": 16, "rerank": 20} if name == "ivfpq" else GENEROUS[name][1]
+    query_params = {"nprobe": 16, "rerank": 20} if name == "ivfpq" else contract_query
     engine.set_query_params(**query_params)
     result = engine.search(queries, 5)
     exact = exact_distances(base, queries, result.ids, metric)
     np.testing.assert_allclose(result.distances, exact, rtol=1e-4, atol=1e-4)
+
+
+def test_top1_distance_agrees_with_flat(words10k):
+    base = words10k.base[:3000]
+    flat, _ = build_index("flat", base, "angular", {})
+    expected = flat.search(words10k.queries[:200], 1)
+    for name in ("hnsw", "annoy", "ivfpq"):
+        build_params, query_params = get_engine(name).contract_settings
+        engine, _ = build_index(name, base, "angular", {**build_params, "nlist": 32}
+                                if name == "ivfpq" else build_params)
+        engine.set_query_params(**({**query_params, "nprobe": 32} if name == "ivfpq"
+                                   else query_params))
+        result = engine.search(words10k.queries[:200], 1)
+        same = result.ids[:, 0] == expected.ids[:, 0]
+        assert same.mean() > 0.95, name
+        np.testing.assert_allclose(result.distances[same, 0], expected.distances[same, 0],
+                                   atol=1e-4)
 
 
 def test_k_larger_than_count_is_padded():
@@ -136,7 +244,77 @@ def test_ivfpq_param_validation():
         engine.search(base[:2], 3)
 
 
+# --------------------------------------------------------------------------- the registry
+
+
 def test_unknown_engine():
-    message = r"unknown engine 'nope' \(known: annoy, flat, hnsw, ivfpq\)"
-    with pytest.raises(ParamError, match=message):
+    message = f"unknown engine 'nope' (known: {', '.join(engine_names())})"
+    with pytest.raises(ParamError) as info:
         get_engine("nope")
+    assert str(info.value) == message
+
+
+class _KnobEngine(Engine):
+    """Query knobs that depend on the build: ``mode=a`` searches with ``alpha``, else ``beta``."""
+
+    name = "knob-test"
+    description = "test double"
+    build_params = {"mode": ParamSpec(str, "a", "a or b", choices=("a", "b"))}
+
+    @classmethod
+    def query_specs(cls, build_params):  # type: ignore[no-untyped-def]
+        knob = "alpha" if build_params.get("mode", "a") == "a" else "beta"
+        return {knob: ParamSpec(int, 4, "effort", minimum=1, effort=True)}
+
+    def build(self, base, threads=1):  # type: ignore[no-untyped-def]
+        self.count = len(base)
+
+    def search(self, queries, k):  # type: ignore[no-untyped-def]
+        ids = np.zeros((len(queries), k), dtype=np.int64)
+        return SearchResult(ids=ids, distances=np.zeros(ids.shape, dtype=np.float32))
+
+    def save(self, directory):  # type: ignore[no-untyped-def]
+        return []
+
+    @classmethod
+    def load(cls, directory, metric, dim, count, params):  # type: ignore[no-untyped-def]
+        return cls(metric, dim, **params)
+
+
+def test_register_unregister_and_build_dependent_knobs():
+    assert "knob-test" not in engine_names()
+    register(_KnobEngine)
+    try:
+        assert get_engine("knob-test") is _KnobEngine
+        a = _KnobEngine("euclidean", 4)
+        b = _KnobEngine("euclidean", 4, mode="b")
+        assert (a.effort_param, b.effort_param) == ("alpha", "beta")
+        assert b.query == {"beta": 4}
+        b.set_query_params(beta=8)
+        assert b.query == {"beta": 8}
+        with pytest.raises(ParamError, match="engine knob-test has no query parameter 'alpha'"):
+            b.set_query_params(alpha=8)
+        assert a.effort_grid(10, 100) == [1, 2, 4, 8, 16, 32]  # the default: 4/8 .. 4*8
+    finally:
+        assert unregister("knob-test") is _KnobEngine
+    assert "knob-test" not in engine_names()
+    assert unregister("knob-test") is None
+    with pytest.raises(TypeError):
+        register(object)  # type: ignore[arg-type]
+
+
+def test_old_interface_engines_still_work():
+    """A dict ``query_params`` class attribute (the pre-issue-9 interface) is accepted."""
+
+    class Old(_KnobEngine):
+        name = "old-test"
+        query_params = {"ef": ParamSpec(int, 3, "effort", minimum=1, effort=True)}  # type: ignore[assignment]
+        effort_param = "ef"  # type: ignore[assignment]
+
+        @classmethod
+        def query_specs(cls, build_params):  # type: ignore[no-untyped-def]
+            return dict(cls.default_query_params)
+
+    engine = Old("euclidean", 4)
+    assert engine.query_params() == {"ef": ParamSpec(int, 3, "effort", minimum=1, effort=True)}
+    assert engine.effort_param == "ef" and engine.query == {"ef": 3}

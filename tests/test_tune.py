@@ -17,7 +17,6 @@ from annkit.slices import build_profile
 from annkit.tune import (
     _bisect_setting,
     build_settings,
-    default_build_grid,
     exhaustive_choice,
     slice_recall,
     tune,
@@ -124,8 +123,9 @@ def test_build_settings_product_and_defaults() -> None:
     assert settings == [{"M": 8, "ef_construction": 100}, {"M": 8, "ef_construction": 200},
                         {"M": 16, "ef_construction": 100}, {"M": 16, "ef_construction": 200}]
     assert build_settings("hnsw", {}) == [{}]
-    assert default_build_grid("hnsw", 10_000) == {"M": [8, 16, 32]}
-    assert default_build_grid("ivfpq", 10_000) == {"nlist": [64, 128, 256]}
+    assert get_engine("hnsw").tune_build_grid(10_000) == {"M": [8, 16, 32]}
+    assert get_engine("ivfpq").tune_build_grid(10_000) == {"nlist": [64, 128, 256]}
+    assert get_engine("annoy").tune_build_grid(10_000) == {"n_trees": [10, 50, 100]}
 
 
 @pytest.mark.parametrize("target", [0.05, 0.3, 0.5, 0.77, 0.9, 0.99, 1.0])
