@@ -24,7 +24,8 @@ from annkit import __version__
 from annkit.engines.base import Engine, get_engine
 from annkit.errors import BundleError, InputError, ParamError
 from annkit.memory import check_memory
-from annkit.types import METRICS
+from annkit.sources import open_base
+from annkit.types import METRICS, normalize_metric
 
 FORMAT = "annkit-index"
 FORMAT_VERSION = 1
@@ -257,3 +258,61 @@ def build_index(
     start = time.perf_counter()
     engine.build(base, threads=threads)
     return engine, time.perf_counter() - start
+
+
+@dataclass(frozen=True)
+class BuiltBundle:
+    """What :func:`build_bundle` wrote: the bundle's path, engine and resolved build params,
+    metric, shape, build seconds and threads, and the payload bytes (manifest excluded)."""
+
+    index: str
+    engine: str
+    build_params: dict
+    metric: str
+    dim: int
+    count: int
+    build_seconds: float
+    index_bytes: int
+    threads: int
+
+    def to_dict(self) -> dict:
+        """A JSON-ready dict."""
+        return {"index": self.index, "engine": self.engine,
+                "build_params": dict(self.build_params), "metric": self.metric,
+                "dim": self.dim, "count": self.count, "build_seconds": self.build_seconds,
+                "index_bytes": self.index_bytes, "threads": self.threads}
+
+
+def build_bundle(
+    data: str | Path | None,
+    engine_name: str,
+    output: str | Path,
+    *,
+    params: dict[str, Any] | None = None,
+    metric: str | None = None,
+    threads: int | None = None,
+    overwrite: bool = False,
+    memory_check: bool = True,
+) -> BuiltBundle:
+    """Build ``engine_name`` over the base vectors of ``data`` (see
+    :func:`annkit.sources.open_base`) with ``params`` and write it as a bundle at ``output``.
+
+    Unknown params are refused before the data is read, an existing ``output`` unless
+    ``overwrite``, and a build that cannot fit in memory unless not ``memory_check``.
+    ``threads`` defaults to all cores."""
+    params = dict(params or {})
+    get_engine(engine_name)(normalize_metric(metric) if metric else "euclidean", 1, **params)
+    base, chosen_metric, name = open_base(data, metric)
+    if Path(output).exists() and not overwrite:
+        raise InputError(f"{output} already exists (use --force to replace it)")
+    threads = threads or os.cpu_count() or 1
+    engine, seconds = build_index(engine_name, base, chosen_metric, params, threads,
+                                  memory_check=memory_check)
+    path = save_bundle(engine, output, build_seconds=seconds, overwrite=overwrite,
+                       threads=threads, dataset_fingerprint=fingerprint_vectors(base),
+                       dataset_name=name)
+    index_bytes = sum(f.stat().st_size for f in path.iterdir() if f.name != "manifest.json")
+    return BuiltBundle(index=str(path), engine=engine.name,
+                       build_params=engine.resolved_build_params(), metric=chosen_metric,
+                       dim=engine.dim, count=engine.count, build_seconds=seconds,
+                       index_bytes=index_bytes, threads=threads)

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import click
 
-from annkit.bundle import build_index, fingerprint_vectors, save_bundle
+from annkit.bundle import build_bundle
 from annkit.cli.console import stdout_console, to_json
 from annkit.cli.options import (
     json_option,
@@ -19,8 +16,6 @@ from annkit.cli.options import (
 )
 from annkit.cli.render import format_bytes, format_params, key_value_table
 from annkit.engines import engine_names, get_engine
-from annkit.errors import InputError
-from annkit.sources import open_base
 
 
 @click.command()
@@ -40,32 +35,17 @@ def build(data: str | None, engine_name: str, params: tuple[str, ...], metric: s
           as_json: bool) -> None:
     """Build an index over DATA (a vector file, a dataset HDF5's train set, or a bundled
     dataset name; default words-10k) and write it as a bundle directory."""
-    engine_class = get_engine(engine_name)
-    build_params = parse_params(params)
-    engine_class(metric or "euclidean", 1, **build_params)  # validate params before loading data
-    base, chosen_metric, name = open_base(data, metric)
-    if Path(output).exists() and not force:
-        raise InputError(f"{output} already exists (use --force to replace it)")
-    threads = threads or os.cpu_count() or 1
-    engine, seconds = build_index(engine_name, base, chosen_metric, build_params, threads,
-                                  memory_check=not skip_memory_check)
-    path = save_bundle(engine, output, build_seconds=seconds, overwrite=force, threads=threads,
-                       dataset_fingerprint=fingerprint_vectors(base), dataset_name=name)
-    index_bytes = sum(f.stat().st_size for f in path.iterdir() if f.name != "manifest.json")
-    summary = {
-        "index": str(path), "engine": engine.name, "build_params": engine.resolved_build_params(),
-        "metric": chosen_metric, "dim": engine.dim, "count": engine.count,
-        "build_seconds": seconds, "index_bytes": index_bytes, "threads": threads,
-    }
+    built = build_bundle(data, engine_name, output, params=parse_params(params), metric=metric,
+                         threads=threads, overwrite=force, memory_check=not skip_memory_check)
     if as_json:
-        click.echo(to_json(summary))
+        click.echo(to_json(built.to_dict()))
         return
     stdout_console().print(key_value_table("index built", [
-        ("index", path), ("engine", engine.name),
-        ("build params", format_params(summary["build_params"])),
-        ("vectors", f"{engine.count:,} x {engine.dim} ({chosen_metric})"),
-        ("build seconds", f"{seconds:.2f} ({threads} threads)"),
-        ("index size", format_bytes(index_bytes)),
+        ("index", built.index), ("engine", built.engine),
+        ("build params", format_params(built.build_params)),
+        ("vectors", f"{built.count:,} x {built.dim} ({built.metric})"),
+        ("build seconds", f"{built.build_seconds:.2f} ({built.threads} threads)"),
+        ("index size", format_bytes(built.index_bytes)),
     ]))
 
 
