@@ -1,0 +1,300 @@
+"""Per-query effort policies: what they decide, how they search, how they are stored.
+
+A policy file is one JSON document: a manifest (format version, kind, engine, the index it
+belongs to, effort parameter and grid, calibration, feature names, seed) and a payload
+(LightGBM's plain-text model and the coarse centroids) whose sha256 the manifest records.
+Nothing in it is ever unpickled.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from annkit.adaptive.features import (
+    CENTROID_FEATURES,
+    FIRST_STAGE_FEATURES,
+    centroid_features,
+    first_stage_features,
+)
+from annkit.adaptive.search import effort_param_of, search_with_efforts, snap_up
+from annkit.engines.base import Engine
+from annkit.errors import InputError, ParamError
+from annkit.types import SearchResult
+
+FORMAT = "annkit-policy"
+FORMAT_VERSION = 1
+KINDS = ("learned", "threshold")
+MAX_POLICY_BYTES = 64 << 20
+FEATURE_NAMES: tuple[str, ...] = FIRST_STAGE_FEATURES + CENTROID_FEATURES
+INSTALL_HINT = "learned policies need lightgbm: pip install 'annkit[adapt]'"
+
+
+class PolicyError(InputError):
+    """A policy file is damaged, foreign to the index, or cannot be used."""
+
+
+def require_lightgbm() -> Any:
+    """The lightgbm module, or a one-line InputError saying how to install it."""
+    try:
+        import lightgbm
+    except ImportError:
+        raise InputError(INSTALL_HINT) from None
+    return lightgbm
+
+
+def index_identity(manifest: dict) -> dict:
+    """What identifies an index bundle: engine, build params, metric, shape, dataset
+    fingerprint and the sha256 of each payload file."""
+    return {
+        "engine": manifest["engine"],
+        "build_params": dict(manifest["build_params"]),
+        "metric": manifest["metric"],
+        "dim": int(manifest["dim"]),
+        "count": int(manifest["count"]),
+        "dataset_fingerprint": manifest.get("dataset_fingerprint", ""),
+        "payload_sha256": {name: entry["sha256"] for name, entry in manifest["files"].items()},
+    }
+
+
+@dataclass
+class Policy:
+    """A per-query effort policy for one index.
+
+    ``first_effort``: the first stage's effort (a grid value); the final effort of every
+    query is a grid value >= it. learned: ``calibration`` holds ``multiplier`` and
+    ``label_target`` and ``model_text`` a LightGBM model predicting log2 of the least
+    effort reaching ``label_target``. threshold: ``calibration`` holds ``feature``,
+    ``threshold``, ``harder_above`` and the ``easy`` / ``hard`` efforts.
+    """
+
+    kind: str
+    index: dict
+    param: str
+    grid: list[int]
+    k: int
+    first_effort: int
+    calibration: dict
+    centroids: np.ndarray
+    seed: int = 0
+    target: float | None = None
+    model_text: str = ""
+    training: dict = field(default_factory=dict)
+    _booster: Any = field(default=None, repr=False, compare=False)
+
+    @property
+    def engine(self) -> str:
+        return str(self.index["engine"])
+
+    @property
+    def n_centroids(self) -> int:
+        return int(self.centroids.shape[0])
+
+    def features(self, queries: np.ndarray, first: SearchResult) -> np.ndarray:
+        """The feature matrix (nq, len(FEATURE_NAMES)) for queries after the first stage."""
+        metric = str(self.index["metric"])
+        return np.hstack([first_stage_features(first),
+                          centroid_features(queries, self.centroids, metric)])
+
+    def predicted_log_effort(self, features: np.ndarray) -> np.ndarray:
+        """learned: the model's log2 effort (nq,) before calibration."""
+        if self._booster is None:
+            lightgbm = require_lightgbm()
+            self._booster = lightgbm.Booster(model_str=self.model_text)
+        return np.asarray(self._booster.predict(features, num_threads=1), dtype=np.float64)
+
+    def final_efforts(self, features: np.ndarray) -> np.ndarray:
+        """The effort (nq,) int64 grid values >= first_effort each query is searched at."""
+        grid = np.asarray(self.grid, dtype=np.int64)
+        if self.kind == "learned":
+            raw = np.exp2(self.predicted_log_effort(features)) * float(
+                self.calibration["multiplier"])
+            chosen = grid[snap_up(raw, self.grid)]
+        else:
+            column = FEATURE_NAMES.index(self.calibration["feature"])
+            values = features[:, column]
+            threshold = float(self.calibration["threshold"])
+            harder = (values > threshold) if self.calibration["harder_above"] else (
+                values < threshold)
+            harder |= np.isnan(values)
+            chosen = np.where(harder, int(self.calibration["hard"]),
+                              int(self.calibration["easy"]))
+        return np.maximum(chosen, self.first_effort).astype(np.int64)
+
+    def manifest(self) -> dict:
+        """The JSON manifest (everything but the payload)."""
+        return {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "kind": self.kind,
+            "engine": self.engine,
+            "index": self.index,
+            "param": self.param,
+            "grid": [int(v) for v in self.grid],
+            "k": int(self.k),
+            "first_effort": int(self.first_effort),
+            "target": self.target,
+            "calibration": self.calibration,
+            "features": list(FEATURE_NAMES),
+            "n_centroids": self.n_centroids,
+            "seed": int(self.seed),
+            "training": self.training,
+        }
+
+    def payload(self) -> dict:
+        return {"model": self.model_text,
+                "centroids": [[float(x) for x in row] for row in self.centroids]}
+
+
+def _payload_sha256(payload: dict) -> str:
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def save_policy(policy: Policy, path: str | Path) -> Path:
+    """Write ``policy`` as one JSON file at ``path`` atomically (temp name + os.replace)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = policy.payload()
+    document = {**policy.manifest(), "payload_sha256": _payload_sha256(payload),
+                "payload": payload}
+    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            json.dump(document, out, indent=1, sort_keys=True)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_policy(path: str | Path, manifest: dict | None = None) -> Policy:
+    """Read a policy file, verify its format and checksum and, when the index ``manifest``
+    is given, that it belongs to that index. PolicyError (one line) otherwise."""
+    path = Path(path)
+    if not path.is_file():
+        raise PolicyError(f"{path}: no such policy file")
+    if path.stat().st_size > MAX_POLICY_BYTES:
+        raise PolicyError(f"{path}: implausibly large policy file")
+
+    def damaged(reason: str) -> PolicyError:
+        return PolicyError(f"{path}: damaged policy file ({reason}); retrain it with annkit adapt")
+
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        raise damaged("not valid JSON") from None
+    if not isinstance(document, dict) or document.get("format") != FORMAT:
+        raise PolicyError(f"{path}: not an annkit policy file")
+    if document.get("format_version") != FORMAT_VERSION:
+        raise PolicyError(f"{path}: policy format version {document.get('format_version')!r} "
+                          f"is not supported (this annkit reads {FORMAT_VERSION}); retrain it")
+    payload = document.get("payload")
+    if not isinstance(payload, dict) or document.get("payload_sha256") != _payload_sha256(
+            payload):
+        raise damaged("checksum mismatch")
+    try:
+        policy = Policy(
+            kind=str(document["kind"]), index=dict(document["index"]),
+            param=str(document["param"]), grid=[int(v) for v in document["grid"]],
+            k=int(document["k"]), first_effort=int(document["first_effort"]),
+            calibration=dict(document["calibration"]),
+            centroids=np.asarray(payload["centroids"], dtype=np.float32).reshape(
+                int(document["n_centroids"]), -1) if document["n_centroids"] else np.zeros(
+                (0, int(document["index"]["dim"])), dtype=np.float32),
+            seed=int(document["seed"]), target=document.get("target"),
+            model_text=str(payload["model"]), training=dict(document.get("training", {})),
+        )
+    except (KeyError, TypeError, ValueError):
+        raise damaged("a manifest field is missing or has the wrong type") from None
+    if policy.kind not in KINDS or list(document.get("features", [])) != list(FEATURE_NAMES):
+        raise damaged(f"unknown kind {policy.kind!r} or feature list")
+    if not policy.grid or policy.first_effort not in policy.grid:
+        raise damaged("effort grid")
+    if manifest is not None:
+        check_policy_index(policy, manifest, path)
+    return policy
+
+
+def check_policy_index(policy: Policy, manifest: dict, path: str | Path = "policy") -> None:
+    """PolicyError unless ``policy`` was trained for the index with this ``manifest``."""
+    mine, theirs = policy.index, index_identity(manifest)
+    for key in ("engine", "build_params", "metric", "dim", "count", "dataset_fingerprint",
+                "payload_sha256"):
+        if mine.get(key) != theirs.get(key):
+            raise PolicyError(
+                f"{path}: policy belongs to another index ({key} differs: trained for "
+                f"{mine['engine']} {mine['count']} x {mine['dim']}); retrain it with annkit adapt"
+            )
+
+
+@dataclass(frozen=True)
+class AdaptiveResult:
+    """One adaptive search: ids / distances (nq, k), the final effort (nq,), which queries
+    had a second stage, distance computations per stage and in total ((nq,) int64 or None
+    when the engine cannot count) and the wall time in seconds of the whole search."""
+
+    ids: np.ndarray
+    distances: np.ndarray
+    efforts: np.ndarray
+    second_stage: np.ndarray
+    computations: dict[str, np.ndarray | None]
+    seconds: float
+
+    @property
+    def distance_computations(self) -> np.ndarray | None:
+        """Per-query total over features, first and second stage (None if any is unknown)."""
+        parts = list(self.computations.values())
+        if any(part is None for part in parts):
+            return None
+        return np.sum(np.vstack(parts), axis=0).astype(np.int64)  # type: ignore[arg-type]
+
+
+def adaptive_search(engine: Engine, policy: Policy, queries: np.ndarray, k: int
+                    ) -> AdaptiveResult:
+    """Search ``queries`` (nq, d) with ``policy``: features, a first search at the policy's
+    first effort, then a second search at the policy's effort for the queries whose effort
+    is larger (their result replaces the first stage's). One thread; query params restored."""
+    param = effort_param_of(engine)
+    if param != policy.param or engine.name != policy.engine:
+        raise PolicyError(f"policy is for {policy.engine} ({policy.param}), the index is "
+                          f"{engine.name} ({param})")
+    if k != policy.k:
+        raise ParamError(f"policy was trained for k={policy.k}; use -k {policy.k} or retrain")
+    queries = np.ascontiguousarray(queries, dtype=np.float32)
+    n_queries = int(queries.shape[0])
+    start = time.perf_counter()
+    first = search_with_efforts(engine, queries, k, np.full(n_queries, policy.first_effort),
+                                param)
+    features = policy.features(queries, first)
+    efforts = policy.final_efforts(features)
+    second = efforts > policy.first_effort
+    ids, distances = first.ids.copy(), first.distances.copy()
+    second_counts: np.ndarray | None = np.zeros(n_queries, dtype=np.int64)
+    rows = np.flatnonzero(second)
+    if rows.size:
+        result = search_with_efforts(engine, queries[rows], k, efforts[rows], param)
+        ids[rows], distances[rows] = result.ids, result.distances
+        if result.distance_computations is None:
+            second_counts = None
+        else:
+            assert second_counts is not None
+            second_counts[rows] = result.distance_computations
+    seconds = time.perf_counter() - start
+    return AdaptiveResult(
+        ids=ids, distances=distances, efforts=efforts, second_stage=second,
+        computations={"features": np.full(n_queries, policy.n_centroids, dtype=np.int64),
+                      "first": first.distance_computations, "second": second_counts},
+        seconds=seconds,
+    )

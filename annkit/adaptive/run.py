@@ -1,0 +1,237 @@
+"""``annkit adapt``: train a per-query effort policy for an index and show, on queries the
+policy never trained on, its frontier beside uniform effort and the oracle."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from annkit.adaptive.policy import KINDS, Policy, require_lightgbm
+from annkit.adaptive.search import effort_param_of, refine_grid
+from annkit.adaptive.train import (
+    ORACLE_TARGETS,
+    AdaptConfig,
+    Goal,
+    check_query_count,
+    default_centroids,
+    fold_assignment,
+    frontier_point,
+    make_policy,
+    measure_table,
+    oracle_point,
+    score_policies,
+    train_families,
+    uniform_points,
+)
+from annkit.bundle import Bundle
+from annkit.errors import InputError, ParamError
+from annkit.evaluate import check_compatible, true_kth_distances
+from annkit.slices import QueryProfile, build_profile
+from annkit.types import Dataset
+
+DEFAULT_RECALL_GOALS = (0.8, 0.85, 0.9, 0.93, 0.95, 0.97, 0.98, 0.99, 0.995)
+OPERATING_POINTS = (0.9, 0.95, 0.99)
+
+
+@dataclass
+class AdaptReport:
+    """The trained policy, how it was scored, and the frontiers (lists of points)."""
+
+    policy: Policy
+    mode: str
+    folds: int
+    fold_of_query: np.ndarray | None
+    train_rows: list[np.ndarray]
+    scored_rows: list[np.ndarray]
+    frontiers: dict[str, list[dict]]
+    comparisons: list[dict]
+    exact_counts: bool
+    info: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        """A JSON-ready dict: frontiers, comparisons and the fold of every scored query."""
+        return {
+            **self.info,
+            "mode": self.mode,
+            "folds": self.folds,
+            "distance_computations_counted": self.exact_counts,
+            "policy": {key: value for key, value in self.policy.manifest().items()
+                       if key not in ("index",)},
+            "comparisons": self.comparisons,
+            "frontiers": self.frontiers,
+            "fold_of_query": None if self.fold_of_query is None else
+            self.fold_of_query.tolist(),
+        }
+
+
+def _closest(points: list[dict], recall: float) -> int:
+    return int(np.argmin([abs(point["recall"] - recall) for point in points]))
+
+
+def _comparison_goals(uniform: list[dict], param: str) -> list[Goal]:
+    goals: list[Goal] = []
+    for recall in OPERATING_POINTS:
+        value = uniform[_closest(uniform, recall)]["setting"][param]
+        goals += [Goal("uniform-recall", value), Goal("uniform-budget", value)]
+    return list(dict.fromkeys(goals))
+
+
+def _band_recall(point: dict, band: str = "tail") -> float | None:
+    entry = point["slices"].get(band)
+    return None if entry is None else float(entry["recall"])
+
+
+def compare_at_operating_points(frontiers: dict[str, list[dict]], param: str) -> list[dict]:
+    """For the uniform settings closest to mean recall 0.9 / 0.95 / 0.99: each policy's
+    point calibrated (on training queries) to the same recall and to the same work."""
+    uniform = frontiers["uniform"]
+    out = []
+    for recall in OPERATING_POINTS:
+        base = uniform[_closest(uniform, recall)]
+        value = base["setting"][param]
+        entry: dict = {"operating_point": recall, "uniform": _summary(base, None)}
+        for kind in KINDS:
+            for goal_kind in ("uniform-recall", "uniform-budget"):
+                label = Goal(goal_kind, value).label()
+                match = [p for p in frontiers.get(kind, []) if p["setting"].get("goal") == label]
+                if match:
+                    entry[f"{kind} ({goal_kind.split('-')[1]} matched)"] = _summary(match[0], base)
+        out.append(entry)
+    return out
+
+
+def _summary(point: dict, base: dict | None) -> dict:
+    summary = {"setting": point["setting"], "recall": point["recall"],
+               "p5_recall": point["p5_recall"], "tail_band_recall": _band_recall(point),
+               "distance_computations": point["distance_computations"], "qps": point["qps"]}
+    if base is not None:
+        work, base_work = point["distance_computations"], base["distance_computations"]
+        summary["work_ratio"] = (None if work is None or not base_work else work / base_work)
+        summary["qps_ratio"] = point["qps"] / base["qps"] if base["qps"] else None
+        summary["recall_change"] = point["recall"] - base["recall"]
+        summary["p5_change"] = point["p5_recall"] - base["p5_recall"]
+        mine, theirs = _band_recall(point), _band_recall(base)
+        summary["tail_band_change"] = (None if mine is None or theirs is None
+                                       else mine - theirs)
+    return summary
+
+
+def adapt(bundle: Bundle, dataset: Dataset, k: int = 10, target: float = 0.9, *,
+          train: Dataset | None = None, config: AdaptConfig | None = None,
+          goals: Sequence[Goal] | None = None, oracle_targets: Sequence[float] = ORACLE_TARGETS,
+          grid: Sequence[int] | None = None, truth: np.ndarray | None = None,
+          profile: QueryProfile | None = None,
+          progress: Callable[[str], None] | None = None) -> AdaptReport:
+    """Train a per-query effort policy for ``bundle`` meeting mean recall@k ``target`` and
+    score the uniform, policy and oracle frontiers on ``dataset``'s queries.
+
+    Without ``train`` the policies are cross-fitted: queries are dealt into ``config.folds``
+    seeded folds and each fold is scored by policies fitted on the other folds only. With
+    ``train`` (a dataset with the same base), policies are fitted on its queries and all of
+    ``dataset``'s queries are scored. The returned policy is fitted on all training queries.
+    """
+    config = config or AdaptConfig(k=k)
+    if config.k != k:
+        config = AdaptConfig(**{**config.__dict__, "k": k})
+    if not 0.0 < float(target) <= 1.0:
+        raise InputError(f"target recall must be in (0, 1], got {target}")
+    unknown = [kind for kind in config.kinds if kind not in KINDS]
+    if unknown:
+        raise ParamError(f"unknown policy kind {unknown[0]!r} (known: {', '.join(KINDS)})")
+    engine = bundle.engine
+    param = effort_param_of(engine)
+    if "learned" in config.kinds:
+        require_lightgbm()
+    check_compatible(bundle, dataset)
+    if train is not None:
+        check_compatible(bundle, train)
+    if k > dataset.n_base:
+        raise InputError(f"k={k} exceeds the {dataset.n_base} base vectors")
+    n_train = train.n_queries if train is not None else dataset.n_queries
+    check_query_count(n_train, config.folds)
+
+    def say(message: str) -> None:
+        if progress is not None:
+            progress(message)
+
+    base, metric = dataset.base, dataset.metric
+    if truth is None:
+        say("exact neighbours of the queries")
+        truth = true_kth_distances(dataset, k)
+    if profile is None:
+        profile = build_profile(dataset, truth, k)
+    values = (sorted({int(v) for v in grid}) if grid is not None
+              else refine_grid(engine.effort_grid(k, dataset.n_base)))
+    first_indices = list(range(min(config.first_candidates, len(values))))
+    centroids = default_centroids(base, metric, config)
+    say(f"searching every query at {len(values)} {param} values")
+    table = measure_table(engine, base, dataset.queries, metric, truth, k, values,
+                          first_indices, centroids)
+    uniform = uniform_points(table, param, profile)
+    goal_list = list(goals) if goals is not None else (
+        [Goal("recall", r) for r in sorted(set(DEFAULT_RECALL_GOALS) | {float(target)})]
+        + _comparison_goals(uniform, param))
+    scored_queries = np.ascontiguousarray(dataset.queries, dtype=np.float32)
+
+    if train is None:
+        fold_of_query = fold_assignment(dataset.n_queries, config.folds, config.seed)
+        scored_rows = [np.flatnonzero(fold_of_query == f) for f in range(config.folds)]
+        train_rows = [np.flatnonzero(fold_of_query != f) for f in range(config.folds)]
+        fit_table = table
+        mode = (f"cross-fitted over {config.folds} folds: each query is scored by a policy "
+                "trained on the other folds only")
+    else:
+        fold_of_query = None
+        say("exact neighbours of the training queries")
+        train_truth = true_kth_distances(train, k)
+        say(f"searching every training query at {len(values)} {param} values")
+        fit_table = measure_table(engine, base, train.queries, metric, train_truth, k, values,
+                                  first_indices, centroids)
+        scored_rows = [np.arange(dataset.n_queries)]
+        train_rows = [np.arange(train.n_queries)]
+        mode = (f"trained on {train.n_queries} training queries ({train.name}), scored on "
+                f"{dataset.n_queries} other queries")
+
+    frontiers: dict[str, list[dict]] = {"uniform": uniform}
+    for kind in config.kinds:
+        families = []
+        if kind == "learned":
+            say(f"training LightGBM models on {len(train_rows)} fold(s)")
+            families = [train_families(fit_table, rows, first_indices, config.label_targets,
+                                       config.folds, config.seed, config.rounds)
+                        for rows in train_rows]
+        points = []
+        for goal in goal_list:
+            say(f"{kind} policy: {goal.label()}")
+            policies = [make_policy(kind, fit_table, rows, goal, config, bundle.manifest,
+                                    param, centroids, families[i] if families else None)
+                        for i, rows in enumerate(train_rows)]
+            scored = score_policies(engine, policies, scored_rows, base, scored_queries,
+                                    metric, truth, k)
+            points.append(frontier_point(
+                {"goal": goal.label()}, scored.recall, scored.computations, scored.seconds,
+                profile, stage_computations=scored.stage_means,
+                mean_effort=float(scored.efforts.mean()),
+                second_stage_share=float(scored.second_stage.mean()),
+                folds=[{"first_effort": p.first_effort, "calibration": p.calibration,
+                        "training": p.training} for p in policies]))
+        frontiers[kind] = points
+    say("oracle")
+    frontiers["oracle"] = [oracle_point(engine, table, base, scored_queries, metric, truth, k,
+                                        t, profile) for t in oracle_targets]
+    all_rows = np.arange(n_train)
+    final_kind = config.kinds[0]
+    say(f"final {final_kind} policy on all {n_train} training queries")
+    policy = make_policy(final_kind, fit_table, all_rows, Goal("recall", float(target)), config,
+                         bundle.manifest, param, centroids)
+    info = {"engine": engine.name, "param": param, "grid": values, "k": k,
+            "target": float(target), "queries": dataset.n_queries,
+            "training_queries": n_train, "dataset": dataset.name,
+            "build_params": dict(bundle.manifest["build_params"])}
+    return AdaptReport(policy=policy, mode=mode, folds=config.folds if train is None else 1,
+                       fold_of_query=fold_of_query, train_rows=train_rows,
+                       scored_rows=scored_rows, frontiers=frontiers,
+                       comparisons=compare_at_operating_points(frontiers, param),
+                       exact_counts=table.exact, info=info)

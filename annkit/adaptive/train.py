@@ -1,0 +1,505 @@
+"""Training and scoring per-query effort policies.
+
+The effort table holds, for every query and every value of the effort grid, the query's
+recall@k and distance computations (one batched search per grid value). Labels (the least
+grid effort reaching a per-query recall), calibration and the threshold rule are fitted on
+table rows of training queries only; scoring runs the real adaptive search on queries the
+policy never saw. Without exact counts (hnswlib, annoy) the fitting uses the effort value
+itself as the cost of a search, and reported distance computations are None.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from annkit.adaptive.features import (
+    CENTROID_FEATURES,
+    FIRST_STAGE_FEATURES,
+    centroid_features,
+    coarse_centroids,
+    first_stage_features,
+)
+from annkit.adaptive.policy import (
+    FEATURE_NAMES,
+    Policy,
+    adaptive_search,
+    index_identity,
+    require_lightgbm,
+)
+from annkit.adaptive.search import effort_param_of, search_with_efforts, snap_up
+from annkit.engines.base import Engine
+from annkit.errors import InputError
+from annkit.metrics import exact_distances, recall_per_query
+from annkit.slices import QueryProfile, summarize
+
+RECALL_TOLERANCE = 1e-9
+MULTIPLIERS = 2.0 ** np.arange(-4.0, 6.0 + 1e-9, 1.0 / 16.0)
+THRESHOLD_FEATURES = ("dk_over_d1", "dk", "d1", "lid_first", "first_computations", "spread")
+THRESHOLD_QUANTILES = (0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95)
+MIN_QUERIES_PER_FOLD = 20
+ORACLE_TARGETS = (0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+
+
+@dataclass
+class EffortTable:
+    """Per query (nq) and grid value (G): recall (nq, G), distance computations (nq, G)
+    int64 or None, the batch search seconds per grid value (G,), first-stage features for
+    the candidate first efforts {grid index: (nq, F1)} and centroid features (nq, 3)."""
+
+    grid: list[int]
+    recall: np.ndarray
+    computations: np.ndarray | None
+    seconds: np.ndarray
+    first_features: dict[int, np.ndarray]
+    centroid_features: np.ndarray
+    n_centroids: int
+
+    @property
+    def exact(self) -> bool:
+        return self.computations is not None
+
+    def cost(self) -> np.ndarray:
+        """(nq, G) float64: distance computations, or the effort value when not counted."""
+        if self.computations is not None:
+            return self.computations.astype(np.float64)
+        return np.broadcast_to(np.asarray(self.grid, dtype=np.float64),
+                               self.recall.shape).copy()
+
+    def features(self, first_index: int) -> np.ndarray:
+        return np.hstack([self.first_features[first_index], self.centroid_features])
+
+
+def per_query_recall(base: np.ndarray, queries: np.ndarray, metric: str, truth: np.ndarray,
+                     ids: np.ndarray, k: int) -> np.ndarray:
+    """recall@k (nq,) of found ``ids`` against exact distances ``truth`` (nq, >=k)."""
+    found = exact_distances(base, queries, ids, metric)
+    return recall_per_query(truth, ids, found, k)
+
+
+def measure_table(engine: Engine, base: np.ndarray, queries: np.ndarray, metric: str,
+                  truth: np.ndarray, k: int, grid: Sequence[int], first_indices: Sequence[int],
+                  centroids: np.ndarray,
+                  progress: Callable[[int, int], None] | None = None) -> EffortTable:
+    """Search all ``queries`` at every grid value (one timed batch each) and record each
+    query's recall and distance computations; first-stage features at ``first_indices``."""
+    param = effort_param_of(engine)
+    queries = np.ascontiguousarray(queries, dtype=np.float32)
+    n_queries, size = int(queries.shape[0]), len(grid)
+    recall = np.zeros((n_queries, size))
+    counts: np.ndarray | None = np.zeros((n_queries, size), dtype=np.int64)
+    seconds = np.zeros(size)
+    first: dict[int, np.ndarray] = {}
+    saved = dict(engine.query)
+    try:
+        for column, value in enumerate(grid):
+            engine.set_query_params(**{param: int(value)})
+            start = time.perf_counter()
+            result = engine.search(queries, k)
+            seconds[column] = time.perf_counter() - start
+            recall[:, column] = per_query_recall(base, queries, metric, truth, result.ids, k)
+            if result.distance_computations is None:
+                counts = None
+            elif counts is not None:
+                counts[:, column] = result.distance_computations
+            if column in first_indices:
+                first[column] = first_stage_features(result)
+            if progress is not None:
+                progress(column + 1, size)
+    finally:
+        engine.set_query_params(**saved)
+    return EffortTable(grid=[int(v) for v in grid], recall=recall, computations=counts,
+                       seconds=seconds, first_features=first,
+                       centroid_features=centroid_features(queries, centroids, metric),
+                       n_centroids=int(centroids.shape[0]))
+
+
+def least_effort_index(recall: np.ndarray, target: float) -> np.ndarray:
+    """Per row of ``recall`` (n, G): the first grid index reaching ``target`` (G = never),
+    the same definition as ``annkit effort``'s minimum effort on a full scan."""
+    meets = recall >= target - RECALL_TOLERANCE
+    return np.where(meets.any(axis=1), np.argmax(meets, axis=1), recall.shape[1])
+
+
+def fold_assignment(n_queries: int, folds: int, seed: int) -> np.ndarray:
+    """Fold number (n,) of each query: a seeded permutation dealt round-robin."""
+    order = np.random.default_rng(seed).permutation(n_queries)
+    assignment = np.empty(n_queries, dtype=np.int64)
+    assignment[order] = np.arange(n_queries) % folds
+    return assignment
+
+
+def check_query_count(n_queries: int, folds: int) -> None:
+    """InputError saying how many queries ``folds`` folds need."""
+    needed = folds * MIN_QUERIES_PER_FOLD
+    if n_queries < needed:
+        raise InputError(
+            f"adapt needs at least {needed} training queries for {folds} folds "
+            f"({MIN_QUERIES_PER_FOLD} per fold), got {n_queries}; give more queries, fewer "
+            "--folds, or --train-queries FILE"
+        )
+
+
+@dataclass(frozen=True)
+class Goal:
+    """What calibration aims at on the training queries: ``recall`` (least mean work with
+    mean recall >= value), ``budget`` (best p5 then mean recall with mean work <= value),
+    or ``uniform-recall`` / ``uniform-budget`` (the recall / work of uniform effort at the
+    grid value ``value``, measured on the training queries)."""
+
+    kind: str
+    value: float
+
+    def resolve(self, table: EffortTable, rows: np.ndarray) -> tuple[float | None, float | None]:
+        """(recall target, work budget) on the training ``rows``; one of them is None."""
+        if self.kind == "recall":
+            return self.value, None
+        if self.kind == "budget":
+            return None, self.value
+        column = table.grid.index(int(self.value))
+        if self.kind == "uniform-recall":
+            return float(table.recall[rows, column].mean()), None
+        return None, float(table.cost()[rows, column].mean())
+
+    def label(self) -> str:
+        if self.kind in ("recall", "budget"):
+            return f"{self.kind} {self.value:g}"
+        return f"{self.kind} at {int(self.value)}"
+
+
+def _choose(recall: np.ndarray, cost: np.ndarray, recall_target: float | None,
+            budget: float | None) -> int:
+    """Column of (n, M) outcome matrices that best meets the goal."""
+    mean_recall, mean_cost = recall.mean(axis=0), cost.mean(axis=0)
+    if recall_target is not None:
+        ok = mean_recall >= recall_target - RECALL_TOLERANCE
+        if not ok.any():
+            return int(np.argmax(mean_recall))
+        return int(np.flatnonzero(ok)[np.argmin(mean_cost[ok])])
+    assert budget is not None
+    ok = mean_cost <= budget
+    if not ok.any():
+        return int(np.argmin(mean_cost))
+    p5 = np.percentile(recall[:, ok], 5.0, axis=0)
+    candidates = np.flatnonzero(ok)
+    order = np.lexsort((-mean_recall[candidates], -p5))
+    return int(candidates[order[0]])
+
+
+def _outcome(table: EffortTable, cost: np.ndarray, rows: np.ndarray, first_index: int,
+             final_index: np.ndarray, feature_cost: float) -> tuple[np.ndarray, np.ndarray]:
+    """Recall and work (n, M) of rows searched first at ``first_index`` then at
+    ``final_index`` (n, M) when larger (the second result replaces the first)."""
+    recall_rows, cost_rows = table.recall[rows], cost[rows]
+    effective = np.maximum(final_index, first_index)
+    recall = np.take_along_axis(recall_rows, effective, axis=1)
+    second = np.where(final_index > first_index,
+                      np.take_along_axis(cost_rows, final_index, axis=1), 0.0)
+    return recall, feature_cost + cost_rows[:, [first_index]] + second
+
+
+@dataclass
+class LearnedFamily:
+    """LightGBM models for one (first effort, label target) on some training rows: the
+    model on all of them and out-of-fold log2 predictions (n,) for calibrating."""
+
+    first_index: int
+    label_target: float
+    model_text: str
+    oof: np.ndarray
+
+
+def _booster_params(seed: int) -> dict:
+    return {"objective": "regression", "learning_rate": 0.05, "num_leaves": 15,
+            "min_data_in_leaf": 20, "feature_fraction": 0.9, "bagging_fraction": 0.9,
+            "bagging_freq": 1, "lambda_l2": 1.0, "seed": seed, "deterministic": True,
+            "num_threads": 1, "verbose": -1, "force_row_wise": True}
+
+
+def _train_text(features: np.ndarray, labels: np.ndarray, seed: int, rounds: int) -> str:
+    lightgbm = require_lightgbm()
+    data = lightgbm.Dataset(features, label=labels, feature_name=list(FEATURE_NAMES),
+                            free_raw_data=False)
+    booster = lightgbm.train(_booster_params(seed), data, num_boost_round=rounds)
+    return str(booster.model_to_string())
+
+
+def _predict(model_text: str, features: np.ndarray) -> np.ndarray:
+    lightgbm = require_lightgbm()
+    return np.asarray(lightgbm.Booster(model_str=model_text).predict(features, num_threads=1))
+
+
+def train_families(table: EffortTable, rows: np.ndarray, first_indices: Sequence[int],
+                   label_targets: Sequence[float], inner_folds: int, seed: int,
+                   rounds: int = 150) -> list[LearnedFamily]:
+    """Train one family per (first effort, label target) on the training ``rows`` only."""
+    grid = np.asarray(table.grid, dtype=np.float64)
+    inner = fold_assignment(rows.size, inner_folds, seed + 1)
+    families = []
+    for first_index in first_indices:
+        features = table.features(first_index)[rows]
+        for label_target in label_targets:
+            index = least_effort_index(table.recall[rows], label_target)
+            labels = np.log2(np.where(index < grid.size, grid[np.minimum(index, grid.size - 1)],
+                                      2.0 * grid[-1]))
+            oof = np.zeros(rows.size)
+            for fold in range(inner_folds):
+                held = inner == fold
+                text = _train_text(features[~held], labels[~held], seed, rounds)
+                oof[held] = _predict(text, features[held])
+            families.append(LearnedFamily(first_index, float(label_target),
+                                          _train_text(features, labels, seed, rounds), oof))
+    return families
+
+
+def calibrate_learned(table: EffortTable, rows: np.ndarray, families: list[LearnedFamily],
+                      goal: Goal) -> tuple[LearnedFamily, float, dict]:
+    """The family and effort multiplier whose out-of-fold efforts on the training ``rows``
+    best meet ``goal`` (scanning multipliers 1/16 .. 64 in 2^(1/16) steps)."""
+    recall_target, budget = goal.resolve(table, rows)
+    cost = table.cost()
+    best: tuple[LearnedFamily, float, dict] | None = None
+    for family in families:
+        raw = np.exp2(family.oof)[:, None] * MULTIPLIERS[None, :]
+        final = snap_up(raw, table.grid)
+        recall, work = _outcome(table, cost, rows, family.first_index, final, table.n_centroids)
+        column = _choose(recall, work, recall_target, budget)
+        stats = {"train_recall": float(recall[:, column].mean()),
+                 "train_p5_recall": float(np.percentile(recall[:, column], 5.0)),
+                 "train_work": float(work[:, column].mean()),
+                 "recall_goal": recall_target, "work_budget": budget}
+        if best is None or _better(stats, best[2], recall_target):
+            best = (family, float(MULTIPLIERS[column]), stats)
+    assert best is not None
+    return best
+
+
+def _better(new: dict, old: dict, recall_target: float | None) -> bool:
+    """Compare calibrated candidates: meet the goal first, then less work (recall goal)
+    or better p5 / recall (budget goal)."""
+    if recall_target is not None:
+        new_ok = new["train_recall"] >= recall_target - RECALL_TOLERANCE
+        old_ok = old["train_recall"] >= recall_target - RECALL_TOLERANCE
+        if new_ok != old_ok:
+            return new_ok
+        if not new_ok:
+            return bool(new["train_recall"] > old["train_recall"])
+        return bool(new["train_work"] < old["train_work"])
+    return bool((new["train_p5_recall"], new["train_recall"])
+                > (old["train_p5_recall"], old["train_recall"]))
+
+
+def fit_threshold(table: EffortTable, rows: np.ndarray, first_indices: Sequence[int],
+                  goal: Goal) -> tuple[int, dict, dict]:
+    """The simple rule: one first-stage feature above (or below) a threshold (a quantile of
+    its training values) picks the hard effort, else the easy one; feature, direction,
+    threshold and both efforts chosen on the training ``rows`` for ``goal`` (mean recall
+    for budget goals). Returns (first grid index, calibration, training stats)."""
+    recall_target, budget = goal.resolve(table, rows)
+    cost = table.cost()[rows]
+    size = len(table.grid)
+    best: tuple[int, dict, dict] | None = None
+    columns = np.arange(size)
+    for first_index in first_indices:
+        effective = np.maximum(columns, first_index)
+        recall_matrix = table.recall[rows][:, effective]
+        work_matrix = cost[:, [first_index]] + np.where(columns > first_index, cost, 0.0)
+        features = table.first_features[first_index]
+        for name in THRESHOLD_FEATURES:
+            values = features[rows, FIRST_STAGE_FEATURES.index(name)]
+            if np.isnan(values).all():
+                continue
+            for quantile in THRESHOLD_QUANTILES:
+                threshold = float(np.nanquantile(values, quantile))
+                for harder_above in (True, False):
+                    hard = (values > threshold) if harder_above else (values < threshold)
+                    hard |= np.isnan(values)
+                    n = rows.size
+                    mean_recall = (recall_matrix[~hard].sum(axis=0)[:, None]
+                                   + recall_matrix[hard].sum(axis=0)[None, :]) / n
+                    mean_work = (work_matrix[~hard].sum(axis=0)[:, None]
+                                 + work_matrix[hard].sum(axis=0)[None, :]) / n
+                    easy, hard_index = _choose_pair(mean_recall, mean_work, first_index,
+                                                    recall_target, budget)
+                    stats = {"train_recall": float(mean_recall[easy, hard_index]),
+                             "train_work": float(mean_work[easy, hard_index]),
+                             "train_p5_recall": float("nan"),
+                             "recall_goal": recall_target, "work_budget": budget}
+                    calibration = {"feature": name, "threshold": threshold,
+                                   "quantile": quantile, "harder_above": harder_above,
+                                   "easy": table.grid[max(easy, first_index)],
+                                   "hard": table.grid[max(hard_index, first_index)]}
+                    candidate = (first_index, calibration, stats)
+                    if best is None or _better_threshold(stats, best[2], recall_target):
+                        best = candidate
+    assert best is not None
+    return best
+
+
+def _choose_pair(mean_recall: np.ndarray, mean_work: np.ndarray, first_index: int,
+                 recall_target: float | None, budget: float | None) -> tuple[int, int]:
+    """(easy, hard) grid indices with easy <= hard, both >= first_index, best for the goal."""
+    size = mean_recall.shape[0]
+    easy_index, hard_index = np.meshgrid(np.arange(size), np.arange(size), indexing="ij")
+    valid = (easy_index >= first_index) & (hard_index >= easy_index)
+    if recall_target is not None:
+        ok = valid & (mean_recall >= recall_target - RECALL_TOLERANCE)
+        if ok.any():
+            flat = np.where(ok, mean_work, np.inf)
+        else:
+            flat = np.where(valid, -mean_recall, np.inf)
+    else:
+        assert budget is not None
+        ok = valid & (mean_work <= budget)
+        flat = np.where(ok, -mean_recall, np.inf) if ok.any() else np.where(valid, mean_work,
+                                                                             np.inf)
+    position = int(np.argmin(flat))
+    return position // size, position % size
+
+
+def _better_threshold(new: dict, old: dict, recall_target: float | None) -> bool:
+    if recall_target is not None:
+        return _better(new, old, recall_target)
+    return bool(new["train_recall"] > old["train_recall"])
+
+
+# --------------------------------------------------------------------------- policies
+
+
+@dataclass
+class AdaptConfig:
+    """Settings of policy training (all seeded)."""
+
+    k: int = 10
+    folds: int = 5
+    seed: int = 0
+    n_centroids: int = 32
+    label_targets: tuple[float, ...] = (0.8, 0.9, 1.0)
+    first_candidates: int = 2
+    rounds: int = 150
+    kinds: tuple[str, ...] = ("learned", "threshold")
+
+
+def make_policy(kind: str, table: EffortTable, rows: np.ndarray, goal: Goal,
+                config: AdaptConfig, manifest: dict, param: str, centroids: np.ndarray,
+                families: list[LearnedFamily] | None = None) -> Policy:
+    """Fit one policy of ``kind`` on the training ``rows`` of ``table`` for ``goal``."""
+    first_indices = list(range(min(config.first_candidates, len(table.grid))))
+    training = {"queries": int(rows.size), "goal": goal.label()}
+    if kind == "learned":
+        if families is None:
+            families = train_families(table, rows, first_indices, config.label_targets,
+                                       config.folds, config.seed, config.rounds)
+        family, multiplier, stats = calibrate_learned(table, rows, families, goal)
+        return Policy(kind="learned", index=index_identity(manifest), param=param,
+                      grid=list(table.grid), k=config.k,
+                      first_effort=table.grid[family.first_index],
+                      calibration={"multiplier": multiplier,
+                                   "label_target": family.label_target},
+                      centroids=centroids, seed=config.seed, target=goal.value,
+                      model_text=family.model_text, training={**training, **stats})
+    first_index, calibration, stats = fit_threshold(table, rows, first_indices, goal)
+    uses_centroids = calibration["feature"] in CENTROID_FEATURES
+    return Policy(kind="threshold", index=index_identity(manifest), param=param,
+                  grid=list(table.grid), k=config.k, first_effort=table.grid[first_index],
+                  calibration=calibration,
+                  centroids=centroids if uses_centroids else centroids[:0], seed=config.seed,
+                  target=goal.value, training={**training, **stats})
+
+
+def frontier_point(setting: dict, recall: np.ndarray, computations: np.ndarray | None,
+                   seconds: float, profile: QueryProfile | None, **extra: object) -> dict:
+    """One frontier point: recall, p5_recall, tail, slices, distance computations (mean per
+    query, None when not counted) and qps."""
+    tail, slices, weighted = summarize(recall, profile)
+    return {
+        "setting": setting,
+        "recall": float(recall.mean()),
+        "p5_recall": float(np.percentile(recall, 5.0)),
+        "tail": tail.to_dict(),
+        "slices": {name: entry.to_dict() for name, entry in slices.items()},
+        "weighted_recall": weighted,
+        "distance_computations": None if computations is None else float(computations.mean()),
+        "qps": float(recall.size / seconds) if seconds > 0 else float("inf"),
+        **extra,
+    }
+
+
+@dataclass
+class Scored:
+    """The per-query outcome of one policy setting over all scored queries."""
+
+    recall: np.ndarray
+    computations: np.ndarray | None
+    efforts: np.ndarray
+    second_stage: np.ndarray
+    seconds: float
+    stage_means: dict = field(default_factory=dict)
+
+
+def score_policies(engine: Engine, policies: Sequence[Policy], groups: Sequence[np.ndarray],
+                   base: np.ndarray, queries: np.ndarray, metric: str, truth: np.ndarray,
+                   k: int) -> Scored:
+    """Run ``policies[i]`` on the queries ``groups[i]`` (disjoint) with the real adaptive
+    search; per-query recall and computations in query order."""
+    n_queries = int(queries.shape[0])
+    recall = np.zeros(n_queries)
+    efforts = np.zeros(n_queries, dtype=np.int64)
+    second = np.zeros(n_queries, dtype=bool)
+    counts: np.ndarray | None = np.zeros(n_queries, dtype=np.int64)
+    stages: dict[str, np.ndarray | None] = {}
+    seconds = 0.0
+    for policy, rows in zip(policies, groups, strict=True):
+        result = adaptive_search(engine, policy, queries[rows], k)
+        seconds += result.seconds
+        recall[rows] = per_query_recall(base, queries[rows], metric, truth[rows], result.ids, k)
+        efforts[rows], second[rows] = result.efforts, result.second_stage
+        total = result.distance_computations
+        if total is None or counts is None:
+            counts = None
+        else:
+            counts[rows] = total
+        for stage, values in result.computations.items():
+            if stage not in stages:
+                stages[stage] = np.zeros(n_queries, dtype=np.int64)
+            if values is None or stages[stage] is None:
+                stages[stage] = None
+            else:
+                stages[stage][rows] = values  # type: ignore[index]
+    means = {stage: None if values is None else float(values.mean())
+             for stage, values in stages.items()}
+    return Scored(recall, counts, efforts, second, seconds, means)
+
+
+def oracle_point(engine: Engine, table: EffortTable, base: np.ndarray, queries: np.ndarray,
+                 metric: str, truth: np.ndarray, k: int, target: float,
+                 profile: QueryProfile | None) -> dict:
+    """Each query searched at its own least grid effort reaching ``target`` (the largest
+    grid value when never): uses the ground truth, so a bound, never a policy."""
+    index = np.minimum(least_effort_index(table.recall, target), len(table.grid) - 1)
+    efforts = np.asarray(table.grid, dtype=np.int64)[index]
+    start = time.perf_counter()
+    result = search_with_efforts(engine, queries, k, efforts)
+    seconds = time.perf_counter() - start
+    recall = per_query_recall(base, queries, metric, truth, result.ids, k)
+    return frontier_point({"per_query_target": target}, recall, result.distance_computations,
+                          seconds, profile, uses_ground_truth=True,
+                          mean_effort=float(efforts.mean()))
+
+
+def uniform_points(table: EffortTable, param: str, profile: QueryProfile | None) -> list[dict]:
+    """The uniform frontier: every query at the same grid value, from the table."""
+    points = []
+    for column, value in enumerate(table.grid):
+        computations = None if table.computations is None else table.computations[:, column]
+        points.append(frontier_point({param: value}, table.recall[:, column], computations,
+                                     float(table.seconds[column]), profile))
+    return points
+
+
+def default_centroids(base: np.ndarray, metric: str, config: AdaptConfig) -> np.ndarray:
+    """The policy's coarse centroids (seeded k-means of a base sample)."""
+    return coarse_centroids(base, metric, config.n_centroids, config.seed)
