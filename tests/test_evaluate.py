@@ -68,3 +68,25 @@ def test_incompatible_dataset_refused(hnsw_bundle, words10k):
         evaluate(hnsw_bundle, euclid, 10)
     with pytest.raises(InputError, match="unknown mode 'fast'"):
         evaluate(hnsw_bundle, words10k, 10, mode="fast")
+
+
+def test_flat_counts_every_base_vector_per_query(words10k, tmp_path):
+    """flat counts its distance computations exactly: n_base per query, batch and single."""
+    engine, seconds = build_index("flat", words10k.base, "angular", {}, threads=1)
+    bundle = load_bundle(save_bundle(engine, tmp_path / "flat", build_seconds=seconds))
+    queries = Dataset(name="w", metric="angular", base=words10k.base,
+                      queries=words10k.queries[:50], neighbors=words10k.neighbors[:50])
+    for mode in ("batch", "single"):
+        evaluation = evaluate(bundle, queries, 10, mode=mode, with_slices=False)
+        assert evaluation.distance_computations == words10k.n_base
+        counts = evaluation.per_query_distance_computations
+        assert counts is not None and counts.dtype == np.int64
+        np.testing.assert_array_equal(counts, np.full(50, words10k.n_base))
+        assert evaluation.to_dict()["distance_computations"] == words10k.n_base
+
+
+def test_an_engine_that_cannot_count_reports_none(hnsw_bundle, words10k):
+    evaluation = evaluate(hnsw_bundle, words10k, 10, {"ef": 20}, mode="single")
+    assert evaluation.distance_computations is None
+    assert evaluation.per_query_distance_computations is None
+    assert evaluation.to_dict()["distance_computations"] is None

@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from annkit.bench.spec import DEFAULT_SWEEP
-from annkit.bench.store import REQUIRED_KEYS, read_runs
+from annkit.bench.store import DISTANCES_SUFFIX, REQUIRED_KEYS, read_runs
 from annkit.cli.main import cli
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -84,10 +84,18 @@ def test_sweep_writes_one_valid_record_per_setting(swept):
         assert record["dataset"] == "words-10k" and record["k"] == 10
     assert [(r["engine"], r["query_params"]) for r in records][:2] == [
         ("hnsw", {"ef": 10}), ("hnsw", {"ef": 40})]
+    # distance computations: exact where the engine counts (flat: every base vector), else null
+    counted = {r["run_id"] for r in records if r["engine"] == "flat"}
+    assert all(r["distance_computations"] == 10_000 for r in records if r["run_id"] in counted)
+    assert all(r["distance_computations"] is None for r in records if r["engine"] != "flat")
     with h5py.File(folder / "perquery.h5", "r") as handle:
-        assert sorted(handle) == sorted(r["run_id"] for r in records)
-        assert all(handle[name].shape == (1000,) and handle[name].dtype == "float32"
-                   for name in handle)
+        assert sorted(handle) == sorted([r["run_id"] for r in records]
+                                        + [run_id + DISTANCES_SUFFIX for run_id in counted])
+        assert all(handle[r["run_id"]].shape == (1000,)
+                   and handle[r["run_id"]].dtype == "float32" for r in records)
+        for run_id in counted:
+            per_query = handle[run_id + DISTANCES_SUFFIX][()]
+            assert per_query.dtype == "int64" and (per_query == 10_000).all()
     meta = json.loads((folder / "meta.json").read_text())
     assert meta["sweep"] == SWEEP and meta["dataset"]["name"] == "words-10k"
     assert meta["machine"]["cores"] >= 1 and "faiss" in meta["machine"]["libraries"]
@@ -130,6 +138,9 @@ def test_report_json_has_headlines_and_speedups(swept):
     assert [h["threshold"] for h in report["headlines"]] == [0.90, 0.95, 0.99]
     flat = report["engines"]["flat"]["pareto"][0]
     assert flat["recall"] == 1.0 and flat["speedup_vs_flat"] == 1.0
+    assert flat["distance_computations"] == 10_000 and flat["setting"] == ""
+    assert all(run_summary["distance_computations"] is None
+               for run_summary in report["engines"]["hnsw"]["pareto"])
     for engine in ("hnsw", "annoy", "ivfpq"):
         for run_summary in report["engines"][engine]["pareto"]:
             expected = run_summary["qps"] / report["flat_qps"]
@@ -137,10 +148,16 @@ def test_report_json_has_headlines_and_speedups(swept):
     best = report["headlines"][0]["best"]
     assert best["recall"] >= 0.90 and best["speedup_vs_flat"] is not None
     # the same from the runs.jsonl path, as a table
-    table = run("report", root / "results" / "e2e" / "runs.jsonl")
+    table = CliRunner().invoke(cli, ["report", str(root / "results" / "e2e" / "runs.jsonl")],
+                               env={"COLUMNS": "200"})  # wide enough for unwrapped cells
     assert table.exit_code == 0
     assert "Pareto-optimal runs" in table.stdout
     assert "best QPS at recall@10 >= 0.90:" in table.stdout
+    assert "dist/query" in table.stdout
+    flat_row = next(line for line in table.stdout.splitlines() if "│ flat" in line)
+    hnsw_row = next(line for line in table.stdout.splitlines() if "│ hnsw" in line)
+    assert "(defaults)" in flat_row and "10,000" in flat_row
+    assert [cell.strip() for cell in hnsw_row.split("│")][6] == "-"  # hnsw cannot count
 
 
 def test_plot_command_writes_a_png(swept, tmp_path):

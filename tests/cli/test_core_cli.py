@@ -197,3 +197,25 @@ def test_evaluate_slices_and_per_query_csv(hnsw_index, tmp_path, words10k):
     assert recall.mean() == pytest.approx(summary["recall"])
     tail = np.array([r["band"] == "tail" for r in rows])
     assert recall[tail].mean() == pytest.approx(summary["slices"]["tail"]["recall"])
+    assert summary["distance_computations"] is None  # hnswlib cannot count: null, no estimate
+    assert all(r["distance_computations"] == "" for r in rows)
+
+
+def test_evaluate_shows_distance_computations_where_the_engine_counts(hnsw_index, tmp_path):
+    import csv
+
+    index = tmp_path / "flat"
+    assert run("build", "words-10k", "-e", "flat", "-o", str(index)).exit_code == 0
+    out = tmp_path / "flat.csv"
+    result = CliRunner().invoke(cli, ["evaluate", str(index), "--per-query", str(out)],
+                                env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    row = next(line for line in result.stdout.splitlines() if "dist/query" in line)
+    assert row.split("│")[2].strip() == "10,000"
+    with open(out, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 1000 and {r["distance_computations"] for r in rows} == {"10000"}
+    table = CliRunner().invoke(cli, ["evaluate", str(hnsw_index), "-p", "ef=10"],
+                               env={"COLUMNS": "200"})
+    row = next(line for line in table.stdout.splitlines() if "dist/query" in line)
+    assert row.split("│")[2].strip() == "-"
