@@ -75,6 +75,7 @@ def cli(debug: bool) -> None:
 
 def _register() -> None:
     from annkit.cli import (
+        adapt,
         bench,
         build,
         compare,
@@ -88,7 +89,7 @@ def _register() -> None:
     )
 
     for module in (build, evaluate, groundtruth, info, query, bench, compare, effort, tune,
-                   datasets):
+                   datasets, adapt):
         for command in module.COMMANDS:
             cli.add_command(command)
 

@@ -104,11 +104,19 @@ class Policy:
         return np.hstack([first_stage_features(first),
                           centroid_features(queries, self.centroids, metric)])
 
+    def prepare(self) -> None:
+        """Parse the model once (like loading an index: not part of any query's time)."""
+        if self.kind == "learned" and self._booster is None:
+            lightgbm = require_lightgbm()
+            try:
+                self._booster = lightgbm.Booster(model_str=self.model_text)
+            except lightgbm.basic.LightGBMError:
+                raise PolicyError("policy model text cannot be read by lightgbm; retrain it "
+                                  "with annkit adapt") from None
+
     def predicted_log_effort(self, features: np.ndarray) -> np.ndarray:
         """learned: the model's log2 effort (nq,) before calibration."""
-        if self._booster is None:
-            lightgbm = require_lightgbm()
-            self._booster = lightgbm.Booster(model_str=self.model_text)
+        self.prepare()
         return np.asarray(self._booster.predict(features, num_threads=1), dtype=np.float64)
 
     def final_efforts(self, features: np.ndarray) -> np.ndarray:
@@ -274,6 +282,7 @@ def adaptive_search(engine: Engine, policy: Policy, queries: np.ndarray, k: int
         raise ParamError(f"policy was trained for k={policy.k}; use -k {policy.k} or retrain")
     queries = np.ascontiguousarray(queries, dtype=np.float32)
     n_queries = int(queries.shape[0])
+    policy.prepare()
     start = time.perf_counter()
     first = search_with_efforts(engine, queries, k, np.full(n_queries, policy.first_effort),
                                 param)

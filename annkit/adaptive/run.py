@@ -118,6 +118,16 @@ def _summary(point: dict, base: dict | None) -> dict:
     return summary
 
 
+def training_dataset(dataset: Dataset, queries: np.ndarray, name: str) -> Dataset:
+    """A dataset of training ``queries`` (n, d) over ``dataset``'s base vectors."""
+    queries = np.asarray(queries)
+    if queries.ndim != 2 or queries.shape[1] != dataset.dim:
+        raise InputError(f"training queries {name} have shape {queries.shape}, need (n, "
+                         f"{dataset.dim}) like the base vectors")
+    return Dataset(name=name, metric=dataset.metric, base=dataset.base,
+                   queries=np.ascontiguousarray(queries, dtype=np.float32))
+
+
 def adapt(bundle: Bundle, dataset: Dataset, k: int = 10, target: float = 0.9, *,
           train: Dataset | None = None, config: AdaptConfig | None = None,
           goals: Sequence[Goal] | None = None, oracle_targets: Sequence[float] = ORACLE_TARGETS,

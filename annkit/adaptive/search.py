@@ -35,7 +35,7 @@ def effort_param_of(engine: Engine) -> str:
     return str(param)
 
 
-def refine_grid(grid: Sequence[int], steps: int = 2, maximum: float | None = None) -> list[int]:
+def refine_grid(grid: Sequence[int], steps: int = 4, maximum: float | None = None) -> list[int]:
     """Insert geometric midpoints into a doubling grid (``steps`` values per doubling),
     rounded to integers, distinct, ascending; values above ``maximum`` are dropped."""
     values = sorted({int(v) for v in grid})

@@ -1,0 +1,123 @@
+"""``annkit adapt``: train a per-query effort policy for an index and show, on queries it
+never trained on, whether adaptive effort helps the tail, by how much and at what cost."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from rich.table import Table
+
+from annkit.adaptive import AdaptConfig, adapt, save_policy
+from annkit.adaptive.policy import KINDS
+from annkit.adaptive.run import training_dataset
+from annkit.bundle import load_bundle
+from annkit.cli.console import stderr_console, stdout_console, to_json
+from annkit.cli.options import dataset_options, json_option, parse_grid, quiet_option
+from annkit.errors import InputError
+from annkit.io import read_vectors
+from annkit.sources import open_dataset
+
+
+def default_policy_path(index: str) -> Path:
+    """``INDEX.policy.json`` beside the index directory."""
+    path = Path(index)
+    return path.with_name(f"{path.name}.policy.json")
+
+
+@click.command("adapt")
+@click.argument("index", type=click.Path())
+@dataset_options
+@click.option("-k", type=click.IntRange(min=1), default=10, show_default=True,
+              help="Recall depth.")
+@click.option("--target", type=click.FloatRange(0, 1, min_open=True), default=0.9,
+              show_default=True, help="Mean recall@k the saved policy must reach on its "
+              "training queries.")
+@click.option("--train-queries", "train_file", type=click.Path(dir_okay=False), default=None,
+              help="Train on these query vectors and score on DATA's queries (default: "
+              "cross-fit over --folds folds of DATA's queries).")
+@click.option("--kind", type=click.Choice(KINDS), default="learned", show_default=True,
+              help="Policy saved: learned (LightGBM) or threshold (one feature, two efforts).")
+@click.option("--folds", type=click.IntRange(min=2), default=5, show_default=True,
+              help="Cross-fitting folds (and inner folds for calibration).")
+@click.option("--centroids", type=click.IntRange(min=0), default=32, show_default=True,
+              help="Coarse centroids for query-only features (each costs one distance).")
+@click.option("--grid", "grid_text", default=None, metavar="V1,V2,...",
+              help="Effort values (default: the engine's grid with geometric midpoints).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of every choice.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
+              help="Policy file (default: INDEX.policy.json beside the index).")
+@click.option("--force", is_flag=True, help="Replace an existing policy file.")
+@json_option
+@quiet_option
+def adapt_command(index: str, data: str | None, queries_file: str | None,
+                  groundtruth_file: str | None, weights_file: str | None, metric: str | None,
+                  k: int, target: float, train_file: str | None, kind: str, folds: int,
+                  centroids: int, grid_text: str | None, seed: int, output: str | None,
+                  force: bool, as_json: bool, quiet: bool) -> None:
+    """Train a per-query effort policy for INDEX on DATA's queries (default words-10k) and
+    print the uniform, adaptive and oracle frontiers: mean and p5 recall, tail band, distance
+    computations per query (the policy's own work included) and QPS."""
+    target_path = Path(output) if output else default_policy_path(index)
+    if target_path.exists() and not force:
+        raise InputError(f"{target_path} already exists (use --force to replace it)")
+    grid_values = parse_grid(grid_text, "--grid")
+    grid = None if grid_values is None else [int(float(value)) for value in grid_values]
+    bundle = load_bundle(index)
+    dataset = open_dataset(data, queries=queries_file, groundtruth=groundtruth_file,
+                           weights=weights_file, metric=metric)
+    train = None
+    if train_file is not None:
+        train = training_dataset(dataset, read_vectors(train_file), Path(train_file).name)
+    kinds = (kind,) + tuple(other for other in KINDS if other != kind)
+    config = AdaptConfig(k=k, folds=folds, seed=seed, n_centroids=centroids, kinds=kinds)
+    console = stderr_console()
+
+    def say(message: str) -> None:
+        if not (quiet or as_json):
+            console.print(f"[dim]{message}[/dim]")
+
+    report = adapt(bundle, dataset, k, target, train=train, config=config, grid=grid,
+                   progress=say)
+    save_policy(report.policy, target_path)
+    if as_json:
+        click.echo(to_json({**report.to_dict(), "policy_file": str(target_path)}))
+        return
+    out = stdout_console()
+    out.print(f"{report.mode}.")
+    out.print(comparison_table(report.to_dict()))
+    training = report.policy.training
+    out.print(f"{kind} policy for mean recall@{k} >= {target:g} written to {target_path} "
+              f"(on its training queries: recall {training.get('train_recall', 0):.4f}, "
+              f"{training.get('train_work', 0):,.0f} work per query).")
+    if not report.exact_counts:
+        out.print(f"{report.policy.engine} cannot count distance computations: compare by QPS "
+                  "(work is null).")
+
+
+def _cell(value: float | None, digits: int = 4) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def comparison_table(report: dict) -> Table:
+    """Uniform vs policy vs oracle at the uniform settings nearest recall 0.9/0.95/0.99."""
+    table = Table(title=f"adaptive vs uniform {report['param']} (recall@{report['k']}, "
+                  "queries never trained on)", title_justify="left")
+    for column in ("point", "setting", "recall", "p5", "tail band", "work/query", "work x",
+                   "QPS"):
+        table.add_column(column, justify="left" if column in ("point", "setting") else "right")
+    for entry in report["comparisons"]:
+        for name, point in entry.items():
+            if name == "operating_point":
+                continue
+            setting = ", ".join(f"{key}={value}" for key, value in point["setting"].items())
+            label = (f"~{entry['operating_point']:g} uniform" if name == "uniform" else name)
+            work = point["distance_computations"]
+            table.add_row(label, setting, _cell(point["recall"]), _cell(point["p5_recall"], 2),
+                          _cell(point["tail_band_recall"]),
+                          "-" if work is None else f"{work:,.0f}",
+                          _cell(point.get("work_ratio"), 2), f"{point['qps']:,.0f}")
+    return table
+
+
+COMMANDS = [adapt_command]
