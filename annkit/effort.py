@@ -22,7 +22,7 @@ from annkit.bundle import Bundle
 from annkit.engines.base import Engine, engine_names, get_engine
 from annkit.errors import InputError, ParamError
 from annkit.evaluate import check_compatible, true_kth_distances
-from annkit.longtail import HARDER_IS_HIGHER, spearman
+from annkit.hardness import HARDER_IS_HIGHER, spearman
 from annkit.metrics import exact_distances, recall_per_query
 from annkit.slices import QueryProfile
 from annkit.types import Dataset

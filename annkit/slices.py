@@ -11,16 +11,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from annkit.longtail import (
-    DEFAULT_CUTS,
-    HARDER_IS_HIGHER,
-    frequency_bands,
-    hardest_mask,
-    hardness_measures,
-    quartile_slices,
-    tail_metrics,
-    weighted_recall,
-)
+from annkit.hardness import HARDER_IS_HIGHER, hardest_mask, hardness_measures, quartile_slices
+from annkit.longtail import DEFAULT_CUTS, frequency_bands, tail_metrics, weighted_recall
 from annkit.types import Dataset, QueryProfile, SliceRecall, TailSummary
 
 HARDEST_SHARE = 0.1
