@@ -165,3 +165,21 @@ def test_plot_draws_the_slice_frontier_beside_the_overall_one(tmp_path):
         alone = plot_sweep(records, tmp_path / "alone.svg").read_text()
     for engine in ("hnsw", "annoy"):
         assert f"{engine} (tail)" in svg and f"{engine} (tail)" not in alone
+
+
+def test_store_keeps_per_query_distance_computations_next_to_recall(tmp_path):
+    store = ResultsStore(tmp_path)
+    counted = dict(RECORDS[6], distance_computations=3.0)
+    store.add(counted, {"recall": np.array([1.0, 1.0]),
+                        "distance_computations": np.array([3, 3])})
+    store.add(RECORDS[0], {"recall": np.array([0.5, 1.0]), "distance_computations": None})
+    store.add(RECORDS[5])  # a failed run: no arrays, distance_computations null
+    reopened = ResultsStore(tmp_path)
+    counts = reopened.per_query_distance_computations("f1")
+    assert counts is not None and counts.dtype == np.int64 and counts.tolist() == [3, 3]
+    assert reopened.per_query_distance_computations("a1") is None
+    np.testing.assert_array_equal(reopened.per_query_recall("a1"), [0.5, 1.0])
+    by_id = {r["run_id"]: r for r in read_runs(tmp_path / "runs.jsonl")}
+    assert by_id["f1"]["distance_computations"] == 3.0
+    assert by_id["a1"]["distance_computations"] is None
+    assert by_id["b2"]["distance_computations"] is None and by_id["b2"]["error"] == "boom"
