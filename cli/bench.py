@@ -30,8 +30,8 @@ from annkit.bench.report import as_records, build_report, load_results, on_slice
 from annkit.bench.runner import SweepEvent, run_sweep
 from annkit.bench.spec import DEFAULT_SWEEP, load_sweep
 from annkit.bench.store import PLOT_FILE
-from annkit.cli.compare import raise_if_failed, render_comparison
 from annkit.cli.console import stderr_console, stdout_console, to_json
+from annkit.cli.gate import raise_if_failed, render_comparison
 from annkit.cli.options import (
     gate_options,
     json_option,

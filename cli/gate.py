@@ -1,0 +1,135 @@
+"""Rendering the regression gate's comparison (rich table, markdown, JSON) and its exit,
+shared by ``annkit compare`` and ``annkit bench --baseline``."""
+
+from __future__ import annotations
+
+import click
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from annkit.bench.compare import (
+    BASELINE_FAILED,
+    IMPROVED,
+    NEW,
+    OK,
+    Comparison,
+    SettingChange,
+)
+from annkit.cli.console import stdout_console, to_json
+from annkit.errors import GateFailure
+
+_STYLES = {OK: "green", IMPROVED: "cyan", NEW: "blue", BASELINE_FAILED: "dim"}
+
+
+def _recall_cell(old: float | None, new: float | None, change: float | None) -> str:
+    """``0.9518`` when unchanged, else ``0.9518 → 0.9385 (-0.0133)``."""
+    if old is None and new is None:
+        return "-"
+    if change is not None and abs(change) < 5e-5:
+        return _fmt(new, ".4f")
+    text = f"{_fmt(old, '.4f')} → {_fmt(new, '.4f')}"
+    return text + (f" ({change:+.4f})" if change is not None else "")
+
+
+def _qps_cell(row: SettingChange, basis: str) -> str:
+    """``1.62x → 1.30x (-20%)`` (raw QPS without flat runs)."""
+    old, new = row.baseline_relative_qps, row.current_relative_qps
+    if old is None and new is None:
+        return "-"
+
+    def shown(value: float | None) -> str:
+        if value is None:
+            return "-"
+        return f"{value:.2f}x" if basis == "flat" else f"{value:,.0f}"
+
+    change = row.qps_change
+    return f"{shown(old)} → {shown(new)}" + (f" ({change:+.0%})" if change is not None else "")
+
+
+def _fmt(value: float | None, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def _verdict_cell(row: SettingChange) -> str:
+    return row.verdict + (": " + "; ".join(row.problems) if row.problems else "")
+
+
+def _headers(comparison: Comparison) -> list[str]:
+    k = comparison.current.k or comparison.baseline.k
+    qps = "QPS x flat" if comparison.qps_basis == "flat" else "QPS (raw)"
+    return ["setting", f"recall@{k}", f"tail recall@{k}", qps, "verdict"]
+
+
+def _cells(comparison: Comparison, row: SettingChange) -> list[str]:
+    return [row.setting,
+            _recall_cell(row.baseline_recall, row.current_recall, row.recall_change),
+            _recall_cell(row.baseline_tail_recall, row.current_tail_recall,
+                         row.tail_recall_change),
+            _qps_cell(row, comparison.qps_basis), _verdict_cell(row)]
+
+
+def render_comparison(console: Console, comparison: Comparison) -> None:
+    """The table of settings (baseline → current), the notes and the one-line verdict."""
+    facts = comparison.current
+    title = (f"regression gate: {facts.path or 'current'} against baseline "
+             f"{comparison.baseline.path or '?'} ({facts.dataset or comparison.baseline.dataset}, "
+             f"{facts.mode or comparison.baseline.mode})")
+    table = Table(title=title, title_justify="left")
+    for position, header in enumerate(_headers(comparison)):
+        table.add_column(header, justify="left" if position in (0, 4) else "right")
+    for row in comparison.rows:
+        cells = _cells(comparison, row)
+        style = "bold red" if row.gate_failed else _STYLES.get(row.verdict, "")
+        table.add_row(*cells[:4], Text(cells[4], style=style))
+    console.print(table)
+    for note in comparison.notes:
+        console.print(Text(note, style="dim"))
+    style = "bold green" if comparison.passed else "bold red"
+    console.print(Text(comparison.verdict(), style=style))
+
+
+def _markdown_cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def comparison_markdown(comparison: Comparison) -> str:
+    """GitHub-flavoured markdown (for a CI job summary): heading, table, notes, verdict."""
+    mark = "✅ passed" if comparison.passed else "❌ failed"
+    base, now = comparison.baseline, comparison.current
+    lines = [
+        f"### annkit regression gate: {mark}",
+        "",
+        f"Baseline `{base.path}`, current `{now.path}`: {now.dataset or base.dataset}, "
+        f"recall@{now.k or base.k}, {now.mode or base.mode} mode.",
+        "",
+        "| " + " | ".join(_headers(comparison)) + " |",
+        "|---|---:|---:|---:|---|",
+    ]
+    for row in comparison.rows:
+        cells = [_markdown_cell(cell) for cell in _cells(comparison, row)]
+        if row.gate_failed:
+            cells[4] = f"**{cells[4]}**"
+        lines.append("| " + " | ".join(cells) + " |")
+    lines.append("")
+    lines += [f"> {_markdown_cell(note)}" for note in comparison.notes]
+    lines += ["", f"**{comparison.verdict()}**"]
+    return "\n".join(lines) + "\n"
+
+
+def emit_comparison(comparison: Comparison, as_json: bool = False,
+                    as_markdown: bool = False) -> None:
+    """Print the comparison (table, JSON or markdown), then fail the gate if it failed."""
+    if as_json:
+        click.echo(to_json(comparison.to_dict()))
+    elif as_markdown:
+        click.echo(comparison_markdown(comparison), nl=False)
+    else:
+        render_comparison(stdout_console(), comparison)
+    raise_if_failed(comparison)
+
+
+def raise_if_failed(comparison: Comparison) -> None:
+    """GateFailure (exit 1, one line on stderr) when the gate failed."""
+    if not comparison.passed:
+        raise GateFailure(f"regression gate failed: {comparison.summary()}")

@@ -1,0 +1,164 @@
+"""Imports follow the layers: a module imports only from lower layers or from its own group.
+
+The table below is the architecture (README, "Architecture"). Every module of ``annkit/`` and
+``cli/`` (installed as ``annkit.cli``) must be in it; imports inside functions count too.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# (group, layer, module prefixes). A module belongs to the group with the longest matching
+# prefix. An import is allowed when the imported module's layer is lower, or when both are
+# in the same group; never sideways (same layer, other group) and never upwards.
+LAYERS: list[tuple[str, int, tuple[str, ...]]] = [
+    ("foundation", 0, ("annkit.__init__", "annkit.errors", "annkit.types", "annkit.parallel",
+                       "annkit.memory", "annkit.files", "annkit.faiss_util")),
+    ("io", 1, ("annkit.io", "annkit.sources")),
+    ("metrics", 1, ("annkit.metrics", "annkit.longtail", "annkit.hardness")),
+    ("groundtruth", 2, ("annkit.groundtruth", "annkit.fromtext")),
+    ("engines", 2, ("annkit.engines", "annkit.bundle")),
+    ("evaluate", 3, ("annkit.evaluate", "annkit.slices", "annkit.cache")),
+    ("bench", 4, ("annkit.bench",)),
+    # tune bisects each build setting's effort grid with effort's helpers: one group
+    ("effort", 4, ("annkit.effort", "annkit.effort_study", "annkit.tune")),
+    ("adaptive", 4, ("annkit.adaptive",)),
+    ("cli-shared", 5, ("annkit.cli.__init__", "annkit.cli.options", "annkit.cli.console",
+                       "annkit.cli.render", "annkit.cli.gate")),
+    # each command module is its own group (see _group): commands never import each other
+    ("cli-command", 6, ("annkit.cli",)),
+    ("cli-main", 7, ("annkit.cli.main", "annkit.__main__")),
+]
+
+
+def module_files() -> dict[str, Path]:
+    """Dotted module name -> file, for annkit/ and cli/ (as annkit.cli)."""
+    modules: dict[str, Path] = {}
+    for folder, package in ((ROOT / "annkit", "annkit"), (ROOT / "cli", "annkit.cli")):
+        for path in sorted(folder.rglob("*.py")):
+            parts = path.relative_to(folder).with_suffix("").parts
+            modules[".".join((package, *parts))] = path
+    return modules
+
+
+def _classify(module: str) -> tuple[str, int] | None:
+    """(group, layer) of a module, or None when the table does not place it."""
+    best: tuple[int, str, int] | None = None
+    for group, layer, prefixes in LAYERS:
+        for prefix in prefixes:
+            matches = module == prefix or module.startswith(prefix + ".")
+            if matches and (best is None or len(prefix) > best[0]):
+                best = (len(prefix), group, layer)
+    if best is None:
+        return None
+    _, group, layer = best
+    if group == "cli-command":
+        group = module  # one group per command module
+    return group, layer
+
+
+def _package_of(module: str, path: Path) -> str:
+    return module.rsplit(".", 1)[0] if path.name != "__init__.py" else module.removesuffix(
+        ".__init__")
+
+
+def imports_of(module: str, path: Path, known: set[str]) -> set[str]:
+    """The annkit modules ``module`` imports (at any depth of its code), as table names:
+    a package ``annkit.x`` is ``annkit.x.__init__``, ``from p import m`` names ``p.m``
+    when that is a module."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    found: set[str] = set()
+
+    def add(name: str) -> None:
+        if name in known:
+            found.add(name)
+        elif f"{name}.__init__" in known:
+            found.add(f"{name}.__init__")
+
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name.startswith("annkit"):
+                    add(alias.name)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                package = _package_of(module, path).split(".")
+                package = package[: len(package) - (node.level - 1)]
+                base = ".".join(package + ([base] if base else []))
+            if not base.startswith("annkit"):
+                continue
+            for alias in node.names:
+                child = f"{base}.{alias.name}"
+                if child in known or f"{child}.__init__" in known:
+                    add(child)
+                else:
+                    add(base)
+    found.discard(module)
+    return found
+
+
+def violations(graph: dict[str, set[str]]) -> list[str]:
+    """One line per import that goes upwards or sideways, or touches an unplaced module."""
+    problems = []
+    for source, targets in sorted(graph.items()):
+        placed = _classify(source)
+        if placed is None:
+            problems.append(f"{source} is not in the layer table")
+            continue
+        group, layer = placed
+        for target in sorted(targets):
+            target_placed = _classify(target)
+            if target_placed is None:
+                problems.append(f"{target} (imported by {source}) is not in the layer table")
+                continue
+            target_group, target_layer = target_placed
+            if target_group == group or target_layer < layer:
+                continue
+            direction = "sideways" if target_layer == layer else "upwards"
+            problems.append(f"{source} ({group}, layer {layer}) imports {target} "
+                            f"({target_group}, layer {target_layer}): {direction}")
+    return problems
+
+
+def import_graph() -> dict[str, set[str]]:
+    files = module_files()
+    known = set(files)
+    return {module: imports_of(module, path, known) for module, path in files.items()}
+
+
+def test_every_import_follows_the_layers():
+    assert violations(import_graph()) == []
+
+
+def test_graph_sees_the_imports_that_matter():
+    graph = import_graph()
+    assert "annkit.evaluate" in graph["annkit.bench.worker"]  # imported inside a function
+    assert "annkit.cli.options" in graph["annkit.cli.tune"]
+    assert "annkit.io.__init__" in graph["annkit.sources"]
+    assert "annkit.cache" in graph["annkit.tune"]
+
+
+@pytest.mark.parametrize(("source", "target", "words"), [
+    ("annkit.groundtruth", "annkit.engines.faiss_common", "sideways"),
+    ("annkit.tune", "annkit.bench.runner", "sideways"),
+    ("annkit.cli.bench", "annkit.cli.compare", "sideways"),
+    ("annkit.cli.tune", "annkit.cli.effort", "sideways"),
+    ("annkit.metrics", "annkit.evaluate", "upwards"),
+    ("annkit.bench.runner", "annkit.cli.render", "upwards"),
+    ("annkit.newthing", "annkit.errors", "not in the layer table"),
+])
+def test_a_bad_import_is_reported(source, target, words):
+    (problem,) = violations({source: {target}})
+    assert words in problem
+
+
+def test_a_lower_or_same_group_import_is_fine():
+    assert violations({"annkit.cli.tune": {"annkit.cli.options", "annkit.tune"},
+                       "annkit.bench.runner": {"annkit.bench.process", "annkit.cache"},
+                       "annkit.groundtruth": {"annkit.faiss_util", "annkit.io.__init__"}}) == []
