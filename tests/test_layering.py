@@ -22,7 +22,7 @@ LAYERS: list[tuple[str, int, tuple[str, ...]]] = [
     ("io", 1, ("annkit.io", "annkit.sources")),
     ("metrics", 1, ("annkit.metrics", "annkit.longtail", "annkit.hardness")),
     ("groundtruth", 2, ("annkit.groundtruth", "annkit.fromtext")),
-    ("engines", 2, ("annkit.engines", "annkit.bundle")),
+    ("engines", 2, ("annkit.engines", "annkit.bundle", "annkit.query")),
     ("evaluate", 3, ("annkit.evaluate", "annkit.slices", "annkit.cache")),
     ("bench", 4, ("annkit.bench",)),
     # tune bisects each build setting's effort grid with effort's helpers: one group
