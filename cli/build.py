@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from annkit.bundle import build_bundle
@@ -53,7 +55,7 @@ def build(data: str | None, engine_name: str, params: tuple[str, ...], metric: s
 @json_option
 def engines(as_json: bool) -> None:
     """List the engines with their build and query parameters."""
-    listing = {}
+    listing: dict[str, dict[str, Any]] = {}
     for name in engine_names():
         engine_class = get_engine(name)
         defaults = {p: s.default for p, s in engine_class.build_params.items()}

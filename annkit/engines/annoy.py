@@ -11,7 +11,7 @@ from annkit.engines.base import Engine, ParamSpec, register
 from annkit.errors import EngineError
 from annkit.types import SearchResult
 
-_METRICS = {"euclidean": "euclidean", "angular": "angular", "ip": "dot"}
+_METRICS: dict[str, Any] = {"euclidean": "euclidean", "angular": "angular", "ip": "dot"}
 PAYLOAD = "annoy.ann"
 MAX_DOUBLINGS = 10  # effort grid: search_k = k * n_trees * 2**j, j = 0 .. 10 at most
 

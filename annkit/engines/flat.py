@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 
-from annkit.engines.base import Engine, pad_result, register
+from annkit.engines.base import Engine, ParamSpec, pad_result, register
 from annkit.engines.faiss_common import (
     faiss_threads,
     faiss_version,
@@ -37,7 +38,7 @@ class FlatEngine(Engine):
 
     name = "flat"
     description = "exact brute force (faiss IndexFlat)"
-    build_params: dict = {}
+    build_params: ClassVar[dict[str, ParamSpec]] = {}
     counts_distances = True  # every query computes one distance per base vector
 
     def build(self, base: np.ndarray, threads: int = 1) -> None:

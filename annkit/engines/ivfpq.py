@@ -155,7 +155,8 @@ class IvfPqEngine(Engine):
         prepared = prepare(queries, self.metric)
         with faiss_threads(1):
             if rerank and self.params["refine"]:
-                params = faiss.IndexRefineSearchParameters(k_factor=float(rerank))
+                params = faiss.IndexRefineSearchParameters()
+                params.k_factor = float(rerank)
                 scores, ids = self._index.search(prepared, k, params=params)
             else:
                 scores, ids = ivf.search(prepared, k)
