@@ -1,0 +1,465 @@
+"""Any faiss index described by an ``index_factory`` string ("IVF1024,PQ48x4fs,RFlat",
+"HNSW32,Flat", "OPQ48_192,IVF4096,PQ48", "IVF1024,SQ8", "Flat", ...).
+
+The query knobs follow from the factory string (:func:`factory_query_specs`): ``nprobe`` for
+an inverted file, ``efSearch`` for an HNSW graph, ``quantizer_efSearch`` for an HNSW coarse
+quantizer (``IVF4096_HNSW32``), ``k_factor`` for a refine stage (``RFlat`` / ``Refine(...)``).
+Every search passes faiss' own SearchParameters objects, so no setting leaks into the next.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from annkit.engines.base import Engine, ParamSpec, pad_result, register
+from annkit.engines.faiss_common import (
+    faiss_threads,
+    faiss_version,
+    prepare,
+    read_index,
+    write_index,
+)
+from annkit.engines.flat import to_metric_distance
+from annkit.errors import EngineError, ParamError
+from annkit.types import SearchResult
+
+PAYLOAD = "index.faiss"
+_ADD_BLOCK = 131_072
+_TRANSFORM = re.compile(r"^(OPQ(\d+)(?:_(\d+))?|PCAW?R?(\d+)|RR(\d+)|L2norm|Pad(\d+)|ITQ(\d*)"
+                        r"(?:_(\d+))?)$")
+_REFINE = re.compile(r"^(RFlat|Refine\((.+)\))$")
+
+
+@dataclass(frozen=True)
+class FactoryShape:
+    """What a factory string builds, as far as the query knobs are concerned."""
+
+    kind: str  # "ivf", "hnsw" or "other" (exhaustive scans and the rest)
+    hnsw_quantizer: bool
+    refine: bool
+
+
+def _split_top(factory: str) -> list[str]:
+    """Split on commas outside parentheses."""
+    parts, depth, current = [], 0, ""
+    for char in factory:
+        if char == "," and depth == 0:
+            parts.append(current)
+            current = ""
+            continue
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        current += char
+    parts.append(current)
+    return [part.strip() for part in parts]
+
+
+def parse_factory(factory: str) -> FactoryShape:
+    """Read the structure of a factory string (raises ParamError on an empty component and on
+    numbers faiss would abort on, such as ``HNSW0`` or ``IVF0``)."""
+    text = str(factory).strip()
+    parts = _split_top(text)
+    if not text or any(not part for part in parts):
+        raise ParamError(f"faiss: index_factory string {factory!r} has an empty component")
+    for match in re.finditer(r"HNSW(\d+)", text):
+        if not 2 <= int(match.group(1)) <= 2048:
+            raise ParamError(f"faiss: HNSW{match.group(1)} in {factory!r}: the graph degree "
+                             "must be between 2 and 2048")
+    for match in re.finditer(r"(IVF|IMI2x|NSG)(\d+)", text):
+        if int(match.group(2)) < 1:
+            raise ParamError(f"faiss: {match.group(0)} in {factory!r}: must be at least 1")
+    refine = bool(_REFINE.match(parts[-1])) and len(parts) > 1
+    main = parts[:-1] if refine else parts
+    while len(main) > 1 and _TRANSFORM.match(main[0]):
+        main = main[1:]
+    head = main[0]
+    if re.match(r"^(IVF\d+|IMI2x\d+)", head):
+        return FactoryShape("ivf", "_HNSW" in head, refine)
+    if re.match(r"^HNSW\d+", head):
+        return FactoryShape("hnsw", False, refine)
+    return FactoryShape("other", False, refine)
+
+
+def _effective_dim(factory: str, dim: int) -> int:
+    """The dimension after the leading transforms (OPQ M_D, PCA D, RR D, Pad D)."""
+    for part in _split_top(str(factory)):
+        match = _TRANSFORM.match(part)
+        if not match:
+            break
+        out = match.group(3) or match.group(4) or match.group(5) or match.group(6)
+        if match.group(2) and dim % int(match.group(2)) and not match.group(3):
+            raise ParamError(f"faiss: {part} needs {match.group(2)} to divide the dimension "
+                             f"{dim}")
+        if out:
+            if match.group(2) and int(out) % int(match.group(2)):
+                raise ParamError(f"faiss: {part}: {match.group(2)} must divide {out}")
+            dim = int(out)
+    return dim
+
+
+def check_factory(factory: str, dim: int) -> None:
+    """Refuse what faiss would reject, or abort on, for vectors of ``dim`` dimensions:
+    PQ sub-quantizers that do not divide the dimension, then anything faiss' own parser
+    refuses (its RuntimeError becomes a one-line ParamError)."""
+    faiss = _faiss()
+
+    parse_factory(factory)
+    inner = _effective_dim(factory, dim)
+    main = [part for part in _split_top(factory) if not _TRANSFORM.match(part)]
+    for part in main[:-1] if main and _REFINE.match(main[-1]) else main:
+        for match in re.finditer(r"(?<![A-Za-z])PQ(\d+)", part):
+            m = int(match.group(1))
+            if m < 1 or inner % m:
+                raise ParamError(f"faiss: {match.group(0)} in {factory!r}: {m} sub-quantizers "
+                                 f"must divide the dimension {inner}")
+    try:
+        faiss.index_factory(dim, factory, faiss.METRIC_L2)
+    except RuntimeError as exc:
+        raise ParamError(f"faiss rejects index_factory string {factory!r} for dimension {dim}: "
+                         f"{faiss_reason(exc)}") from None
+
+
+def faiss_reason(exc: BaseException) -> str:
+    """The human part of a faiss exception message, on one line."""
+    text = " ".join(str(exc).split())
+    match = re.search(r" at \S+:\d+: (?:Error: '.*?' failed: )?(.*)$", text)
+    return (match.group(1) if match else text)[:200] or type(exc).__name__
+
+
+def factory_query_specs(factory: str) -> dict[str, ParamSpec]:
+    """The query parameters of an index built from ``factory``."""
+    shape = parse_factory(factory)
+    specs: dict[str, ParamSpec] = {}
+    if shape.kind == "ivf":
+        specs["nprobe"] = ParamSpec(int, 16, "inverted lists visited per query", minimum=1,
+                                    effort=True)
+        if shape.hnsw_quantizer:
+            specs["quantizer_efSearch"] = ParamSpec(
+                int, 64, "candidate list of the HNSW coarse quantizer", minimum=1)
+    elif shape.kind == "hnsw":
+        specs["efSearch"] = ParamSpec(int, 64, "candidate list size while searching", minimum=1,
+                                      effort=True)
+    if shape.refine:
+        specs["k_factor"] = ParamSpec(float, 1.0, "re-rank k_factor*k candidates exactly",
+                                      minimum=1.0, maximum=1000.0)
+    return specs
+
+
+def _faiss() -> Any:
+    """The faiss module, untyped (its bundled stubs lag behind the library)."""
+    import importlib
+
+    return importlib.import_module("faiss")
+
+
+def _downcast(index: Any) -> Any:
+    faiss = _faiss()
+
+    return faiss.downcast_index(index)
+
+
+@register
+class FaissFactoryEngine(Engine):
+    """A faiss index from an ``index_factory`` string; build ``factory``, ``train_size``,
+    ``seed``, ``efConstruction`` (HNSW only).
+
+    Angular vectors are normalised and searched with L2 (faiss' usual choice for quantizers);
+    ip uses faiss' inner product; distances come back in annkit's convention.
+
+    Distance computations (``SearchResult.distance_computations``), exact per query:
+    an inverted file costs ``nlist`` for its flat coarse quantizer (or the HNSW quantizer's
+    own count) plus the size of every list it scans (faiss' ``indexIVF_stats.ndis``; for
+    fast-scan codes too: every code in a probed list is compared); an HNSW graph costs faiss'
+    ``hnsw_stats.ndis``; a flat, SQ or PQ scan costs ``n``; a refine stage adds one exact
+    distance per candidate the base index returned (at most ``k_factor * k``). Transforms
+    (OPQ, PCA, ...) are matrix products, not distance computations. Index kinds outside this
+    list (IMI, NSG, LSH, residual quantizers, ...) report None.
+
+    faiss' counters are process-wide totals per search call, never per query. So:
+    an inverted file with a flat quantizer is searched as one untouched batch and counted
+    from one extra batched quantizer search (the same call faiss makes inside the batch
+    search, so the same probed lists; a few per cent of the search time). Where a graph is
+    searched (HNSW, or an HNSW quantizer) the batch is searched one query per call with the
+    counters reset before each call: results and counts come from the same calls (one
+    thread, so nothing else moves the counters); the cost is faiss' per-call overhead, not
+    a second search. Not counted (None): a refine stage over an HNSW graph (faiss does not
+    say how many candidates the graph returned).
+    """
+
+    name = "faiss"
+    description = "any faiss index_factory string (IVF, PQ fast-scan, HNSW, OPQ, SQ, refine)"
+    build_params = {
+        "factory": ParamSpec(str, "HNSW32,Flat", "faiss index_factory string"),
+        "train_size": ParamSpec(int, None, "training sample size (default min(n, "
+                                "max(65536, 64*nlist)))", minimum=1),
+        "seed": ParamSpec(int, 1234, "seed for the training sample, k-means and HNSW levels",
+                          minimum=0),
+        "efConstruction": ParamSpec(int, None, "HNSW candidate list while building (faiss "
+                                    "default 40)", minimum=1),
+    }
+    counts_distances = True
+    contract_settings = ({"factory": "IVF64,PQ48x4fs,RFlat"}, {"nprobe": 32, "k_factor": 10.0})
+
+    def __init__(self, metric: str, dim: int, **params: Any) -> None:
+        super().__init__(metric, dim, **params)
+        check_factory(self.params["factory"], self.dim)
+        self._shape = parse_factory(self.params["factory"])
+        if self.params["efConstruction"] is not None and self._shape.kind != "hnsw":
+            raise ParamError(f"faiss: efConstruction applies to HNSW graphs only, not to "
+                             f"{self.params['factory']!r}")
+        self._index: Any = None
+
+    @classmethod
+    def query_specs(cls, build_params: Any) -> dict[str, ParamSpec]:
+        factory = build_params.get("factory") or cls.build_params["factory"].default
+        return factory_query_specs(factory)
+
+    def effort_grid(self, k: int, n_base: int) -> list[int]:
+        """nprobe 1..nlist doubling, or efSearch from k to 32k doubling."""
+        if self._shape.kind == "ivf":
+            nlist = self._nlist()
+            values = {min(nlist, 2**p) for p in range(0, max(1, int(math.log2(nlist))) + 1)}
+            return sorted(values | {nlist})
+        if self._shape.kind == "hnsw":
+            return sorted({min(max(k, 8) * 2**p, max(n_base, k)) for p in range(0, 6)})
+        return super().effort_grid(k, n_base)
+
+    @classmethod
+    def tune_build_grid(cls, n_base: int) -> dict[str, list[Any]]:
+        nlist = max(1, min(4 * round(math.sqrt(n_base)), n_base // 39))
+        return {"factory": [f"IVF{nlist},Flat", "HNSW32,Flat"]}
+
+    @classmethod
+    def library_versions(cls) -> dict[str, str]:
+        return faiss_version()
+
+    def _nlist(self) -> int:
+        faiss = _faiss()
+
+        if self._index is not None:
+            return int(faiss.extract_index_ivf(self._index).nlist)
+        match = re.search(r"IVF(\d+)", self.params["factory"])
+        return int(match.group(1)) if match else 1
+
+    def estimate_build_bytes(self, count: int) -> int:
+        train = min(count, self.params["train_size"] or max(65_536, 64 * self._nlist()))
+        vectors = count * self.dim * 4  # upper bound: Flat storage, or a refine copy
+        graph = count * 32 * 2 * 4 if "HNSW" in self.params["factory"] else 0
+        return int(vectors + graph + 2 * train * self.dim * 4
+                   + min(count, _ADD_BLOCK) * self.dim * 4)
+
+    # ------------------------------------------------------------------ build
+
+    def _faiss_metric(self) -> int:
+        faiss = _faiss()
+
+        return faiss.METRIC_INNER_PRODUCT if self.metric == "ip" else faiss.METRIC_L2
+
+    def _check_sizes(self, count: int, train: int) -> None:
+        """Refuse a training set too small for the factory before faiss sees it."""
+        factory = self.params["factory"]
+        for match in re.finditer(r"IVF(\d+)", factory):
+            if int(match.group(1)) > train:
+                raise ParamError(f"faiss: {match.group(0)} needs at least {match.group(1)} "
+                                 f"training vectors, have {train} (of {count} base vectors)")
+        for match in re.finditer(r"(?<![A-Za-z])PQ\d+x(\d+)", factory):
+            if 2 ** int(match.group(1)) > train:
+                raise ParamError(f"faiss: {match.group(0)} needs at least "
+                                 f"{2 ** int(match.group(1))} training vectors, have {train}")
+
+    def _seed_everything(self, index: Any, seed: int) -> None:
+        """Seed every k-means and level generator reachable from ``index``."""
+        faiss = _faiss()
+
+        index = _downcast(index)
+        if hasattr(index, "cp"):
+            index.cp.seed = seed
+        if hasattr(index, "pq"):
+            index.pq.cp.seed = seed
+        if hasattr(index, "hnsw"):
+            index.hnsw.rng = faiss.RandomGenerator(seed)
+            if self.params["efConstruction"] is not None:
+                index.hnsw.efConstruction = self.params["efConstruction"]
+        for attribute in ("quantizer", "base_index", "index"):
+            if hasattr(index, attribute) and getattr(index, attribute) is not None:
+                self._seed_everything(getattr(index, attribute), seed)
+
+    def build(self, base: np.ndarray, threads: int = 1) -> None:
+        faiss = _faiss()
+
+        count = int(base.shape[0])
+        p = self.params
+        train = min(count, p["train_size"] or max(65_536, 64 * self._nlist()))
+        p["train_size"] = train
+        self._check_sizes(count, train)
+        try:
+            index = faiss.index_factory(self.dim, p["factory"], self._faiss_metric())
+        except RuntimeError as exc:
+            raise ParamError(f"faiss rejects index_factory string {p['factory']!r}: "
+                             f"{faiss_reason(exc)}") from None
+        self._seed_everything(index, p["seed"])
+        try:
+            with faiss_threads(threads):
+                if not index.is_trained:
+                    rng = np.random.default_rng(p["seed"])
+                    sample = np.sort(rng.choice(count, size=train, replace=False))
+                    index.train(prepare(base[sample], self.metric))
+                for start in range(0, count, _ADD_BLOCK):
+                    index.add(prepare(base[start : start + _ADD_BLOCK], self.metric))
+        except RuntimeError as exc:
+            raise EngineError(f"faiss could not build {p['factory']!r}: "
+                              f"{faiss_reason(exc)}") from None
+        self._index = index
+        self.count = count
+
+    # ------------------------------------------------------------------ search
+
+    def _search_params(self, index: Any, keep: list[Any]) -> Any:
+        """faiss SearchParameters for ``index`` from ``self.query`` (``keep`` holds every
+        object created, so none is freed while faiss uses it)."""
+        faiss = _faiss()
+
+        index = _downcast(index)
+        params: Any = None
+        if isinstance(index, faiss.IndexRefine):
+            params = faiss.IndexRefineSearchParameters(k_factor=float(self.query["k_factor"]))
+            base = self._search_params(index.base_index, keep)
+            if base is not None:
+                params.base_index_params = base
+        elif isinstance(index, faiss.IndexPreTransform):
+            inner = self._search_params(index.index, keep)
+            if inner is not None:
+                params = faiss.SearchParametersPreTransform()
+                params.index_params = inner
+        elif isinstance(index, faiss.IndexIVF):
+            params = faiss.SearchParametersIVF(nprobe=min(self.query["nprobe"], index.nlist))
+            quantizer = _downcast(index.quantizer)
+            if isinstance(quantizer, faiss.IndexHNSW) and "quantizer_efSearch" in self.query:
+                quantizer_params = faiss.SearchParametersHNSW(
+                    efSearch=self.query["quantizer_efSearch"])
+                keep.append(quantizer_params)
+                params.quantizer_params = quantizer_params
+        elif isinstance(index, faiss.IndexHNSW) and "efSearch" in self.query:
+            params = faiss.SearchParametersHNSW(efSearch=self.query["efSearch"])
+        if params is not None:
+            keep.append(params)
+        return params
+
+    def _layout(self) -> tuple[bool, Any, str | None]:
+        """(has a refine stage, the index under refine and transforms, how to count it):
+        "scan" (every vector), "ivf" (flat coarse quantizer: counted from the probed
+        lists), "per_call" (HNSW graph or HNSW quantizer: faiss' counters, one query per
+        call) or None (faiss cannot count this kind)."""
+        faiss = _faiss()
+
+        index = _downcast(self._index)
+        refine = isinstance(index, faiss.IndexRefine)
+        if refine:
+            index = _downcast(index.base_index)
+        while isinstance(index, faiss.IndexPreTransform):
+            index = _downcast(index.index)
+        how: str | None = None
+        if isinstance(index, faiss.IndexIVF) and not isinstance(index, faiss.IndexIVFFlatDedup):
+            quantizer = _downcast(index.quantizer)
+            if isinstance(quantizer, faiss.IndexFlat):
+                how = "ivf"
+            elif isinstance(quantizer, faiss.IndexHNSW):
+                how = "per_call"
+        elif isinstance(index, faiss.IndexHNSW):
+            how = None if refine else "per_call"  # faiss does not say how many candidates
+        elif isinstance(index, faiss.IndexFlat | faiss.IndexScalarQuantizer
+                        | faiss.IndexPQFastScan) or (
+                isinstance(index, faiss.IndexPQ) and index.search_type == faiss.IndexPQ.ST_PQ):
+            how = "scan"
+        return refine, index, how
+
+    def search(self, queries: np.ndarray, k: int) -> SearchResult:
+        prepared = prepare(queries, self.metric)
+        keep: list[Any] = []
+        params = self._search_params(self._index, keep)
+        refine, inner, how = self._layout()
+        k_base = int(k * float(self.query["k_factor"])) if refine else k
+        counts: np.ndarray | None = None
+        with faiss_threads(1):
+            if how == "per_call":
+                scores, ids, counts = self._search_per_call(prepared, k, params, refine, k_base)
+            else:
+                scores, ids = self._index.search(prepared, k, params=params)
+                if how == "ivf":
+                    counts = self._count_ivf(inner, prepared, k_base, refine)
+                elif how == "scan":
+                    counts = np.full(len(prepared), inner.ntotal, dtype=np.int64)
+                    if refine:
+                        counts += min(k_base, inner.ntotal)
+        result = pad_result(ids, to_metric_distance(scores, self.metric, self.metric != "ip"))
+        return replace(result, distance_computations=counts)
+
+    def _search_per_call(self, prepared: np.ndarray, k: int, params: Any, refine: bool,
+                         k_base: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Search one query per call, reading faiss' process-wide counters (reset before
+        each call) after it: the results and their exact counts come from the same call."""
+        faiss = _faiss()
+
+        ivf_stats, hnsw_stats = faiss.cvar.indexIVF_stats, faiss.cvar.hnsw_stats
+        nq = len(prepared)
+        scores = np.empty((nq, k), dtype=np.float32)
+        ids = np.empty((nq, k), dtype=np.int64)
+        counts = np.empty(nq, dtype=np.int64)
+        search = self._index.search
+        for row in range(nq):
+            ivf_stats.reset()
+            hnsw_stats.reset()
+            row_scores, row_ids = search(prepared[row : row + 1], k, params=params)
+            scores[row], ids[row] = row_scores[0], row_ids[0]
+            scanned = int(ivf_stats.ndis)
+            # a refine stage re-ranks every candidate the inverted file found (at most k_base)
+            counts[row] = scanned + int(hnsw_stats.ndis) + (min(k_base, scanned) if refine
+                                                              else 0)
+        return scores, ids, counts
+
+    def _count_ivf(self, ivf: Any, prepared: np.ndarray, k_base: int,
+                   refine: bool) -> np.ndarray:
+        """Per query: nlist (the flat coarse quantizer) + the sizes of the probed lists
+        (+ the candidates a refine stage re-ranks). The probed lists come from one batched
+        quantizer search, the same call faiss makes inside the batch search."""
+        transformed = prepared
+        index = _downcast(self._index)
+        if refine:
+            index = _downcast(index.base_index)
+        faiss = _faiss()
+
+        while isinstance(index, faiss.IndexPreTransform):
+            for position in range(index.chain.size()):
+                transformed = index.chain.at(position).apply(transformed)
+            index = _downcast(index.index)
+        nprobe = min(self.query["nprobe"], ivf.nlist)
+        _, lists = ivf.quantizer.search(transformed, nprobe)
+        sizes = np.array([ivf.invlists.list_size(i) for i in range(ivf.nlist)], dtype=np.int64)
+        scanned = np.where(lists >= 0, sizes[np.maximum(lists, 0)], 0).sum(axis=1)
+        counts = scanned + ivf.nlist
+        if refine:
+            counts += np.minimum(scanned, k_base)
+        return counts.astype(np.int64)
+
+    # ------------------------------------------------------------------ files
+
+    def save(self, directory: Path) -> list[str]:
+        write_index(self._index, directory / PAYLOAD)
+        return [PAYLOAD]
+
+    @classmethod
+    def load(cls, directory: Path, metric: str, dim: int, count: int,
+             params: dict) -> FaissFactoryEngine:
+        engine = cls(metric, dim, **params)
+        index = read_index(directory / PAYLOAD)
+        if index.d != dim or index.ntotal != count:
+            raise EngineError(f"{directory / PAYLOAD}: holds {index.ntotal} vectors of "
+                              f"dimension {index.d}, manifest says {count} of dimension {dim}")
+        engine._index = index
+        engine.count = count
+        return engine
