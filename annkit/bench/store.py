@@ -91,6 +91,7 @@ def machine_facts() -> dict[str, Any]:
     from importlib.metadata import PackageNotFoundError, version
 
     from annkit import __version__
+    from annkit.engines.base import engine_names, get_engine
 
     cpu = ""
     try:
@@ -102,9 +103,7 @@ def machine_facts() -> dict[str, Any]:
     except OSError:
         pass
     libraries: dict[str, str | None] = {"annkit": __version__}
-    packages = (("numpy", ("numpy",)), ("faiss", ("faiss-cpu", "faiss-gpu", "faiss")),
-                ("hnswlib", ("hnswlib",)), ("annoy", ("annoy",)), ("h5py", ("h5py",)),
-                ("matplotlib", ("matplotlib",)))
+    packages = (("numpy", ("numpy",)), ("h5py", ("h5py",)), ("matplotlib", ("matplotlib",)))
     for label, distributions in packages:
         libraries[label] = None
         for distribution in distributions:
@@ -113,6 +112,11 @@ def machine_facts() -> dict[str, Any]:
                 break
             except PackageNotFoundError:
                 continue
+    for name in engine_names():  # each engine names its own native libraries
+        try:
+            libraries.update(get_engine(name).library_versions())
+        except ImportError:  # an engine whose library is not installed
+            continue
     return {
         "cpu": cpu or platform.processor() or platform.machine(),
         "cores": os.cpu_count(),
