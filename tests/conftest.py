@@ -35,3 +35,12 @@ def tiny_dataset() -> Dataset:
     base = rng.standard_normal((600, 16)).astype(np.float32)
     queries = rng.standard_normal((40, 16)).astype(np.float32)
     return Dataset(name="tiny", metric="euclidean", base=base, queries=queries)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests on the shared 100k dataset are slow (and need ../shared): ``-m "not slow"``
+    leaves them out."""
+    for item in items:
+        if "shared_words" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)
+            item.add_marker(pytest.mark.shared)

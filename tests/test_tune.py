@@ -47,6 +47,7 @@ def _cached_bundle(dataset: Dataset, cache: Path, params: dict):
     return load_bundle(index_dir(cache, key))
 
 
+@pytest.mark.slow
 def test_tune_matches_the_exhaustive_grid_with_fewer_runs(tuned, words10k: Dataset,
                                                           cache: Path) -> None:
     truth = true_kth_distances(words10k, K)

@@ -29,6 +29,7 @@ name = "flat"
 """
 
 
+@pytest.mark.slow
 def test_failures_and_timeouts_are_recorded_and_the_sweep_goes_on(
         tmp_path, tiny_file, fake_engines):
     text = f'[bench]\ndataset = "{tiny_file}"\nk = 5\nruns = 1\n' + FAILING

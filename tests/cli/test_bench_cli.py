@@ -104,6 +104,7 @@ def test_sweep_writes_one_valid_record_per_setting(swept):
     assert output["sweep"]["ran"] == 7 and output["sweep"]["failed"] == 0
 
 
+@pytest.mark.slow
 def test_recall_equals_annkit_evaluate(swept, tmp_path):
     root, _ = swept
     records = read_runs(root / "results" / "e2e" / "runs.jsonl")
@@ -202,6 +203,7 @@ query = { ef = [10, 20, 40, 80, 160, 320] }
 """
 
 
+@pytest.mark.slow
 def test_killed_sweep_resumes_without_duplicates_or_losses(tmp_path):
     sweep = tmp_path / "resume.toml"
     sweep.write_text(RESUME_SWEEP)

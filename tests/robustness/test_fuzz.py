@@ -56,6 +56,7 @@ BUNDLE_DAMAGE = {"payload truncation", "payload bit flip", "payload swap", "mani
                  "manifest truncation", "manifest bit flip", "manifest byte overwrite"}
 
 
+@pytest.mark.slow
 def test_corpus_covers_every_format_and_damage_kind(fuzzed):
     _, verdicts, summary = fuzzed
     assert len(verdicts) >= 10_000
@@ -69,6 +70,7 @@ def test_corpus_covers_every_format_and_damage_kind(fuzzed):
     assert summary["bundle manifest"]["cases"] >= 400
 
 
+@pytest.mark.slow
 def test_undamaged_files_load(fuzzed):
     """The harness must see success where there is success (or every check below is void)."""
     _, verdicts, _ = fuzzed
@@ -79,12 +81,14 @@ def test_undamaged_files_load(fuzzed):
         assert verdict.crash is None and all(r == "ok" for _, r in verdict.outcome), verdict
 
 
+@pytest.mark.slow
 def test_no_crash_no_hang_and_only_one_line_annkit_errors(fuzzed):
     _, verdicts, _ = fuzzed
     problems = [problem for verdict in verdicts for problem in verdict.problems()]
     assert problems == [], f"{len(problems)} problems, first: {problems[:20]}"
 
 
+@pytest.mark.slow
 def test_a_truncated_vecs_file_loads_only_when_whole_records_remain(fuzzed):
     _, verdicts, _ = fuzzed
     record = {"fvecs": 4 + 8 * 4, "bvecs": 4 + 8, "ivecs": 4 + 5 * 4}
@@ -99,6 +103,7 @@ def test_a_truncated_vecs_file_loads_only_when_whole_records_remain(fuzzed):
     assert checked >= 100
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("category", [
     "fbin truncation", "u8bin truncation",
     "i8bin truncation", "ibin truncation", "npy truncation", "hdf5 truncation",
@@ -116,6 +121,7 @@ def test_damage_that_changes_sizes_or_checksums_is_always_refused(fuzzed, catego
     assert loaded == [], loaded
 
 
+@pytest.mark.slow
 def test_unsafe_payload_names_are_refused_before_anything_is_read(fuzzed):
     _, verdicts, _ = fuzzed
     chosen = [v for v in verdicts if v.case.category == "bundle manifest"
@@ -127,6 +133,7 @@ def test_unsafe_payload_names_are_refused_before_anything_is_read(fuzzed):
         assert "unsafe payload file" in manifest_result, verdict
 
 
+@pytest.mark.slow
 def test_harness_pins_signal_deaths_hangs_and_stray_exceptions(tmp_path):
     """The watchdog itself: a case that kills the child, one that hangs and one raising a
     non-annkit exception are each reported against the right case; the rest still run."""
@@ -192,6 +199,7 @@ def _cli_sample(verdicts: list, tmp_path: Path) -> list[tuple[list[str], str]]:
     return rng.sample(commands, min(CLI_SAMPLE, len(commands)))
 
 
+@pytest.mark.slow
 def test_real_cli_on_a_sample_of_damaged_files(fuzzed, tmp_path):
     _, verdicts, _ = fuzzed
     commands = _cli_sample(verdicts, tmp_path)

@@ -228,6 +228,7 @@ def group_alive(pgid: int) -> bool:
     return True
 
 
+@pytest.mark.slow
 def test_sigkilled_sweeps_resume_without_loss_duplicates_or_torn_files(tmp_path):
     sweep = tmp_path / "sweep.toml"
     sweep.write_text(SWEEP)
