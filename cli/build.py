@@ -18,6 +18,7 @@ from annkit.cli.options import (
 )
 from annkit.cli.render import format_bytes, format_params, key_value_table
 from annkit.engines import engine_names, get_engine
+from annkit.engines.base import plugin_errors
 
 
 @click.command()
@@ -62,11 +63,14 @@ def engines(as_json: bool) -> None:
         listing[name] = {
             "description": engine_class.description,
             "effort_param": engine_class.effort_param_for(defaults),
+            "counts_distances": engine_class.counts_distances,
             "build_params": {p: {"type": s.type.__name__, "default": s.default, "help": s.help}
                              for p, s in engine_class.build_params.items()},
             "query_params": {p: {"type": s.type.__name__, "default": s.default, "help": s.help}
                              for p, s in engine_class.query_specs(defaults).items()},
         }
+    for plugin, reason in plugin_errors().items():
+        click.echo(f"plugin {plugin} left out: {reason}", err=True)
     if as_json:
         click.echo(to_json(listing))
         return

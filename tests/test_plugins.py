@@ -349,6 +349,9 @@ def test_entry_point_plugin(installed_plugin: Path) -> None:
     assert listing.returncode == 0, listing.stderr
     engines = json.loads(listing.stdout)
     assert "toy" in engines and "toy-broken" not in engines and "hnsw" in engines
+    assert engines["toy"]["counts_distances"] is True
+    assert listing.stderr == ("plugin toy-broken left out: ModuleNotFoundError: No module named "
+                              "'annkit_no_such_module_xyz'\n")
 
     built = annkit_process("build", "words-10k", "-e", "toy", "-o", work / "index", "--json",
                            cwd=work)
