@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from annkit.bench.store import ResultsStore, read_records
 from annkit.errors import InputError
@@ -117,3 +119,33 @@ def test_evaluation_to_dict_keeps_the_json_keys_and_adds_distance_computations()
     record = RunRecord.from_evaluation(evaluation, "flat-1", cached=True, build_threads=1)
     assert record.distance_computations == 5.0 and record.slices == evaluation.slices
     assert record.to_dict()["tail"] == out["tail"] and record.status == "ok"
+
+
+_numbers = st.one_of(st.none(), st.floats(min_value=0, max_value=1e6, allow_nan=False))
+_counts = st.one_of(st.none(), st.integers(min_value=0, max_value=10**9))
+
+
+@settings(max_examples=100, deadline=None)
+@given(status=st.sampled_from(["ok", "failed", "timeout"]), recall=_numbers, qps=_numbers,
+       distances=_numbers, queries=_counts, cached=st.one_of(st.none(), st.booleans()),
+       tail=st.one_of(st.none(), st.lists(_numbers, min_size=6, max_size=6)),
+       slices=st.one_of(st.none(), st.dictionaries(
+           st.sampled_from(["head", "tail", "hard-lid", "lid-q4"]),
+           st.tuples(_counts, _numbers, _numbers))))
+def test_any_record_survives_json_and_back(status, recall, qps, distances, queries, cached,
+                                           tail, slices):
+    record = {
+        "run_id": "x-1", "status": status, "engine": "hnsw", "build_params": {"M": 8},
+        "query_params": {"ef": 10}, "recall": recall, "qps": qps, "queries": queries,
+        "distance_computations": distances, "cached": cached,
+        "latency_ms": {"p50": None, "p95": recall}, "error": None if status == "ok" else "x",
+    }
+    if tail is not None:
+        names = ["mean", "p1", "p5", "p10", "share_below_0_5", "share_zero"]
+        record["tail"] = {**dict(zip(names, tail, strict=True)), "queries": queries}
+    if slices is not None:
+        record["slices"] = {name: {"queries": n, "recall": r, "p5_recall": p5}
+                            for name, (n, r, p5) in slices.items()}
+    assert_round_trips(record)
+    again = json.loads(json.dumps(RunRecord.from_dict(record).to_dict(), allow_nan=False))
+    assert RunRecord.from_dict(again) == RunRecord.from_dict(record)
