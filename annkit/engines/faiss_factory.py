@@ -180,15 +180,18 @@ class FaissFactoryEngine(Engine):
     (OPQ, PCA, ...) are matrix products, not distance computations. Index kinds outside this
     list (IMI, NSG, LSH, residual quantizers, ...) report None.
 
-    faiss' counters are process-wide totals per search call, never per query. So:
-    an inverted file with a flat quantizer is searched as one untouched batch and counted
-    from one extra batched quantizer search (the same call faiss makes inside the batch
-    search, so the same probed lists; a few per cent of the search time). Where a graph is
-    searched (HNSW, or an HNSW quantizer) the batch is searched one query per call with the
-    counters reset before each call: results and counts come from the same calls (one
-    thread, so nothing else moves the counters); the cost is faiss' per-call overhead, not
-    a second search. Not counted (None): a refine stage over an HNSW graph (faiss does not
-    say how many candidates the graph returned).
+    faiss' counters are process-wide totals per search call, never per query. An inverted
+    file with a flat quantizer is counted from one extra batched quantizer search (the same
+    call faiss makes inside the batch search, so the same probed lists; a few per cent of
+    the search time). Where a graph is searched (HNSW, or an HNSW quantizer), a one-query
+    search reads the counters around that very call (reset before it; one thread, so
+    nothing else moves them); a batch is searched untouched and then counted in a separate
+    pass, one query per call with the counters reset. Single-threaded search is
+    deterministic, so the counting pass does exactly what the batch did; it runs inside
+    :meth:`search`, so a caller timing a whole batch call times that pass too (about as
+    long as the batch itself), while one-query calls cost nothing extra. Not counted
+    (None): a refine stage over an HNSW graph (faiss does not say how many candidates the
+    graph returned).
     """
 
     name = "faiss"
@@ -386,11 +389,13 @@ class FaissFactoryEngine(Engine):
         k_base = int(k * float(self.query["k_factor"])) if refine else k
         counts: np.ndarray | None = None
         with faiss_threads(1):
-            if how == "per_call":
-                scores, ids, counts = self._search_per_call(prepared, k, params, refine, k_base)
+            if how == "per_call" and len(prepared) == 1:  # the search call is the count
+                scores, ids, counts = self._search_counted(prepared, k, params, refine, k_base)
             else:
                 scores, ids = self._index.search(prepared, k, params=params)
-                if how == "ivf":
+                if how == "per_call":  # a separate counting pass: one query per call
+                    counts = self._search_counted(prepared, k, params, refine, k_base)[2]
+                elif how == "ivf":
                     counts = self._count_ivf(inner, prepared, k_base, refine)
                 elif how == "scan":
                     counts = np.full(len(prepared), inner.ntotal, dtype=np.int64)
@@ -399,10 +404,10 @@ class FaissFactoryEngine(Engine):
         result = pad_result(ids, to_metric_distance(scores, self.metric, self.metric != "ip"))
         return replace(result, distance_computations=counts)
 
-    def _search_per_call(self, prepared: np.ndarray, k: int, params: Any, refine: bool,
+    def _search_counted(self, prepared: np.ndarray, k: int, params: Any, refine: bool,
                          k_base: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Search one query per call, reading faiss' process-wide counters (reset before
-        each call) after it: the results and their exact counts come from the same call."""
+        each call) after it: (scores, ids, exact count per query)."""
         faiss = _faiss()
 
         ivf_stats, hnsw_stats = faiss.cvar.indexIVF_stats, faiss.cvar.hnsw_stats
