@@ -1,0 +1,243 @@
+"""Tail rescue (annkit.adaptive): per-query effort search, cross-fitting, policy files and
+``annkit adapt``, on the bundled words-10k with seeded small indexes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from annkit.adaptive import (
+    AdaptConfig,
+    Goal,
+    PolicyError,
+    adapt,
+    adaptive_search,
+    load_policy,
+    save_policy,
+    search_with_efforts,
+)
+from annkit.adaptive.search import refine_grid
+from annkit.bundle import Bundle, build_index, fingerprint_vectors, load_bundle, save_bundle
+from annkit.cli.main import cli
+from annkit.engines import engine_names
+from annkit.errors import InputError, ParamError
+from annkit.types import Dataset
+
+lightgbm = pytest.importorskip("lightgbm", reason="learned policies need the adapt extra "
+                               "(pip install 'annkit[adapt]')")
+
+K = 10
+SMALL = AdaptConfig(k=K, folds=3, seed=0, n_centroids=8, label_targets=(1.0,),
+                    first_candidates=1, rounds=20)
+
+
+def subset(dataset: Dataset, count: int) -> Dataset:
+    return Dataset(name=f"{dataset.name}[:{count}]", metric=dataset.metric, base=dataset.base,
+                   queries=dataset.queries[:count], neighbors=dataset.neighbors[:count],
+                   weights=dataset.weights[:count])
+
+
+def make_index(folder: Path, dataset: Dataset, engine: str, params: dict) -> Bundle:
+    built, seconds = build_index(engine, dataset.base, dataset.metric, params, threads=1)
+    save_bundle(built, folder, build_seconds=seconds,
+                dataset_fingerprint=fingerprint_vectors(dataset.base), dataset_name=dataset.name)
+    return load_bundle(folder)
+
+
+@pytest.fixture(scope="module")
+def hnsw_index(tmp_path_factory: pytest.TempPathFactory, words10k: Dataset) -> Bundle:
+    folder = tmp_path_factory.mktemp("adaptive") / "hnsw"
+    return make_index(folder, words10k, "hnsw", {"M": 8, "ef_construction": 64})
+
+
+@pytest.fixture(scope="module")
+def counting_index(tmp_path_factory: pytest.TempPathFactory, words10k: Dataset) -> Bundle:
+    """An index whose engine counts distance computations exactly and has an effort knob."""
+    if "faiss" not in engine_names():
+        pytest.skip("no registered engine both counts distances and has an effort parameter")
+    folder = tmp_path_factory.mktemp("adaptive") / "faiss"
+    return make_index(folder, words10k, "faiss", {"factory": "HNSW8,Flat",
+                                                  "efConstruction": 40})
+
+
+@pytest.fixture(scope="module")
+def small_report(hnsw_index: Bundle, words10k: Dataset):
+    return adapt(hnsw_index, subset(words10k, 150), K, 0.95, config=SMALL,
+                 goals=[Goal("recall", 0.95)], oracle_targets=(1.0,))
+
+
+def test_per_query_search_equals_uniform_when_efforts_are_equal(
+        hnsw_index: Bundle, words10k: Dataset) -> None:
+    engine, queries = hnsw_index.engine, words10k.queries[:200]
+    engine.set_query_params(ef=40)
+    uniform = engine.search(queries, K)
+    engine.set_query_params(ef=17)
+    same = search_with_efforts(engine, queries, K, np.full(len(queries), 40))
+    assert np.array_equal(same.ids, uniform.ids)
+    assert np.array_equal(same.distances, uniform.distances)
+    assert engine.query["ef"] == 17  # the caller's setting is restored
+    efforts = np.where(np.arange(len(queries)) % 3 == 0, 10, 80)
+    mixed = search_with_efforts(engine, queries, K, efforts)
+    for value in (10, 80):
+        rows = efforts == value
+        engine.set_query_params(ef=value)
+        assert np.array_equal(mixed.ids[rows], engine.search(queries[rows], K).ids)
+
+
+def test_exact_engine_is_refused(tmp_path: Path, words10k: Dataset) -> None:
+    flat = make_index(tmp_path / "flat", subset(words10k, 150), "flat", {})
+    with pytest.raises(ParamError, match=r"^engine flat has no per-query effort parameter "
+                       r"\(it searches exactly\); adaptive effort needs an index of "):
+        adapt(flat, subset(words10k, 150), K, 0.9, config=SMALL)
+
+
+def test_cross_fitting_never_scores_a_query_with_a_policy_trained_on_it(
+        small_report, words10k: Dataset) -> None:
+    report = small_report
+    assert report.mode.startswith("cross-fitted over 3 folds")
+    folds = report.fold_of_query
+    assert folds is not None and folds.shape == (150,) and set(folds.tolist()) == {0, 1, 2}
+    scored = np.concatenate(report.scored_rows)
+    assert np.array_equal(np.sort(scored), np.arange(150))  # every query scored exactly once
+    learned = report.frontiers["learned"][0]
+    for fold, (train, test) in enumerate(zip(report.train_rows, report.scored_rows,
+                                             strict=True)):
+        assert np.intersect1d(train, test).size == 0
+        assert np.all(folds[test] == fold) and np.all(folds[train] != fold)
+        assert learned["folds"][fold]["training"]["queries"] == train.size
+    assert report.policy.training["queries"] == 150  # the saved policy: all queries
+    assert {"uniform", "learned", "threshold", "oracle"} == set(report.frontiers)
+    point = report.frontiers["learned"][0]
+    for key in ("recall", "p5_recall", "tail", "slices", "distance_computations", "qps"):
+        assert key in point
+    assert point["distance_computations"] is None  # hnswlib cannot count: never estimated
+    assert report.frontiers["oracle"][0]["uses_ground_truth"] is True
+
+
+def test_too_few_queries_says_how_many_are_needed(hnsw_index: Bundle,
+                                                  words10k: Dataset) -> None:
+    with pytest.raises(InputError) as error:
+        adapt(hnsw_index, subset(words10k, 30), K, 0.9, config=AdaptConfig(folds=5))
+    assert str(error.value) == (
+        "adapt needs at least 100 training queries for 5 folds (20 per fold), got 30; give "
+        "more queries, fewer --folds, or --train-queries FILE")
+
+
+def test_policy_file_round_trip(small_report, hnsw_index: Bundle, words10k: Dataset,
+                                tmp_path: Path) -> None:
+    path = save_policy(small_report.policy, tmp_path / "policy.json")
+    loaded = load_policy(path, hnsw_index.manifest)
+    assert loaded.manifest() == small_report.policy.manifest()
+    assert np.array_equal(loaded.centroids, small_report.policy.centroids)
+    queries = words10k.queries[200:400]
+    first = adaptive_search(hnsw_index.engine, small_report.policy, queries, K)
+    second = adaptive_search(hnsw_index.engine, loaded, queries, K)
+    assert np.array_equal(first.ids, second.ids)
+    assert np.array_equal(first.efforts, second.efforts)
+    assert np.all(first.efforts >= loaded.first_effort)
+    assert np.array_equal(first.second_stage, first.efforts > loaded.first_effort)
+    stored = json.loads(path.read_text())  # plain JSON with LightGBM's text model: no pickle
+    assert stored["payload"]["model"].startswith("tree\nversion=")
+
+
+def test_damaged_and_foreign_policy_files(small_report, hnsw_index: Bundle, words10k: Dataset,
+                                          tmp_path: Path) -> None:
+    path = save_policy(small_report.policy, tmp_path / "policy.json")
+    document = json.loads(path.read_text())
+    document["payload"]["model"] = document["payload"]["model"].replace("tree", "tr3e", 1)
+    damaged = tmp_path / "damaged.json"
+    damaged.write_text(json.dumps(document))
+    with pytest.raises(PolicyError) as error:
+        load_policy(damaged, hnsw_index.manifest)
+    assert str(error.value) == (f"{damaged}: damaged policy file (checksum mismatch); retrain "
+                                "it with annkit adapt")
+    truncated = tmp_path / "truncated.json"
+    truncated.write_text(path.read_text()[:500])
+    with pytest.raises(PolicyError) as error:
+        load_policy(truncated)
+    assert str(error.value) == (f"{truncated}: damaged policy file (not valid JSON); retrain "
+                                "it with annkit adapt")
+    other = make_index(tmp_path / "other", words10k, "hnsw",
+                       {"M": 8, "ef_construction": 64, "seed": 7})
+    with pytest.raises(PolicyError) as error:
+        load_policy(path, other.manifest)
+    assert str(error.value) == (
+        f"{path}: policy belongs to another index (build_params differs: trained for hnsw "
+        "10000 x 384); retrain it with annkit adapt")
+
+
+def test_reported_work_is_the_sum_of_the_engine_counts_over_stages(
+        counting_index: Bundle, words10k: Dataset) -> None:
+    dataset = subset(words10k, 150)
+    report = adapt(counting_index, dataset, K, 0.97, config=SMALL,
+                   goals=[Goal("recall", 0.97)], oracle_targets=(1.0,))
+    policy, engine = report.policy, counting_index.engine
+    queries = words10k.queries[300:500]
+    result = adaptive_search(engine, policy, queries, K)
+    assert result.second_stage.any()
+    engine.set_query_params(**{policy.param: policy.first_effort})
+    first = engine.search(queries, K).distance_computations
+    expected = policy.n_centroids + first.copy()
+    for value in np.unique(result.efforts[result.second_stage]):
+        rows = np.flatnonzero(result.second_stage & (result.efforts == value))
+        engine.set_query_params(**{policy.param: int(value)})
+        expected[rows] += engine.search(queries[rows], K).distance_computations
+    assert np.array_equal(result.distance_computations, expected)
+    point = report.frontiers["learned"][0]
+    stages = point["stage_computations"]
+    assert point["distance_computations"] == pytest.approx(sum(stages.values()))
+
+
+def test_refine_grid_inserts_geometric_midpoints() -> None:
+    assert refine_grid([10, 20, 40], steps=2) == [10, 14, 20, 28, 40]
+    assert refine_grid([1, 2, 4], steps=4) == [1, 2, 3, 4]
+
+
+def run(*args: object):
+    return CliRunner().invoke(cli, [str(arg) for arg in args])
+
+
+def test_cli_refuses_exact_engine_and_existing_output(tmp_path: Path, words10k: Dataset,
+                                                      hnsw_index: Bundle) -> None:
+    flat = make_index(tmp_path / "flat", subset(words10k, 150), "flat", {})
+    result = run("adapt", flat.path, "words-10k", "-o", tmp_path / "p.json")
+    assert result.exit_code == 2
+    assert result.stderr.startswith("Error: engine flat has no per-query effort parameter")
+    assert len(result.stderr.strip().splitlines()) == 1
+    existing = tmp_path / "exists.json"
+    existing.write_text("{}")
+    result = run("adapt", hnsw_index.path, "words-10k", "-o", existing)
+    assert result.exit_code == 2
+    assert result.stderr == f"Error: {existing} already exists (use --force to replace it)\n"
+
+
+@pytest.mark.slow
+def test_cli_adapt_json_and_train_queries(tmp_path: Path, words10k: Dataset,
+                                          hnsw_index: Bundle) -> None:
+    base, queries = tmp_path / "base.npy", tmp_path / "queries.npy"
+    np.save(base, words10k.base)
+    np.save(queries, words10k.queries[:120])
+    policy = tmp_path / "policy.json"
+    result = run("adapt", hnsw_index.path, base, "--queries", queries, "--metric", "angular",
+                 "--folds", "2", "--centroids", "4", "--target", "0.95", "--json",
+                 "-o", policy)
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert out["mode"].startswith("cross-fitted over 2 folds")
+    assert set(out["frontiers"]) == {"uniform", "learned", "threshold", "oracle"}
+    assert len(out["fold_of_query"]) == 120 and out["policy_file"] == str(policy)
+    assert load_policy(policy, hnsw_index.manifest).kind == "learned"
+    train = tmp_path / "train.npy"
+    np.save(train, words10k.queries[500:620])
+    result = run("adapt", hnsw_index.path, base, "--queries", queries, "--metric", "angular",
+                 "--train-queries", train, "--folds", "2", "--kind", "threshold", "--json",
+                 "-o", policy, "--force")
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert out["mode"].startswith("trained on 120 training queries (train.npy), scored on 120")
+    assert out["fold_of_query"] is None
+    assert load_policy(policy, hnsw_index.manifest).kind == "threshold"
