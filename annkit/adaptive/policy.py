@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +26,7 @@ from annkit.adaptive.features import (
 from annkit.adaptive.search import effort_param_of, search_with_efforts, snap_up
 from annkit.engines.base import Engine
 from annkit.errors import InputError, ParamError
+from annkit.files import write_text
 from annkit.types import SearchResult
 
 FORMAT = "annkit-policy"
@@ -168,22 +167,13 @@ def _payload_sha256(payload: dict) -> str:
 
 
 def save_policy(policy: Policy, path: str | Path) -> Path:
-    """Write ``policy`` as one JSON file at ``path`` atomically (temp name + os.replace)."""
+    """Write ``policy`` as one JSON file at ``path`` atomically (annkit.files.write_text)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = policy.payload()
     document = {**policy.manifest(), "payload_sha256": _payload_sha256(payload),
                 "payload": payload}
-    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            json.dump(document, out, indent=1, sort_keys=True)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
+    write_text(path, json.dumps(document, indent=1, sort_keys=True))
     return path
 
 
