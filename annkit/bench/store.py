@@ -1,5 +1,9 @@
 """The results folder of a sweep: ``runs.jsonl``, ``perquery.h5``, ``meta.json``.
 
+``runs.jsonl`` holds one :class:`annkit.types.RunRecord` per line (its ``to_dict`` form).
+``perquery.h5`` holds, per run R, the dataset ``R`` (nq,) float32 per-query recall@k and,
+where the engine counts them, ``R.distance_computations`` (nq,) int64.
+
 Every file is rewritten whole under a temporary name in the same folder and renamed into
 place, so a reader never sees a half-written file, and a sweep killed at any moment can be
 resumed: records with status ``ok`` are kept and skipped.
