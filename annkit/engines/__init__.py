@@ -1,6 +1,15 @@
 """Built-in engines; importing this package registers them."""
 
 from annkit.engines import annoy, flat, hnsw, ivfpq  # noqa: F401
-from annkit.engines.base import Engine, ParamSpec, engine_names, get_engine
+from annkit.engines.base import (
+    Engine,
+    ParamSpec,
+    engine_names,
+    get_engine,
+    plugin_errors,
+    register,
+    unregister,
+)
 
-__all__ = ["Engine", "ParamSpec", "engine_names", "get_engine"]
+__all__ = ["Engine", "ParamSpec", "engine_names", "get_engine", "plugin_errors", "register",
+           "unregister"]
