@@ -318,3 +318,20 @@ def test_old_interface_engines_still_work():
     engine = Old("euclidean", 4)
     assert engine.query_params() == {"ef": ParamSpec(int, 3, "effort", minimum=1, effort=True)}
     assert engine.effort_param == "ef" and engine.query == {"ef": 3}
+
+
+def test_sweep_query_params_are_checked_against_each_build():
+    """A sweep's query grid is validated per build setting: the knob of mode=b is beta."""
+    from annkit.bench.spec import SweepError, parse_sweep
+
+    sweep = ('[bench]\ndataset = "words-10k"\n\n[[engine]]\nname = "knob-test"\n'
+             'build = {{ mode = "{mode}" }}\nquery = {{ {knob} = [1, 2] }}\n')
+    register(_KnobEngine)
+    try:
+        spec = parse_sweep(sweep.format(mode="b", knob="beta"))
+        (build,) = spec.builds
+        assert [query.params for query in build.queries] == [{"beta": 1}, {"beta": 2}]
+        with pytest.raises(SweepError, match="engine 'knob-test' has no query parameter 'beta'"):
+            parse_sweep(sweep.format(mode="a", knob="beta"))
+    finally:
+        unregister("knob-test")
