@@ -184,8 +184,8 @@ class Engine(ABC):
         """Set query params (unknown names are an error); unspecified ones keep their value."""
         specs = self.query_params()
         resolved = resolve_params(self.name, specs, params, "query")
-        for name in specs:
-            self.query.setdefault(name, resolved[name])
+        # the specs may have changed since __init__ (build params resolved by build/load)
+        self.query = {name: self.query.get(name, resolved[name]) for name in specs}
         for name in params:
             self.query[name] = resolved[name]
         self._apply_query_params()
