@@ -179,9 +179,10 @@ def test_reported_work_is_the_sum_of_the_engine_counts_over_stages(
     queries = words10k.queries[300:500]
     result = adaptive_search(engine, policy, queries, K)
     assert result.second_stage.any()
-    engine.set_query_params(**{policy.param: policy.first_effort})
-    first = engine.search(queries, K).distance_computations
-    expected = policy.n_centroids + first.copy()
+    expected = np.full(len(queries), policy.n_centroids, dtype=np.int64)
+    if policy.stage.kind != "none":
+        engine.set_query_params(**{policy.param: policy.stage.effort})
+        expected += engine.search(queries, policy.stage.k).distance_computations
     for value in np.unique(result.efforts[result.second_stage]):
         rows = np.flatnonzero(result.second_stage & (result.efforts == value))
         engine.set_query_params(**{policy.param: int(value)})

@@ -58,14 +58,29 @@ def coarse_centroids(base: np.ndarray, metric: str, count: int, seed: int) -> np
     return centroids.astype(np.float32)
 
 
+def feature_names(n_centroids: int) -> list[str]:
+    """Names of a policy's feature columns: first-stage ones, centroid summaries, then the
+    distance to each centroid (``centroid_0`` ..)."""
+    return (list(FIRST_STAGE_FEATURES) + list(CENTROID_FEATURES)
+            + [f"centroid_{i}" for i in range(n_centroids)])
+
+
 def centroid_features(queries: np.ndarray, centroids: np.ndarray, metric: str) -> np.ndarray:
-    """(nq, 3): distance to the nearest centroid, gap to the second, gap to the mean."""
+    """(nq, 3 + m): distance to the nearest centroid, gap to the second, gap to the mean,
+    then the distance to each of the m centroids (NaN summaries when m is 0)."""
     n_queries = int(queries.shape[0])
     if centroids.shape[0] == 0:
         return np.full((n_queries, len(CENTROID_FEATURES)), np.nan)
-    dist = np.sort(metric_distances(queries, centroids, metric), axis=1)
+    each = metric_distances(queries, centroids, metric)
+    dist = np.sort(each, axis=1)
     second = dist[:, 1] if dist.shape[1] > 1 else dist[:, 0]
-    return np.column_stack([dist[:, 0], second - dist[:, 0], dist.mean(axis=1) - dist[:, 0]])
+    return np.column_stack([dist[:, 0], second - dist[:, 0], dist.mean(axis=1) - dist[:, 0],
+                            each])
+
+
+def no_first_stage(n_queries: int) -> np.ndarray:
+    """First-stage feature columns (nq, F1) of a policy without a first stage: all NaN."""
+    return np.full((n_queries, len(FIRST_STAGE_FEATURES)), np.nan)
 
 
 def first_stage_features(result: SearchResult) -> np.ndarray:

@@ -18,10 +18,10 @@ from typing import Any
 import numpy as np
 
 from annkit.adaptive.features import (
-    CENTROID_FEATURES,
-    FIRST_STAGE_FEATURES,
     centroid_features,
+    feature_names,
     first_stage_features,
+    no_first_stage,
 )
 from annkit.adaptive.search import effort_param_of, search_with_efforts, snap_up
 from annkit.engines.base import Engine
@@ -33,7 +33,7 @@ FORMAT = "annkit-policy"
 FORMAT_VERSION = 1
 KINDS = ("learned", "threshold")
 MAX_POLICY_BYTES = 64 << 20
-FEATURE_NAMES: tuple[str, ...] = FIRST_STAGE_FEATURES + CENTROID_FEATURES
+STAGES = ("full", "probe", "none")
 INSTALL_HINT = "learned policies need lightgbm: pip install 'annkit[adapt]'"
 
 
@@ -64,15 +64,30 @@ def index_identity(manifest: dict) -> dict:
     }
 
 
+@dataclass(frozen=True)
+class FirstStage:
+    """What a policy searches before deciding: ``full`` (k neighbours at grid effort
+    ``effort``; its result stands when the decided effort is not larger), ``probe`` (``k``
+    neighbours at a small ``effort``, for features only) or ``none`` (query-only features)."""
+
+    kind: str
+    effort: int = 0
+    k: int = 0
+
+    def to_dict(self) -> dict:
+        return {"kind": self.kind, "effort": int(self.effort), "k": int(self.k)}
+
+
 @dataclass
 class Policy:
     """A per-query effort policy for one index.
 
-    ``first_effort``: the first stage's effort (a grid value); the final effort of every
-    query is a grid value >= it. learned: ``calibration`` holds ``multiplier`` and
-    ``label_target`` and ``model_text`` a LightGBM model predicting log2 of the least
-    effort reaching ``label_target``. threshold: ``calibration`` holds ``feature``,
-    ``threshold``, ``harder_above`` and the ``easy`` / ``hard`` efforts.
+    ``stage``: the first stage (see FirstStage); the final effort of every query is a grid
+    value (>= the first stage's effort for a full first stage). learned: ``calibration``
+    holds ``multiplier`` and ``label_target`` and ``model_text`` a LightGBM model
+    predicting log2 of the least effort reaching ``label_target``. threshold:
+    ``calibration`` holds ``feature``, ``threshold``, ``harder_above`` and the ``easy`` /
+    ``hard`` efforts.
     """
 
     kind: str
@@ -80,7 +95,7 @@ class Policy:
     param: str
     grid: list[int]
     k: int
-    first_effort: int
+    stage: FirstStage
     calibration: dict
     centroids: np.ndarray
     seed: int = 0
@@ -97,11 +112,21 @@ class Policy:
     def n_centroids(self) -> int:
         return int(self.centroids.shape[0])
 
-    def features(self, queries: np.ndarray, first: SearchResult) -> np.ndarray:
-        """The feature matrix (nq, len(FEATURE_NAMES)) for queries after the first stage."""
+    @property
+    def first_effort(self) -> int:
+        """The effort below which a query keeps its first-stage result (0: none)."""
+        return int(self.stage.effort) if self.stage.kind == "full" else 0
+
+    def feature_names(self) -> list[str]:
+        return feature_names(self.n_centroids)
+
+    def features(self, queries: np.ndarray, first: SearchResult | None) -> np.ndarray:
+        """The feature matrix (nq, len(feature_names())) for queries after the first stage
+        (``first`` None: no first stage)."""
         metric = str(self.index["metric"])
-        return np.hstack([first_stage_features(first),
-                          centroid_features(queries, self.centroids, metric)])
+        staged = (no_first_stage(int(queries.shape[0])) if first is None
+                  else first_stage_features(first))
+        return np.hstack([staged, centroid_features(queries, self.centroids, metric)])
 
     def prepare(self) -> None:
         """Parse the model once (like loading an index: not part of any query's time)."""
@@ -126,7 +151,7 @@ class Policy:
                 self.calibration["multiplier"])
             chosen = grid[snap_up(raw, self.grid)]
         else:
-            column = FEATURE_NAMES.index(self.calibration["feature"])
+            column = self.feature_names().index(self.calibration["feature"])
             values = features[:, column]
             threshold = float(self.calibration["threshold"])
             harder = (values > threshold) if self.calibration["harder_above"] else (
@@ -147,10 +172,10 @@ class Policy:
             "param": self.param,
             "grid": [int(v) for v in self.grid],
             "k": int(self.k),
-            "first_effort": int(self.first_effort),
+            "first_stage": self.stage.to_dict(),
             "target": self.target,
             "calibration": self.calibration,
-            "features": list(FEATURE_NAMES),
+            "features": self.feature_names(),
             "n_centroids": self.n_centroids,
             "seed": int(self.seed),
             "training": self.training,
@@ -206,7 +231,7 @@ def load_policy(path: str | Path, manifest: dict | None = None) -> Policy:
         policy = Policy(
             kind=str(document["kind"]), index=dict(document["index"]),
             param=str(document["param"]), grid=[int(v) for v in document["grid"]],
-            k=int(document["k"]), first_effort=int(document["first_effort"]),
+            k=int(document["k"]), stage=FirstStage(**document["first_stage"]),
             calibration=dict(document["calibration"]),
             centroids=np.asarray(payload["centroids"], dtype=np.float32).reshape(
                 int(document["n_centroids"]), -1) if document["n_centroids"] else np.zeros(
@@ -216,10 +241,11 @@ def load_policy(path: str | Path, manifest: dict | None = None) -> Policy:
         )
     except (KeyError, TypeError, ValueError):
         raise damaged("a manifest field is missing or has the wrong type") from None
-    if policy.kind not in KINDS or list(document.get("features", [])) != list(FEATURE_NAMES):
+    if policy.kind not in KINDS or list(document.get("features", [])) != policy.feature_names():
         raise damaged(f"unknown kind {policy.kind!r} or feature list")
-    if not policy.grid or policy.first_effort not in policy.grid:
-        raise damaged("effort grid")
+    if policy.stage.kind not in STAGES or not policy.grid or (
+            policy.stage.kind == "full" and policy.stage.effort not in policy.grid):
+        raise damaged("first stage or effort grid")
     if manifest is not None:
         check_policy_index(policy, manifest, path)
     return policy
@@ -261,9 +287,10 @@ class AdaptiveResult:
 
 def adaptive_search(engine: Engine, policy: Policy, queries: np.ndarray, k: int
                     ) -> AdaptiveResult:
-    """Search ``queries`` (nq, d) with ``policy``: features, a first search at the policy's
-    first effort, then a second search at the policy's effort for the queries whose effort
-    is larger (their result replaces the first stage's). One thread; query params restored."""
+    """Search ``queries`` (nq, d) with ``policy``: features, the first stage (a full search at
+    the policy's first effort, a small probe, or none), then a search at the policy's effort
+    for every query whose effort is not covered by a full first stage (that result replaces
+    the first stage's). One thread; the engine's query params are restored."""
     param = effort_param_of(engine)
     if param != policy.param or engine.name != policy.engine:
         raise PolicyError(f"policy is for {policy.engine} ({policy.param}), the index is "
@@ -274,12 +301,20 @@ def adaptive_search(engine: Engine, policy: Policy, queries: np.ndarray, k: int
     n_queries = int(queries.shape[0])
     policy.prepare()
     start = time.perf_counter()
-    first = search_with_efforts(engine, queries, k, np.full(n_queries, policy.first_effort),
-                                param)
+    first: SearchResult | None = None
+    if policy.stage.kind != "none":
+        first = search_with_efforts(engine, queries, policy.stage.k,
+                                    np.full(n_queries, policy.stage.effort), param)
     features = policy.features(queries, first)
     efforts = policy.final_efforts(features)
-    second = efforts > policy.first_effort
-    ids, distances = first.ids.copy(), first.distances.copy()
+    if policy.stage.kind == "full":
+        assert first is not None
+        second = efforts > policy.stage.effort
+        ids, distances = first.ids.copy(), first.distances.copy()
+    else:
+        second = np.ones(n_queries, dtype=bool)
+        ids = np.full((n_queries, k), -1, dtype=np.int64)
+        distances = np.full((n_queries, k), np.inf, dtype=np.float32)
     second_counts: np.ndarray | None = np.zeros(n_queries, dtype=np.int64)
     rows = np.flatnonzero(second)
     if rows.size:
@@ -291,9 +326,11 @@ def adaptive_search(engine: Engine, policy: Policy, queries: np.ndarray, k: int
             assert second_counts is not None
             second_counts[rows] = result.distance_computations
     seconds = time.perf_counter() - start
+    first_counts = (np.zeros(n_queries, dtype=np.int64) if first is None
+                    else first.distance_computations)
     return AdaptiveResult(
         ids=ids, distances=distances, efforts=efforts, second_stage=second,
         computations={"features": np.full(n_queries, policy.n_centroids, dtype=np.int64),
-                      "first": first.distance_computations, "second": second_counts},
+                      "first": first_counts, "second": second_counts},
         seconds=seconds,
     )

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from annkit.adaptive.policy import KINDS, Policy, require_lightgbm
+from annkit.adaptive.policy import KINDS, FirstStage, Policy, require_lightgbm
 from annkit.adaptive.search import effort_param_of, refine_grid
 from annkit.adaptive.train import (
     ORACLE_TARGETS,
@@ -26,6 +26,7 @@ from annkit.adaptive.train import (
     uniform_points,
 )
 from annkit.bundle import Bundle
+from annkit.engines.base import Engine
 from annkit.errors import InputError, ParamError
 from annkit.evaluate import check_compatible, true_kth_distances
 from annkit.slices import QueryProfile, build_profile
@@ -118,6 +119,12 @@ def _summary(point: dict, base: dict | None) -> dict:
     return summary
 
 
+def probe_stage(engine: Engine, param: str, config: AdaptConfig) -> FirstStage:
+    """The probe: ``config.probe_k`` neighbours at the effort parameter's smallest value."""
+    spec = engine.query_params()[param]
+    return FirstStage("probe", max(1, int(spec.minimum or 1)), int(config.probe_k))
+
+
 def training_dataset(dataset: Dataset, queries: np.ndarray, name: str) -> Dataset:
     """A dataset of training ``queries`` (n, d) over ``dataset``'s base vectors."""
     queries = np.asarray(queries)
@@ -174,11 +181,15 @@ def adapt(bundle: Bundle, dataset: Dataset, k: int = 10, target: float = 0.9, *,
         profile = build_profile(dataset, truth, k)
     values = (sorted({int(v) for v in grid}) if grid is not None
               else refine_grid(engine.effort_grid(k, dataset.n_base)))
-    first_indices = list(range(min(config.first_candidates, len(values))))
+    first_indices = (list(range(min(config.first_candidates, len(values))))
+                     if "full" in config.stages else [])
+    probe = probe_stage(engine, param, config) if "probe" in config.stages else None
     centroids = default_centroids(base, metric, config)
     say(f"searching every query at {len(values)} {param} values")
     table = measure_table(engine, base, dataset.queries, metric, truth, k, values,
-                          first_indices, centroids)
+                          first_indices, centroids, probe)
+    if "none" not in config.stages:
+        del table.stages["none"]
     uniform = uniform_points(table, param, profile)
     goal_list = list(goals) if goals is not None else (
         [Goal("recall", r) for r in sorted(set(DEFAULT_RECALL_GOALS) | {float(target)})]
@@ -198,7 +209,9 @@ def adapt(bundle: Bundle, dataset: Dataset, k: int = 10, target: float = 0.9, *,
         train_truth = true_kth_distances(train, k)
         say(f"searching every training query at {len(values)} {param} values")
         fit_table = measure_table(engine, base, train.queries, metric, train_truth, k, values,
-                                  first_indices, centroids)
+                                  first_indices, centroids, probe)
+        if "none" not in config.stages:
+            del fit_table.stages["none"]
         scored_rows = [np.arange(dataset.n_queries)]
         train_rows = [np.arange(train.n_queries)]
         mode = (f"trained on {train.n_queries} training queries ({train.name}), scored on "
@@ -209,8 +222,9 @@ def adapt(bundle: Bundle, dataset: Dataset, k: int = 10, target: float = 0.9, *,
         families = []
         if kind == "learned":
             say(f"training LightGBM models on {len(train_rows)} fold(s)")
-            families = [train_families(fit_table, rows, first_indices, config.label_targets,
-                                       config.folds, config.seed, config.rounds)
+            families = [train_families(fit_table, rows, list(fit_table.stages),
+                                       config.label_targets, config.folds, config.seed,
+                                       config.rounds)
                         for rows in train_rows]
         points = []
         for goal in goal_list:
@@ -225,7 +239,7 @@ def adapt(bundle: Bundle, dataset: Dataset, k: int = 10, target: float = 0.9, *,
                 profile, stage_computations=scored.stage_means,
                 mean_effort=float(scored.efforts.mean()),
                 second_stage_share=float(scored.second_stage.mean()),
-                folds=[{"first_effort": p.first_effort, "calibration": p.calibration,
+                folds=[{"first_stage": p.stage.to_dict(), "calibration": p.calibration,
                         "training": p.training} for p in policies]))
         frontiers[kind] = points
     say("oracle")

@@ -21,10 +21,12 @@ from annkit.adaptive.features import (
     FIRST_STAGE_FEATURES,
     centroid_features,
     coarse_centroids,
+    feature_names,
     first_stage_features,
+    no_first_stage,
 )
 from annkit.adaptive.policy import (
-    FEATURE_NAMES,
+    FirstStage,
     Policy,
     adaptive_search,
     index_identity,
@@ -45,16 +47,28 @@ ORACLE_TARGETS = (0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 
 
 @dataclass
+class StageData:
+    """One candidate first stage measured on every query: its features (nq, F1), its work
+    (nq,) (distance computations, or effort units when not counted) and, for a full first
+    stage, the grid index whose result it is (``reuse``; None for a probe or no stage)."""
+
+    stage: FirstStage
+    features: np.ndarray
+    cost: np.ndarray
+    reuse: int | None
+
+
+@dataclass
 class EffortTable:
     """Per query (nq) and grid value (G): recall (nq, G), distance computations (nq, G)
-    int64 or None, the batch search seconds per grid value (G,), first-stage features for
-    the candidate first efforts {grid index: (nq, F1)} and centroid features (nq, 3)."""
+    int64 or None, the batch search seconds per grid value (G,), the candidate first stages
+    and the centroid features (nq, 3 + m) of m centroids."""
 
     grid: list[int]
     recall: np.ndarray
     computations: np.ndarray | None
     seconds: np.ndarray
-    first_features: dict[int, np.ndarray]
+    stages: dict[str, StageData]
     centroid_features: np.ndarray
     n_centroids: int
 
@@ -69,8 +83,8 @@ class EffortTable:
         return np.broadcast_to(np.asarray(self.grid, dtype=np.float64),
                                self.recall.shape).copy()
 
-    def features(self, first_index: int) -> np.ndarray:
-        return np.hstack([self.first_features[first_index], self.centroid_features])
+    def features(self, stage: str) -> np.ndarray:
+        return np.hstack([self.stages[stage].features, self.centroid_features])
 
 
 def per_query_recall(base: np.ndarray, queries: np.ndarray, metric: str, truth: np.ndarray,
@@ -80,19 +94,25 @@ def per_query_recall(base: np.ndarray, queries: np.ndarray, metric: str, truth: 
     return recall_per_query(truth, ids, found, k)
 
 
+def stage_key(stage: FirstStage) -> str:
+    return stage.kind if stage.kind != "full" else f"full@{stage.effort}"
+
+
 def measure_table(engine: Engine, base: np.ndarray, queries: np.ndarray, metric: str,
                   truth: np.ndarray, k: int, grid: Sequence[int], first_indices: Sequence[int],
-                  centroids: np.ndarray,
+                  centroids: np.ndarray, probe: FirstStage | None = None,
                   progress: Callable[[int, int], None] | None = None) -> EffortTable:
     """Search all ``queries`` at every grid value (one timed batch each) and record each
-    query's recall and distance computations; first-stage features at ``first_indices``."""
+    query's recall and distance computations; candidate first stages: full searches at the
+    grid indices ``first_indices``, the ``probe`` (when given) and none."""
     param = effort_param_of(engine)
     queries = np.ascontiguousarray(queries, dtype=np.float32)
     n_queries, size = int(queries.shape[0]), len(grid)
     recall = np.zeros((n_queries, size))
     counts: np.ndarray | None = np.zeros((n_queries, size), dtype=np.int64)
     seconds = np.zeros(size)
-    first: dict[int, np.ndarray] = {}
+    full_features: dict[int, np.ndarray] = {}
+    probe_result = None
     saved = dict(engine.query)
     try:
         for column, value in enumerate(grid):
@@ -106,13 +126,29 @@ def measure_table(engine: Engine, base: np.ndarray, queries: np.ndarray, metric:
             elif counts is not None:
                 counts[:, column] = result.distance_computations
             if column in first_indices:
-                first[column] = first_stage_features(result)
+                full_features[column] = first_stage_features(result)
             if progress is not None:
                 progress(column + 1, size)
+        if probe is not None:
+            engine.set_query_params(**{param: int(probe.effort)})
+            probe_result = engine.search(queries, probe.k)
     finally:
         engine.set_query_params(**saved)
+    cost = (counts.astype(np.float64) if counts is not None
+            else np.broadcast_to(np.asarray(grid, dtype=np.float64), recall.shape))
+    stages: dict[str, StageData] = {
+        "none": StageData(FirstStage("none"), no_first_stage(n_queries), np.zeros(n_queries),
+                          None)}
+    for column, features in full_features.items():
+        stage = FirstStage("full", int(grid[column]), k)
+        stages[stage_key(stage)] = StageData(stage, features, cost[:, column].copy(), column)
+    if probe is not None and probe_result is not None:
+        probe_cost = (np.full(n_queries, float(probe.effort))
+                      if probe_result.distance_computations is None or counts is None
+                      else probe_result.distance_computations.astype(np.float64))
+        stages["probe"] = StageData(probe, first_stage_features(probe_result), probe_cost, None)
     return EffortTable(grid=[int(v) for v in grid], recall=recall, computations=counts,
-                       seconds=seconds, first_features=first,
+                       seconds=seconds, stages=stages,
                        centroid_features=centroid_features(queries, centroids, metric),
                        n_centroids=int(centroids.shape[0]))
 
@@ -189,16 +225,21 @@ def _choose(recall: np.ndarray, cost: np.ndarray, recall_target: float | None,
     return int(candidates[order[0]])
 
 
-def _outcome(table: EffortTable, cost: np.ndarray, rows: np.ndarray, first_index: int,
+def _outcome(table: EffortTable, cost: np.ndarray, rows: np.ndarray, stage: StageData,
              final_index: np.ndarray, feature_cost: float) -> tuple[np.ndarray, np.ndarray]:
-    """Recall and work (n, M) of rows searched first at ``first_index`` then at
-    ``final_index`` (n, M) when larger (the second result replaces the first)."""
+    """Recall and work (n, M) of rows after ``stage`` and a search at ``final_index``
+    (n, M); a full first stage's result stands when the final index is not larger."""
     recall_rows, cost_rows = table.recall[rows], cost[rows]
-    effective = np.maximum(final_index, first_index)
+    stage_cost = stage.cost[rows][:, None]
+    if stage.reuse is None:
+        recall = np.take_along_axis(recall_rows, final_index, axis=1)
+        return recall, feature_cost + stage_cost + np.take_along_axis(cost_rows, final_index,
+                                                                      axis=1)
+    effective = np.maximum(final_index, stage.reuse)
     recall = np.take_along_axis(recall_rows, effective, axis=1)
-    second = np.where(final_index > first_index,
+    second = np.where(final_index > stage.reuse,
                       np.take_along_axis(cost_rows, final_index, axis=1), 0.0)
-    return recall, feature_cost + cost_rows[:, [first_index]] + second
+    return recall, feature_cost + stage_cost + second
 
 
 @dataclass
@@ -206,7 +247,7 @@ class LearnedFamily:
     """LightGBM models for one (first effort, label target) on some training rows: the
     model on all of them and out-of-fold log2 predictions (n,) for calibrating."""
 
-    first_index: int
+    stage: str
     label_target: float
     model_text: str
     oof: np.ndarray
@@ -221,8 +262,8 @@ def _booster_params(seed: int) -> dict:
 
 def _train_text(features: np.ndarray, labels: np.ndarray, seed: int, rounds: int) -> str:
     lightgbm = require_lightgbm()
-    data = lightgbm.Dataset(features, label=labels, feature_name=list(FEATURE_NAMES),
-                            free_raw_data=False)
+    names = feature_names(features.shape[1] - len(FIRST_STAGE_FEATURES) - len(CENTROID_FEATURES))
+    data = lightgbm.Dataset(features, label=labels, feature_name=names, free_raw_data=False)
     booster = lightgbm.train(_booster_params(seed), data, num_boost_round=rounds)
     return str(booster.model_to_string())
 
@@ -232,15 +273,15 @@ def _predict(model_text: str, features: np.ndarray) -> np.ndarray:
     return np.asarray(lightgbm.Booster(model_str=model_text).predict(features, num_threads=1))
 
 
-def train_families(table: EffortTable, rows: np.ndarray, first_indices: Sequence[int],
+def train_families(table: EffortTable, rows: np.ndarray, stages: Sequence[str],
                    label_targets: Sequence[float], inner_folds: int, seed: int,
                    rounds: int = 150) -> list[LearnedFamily]:
-    """Train one family per (first effort, label target) on the training ``rows`` only."""
+    """Train one family per (first stage, label target) on the training ``rows`` only."""
     grid = np.asarray(table.grid, dtype=np.float64)
     inner = fold_assignment(rows.size, inner_folds, seed + 1)
     families = []
-    for first_index in first_indices:
-        features = table.features(first_index)[rows]
+    for stage in stages:
+        features = table.features(stage)[rows]
         for label_target in label_targets:
             index = least_effort_index(table.recall[rows], label_target)
             labels = np.log2(np.where(index < grid.size, grid[np.minimum(index, grid.size - 1)],
@@ -250,7 +291,7 @@ def train_families(table: EffortTable, rows: np.ndarray, first_indices: Sequence
                 held = inner == fold
                 text = _train_text(features[~held], labels[~held], seed, rounds)
                 oof[held] = _predict(text, features[held])
-            families.append(LearnedFamily(first_index, float(label_target),
+            families.append(LearnedFamily(stage, float(label_target),
                                           _train_text(features, labels, seed, rounds), oof))
     return families
 
@@ -265,7 +306,8 @@ def calibrate_learned(table: EffortTable, rows: np.ndarray, families: list[Learn
     for family in families:
         raw = np.exp2(family.oof)[:, None] * MULTIPLIERS[None, :]
         final = snap_up(raw, table.grid)
-        recall, work = _outcome(table, cost, rows, family.first_index, final, table.n_centroids)
+        recall, work = _outcome(table, cost, rows, table.stages[family.stage], final,
+                                table.n_centroids)
         column = _choose(recall, work, recall_target, budget)
         stats = {"train_recall": float(recall[:, column].mean()),
                  "train_p5_recall": float(np.percentile(recall[:, column], 5.0)),
@@ -292,22 +334,26 @@ def _better(new: dict, old: dict, recall_target: float | None) -> bool:
                 > (old["train_p5_recall"], old["train_recall"]))
 
 
-def fit_threshold(table: EffortTable, rows: np.ndarray, first_indices: Sequence[int],
-                  goal: Goal) -> tuple[int, dict, dict]:
+def fit_threshold(table: EffortTable, rows: np.ndarray, goal: Goal
+                  ) -> tuple[FirstStage, dict, dict]:
     """The simple rule: one first-stage feature above (or below) a threshold (a quantile of
     its training values) picks the hard effort, else the easy one; feature, direction,
     threshold and both efforts chosen on the training ``rows`` for ``goal`` (mean recall
-    for budget goals). Returns (first grid index, calibration, training stats)."""
+    for budget goals), after a full first stage. Returns (first stage, calibration,
+    training stats)."""
     recall_target, budget = goal.resolve(table, rows)
     cost = table.cost()[rows]
     size = len(table.grid)
-    best: tuple[int, dict, dict] | None = None
+    best: tuple[FirstStage, dict, dict] | None = None
     columns = np.arange(size)
-    for first_index in first_indices:
+    for data in table.stages.values():
+        if data.reuse is None:
+            continue
+        first_index = data.reuse
         effective = np.maximum(columns, first_index)
         recall_matrix = table.recall[rows][:, effective]
         work_matrix = cost[:, [first_index]] + np.where(columns > first_index, cost, 0.0)
-        features = table.first_features[first_index]
+        features = data.features
         for name in THRESHOLD_FEATURES:
             values = features[rows, FIRST_STAGE_FEATURES.index(name)]
             if np.isnan(values).all():
@@ -332,7 +378,7 @@ def fit_threshold(table: EffortTable, rows: np.ndarray, first_indices: Sequence[
                                    "quantile": quantile, "harder_above": harder_above,
                                    "easy": table.grid[max(easy, first_index)],
                                    "hard": table.grid[max(hard_index, first_index)]}
-                    candidate = (first_index, calibration, stats)
+                    candidate = (data.stage, calibration, stats)
                     if best is None or _better_threshold(stats, best[2], recall_target):
                         best = candidate
     assert best is not None
@@ -379,6 +425,8 @@ class AdaptConfig:
     n_centroids: int = 32
     label_targets: tuple[float, ...] = (0.8, 0.9, 1.0)
     first_candidates: int = 2
+    probe_k: int = 1
+    stages: tuple[str, ...] = ("full", "probe", "none")
     rounds: int = 150
     kinds: tuple[str, ...] = ("learned", "threshold")
 
@@ -387,25 +435,22 @@ def make_policy(kind: str, table: EffortTable, rows: np.ndarray, goal: Goal,
                 config: AdaptConfig, manifest: dict, param: str, centroids: np.ndarray,
                 families: list[LearnedFamily] | None = None) -> Policy:
     """Fit one policy of ``kind`` on the training ``rows`` of ``table`` for ``goal``."""
-    first_indices = list(range(min(config.first_candidates, len(table.grid))))
     training = {"queries": int(rows.size), "goal": goal.label()}
     if kind == "learned":
         if families is None:
-            families = train_families(table, rows, first_indices, config.label_targets,
-                                       config.folds, config.seed, config.rounds)
+            families = train_families(table, rows, list(table.stages), config.label_targets,
+                                      config.folds, config.seed, config.rounds)
         family, multiplier, stats = calibrate_learned(table, rows, families, goal)
         return Policy(kind="learned", index=index_identity(manifest), param=param,
-                      grid=list(table.grid), k=config.k,
-                      first_effort=table.grid[family.first_index],
+                      grid=list(table.grid), k=config.k, stage=table.stages[family.stage].stage,
                       calibration={"multiplier": multiplier,
                                    "label_target": family.label_target},
                       centroids=centroids, seed=config.seed, target=goal.value,
                       model_text=family.model_text, training={**training, **stats})
-    first_index, calibration, stats = fit_threshold(table, rows, first_indices, goal)
+    stage, calibration, stats = fit_threshold(table, rows, goal)
     uses_centroids = calibration["feature"] in CENTROID_FEATURES
     return Policy(kind="threshold", index=index_identity(manifest), param=param,
-                  grid=list(table.grid), k=config.k, first_effort=table.grid[first_index],
-                  calibration=calibration,
+                  grid=list(table.grid), k=config.k, stage=stage, calibration=calibration,
                   centroids=centroids if uses_centroids else centroids[:0], seed=config.seed,
                   target=goal.value, training={**training, **stats})
 
