@@ -1,6 +1,6 @@
 """Built-in engines; importing this package registers them."""
 
-from annkit.engines import annoy, flat, hnsw, ivfpq  # noqa: F401
+from annkit.engines import annoy, faiss_factory, flat, hnsw, ivfpq, usearch_hnsw  # noqa: F401
 from annkit.engines.base import (
     Engine,
     ParamSpec,

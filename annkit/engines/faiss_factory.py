@@ -206,7 +206,7 @@ class FaissFactoryEngine(Engine):
                                     "default 40)", minimum=1),
     }
     counts_distances = True
-    contract_settings = ({"factory": "IVF64,PQ48x4fs,RFlat"}, {"nprobe": 32, "k_factor": 10.0})
+    contract_settings = ({"factory": "IVF64,Flat"}, {"nprobe": 32})
 
     def __init__(self, metric: str, dim: int, **params: Any) -> None:
         super().__init__(metric, dim, **params)
@@ -216,6 +216,14 @@ class FaissFactoryEngine(Engine):
             raise ParamError(f"faiss: efConstruction applies to HNSW graphs only, not to "
                              f"{self.params['factory']!r}")
         self._index: Any = None
+
+    def resolved_build_params(self) -> dict[str, Any]:
+        """Build params as built: efConstruction resolved for HNSW graphs, left out for the
+        other kinds (it does not apply to them)."""
+        params = dict(self.params)
+        if params["efConstruction"] is None:
+            del params["efConstruction"]
+        return params
 
     @classmethod
     def query_specs(cls, build_params: Any) -> dict[str, ParamSpec]:
@@ -319,6 +327,8 @@ class FaissFactoryEngine(Engine):
                               f"{faiss_reason(exc)}") from None
         self._index = index
         self.count = count
+        if self._shape.kind == "hnsw":
+            self.params["efConstruction"] = int(self._layout()[1].hnsw.efConstruction)
 
     # ------------------------------------------------------------------ search
 
@@ -467,4 +477,19 @@ class FaissFactoryEngine(Engine):
                               f"dimension {index.d}, manifest says {count} of dimension {dim}")
         engine._index = index
         engine.count = count
+        engine._check_structure(directory / PAYLOAD)
         return engine
+
+    def _check_structure(self, path: Path) -> None:
+        """Refuse a payload whose structure differs from its factory string (its query
+        knobs would not fit)."""
+        faiss = _faiss()
+        refine, inner, _ = self._layout()
+        actual = ("ivf" if isinstance(inner, faiss.IndexIVF) else
+                  "hnsw" if isinstance(inner, faiss.IndexHNSW) else "other")
+        quantizer = (isinstance(_downcast(inner.quantizer), faiss.IndexHNSW)
+                     if actual == "ivf" else False)
+        if FactoryShape(actual, quantizer, refine) != self._shape:
+            raise EngineError(f"{path}: is a {type(inner).__name__} index"
+                              f"{' with refine' if refine else ''}, not what the manifest's "
+                              f"factory {self.params['factory']!r} builds")
