@@ -165,10 +165,10 @@ def evaluate(
     result, seconds, latencies = best
     found = exact_distances(dataset.base, dataset.queries, result.ids, dataset.metric)
     per_query = recall_per_query(true_distances, result.ids, found, k)
-    tail, slices, weighted = summarize(per_query, profile)
     counts = result.distance_computations
     if counts is not None:
         counts = np.asarray(counts, dtype=np.int64).reshape(dataset.n_queries)
+    tail, slices, weighted = summarize(per_query, profile, counts)
     manifest = bundle.manifest
     return Evaluation(
         engine=engine.name,

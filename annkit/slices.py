@@ -8,12 +8,13 @@ quartile) .. ``M-q4`` (hardest) and ``hard-M`` (the hardest 10%).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 import numpy as np
 
 from annkit.hardness import HARDER_IS_HIGHER, hardest_mask, hardness_measures, quartile_slices
 from annkit.longtail import DEFAULT_CUTS, frequency_bands, tail_metrics, weighted_recall
-from annkit.types import Dataset, QueryProfile, SliceRecall, TailSummary
+from annkit.types import Dataset, QueryProfile, SliceRecall, TailSummary, WorkSummary
 
 HARDEST_SHARE = 0.1
 
@@ -56,11 +57,21 @@ def _band_order(masks: dict[str, np.ndarray]) -> list[str]:
 
 
 def summarize(
-    per_query_recall: np.ndarray, profile: QueryProfile | None
+    per_query_recall: np.ndarray, profile: QueryProfile | None,
+    distance_computations: np.ndarray | None = None,
 ) -> tuple[TailSummary, dict[str, SliceRecall], float | None]:
     """(tail percentiles and shares, recall per non-empty slice, traffic-weighted recall or
-    None without weights) of one run's per-query recall ``(nq,)``."""
-    tail = TailSummary.from_dict(tail_metrics(per_query_recall))
+    None without weights) of one run's per-query recall ``(nq,)``.
+
+    ``distance_computations`` (nq,), the per-query counts of an engine that counts, adds the
+    cost tail (:class:`WorkSummary`: mean, p50 / p95 / p99) to the tail summary and to every
+    slice; without it (None) their ``work`` is None."""
+    counts = None
+    if distance_computations is not None:
+        counts = np.asarray(distance_computations, dtype=np.float64).reshape(-1)
+        assert counts.shape == per_query_recall.shape, "one count per query"
+    tail = replace(TailSummary.from_dict(tail_metrics(per_query_recall)),
+                   work=None if counts is None else WorkSummary.of(counts))
     slices: dict[str, SliceRecall] = {}
     if profile is None:
         return tail, slices, None
@@ -69,7 +80,8 @@ def summarize(
         if values.size == 0:
             continue
         slices[name] = SliceRecall(queries=int(values.size), recall=float(values.mean()),
-                                   p5_recall=float(np.percentile(values, 5.0)))
+                                   p5_recall=float(np.percentile(values, 5.0)),
+                                   work=None if counts is None else WorkSummary.of(counts[mask]))
     weighted = None
     if profile.weights is not None and float(np.sum(profile.weights)) > 0:
         weighted = weighted_recall(per_query_recall, profile.weights)

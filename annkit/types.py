@@ -97,12 +97,51 @@ def _optional_int(value: Any) -> int | None:
 
 
 @dataclass(frozen=True)
+class WorkSummary:
+    """The cost tail: distance computations per query over a set of queries (all of a run's,
+    or one slice's): their mean and the 50th / 95th / 99th percentiles (linear
+    interpolation). Only for engines that count; a value is None only when read from a
+    record that did not hold it."""
+
+    mean: float | None
+    p50: float | None
+    p95: float | None
+    p99: float | None
+
+    @classmethod
+    def of(cls, counts: np.ndarray) -> WorkSummary | None:
+        """Summary of per-query counts ``(n,)``; None when there are none."""
+        values = np.asarray(counts, dtype=np.float64).reshape(-1)
+        if values.size == 0:
+            return None
+        p50, p95, p99 = (float(v) for v in np.percentile(values, [50.0, 95.0, 99.0]))
+        return cls(mean=float(values.mean()), p50=p50, p95=p95, p99=p99)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``work`` object of a tail summary or slice entry."""
+        return {"mean": self.mean, "p50": self.p50, "p95": self.p95, "p99": self.p99}
+
+    @classmethod
+    def from_dict(cls, data: Any) -> WorkSummary | None:
+        """Read :meth:`to_dict`'s form; None for None or anything that is not an object."""
+        if not isinstance(data, Mapping):
+            return None
+        return cls(mean=_optional_float(data.get("mean")), p50=_optional_float(data.get("p50")),
+                   p95=_optional_float(data.get("p95")), p99=_optional_float(data.get("p99")))
+
+
+def _work_dict(work: WorkSummary | None) -> dict[str, Any] | None:
+    return None if work is None else work.to_dict()
+
+
+@dataclass(frozen=True)
 class TailSummary:
     """Percentiles and shares of one run's per-query recall@k (values in [0, 1]).
 
     mean, p1, p5, p10 (linear-interpolated percentiles), share_below_0_5 (share of queries
     with recall < 0.5), share_zero (recall == 0), queries (how many). A value is None only
-    when read from a record that did not hold it."""
+    when read from a record that did not hold it. ``work``: the run's distance computations
+    per query (mean, p50 / p95 / p99), None where the engine does not count."""
 
     mean: float | None
     p1: float | None
@@ -111,12 +150,13 @@ class TailSummary:
     share_below_0_5: float | None
     share_zero: float | None
     queries: int | None
+    work: WorkSummary | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The ``tail`` object of an evaluation / runs.jsonl record."""
         return {"mean": self.mean, "p1": self.p1, "p5": self.p5, "p10": self.p10,
                 "share_below_0_5": self.share_below_0_5, "share_zero": self.share_zero,
-                "queries": self.queries}
+                "queries": self.queries, "work": _work_dict(self.work)}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> TailSummary:
@@ -127,32 +167,38 @@ class TailSummary:
             share_below_0_5=_optional_float(data.get("share_below_0_5")),
             share_zero=_optional_float(data.get("share_zero")),
             queries=_optional_int(data.get("queries")),
+            work=WorkSummary.from_dict(data.get("work")),
         )
 
 
 @dataclass(frozen=True)
 class SliceRecall:
     """Recall@k on one query slice: how many queries, their mean recall and its 5th
-    percentile (None only when read from a record that did not hold it)."""
+    percentile (None only when read from a record that did not hold it), and the slice's
+    cost tail ``work`` (distance computations per query: mean, p50 / p95 / p99; None where
+    the engine does not count)."""
 
     queries: int | None
     recall: float | None
     p5_recall: float | None
+    work: WorkSummary | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """One entry of the ``slices`` object of an evaluation / runs.jsonl record."""
-        return {"queries": self.queries, "recall": self.recall, "p5_recall": self.p5_recall}
+        return {"queries": self.queries, "recall": self.recall, "p5_recall": self.p5_recall,
+                "work": _work_dict(self.work)}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> SliceRecall:
         """Read :meth:`to_dict`'s form (missing keys become None)."""
         return cls(queries=_optional_int(data.get("queries")),
                    recall=_optional_float(data.get("recall")),
-                   p5_recall=_optional_float(data.get("p5_recall")))
+                   p5_recall=_optional_float(data.get("p5_recall")),
+                   work=WorkSummary.from_dict(data.get("work")))
 
 
 def slices_to_dict(slices: Mapping[str, SliceRecall]) -> dict[str, dict[str, Any]]:
-    """The JSON ``slices`` object: slice name -> {queries, recall, p5_recall}."""
+    """The JSON ``slices`` object: slice name -> {queries, recall, p5_recall, work}."""
     return {name: entry.to_dict() for name, entry in slices.items()}
 
 

@@ -8,7 +8,7 @@ from rich.console import Console
 from rich.table import Table
 
 from annkit.memory import format_size
-from annkit.types import Evaluation, SliceRecall
+from annkit.types import Evaluation, SliceRecall, WorkSummary
 
 
 def format_params(params: dict) -> str:
@@ -56,7 +56,9 @@ def evaluation_table(evaluation: Evaluation) -> Table:
         ("latency ms p50/p95/p99",
          " / ".join(format_ms(latency.get(p)) for p in ("p50", "p95", "p99"))
          if latency.get("p50") is not None else "- (use --mode single)"),
-        ("dist/query", format_count(evaluation.distance_computations)),
+        ("dist/query", format_count(evaluation.distance_computations)
+         + (f" (p50/p95/p99 {format_work(evaluation.tail.work)})"
+            if evaluation.tail is not None and evaluation.tail.work is not None else "")),
         ("build seconds", f"{evaluation.build_seconds:.2f}"),
         ("index size", format_bytes(evaluation.index_bytes)),
     ]
@@ -79,15 +81,31 @@ def print_table(console: Console, table: Table) -> None:
     console.print(table)
 
 
+def format_work(work: WorkSummary | None) -> str:
+    """The cost tail ``557 / 690 / 754`` (p50 / p95 / p99 distance computations per query);
+    ``-`` when not counted."""
+    if work is None:
+        return "-"
+    return " / ".join(format_count(value) for value in (work.p50, work.p95, work.p99))
+
+
 def slice_table(slices: dict[str, SliceRecall], k: int, full: bool = False) -> Table:
     """Recall per slice: frequency bands and the hardest 10% per hardness measure
-    (all quartiles too when ``full``)."""
+    (all quartiles too when ``full``), with each slice's cost tail (distance computations per
+    query, p50 / p95 / p99) when the engine counts them."""
     table = Table(title=f"recall@{k} by slice", title_justify="left")
-    for column in ("slice", "queries", f"recall@{k}", "p5 recall"):
+    counted = any(entry.work is not None for entry in slices.values())
+    columns = ["slice", "queries", f"recall@{k}", "p5 recall"]
+    if counted:
+        columns.append("dist/query p50/p95/p99")
+    for column in columns:
         table.add_column(column, justify="left" if column == "slice" else "right")
     for name, entry in slices.items():
         if not full and "-q" in name:
             continue
-        table.add_row(name, format_count(entry.queries), format_fraction(entry.recall, ".4f"),
-                      format_fraction(entry.p5_recall, ".2f"))
+        cells = [name, format_count(entry.queries), format_fraction(entry.recall, ".4f"),
+                 format_fraction(entry.p5_recall, ".2f")]
+        if counted:
+            cells.append(format_work(entry.work))
+        table.add_row(*cells)
     return table
