@@ -11,6 +11,9 @@ from annkit.bench.spec import (
     make_run_id,
     parse_sweep,
 )
+from annkit.engines import engine_names
+
+ENGINES = ", ".join(engine_names())
 
 GOOD = """\
 [bench]
@@ -92,7 +95,7 @@ BAD = [
     ('[[engine]]\nname = "hnsw"\nquery = { eff = [10] }\n',
      "sweep.toml line 3: engine 'hnsw' has no query parameter 'eff' (known: ef)"),
     ('[bench]\nk = 10\n\n[[engine]]\nname = "hnswx"\n',
-     "sweep.toml line 5: unknown engine 'hnswx' (known: annoy, flat, hnsw, ivfpq)"),
+     f"sweep.toml line 5: unknown engine 'hnswx' (known: {ENGINES})"),
     ('[[engine]]\nname = "hnsw"\n[engine.build]\nM = "eight"\n',
      "sweep.toml line 4: engine 'hnsw': build parameter M: expected int, got 'eight'"),
     ('[[engine]]\nname = "annoy"\nbuild = { n_trees = [] }\n',
@@ -114,7 +117,7 @@ BAD = [
     ('[[engine]]\nname = "flat"\nbuld = { x = 1 }\n',
      "sweep.toml line 3: unknown [[engine]] key 'buld' (known: name, build, query)"),
     ('[bench]\nk = 10\n',
-     "sweep.toml: no [[engine]] tables: nothing to run (engines: annoy, flat, hnsw, ivfpq)"),
+     f"sweep.toml: no [[engine]] tables: nothing to run (engines: {ENGINES})"),
     ('[[engine]]\nname = "hnsw"\n\n[[engine]]\nname = "annoy"\nquery = { search_k = 1.5 }\n',
      "sweep.toml line 6: engine 'annoy': query parameter search_k: expected int, got 1.5"),
     ('[[engine]]\nname = "hnsw"\nbuild = { M = [8\n',
