@@ -1,6 +1,14 @@
 """Built-in engines; importing this package registers them."""
 
-from annkit.engines import annoy, faiss_factory, flat, hnsw, ivfpq, usearch_hnsw  # noqa: F401
+from annkit.engines import (  # noqa: F401 - importing registers them
+    annoy,
+    faiss_factory,
+    flat,
+    hnsw,
+    ivfpq,
+    scann_engine,
+    usearch_hnsw,
+)
 from annkit.engines.base import (
     Engine,
     ParamSpec,
