@@ -17,6 +17,7 @@ from click.testing import CliRunner
 from annkit.bench.spec import DEFAULT_SWEEP
 from annkit.bench.store import DISTANCES_SUFFIX, REQUIRED_KEYS, read_runs
 from annkit.cli.main import cli
+from annkit.engines import engine_names
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -238,7 +239,7 @@ def test_killed_sweep_resumes_without_duplicates_or_losses(tmp_path):
 
 @pytest.mark.parametrize("text, message", [
     ('[[engine]]\nname = "hnswx"\n',
-     "Error: sweep.toml line 2: unknown engine 'hnswx' (known: annoy, flat, hnsw, ivfpq)"),
+     f"Error: sweep.toml line 2: unknown engine 'hnswx' (known: {', '.join(engine_names())})"),
     ('[bench]\nk = 10\n\n[[engine]]\nname = "hnsw"\nbuild = { M = [8] }\nquery = { eff = 10 }\n',
      "Error: sweep.toml line 7: engine 'hnsw' has no query parameter 'eff' (known: ef)"),
     ('[[engine]]\nname = "hnsw"\nbuild = { M = [8, "x"] }\n',
