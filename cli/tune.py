@@ -30,7 +30,7 @@ from annkit.tune import ALL, TuneResult, TuneSetting, tune
 @click.command("tune")
 @dataset_options
 @click.option("-e", "--engine", "engine_name", required=True,
-              help="Engine with an effort parameter: hnsw, annoy or ivfpq.")
+              help="Engine with an effort parameter, e.g. hnsw (see `annkit engines`).")
 @click.option("--target", type=click.FloatRange(0, 1, min_open=True), default=0.95,
               show_default=True, help="Recall@k the slice must reach.")
 @click.option("--slice", "slice_name", default=ALL, show_default=True,
