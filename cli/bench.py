@@ -208,7 +208,8 @@ def render_report(console: Console, report: dict) -> None:
 def bench(sweep_file: str | None, output: str | None, results_root: str,
           dataset: str | None, rebuild: bool, force: bool, timeout: float | None,
           threads: int | None, quiet: bool, as_json: bool, baseline: str | None,
-          max_recall_drop: float, max_qps_drop: float, print_default: bool,
+          max_recall_drop: float, max_qps_drop: float, max_work_increase: float,
+          print_default: bool,
           skip_memory_check: bool) -> None:
     """Sweep engines x build params x query params and report recall@k against QPS.
 
@@ -230,7 +231,7 @@ def bench(sweep_file: str | None, output: str | None, results_root: str,
     if dataset is not None:
         spec = spec.with_dataset(dataset)
     root = Path(results_root)
-    thresholds = GateThresholds(max_recall_drop, max_qps_drop)
+    thresholds = GateThresholds(max_recall_drop, max_qps_drop, max_work_increase)
     reference = None
     if baseline is not None:  # read and check it first: a bad baseline costs no sweep
         reference = load_baseline(baseline)

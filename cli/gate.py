@@ -13,6 +13,7 @@ from annkit.bench.compare import (
     IMPROVED,
     NEW,
     OK,
+    WORK_CHECKED,
     Comparison,
     SettingChange,
 )
@@ -47,6 +48,24 @@ def _qps_cell(row: SettingChange, basis: str) -> str:
     return f"{shown(old)} → {shown(new)}" + (f" ({change:+.0%})" if change is not None else "")
 
 
+def _work_cell(row: SettingChange) -> str:
+    """``560 → 1,680 (+200%)``; ``560`` when unchanged; ``work not counted`` and the like
+    when a side did not count (never shown as checked)."""
+    old, new = row.baseline_work, row.current_work
+    if row.work_status is None and old is None and new is None:
+        return "-"
+    if row.work_status not in (None, WORK_CHECKED):
+        shown = new if new is not None else old
+        return row.work_status + (f" ({shown:,.0f})" if shown is not None else "")
+    change = row.work_change
+    if change is not None and change == 0:
+        return _fmt(new, ",.0f")
+    text = f"{_fmt(old, ',.0f')} → {_fmt(new, ',.0f')}"
+    if change is not None:
+        text += f" ({change:+.1%})" if abs(change) < 0.1 else f" ({change:+.0%})"
+    return text
+
+
 def _fmt(value: float | None, spec: str) -> str:
     return "-" if value is None else format(value, spec)
 
@@ -58,7 +77,7 @@ def _verdict_cell(row: SettingChange) -> str:
 def _headers(comparison: Comparison) -> list[str]:
     k = comparison.current.k or comparison.baseline.k
     qps = "QPS x flat" if comparison.qps_basis == "flat" else "QPS (raw)"
-    return ["setting", f"recall@{k}", f"tail recall@{k}", qps, "verdict"]
+    return ["setting", f"recall@{k}", f"tail recall@{k}", qps, "dist/query", "verdict"]
 
 
 def _cells(comparison: Comparison, row: SettingChange) -> list[str]:
@@ -66,7 +85,7 @@ def _cells(comparison: Comparison, row: SettingChange) -> list[str]:
             _recall_cell(row.baseline_recall, row.current_recall, row.recall_change),
             _recall_cell(row.baseline_tail_recall, row.current_tail_recall,
                          row.tail_recall_change),
-            _qps_cell(row, comparison.qps_basis), _verdict_cell(row)]
+            _qps_cell(row, comparison.qps_basis), _work_cell(row), _verdict_cell(row)]
 
 
 def render_comparison(console: Console, comparison: Comparison) -> None:
@@ -77,11 +96,11 @@ def render_comparison(console: Console, comparison: Comparison) -> None:
              f"{facts.mode or comparison.baseline.mode})")
     table = Table(title=title, title_justify="left")
     for position, header in enumerate(_headers(comparison)):
-        table.add_column(header, justify="left" if position in (0, 4) else "right")
+        table.add_column(header, justify="left" if position in (0, 5) else "right")
     for row in comparison.rows:
         cells = _cells(comparison, row)
         style = "bold red" if row.gate_failed else _STYLES.get(row.verdict, "")
-        table.add_row(*cells[:4], Text(cells[4], style=style))
+        table.add_row(*cells[:5], Text(cells[5], style=style))
     console.print(table)
     for note in comparison.notes:
         console.print(Text(note, style="dim"))
@@ -104,12 +123,12 @@ def comparison_markdown(comparison: Comparison) -> str:
         f"recall@{now.k or base.k}, {now.mode or base.mode} mode.",
         "",
         "| " + " | ".join(_headers(comparison)) + " |",
-        "|---|---:|---:|---:|---|",
+        "|---|---:|---:|---:|---:|---|",
     ]
     for row in comparison.rows:
         cells = [_markdown_cell(cell) for cell in _cells(comparison, row)]
         if row.gate_failed:
-            cells[4] = f"**{cells[4]}**"
+            cells[5] = f"**{cells[5]}**"
         lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
     lines += [f"> {_markdown_cell(note)}" for note in comparison.notes]

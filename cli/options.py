@@ -101,8 +101,13 @@ memory_check_option = click.option(
 
 
 def gate_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    """--max-recall-drop / --max-qps-drop: the regression gate's thresholds."""
-    from annkit.bench.compare import DEFAULT_MAX_QPS_DROP, DEFAULT_MAX_RECALL_DROP
+    """--max-recall-drop / --max-qps-drop / --max-work-increase: the regression gate's
+    thresholds."""
+    from annkit.bench.compare import (
+        DEFAULT_MAX_QPS_DROP,
+        DEFAULT_MAX_RECALL_DROP,
+        DEFAULT_MAX_WORK_INCREASE,
+    )
 
     decorators = [
         click.option("--max-recall-drop", type=click.FloatRange(min=0, max=1),
@@ -114,6 +119,11 @@ def gate_options(func: Callable[..., Any]) -> Callable[..., Any]:
                      help="Fail when a setting's QPS, as speed-up over the flat run of the "
                           "same sweep, drops by more than this fraction (0.15 = 15%; "
                           ">= 1 turns the QPS check off)."),
+        click.option("--max-work-increase", type=click.FloatRange(min=0),
+                     default=DEFAULT_MAX_WORK_INCREASE, show_default=True, metavar="FRACTION",
+                     help="Fail when a setting's mean distance computations per query rose by "
+                          "more than this fraction (0.02 = 2%) at the same or lower recall "
+                          "(engines that count; others are shown as 'work not counted')."),
     ]
     for decorator in reversed(decorators):
         func = decorator(func)

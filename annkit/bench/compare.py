@@ -12,6 +12,15 @@ more than ``max_recall_drop`` (absolute), or its QPS drops by more than ``max_qp
 so a machine that is slower or faster overall does not change the verdict. When either side
 has no usable flat run, raw QPS is compared instead, and a note says so. A baseline setting
 that is missing from the current sweep, or failed there, fails the gate too.
+
+The work gate: a setting also regresses when its mean distance computations per query rose
+by more than ``max_work_increase`` (relative, e.g. 0.02 = 2%) at the same or lower recall,
+that is, unless its recall@k (overall or on the tail) rose by more than ``max_recall_drop``
+(then the extra work bought recall: a trade-off, shown but not failed). With single-threaded
+builds and searches the counts are exactly the same on every run and every machine, so this
+limit needs no room for noise. A setting whose engine does not count is shown as "work not
+counted" (never as checked); one whose baseline was counted but current is not fails, since
+its work can no longer be checked.
 """
 
 from __future__ import annotations
@@ -27,6 +36,7 @@ from annkit.types import RunRecord
 
 DEFAULT_MAX_RECALL_DROP = 0.005
 DEFAULT_MAX_QPS_DROP = 0.15
+DEFAULT_MAX_WORK_INCREASE = 0.02
 TAIL_SLICE = "tail"
 #: slack for float rounding: a drop of exactly the threshold passes
 _SLACK = 1e-9
@@ -35,23 +45,32 @@ _SLACK = 1e-9
 REGRESSED, MISSING, FAILED = "regressed", "missing", "failed"
 OK, IMPROVED, NEW, BASELINE_FAILED = "ok", "improved", "new", "baseline failed"
 
+#: how a setting's work (distance computations per query) was compared
+WORK_CHECKED = "checked"
+WORK_NOT_COUNTED = "work not counted"
+WORK_NO_LONGER_COUNTED = "work no longer counted"
+WORK_NEWLY_COUNTED = "work newly counted"
+
 
 @dataclass(frozen=True)
 class GateThresholds:
     """How much worse a setting may get: recall@k by ``max_recall_drop`` (absolute, e.g.
-    0.005), QPS by ``max_qps_drop`` (a fraction, e.g. 0.15 = 15%)."""
+    0.005), QPS by ``max_qps_drop`` (a fraction, e.g. 0.15 = 15%), mean distance
+    computations per query by ``max_work_increase`` (a fraction, e.g. 0.02 = 2%)."""
 
     max_recall_drop: float = DEFAULT_MAX_RECALL_DROP
     max_qps_drop: float = DEFAULT_MAX_QPS_DROP
+    max_work_increase: float = DEFAULT_MAX_WORK_INCREASE
 
     def __post_init__(self) -> None:
-        for name in ("max_recall_drop", "max_qps_drop"):
+        for name in ("max_recall_drop", "max_qps_drop", "max_work_increase"):
             value = getattr(self, name)
             if not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
                 raise InputError(f"{name} must be a number >= 0, got {value!r}")
 
     def to_dict(self) -> dict[str, float]:
-        return {"max_recall_drop": self.max_recall_drop, "max_qps_drop": self.max_qps_drop}
+        return {"max_recall_drop": self.max_recall_drop, "max_qps_drop": self.max_qps_drop,
+                "max_work_increase": self.max_work_increase}
 
 
 @dataclass(frozen=True)
@@ -126,7 +145,10 @@ class SettingChange:
     """One setting in the comparison: both sides' figures and the verdict.
 
     ``relative_qps`` is QPS / flat QPS of the same sweep (raw QPS when the comparison's
-    ``qps_basis`` is "raw"); ``qps_change`` is current / baseline relative QPS - 1."""
+    ``qps_basis`` is "raw"); ``qps_change`` is current / baseline relative QPS - 1.
+    ``*_work`` is the mean distance computations per query (None: not counted);
+    ``work_change`` is current / baseline - 1; ``work_status`` says how work was compared
+    (WORK_CHECKED, WORK_NOT_COUNTED, ...; None when the setting was not compared)."""
 
     run_id: str
     engine: str
@@ -143,6 +165,9 @@ class SettingChange:
     current_qps: float | None = None
     baseline_relative_qps: float | None = None
     current_relative_qps: float | None = None
+    baseline_work: float | None = None
+    current_work: float | None = None
+    work_status: str | None = None
     current_status: str | None = None
     error: str | None = None
 
@@ -161,6 +186,15 @@ class SettingChange:
         return None
 
     @property
+    def work_change(self) -> float | None:
+        old, new = self.baseline_work, self.current_work
+        if old is None or new is None:
+            return None
+        if old <= 0:
+            return 0.0 if new <= 0 else math.inf
+        return new / old - 1.0
+
+    @property
     def gate_failed(self) -> bool:
         return self.verdict in (REGRESSED, MISSING, FAILED)
 
@@ -177,12 +211,21 @@ class SettingChange:
             "qps": {"baseline": self.baseline_qps, "current": self.current_qps},
             "relative_qps": {"baseline": self.baseline_relative_qps,
                              "current": self.current_relative_qps, "change": self.qps_change},
+            "distance_computations": {"baseline": self.baseline_work,
+                                      "current": self.current_work,
+                                      "change": _finite(self.work_change),
+                                      "status": self.work_status},
             "current_status": self.current_status, "error": self.error,
         }
 
 
 def _difference(new: float | None, old: float | None) -> float | None:
     return None if new is None or old is None else new - old
+
+
+def _finite(value: float | None) -> float | None:
+    """JSON has no infinity: an unbounded change (from 0 work) is written as None."""
+    return value if value is None or math.isfinite(value) else None
 
 
 @dataclass
@@ -227,6 +270,27 @@ class Comparison:
         """Baseline settings (those that were ok in the baseline are the ones checked)."""
         return sum(row.verdict != NEW for row in self.rows)
 
+    @property
+    def work_checked(self) -> list[SettingChange]:
+        """Compared settings whose work (distance computations) was checked."""
+        return [row for row in self.rows if row.work_status == WORK_CHECKED]
+
+    @property
+    def work_not_counted(self) -> list[SettingChange]:
+        """Compared settings whose work could not be checked (not counted on a side)."""
+        return [row for row in self.rows
+                if row.work_status not in (None, WORK_CHECKED) and row.verdict != NEW]
+
+    def work_summary(self) -> str:
+        """``dist/query rise 2% (checked on 6 settings; not counted on 4: hnsw, annoy)``."""
+        limit = f"dist/query rise {self.thresholds.max_work_increase:.0%}"
+        checked, unchecked = len(self.work_checked), self.work_not_counted
+        text = f"{limit} (checked on {checked} setting{'s' * (checked != 1)}"
+        if unchecked:
+            engines = ", ".join(dict.fromkeys(row.engine for row in unchecked))
+            text += f"; not counted on {len(unchecked)}: {engines}"
+        return text + ")"
+
     def summary(self) -> str:
         """``2 of 7 baseline settings regressed, 1 missing; 1 new`` (no verdict word)."""
         total = self.compared
@@ -251,7 +315,7 @@ class Comparison:
         qps = ("QPS not checked" if self.thresholds.max_qps_drop >= 1
                else f"QPS drop {self.thresholds.max_qps_drop:.0%} ({basis})")
         limits = (f"limits: recall@{self.current.k or self.baseline.k} drop "
-                  f"{self.thresholds.max_recall_drop:g}, {qps}")
+                  f"{self.thresholds.max_recall_drop:g}, {qps}, {self.work_summary()}")
         word = "PASSED" if self.passed else "FAILED"
         return f"{word}: {self.summary()} ({limits})"
 
@@ -274,7 +338,9 @@ class Comparison:
             "current": self.current.to_dict(),
             "counts": {"compared": self.compared, "regressed": len(self.regressed),
                        "missing": len(self.missing), "failed": len(self.failed),
-                       "improved": len(self._with(IMPROVED)), "new": len(self.new)},
+                       "improved": len(self._with(IMPROVED)), "new": len(self.new),
+                       "work_checked": len(self.work_checked),
+                       "work_not_counted": len(self.work_not_counted)},
             "rows": [row.to_dict() for row in self.rows],
             "regressed": [brief(row) for row in self.regressed],
             "missing": [brief(row) for row in self.missing],
@@ -342,6 +408,15 @@ def compare_records(
     rows = [_compare_setting(record, current.get(run_id), thresholds, qps_basis,
                              (base_flat, current_flat), k, labels[run_id])
             for run_id, record in baseline.items()]
+    uncounted = [row for row in rows if row.work_status == WORK_NOT_COUNTED]
+    if uncounted:
+        engines = ", ".join(dict.fromkeys(row.engine for row in uncounted))
+        many = len(uncounted) != 1
+        its = "their" if many else "its"
+        notes.append(
+            f"work not counted for {len(uncounted)} setting{'s' * many} ({engines}: the "
+            f"library cannot count distance computations), so {its} work is not checked; "
+            f"only {its} recall and QPS are")
     for run_id, record in current.items():
         if run_id not in baseline:
             row = _row(record, labels[run_id], NEW)
@@ -375,6 +450,7 @@ def _fill_current(row: SettingChange, record: RunRecord, basis: str,
         row.current_tail_recall = tail_recall(record)
         row.current_qps = record.qps
         row.current_relative_qps = _relative(row.current_qps, basis, flat)
+        row.current_work = record.distance_computations
 
 
 def _compare_setting(base: RunRecord, now: RunRecord | None, thresholds: GateThresholds, basis: str,
@@ -386,6 +462,7 @@ def _compare_setting(base: RunRecord, now: RunRecord | None, thresholds: GateThr
         row.baseline_tail_recall = tail_recall(base)
         row.baseline_qps = base.qps
         row.baseline_relative_qps = _relative(row.baseline_qps, basis, flats[0])
+        row.baseline_work = base.distance_computations
     if now is None:
         row.verdict = MISSING if base.usable else BASELINE_FAILED
         if base.usable:
@@ -402,14 +479,15 @@ def _compare_setting(base: RunRecord, now: RunRecord | None, thresholds: GateThr
         row.problems.append(f"{status}: {reason}" if reason else str(status))
         return row
     name = f"recall@{k}" if k else "recall"
-    improved = False
+    improved = recall_rose = False
     for what, change in ((name, row.recall_change), (f"tail {name}", row.tail_recall_change)):
         if change is None:
             continue
         if -change > thresholds.max_recall_drop + _SLACK:
             row.problems.append(f"{what} {change:+.4f}")
         elif change > thresholds.max_recall_drop + _SLACK:
-            improved = True
+            improved = recall_rose = True
+    improved = _check_work(row, thresholds, recall_rose) or improved
     qps_change = row.qps_change
     if qps_change is not None and thresholds.max_qps_drop < 1:  # >= 1: QPS not checked
         what = "QPS x flat" if basis == "flat" else "QPS"
@@ -419,6 +497,30 @@ def _compare_setting(base: RunRecord, now: RunRecord | None, thresholds: GateThr
             improved = True
     row.verdict = REGRESSED if row.problems else IMPROVED if improved else OK
     return row
+
+
+def _check_work(row: SettingChange, thresholds: GateThresholds, recall_rose: bool) -> bool:
+    """Set the row's work status and any work problem; True when its work fell by more than
+    the limit (an improvement)."""
+    if row.baseline_work is None:
+        row.work_status = WORK_NOT_COUNTED if row.current_work is None else WORK_NEWLY_COUNTED
+        return False
+    if row.current_work is None:
+        row.work_status = WORK_NO_LONGER_COUNTED
+        row.problems.append("distance computations no longer counted (work not checked)")
+        return False
+    row.work_status = WORK_CHECKED
+    change = row.work_change
+    assert change is not None  # both sides counted
+    if change > thresholds.max_work_increase + _SLACK:
+        if not recall_rose:  # more work for the same or lower recall
+            row.problems.append(f"dist/query {_percent(change)} at the same or lower recall")
+        return False
+    return -change > thresholds.max_work_increase + _SLACK
+
+
+def _percent(change: float) -> str:
+    return "from none to some" if not math.isfinite(change) else f"{change:+.1%}"
 
 
 @dataclass(frozen=True)

@@ -81,7 +81,8 @@ def test_identical_sweeps_pass():
     assert comparison.compared == 4 and not comparison.new
     assert comparison.verdict() == (
         "PASSED: 4 baseline settings compared, none regressed (limits: recall@10 drop 0.005, "
-        "QPS drop 15% (relative to flat))")
+        "QPS drop 15% (relative to flat), dist/query rise 2% (checked on 0 settings; not "
+        "counted on 4: hnsw, annoy, flat))")
     row = by_id(comparison)["h32"]
     assert row.recall_change == 0.0 and row.tail_recall_change == 0.0 and row.qps_change == 0.0
     assert row.baseline_relative_qps == pytest.approx(1.2)
@@ -160,7 +161,7 @@ def test_a_qps_limit_of_one_turns_the_qps_check_off_and_says_so():
     comparison = compare_records(BASELINE, much_slower, off)
     row = by_id(comparison)["h16"]
     assert comparison.passed and row.verdict == "ok" and row.qps_change == pytest.approx(-0.9)
-    assert comparison.verdict().endswith("(limits: recall@10 drop 0.005, QPS not checked)")
+    assert "(limits: recall@10 drop 0.005, QPS not checked, dist/query" in comparison.verdict()
     faster = changed(BASELINE, "h16", qps=20000.0 * 3)  # not an improvement either
     assert by_id(compare_records(BASELINE, faster, off))["h16"].verdict == "ok"
     # recall is still checked
@@ -171,9 +172,9 @@ def test_without_a_flat_run_raw_qps_is_compared_and_said_so():
     without_flat = [r for r in BASELINE if r["engine"] != "flat"]
     comparison = compare_records(without_flat, scaled_qps(without_flat, 0.5))
     assert comparison.qps_basis == "raw" and comparison.machine_speed is None
-    assert comparison.notes == [
+    assert comparison.notes[0] == (
         "no usable flat run in the baseline and current sweep: raw QPS compared, so a faster "
-        'or slower machine counts as a change (add [[engine]] name = "flat")']
+        'or slower machine counts as a change (add [[engine]] name = "flat")')
     assert not comparison.passed
     assert by_id(comparison)["h16"].problems == ["QPS -50.0%"]
     one_side = compare_records(BASELINE, [r for r in BASELINE if r["engine"] != "flat"])
@@ -228,9 +229,11 @@ def test_json_shape():
                            "baseline", "current", "counts", "rows", "regressed", "missing",
                            "failed", "new", "notes"}
     assert result["passed"] is False
-    assert result["thresholds"] == {"max_recall_drop": 0.005, "max_qps_drop": 0.15}
+    assert result["thresholds"] == {"max_recall_drop": 0.005, "max_qps_drop": 0.15,
+                                    "max_work_increase": 0.02}
     assert result["counts"] == {"compared": 4, "regressed": 1, "missing": 0, "failed": 0,
-                                "improved": 0, "new": 0}
+                                "improved": 0, "new": 0, "work_checked": 0,
+                                "work_not_counted": 4}
     assert result["baseline"] == {"path": "base", "dataset": "toy", "metric": "angular",
                                   "k": 10, "mode": "batch", "runs": 4, "flat_qps": 10000.0}
     row = result["rows"][1]

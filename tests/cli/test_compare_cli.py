@@ -58,7 +58,8 @@ def test_a_slower_machine_passes_with_the_reason_shown(folders):
     assert "5,000 now, so this run was 0.50x as fast overall" in result.stdout
     assert result.stdout.rstrip().splitlines()[-1] == (
         "PASSED: 3 baseline settings compared, none regressed (limits: recall@10 drop 0.005, "
-        "QPS drop 15% (relative to flat))")
+        "QPS drop 15% (relative to flat), dist/query rise 2% (checked on 0 settings; not "
+        "counted on 3: hnsw, flat))")
     assert result.stderr == ""
 
 
@@ -79,7 +80,8 @@ def test_json_output(folders):
     assert result.exit_code == 1
     output = json.loads(result.stdout)
     assert output["passed"] is False
-    assert output["thresholds"] == {"max_recall_drop": 0.005, "max_qps_drop": 0.15}
+    assert output["thresholds"] == {"max_recall_drop": 0.005, "max_qps_drop": 0.15,
+                                    "max_work_increase": 0.02}
     assert output["qps_basis"] == "flat"
     assert [row["run_id"] for row in output["rows"]] == ["h16", "h32", "f"]
     assert [row["verdict"] for row in output["rows"]] == ["ok", "regressed", "ok"]
@@ -93,10 +95,10 @@ def test_markdown_output(folders):
     assert result.exit_code == 1
     lines = result.stdout.splitlines()
     assert lines[0] == "### annkit regression gate: ❌ failed"
-    assert "| setting | recall@10 | tail recall@10 | QPS x flat | verdict |" in lines
-    assert "|---|---:|---:|---:|---|" in lines
+    assert "| setting | recall@10 | tail recall@10 | QPS x flat | dist/query | verdict |" in lines
+    assert "|---|---:|---:|---:|---:|---|" in lines
     assert ("| hnsw ef=32 | 0.9500 → 0.9300 (-0.0200) | 0.9300 | 1.20x → 1.20x (+0%) | "
-            "**regressed: recall@10 -0.0200** |") in lines
+            "work not counted | **regressed: recall@10 -0.0200** |") in lines
     assert lines[-1].startswith("**FAILED: 1 of 3 baseline settings regressed")
     passed = run("compare", base, slow, "--markdown")
     assert passed.exit_code == 0
