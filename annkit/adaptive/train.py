@@ -208,7 +208,9 @@ class Goal:
 
 def _choose(recall: np.ndarray, cost: np.ndarray, recall_target: float | None,
             budget: float | None) -> int:
-    """Column of (n, M) outcome matrices that best meets the goal."""
+    """Column of (n, M) outcome matrices that best meets the goal: least mean work with
+    mean recall >= ``recall_target``, or, within ``budget``, the best p5 recall, then the
+    fewest queries at or below it, then the best mean recall."""
     mean_recall, mean_cost = recall.mean(axis=0), cost.mean(axis=0)
     if recall_target is not None:
         ok = mean_recall >= recall_target - RECALL_TOLERANCE
@@ -219,9 +221,11 @@ def _choose(recall: np.ndarray, cost: np.ndarray, recall_target: float | None,
     ok = mean_cost <= budget
     if not ok.any():
         return int(np.argmin(mean_cost))
-    p5 = np.percentile(recall[:, ok], 5.0, axis=0)
     candidates = np.flatnonzero(ok)
-    order = np.lexsort((-mean_recall[candidates], -p5))
+    p5 = np.percentile(recall[:, candidates], 5.0, axis=0)
+    # among equal p5, fewer queries at or below it is closer to raising it
+    at_or_below = (recall[:, candidates] <= p5[None, :] + RECALL_TOLERANCE).mean(axis=0)
+    order = np.lexsort((-mean_recall[candidates], at_or_below, -p5))
     return int(candidates[order[0]])
 
 
