@@ -122,29 +122,58 @@ def _setting(run: dict) -> str:
     return run.get("setting") or "(defaults)"
 
 
+def _short_count(value: float | None) -> str:
+    """``754``, ``7674``, ``12.3k``, ``1.25M``: a count in at most 5 characters."""
+    if value is None:
+        return "-"
+    if value >= 999_500:
+        return f"{value / 1e6:.3g}M"
+    return f"{value / 1e3:.3g}k" if value >= 9_999.5 else f"{value:.0f}"
+
+
+def _work(run: dict) -> str:
+    """``557/690/754``: p50 / p95 / p99 distance computations per query; ``-``."""
+    work = run.get("work")
+    if not work:
+        return "-"
+    return "/".join(_short_count(work.get(name)) for name in ("p50", "p95", "p99"))
+
+
 def render_report(console: Console, report: dict) -> None:
-    """Pareto table, headline table and failures of a report (see build_report)."""
+    """Pareto table, headline table and failures of a report (see build_report). On a
+    slice (``report["slice"]``), recall, dist/query and its p50/p95/p99 are the slice's."""
     k = report["k"]
+    on = report.get("slice") or "all"
+    where = "" if on == "all" else f", {on} slice"
     pareto = Table(title=f"Pareto-optimal runs: recall@{k} vs QPS ({report['dataset']}, "
-                         f"{report['mode']})", title_justify="left")
-    for column, justify in (("engine", "left"), ("setting (build | query)", "left"),
-                            (f"recall@{k}", "right"), ("QPS", "right"), ("x flat", "right"),
-                            ("dist/query", "right"), ("build s", "right"), ("index", "right")):
+                         f"{report['mode']}{where})", title_justify="left")
+    counted = any(run.get("work") for entry in report["engines"].values()
+                  for run in entry["pareto"])
+    columns = [("engine", "left"), ("setting (build | query)", "left"),
+               (f"recall@{k}", "right"), ("QPS", "right"), ("x flat", "right"),
+               ("dist/query", "right")]
+    if counted:
+        columns.append(("dist p50/p95/p99", "right"))
+    columns += [("build s", "right"), ("index", "right")]
+    for column, justify in columns:
         pareto.add_column(column, justify=justify)  # type: ignore[arg-type]
     for engine, entry in report["engines"].items():
         for position, run in enumerate(entry["pareto"]):
-            pareto.add_row(engine if position == 0 else "", _setting(run),
-                           f"{run['recall']:.4f}", _number(run["qps"]),
-                           _speedup(run["speedup_vs_flat"]),
-                           _number(run.get("distance_computations")),
-                           _number(run["build_seconds"], 2),
-                           format_bytes(run["index_bytes"]))
+            cells = [engine if position == 0 else "", _setting(run),
+                     f"{run['recall']:.4f}", _number(run["qps"]),
+                     _speedup(run["speedup_vs_flat"]),
+                     _number(run.get("distance_computations"))]
+            if counted:
+                cells.append(_work(run))
+            cells += [_number(run["build_seconds"], 2), format_bytes(run["index_bytes"])]
+            pareto.add_row(*cells)
         if entry["pareto"]:
             pareto.add_section()
     console.print(pareto)
-    headline = Table(title=f"best QPS at recall@{k} >= threshold", title_justify="left")
+    headline = Table(title=f"best QPS at recall@{k} >= threshold{where}", title_justify="left")
     for column, justify in (("recall@k >=", "right"), ("engine", "left"), ("setting", "left"),
-                            (f"recall@{k}", "right"), ("QPS", "right"), ("x flat", "right")):
+                            (f"recall@{k}", "right"), ("QPS", "right"), ("x flat", "right"),
+                            ("dist/query", "right")):
         headline.add_column(column, justify=justify)  # type: ignore[arg-type]
     for entry in report["headlines"]:
         threshold = f"{entry['threshold']:.2f}"
@@ -152,10 +181,11 @@ def render_report(console: Console, report: dict) -> None:
             label = threshold if position == 0 else ""
             if run is None:
                 why = "not reached" if report["engines"][engine]["ok"] else "no successful run"
-                headline.add_row(label, engine, Text(why, style="dim"), "-", "-", "-")
+                headline.add_row(label, engine, Text(why, style="dim"), "-", "-", "-", "-")
             else:
                 headline.add_row(label, engine, _setting(run), f"{run['recall']:.4f}",
-                                 _number(run["qps"]), _speedup(run["speedup_vs_flat"]))
+                                 _number(run["qps"]), _speedup(run["speedup_vs_flat"]),
+                                 _number(run.get("distance_computations")))
         headline.add_section()
     console.print(headline)
     for entry in report["headlines"]:
@@ -305,26 +335,33 @@ def report(results: str, slice_name: str, as_json: bool) -> None:
                    "dashed, beside the overall one.")
 @click.option("--slice-only", is_flag=True,
               help="With --slice: draw only the slice's frontiers, not the overall ones.")
+@click.option("--x", "x_axis", type=click.Choice(["qps", "work"]), default="qps",
+              show_default=True,
+              help="qps: recall@k against QPS (log); work: recall@k against mean distance "
+                   "computations per query (log x; engines that do not count left out).")
 def plot(results: str, output: str | None, title: str | None, slice_name: str,
-         slice_only: bool) -> None:
-    """Plot recall@k against QPS (log) from RESULTS (a results folder or its runs.jsonl):
-    one line per engine's Pareto frontier, other runs faint, flat as the reference."""
+         slice_only: bool, x_axis: str) -> None:
+    """Plot recall@k against QPS (log), or with --x work against distance computations per
+    query (log), from RESULTS (a results folder or its runs.jsonl): one line per engine's
+    Pareto frontier, other runs faint, flat as the reference."""
     from annkit.bench.plot import plot_sweep
 
     folder, records, _ = load_results(results)
-    target = Path(output) if output else folder / PLOT_FILE
+    target = Path(output) if output else folder / (
+        PLOT_FILE if x_axis == "qps" else Path(PLOT_FILE).stem + "-work.png")
     first = records[0] if records else None
     name = (first.dataset if first else None) or folder.name
     k = first.k if first and first.k is not None else "k"
+    versus = "QPS" if x_axis == "qps" else "distance computations"
     if slice_name == "all":
-        path = plot_sweep(records, target, title=title)
+        path = plot_sweep(records, target, title=title, x=x_axis)
     elif slice_only:
-        path = plot_sweep(on_slice(records, slice_name), target, title=title or
-                          f"{name}: recall@{k} on the {slice_name} slice vs QPS")
+        path = plot_sweep(on_slice(records, slice_name), target, x=x_axis, title=title or
+                          f"{name}: recall@{k} on the {slice_name} slice vs {versus}")
     else:
         path = plot_sweep(records, target, slice_records=on_slice(records, slice_name),
-                          slice_name=slice_name, title=title or
-                          f"{name}: recall@{k} (all queries and {slice_name}) vs QPS")
+                          slice_name=slice_name, x=x_axis, title=title or
+                          f"{name}: recall@{k} (all queries and {slice_name}) vs {versus}")
     click.echo(str(path))
 
 

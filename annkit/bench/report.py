@@ -13,7 +13,7 @@ from annkit.bench.pareto import pareto_front
 from annkit.bench.store import META_FILE, RUNS_FILE, locate_results, read_records
 from annkit.engines.base import get_engine
 from annkit.errors import AnnkitError, InputError
-from annkit.types import RUN_STATUSES, RunRecord
+from annkit.types import RUN_STATUSES, RunRecord, TailSummary
 
 THRESHOLDS = (0.90, 0.95, 0.99)
 REFERENCE_ENGINE = "flat"
@@ -106,8 +106,18 @@ def _summary(record: RunRecord, flat_qps: float | None, labels: dict[str, str]) 
         "recall": record.recall, "qps": record.qps, "latency_ms": dict(record.latency_ms),
         "build_seconds": record.build_seconds, "index_bytes": record.index_bytes,
         "distance_computations": record.distance_computations,
+        "work": work_percentiles(record),
         "speedup_vs_flat": record.qps / flat_qps if flat_qps and record.qps else None,
     }
+
+
+def work_percentiles(record: RunRecord) -> dict[str, Any] | None:
+    """The run's cost tail ``{"p50", "p95", "p99"}`` (distance computations per query; on a
+    slice, see :func:`on_slice`, the slice's), or None when not counted."""
+    work = record.tail.work if record.tail is not None else None
+    if work is None:
+        return None
+    return {"p50": work.p50, "p95": work.p95, "p99": work.p99}
 
 
 def best_at(records: Records, threshold: float) -> RunRecord | None:
@@ -190,9 +200,11 @@ def report_results(path: str | Path) -> dict[str, Any]:
 
 
 def on_slice(records: Records, slice_name: str) -> list[RunRecord]:
-    """Records with ``recall`` replaced by their recall on ``slice_name`` (e.g. ``tail``,
-    ``hard-lid``); ``all`` returns the records unchanged. Failed runs are kept as they are;
-    an unknown slice is an error listing the available ones."""
+    """Records seen on the query slice ``slice_name`` (e.g. ``tail``, ``hard-lid``): their
+    ``recall`` is the slice's, ``distance_computations`` the slice's mean (None when the
+    slice's work was not recorded) and ``tail`` holds the slice's queries, p5 recall and
+    cost tail; QPS stays the whole run's. ``all`` returns the records unchanged. Failed runs
+    are kept as they are; an unknown slice is an error listing the available ones."""
     records = as_records(records)
     if slice_name == "all":
         return records
@@ -205,7 +217,14 @@ def on_slice(records: Records, slice_name: str) -> list[RunRecord]:
             continue
         if slice_name not in (record.slices or {}):
             continue
-        out.append(replace(record, recall=record.slice_recall(slice_name)))
+        entry = (record.slices or {})[slice_name]
+        work = entry.work
+        out.append(replace(
+            record, recall=record.slice_recall(slice_name),
+            distance_computations=work.mean if work is not None else None,
+            tail=TailSummary(mean=entry.recall, p1=None, p5=entry.p5_recall, p10=None,
+                             share_below_0_5=None, share_zero=None, queries=entry.queries,
+                             work=work)))
     if slice_name not in available:
         names = ", ".join(["all", *available]) if available else "none recorded"
         raise InputError(f"unknown slice {slice_name!r} (available: {names})")
