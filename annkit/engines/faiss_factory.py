@@ -33,6 +33,7 @@ PAYLOAD = "index.faiss"
 _ADD_BLOCK = 131_072
 _TRANSFORM = re.compile(r"^(OPQ(\d+)(?:_(\d+))?|PCAW?R?(\d+)|RR(\d+)|L2norm|Pad(\d+)|ITQ(\d*)"
                         r"(?:_(\d+))?)$")
+_MAX_TRANSFORM_DIM = 65_536
 _REFINE = re.compile(r"^(RFlat|Refine\((.+)\))$")
 
 
@@ -70,9 +71,18 @@ def parse_factory(factory: str) -> FactoryShape:
         if not 2 <= int(match.group(1)) <= 2048:
             raise ParamError(f"faiss: HNSW{match.group(1)} in {factory!r}: the graph degree "
                              "must be between 2 and 2048")
-    for match in re.finditer(r"(IVF|IMI2x|NSG)(\d+)", text):
-        if int(match.group(2)) < 1:
-            raise ParamError(f"faiss: {match.group(0)} in {factory!r}: must be at least 1")
+    for match in re.finditer(r"(?<![\d.])0+(?![\d.])", text):  # faiss aborts on HNSW0, PQ8x0..
+        token = re.search(r"[A-Za-z_+(]*[\dx_]*$", text[: match.end()])
+        raise ParamError(f"faiss: {token.group(0) if token else '0'} in {factory!r}: sizes "
+                         "must be at least 1")
+    for match in re.finditer(r"(?:OPQ\d+_|PCAW?R?|RR|Pad|ITQ_?)(\d+)", text):
+        if int(match.group(1)) > _MAX_TRANSFORM_DIM:
+            raise ParamError(f"faiss: {match.group(0)} in {factory!r}: at most "
+                             f"{_MAX_TRANSFORM_DIM} output dimensions")
+    for match in re.finditer(r"PQ\d+x(\d+)", text):
+        if int(match.group(1)) > 24:
+            raise ParamError(f"faiss: {match.group(0)} in {factory!r}: at most 24 bits per "
+                             "code")
     refine = bool(_REFINE.match(parts[-1])) and len(parts) > 1
     main = parts[:-1] if refine else parts
     while len(main) > 1 and _TRANSFORM.match(main[0]):
