@@ -85,7 +85,10 @@ def adapt_command(index: str, data: str | None, queries_file: str | None,
         return
     out = stdout_console()
     out.print(f"{report.mode}.")
-    out.print(comparison_table(report.to_dict()))
+    summary = report.to_dict()
+    out.print(comparison_table(summary))
+    for line in verdicts(summary):
+        out.print(line)
     training = report.policy.training
     out.print(f"{kind} policy for mean recall@{k} >= {target:g} written to {target_path} "
               f"(on its training queries: recall {training.get('train_recall', 0):.4f}, "
@@ -100,24 +103,52 @@ def _cell(value: float | None, digits: int = 4) -> str:
 
 
 def comparison_table(report: dict) -> Table:
-    """Uniform vs policy vs oracle at the uniform settings nearest recall 0.9/0.95/0.99."""
-    table = Table(title=f"adaptive vs uniform {report['param']} (recall@{report['k']}, "
-                  "queries never trained on)", title_justify="left")
-    for column in ("point", "setting", "recall", "p5", "tail band", "work/query", "work x",
-                   "QPS"):
-        table.add_column(column, justify="left" if column in ("point", "setting") else "right")
+    """Uniform vs each policy at the uniform settings nearest mean recall 0.9 / 0.95 / 0.99,
+    each policy calibrated on its training queries to the uniform's recall or work."""
+    param = report["param"]
+    table = Table(title=f"adaptive vs uniform {param}, recall@{report['k']} on queries the "
+                  "policies never trained on", title_justify="left")
+    for column in ("search", "matched", "recall", "p5", "tail", "work/q", "x work", "QPS"):
+        table.add_column(column, justify="left" if column in ("search", "matched") else "right")
     for entry in report["comparisons"]:
         for name, point in entry.items():
             if name == "operating_point":
                 continue
-            setting = ", ".join(f"{key}={value}" for key, value in point["setting"].items())
-            label = (f"~{entry['operating_point']:g} uniform" if name == "uniform" else name)
+            if name == "uniform":
+                label, matched = f"{param}={point['setting'][param]}", "-"
+            else:
+                label, _, rest = name.partition(" (")
+                matched = rest.split(" ")[0]
             work = point["distance_computations"]
-            table.add_row(label, setting, _cell(point["recall"]), _cell(point["p5_recall"], 2),
+            table.add_row(label, matched, _cell(point["recall"]), _cell(point["p5_recall"], 2),
                           _cell(point["tail_band_recall"]),
                           "-" if work is None else f"{work:,.0f}",
                           _cell(point.get("work_ratio"), 2), f"{point['qps']:,.0f}")
+        table.add_section()
     return table
+
+
+def verdicts(report: dict) -> list[str]:
+    """One line per operating point: does a policy beat uniform effort there?"""
+    lines = []
+    for entry in report["comparisons"]:
+        uniform = entry["uniform"]
+        param_value = uniform["setting"][report["param"]]
+        parts = []
+        for name, point in entry.items():
+            if name in ("operating_point", "uniform"):
+                continue
+            kind = name.split(" ")[0]
+            if "recall matched" in name and point.get("work_ratio") is not None:
+                parts.append(f"{kind} {point['work_ratio']:.2f}x the work at recall "
+                             f"{point['recall_change']:+.4f}")
+            elif "work matched" in name or "budget matched" in name:
+                parts.append(f"{kind} p5 {point['p5_change']:+.2f}, tail "
+                             f"{(point['tail_band_change'] or 0):+.4f} at "
+                             f"{_cell(point.get('work_ratio'), 2)}x the work")
+        lines.append(f"near recall {entry['operating_point']:g} ({report['param']}="
+                     f"{param_value}): " + "; ".join(parts))
+    return lines
 
 
 COMMANDS = [adapt_command]

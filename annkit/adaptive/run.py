@@ -98,7 +98,8 @@ def compare_at_operating_points(frontiers: dict[str, list[dict]], param: str) ->
                 label = Goal(goal_kind, value).label()
                 match = [p for p in frontiers.get(kind, []) if p["setting"].get("goal") == label]
                 if match:
-                    entry[f"{kind} ({goal_kind.split('-')[1]} matched)"] = _summary(match[0], base)
+                    matched = "recall" if goal_kind == "uniform-recall" else "work"
+                    entry[f"{kind} ({matched} matched)"] = _summary(match[0], base)
         out.append(entry)
     return out
 
