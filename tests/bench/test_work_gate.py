@@ -269,3 +269,29 @@ def test_an_engine_that_searches_twice_fails_on_work_with_recall_identical(basel
         assert row.problems == ["dist/query +100.0% at the same or lower recall"]
     flat = next(row for row in comparison.rows if row.engine == "flat")
     assert flat.verdict == "ok" and flat.work_status == WORK_CHECKED
+
+
+def test_bench_baseline_passes_the_work_limit_through(tmp_path):
+    """``annkit bench --baseline`` gates work as compare does (flat: n per query, exactly)."""
+    sweep_file = tmp_path / "flat.toml"
+    sweep_file.write_text('[bench]\ndataset = "words-10k"\nk = 10\nruns = 1\n\n'
+                          '[[engine]]\nname = "flat"\n')
+    runner = CliRunner()
+    first = runner.invoke(cli, ["bench", str(sweep_file), "-o", str(tmp_path / "base"),
+                                "--results-root", str(tmp_path / "root"), "-q", "--json"])
+    assert first.exit_code == 0, first.output
+    [base] = [json.loads(line) for line in (tmp_path / "base" / "runs.jsonl").read_text()
+              .splitlines()]
+    assert base["distance_computations"] == 10_000.0
+    base["distance_computations"] = 9_000.0  # the baseline did 10% less work
+    (tmp_path / "base" / "runs.jsonl").write_text(json.dumps(base) + "\n")
+    args = ["bench", str(sweep_file), "-o", str(tmp_path / "now"), "--results-root",
+            str(tmp_path / "root"), "-q", "--json", "--baseline", str(tmp_path / "base"),
+            "--max-qps-drop", "1"]
+    gated = runner.invoke(cli, args)
+    assert gated.exit_code == 1, gated.output
+    [row] = json.loads(gated.stdout)["compare"]["rows"]
+    assert row["problems"] == ["dist/query +11.1% at the same or lower recall"]
+    assert gated.stderr == "Error: regression gate failed: 1 of 1 baseline settings regressed\n"
+    looser = runner.invoke(cli, [*args, "--max-work-increase", "0.2"])
+    assert looser.exit_code == 0, looser.output
