@@ -10,6 +10,7 @@ import gc
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -22,6 +23,19 @@ from annkit.slices import build_profile, summarize
 from annkit.types import Dataset, Evaluation, QueryProfile, SearchResult
 
 MODES = ("batch", "single")
+
+#: default number of timed runs (the maximum: timing stops once stable), for evaluate, bench
+#: and tune alike
+DEFAULT_RUNS = 3
+#: default stopping tolerance: stop once the two fastest runs' QPS differ by at most 5% of
+#: the fastest (after at least 2 runs)
+DEFAULT_QPS_TOLERANCE = 0.05
+#: queries timed in single mode for an engine with ``constant_query_cost`` (seeded sample)
+TIMING_SAMPLE = 500
+TIMING_SEED = 0
+
+#: one timed run: its result, search seconds, and per-query latencies (single mode) or None
+RunOutcome = tuple[SearchResult, float, "np.ndarray | None"]
 
 
 def check_compatible(bundle: Bundle, dataset: Dataset) -> None:
@@ -113,6 +127,64 @@ def _run_single(
     return result, float(latencies.sum()), latencies
 
 
+def timing_is_stable(qps_runs: Sequence[float], tolerance: float) -> bool:
+    """True once at least 2 runs were made and the two fastest differ by at most
+    ``tolerance`` (a fraction) of the fastest; never with ``tolerance`` <= 0."""
+    if tolerance <= 0 or len(qps_runs) < 2:
+        return False
+    fastest, second = sorted(qps_runs, reverse=True)[:2]
+    return fastest - second <= tolerance * fastest
+
+
+@dataclass(frozen=True)
+class TimedRuns:
+    """Repeated timing of one search: the fastest run's outcome, and the search seconds of
+    every run made, in order."""
+
+    best: RunOutcome
+    seconds: list[float]
+
+    def qps_runs(self, n_queries: int) -> list[float]:
+        """QPS of each run when each searched ``n_queries`` queries."""
+        return [n_queries / value if value > 0 else float("inf") for value in self.seconds]
+
+
+def time_runs(
+    run: Callable[[], RunOutcome],
+    max_runs: int,
+    n_queries: int,
+    tolerance: float = DEFAULT_QPS_TOLERANCE,
+    progress: Callable[[int, int], None] | None = None,
+) -> TimedRuns:
+    """Call ``run`` (one timed pass over ``n_queries`` queries) up to ``max_runs`` times,
+    stopping early once :func:`timing_is_stable` holds; keep the fastest outcome.
+    ``progress(done, max_runs)`` after each run (``(done, done)`` when stopping early)."""
+    best: RunOutcome | None = None
+    seconds: list[float] = []
+    for attempt in range(max_runs):
+        outcome = run()
+        seconds.append(outcome[1])
+        if best is None or outcome[1] < best[1]:
+            best = outcome
+        stable = timing_is_stable([n_queries / value if value > 0 else float("inf")
+                                   for value in seconds], tolerance)
+        if progress is not None:
+            progress(attempt + 1, attempt + 1 if stable else max_runs)
+        if stable:
+            break
+    assert best is not None
+    return TimedRuns(best=best, seconds=seconds)
+
+
+def timing_sample(n_queries: int, size: int = TIMING_SAMPLE, seed: int = TIMING_SEED
+                  ) -> np.ndarray:
+    """Sorted row numbers of the seeded sample of queries timed for a constant-cost engine
+    (all rows when there are no more than ``size``)."""
+    if n_queries <= size:
+        return np.arange(n_queries)
+    return np.sort(np.random.default_rng(seed).choice(n_queries, size, replace=False))
+
+
 def evaluate(
     bundle: Bundle,
     dataset: Dataset,
@@ -120,17 +192,25 @@ def evaluate(
     query_params: dict | None = None,
     *,
     mode: str = "batch",
-    runs: int = 1,
+    runs: int = DEFAULT_RUNS,
+    qps_tolerance: float = DEFAULT_QPS_TOLERANCE,
     true_distances: np.ndarray | None = None,
     profile: QueryProfile | None = None,
     with_slices: bool = True,
     cuts: Sequence[float] = DEFAULT_CUTS,
     progress: Callable[[int, int], None] | None = None,
 ) -> Evaluation:
-    """Search ``dataset.queries`` with ``bundle``'s index ``runs`` times and score the best run.
+    """Search ``dataset.queries`` with ``bundle``'s index up to ``runs`` times and score the
+    best run.
 
-    QPS (and, in single mode, latency percentiles) come from the fastest run; recall@k is
-    computed from distances recomputed exactly from the base vectors (ann-benchmarks rule).
+    QPS (and, in single mode, latency percentiles) come from the fastest run; timing stops
+    early once the two fastest runs' QPS agree within ``qps_tolerance`` (a fraction of the
+    fastest; at least 2 runs; 0 = always ``runs``), and the QPS of every run is kept
+    (``Evaluation.qps_runs``). In single mode an engine with ``constant_query_cost`` is timed
+    on a seeded sample of :data:`TIMING_SAMPLE` queries while its results for recall come
+    from one untimed batch search of all of them (``Evaluation.timed_queries`` says how many
+    were timed). recall@k is computed from distances recomputed exactly from the base vectors
+    (ann-benchmarks rule).
     ``true_distances`` (nq, >=k), when given, saves recomputing the exact truth; ``profile``
     likewise saves recomputing the query slices (computed when None and ``with_slices``,
     with frequency band cut points ``cuts``).
@@ -143,6 +223,8 @@ def evaluate(
         raise InputError(f"k must be >= 1, got {k}")
     if runs < 1:
         raise InputError(f"runs must be >= 1, got {runs}")
+    if not 0.0 <= qps_tolerance < 1.0:
+        raise InputError(f"QPS tolerance must be in [0, 1), got {qps_tolerance}")
     check_compatible(bundle, dataset)
     if k > dataset.n_base:
         raise InputError(f"k={k} exceeds the {dataset.n_base} base vectors")
@@ -153,16 +235,15 @@ def evaluate(
     if profile is None and with_slices:
         profile = build_profile(dataset, true_distances, k, cuts=cuts)
     queries = np.ascontiguousarray(dataset.queries, dtype=np.float32)
+    sampled = (mode == "single" and type(engine).constant_query_cost
+               and dataset.n_queries > TIMING_SAMPLE)
+    timed = queries[timing_sample(dataset.n_queries)] if sampled else queries
     run = _run_batch if mode == "batch" else _run_single
-    best: tuple[SearchResult, float, np.ndarray | None] | None = None
-    for attempt in range(runs):
-        outcome = run(bundle, queries, k)
-        if best is None or outcome[1] < best[1]:
-            best = outcome
-        if progress is not None:
-            progress(attempt + 1, runs)
-    assert best is not None
-    result, seconds, latencies = best
+    timing = time_runs(lambda: run(bundle, timed, k), runs, len(timed), qps_tolerance,
+                       progress)
+    result, seconds, latencies = timing.best
+    if sampled:  # constant cost: the results of all queries from one untimed batch search
+        result = engine.search(queries, k)
     found = exact_distances(dataset.base, dataset.queries, result.ids, dataset.metric)
     per_query = recall_per_query(true_distances, result.ids, found, k)
     counts = result.distance_computations
@@ -179,12 +260,12 @@ def evaluate(
         mode=mode,
         queries=dataset.n_queries,
         recall=float(per_query.mean()),
-        qps=float(dataset.n_queries / seconds) if seconds > 0 else float("inf"),
+        qps=float(len(timed) / seconds) if seconds > 0 else float("inf"),
         latency_ms=latency_percentiles(latencies),
         build_seconds=float(manifest["build_seconds"]),
         index_bytes=bundle.index_bytes,
         search_seconds=float(seconds),
-        runs=runs,
+        runs=len(timing.seconds),
         per_query_recall=per_query,
         profile=profile,
         dataset=dataset.name,
@@ -194,4 +275,8 @@ def evaluate(
         weighted_recall=weighted,
         distance_computations=None if counts is None else float(counts.mean()),
         per_query_distance_computations=counts,
+        qps_runs=tuple(timing.qps_runs(len(timed))),
+        timed_queries=len(timed),
+        max_runs=runs,
+        qps_tolerance=qps_tolerance,
     )

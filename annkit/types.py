@@ -96,6 +96,22 @@ def _optional_int(value: Any) -> int | None:
     return None if value is None else int(value)
 
 
+def _optional_floats(value: Any) -> list[float] | None:
+    if value is None:
+        return None
+    if isinstance(value, (str, bytes, Mapping)):
+        raise TypeError(f"expected a list of numbers, got {type(value).__name__}")
+    return [float(item) for item in value]
+
+
+def qps_spread(qps_runs: Any) -> tuple[float | None, float | None, float | None]:
+    """(min, median, max) of the QPS of each timed run; Nones when there are none."""
+    values = [float(value) for value in (qps_runs or ())]
+    if not values:
+        return None, None, None
+    return min(values), float(np.median(values)), max(values)
+
+
 @dataclass(frozen=True)
 class WorkSummary:
     """The cost tail: distance computations per query over a set of queries (all of a run's,
@@ -232,7 +248,12 @@ class Evaluation:
     ``per_query_recall`` (nq,) and ``per_query_distance_computations`` (nq,) int64 (None when
     the engine cannot count) come from the timed best run; ``distance_computations`` is their
     mean per query. ``tail`` / ``slices`` / ``weighted_recall`` summarise the per-query recall
-    (slices empty and weighted recall None without a profile or weights)."""
+    (slices empty and weighted recall None without a profile or weights).
+
+    Timing: ``qps`` is the fastest run's; ``qps_runs`` the QPS of every timed run in order
+    (``runs`` of them, at most ``max_runs``: timing stops once the two fastest agree within
+    ``qps_tolerance``); ``timed_queries`` how many queries each run timed (fewer than
+    ``queries`` when a constant-cost engine is timed on a sample; recall is on all)."""
 
     engine: str
     build_params: dict
@@ -257,6 +278,22 @@ class Evaluation:
     distance_computations: float | None = None
     per_query_distance_computations: np.ndarray | None = field(default=None, repr=False)
     profile: QueryProfile | None = field(default=None, repr=False)
+    qps_runs: tuple[float, ...] = ()
+    timed_queries: int | None = None
+    max_runs: int | None = None
+    qps_tolerance: float | None = None
+
+    @property
+    def qps_min(self) -> float | None:
+        return qps_spread(self.qps_runs)[0]
+
+    @property
+    def qps_median(self) -> float | None:
+        return qps_spread(self.qps_runs)[1]
+
+    @property
+    def qps_max(self) -> float | None:
+        return qps_spread(self.qps_runs)[2]
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (per-query arrays and the profile left out)."""
@@ -281,6 +318,13 @@ class Evaluation:
             "slices": slices_to_dict(self.slices),
             "weighted_recall": self.weighted_recall,
             "distance_computations": self.distance_computations,
+            "qps_min": self.qps_min,
+            "qps_median": self.qps_median,
+            "qps_max": self.qps_max,
+            "qps_runs": list(self.qps_runs),
+            "timed_queries": self.timed_queries,
+            "max_runs": self.max_runs,
+            "qps_tolerance": self.qps_tolerance,
         }
 
 
@@ -294,7 +338,9 @@ class RunRecord:
 
     An ``ok`` record holds an :class:`Evaluation`'s fields plus where the index came from
     (``cached``, ``build_threads``); a failed or timed-out one holds the setting, ``error``
-    and None for what was not measured. Keys missing from an older file read as None."""
+    and None for what was not measured. Keys missing from an older file read as None
+    (``qps_min`` / ``qps_median`` / ``qps_max`` / ``qps_runs``: the QPS spread over the timed
+    runs; ``timed_queries``, ``max_runs``, ``qps_tolerance``: how it was timed)."""
 
     run_id: str
     status: str
@@ -322,6 +368,13 @@ class RunRecord:
     build_threads: int | None = None
     error: str | None = None
     finished_at: str | None = None
+    qps_min: float | None = None
+    qps_median: float | None = None
+    qps_max: float | None = None
+    qps_runs: list[float] | None = None
+    timed_queries: int | None = None
+    max_runs: int | None = None
+    qps_tolerance: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The runs.jsonl form (every key present; None = not measured)."""
@@ -352,6 +405,13 @@ class RunRecord:
             "build_threads": self.build_threads,
             "error": self.error,
             "finished_at": self.finished_at,
+            "qps_min": self.qps_min,
+            "qps_median": self.qps_median,
+            "qps_max": self.qps_max,
+            "qps_runs": None if self.qps_runs is None else list(self.qps_runs),
+            "timed_queries": self.timed_queries,
+            "max_runs": self.max_runs,
+            "qps_tolerance": self.qps_tolerance,
         }
 
     @classmethod
@@ -393,6 +453,13 @@ class RunRecord:
                 build_threads=_optional_int(data.get("build_threads")),
                 error=data.get("error"),
                 finished_at=data.get("finished_at"),
+                qps_min=_optional_float(data.get("qps_min")),
+                qps_median=_optional_float(data.get("qps_median")),
+                qps_max=_optional_float(data.get("qps_max")),
+                qps_runs=_optional_floats(data.get("qps_runs")),
+                timed_queries=_optional_int(data.get("timed_queries")),
+                max_runs=_optional_int(data.get("max_runs")),
+                qps_tolerance=_optional_float(data.get("qps_tolerance")),
             )
         except (TypeError, ValueError) as exc:
             raise InputError(f"record {run_id}: a field has the wrong type ({exc})") from None

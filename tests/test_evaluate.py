@@ -7,8 +7,8 @@ import pytest
 
 from annkit.bundle import build_index, load_bundle, save_bundle
 from annkit.errors import InputError
-from annkit.evaluate import evaluate
-from annkit.types import Dataset
+from annkit.evaluate import TIMING_SAMPLE, evaluate, time_runs, timing_is_stable, timing_sample
+from annkit.types import Dataset, RunRecord, SearchResult
 
 
 @pytest.fixture(scope="module")
@@ -90,3 +90,80 @@ def test_an_engine_that_cannot_count_reports_none(hnsw_bundle, words10k):
     assert evaluation.distance_computations is None
     assert evaluation.per_query_distance_computations is None
     assert evaluation.to_dict()["distance_computations"] is None
+
+
+def test_timing_is_stable_rule():
+    """Stable once >= 2 runs and the two fastest QPS differ by <= tolerance of the fastest."""
+    assert not timing_is_stable([1000.0], 0.05)
+    assert timing_is_stable([1000.0, 960.0], 0.05)
+    assert not timing_is_stable([1000.0, 940.0], 0.05)
+    assert timing_is_stable([700.0, 1000.0, 951.0], 0.05)  # the two fastest decide
+    assert not timing_is_stable([1000.0, 1000.0], 0.0)  # 0: never stop early
+
+
+def _scripted(seconds: list[float]):
+    """A run callable returning the given search seconds in turn."""
+    remaining = list(seconds)
+    result = SearchResult(ids=np.zeros((1, 1), np.int64), distances=np.zeros((1, 1), np.float32))
+
+    def run():
+        return result, remaining.pop(0), None
+
+    return run
+
+
+def test_time_runs_stops_once_stable_and_keeps_every_run():
+    calls = []
+    stable = time_runs(_scripted([1.0, 1.02, 5.0]), 3, 1000, 0.05,
+                       progress=lambda done, total: calls.append((done, total)))
+    assert stable.seconds == [1.0, 1.02] and stable.best[1] == 1.0
+    assert calls == [(1, 3), (2, 2)]
+    noisy = time_runs(_scripted([1.0, 1.5, 1.2]), 3, 1000, 0.05)
+    assert noisy.seconds == [1.0, 1.5, 1.2]  # never within 5%: every run made
+    assert noisy.qps_runs(1000) == pytest.approx([1000.0, 1000 / 1.5, 1000 / 1.2])
+    always = time_runs(_scripted([1.0, 1.0, 1.0]), 3, 1000, 0.0)
+    assert len(always.seconds) == 3
+
+
+def test_evaluation_keeps_the_qps_of_every_run(hnsw_bundle, words10k):
+    evaluation = evaluate(hnsw_bundle, words10k, 10, {"ef": 40}, runs=4, qps_tolerance=0.0)
+    assert evaluation.runs == 4 and evaluation.max_runs == 4 and len(evaluation.qps_runs) == 4
+    assert evaluation.qps == max(evaluation.qps_runs) == evaluation.qps_max
+    assert evaluation.qps_min == min(evaluation.qps_runs)
+    assert evaluation.qps_min <= evaluation.qps_median <= evaluation.qps_max
+    assert evaluation.timed_queries == words10k.n_queries
+    record = RunRecord.from_evaluation(evaluation, "r1")
+    assert record.qps_runs == list(evaluation.qps_runs) and record.runs == 4
+    assert (record.qps_min, record.qps_median, record.qps_max) == (
+        evaluation.qps_min, evaluation.qps_median, evaluation.qps_max)
+    assert RunRecord.from_dict(record.to_dict()) == record
+    old = {key: value for key, value in record.to_dict().items()
+           if not key.startswith("qps_") and key not in ("timed_queries", "max_runs")}
+    legacy = RunRecord.from_dict(old)  # a runs.jsonl line from before the spread was kept
+    assert legacy.qps == record.qps and legacy.qps_runs is None and legacy.qps_min is None
+    assert legacy.timed_queries is None and legacy.max_runs is None
+
+
+def test_runs_is_a_maximum_with_a_tolerance(hnsw_bundle, words10k):
+    loose = evaluate(hnsw_bundle, words10k, 10, {"ef": 40}, runs=5, qps_tolerance=0.99)
+    assert loose.runs == 2 and loose.max_runs == 5 and len(loose.qps_runs) == 2
+    assert loose.to_dict()["qps_tolerance"] == 0.99
+    with pytest.raises(InputError, match=r"QPS tolerance must be in \[0, 1\), got 1.5"):
+        evaluate(hnsw_bundle, words10k, 10, {"ef": 40}, qps_tolerance=1.5)
+
+
+def test_constant_cost_engine_timed_on_a_sample_scored_on_all(words10k, tmp_path):
+    """flat in single mode times TIMING_SAMPLE seeded queries; recall is over all 1,000."""
+    engine, seconds = build_index("flat", words10k.base, "angular", {}, threads=1)
+    bundle = load_bundle(save_bundle(engine, tmp_path / "flat", build_seconds=seconds))
+    assert type(bundle.engine).constant_query_cost
+    single = evaluate(bundle, words10k, 10, mode="single", runs=1, with_slices=False)
+    assert single.timed_queries == TIMING_SAMPLE < words10k.n_queries == single.queries
+    assert len(single.per_query_recall) == words10k.n_queries
+    assert single.recall == 1.0
+    assert single.qps == pytest.approx(TIMING_SAMPLE / single.search_seconds)
+    np.testing.assert_array_equal(timing_sample(words10k.n_queries),
+                                  timing_sample(words10k.n_queries))  # seeded
+    assert len(np.unique(timing_sample(words10k.n_queries))) == TIMING_SAMPLE
+    batch = evaluate(bundle, words10k, 10, runs=1, with_slices=False)
+    assert batch.timed_queries == words10k.n_queries  # batch mode times every query

@@ -127,7 +127,9 @@ def test_evaluation_to_dict_keeps_the_json_keys_and_adds_distance_computations()
     assert list(out) == [
         "engine", "build_params", "query_params", "metric", "dataset", "k", "mode", "queries",
         "recall", "qps", "latency_ms", "build_seconds", "index_bytes", "search_seconds", "runs",
-        "duplicate_ids", "tail", "slices", "weighted_recall", "distance_computations"]
+        "duplicate_ids", "tail", "slices", "weighted_recall", "distance_computations",
+        "qps_min", "qps_median", "qps_max", "qps_runs", "timed_queries", "max_runs",
+        "qps_tolerance"]
     assert out["slices"] == {"tail": {"queries": 1, "recall": 1.0, "p5_recall": 1.0,
                                       "work": None}}
     record = RunRecord.from_evaluation(evaluation, "flat-1", cached=True, build_threads=1)

@@ -107,6 +107,9 @@ class Engine(ABC):
     default_query_params: ClassVar[dict[str, ParamSpec]] = {}
     #: True when search() fills SearchResult.distance_computations exactly
     counts_distances: ClassVar[bool] = False
+    #: True when every query costs the same and a batch search returns what one query at a
+    #: time does: single-mode QPS is then timed on a seeded sample of the queries
+    constant_query_cost: ClassVar[bool] = False
     #: (build params, query params) reaching recall@10 >= 0.9 on the bundled words-10k
     contract_settings: ClassVar[tuple[dict[str, Any], dict[str, Any]]] = ({}, {})
 

@@ -40,6 +40,7 @@ class FlatEngine(Engine):
     description = "exact brute force (faiss IndexFlat)"
     build_params: ClassVar[dict[str, ParamSpec]] = {}
     counts_distances = True  # every query computes one distance per base vector
+    constant_query_cost = True  # every query reads the whole base: time a sample of them
 
     def build(self, base: np.ndarray, threads: int = 1) -> None:
         import faiss
