@@ -35,3 +35,9 @@ class GateFailure(AnnkitError):
     """A regression gate failed (exit code 1)."""
 
     exit_code = 1
+
+
+class TargetNotMet(AnnkitError):
+    """No setting reached the requested target, e.g. tune's recall (exit code 1)."""
+
+    exit_code = 1
