@@ -106,20 +106,17 @@ def _effective_dim(factory: str, dim: int) -> int:
             raise ParamError(f"faiss: {part} needs {match.group(2)} to divide the dimension "
                              f"{dim}")
         if out:
+            if match.group(4) and int(out) > dim:
+                raise ParamError(f"faiss: {part} in {factory!r}: PCA cannot output {out} "
+                                 f"dimensions from {dim}")
             if match.group(2) and int(out) % int(match.group(2)):
                 raise ParamError(f"faiss: {part}: {match.group(2)} must divide {out}")
             dim = int(out)
     return dim
 
 
-def check_factory(factory: str, dim: int) -> None:
-    """Refuse what faiss would reject, or abort on, for vectors of ``dim`` dimensions:
-    PQ sub-quantizers that do not divide the dimension, then anything faiss' own parser
-    refuses (its RuntimeError becomes a one-line ParamError)."""
-    faiss = _faiss()
-
-    parse_factory(factory)
-    inner = _effective_dim(factory, dim)
+def _check_pq(factory: str, inner: int) -> None:
+    """PQ sub-quantizers must divide the dimension they code (after the transforms)."""
     main = [part for part in _split_top(factory) if not _TRANSFORM.match(part)]
     for part in main[:-1] if main and _REFINE.match(main[-1]) else main:
         for match in re.finditer(r"(?<![A-Za-z])PQ(\d+)", part):
@@ -127,6 +124,33 @@ def check_factory(factory: str, dim: int) -> None:
             if m < 1 or inner % m:
                 raise ParamError(f"faiss: {match.group(0)} in {factory!r}: {m} sub-quantizers "
                                  f"must divide the dimension {inner}")
+
+
+def check_factory_syntax(factory: str) -> None:
+    """Refuse a factory string faiss cannot parse, whatever the dimension: faiss' parser is
+    tried at a dimension every number in the string divides (its RuntimeError becomes a
+    one-line ParamError). The dimension-dependent checks wait for :func:`check_factory`."""
+    faiss = _faiss()
+    parse_factory(factory)
+    numbers = [int(number) for number in re.findall(r"\d+", factory)]
+    trial = math.lcm(*numbers) if numbers else 8
+    if trial > _MAX_TRANSFORM_DIM:
+        return  # no small dimension fits every number: faiss parses it at build time
+    _check_pq(factory, _effective_dim(factory, trial))  # a transform may fix the dimension
+    try:
+        faiss.index_factory(trial, factory, faiss.METRIC_L2)
+    except RuntimeError as exc:
+        raise ParamError(f"faiss rejects index_factory string {factory!r}: "
+                         f"{faiss_reason(exc)}") from None
+
+
+def check_factory(factory: str, dim: int) -> None:
+    """Refuse what faiss would reject, or abort on, for vectors of ``dim`` dimensions:
+    PQ sub-quantizers that do not divide the dimension, then anything faiss' own parser
+    refuses (its RuntimeError becomes a one-line ParamError)."""
+    faiss = _faiss()
+    parse_factory(factory)
+    _check_pq(factory, _effective_dim(factory, dim))
     try:
         faiss.index_factory(dim, factory, faiss.METRIC_L2)
     except RuntimeError as exc:
@@ -220,7 +244,9 @@ class FaissFactoryEngine(Engine):
 
     def __init__(self, metric: str, dim: int, **params: Any) -> None:
         super().__init__(metric, dim, **params)
-        check_factory(self.params["factory"], self.dim)
+        # only what holds for any dimension: callers may validate params with a placeholder
+        # dimension before reading the data; build() checks the real one
+        check_factory_syntax(self.params["factory"])
         self._shape = parse_factory(self.params["factory"])
         if self.params["efConstruction"] is not None and self._shape.kind != "hnsw":
             raise ParamError(f"faiss: efConstruction applies to HNSW graphs only, not to "
@@ -315,6 +341,7 @@ class FaissFactoryEngine(Engine):
 
         count = int(base.shape[0])
         p = self.params
+        check_factory(p["factory"], self.dim)
         train = min(count, p["train_size"] or max(65_536, 64 * self._nlist()))
         p["train_size"] = train
         self._check_sizes(count, train)
@@ -500,6 +527,6 @@ class FaissFactoryEngine(Engine):
         quantizer = (isinstance(_downcast(inner.quantizer), faiss.IndexHNSW)
                      if actual == "ivf" else False)
         if FactoryShape(actual, quantizer, refine) != self._shape:
-            raise EngineError(f"{path}: is a {type(inner).__name__} index"
+            raise EngineError(f"{path}: holds a faiss {type(inner).__name__}"
                               f"{' with refine' if refine else ''}, not what the manifest's "
                               f"factory {self.params['factory']!r} builds")

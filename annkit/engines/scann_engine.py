@@ -173,7 +173,8 @@ class ScannEngine(Engine):
             scann_ops_pybind.builder(data, 10, _MEASURES[self.metric])
             .tree(num_leaves=p["num_leaves"],
                   num_leaves_to_search=min(p["num_leaves"], self.query["leaves_to_search"]),
-                  training_sample_size=p["train_size"])
+                  training_sample_size=p["train_size"],
+                  random_init=False)  # k-means++ follows clustering_seed; random init does not
             .score_ah(p["dims_per_block"],
                       anisotropic_quantization_threshold=threshold if threshold > 0
                       else float("nan"),
