@@ -9,6 +9,12 @@ Bisection assumes that the slice's recall is monotone in the effort parameter. M
 over many queries is very nearly so, but not exactly: a query can lose a neighbour at a
 higher effort. Where the curve dips, bisection returns a grid value that meets the target
 and whose tested predecessor does not, which may be above the exhaustive scan's smallest.
+
+The grid answer is then refined: the integer efforts between the last failing and the first
+passing grid value are bisected until they are ``resolution`` apart (1 = exact), so a
+doubling grid's 320 can become 240. Settings whose QPS intervals (min-max over the timed
+runs) overlap the fastest one's are tied: timing cannot tell them apart, and the cheaper
+build among them (smaller index, then shorter build) is chosen.
 """
 
 from __future__ import annotations
@@ -25,7 +31,13 @@ from annkit.cache import index_dir, index_key, obtain_index
 from annkit.effort import RECALL_TOLERANCE, check_grid, effort_parameter
 from annkit.engines.base import get_engine, resolve_params
 from annkit.errors import InputError, ParamError
-from annkit.evaluate import MODES, evaluate, true_kth_distances
+from annkit.evaluate import (
+    DEFAULT_QPS_TOLERANCE,
+    DEFAULT_RUNS,
+    MODES,
+    evaluate,
+    true_kth_distances,
+)
 from annkit.longtail import DEFAULT_CUTS
 from annkit.memory import check_memory
 from annkit.slices import QueryProfile, build_profile
@@ -33,6 +45,10 @@ from annkit.types import Dataset, Evaluation, slices_to_dict
 
 ALL = "all"
 """The slice of every query."""
+
+CHOICE_RULE = ("fastest setting meeting the target; settings whose QPS min-max interval "
+               "overlaps the fastest one's are tied, and the tied setting with the smallest "
+               "index (then the shortest build) is chosen")
 
 
 def build_settings(engine_name: str, build_grid: Mapping[str, Sequence[Any]]) -> list[dict]:
@@ -81,6 +97,10 @@ class TuneSetting:
     chosen: the smallest effort found whose slice recall meets the target (None = the target
     is not met even at the grid's largest value); evaluation: the run at ``chosen``, or at
     the largest effort tried when not reached; trace: effort -> slice recall of every run.
+    grid_choice: the first passing grid value; bracket: (last failing, first passing) grid
+    values the answer was refined between (None when the grid's first value passes or
+    nothing does); resolution: how far apart the last failing and the first passing effort
+    ended (1 = exact; None when not refined).
     """
 
     build_params: dict
@@ -90,6 +110,9 @@ class TuneSetting:
     trace: dict[int, float]
     cached: bool
     build_seconds: float
+    grid_choice: int | None = None
+    bracket: tuple[int, int] | None = None
+    resolution: int | None = None
 
     @property
     def reached(self) -> bool:
@@ -98,6 +121,33 @@ class TuneSetting:
     @property
     def qps(self) -> float:
         return self.evaluation.qps
+
+    @property
+    def qps_interval(self) -> tuple[float, float]:
+        """(slowest, fastest) QPS over the timed runs of the reported evaluation."""
+        evaluation = self.evaluation
+        low = evaluation.qps_min if evaluation.qps_min is not None else evaluation.qps
+        return low, evaluation.qps
+
+    @property
+    def index_bytes(self) -> int:
+        return self.evaluation.index_bytes
+
+    def best_slice_recall(self) -> tuple[int, float]:
+        """(effort, slice recall) of the run with the highest slice recall."""
+        effort = max(self.trace, key=lambda value: (self.trace[value], -value))
+        return effort, self.trace[effort]
+
+    def precision(self) -> str:
+        """How fine the answer is, in words."""
+        if self.chosen is None:
+            return "not reached"
+        if self.bracket is not None:
+            exact = ("exact" if self.resolution == 1 else f"exact to {self.resolution}")
+            return f"refined between {self.bracket[0]:,} and {self.bracket[1]:,}; {exact}"
+        if self.grid and self.chosen == self.grid[0]:
+            return "the grid's smallest value; smaller values not tried"
+        return "grid value"
 
     def recall_by_slice(self) -> dict[str, float]:
         """Recall@k of the reported run on ``all`` and every slice."""
@@ -113,8 +163,18 @@ class TuneSetting:
             "build_params": dict(self.build_params),
             "reached": self.reached,
             "effort": self.chosen,
+            "grid_effort": self.grid_choice,
+            "bracket": None if self.bracket is None else list(self.bracket),
+            "resolution": self.resolution,
+            "precision": self.precision(),
             "query_params": dict(evaluation.query_params),
             "qps": evaluation.qps,
+            "qps_min": evaluation.qps_min,
+            "qps_median": evaluation.qps_median,
+            "qps_max": evaluation.qps_max,
+            "qps_runs": list(evaluation.qps_runs),
+            "runs": evaluation.runs,
+            "timed_queries": evaluation.timed_queries,
             "recall": dict(self.recall_by_slice()),
             "slices": slices_to_dict(evaluation.slices),
             "tail": None if evaluation.tail is None else evaluation.tail.to_dict(),
@@ -148,15 +208,50 @@ class TuneResult:
     evaluations: int
     exhaustive: int
 
+    qps_tolerance: float = DEFAULT_QPS_TOLERANCE
+    resolution: int = 1
+
+    @property
+    def reached(self) -> list[TuneSetting]:
+        return [setting for setting in self.settings if setting.reached]
+
+    @property
+    def fastest(self) -> TuneSetting | None:
+        """The setting with the highest QPS among those meeting the target (None if none)."""
+        reached = self.reached
+        return reached[choose_fastest([setting.qps_interval for setting in reached])] \
+            if reached else None
+
+    @property
+    def tied(self) -> list[TuneSetting]:
+        """The settings meeting the target whose QPS intervals overlap the fastest one's
+        (the fastest included; one setting = no tie)."""
+        reached = self.reached
+        return [reached[index] for index in
+                tied_with_fastest([setting.qps_interval for setting in reached])]
+
     @property
     def best(self) -> TuneSetting | None:
-        """The setting with the highest QPS among those meeting the target (None if none)."""
-        reached = [setting for setting in self.settings if setting.reached]
-        return max(reached, key=lambda setting: setting.qps) if reached else None
+        """The chosen setting: the cheapest build among those tied with the fastest (see
+        :data:`CHOICE_RULE`); None when no setting meets the target."""
+        tied = self.tied
+        if not tied:
+            return None
+        return tied[cheapest([(setting.index_bytes, setting.build_seconds) for setting in tied])]
+
+    def best_reached(self) -> tuple[TuneSetting, int, float] | None:
+        """(setting, effort, slice recall) of the highest slice recall measured."""
+        if not self.settings:
+            return None
+        setting = max(self.settings, key=lambda entry: entry.best_slice_recall()[1])
+        effort, recall = setting.best_slice_recall()
+        return setting, effort, recall
 
     def to_dict(self) -> dict:
         """A JSON-ready dict."""
-        best = self.best
+        best, fastest = self.best, self.fastest
+        tied = self.tied
+        closest = self.best_reached()
         return {
             "engine": self.engine,
             "param": self.param,
@@ -169,9 +264,61 @@ class TuneResult:
             "query_params": dict(self.query_params),
             "evaluations": self.evaluations,
             "exhaustive": self.exhaustive,
+            "qps_tolerance": self.qps_tolerance,
+            "resolution": self.resolution,
             "settings": [setting.to_dict(self.param) for setting in self.settings],
             "best": None if best is None else best.to_dict(self.param),
+            "fastest": None if fastest is None else fastest.to_dict(self.param),
+            "tied": [{"build_params": dict(setting.build_params), "effort": setting.chosen,
+                      "qps": setting.qps, "qps_min": setting.qps_interval[0],
+                      "index_bytes": setting.index_bytes,
+                      "build_seconds": setting.build_seconds} for setting in tied]
+                    if len(tied) > 1 else [],
+            "choice_rule": CHOICE_RULE,
+            "best_reached": None if closest is None else {
+                "build_params": dict(closest[0].build_params), "effort": closest[1],
+                "slice_recall": closest[2]},
         }
+
+
+def choose_fastest(intervals: Sequence[tuple[float, float]]) -> int:
+    """Index of the interval (slowest, fastest QPS) with the highest fastest QPS (the first
+    on equal values)."""
+    return max(range(len(intervals)), key=lambda index: (intervals[index][1], -index))
+
+
+def tied_with_fastest(intervals: Sequence[tuple[float, float]]) -> list[int]:
+    """Indices, in order, of the QPS intervals (slowest, fastest over the runs) that overlap
+    the fastest setting's interval, the fastest included; [] for no intervals."""
+    if not intervals:
+        return []
+    fastest_low = intervals[choose_fastest(intervals)][0]
+    return [index for index, (_, high) in enumerate(intervals) if high >= fastest_low]
+
+
+def cheapest(costs: Sequence[tuple[float, float]]) -> int:
+    """Index of the cheapest build among (index bytes, build seconds): the smallest index,
+    then the shortest build, then the first."""
+    return min(range(len(costs)), key=lambda index: (costs[index][0], costs[index][1], index))
+
+
+def refine_effort(
+    measure: Callable[[int], float], failing: int, passing: int, target: float,
+    resolution: int = 1,
+) -> tuple[int, int, dict[int, float]]:
+    """Bisect the integers between ``failing`` (recall below target) and ``passing``
+    (meeting it) until they are at most ``resolution`` apart; returns (smallest passing
+    effort found, its distance from the largest failing one, effort -> recall of each
+    probe)."""
+    trace: dict[int, float] = {}
+    while passing - failing > resolution:
+        middle = (failing + passing) // 2
+        trace[middle] = measure(middle)
+        if trace[middle] >= target - RECALL_TOLERANCE:
+            passing = middle
+        else:
+            failing = middle
+    return passing, passing - failing, trace
 
 
 def _bisect_setting(
@@ -200,7 +347,7 @@ def tune(
     effort_grid: Sequence[Any] | None = None,
     k: int = 10,
     mode: str = "batch",
-    runs: int = 1,
+    runs: int = DEFAULT_RUNS,
     cache_dir: str | Path | None = None,
     threads: int = 1,
     progress: Callable[[str], None] | None = None,
@@ -208,11 +355,16 @@ def tune(
     query_params: dict | None = None,
     cuts: Sequence[float] = DEFAULT_CUTS,
     memory_check: bool = True,
+    qps_tolerance: float = DEFAULT_QPS_TOLERANCE,
+    resolution: int = 1,
 ) -> TuneResult:
     """Find, for each build setting of ``engine`` (the product of ``build_grid``, default
     the engine's ``tune_build_grid``), the smallest effort in ``effort_grid`` (default per
     build, the built engine's ``effort_grid``) whose recall@k on ``slice_name`` is
-    >= ``target``, by bisection, and the fastest setting overall (max QPS, best of ``runs``).
+    >= ``target``, by bisection, refined between the last failing and the first passing
+    grid value until they are ``resolution`` apart, and the chosen setting overall (see
+    :data:`CHOICE_RULE`; QPS: best of up to ``runs`` runs, stopping once they agree within
+    ``qps_tolerance``).
 
     Indexes are built with ``threads`` threads into ``cache_dir`` (reused when present;
     a temporary folder when None). ``query_params`` fixes the other query params;
@@ -236,6 +388,8 @@ def tune(
         raise InputError(f"unknown mode {mode!r}: use batch or single")
     if runs < 1:
         raise InputError(f"runs must be >= 1, got {runs}")
+    if resolution < 1:
+        raise InputError(f"resolution must be >= 1, got {resolution}")
     fixed = dict(query_params or {})
     if param in fixed:
         raise ParamError(f"{param} is the effort parameter tuned; give it as the effort grid")
@@ -281,24 +435,34 @@ def tune(
             def measure(effort: int, bundle: Any = bundle, label: str = label,
                         evaluations: dict[int, Evaluation] = evaluations) -> float:
                 evaluation = evaluate(bundle, dataset, k, {**fixed, param: effort}, mode=mode,
-                                      runs=runs, true_distances=truth, profile=profile)
+                                      runs=runs, qps_tolerance=qps_tolerance,
+                                      true_distances=truth, profile=profile)
                 evaluations[effort] = evaluation
                 recall = slice_recall(evaluation, slice_name)
                 notify(f"{engine} {label} {param}={effort}: {slice_name} recall {recall:.4f}, "
                        f"{evaluation.qps:,.0f} QPS")
                 return recall
 
-            chosen, trace = _bisect_setting(measure, grid, float(target))
+            grid_choice, trace = _bisect_setting(measure, grid, float(target))
+            chosen, bracket, gap = grid_choice, None, None
+            if grid_choice is not None and grid_choice != grid[0]:
+                failing = grid[grid.index(grid_choice) - 1]
+                bracket = (failing, grid_choice)
+                chosen, gap, refined = refine_effort(measure, failing, grid_choice,
+                                                     float(target), resolution)
+                trace.update(refined)
             reported = evaluations[chosen if chosen is not None else max(evaluations)]
             outcomes.append(TuneSetting(
                 build_params=built_params, grid=list(grid), chosen=chosen, evaluation=reported,
                 trace=trace, cached=cached, build_seconds=float(bundle.manifest["build_seconds"]),
+                grid_choice=grid_choice, bracket=bracket, resolution=gap,
             ))
     return TuneResult(
         engine=engine, param=param, dataset=dataset.name, k=k, target=float(target),
         slice_name=slice_name, mode=mode, runs=runs, query_params=fixed, settings=outcomes,
         evaluations=sum(len(setting.trace) for setting in outcomes),
         exhaustive=sum(len(setting.grid) for setting in outcomes),
+        qps_tolerance=qps_tolerance, resolution=resolution,
     )
 
 

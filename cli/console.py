@@ -1,4 +1,11 @@
-"""Consoles and progress bars, created per invocation (never at import)."""
+"""Consoles and progress bars, created per invocation (never at import).
+
+The table rule, one for every table annkit prints on stdout (the consoles made here apply
+it in ``print``): a cell is never elided. Columns wrap at spaces (``overflow="fold"``,
+``no_wrap=False``), and a table that cannot fit the console's width even with every column
+at its longest word (80 columns when stdout is not a terminal: a file, a pipe, a CI log) is
+printed stacked instead, one block of ``header: value`` lines per row.
+"""
 
 from __future__ import annotations
 
@@ -8,17 +15,78 @@ from contextlib import contextmanager
 from typing import Any
 
 from rich.console import Console
+from rich.measure import Measurement
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+from rich.text import Text
 
 from annkit.files import json_ready
 
 
+def _plain(cell: Any) -> str:
+    """A table cell or header as plain text (markup removed)."""
+    if isinstance(cell, Text):
+        return cell.plain
+    if isinstance(cell, str):
+        try:
+            return Text.from_markup(cell).plain
+        except Exception:  # noqa: BLE001 - not valid markup: the text itself
+            return cell
+    return str(cell)
+
+
+def stacked_lines(table: Table) -> list[str]:
+    """``table`` as lines: its title, then per row the first cell and one indented
+    ``header: value`` line per other column (empty cells left out)."""
+    columns = [(_plain(column.header), [_plain(cell) for cell in column.cells])
+               for column in table.columns]
+    lines = [_plain(table.title)] if table.title is not None else []
+    rows = max((len(cells) for _, cells in columns), default=0)
+    for row in range(rows):
+        values = [(header, cells[row] if row < len(cells) else "") for header, cells in columns]
+        if not values:
+            continue
+        first_header, first_value = values[0]
+        lines.append(f"- {first_header}: {first_value}" if table.show_header or not first_header
+                     else f"- {first_value}")
+        lines += [f"    {header}: {value}" if header else f"    {value}"
+                  for header, value in values[1:] if value.strip()]
+    return lines
+
+
+class TableConsole(Console):
+    """A rich Console applying the table rule (module doc) to every Table it prints."""
+
+    def print(self, *objects: Any, **kwargs: Any) -> None:  # type: ignore[override]
+        if not any(isinstance(item, Table) for item in objects):
+            super().print(*objects, **kwargs)
+            return
+        for item in objects:
+            if isinstance(item, Table):
+                self.print_table(item)
+            else:
+                super().print(item, **kwargs)
+
+    def print_table(self, table: Table) -> None:
+        """Print ``table`` wrapped at spaces when its columns' longest words fit the width,
+        else stacked (never an elided cell)."""
+        for column in table.columns:
+            column.overflow = "fold"
+            column.no_wrap = False
+        unbounded = self.options.update_width(1_000_000)  # measure() clamps to the width
+        if Measurement.get(self, unbounded, table).minimum <= self.width:
+            super().print(table)
+            return
+        for line in stacked_lines(table):
+            super().print(line, markup=False, highlight=False, overflow="fold")
+
+
 def stdout_console() -> Console:
-    return Console(soft_wrap=True)
+    return TableConsole(soft_wrap=True)
 
 
 def stderr_console() -> Console:
-    return Console(stderr=True)
+    return TableConsole(stderr=True)
 
 
 @contextmanager

@@ -13,6 +13,7 @@ from annkit.cli.options import (
     parse_cuts,
     parse_params,
     quiet_option,
+    timing_options,
 )
 from annkit.cli.render import evaluation_table, slice_table
 from annkit.evaluate import evaluate as run_evaluation
@@ -29,8 +30,7 @@ from annkit.types import Evaluation
 @param_option("Query parameter, e.g. -p ef=64 (repeatable).")
 @click.option("--mode", type=click.Choice(["batch", "single"]), default="batch",
               show_default=True, help="batch: one call; single: one query per call + latency.")
-@click.option("--runs", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Repetitions; QPS and latency come from the fastest.")
+@timing_options
 @click.option("--all-slices", is_flag=True, help="Show every hardness quartile too.")
 @click.option("--bands", default="0.2,0.6", show_default=True,
               help="Frequency band cut points (shares of queries, most frequent first).")
@@ -40,7 +40,8 @@ from annkit.types import Evaluation
 @quiet_option
 def evaluate(index: str, data: str | None, queries_file: str | None,
              groundtruth_file: str | None, weights_file: str | None, metric: str | None,
-             k: int, params: tuple[str, ...], mode: str, runs: int, all_slices: bool,
+             k: int, params: tuple[str, ...], mode: str, runs: int, qps_tolerance: float,
+             all_slices: bool,
              bands: str, per_query_file: str | None, as_json: bool, quiet: bool) -> None:
     """Measure INDEX on DATA (a dataset HDF5 or bundled name, default words-10k; or base
     vectors with --queries). Ground truth comes from DATA or is computed."""
@@ -49,7 +50,8 @@ def evaluate(index: str, data: str | None, queries_file: str | None,
                            weights=weights_file, metric=metric)
     with progress_bar(f"searching ({mode})", quiet or as_json) as progress:
         evaluation = run_evaluation(bundle, dataset, k, parse_params(params), mode=mode,
-                                    runs=runs, progress=progress, cuts=parse_cuts(bands))
+                                    runs=runs, qps_tolerance=qps_tolerance, progress=progress,
+                                    cuts=parse_cuts(bands))
     if per_query_file:
         write_csv_columns(per_query_file, per_query_columns(evaluation, dataset.source))
     if as_json:

@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from annkit.evaluate import DEFAULT_QPS_TOLERANCE, DEFAULT_RUNS
 from annkit.types import METRIC_ALIASES
 
 
@@ -128,3 +129,16 @@ def gate_options(func: Callable[..., Any]) -> Callable[..., Any]:
     for decorator in reversed(decorators):
         func = decorator(func)
     return func
+
+
+def timing_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """``--runs`` (the most timed runs) and ``--qps-tolerance`` (when to stop earlier)."""
+    func = click.option(
+        "--qps-tolerance", type=click.FloatRange(0, 1, max_open=True),
+        default=DEFAULT_QPS_TOLERANCE, show_default=True,
+        help="Stop timing once the two fastest runs' QPS differ by at most this fraction of "
+        "the fastest (after 2 runs); 0 always makes --runs runs.")(func)
+    return click.option(
+        "--runs", type=click.IntRange(min=1), default=DEFAULT_RUNS, show_default=True,
+        help="Most timed runs per setting; QPS is the fastest, its spread min-max over "
+        "them.")(func)

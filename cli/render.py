@@ -34,8 +34,23 @@ def format_fraction(value: float | None, spec: str) -> str:
     return "-" if value is None else format(value, spec)
 
 
+def format_qps(qps: float | None, low: float | None = None, high: float | None = None) -> str:
+    """QPS with its spread over the timed runs: ``4,554 (3,245-4,610)`` (min-max), just
+    ``4,554`` when there is no spread to show; ``-`` when unknown."""
+    if qps is None:
+        return "-"
+    if low is None or high is None or low == high:
+        return f"{qps:,.0f}"
+    return f"{qps:,.0f} ({low:,.0f}-{high:,.0f})"
+
+
+def new_table(title: str, *, show_header: bool = True) -> Table:
+    """A left-titled table; consoles from annkit.cli.console print it without eliding."""
+    return Table(title=title, show_header=show_header, title_justify="left")
+
+
 def key_value_table(title: str, rows: list[tuple[str, Any]]) -> Table:
-    table = Table(title=title, show_header=False, title_justify="left")
+    table = new_table(title, show_header=False)
     table.add_column("field", style="bold")
     table.add_column("value")
     for name, value in rows:
@@ -52,7 +67,7 @@ def evaluation_table(evaluation: Evaluation) -> Table:
         ("dataset", f"{evaluation.dataset} ({evaluation.metric})"),
         ("queries", evaluation.queries),
         (f"recall@{evaluation.k}", f"{evaluation.recall:.4f}"),
-        ("QPS", f"{evaluation.qps:,.0f} ({evaluation.mode}, best of {evaluation.runs})"),
+        ("QPS (min-max)", qps_summary(evaluation)),
         ("latency ms p50/p95/p99",
          " / ".join(format_ms(latency.get(p)) for p in ("p50", "p95", "p99"))
          if latency.get("p50") is not None else "- (use --mode single)"),
@@ -77,7 +92,21 @@ def evaluation_table(evaluation: Evaluation) -> Table:
     return key_value_table("evaluation", rows)
 
 
+def qps_summary(evaluation: Evaluation) -> str:
+    """``4,554 (3,245-4,610) (single, fastest of 3 runs, 500 of 5,000 queries timed)``."""
+    runs = evaluation.runs
+    how = [evaluation.mode, f"fastest of {runs} run{'s' if runs != 1 else ''}"]
+    if evaluation.max_runs is not None and evaluation.max_runs > runs:
+        how[-1] += f" (stable within {evaluation.qps_tolerance:.0%})"
+    timed = evaluation.timed_queries
+    if timed is not None and timed < evaluation.queries:
+        how.append(f"{timed:,} of {evaluation.queries:,} queries timed")
+    return (f"{format_qps(evaluation.qps, evaluation.qps_min, evaluation.qps_max)} "
+            f"({', '.join(how)})")
+
+
 def print_table(console: Console, table: Table) -> None:
+    """Print ``table`` by the table rule of annkit.cli.console (never elided)."""
     console.print(table)
 
 
@@ -93,7 +122,7 @@ def slice_table(slices: dict[str, SliceRecall], k: int, full: bool = False) -> T
     """Recall per slice: frequency bands and the hardest 10% per hardness measure
     (all quartiles too when ``full``), with each slice's cost tail (distance computations per
     query, p50 / p95 / p99) when the engine counts them."""
-    table = Table(title=f"recall@{k} by slice", title_justify="left")
+    table = new_table(f"recall@{k} by slice")
     counted = any(entry.work is not None for entry in slices.values())
     columns = ["slice", "queries", f"recall@{k}", "p5 recall"]
     if counted:

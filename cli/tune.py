@@ -21,8 +21,17 @@ from annkit.cli.options import (
     parse_params,
     quiet_option,
     threads_option,
+    timing_options,
 )
-from annkit.cli.render import format_params, key_value_table
+from annkit.cli.render import (
+    format_bytes,
+    format_params,
+    format_qps,
+    key_value_table,
+    new_table,
+    print_table,
+)
+from annkit.errors import TargetNotMet
 from annkit.sources import open_dataset
 from annkit.tune import ALL, TuneResult, TuneSetting, tune
 
@@ -46,8 +55,10 @@ from annkit.tune import ALL, TuneResult, TuneSetting, tune
               help="Recall depth.")
 @click.option("--mode", type=click.Choice(["batch", "single"]), default="batch",
               show_default=True, help="batch: one call; single: one query per call.")
-@click.option("--runs", type=click.IntRange(min=1), default=3, show_default=True,
-              help="Repetitions per evaluation; QPS comes from the fastest.")
+@timing_options
+@click.option("--resolution", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Refine the effort between the last failing and the first passing grid "
+              "value until they are this far apart (1 = exact).")
 @click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
               help="Keep built indexes here and reuse them (default: a temporary folder).")
 @threads_option
@@ -61,13 +72,16 @@ def tune_command(data: str | None, queries_file: str | None, groundtruth_file: s
                  weights_file: str | None, metric: str | None, engine_name: str,
                  target: float, slice_name: str, build_grid: tuple[str, ...],
                  effort_grid: str | None, params: tuple[str, ...], k: int, mode: str,
-                 runs: int, cache_dir: str | None, threads: int | None, bands: str,
+                 runs: int, qps_tolerance: float, resolution: int, cache_dir: str | None,
+                 threads: int | None, bands: str,
                  all_slices: bool, skip_memory_check: bool, as_json: bool,
                  quiet: bool) -> None:
     """For each build setting of --engine on DATA (default words-10k), find the smallest
     query effort whose recall@k on --slice meets --target (bisection over the effort grid,
-    assuming recall grows with effort), then report the fastest setting and its recall on
-    every slice."""
+    assuming recall grows with effort, then refined between the last failing and the first
+    passing grid value), then report the fastest setting and its recall on every slice.
+    Settings whose QPS ranges (min-max over the runs) overlap are tied; the cheaper build
+    (smaller index, then shorter build) is chosen. Exit 1 when no setting reaches --target."""
     dataset = open_dataset(data, queries=queries_file, groundtruth=groundtruth_file,
                            weights=weights_file, metric=metric)
     console = stderr_console()
@@ -79,21 +93,67 @@ def tune_command(data: str | None, queries_file: str | None, groundtruth_file: s
     result = tune(dataset, engine_name, target, slice_name, parse_build_grid(build_grid),
                   parse_grid(effort_grid, "--effort-grid"), k, mode, runs, cache_dir,
                   threads or os.cpu_count() or 1, progress, query_params=parse_params(params),
-                  cuts=parse_cuts(bands), memory_check=not skip_memory_check)
+                  cuts=parse_cuts(bands), memory_check=not skip_memory_check,
+                  qps_tolerance=qps_tolerance, resolution=resolution)
     if as_json:
         click.echo(to_json(result.to_dict()))
-        return
-    out = stdout_console()
-    out.print(settings_table(result, full=all_slices))
-    best = result.best
-    if best is None:
-        out.print(f"No build setting reaches recall@{result.k} >= {result.target:g} on "
-                  f"{result.slice_name} within the effort grid.", highlight=False)
     else:
-        out.print(best_table(result, best, full=all_slices))
-    saved = 1 - result.evaluations / result.exhaustive if result.exhaustive else 0.0
-    out.print(f"evaluate runs: {result.evaluations} of {result.exhaustive} for the exhaustive "
-              f"grid ({saved:.0%} saved)", highlight=False)
+        render_tune(result, full=all_slices)
+    if result.best is None:
+        raise TargetNotMet(not_reached_reason(result))
+
+
+def not_reached_reason(result: TuneResult) -> str:
+    """One line: the target no setting reached and the best slice recall measured."""
+    text = (f"no build setting reaches recall@{result.k} >= {result.target:g} on "
+            f"{result.slice_name} within the effort grid")
+    closest = result.best_reached()
+    if closest is not None:
+        setting, effort, recall = closest
+        text += (f"; best reached {recall:.4f} at {format_params(setting.build_params)} "
+                 f"{result.param}={effort}")
+    return text
+
+
+def render_tune(result: TuneResult, full: bool = False) -> None:
+    """The settings table, the answer with how fine it is, the tie notice, the chosen
+    setting's table and the evaluate count, on stdout."""
+    out = stdout_console()
+    print_table(out, settings_table(result, full=full))
+    best = result.best
+    if best is not None:
+        for line in answer_lines(result, best):
+            out.print(line, highlight=False, markup=False)
+        print_table(out, best_table(result, best, full=full))
+    grid_runs = sum(len(set(setting.trace) & set(setting.grid)) for setting in result.settings)
+    out.print(f"evaluate runs: {result.evaluations} ({grid_runs} bisecting the grid of "
+              f"{result.exhaustive}, {result.evaluations - grid_runs} refining)",
+              highlight=False, markup=False)
+
+
+def answer_lines(result: TuneResult, best: TuneSetting) -> list[str]:
+    """The chosen effort with its precision, then the tie notice when there is one."""
+    lines = [f"answer: {format_params(best.build_params)} {result.param}={best.chosen:,} "
+             f"({best.precision()})"]
+    tied = result.tied
+    if len(tied) > 1:
+        fastest = result.fastest
+        assert fastest is not None
+        others = [setting for setting in tied if setting is not best]
+        lines.append(
+            f"tied: QPS ranges overlap for {len(tied)} settings ("
+            + "; ".join(f"{format_params(setting.build_params)} {result.param}="
+                        f"{setting.chosen:,}: {_qps(setting)}" for setting in tied)
+            + f"); chose {format_params(best.build_params)}, the cheaper build "
+            f"({format_bytes(best.index_bytes)}, {best.build_seconds:.1f} s build vs "
+            + ", ".join(f"{format_bytes(setting.index_bytes)}, "
+                        f"{setting.build_seconds:.1f} s" for setting in others) + ")")
+    return lines
+
+
+def _qps(setting: TuneSetting) -> str:
+    evaluation = setting.evaluation
+    return format_qps(evaluation.qps, evaluation.qps_min, evaluation.qps_max)
 
 
 def _shown_slices(setting: TuneSetting, full: bool) -> list[str]:
@@ -103,16 +163,16 @@ def _shown_slices(setting: TuneSetting, full: bool) -> list[str]:
 
 def settings_table(result: TuneResult, full: bool = False) -> Table:
     """One row per build setting: chosen effort, QPS and recall on each slice."""
-    table = Table(title=f"{result.engine}: smallest {result.param} with recall@{result.k} >= "
-                  f"{result.target:g} on {result.slice_name}", title_justify="left")
+    table = new_table(f"{result.engine}: smallest {result.param} with recall@{result.k} >= "
+                      f"{result.target:g} on {result.slice_name}")
     slices = _shown_slices(result.settings[0], full) if result.settings else []
-    for column in ["build params", result.param, "QPS", *slices, "evals"]:
+    for column in ["build params", result.param, "QPS (min-max)", *slices, "evals"]:
         table.add_column(column, justify="left" if column == "build params" else "right")
     for setting in result.settings:
         recall = setting.recall_by_slice()
         effort = (f"{setting.chosen:,}" if setting.reached
                   else f"not reached (>{setting.grid[-1]:,})")
-        table.add_row(format_params(setting.build_params), effort, f"{setting.qps:,.0f}",
+        table.add_row(format_params(setting.build_params), effort, _qps(setting),
                       *(f"{recall[name]:.4f}" if name in recall else "-" for name in slices),
                       str(len(setting.trace)))
     return table
@@ -124,7 +184,7 @@ def best_table(result: TuneResult, best: TuneSetting, full: bool = False) -> Tab
     rows = [
         ("build params", format_params(best.build_params)),
         ("query params", format_params(best.evaluation.query_params)),
-        ("QPS", f"{best.qps:,.0f} ({result.mode}, best of {result.runs})"),
+        ("QPS", f"{_qps(best)} ({result.mode}, fastest of {best.evaluation.runs} runs)"),
     ]
     recall = best.recall_by_slice()
     rows += [(f"recall@{result.k} {name}", f"{recall[name]:.4f}")
