@@ -32,7 +32,7 @@ lightgbm = pytest.importorskip("lightgbm", reason="learned policies need the ada
 
 K = 10
 SMALL = AdaptConfig(k=K, folds=3, seed=0, n_centroids=8, label_targets=(1.0,),
-                    first_candidates=1, rounds=20)
+                    first_indices=(0,), rounds=20)
 
 
 def subset(dataset: Dataset, count: int) -> Dataset:

@@ -182,7 +182,7 @@ def adapt(bundle: Bundle, dataset: Dataset, k: int = 10, target: float = 0.9, *,
         profile = build_profile(dataset, truth, k)
     values = (sorted({int(v) for v in grid}) if grid is not None
               else refine_grid(engine.effort_grid(k, dataset.n_base)))
-    first_indices = (list(range(min(config.first_candidates, len(values))))
+    first_indices = ([index for index in config.first_indices if index < len(values)]
                      if "full" in config.stages else [])
     probe = probe_stage(engine, param, config) if "probe" in config.stages else None
     centroids = default_centroids(base, metric, config)

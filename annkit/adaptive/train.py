@@ -421,14 +421,18 @@ def _better_threshold(new: dict, old: dict, recall_target: float | None) -> bool
 
 @dataclass
 class AdaptConfig:
-    """Settings of policy training (all seeded)."""
+    """Settings of policy training (all seeded): cross-fitting (and inner calibration)
+    ``folds``; ``n_centroids`` coarse centroids (one distance each per query); per-query
+    recall ``label_targets`` the learned models predict the least effort for; candidate
+    first stages (full searches at grid indices ``first_indices``, a ``probe_k`` probe, none)
+    among ``stages``; LightGBM ``rounds``; policy ``kinds`` (the first one is saved)."""
 
     k: int = 10
     folds: int = 5
     seed: int = 0
     n_centroids: int = 32
     label_targets: tuple[float, ...] = (0.8, 0.9, 1.0)
-    first_candidates: int = 2
+    first_indices: tuple[int, ...] = (0, 2, 4, 6, 8)
     probe_k: int = 1
     stages: tuple[str, ...] = ("full", "probe", "none")
     rounds: int = 150
