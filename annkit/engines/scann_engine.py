@@ -221,6 +221,8 @@ class ScannEngine(Engine):
         from scann.scann_ops.py import scann_ops_pybind
 
         engine = cls(metric, dim, **params)
+        if engine.params["num_leaves"] is None:
+            raise EngineError(f"{directory}: the manifest's build params lack num_leaves")
         assets_path = directory / ASSETS
         if not assets_path.is_file():
             raise EngineError(f"{directory}: no {ASSETS} (not a ScaNN index)")

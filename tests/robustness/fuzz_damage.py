@@ -396,13 +396,18 @@ def hdf5_cases(writer: Writer, seed: int) -> None:
 def build_bundles(folder: Path, seed: int) -> dict[str, Path]:
     """One small valid bundle per engine over 700 seeded random vectors (dim 16)."""
     from annkit.bundle import build_index, save_bundle
+    from annkit.engines import engine_names
 
     rng = np.random.default_rng(seed)
     base = rng.standard_normal((700, 16)).astype(np.float32)
     settings = {"hnsw": {"M": 8, "ef_construction": 40}, "annoy": {"n_trees": 4},
-                "ivfpq": {"nlist": 4, "m": 4, "nbits": 4}, "flat": {}}
+                "ivfpq": {"nlist": 4, "m": 4, "nbits": 4}, "flat": {},
+                "faiss": {"factory": "IVF4,PQ4x4fs,RFlat"}, "usearch": {"connectivity": 8},
+                "scann": {"num_leaves": 4}}
     bundles = {}
     for engine, params in settings.items():
+        if engine not in engine_names():  # scann is an optional extra
+            continue
         built, _ = build_index(engine, base, "euclidean", params, threads=1)
         path = save_bundle(built, folder / f"valid-{engine}", build_seconds=1.0)
         manifest = json.loads((path / "manifest.json").read_text())
@@ -463,14 +468,18 @@ def _manifest_edits(manifest: dict, payload: str,
     for key, values in {
         "format": ["annkit-indexx", 1, None],
         "format_version": [0, 2, 99, "1", 1.0, True, None, -1],
-        "engine": ["nope", "", "HNSW", 3, None, "../hnsw", "annoy", "hnsw", "ivfpq", "flat"],
+        "engine": ["nope", "", "HNSW", 3, None, "../hnsw", "annoy", "hnsw", "ivfpq", "flat",
+                   "faiss", "usearch", "scann"],
         "metric": ["angular", "ip", "hamming", "", 1, None],
         "dim": [0, -1, 1, 15, 17, 32, 8, 2**31, 2**62, 16.0, "16", True, None],
         "count": [0, -1, 1, 699, 701, 1400, 2**31, 2**62, 700.5, "700", True, None],
         "build_seconds": [-1, "x", None, 1e308],
         "build_params": [{}, [], None, "M=8", {"M": "x"}, {"M": -3}, {"M": 10**9},
                          {"n_trees": 0}, {"nlist": 0}, {"m": 5}, {"unknown": 1},
-                         {"seed": -1}, {"nbits": 99}],
+                         {"seed": -1}, {"nbits": 99}, {"factory": "HNSW8,Flat"},
+                         {"factory": "IVF,PQ"}, {"factory": "HNSW0,Flat"}, {"factory": 7},
+                         {"dtype": "i8"}, {"dtype": "f64"}, {"connectivity": 1},
+                         {"num_leaves": 0}, {"dims_per_block": 99}],
         "files": [{}, [], None, "x", {payload: None}, {payload: []}],
     }.items():
         for value in values:
