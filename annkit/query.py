@@ -39,10 +39,12 @@ def query_to_file(
     k: int,
     output: str | Path,
     params: dict[str, Any] | None = None,
+    policy: str | Path | None = None,
 ) -> QueryRun:
     """Search the bundle ``index`` with ``queries`` (a vector file, or a dataset HDF5's test
     set) at depth ``k`` with query ``params``, and write the result atomically to ``output``:
-    ``.hdf5`` / ``.h5`` (neighbors (nq, k) int64 + distances) or ``.npy`` (ids only)."""
+    ``.hdf5`` / ``.h5`` (neighbors (nq, k) int64 + distances) or ``.npy`` (ids only).
+    ``policy``: a policy file from ``annkit adapt``; each query then gets its own effort."""
     suffix = Path(output).suffix.lower()
     if suffix not in OUTPUT_SUFFIXES:
         raise InputError(f"{output}: output must end in .hdf5, .h5 or .npy")
@@ -54,10 +56,19 @@ def query_to_file(
             f"{queries}: queries have dimension {vectors.shape[1]}, "
             f"index {index} has {bundle.manifest['dim']}"
         )
-    result = bundle.engine.search(np.ascontiguousarray(vectors, dtype=np.float32), k)
+    if policy is not None:
+        from annkit.adaptive import adaptive_search, load_policy
+
+        chosen = load_policy(policy, bundle.manifest)
+        result: Any = adaptive_search(bundle.engine, chosen, vectors, k)
+        params = {**(params or {}), "policy": str(policy)}
+    else:
+        result = bundle.engine.search(np.ascontiguousarray(vectors, dtype=np.float32), k)
     if suffix == ".npy":
         write_vectors(output, result.ids)
     else:
         write_neighbors_hdf5(output, result.ids, result.distances)
     return QueryRun(output=str(output), queries=int(len(vectors)), k=k,
-                    engine=bundle.engine.name, query_params=dict(bundle.engine.query))
+                    engine=bundle.engine.name,
+                    query_params=dict(params or {}) if policy is not None
+                    else dict(bundle.engine.query))

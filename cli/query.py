@@ -18,11 +18,13 @@ from annkit.query import query_to_file
 @param_option("Query parameter, e.g. -p ef=64 (repeatable).")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
               help="Output: .hdf5 (neighbors + distances) or .npy (ids).")
+@click.option("--policy", type=click.Path(dir_okay=False), default=None,
+              help="Per-query effort policy from annkit adapt.")
 @json_option
 def query(index: str, queries: str, k: int, params: tuple[str, ...], output: str,
-          as_json: bool) -> None:
+          policy: str | None, as_json: bool) -> None:
     """Search INDEX with QUERIES (a vector file or a dataset HDF5, whose test set is used)."""
-    run = query_to_file(index, queries, k, output, parse_params(params))
+    run = query_to_file(index, queries, k, output, parse_params(params), policy)
     if as_json:
         click.echo(to_json(run.to_dict()))
         return

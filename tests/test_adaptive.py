@@ -242,3 +242,31 @@ def test_cli_adapt_json_and_train_queries(tmp_path: Path, words10k: Dataset,
     assert out["mode"].startswith("trained on 120 training queries (train.npy), scored on 120")
     assert out["fold_of_query"] is None
     assert load_policy(policy, hnsw_index.manifest).kind == "threshold"
+
+
+def test_query_and_evaluate_with_a_policy(small_report, hnsw_index: Bundle, words10k: Dataset,
+                                          tmp_path: Path) -> None:
+    from annkit.adaptive.evaluate import evaluate_policy
+
+    policy_file = save_policy(small_report.policy, tmp_path / "policy.json")
+    queries = tmp_path / "queries.npy"
+    np.save(queries, words10k.queries[200:260])
+    output = tmp_path / "ids.npy"
+    result = run("query", hnsw_index.path, queries, "-o", output, "--policy", policy_file,
+                 "--json")
+    assert result.exit_code == 0, result.output
+    expected = adaptive_search(hnsw_index.engine, small_report.policy,
+                               words10k.queries[200:260], K)
+    assert np.array_equal(np.load(output), expected.ids)
+    assert json.loads(result.stdout)["query_params"] == {"policy": str(policy_file)}
+    damaged = tmp_path / "damaged.json"
+    damaged.write_text(policy_file.read_text().replace('"seed": 0', '"seed": 1', 1)
+                       .replace('"model": "tree', '"model": "tree ', 1))
+    result = run("query", hnsw_index.path, queries, "-o", output, "--policy", damaged)
+    assert result.exit_code == 2
+    assert result.stderr == (f"Error: {damaged}: damaged policy file (checksum mismatch); "
+                             "retrain it with annkit adapt\n")
+    evaluation = evaluate_policy(hnsw_index, subset(words10k, 300), small_report.policy)
+    assert 0.0 <= evaluation.recall <= 1.0 and evaluation.k == K
+    assert evaluation.query_params["policy"] == "learned"
+    assert evaluation.distance_computations is None  # hnswlib cannot count
