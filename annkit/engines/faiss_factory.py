@@ -9,6 +9,7 @@ Every search passes faiss' own SearchParameters objects, so no setting leaks int
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from dataclasses import dataclass, replace
@@ -126,6 +127,7 @@ def _check_pq(factory: str, inner: int) -> None:
                                  f"must divide the dimension {inner}")
 
 
+@functools.lru_cache(maxsize=256)
 def check_factory_syntax(factory: str) -> None:
     """Refuse a factory string faiss cannot parse, whatever the dimension: faiss' parser is
     tried at a dimension every number in the string divides (its RuntimeError becomes a
@@ -241,6 +243,7 @@ class FaissFactoryEngine(Engine):
     }
     counts_distances = True
     contract_settings = ({"factory": "IVF64,Flat"}, {"nprobe": 32})
+    max_search_threads = None  # faiss OpenMP threads over the batch
 
     def __init__(self, metric: str, dim: int, **params: Any) -> None:
         super().__init__(metric, dim, **params)
@@ -263,7 +266,8 @@ class FaissFactoryEngine(Engine):
 
     @classmethod
     def query_specs(cls, build_params: Any) -> dict[str, ParamSpec]:
-        factory = build_params.get("factory") or cls.build_params["factory"].default
+        factory = str(build_params.get("factory") or cls.build_params["factory"].default)
+        check_factory_syntax(factory)  # a string faiss cannot parse has no knobs to name
         return factory_query_specs(factory)
 
     def effort_grid(self, k: int, n_base: int) -> list[int]:
@@ -435,7 +439,7 @@ class FaissFactoryEngine(Engine):
         refine, inner, how = self._layout()
         k_base = int(k * float(self.query["k_factor"])) if refine else k
         counts: np.ndarray | None = None
-        with faiss_threads(1):
+        with faiss_threads(self.search_threads):
             if how == "per_call" and len(prepared) == 1:  # the search call is the count
                 scores, ids, counts = self._search_counted(prepared, k, params, refine, k_base)
             else:
