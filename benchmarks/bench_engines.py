@@ -203,13 +203,38 @@ class BareUsearch:
         return library
 
 
-BARE = {"faiss": BareFaiss, "usearch": BareUsearch}
+class BareScann:
+    """ScaNN itself on the bundle's files: load_searcher, search_batched (one thread)."""
+
+    def __init__(self, bundle_dir: Path, query_params: dict, queries: np.ndarray) -> None:
+        from scann.scann_ops.py import scann_ops_pybind
+
+        self.searcher = scann_ops_pybind.load_searcher(str(bundle_dir))
+        self.query = query_params
+        queries = queries / np.linalg.norm(queries, axis=1, keepdims=True)
+        self.queries = np.ascontiguousarray(queries, dtype=np.float32)
+
+    def batch(self) -> float:
+        with paused_gc():
+            start = time.perf_counter()
+            self.searcher.search_batched(
+                self.queries, final_num_neighbors=K,
+                leaves_to_search=int(self.query["leaves_to_search"]),
+                pre_reorder_num_neighbors=max(K, int(self.query["reorder"])))
+            return time.perf_counter() - start
+
+    def counters(self) -> None:
+        """ScaNN exposes no counter."""
+        return None
+
+
+BARE = {"faiss": BareFaiss, "usearch": BareUsearch, "scann": BareScann}
 
 
 def bare_comparison(records: list[RunRecord], dataset: Any, repeats: int) -> list[dict]:
     """annkit's reported batch QPS next to the bare library loop, per new-engine index."""
     true_distances = true_kth_distances(dataset, K)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for name in dict.fromkeys(variant(r) for r in records if r.engine in BARE_ENGINES):
         mine = [r for r in records if variant(r) == name and r.usable]
         chosen = best_at(mine, 0.95) or max(mine, key=lambda r: r.recall or 0.0)
@@ -230,7 +255,7 @@ def bare_comparison(records: list[RunRecord], dataset: Any, repeats: int) -> lis
         counts = evaluation.per_query_distance_computations
         library = bare.counters()
         equal = None
-        if counts is not None:
+        if counts is not None and library is not None:
             equal = bool(np.array_equal(counts, bare.expected(library, chosen.query_params)))
         rows.append({
             "engine": name, "query_params": chosen.query_params, "recall": evaluation.recall,
@@ -238,7 +263,7 @@ def bare_comparison(records: list[RunRecord], dataset: Any, repeats: int) -> lis
             "bare_qps": {"best": max(bare_qps), "all": bare_qps},
             "ratio": max(annkit_qps) / max(bare_qps),
             "annkit_distance_computations": evaluation.distance_computations,
-            "library_counter_mean": float(library.mean()),
+            "library_counter_mean": None if library is None else float(library.mean()),
             "counts_equal_library_counters": equal,
         })
         print(f"  {name} {chosen.query_params}: annkit {max(annkit_qps):,.0f} QPS, bare "
@@ -251,10 +276,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=7, help="interleaved timed batches")
     parser.add_argument("--skip-bare", action="store_true", help="sweep and table only")
+    parser.add_argument("--force", action="store_true",
+                        help="measure every setting again (cached indexes are reused)")
     args = parser.parse_args()
     started = time.perf_counter()
     print("sweep (annkit bench) ...", flush=True)
-    annkit_cli("bench", str(SWEEP), "-o", str(RESULTS), "--threads", "2", "-q", "--json")
+    annkit_cli("bench", str(SWEEP), "-o", str(RESULTS), "--threads", "2", "-q", "--json",
+               *(["--force"] if args.force else []))
     sweep_seconds = time.perf_counter() - started
     report_all = json.loads(annkit_cli("report", str(RESULTS), "--json"))
     report_tail = json.loads(annkit_cli("report", str(RESULTS), "--slice", "tail", "--json"))
