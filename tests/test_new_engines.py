@@ -309,9 +309,9 @@ def test_usearch_single_thread_build_is_deterministic(subset):
     np.testing.assert_array_equal(first.search(queries, K).ids, second.search(queries, K).ids)
 
 
-def test_usearch_i8_needs_angular():
+def test_usearch_i8_needs_angular(subset):
     with pytest.raises(ParamError) as info:
-        get_engine("usearch")("euclidean", 8, dtype="i8")
+        build_index("usearch", subset[0][:100], "euclidean", {"dtype": "i8"})
     assert str(info.value) == ("usearch: dtype i8 suits unit-length vectors; use it with the "
                                "angular metric, not euclidean")
 
@@ -337,8 +337,19 @@ def test_scann_recall_no_counts_and_quiet(subset, capfd):
 def test_scann_param_checks(subset):
     with pytest.raises(ParamError, match="num_leaves=5000 exceeds the 3000 base vectors"):
         build_index("scann", subset[0], "angular", {"num_leaves": 5000})
+    small = subset[0][:500, :8]
     with pytest.raises(ParamError, match="dims_per_block=9 exceeds the dimension 8"):
-        get_engine("scann")("angular", 8, dims_per_block=9)
+        build_index("scann", small, "angular", {"dims_per_block": 9, "num_leaves": 4})
+
+
+@pytest.mark.skipif(not SCANN_AVAILABLE, reason="the scann extra is not installed")
+def test_scann_cli_build(tmp_path, words10k):
+    data = tmp_path / "base.npy"
+    np.save(data, words10k.base[:500])
+    outcome = CliRunner().invoke(cli, ["build", str(data), "-e", "scann", "-p", "num_leaves=8",
+                                       "--metric", "angular", "-o", str(tmp_path / "index")])
+    assert outcome.exit_code == 0, outcome.output
+    assert load_bundle(tmp_path / "index").engine.count == 500
 
 
 # ---------------------------------------------------------------------- damaged payloads

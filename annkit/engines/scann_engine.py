@@ -117,15 +117,13 @@ class ScannEngine(Engine):
         "reorder": ParamSpec(int, 100, "candidates re-scored exactly (at least k)", minimum=1),
     }
     contract_settings = ({"num_leaves": 100}, {"leaves_to_search": 40, "reorder": 200})
+    max_search_threads = None  # search_batched_parallel on the searcher's own pool
 
     def __init__(self, metric: str, dim: int, **params: Any) -> None:
         super().__init__(metric, dim, **params)
         if self.params["anisotropic_quantization_threshold"] is None:
             self.params["anisotropic_quantization_threshold"] = (
                 0.0 if metric == "euclidean" else 0.2)
-        if self.params["dims_per_block"] > self.dim:
-            raise ParamError(f"scann: dims_per_block={self.params['dims_per_block']} exceeds "
-                             f"the dimension {self.dim}")
         self._searcher: Any = None
 
     def effort_grid(self, k: int, n_base: int) -> list[int]:
@@ -158,6 +156,10 @@ class ScannEngine(Engine):
 
         count = int(base.shape[0])
         p = self.params
+        if p["dims_per_block"] > self.dim:  # here, not in __init__: callers may validate
+            # params with a placeholder dimension before reading the data
+            raise ParamError(f"scann: dims_per_block={p['dims_per_block']} exceeds the "
+                             f"dimension {self.dim}")
         if p["num_leaves"] is None:
             p["num_leaves"] = default_num_leaves(count)
         if p["num_leaves"] > count:
@@ -192,7 +194,12 @@ class ScannEngine(Engine):
 
     def search(self, queries: np.ndarray, k: int) -> SearchResult:
         prepared = self._prepare(queries)
-        ids, scores = self._searcher.search_batched(
+        threads = self.search_threads
+        if threads > 1:
+            self._searcher.set_num_threads(threads)
+        search = (self._searcher.search_batched_parallel if threads > 1
+                  else self._searcher.search_batched)
+        ids, scores = search(
             prepared, final_num_neighbors=k,
             leaves_to_search=min(self.query["leaves_to_search"], self.params["num_leaves"]),
             pre_reorder_num_neighbors=max(k, self.query["reorder"]))

@@ -83,14 +83,12 @@ class UsearchEngine(Engine):
                                       minimum=1, effort=True),
     }
     counts_distances = True
+    max_search_threads = None  # usearch search(threads=N) over the batch
     contract_settings = ({"connectivity": 16, "expansion_add": 128, "dtype": "f32"},
                          {"expansion_search": 128})
 
     def __init__(self, metric: str, dim: int, **params: Any) -> None:
         super().__init__(metric, dim, **params)
-        if self.params["dtype"] == "i8" and metric != "angular":
-            raise ParamError("usearch: dtype i8 suits unit-length vectors; use it with the "
-                             f"angular metric, not {metric}")
         self._index: Any = None
 
     def effort_grid(self, k: int, n_base: int) -> list[int]:
@@ -124,6 +122,10 @@ class UsearchEngine(Engine):
                      expansion_search=self.query["expansion_search"])
 
     def build(self, base: np.ndarray, threads: int = 1) -> None:
+        # here, not in __init__: callers may validate params before they know the metric
+        if self.params["dtype"] == "i8" and self.metric != "angular":
+            raise ParamError("usearch: dtype i8 suits unit-length vectors; use it with the "
+                             f"angular metric, not {self.metric}")
         count = int(base.shape[0])
         index = self._new_index()
         for start in range(0, count, _ADD_BLOCK):
@@ -147,7 +149,7 @@ class UsearchEngine(Engine):
     def search(self, queries: np.ndarray, k: int) -> SearchResult:
         prepared = self._prepare(queries)
         nq = len(prepared)
-        matches = self._index.search(prepared, k, threads=1)
+        matches = self._index.search(prepared, k, threads=self.search_threads)
         if nq == 1:  # usearch returns the valid matches only; the call is the count
             ids = np.full((1, k), -1, dtype=np.int64)
             distances = np.full((1, k), np.inf, dtype=np.float32)
