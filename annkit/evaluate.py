@@ -7,6 +7,8 @@ setting gives the same recall wherever it is measured.
 from __future__ import annotations
 
 import gc
+import itertools
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -127,6 +129,57 @@ def _run_single(
     return result, float(latencies.sum()), latencies
 
 
+def _run_clients(
+    bundle: Bundle, queries: np.ndarray, k: int, clients: int
+) -> tuple[SearchResult, float, np.ndarray]:
+    """``clients`` threads, each sending one query per search call and taking the next
+    unanswered query until all are done: wall-clock seconds for all of them and each query's
+    latency under that load. Every engine library annkit ships releases the GIL while it
+    searches (measured in benchmarks/bench_scale.py), so the clients really overlap. With
+    more than one client the distance computations are not kept: some libraries count in
+    process-wide counters that concurrent calls would mix."""
+    search = bundle.engine.search
+    clock = time.perf_counter
+    n_queries = len(queries)
+    ids = np.empty((n_queries, k), dtype=np.int64)
+    distances = np.empty((n_queries, k), dtype=np.float32)
+    latencies = np.empty(n_queries, dtype=np.float64)
+    counts = np.empty(n_queries, dtype=np.int64)
+    counted = [clients == 1]
+    next_row = itertools.count()  # next() on it is atomic under the GIL
+    errors: list[BaseException] = []
+
+    def client() -> None:
+        try:
+            while (row := next(next_row)) < n_queries:
+                start = clock()
+                result = search(queries[row : row + 1], k)
+                latencies[row] = clock() - start
+                ids[row] = result.ids[0]
+                distances[row] = result.distances[0]
+                if result.distance_computations is None:
+                    counted[0] = False
+                else:
+                    counts[row] = result.distance_computations[0]
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+            errors.append(exc)
+
+    workers = [threading.Thread(target=client, name=f"annkit-client-{number}", daemon=True)
+               for number in range(clients)]
+    with paused_gc():
+        start = clock()
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+        seconds = clock() - start
+    if errors:
+        raise errors[0]
+    result = SearchResult(ids=ids, distances=distances,
+                          distance_computations=counts if counted[0] else None)
+    return result, seconds, latencies
+
+
 def timing_is_stable(qps_runs: Sequence[float], tolerance: float) -> bool:
     """True once at least 2 runs were made and the two fastest differ by at most
     ``tolerance`` (a fraction) of the fastest; never with ``tolerance`` <= 0."""
@@ -199,9 +252,16 @@ def evaluate(
     with_slices: bool = True,
     cuts: Sequence[float] = DEFAULT_CUTS,
     progress: Callable[[int, int], None] | None = None,
+    search_threads: int = 1,
+    clients: int | None = None,
 ) -> Evaluation:
     """Search ``dataset.queries`` with ``bundle``'s index up to ``runs`` times and score the
     best run.
+
+    Concurrency: in batch mode the engine's own batch search uses ``search_threads``
+    threads; in single mode ``clients`` (None = one caller) concurrent threads each send one
+    query per call, QPS is all queries over the wall-clock time and the latency percentiles
+    are each query's under that load. Either way recall is the same as with one thread.
 
     QPS (and, in single mode, latency percentiles) come from the fastest run; timing stops
     early once the two fastest runs' QPS agree within ``qps_tolerance`` (a fraction of the
@@ -225,20 +285,26 @@ def evaluate(
         raise InputError(f"runs must be >= 1, got {runs}")
     if not 0.0 <= qps_tolerance < 1.0:
         raise InputError(f"QPS tolerance must be in [0, 1), got {qps_tolerance}")
+    check_concurrency(mode, search_threads, clients)
     check_compatible(bundle, dataset)
     if k > dataset.n_base:
         raise InputError(f"k={k} exceeds the {dataset.n_base} base vectors")
     engine = bundle.engine
     engine.set_query_params(**(query_params or {}))
+    engine.set_search_threads(search_threads)
     if true_distances is None:
         true_distances = true_kth_distances(dataset, k)
     if profile is None and with_slices:
         profile = build_profile(dataset, true_distances, k, cuts=cuts)
     queries = np.ascontiguousarray(dataset.queries, dtype=np.float32)
-    sampled = (mode == "single" and type(engine).constant_query_cost
+    sampled = (mode == "single" and clients is None and type(engine).constant_query_cost
                and dataset.n_queries > TIMING_SAMPLE)
     timed = queries[timing_sample(dataset.n_queries)] if sampled else queries
-    run = _run_batch if mode == "batch" else _run_single
+    run: Callable[[Bundle, np.ndarray, int], RunOutcome] = (
+        _run_batch if mode == "batch" else _run_single)
+    if clients is not None:
+        concurrent = clients
+        run = lambda bundle, queries, k: _run_clients(bundle, queries, k, concurrent)  # noqa: E731
     timing = time_runs(lambda: run(bundle, timed, k), runs, len(timed), qps_tolerance,
                        progress)
     result, seconds, latencies = timing.best
@@ -279,4 +345,21 @@ def evaluate(
         timed_queries=len(timed),
         max_runs=runs,
         qps_tolerance=qps_tolerance,
+        search_threads=search_threads,
+        clients=clients,
     )
+
+
+def check_concurrency(mode: str, search_threads: int, clients: int | None) -> None:
+    """Refuse concurrency settings that do not fit together (InputError, one line)."""
+    if search_threads < 1:
+        raise InputError(f"--search-threads must be >= 1, got {search_threads}")
+    if clients is not None and clients < 1:
+        raise InputError(f"--clients must be >= 1, got {clients}")
+    if clients is not None and search_threads > 1:
+        raise InputError("use either --search-threads (one batch, the engine's threads) or "
+                         "--clients (concurrent single-query callers), not both")
+    if clients is not None and mode != "single":
+        raise InputError("--clients sends one query per call: use it with --mode single")
+    if search_threads > 1 and mode != "batch":
+        raise InputError("--search-threads applies to batch mode; in single mode use --clients")

@@ -282,6 +282,10 @@ class Evaluation:
     timed_queries: int | None = None
     max_runs: int | None = None
     qps_tolerance: float | None = None
+    #: threads of the engine's own batch search (1 = single-threaded)
+    search_threads: int = 1
+    #: concurrent single-query clients of the run (None = one caller, no concurrency)
+    clients: int | None = None
 
     @property
     def qps_min(self) -> float | None:
@@ -325,6 +329,8 @@ class Evaluation:
             "timed_queries": self.timed_queries,
             "max_runs": self.max_runs,
             "qps_tolerance": self.qps_tolerance,
+            "search_threads": self.search_threads,
+            "clients": self.clients,
         }
 
 
@@ -375,6 +381,8 @@ class RunRecord:
     timed_queries: int | None = None
     max_runs: int | None = None
     qps_tolerance: float | None = None
+    search_threads: int = 1
+    clients: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The runs.jsonl form (every key present; None = not measured)."""
@@ -412,6 +420,8 @@ class RunRecord:
             "timed_queries": self.timed_queries,
             "max_runs": self.max_runs,
             "qps_tolerance": self.qps_tolerance,
+            "search_threads": self.search_threads,
+            "clients": self.clients,
         }
 
     @classmethod
@@ -460,6 +470,8 @@ class RunRecord:
                 timed_queries=_optional_int(data.get("timed_queries")),
                 max_runs=_optional_int(data.get("max_runs")),
                 qps_tolerance=_optional_float(data.get("qps_tolerance")),
+                search_threads=int(data.get("search_threads") or 1),
+                clients=_optional_int(data.get("clients")),
             )
         except (TypeError, ValueError) as exc:
             raise InputError(f"record {run_id}: a field has the wrong type ({exc})") from None

@@ -9,6 +9,7 @@ import numpy as np
 
 from annkit.engines.base import Engine, ParamSpec, register
 from annkit.errors import EngineError
+from annkit.parallel import for_each_block
 from annkit.types import SearchResult
 
 _METRICS: dict[str, Any] = {"euclidean": "euclidean", "angular": "angular", "ip": "dot"}
@@ -70,6 +71,9 @@ class AnnoyEngine(Engine):
         ),
     }
     contract_settings = ({"n_trees": 50}, {"search_k": 50_000})
+    #: annoy has no batch search; get_nns_by_vector releases the GIL (measured), so N
+    #: Python threads each search their own rows of the batch
+    max_search_threads = None
 
     def __init__(self, metric: str, dim: int, **params: Any) -> None:
         super().__init__(metric, dim, **params)
@@ -129,11 +133,17 @@ class AnnoyEngine(Engine):
         distances = np.full((len(queries), k), np.inf, dtype=np.float32)
         search_k = self.query["search_k"]
         lookup = self._index.get_nns_by_vector
-        for row, vector in enumerate(queries.tolist()):
-            found, dist = lookup(vector, k, search_k, True)
-            if found:
-                ids[row, : len(found)] = found
-                distances[row, : len(found)] = self._convert(dist)
+        rows = queries.tolist()
+        step = max(1, -(-len(rows) // self.search_threads))
+
+        def search_rows(start: int) -> None:
+            for row in range(start, min(start + step, len(rows))):
+                found, dist = lookup(rows[row], k, search_k, True)
+                if found:
+                    ids[row, : len(found)] = found
+                    distances[row, : len(found)] = self._convert(dist)
+
+        for_each_block(search_rows, range(0, len(rows), step), self.search_threads)
         return SearchResult(ids=ids, distances=distances)
 
     def save(self, directory: Path) -> list[str]:

@@ -110,6 +110,11 @@ class Engine(ABC):
     #: True when every query costs the same and a batch search returns what one query at a
     #: time does: single-mode QPS is then timed on a seeded sample of the queries
     constant_query_cost: ClassVar[bool] = False
+    #: most threads :meth:`search` can use on one batch: 1 (the default, so engines written
+    #: before threaded search keep working) or None for no limit
+    max_search_threads: ClassVar[int | None] = 1
+    #: threads the next :meth:`search` calls use (see :meth:`set_search_threads`)
+    search_threads: int = 1
     #: (build params, query params) reaching recall@10 >= 0.9 on the bundled words-10k
     contract_settings: ClassVar[tuple[dict[str, Any], dict[str, Any]]] = ({}, {})
 
@@ -193,6 +198,20 @@ class Engine(ABC):
             self.query[name] = resolved[name]
         self._apply_query_params()
 
+    def set_search_threads(self, threads: int) -> None:
+        """Search each later batch with ``threads`` threads (the library's own parallel batch
+        search; results are the same as with one thread). ParamError when the engine cannot
+        use that many."""
+        threads = int(threads)
+        if threads < 1:
+            raise ParamError(f"search threads must be >= 1, got {threads}")
+        limit = self.max_search_threads
+        if limit is not None and threads > limit:
+            raise ParamError(f"engine {self.name} searches with at most {limit} thread"
+                             f"{'s' if limit > 1 else ''}; use --search-threads {limit} "
+                             "(or --clients for concurrent single-query callers)")
+        self.search_threads = threads
+
     def _apply_query_params(self) -> None:  # noqa: B027 - optional hook
         """Push ``self.query`` into the native index (engines override when needed)."""
 
@@ -206,7 +225,8 @@ class Engine(ABC):
 
     @abstractmethod
     def search(self, queries: np.ndarray, k: int) -> SearchResult:
-        """Search a batch (nq, d) float32 with one thread; see the class docstring."""
+        """Search a batch (nq, d) float32 with :attr:`search_threads` threads (one unless
+        :meth:`set_search_threads` said otherwise); see the class docstring."""
 
     @abstractmethod
     def save(self, directory: Path) -> list[str]:

@@ -40,6 +40,7 @@ class FlatEngine(Engine):
     description = "exact brute force (faiss IndexFlat)"
     build_params: ClassVar[dict[str, ParamSpec]] = {}
     counts_distances = True  # every query computes one distance per base vector
+    max_search_threads = None  # faiss OpenMP threads over the batch
     constant_query_cost = True  # every query reads the whole base: time a sample of them
 
     def build(self, base: np.ndarray, threads: int = 1) -> None:
@@ -55,7 +56,7 @@ class FlatEngine(Engine):
         self.count = int(index.ntotal)
 
     def search(self, queries: np.ndarray, k: int) -> SearchResult:
-        with faiss_threads(1):
+        with faiss_threads(self.search_threads):
             scores, ids = self._index.search(prepare(queries, self.metric), k)
         result = pad_result(ids, to_metric_distance(scores, self.metric,
                                                     self.metric == "euclidean"))

@@ -52,6 +52,7 @@ class HnswEngine(Engine):
         "ef": ParamSpec(int, 50, "candidate list size while searching", minimum=1, effort=True),
     }
     contract_settings = ({"M": 16, "ef_construction": 200}, {"ef": 200})
+    max_search_threads = None  # knn_query(num_threads=N) splits the batch by rows
 
     def __init__(self, metric: str, dim: int, **params: Any) -> None:
         super().__init__(metric, dim, **params)
@@ -105,7 +106,8 @@ class HnswEngine(Engine):
         queries = as_float32_rows(queries)
         k_found = min(k, self.count)
         try:
-            labels, distances = self._index.knn_query(queries, k=k_found, num_threads=1)
+            labels, distances = self._index.knn_query(queries, k=k_found,
+                                                      num_threads=self.search_threads)
         except RuntimeError:
             return self._search_rows(queries, k)
         ids = labels.astype(np.int64)

@@ -61,6 +61,7 @@ class IvfPqEngine(Engine):
         ),
     }
     contract_settings = ({"nlist": 64}, {"nprobe": 64, "rerank": 10})
+    max_search_threads = None  # faiss OpenMP threads over the batch
 
     def __init__(self, metric: str, dim: int, **params: Any) -> None:
         super().__init__(metric, dim, **params)
@@ -153,7 +154,7 @@ class IvfPqEngine(Engine):
         ivf = self._ivf()
         ivf.nprobe = min(self.query["nprobe"], ivf.nlist)
         prepared = prepare(queries, self.metric)
-        with faiss_threads(1):
+        with faiss_threads(self.search_threads):
             if rerank and self.params["refine"]:
                 params = faiss.IndexRefineSearchParameters()
                 params.k_factor = float(rerank)
