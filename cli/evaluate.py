@@ -7,12 +7,14 @@ import click
 from annkit.bundle import load_bundle
 from annkit.cli.console import progress_bar, stdout_console, to_json
 from annkit.cli.options import (
+    clients_option,
     dataset_options,
     json_option,
     param_option,
     parse_cuts,
     parse_params,
     quiet_option,
+    search_threads_option,
     timing_options,
 )
 from annkit.cli.render import evaluation_table, slice_table
@@ -28,9 +30,12 @@ from annkit.types import Evaluation
 @click.option("-k", type=click.IntRange(min=1), default=10, show_default=True,
               help="Recall depth.")
 @param_option("Query parameter, e.g. -p ef=64 (repeatable).")
-@click.option("--mode", type=click.Choice(["batch", "single"]), default="batch",
-              show_default=True, help="batch: one call; single: one query per call + latency.")
+@click.option("--mode", type=click.Choice(["batch", "single"]), default=None,
+              help="batch: one call; single: one query per call + latency. "
+                   "[default: batch; single with --clients]")
 @timing_options
+@search_threads_option
+@clients_option
 @click.option("--all-slices", is_flag=True, help="Show every hardness quartile too.")
 @click.option("--bands", default="0.2,0.6", show_default=True,
               help="Frequency band cut points (shares of queries, most frequent first).")
@@ -40,7 +45,8 @@ from annkit.types import Evaluation
 @quiet_option
 def evaluate(index: str, data: str | None, queries_file: str | None,
              groundtruth_file: str | None, weights_file: str | None, metric: str | None,
-             k: int, params: tuple[str, ...], mode: str, runs: int, qps_tolerance: float,
+             k: int, params: tuple[str, ...], mode: str | None, runs: int,
+             qps_tolerance: float, search_threads: int, clients: int | None,
              all_slices: bool,
              bands: str, per_query_file: str | None, as_json: bool, quiet: bool) -> None:
     """Measure INDEX on DATA (a dataset HDF5 or bundled name, default words-10k; or base
@@ -48,10 +54,12 @@ def evaluate(index: str, data: str | None, queries_file: str | None,
     bundle = load_bundle(index)
     dataset = open_dataset(data, queries=queries_file, groundtruth=groundtruth_file,
                            weights=weights_file, metric=metric)
+    mode = mode or ("single" if clients is not None else "batch")
     with progress_bar(f"searching ({mode})", quiet or as_json) as progress:
         evaluation = run_evaluation(bundle, dataset, k, parse_params(params), mode=mode,
                                     runs=runs, qps_tolerance=qps_tolerance, progress=progress,
-                                    cuts=parse_cuts(bands))
+                                    cuts=parse_cuts(bands), search_threads=search_threads,
+                                    clients=clients)
     if per_query_file:
         write_csv_columns(per_query_file, per_query_columns(evaluation, dataset.source))
     if as_json:

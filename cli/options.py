@@ -78,6 +78,17 @@ threads_option = click.option(
     help="Threads for building (default: all cores).",
 )
 
+search_threads_option = click.option(
+    "--search-threads", type=click.IntRange(min=1), default=1, show_default=True,
+    help="Threads of the engine's own batch search (batch mode); recall is the same as with "
+         "one thread.",
+)
+clients_option = click.option(
+    "--clients", type=click.IntRange(min=1), default=None, metavar="C",
+    help="C concurrent clients, each sending one query per call (single mode): QPS and "
+         "p50/p95/p99 latency under that load.",
+)
+
 
 def dataset_options(func: Callable[..., Any]) -> Callable[..., Any]:
     """DATA argument plus --queries / --groundtruth / --weights / --metric."""

@@ -68,6 +68,9 @@ def evaluation_table(evaluation: Evaluation) -> Table:
         ("queries", evaluation.queries),
         (f"recall@{evaluation.k}", f"{evaluation.recall:.4f}"),
         ("QPS (min-max)", qps_summary(evaluation)),
+        ("concurrency", f"{evaluation.clients} clients, one query per call"
+         if evaluation.clients is not None else
+         f"{evaluation.search_threads} search thread(s)"),
         ("latency ms p50/p95/p99",
          " / ".join(format_ms(latency.get(p)) for p in ("p50", "p95", "p99"))
          if latency.get("p50") is not None else "- (use --mode single)"),

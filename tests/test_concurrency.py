@@ -134,3 +134,32 @@ def test_records_carry_threads_and_clients_and_old_ones_read_as_one_and_none():
     new = RunRecord(run_id="hnsw-2", status="ok", engine="hnsw", search_threads=2, clients=4)
     again = RunRecord.from_dict(new.to_dict())
     assert again == new and again.to_dict()["search_threads"] == 2
+
+
+def test_evaluate_cli_takes_clients_and_search_threads(tmp_path, words10k):
+    from click.testing import CliRunner
+
+    from annkit.cli.main import cli
+
+    engine, seconds = build_index("hnsw", words10k.base, "angular", {"M": 8}, threads=1)
+    index = save_bundle(engine, tmp_path / "idx", build_seconds=seconds,
+                        dataset_fingerprint=fingerprint_vectors(words10k.base))
+    runner = CliRunner()
+    zero = runner.invoke(cli, ["evaluate", str(index), "--clients", "0"])
+    assert zero.exit_code == 2 and "Invalid value for '--clients': 0 is not in the range x>=1" \
+        in zero.output
+    both = runner.invoke(cli, ["evaluate", str(index), "--clients", "2", "--mode", "batch"])
+    assert both.exit_code == 2
+    assert both.output.strip().endswith("--clients sends one query per call: use it with "
+                                        "--mode single")
+    import json
+
+    loaded = runner.invoke(cli, ["evaluate", str(index), "--clients", "2", "--runs", "1",
+                                 "--json", "-q"])
+    threaded = runner.invoke(cli, ["evaluate", str(index), "--search-threads", "2", "--runs",
+                                   "1", "--json", "-q"])
+    assert loaded.exit_code == 0 and threaded.exit_code == 0, loaded.output + threaded.output
+    loaded_out, threaded_out = json.loads(loaded.output), json.loads(threaded.output)
+    assert loaded_out["clients"] == 2 and loaded_out["mode"] == "single"
+    assert threaded_out["search_threads"] == 2 and threaded_out["clients"] is None
+    assert loaded_out["recall"] == threaded_out["recall"]
