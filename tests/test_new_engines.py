@@ -447,3 +447,31 @@ def test_foreign_faiss_payload_refused(tmp_path):
     with pytest.raises(EngineError, match="holds a faiss IndexIVFFlat, not what the manifest's "
                                           "factory 'HNSW8,Flat' builds"):
         load_bundle(path)
+
+
+_METRIC_SETTINGS = {
+    "faiss-ivf": ("faiss", {"factory": "IVF16,Flat,RFlat"}, {"nprobe": 16, "k_factor": 4}),
+    "faiss-hnsw": ("faiss", {"factory": "HNSW16,Flat"}, {"efSearch": 64}),
+    "usearch": ("usearch", {}, {"expansion_search": 64}),
+}
+if SCANN_AVAILABLE:
+    _METRIC_SETTINGS["scann"] = ("scann", {"num_leaves": 16}, {"leaves_to_search": 16,
+                                                                "reorder": 100})
+
+
+@pytest.mark.parametrize("metric", ["euclidean", "ip", "angular"])
+@pytest.mark.parametrize("label", sorted(_METRIC_SETTINGS))
+def test_every_metric_returns_its_distances(label, metric):
+    from annkit.metrics import exact_distances
+
+    engine_name, build_params, query_params = _METRIC_SETTINGS[label]
+    rng = np.random.default_rng(5)
+    base = rng.standard_normal((3000, 16)).astype(np.float32)
+    queries = rng.standard_normal((20, 16)).astype(np.float32)
+    engine, _ = build_index(engine_name, base, metric, build_params)
+    engine.set_query_params(**query_params)
+    result = engine.search(queries, 5)
+    exact = exact_distances(base, queries, result.ids, metric)
+    np.testing.assert_allclose(result.distances, exact, rtol=1e-4, atol=1e-4)
+    flat, _ = build_index("flat", base, metric)
+    assert np.mean(result.ids[:, 0] == flat.search(queries, 1).ids[:, 0]) >= 0.9
