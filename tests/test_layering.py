@@ -22,17 +22,19 @@ LAYERS: list[tuple[str, int, tuple[str, ...]]] = [
     ("io", 1, ("annkit.io", "annkit.sources")),
     ("metrics", 1, ("annkit.metrics", "annkit.longtail", "annkit.hardness")),
     ("groundtruth", 2, ("annkit.groundtruth", "annkit.fromtext")),
-    ("engines", 2, ("annkit.engines", "annkit.bundle", "annkit.query")),
+    ("engines", 2, ("annkit.engines", "annkit.bundle")),
     ("evaluate", 3, ("annkit.evaluate", "annkit.slices", "annkit.cache")),
     ("bench", 4, ("annkit.bench",)),
     # tune bisects each build setting's effort grid with effort's helpers: one group
     ("effort", 4, ("annkit.effort", "annkit.effort_study", "annkit.tune")),
     ("adaptive", 4, ("annkit.adaptive",)),
-    ("cli-shared", 5, ("annkit.cli.__init__", "annkit.cli.options", "annkit.cli.console",
+    # query searches at fixed params or at a trained adaptive policy's per-query effort
+    ("query", 5, ("annkit.query",)),
+    ("cli-shared", 6, ("annkit.cli.__init__", "annkit.cli.options", "annkit.cli.console",
                        "annkit.cli.render", "annkit.cli.gate")),
     # each command module is its own group (see _group): commands never import each other
-    ("cli-command", 6, ("annkit.cli",)),
-    ("cli-main", 7, ("annkit.cli.main", "annkit.__main__")),
+    ("cli-command", 7, ("annkit.cli",)),
+    ("cli-main", 8, ("annkit.cli.main", "annkit.__main__")),
 ]
 
 
