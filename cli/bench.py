@@ -98,6 +98,20 @@ class SweepProgress:
         progress.refresh()
 
 
+def parse_counts(text: str | None, option: str) -> list[int] | None:
+    """``"1,2,4"`` -> ``[1, 2, 4]`` (each >= 1); None stays None; else a usage error."""
+    if text is None:
+        return None
+    try:
+        counts = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        counts = []
+    if not counts or min(counts) < 1:
+        raise click.BadParameter(f"expected counts >= 1 like 1,2,4, got {text!r}",
+                                 param_hint=option)
+    return counts
+
+
 def _results_dir(output: str | None, results_root: Path) -> Path | None:
     """-o NAME puts results in <root>/NAME; anything that looks like a path is used as is."""
     if output is None:
@@ -198,6 +212,21 @@ def render_report(console: Console, report: dict) -> None:
                      if best["speedup_vs_flat"] is not None else "")
             console.print(f"{lead}[bold]{best['engine']}[/bold] {_setting(best)}: "
                           f"{best['qps']:,.0f} QPS{speed}, recall {best['recall']:.4f}")
+    if report.get("concurrency"):
+        scaling = Table(title="QPS under concurrency (each setting at each level)",
+                        title_justify="left")
+        for column, justify in (("engine", "left"), ("setting", "left"), ("by", "left"),
+                                ("level: QPS (p99 ms)", "left"), ("scaling", "right")):
+            scaling.add_column(column, justify=justify)  # type: ignore[arg-type]
+        for row in report["concurrency"]:
+            levels = ", ".join(
+                f"{entry['level']}: {entry['qps']:,.0f}" + (
+                    f" ({entry['latency_ms']['p99']:.2f})"
+                    if entry["latency_ms"].get("p99") is not None else "")
+                for entry in row["levels"])
+            scaling.add_row(row["engine"], _setting(row), row["by"], levels,
+                            f"{row['scaling']:.2f}x")
+        console.print(scaling)
     if report["flat_qps"] is None:
         console.print(Text("no flat run in this sweep: no speed-ups "
                            '(add [[engine]] name = "flat")'))
@@ -227,6 +256,12 @@ def render_report(console: Console, report: dict) -> None:
               metavar="SECONDS", help="Time limit per build and per query setting "
                                       "(overrides the sweep file's).")
 @threads_option
+@click.option("--search-threads", "search_threads", default=None, metavar="N[,N...]",
+              help="Measure every query setting with the engine's batch search on N threads "
+                   "(a list: each count is its own run, e.g. 1,2; see plot --x threads).")
+@click.option("--clients", default=None, metavar="C[,C...]",
+              help="Measure every query setting with C concurrent single-query clients "
+                   "(single-mode sweeps; a list: each count is its own run, e.g. 1,2,4).")
 @quiet_option
 @json_option
 @click.option("--baseline", type=click.Path(), default=None, metavar="RESULTS",
@@ -237,7 +272,8 @@ def render_report(console: Console, report: dict) -> None:
 @memory_check_option
 def bench(sweep_file: str | None, output: str | None, results_root: str,
           dataset: str | None, rebuild: bool, force: bool, timeout: float | None,
-          threads: int | None, quiet: bool, as_json: bool, baseline: str | None,
+          threads: int | None, search_threads: str | None, clients: str | None,
+          quiet: bool, as_json: bool, baseline: str | None,
           max_recall_drop: float, max_qps_drop: float, max_work_increase: float,
           print_default: bool,
           skip_memory_check: bool) -> None:
@@ -257,6 +293,8 @@ def bench(sweep_file: str | None, output: str | None, results_root: str,
     if print_default:
         click.echo(DEFAULT_SWEEP, nl=False)
         return
+    thread_counts = parse_counts(search_threads, "--search-threads")
+    client_counts = parse_counts(clients, "--clients")
     spec = load_sweep(sweep_file)
     if dataset is not None:
         spec = spec.with_dataset(dataset)
@@ -269,7 +307,8 @@ def bench(sweep_file: str | None, output: str | None, results_root: str,
     with SweepProgress(quiet or as_json) as progress:
         outcome = run_sweep(spec, _results_dir(output, root), results_root=root,
                             rebuild=rebuild, force=force, timeout=timeout, threads=threads,
-                            on_event=progress, memory_check=not skip_memory_check)
+                            on_event=progress, memory_check=not skip_memory_check,
+                            search_threads=thread_counts, clients=client_counts)
     records = as_records(outcome.records)
     report = {**build_report(records, outcome.meta, outcome.results_dir), "slice": "all"}
     plot_path: Path | None = None
@@ -335,10 +374,12 @@ def report(results: str, slice_name: str, as_json: bool) -> None:
                    "dashed, beside the overall one.")
 @click.option("--slice-only", is_flag=True,
               help="With --slice: draw only the slice's frontiers, not the overall ones.")
-@click.option("--x", "x_axis", type=click.Choice(["qps", "work"]), default="qps",
-              show_default=True,
+@click.option("--x", "x_axis", type=click.Choice(["qps", "work", "threads", "clients"]),
+              default="qps", show_default=True,
               help="qps: recall@k against QPS (log); work: recall@k against mean distance "
-                   "computations per query (log x; engines that do not count left out).")
+                   "computations per query (log x; engines that do not count left out); "
+                   "threads / clients: QPS against search threads / concurrent clients "
+                   "(sweeps run with bench --search-threads 1,2 / --clients 1,2,4).")
 def plot(results: str, output: str | None, title: str | None, slice_name: str,
          slice_only: bool, x_axis: str) -> None:
     """Plot recall@k against QPS (log), or with --x work against distance computations per
@@ -348,7 +389,7 @@ def plot(results: str, output: str | None, title: str | None, slice_name: str,
 
     folder, records, _ = load_results(results)
     target = Path(output) if output else folder / (
-        PLOT_FILE if x_axis == "qps" else Path(PLOT_FILE).stem + "-work.png")
+        PLOT_FILE if x_axis == "qps" else Path(PLOT_FILE).stem + f"-{x_axis}.png")
     first = records[0] if records else None
     name = (first.dataset if first else None) or folder.name
     k = first.k if first and first.k is not None else "k"

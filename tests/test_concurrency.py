@@ -163,3 +163,73 @@ def test_evaluate_cli_takes_clients_and_search_threads(tmp_path, words10k):
     assert loaded_out["clients"] == 2 and loaded_out["mode"] == "single"
     assert threaded_out["search_threads"] == 2 and threaded_out["clients"] is None
     assert loaded_out["recall"] == threaded_out["recall"]
+
+
+SWEEP = """
+[bench]
+dataset = "words-10k"
+k = 10
+runs = 1
+mode = "{mode}"
+
+[[engine]]
+name = "hnsw"
+build = {{ M = 8, ef_construction = 32 }}
+query = {{ ef = [16, 64] }}
+
+[[engine]]
+name = "flat"
+"""
+
+
+def test_bench_measures_each_setting_at_each_level(tmp_path):
+    from annkit.bench.plot import plot_sweep
+    from annkit.bench.report import build_report
+    from annkit.bench.runner import run_sweep
+    from annkit.bench.spec import parse_sweep
+
+    spec = parse_sweep(SWEEP.format(mode="batch"))
+    outcome = run_sweep(spec, tmp_path / "res", results_root=tmp_path, threads=1,
+                        search_threads=[1, 2])
+    records = {record["run_id"]: record for record in outcome.records}
+    assert len(records) == 6 and outcome.failed == 0
+    for run_id in spec.run_ids():  # level 1 keeps the plain run id: older folders resume
+        one, two = records[run_id], records[f"{run_id}-t2"]
+        assert (one["search_threads"], two["search_threads"]) == (1, 2)
+        assert one["recall"] == two["recall"] and one["query_params"] == two["query_params"]
+    report = build_report(outcome.records)
+    assert len(report["concurrency"]) == 3
+    assert {row["by"] for row in report["concurrency"]} == {"threads"}
+    assert plot_sweep(outcome.records, tmp_path / "t.png", x="threads").is_file()
+    with pytest.raises(InputError, match="nothing to plot against clients"):
+        plot_sweep(outcome.records, tmp_path / "c.png", x="clients")
+    again = run_sweep(spec, tmp_path / "res", results_root=tmp_path, threads=1,
+                      search_threads=[1, 2])
+    assert again.ran == 0 and again.skipped == 6
+    with pytest.raises(InputError, match='set mode = "single" in the sweep'):
+        run_sweep(spec, tmp_path / "other", results_root=tmp_path, clients=[2])
+
+
+def test_bench_with_clients(tmp_path):
+    from annkit.bench.runner import run_sweep
+    from annkit.bench.spec import parse_sweep
+
+    spec = parse_sweep(SWEEP.format(mode="single"))
+    outcome = run_sweep(spec, tmp_path / "res", results_root=tmp_path, threads=1,
+                        clients=[1, 2])
+    by_id = {record["run_id"]: record for record in outcome.records}
+    for run_id in spec.run_ids():
+        one, two = by_id[f"{run_id}-c1"], by_id[f"{run_id}-c2"]
+        assert (one["clients"], two["clients"]) == (1, 2) and one["recall"] == two["recall"]
+        assert two["latency_ms"]["p99"] is not None
+
+
+def test_bench_cli_refuses_zero_clients(tmp_path):
+    from click.testing import CliRunner
+
+    from annkit.cli.main import cli
+
+    result = CliRunner().invoke(cli, ["bench", "--clients", "0", "-o", str(tmp_path / "r")])
+    assert result.exit_code == 2
+    assert "Invalid value for --clients: expected counts >= 1 like 1,2,4, got '0'" in \
+        result.output

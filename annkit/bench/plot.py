@@ -12,6 +12,7 @@ from annkit.bench.report import (
     REFERENCE_ENGINE,
     Records,
     as_records,
+    concurrency_rows,
     engine_frontiers,
     point,
     reference_qps,
@@ -21,7 +22,7 @@ from annkit.files import atomic_write
 from annkit.types import RunRecord
 
 #: what the x axis of a plot can show besides recall
-AXES = ("qps", "work")
+AXES = ("qps", "work", "threads", "clients")
 
 
 def counted(record: RunRecord) -> bool:
@@ -80,6 +81,8 @@ def plot_sweep(records: Records, target: str | Path, *, title: str | None = None
         colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
         if x == "work":
             _draw_work(axes, points, slice_points, slice_name, colours, title)
+        elif x in ("threads", "clients"):
+            _draw_concurrency(axes, points, x, colours, title)
         else:
             _draw_qps(axes, points, slice_points, slice_name, colours,
                       title or f"{first.dataset or 'dataset'}: recall@{first.k} vs QPS "
@@ -169,3 +172,29 @@ def _draw_work(axes: Any, points: list[RunRecord], slice_points: list[RunRecord]
             title += f"\nleft out, not counted: {', '.join(uncounted)}"
     axes.set_title(title)
     axes.legend(loc="lower right", fontsize=9)
+
+
+def _draw_concurrency(axes: Any, points: list[RunRecord], by: str, colours: list[str],
+                      title: str | None) -> None:
+    """QPS (y) against search threads or concurrent clients (x), one line per setting
+    measured at more than one level (see ``report.concurrency_rows``)."""
+    rows = [row for row in concurrency_rows(points) if row["by"] == by]
+    if not rows:
+        option = "--search-threads 1,2" if by == "threads" else "--clients 1,2,4"
+        raise InputError(f"nothing to plot against {by}: no setting was measured at more than "
+                         f"one level (run annkit bench ... {option})")
+    first = points[0]
+    for position, row in enumerate(rows):
+        levels = [entry["level"] for entry in row["levels"]]
+        qps = [entry["qps"] for entry in row["levels"]]
+        axes.plot(levels, qps, marker="o", markersize=4, linewidth=1.4,
+                  color=colours[position % len(colours)],
+                  label=f"{row['engine']} {row['setting']}".strip()[:60])
+    axes.set_xscale("log", base=2)
+    ticks = sorted({entry["level"] for row in rows for entry in row["levels"]})
+    axes.set_xticks(ticks, [str(tick) for tick in ticks])
+    axes.set_yscale("log")
+    axes.set_xlabel("search threads" if by == "threads" else "concurrent clients")
+    axes.set_ylabel("queries per second (log scale)")
+    axes.set_title(title or f"{first.dataset or 'dataset'}: QPS against {by} (k={first.k})")
+    axes.legend(loc="upper left", fontsize=8)

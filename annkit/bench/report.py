@@ -169,6 +169,7 @@ def build_report(records: Records, meta: dict | None = None,
             for engine in engines
         },
         "headlines": headlines,
+        "concurrency": concurrency_rows(records, labels),
         "failed": [
             {"run_id": r.run_id, "engine": r.engine, "setting": labels.get(r.run_id, ""),
              "build_params": dict(r.build_params), "query_params": dict(r.query_params),
@@ -176,6 +177,41 @@ def build_report(records: Records, meta: dict | None = None,
             for r in records if r.status != "ok"
         ],
     }
+
+
+def concurrency_level(record: RunRecord) -> int:
+    """The concurrency a record was measured at: its client count, else its search threads."""
+    return record.clients if record.clients is not None else record.search_threads
+
+
+def concurrency_rows(records: Records, labels: dict[str, str] | None = None
+                     ) -> list[dict[str, Any]]:
+    """Each setting measured at more than one concurrency level (``bench --search-threads
+    1,2`` or ``--clients 1,2,4``): its QPS, recall and latency at each level, lowest first,
+    and ``scaling`` (QPS at the highest level / at the lowest). [] for a sweep without."""
+    usable_records = [r for r in as_records(records) if r.usable]
+    labels = labels if labels is not None else setting_labels(usable_records)
+    groups: dict[str, list[RunRecord]] = {}
+    for record in usable_records:
+        key = json.dumps([record.engine, sorted(record.build_params.items()),
+                          sorted(record.query_params.items()), record.clients is not None],
+                         default=str)
+        groups.setdefault(key, []).append(record)
+    rows = []
+    for runs in groups.values():
+        if len({concurrency_level(r) for r in runs}) < 2:
+            continue
+        runs = sorted(runs, key=concurrency_level)
+        first, last = runs[0], runs[-1]
+        assert first.qps is not None and last.qps is not None
+        rows.append({
+            "engine": first.engine, "setting": labels.get(first.run_id, ""),
+            "by": "clients" if first.clients is not None else "threads",
+            "levels": [{"level": concurrency_level(r), "run_id": r.run_id, "qps": r.qps,
+                        "recall": r.recall, "latency_ms": dict(r.latency_ms)} for r in runs],
+            "scaling": last.qps / first.qps,
+        })
+    return rows
 
 
 def load_results(path: str | Path) -> tuple[Path, list[RunRecord], dict | None]:

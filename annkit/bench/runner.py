@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ from annkit.bundle import fingerprint_vectors
 from annkit.cache import CACHE_DIR, cached_true_distances, index_dir, index_key
 from annkit.engines.base import get_engine
 from annkit.errors import InputError
+from annkit.evaluate import check_concurrency
 from annkit.sources import open_dataset
 from annkit.types import Dataset
 
@@ -71,6 +72,45 @@ def describe_setting(engine: str, build: dict, query: dict | None = None) -> str
     return text
 
 
+#: a concurrency level: (search threads, clients or None)
+Level = tuple[int, "int | None"]
+
+
+def concurrency_levels(search_threads: list[int] | None = None,
+                       clients: list[int] | None = None) -> list[Level]:
+    """The (search threads, clients) levels each query setting is measured at: one per
+    client count when ``clients`` is given, else one per search-thread count (default 1)."""
+    if clients:
+        return [(1, count) for count in dict.fromkeys(clients)]
+    return [(count, None) for count in dict.fromkeys(search_threads or [1])]
+
+
+def concurrency_run_id(run_id: str, threads: int, clients: int | None) -> str:
+    """The run id of a setting at a concurrency level: unchanged for one thread and no
+    clients (older results resume), else ``<id>-t<threads>`` or ``<id>-c<clients>``."""
+    if clients is not None:
+        return f"{run_id}-c{clients}"
+    return run_id if threads == 1 else f"{run_id}-t{threads}"
+
+
+def with_concurrency(spec: SweepSpec, levels: list[Level]) -> tuple[SweepSpec, dict[str, Level]]:
+    """``spec`` with every query setting repeated at each level (new run ids), and the level
+    of each new run id; ``spec`` itself for the single level (1, None)."""
+    if levels == [(1, None)]:
+        return spec, {}
+    table: dict[str, Level] = {}
+    builds = []
+    for build in spec.builds:
+        queries = []
+        for query in build.queries:
+            for threads, clients in levels:
+                run_id = concurrency_run_id(query.run_id, threads, clients)
+                table[run_id] = (threads, clients)
+                queries.append(QuerySetting(run_id=run_id, params=query.params))
+        builds.append(replace(build, queries=tuple(queries)))
+    return replace(spec, builds=tuple(builds)), table
+
+
 def _utc_now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
@@ -81,8 +121,9 @@ class _Sweep:
     def __init__(self, spec: SweepSpec, store: ResultsStore, dataset: Dataset, *,
                  fingerprint: str, truth_path: Path, cache_dir: Path, threads: int,
                  rebuild: bool, timeout: float | None, on_event: EventHandler | None,
-                 memory_check: bool = True) -> None:
+                 memory_check: bool = True, levels: dict[str, Level] | None = None) -> None:
         self.spec = spec
+        self.levels = levels or {}
         self.store = store
         self.dataset = dataset
         self.fingerprint = fingerprint
@@ -133,6 +174,8 @@ class _Sweep:
                 "build_seconds": build_info.get("build_seconds"), "index_bytes": None,
                 "runs": self.spec.runs, "cached": build_info.get("cached"),
             }
+            threads, clients = self.levels.get(query.run_id, (1, None))
+            record.update(search_threads=threads, clients=clients)
         record["error"] = error
         record["finished_at"] = _utc_now()
         self.store.add(record, per_query)
@@ -161,6 +204,8 @@ class _Sweep:
                 "threads": self.threads, "fingerprint": self.fingerprint,
                 "k": self.spec.k, "mode": self.spec.mode, "runs": self.spec.runs,
                 "queries": [(query.run_id, query.params) for query in remaining],
+                "concurrency": {query.run_id: self.levels[query.run_id]
+                                for query in remaining if query.run_id in self.levels},
             }
             by_id = {query.run_id: query for query in remaining}
             current: QuerySetting | None = None
@@ -274,6 +319,8 @@ def run_sweep(
     threads: int | None = None,
     on_event: EventHandler | None = None,
     memory_check: bool = True,
+    search_threads: list[int] | None = None,
+    clients: list[int] | None = None,
 ) -> SweepOutcome:
     """Run ``spec`` into ``results_dir`` (default ``<results_root>/<dataset>-<timestamp>``).
 
@@ -281,12 +328,22 @@ def run_sweep(
     starts the folder over. Indexes and ground truth are cached under
     ``<results_root>/.cache``; ``rebuild`` ignores cached indexes. ``timeout`` (seconds, per
     build and per query setting) overrides the sweep's; ``threads`` is for building
-    (default: all cores). Searches are always single-threaded. Unless not ``memory_check``,
+    (default: all cores). Searches are single-threaded unless ``search_threads`` (thread
+    counts of the engine's batch search) or ``clients`` (counts of concurrent single-query
+    clients; single-mode sweeps) is given: each query setting is then measured at each
+    count, as its own record (run id ``<id>-t<N>`` / ``<id>-c<C>``). Unless not ``memory_check``,
     exact ground truth that cannot fit in memory is refused (ResourceError) and a build
     that cannot fit is recorded as failed.
     """
     started = time.perf_counter()
     results_root = Path(results_root)
+    if clients and spec.mode != "single":
+        raise InputError(f"{spec.source}: --clients sends one query per call: set "
+                         'mode = "single" in the sweep\'s [bench] table')
+    levels = concurrency_levels(search_threads, clients)
+    for level_threads, level_clients in levels:
+        check_concurrency(spec.mode, level_threads, level_clients)
+    spec, level_of = with_concurrency(spec, levels)
     if dataset is None:
         dataset = open_dataset(**spec.dataset_kwargs())
     if spec.k > dataset.n_base:
@@ -332,7 +389,7 @@ def run_sweep(
                                                  memory_check=memory_check)
         sweep = _Sweep(spec, store, dataset, fingerprint=fingerprint, truth_path=truth_path,
                        cache_dir=cache_dir, threads=threads, rebuild=rebuild, timeout=timeout,
-                       on_event=on_event, memory_check=memory_check)
+                       on_event=on_event, memory_check=memory_check, levels=level_of)
         finished = store.ok_run_ids()
         plan = [(build, [q for q in build.queries if q.run_id not in finished])
                 for build in spec.builds]

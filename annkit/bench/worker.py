@@ -90,14 +90,17 @@ def _run_job(conn: Any, job: dict, dataset: Any, true_distances: np.ndarray,
         return
     conn.send(("build_done", {"cached": cached, "build_seconds": bundle.build_seconds,
                               "build_threads": bundle.manifest.get("build_threads")}))
+    levels = job.get("concurrency", {})
     for run_id, query_params in job["queries"]:
+        search_threads, clients = levels.get(run_id, (1, None))
         conn.send(("query_start", run_id))
         try:
             if job["k"] not in profiles:  # query slices: the same for every setting
                 profiles[job["k"]] = build_profile(dataset, true_distances, job["k"])
             evaluation = evaluate(bundle, dataset, job["k"], query_params, mode=job["mode"],
                                   runs=job["runs"], true_distances=true_distances,
-                                  profile=profiles[job["k"]])
+                                  profile=profiles[job["k"]],
+                                  search_threads=search_threads, clients=clients)
         except Exception as exc:  # noqa: BLE001
             traceback.print_exc()
             conn.send(("query_failed", run_id, describe_error(exc)))
