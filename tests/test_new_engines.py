@@ -223,6 +223,13 @@ def test_faiss_hnsw_counts_equal_faiss_counters(subset):
     np.testing.assert_array_equal(batch, expected)
     np.testing.assert_array_equal(single, expected)
     assert expected.min() > 0
+    # the remembered counting pass follows the query params and the batch
+    engine.set_query_params(efSearch=16)
+    narrow = engine.search(queries, K).distance_computations
+    assert narrow.sum() < batch.sum()
+    engine.set_query_params(efSearch=40)
+    np.testing.assert_array_equal(engine.search(queries, K).distance_computations, batch)
+    assert not np.array_equal(engine.search(queries[::-1], K).distance_computations, batch)
 
 
 def test_faiss_ivf_flat_counts_equal_probed_list_sizes(subset):
@@ -291,6 +298,10 @@ def test_usearch_recall_and_counts_equal_computed_distances(subset):
                  for row in range(N_QUERIES)]
     assert result.distance_computations.sum() == total
     np.testing.assert_array_equal(result.distance_computations, per_query)
+    engine.set_query_params(expansion_search=16)  # the remembered pass follows the params
+    assert engine.search(queries, K).distance_computations.sum() < total
+    engine.set_query_params(expansion_search=64)
+    np.testing.assert_array_equal(engine.search(queries, K).distance_computations, per_query)
     assert engine.search(queries[:1], K).distance_computations[0] == per_query[0]
 
 
