@@ -95,28 +95,75 @@ def compute_ground_truth(
 
     n_base, dim = int(base.shape[0]), int(base.shape[1])
     n_queries = int(queries.shape[0])
+    k, pool = check_ground_truth_sizes(n_base, n_queries, k)
+    block_rows = base_block_rows or max(pool, BLOCK_BYTES // (4 * dim))
+    check_memory(ground_truth_bytes(n_base, n_queries, dim, k, block_rows),
+                 f"exact ground truth for {n_queries:,} queries over {n_base:,} vectors",
+                 "split the queries into smaller files", force=not memory_check)
+    threads = threads or faiss.omp_get_max_threads()
+    shard = shard_candidates(base, prepare(queries, metric), 0, n_base, pool, metric,
+                             threads=threads, block_rows=block_rows,
+                             query_block_rows=query_block_rows, progress=progress)
+    return finish_ground_truth(base, queries, shard, k, metric, threads=threads)
+
+
+def check_ground_truth_sizes(n_base: int, n_queries: int, k: int) -> tuple[int, int]:
+    """(k, pool): k capped at the base size and the candidates kept per query for the
+    float64 re-rank; InputError for k < 1 or an empty base or query set."""
     if k < 1:
         raise InputError(f"k must be >= 1, got {k}")
     if n_base == 0 or n_queries == 0:
         raise InputError("ground truth needs a non-empty base and query set")
     k = min(k, n_base)
-    pool = min(n_base, k + candidate_margin(k))
-    block_rows = base_block_rows or max(pool, BLOCK_BYTES // (4 * dim))
-    check_memory(ground_truth_bytes(n_base, n_queries, dim, k, block_rows),
-                 f"exact ground truth for {n_queries:,} queries over {n_base:,} vectors",
-                 "split the queries into smaller files", force=not memory_check)
-    prepared_queries = prepare(queries, metric)
+    return k, min(n_base, k + candidate_margin(k))
+
+
+@dataclass(frozen=True)
+class ShardCandidates:
+    """The best ``pool`` candidates of every query among base rows [start, stop): global ids
+    (nq, pool') int64 and float32 distances (smaller is closer, the metric's search order),
+    and the rows' float64 squared norms (stop - start,), None for ip."""
+
+    start: int
+    stop: int
+    ids: np.ndarray
+    distances: np.ndarray
+    sq_norms: np.ndarray | None
+
+
+def shard_candidates(
+    base: np.ndarray,
+    prepared_queries: np.ndarray,
+    start: int,
+    stop: int,
+    pool: int,
+    metric: str,
+    *,
+    threads: int = 1,
+    block_rows: int | None = None,
+    query_block_rows: int = 4096,
+    progress: Progress | None = None,
+) -> ShardCandidates:
+    """Candidates of the base rows [start, stop) (faiss flat search in blocks of
+    ``block_rows``, merged keeping the ``pool`` best per query, earlier rows first on equal
+    float32 distances). ``prepared_queries`` come from ``prepare(queries, metric)``. The whole
+    base is one shard; a distributed run splits it into several and merges them with
+    :func:`merge_shards`."""
+    import faiss
+
+    dim = int(base.shape[1])
+    n_queries = int(prepared_queries.shape[0])
+    block_rows = block_rows or max(pool, BLOCK_BYTES // (4 * dim))
+    sq_norms = np.empty(stop - start, dtype=np.float64) if metric != "ip" else None
     best_ids = np.full((n_queries, 0), -1, dtype=np.int64)
     best_dist = np.full((n_queries, 0), np.inf, dtype=np.float32)
-    n_blocks = -(-n_base // block_rows)
-    base_sq_norms = np.empty(n_base, dtype=np.float64) if metric != "ip" else None
-    total = n_blocks * n_queries
+    total = -(-(stop - start) // block_rows) * n_queries
     done = 0
-    threads = threads or faiss.omp_get_max_threads()
     with faiss_threads(threads):
-        for start in range(0, n_base, block_rows):
-            raw = base[start : start + block_rows]
-            norms = None if base_sq_norms is None else base_sq_norms[start : start + len(raw)]
+        for block_start in range(start, stop, block_rows):
+            raw = base[block_start : min(block_start + block_rows, stop)]
+            offset = block_start - start
+            norms = None if sq_norms is None else sq_norms[offset : offset + len(raw)]
             block = _prepare_block(raw, metric, norms, threads)
             index = faiss.IndexFlatL2(dim) if metric == "euclidean" else faiss.IndexFlatIP(dim)
             index.add(block)
@@ -126,25 +173,59 @@ def compute_ground_truth(
             for q_start in range(0, n_queries, query_block_rows):
                 q_stop = min(q_start + query_block_rows, n_queries)
                 scores, ids = index.search(prepared_queries[q_start:q_stop], take)
-                block_ids[q_start:q_stop] = ids + start
+                block_ids[q_start:q_stop] = ids + block_start
                 block_dist[q_start:q_stop] = _to_distance(scores, metric)
                 done += q_stop - q_start
                 if progress is not None:
                     progress(done, total)
             del index, block
-            if best_ids.shape[1] == 0:
-                best_ids, best_dist = block_ids, block_dist
-            else:
-                merged_ids = np.concatenate([best_ids, block_ids], axis=1)
-                merged_dist = np.concatenate([best_dist, block_dist], axis=1)
-                keep = np.argsort(merged_dist, axis=1, kind="stable")[:, :pool]
-                best_ids = np.take_along_axis(merged_ids, keep, axis=1)
-                best_dist = np.take_along_axis(merged_dist, keep, axis=1)
-    exact = exact_distances(base, queries, best_ids, metric, base_sq_norms=base_sq_norms,
+            best_ids, best_dist = _keep_best([(best_ids, best_dist), (block_ids, block_dist)],
+                                             pool)
+    return ShardCandidates(start=start, stop=stop, ids=best_ids, distances=best_dist,
+                           sq_norms=sq_norms)
+
+
+def _keep_best(parts: list[tuple[np.ndarray, np.ndarray]], pool: int
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """The ``pool`` smallest distances per row over ``parts`` (ids, float32 distances), the
+    earlier part first on equal distances."""
+    parts = [part for part in parts if part[0].shape[1] > 0]
+    if len(parts) == 1:
+        return parts[0]
+    merged_ids = np.concatenate([ids for ids, _ in parts], axis=1)
+    merged_dist = np.concatenate([dist for _, dist in parts], axis=1)
+    keep = np.argsort(merged_dist, axis=1, kind="stable")[:, :pool]
+    return (np.take_along_axis(merged_ids, keep, axis=1),
+            np.take_along_axis(merged_dist, keep, axis=1))
+
+
+def merge_shards(shards: list[ShardCandidates], pool: int) -> ShardCandidates:
+    """One shard from shards covering consecutive base rows (any order given): the ``pool``
+    best candidates per query, the lower rows first on equal float32 distances, and the
+    squared norms of all rows."""
+    shards = sorted(shards, key=lambda shard: shard.start)
+    for before, after in zip(shards, shards[1:], strict=False):
+        if before.stop != after.start:
+            raise ValueError(f"shards do not cover consecutive rows ({before.stop} != "
+                             f"{after.start})")
+    ids, distances = _keep_best([(shard.ids, shard.distances) for shard in shards], pool)
+    norms = None if shards[0].sq_norms is None else np.concatenate(
+        [shard.sq_norms for shard in shards if shard.sq_norms is not None])
+    return ShardCandidates(start=shards[0].start, stop=shards[-1].stop, ids=ids,
+                           distances=distances, sq_norms=norms)
+
+
+def finish_ground_truth(base: np.ndarray, queries: np.ndarray, shard: ShardCandidates, k: int,
+                        metric: str, *, threads: int = 1) -> GroundTruth:
+    """Re-rank the candidates of a shard covering the whole base with distances recomputed
+    in float64 and keep the best ``k``, ties to the lower index."""
+    if shard.start != 0 or shard.stop != int(base.shape[0]):
+        raise ValueError("finish_ground_truth needs candidates over the whole base")
+    exact = exact_distances(base, queries, shard.ids, metric, base_sq_norms=shard.sq_norms,
                             threads=threads)
-    order = np.lexsort((best_ids, exact), axis=1)[:, :k]
+    order = np.lexsort((shard.ids, exact), axis=1)[:, :k]
     return GroundTruth(
-        ids=np.take_along_axis(best_ids, order, axis=1),
+        ids=np.take_along_axis(shard.ids, order, axis=1),
         distances=np.take_along_axis(exact, order, axis=1),
         metric=metric,
     )
