@@ -265,14 +265,18 @@ def write_ground_truth(
     threads: int | None = None,
     memory_check: bool = True,
     progress: Progress | None = None,
+    compute: Callable[..., GroundTruth] | None = None,
 ) -> GroundTruthRun:
     """Exact top-``k`` of ``queries`` over ``base`` (or of a dataset file's test set over its
     train set when ``queries`` is None), written atomically to ``output``: a complete
-    ann-benchmarks dataset, or only neighbors / distances when ``ids_only``."""
+    ann-benchmarks dataset, or only neighbors / distances when ``ids_only``. ``compute``
+    (default :func:`compute_ground_truth`, same arguments) does the exact search, e.g.
+    sharded over a Ray cluster."""
     dataset = open_dataset(base, queries=queries, metric=metric)
     started = time.perf_counter()
-    truth = compute_ground_truth(dataset.base, dataset.queries, k, dataset.metric,
-                                 threads=threads, progress=progress, memory_check=memory_check)
+    truth = (compute or compute_ground_truth)(dataset.base, dataset.queries, k, dataset.metric,
+                                              threads=threads, progress=progress,
+                                              memory_check=memory_check)
     seconds = time.perf_counter() - started
     if ids_only:
         write_neighbors_hdf5(output, truth.ids, truth.distances)

@@ -6,10 +6,12 @@ import click
 
 from annkit.cli.console import progress_bar, stdout_console, to_json
 from annkit.cli.options import (
+    LOCAL_RAY,
     json_option,
     memory_check_option,
     metric_option,
     quiet_option,
+    ray_option,
     threads_option,
 )
 from annkit.cli.render import key_value_table
@@ -28,20 +30,27 @@ from annkit.groundtruth import write_ground_truth
 @click.option("--ids-only", is_flag=True,
               help="Write only neighbors/distances, not a complete dataset file.")
 @memory_check_option
+@ray_option("Shard the base over Ray tasks: a new local Ray instance, or the cluster at "
+            "--ray=HOST:PORT (extra annkit[ray]). Same output bit for bit.")
 @json_option
 @quiet_option
 def groundtruth(base: str, queries: str | None, k: int, metric: str | None,
                 threads: int | None, output: str, ids_only: bool, skip_memory_check: bool,
-                as_json: bool, quiet: bool) -> None:
+                ray_address: str | None, as_json: bool, quiet: bool) -> None:
     """Exact top-k neighbours of QUERIES in BASE by brute force (faiss, bounded memory).
 
     BASE alone may be a dataset HDF5 (train + test). The output is a complete
     ann-benchmarks dataset (train, test, neighbors, distances) unless --ids-only.
     """
+    compute = None
+    if ray_address is not None:  # Ray is imported only when asked for
+        from annkit.distributed.ray_backend import ray_compute
+
+        compute = ray_compute(None if ray_address == LOCAL_RAY else ray_address)
     with progress_bar("ground truth", quiet or as_json) as progress:
         run = write_ground_truth(base, queries, k, output, metric=metric, ids_only=ids_only,
                                  threads=threads, memory_check=not skip_memory_check,
-                                 progress=progress)
+                                 progress=progress, compute=compute)
     if as_json:
         click.echo(to_json(run.to_dict()))
         return

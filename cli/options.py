@@ -89,6 +89,27 @@ clients_option = click.option(
          "p50/p95/p99 latency under that load.",
 )
 
+LOCAL_RAY = "local"
+
+
+def ray_option(help_text: str) -> Callable[[Any], Any]:
+    """``--ray`` (a new local Ray instance) or ``--ray=HOST:PORT`` (a running cluster)."""
+    return click.option("--ray", "ray_address", is_flag=False, flag_value=LOCAL_RAY,
+                        default=None, metavar="[ADDRESS]", callback=_check_ray_address,
+                        help=help_text)
+
+
+def _check_ray_address(ctx: click.Context, param: click.Parameter, value: str | None
+                       ) -> str | None:
+    """None (no Ray), "local", or an address; a file name taken as the address is an error."""
+    if value is None or value == LOCAL_RAY or value == "auto":
+        return value
+    if ":" not in value:
+        raise click.BadParameter(f"expected HOST:PORT, got {value!r} (write --ray=HOST:PORT, or "
+                                 "put a bare --ray after the file arguments)",
+                                 param_hint="--ray")
+    return value
+
 
 def dataset_options(func: Callable[..., Any]) -> Callable[..., Any]:
     """DATA argument plus --queries / --groundtruth / --weights / --metric."""

@@ -30,6 +30,8 @@ LAYERS: list[tuple[str, int, tuple[str, ...]]] = [
     ("adaptive", 4, ("annkit.adaptive",)),
     # query searches at fixed params or at a trained adaptive policy's per-query effort
     ("query", 5, ("annkit.query",)),
+    # Ray (optional extra): sharded ground truth and sweeps; commands import it only with --ray
+    ("distributed", 5, ("annkit.distributed",)),
     ("cli-shared", 6, ("annkit.cli.__init__", "annkit.cli.options", "annkit.cli.console",
                        "annkit.cli.render", "annkit.cli.gate")),
     # each command module is its own group (see _group): commands never import each other
