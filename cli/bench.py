@@ -39,7 +39,7 @@ from annkit.cli.options import (
     quiet_option,
     threads_option,
 )
-from annkit.cli.render import format_bytes
+from annkit.cli.render import format_bytes, format_qps
 
 
 class _StepProgress(Progress):
@@ -164,7 +164,7 @@ def render_report(console: Console, report: dict) -> None:
     counted = any(run.get("work") for entry in report["engines"].values()
                   for run in entry["pareto"])
     columns = [("engine", "left"), ("setting (build | query)", "left"),
-               (f"recall@{k}", "right"), ("QPS", "right"), ("x flat", "right"),
+               (f"recall@{k}", "right"), ("QPS (min-max)", "right"), ("x flat", "right"),
                ("dist/query", "right")]
     if counted:
         columns.append(("dist p50/p95/p99", "right"))
@@ -174,7 +174,8 @@ def render_report(console: Console, report: dict) -> None:
     for engine, entry in report["engines"].items():
         for position, run in enumerate(entry["pareto"]):
             cells = [engine if position == 0 else "", _setting(run),
-                     f"{run['recall']:.4f}", _number(run["qps"]),
+                     f"{run['recall']:.4f}",
+                     format_qps(run["qps"], run.get("qps_min"), run.get("qps_max")),
                      _speedup(run["speedup_vs_flat"]),
                      _number(run.get("distance_computations"))]
             if counted:

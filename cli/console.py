@@ -4,12 +4,13 @@ The table rule, one for every table annkit prints on stdout (the consoles made h
 it in ``print``): a cell is never elided. Columns wrap at spaces (``overflow="fold"``,
 ``no_wrap=False``), and a table that cannot fit the console's width even with every column
 at its longest word (80 columns when stdout is not a terminal: a file, a pipe, a CI log) is
-printed stacked instead, one block of ``header: value`` lines per row.
+printed stacked instead: one ``header: value; ...`` entry per row, wrapped at spaces.
 """
 
 from __future__ import annotations
 
 import json
+import textwrap
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -35,22 +36,25 @@ def _plain(cell: Any) -> str:
     return str(cell)
 
 
-def stacked_lines(table: Table) -> list[str]:
-    """``table`` as lines: its title, then per row the first cell and one indented
-    ``header: value`` line per other column (empty cells left out)."""
-    columns = [(_plain(column.header), [_plain(cell) for cell in column.cells])
-               for column in table.columns]
+def stacked_lines(table: Table, width: int = 80) -> list[str]:
+    """``table`` as lines at most ``width`` wide (a word longer than that stays whole): its
+    title, then one ``header: value; header: value`` entry per row (empty cells left out),
+    starting with ``- `` when the row's first cell is filled and indented under the previous
+    entry when it is empty (a continuation row)."""
+    columns = [(_plain(column.header) if table.show_header else "",
+                [_plain(cell) for cell in column.cells]) for column in table.columns]
     lines = [_plain(table.title)] if table.title is not None else []
     rows = max((len(cells) for _, cells in columns), default=0)
     for row in range(rows):
         values = [(header, cells[row] if row < len(cells) else "") for header, cells in columns]
-        if not values:
+        parts = [f"{header}: {value}" if header else value
+                 for header, value in values if value.strip()]
+        if not parts:
             continue
-        first_header, first_value = values[0]
-        lines.append(f"- {first_header}: {first_value}" if table.show_header or not first_header
-                     else f"- {first_value}")
-        lines += [f"    {header}: {value}" if header else f"    {value}"
-                  for header, value in values[1:] if value.strip()]
+        lead = "- " if values[0][1].strip() else "    "
+        lines += textwrap.wrap("; ".join(parts), width=width, initial_indent=lead,
+                               subsequent_indent=" " * (len(lead) + 2),
+                               break_long_words=False, break_on_hyphens=False)
     return lines
 
 
@@ -77,8 +81,8 @@ class TableConsole(Console):
         if Measurement.get(self, unbounded, table).minimum <= self.width:
             super().print(table)
             return
-        for line in stacked_lines(table):
-            super().print(line, markup=False, highlight=False, overflow="fold")
+        for line in stacked_lines(table, self.width):
+            super().print(line, markup=False, highlight=False, soft_wrap=True)
 
 
 def stdout_console() -> Console:

@@ -48,6 +48,19 @@ def work_frontiers(records: list[RunRecord]) -> dict[str, list[RunRecord]]:
             for engine, runs in by_engine.items()}
 
 
+def qps_error_bars(axes: Any, runs: list[RunRecord], colour: str) -> None:
+    """Vertical bars from each run's slowest to fastest timed QPS (records that kept their
+    spread; the point itself is the fastest)."""
+    spread = [r for r in runs if r.qps_min is not None and r.qps_max is not None
+              and r.recall is not None and r.qps is not None]
+    if not spread:
+        return
+    axes.errorbar([r.recall for r in spread], [r.qps for r in spread],
+                  yerr=[[max(0.0, r.qps - r.qps_min) for r in spread],  # type: ignore[operator]
+                        [max(0.0, r.qps_max - r.qps) for r in spread]],  # type: ignore[operator]
+                  fmt="none", ecolor=colour, elinewidth=0.9, capsize=2, alpha=0.7)
+
+
 def plot_sweep(records: Records, target: str | Path, *, title: str | None = None,
                slice_records: Records | None = None, slice_name: str | None = None,
                x: str = "qps", dpi: int = 120) -> Path:
@@ -55,7 +68,8 @@ def plot_sweep(records: Records, target: str | Path, *, title: str | None = None
     png, svg, pdf...; default png).
 
     ``x="qps"``: recall@k (x) against QPS (log y), one line per engine's Pareto frontier,
-    dominated runs as faint points, the exact ``flat`` QPS as a dashed reference line.
+    dominated runs as faint points, the exact ``flat`` QPS as a dashed reference line;
+    error bars from the slowest to the fastest timed run where the records kept them.
     ``x="work"``: mean distance computations per query (log x) against recall@k (y), as
     ann-benchmarks draws it; engines that do not count are left out and named in the title.
 
@@ -109,6 +123,7 @@ def _draw_qps(axes: Any, points: list[RunRecord], slice_points: list[RunRecord],
         runs = [r for r in points if r.engine == engine]
         recall, qps = zip(*map(point, runs), strict=True)
         axes.scatter(recall, qps, s=14, color=colour, alpha=0.25, linewidths=0)
+        qps_error_bars(axes, runs, colour)
         front = frontiers[engine]
         recall, qps = zip(*map(point, front), strict=True)
         axes.plot(recall, qps, marker="o", markersize=4, linewidth=1.6, color=colour,
@@ -124,6 +139,7 @@ def _draw_qps(axes: Any, points: list[RunRecord], slice_points: list[RunRecord],
                      label=f"{REFERENCE_ENGINE} (exact): {flat_qps:,.0f} QPS")
         flat_recall = max(point(r)[0] for r in points if r.engine == REFERENCE_ENGINE)
         axes.scatter([flat_recall], [flat_qps], marker="*", s=90, color="0.2", zorder=3)
+        qps_error_bars(axes, [r for r in points if r.engine == REFERENCE_ENGINE], "0.2")
     axes.set_yscale("log")
     axes.set_xlabel(f"recall@{k}")
     axes.set_ylabel("queries per second (log scale)")

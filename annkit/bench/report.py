@@ -104,6 +104,8 @@ def _summary(record: RunRecord, flat_qps: float | None, labels: dict[str, str]) 
         "run_id": record.run_id, "engine": record.engine, "setting": labels.get(record.run_id, ""),
         "build_params": dict(record.build_params), "query_params": dict(record.query_params),
         "recall": record.recall, "qps": record.qps, "latency_ms": dict(record.latency_ms),
+        "qps_min": record.qps_min, "qps_median": record.qps_median, "qps_max": record.qps_max,
+        "runs": record.runs,
         "build_seconds": record.build_seconds, "index_bytes": record.index_bytes,
         "distance_computations": record.distance_computations,
         "work": work_percentiles(record),
