@@ -186,10 +186,32 @@ class _Sweep:
         self.emit("record", describe_setting(build.engine, build.params, query.params),
                   self.store.records[query.run_id])
 
+    def index_directory(self, build: BuildSetting) -> Path:
+        """Where the cache keeps the index of ``build``."""
+        return index_dir(self.cache_dir, index_key(self.fingerprint, build.engine,
+                                                   build.resolved, self.dataset.metric))
+
+    def job(self, build: BuildSetting, remaining: list[QuerySetting], rebuild: bool) -> dict:
+        """The job a worker runs for ``remaining`` query settings of ``build``."""
+        return {
+            "engine": build.engine, "params": build.params,
+            "index_dir": str(self.index_directory(build)),
+            "rebuild": rebuild, "memory_check": self.memory_check,
+            "threads": self.threads, "fingerprint": self.fingerprint,
+            "k": self.spec.k, "mode": self.spec.mode, "runs": self.spec.runs,
+            "queries": [(query.run_id, query.params) for query in remaining],
+            "concurrency": {query.run_id: self.levels[query.run_id]
+                            for query in remaining if query.run_id in self.levels},
+        }
+
+    def record(self, build: BuildSetting, query: QuerySetting, status: str,
+               error: str | None = None, measured: dict | None = None,
+               per_query: Any = None, build_info: dict | None = None) -> None:
+        """Store one setting's outcome (measured: the worker's record) and report it."""
+        self._record(build, query, status, error, measured, per_query, build_info)
+
     def run_build(self, build: BuildSetting, pending: list[QuerySetting]) -> None:
         """Measure ``pending`` query settings of one build, surviving worker failures."""
-        directory = index_dir(self.cache_dir, index_key(self.fingerprint, build.engine,
-                                                        build.resolved, self.dataset.metric))
         rebuild = self.rebuild
         remaining = list(pending)
         label = describe_setting(build.engine, build.params)
@@ -198,15 +220,7 @@ class _Sweep:
             if self.worker is None:
                 self.worker = WorkerProcess.start(self.worker_args)
             worker = self.worker
-            job = {
-                "engine": build.engine, "params": build.params, "index_dir": str(directory),
-                "rebuild": rebuild, "memory_check": self.memory_check,
-                "threads": self.threads, "fingerprint": self.fingerprint,
-                "k": self.spec.k, "mode": self.spec.mode, "runs": self.spec.runs,
-                "queries": [(query.run_id, query.params) for query in remaining],
-                "concurrency": {query.run_id: self.levels[query.run_id]
-                                for query in remaining if query.run_id in self.levels},
-            }
+            job = self.job(build, remaining, rebuild)
             by_id = {query.run_id: query for query in remaining}
             current: QuerySetting | None = None
             phase = "build"
@@ -283,6 +297,18 @@ class _Sweep:
         return None if self.timeout is None else time.monotonic() + self.timeout
 
 
+#: runs a sweep's plan: (the sweep, [(build, pending query settings)]); see run_sweep
+PlanRunner = Callable[["_Sweep", list[tuple[BuildSetting, list[QuerySetting]]]], None]
+
+
+def run_plan_locally(sweep: _Sweep, plan: list[tuple[BuildSetting, list[QuerySetting]]]
+                     ) -> None:
+    """Each build and its pending query settings in turn, in one local worker process."""
+    for build, pending in plan:
+        if pending:
+            sweep.run_build(build, pending)
+
+
 def default_results_name(dataset_name: str) -> str:
     """``<dataset>-<YYYYmmdd-HHMMSS>`` (local time)."""
     return f"{dataset_name}-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -321,6 +347,7 @@ def run_sweep(
     memory_check: bool = True,
     search_threads: list[int] | None = None,
     clients: list[int] | None = None,
+    run_plan: PlanRunner | None = None,
 ) -> SweepOutcome:
     """Run ``spec`` into ``results_dir`` (default ``<results_root>/<dataset>-<timestamp>``).
 
@@ -331,9 +358,11 @@ def run_sweep(
     (default: all cores). Searches are single-threaded unless ``search_threads`` (thread
     counts of the engine's batch search) or ``clients`` (counts of concurrent single-query
     clients; single-mode sweeps) is given: each query setting is then measured at each
-    count, as its own record (run id ``<id>-t<N>`` / ``<id>-c<C>``). Unless not ``memory_check``,
-    exact ground truth that cannot fit in memory is refused (ResourceError) and a build
-    that cannot fit is recorded as failed.
+    count, as its own record (run id ``<id>-t<N>`` / ``<id>-c<C>``). ``run_plan(sweep,
+    plan)`` runs the (build, pending query settings) pairs elsewhere, e.g. on a Ray cluster
+    (:mod:`annkit.distributed.ray_bench`); default: one local worker process at a time.
+    Unless not ``memory_check``, exact ground truth that cannot fit in memory is refused
+    (ResourceError) and a build that cannot fit is recorded as failed.
     """
     started = time.perf_counter()
     results_root = Path(results_root)
@@ -397,9 +426,7 @@ def run_sweep(
         sweep.done = skipped
         sweep.emit("start", f"{spec.n_runs} settings, {skipped} already done")
         try:
-            for build, pending in plan:
-                if pending:
-                    sweep.run_build(build, pending)
+            (run_plan or run_plan_locally)(sweep, plan)
         except BaseException:
             sweep.close(graceful=False)
             raise
