@@ -55,8 +55,9 @@ def check_compatible(bundle: Bundle, dataset: Dataset) -> None:
         )
     if manifest["metric"] != dataset.metric:
         raise InputError(
-            f"index {bundle.path} uses metric {manifest['metric']}, "
-            f"dataset {dataset.name} uses {dataset.metric} (pass --metric to override)"
+            f"index {bundle.path} uses metric {manifest['metric']}, dataset {dataset.name} "
+            f"is scored with {dataset.metric}: rebuild the index with --metric "
+            f"{dataset.metric}, or evaluate it with --metric {manifest['metric']}"
         )
     expected = manifest.get("dataset_fingerprint")
     if expected and expected != fingerprint_vectors(dataset.base):

@@ -40,6 +40,7 @@ from annkit.cli.options import (
     threads_option,
 )
 from annkit.cli.render import format_bytes, format_qps
+from annkit.types import RunRecord
 
 
 class _StepProgress(Progress):
@@ -153,14 +154,30 @@ def _work(run: dict) -> str:
     return "/".join(_short_count(work.get(name)) for name in ("p50", "p95", "p99"))
 
 
+def slice_label(slice_name: str | None, queries: int | None) -> str:
+    """`` on slice 'tail' (400 queries)`` for a slice report, empty for all queries."""
+    if not slice_name or slice_name == "all":
+        return ""
+    count = "" if queries is None else f" ({queries:,} queries)"
+    return f" on slice '{slice_name}'{count}"
+
+
+def slice_queries(records: list[RunRecord]) -> int | None:
+    """How many queries the slice holds (from the first ok record seen on it, see
+    ``on_slice``), None when no record says."""
+    for record in records:
+        if record.status == "ok" and record.tail is not None and record.tail.queries:
+            return record.tail.queries
+    return None
+
+
 def render_report(console: Console, report: dict) -> None:
     """Pareto table, headline table and failures of a report (see build_report). On a
     slice (``report["slice"]``), recall, dist/query and its p50/p95/p99 are the slice's."""
     k = report["k"]
-    on = report.get("slice") or "all"
-    where = "" if on == "all" else f", {on} slice"
-    pareto = Table(title=f"Pareto-optimal runs: recall@{k} vs QPS ({report['dataset']}, "
-                         f"{report['mode']}{where})", title_justify="left")
+    where = slice_label(report.get("slice"), report.get("slice_queries"))
+    pareto = Table(title=f"Pareto-optimal runs{where}: recall@{k} vs QPS "
+                         f"({report['dataset']}, {report['mode']})", title_justify="left")
     counted = any(run.get("work") for entry in report["engines"].values()
                   for run in entry["pareto"])
     columns = [("engine", "left"), ("setting (build | query)", "left"),
@@ -185,7 +202,8 @@ def render_report(console: Console, report: dict) -> None:
         if entry["pareto"]:
             pareto.add_section()
     console.print(pareto)
-    headline = Table(title=f"best QPS at recall@{k} >= threshold{where}", title_justify="left")
+    headline = Table(title=f"best QPS at recall@{k} >= threshold{where}",
+                     title_justify="left")
     for column, justify in (("recall@k >=", "right"), ("engine", "left"), ("setting", "left"),
                             (f"recall@{k}", "right"), ("QPS", "right"), ("x flat", "right"),
                             ("dist/query", "right")):
@@ -357,8 +375,10 @@ def report(results: str, slice_name: str, as_json: bool) -> None:
     """Report a sweep from RESULTS (a results folder or its runs.jsonl): Pareto-optimal runs
     per engine, best QPS at recall@k >= 0.90 / 0.95 / 0.99 and speed-ups over flat."""
     folder, records, meta = load_results(results)
-    summary = build_report(on_slice(records, slice_name), meta, folder)
+    sliced = on_slice(records, slice_name)
+    summary = build_report(sliced, meta, folder)
     summary["slice"] = slice_name
+    summary["slice_queries"] = None if slice_name == "all" else slice_queries(sliced)
     if as_json:
         click.echo(to_json(summary))
         return
@@ -398,12 +418,16 @@ def plot(results: str, output: str | None, title: str | None, slice_name: str,
     if slice_name == "all":
         path = plot_sweep(records, target, title=title, x=x_axis)
     elif slice_only:
-        path = plot_sweep(on_slice(records, slice_name), target, x=x_axis, title=title or
-                          f"{name}: recall@{k} on the {slice_name} slice vs {versus}")
+        sliced = on_slice(records, slice_name)
+        where = slice_label(slice_name, slice_queries(sliced))
+        path = plot_sweep(sliced, target, x=x_axis, title=title or
+                          f"{name}: recall@{k}{where} vs {versus}")
     else:
-        path = plot_sweep(records, target, slice_records=on_slice(records, slice_name),
+        sliced = on_slice(records, slice_name)
+        where = slice_label(slice_name, slice_queries(sliced))
+        path = plot_sweep(records, target, slice_records=sliced,
                           slice_name=slice_name, x=x_axis, title=title or
-                          f"{name}: recall@{k} (all queries and {slice_name}) vs {versus}")
+                          f"{name}: recall@{k} (all queries, and{where}) vs {versus}")
     click.echo(str(path))
 
 

@@ -89,7 +89,7 @@ def test_report_cli_shows_the_cost_tail_on_a_slice(results):
         assert run["work"] == {"p50": work.p50, "p95": work.p95, "p99": work.p99}
     table = CliRunner().invoke(cli, ["report", str(results), "--slice", "tail"],
                                env={"COLUMNS": "160"})
-    assert "dist p50/p95/p99" in table.stdout and "tail slice" in table.stdout
+    assert "dist p50/p95/p99" in table.stdout and "on slice 'tail'" in table.stdout
 
 
 def test_plot_against_work_leaves_out_engines_that_do_not_count(results, tmp_path):
