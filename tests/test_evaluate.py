@@ -64,7 +64,9 @@ def test_incompatible_dataset_refused(hnsw_bundle, words10k):
     with pytest.raises(InputError, match="holds 10000 vectors, dataset small has 10 base"):
         evaluate(hnsw_bundle, smaller, 10)
     euclid = Dataset(name="e", metric="euclidean", base=words10k.base, queries=words10k.queries)
-    with pytest.raises(InputError, match="uses metric angular, dataset e is scored with euclidean: rebuild the index with --metric euclidean, or evaluate it with --metric angular"):
+    with pytest.raises(InputError, match="uses metric angular, dataset e is scored with "
+                       "euclidean: rebuild the index with --metric euclidean, or evaluate it "
+                       "with --metric angular"):
         evaluate(hnsw_bundle, euclid, 10)
     with pytest.raises(InputError, match="unknown mode 'fast'"):
         evaluate(hnsw_bundle, words10k, 10, mode="fast")
