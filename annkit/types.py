@@ -383,6 +383,10 @@ class RunRecord:
     qps_tolerance: float | None = None
     search_threads: int = 1
     clients: int | None = None
+    #: where a distributed sweep measured the run (None: locally) and the QPS of exact
+    #: ``flat`` search measured there at the same concurrency (None: not measured there)
+    node: str | None = None
+    reference_qps: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The runs.jsonl form (every key present; None = not measured)."""
@@ -422,6 +426,8 @@ class RunRecord:
             "qps_tolerance": self.qps_tolerance,
             "search_threads": self.search_threads,
             "clients": self.clients,
+            "node": self.node,
+            "reference_qps": self.reference_qps,
         }
 
     @classmethod
@@ -472,6 +478,8 @@ class RunRecord:
                 qps_tolerance=_optional_float(data.get("qps_tolerance")),
                 search_threads=int(data.get("search_threads") or 1),
                 clients=_optional_int(data.get("clients")),
+                node=data.get("node"),
+                reference_qps=_optional_float(data.get("reference_qps")),
             )
         except (TypeError, ValueError) as exc:
             raise InputError(f"record {run_id}: a field has the wrong type ({exc})") from None

@@ -33,10 +33,12 @@ from annkit.bench.store import PLOT_FILE
 from annkit.cli.console import stderr_console, stdout_console, to_json
 from annkit.cli.gate import raise_if_failed, render_comparison
 from annkit.cli.options import (
+    LOCAL_RAY,
     gate_options,
     json_option,
     memory_check_option,
     quiet_option,
+    ray_option,
     threads_option,
 )
 from annkit.cli.render import format_bytes, format_qps
@@ -289,13 +291,16 @@ def render_report(console: Console, report: dict) -> None:
 @gate_options
 @click.option("--print-default", is_flag=True, help="Print the built-in default sweep and exit.")
 @memory_check_option
+@ray_option("Run builds and query settings as Ray tasks: a new local Ray instance, or the "
+            "cluster at --ray=HOST:PORT (extra annkit[ray]). Each query setting runs on the "
+            "node holding its index, next to a flat reference measured there.")
 def bench(sweep_file: str | None, output: str | None, results_root: str,
           dataset: str | None, rebuild: bool, force: bool, timeout: float | None,
           threads: int | None, search_threads: str | None, clients: str | None,
           quiet: bool, as_json: bool, baseline: str | None,
           max_recall_drop: float, max_qps_drop: float, max_work_increase: float,
           print_default: bool,
-          skip_memory_check: bool) -> None:
+          skip_memory_check: bool, ray_address: str | None) -> None:
     """Sweep engines x build params x query params and report recall@k against QPS.
 
     SWEEP_FILE is a TOML sweep (see --print-default); without it the built-in default sweep
@@ -323,8 +328,16 @@ def bench(sweep_file: str | None, output: str | None, results_root: str,
     if baseline is not None:  # read and check it first: a bad baseline costs no sweep
         reference = load_baseline(baseline)
         check_comparable(reference.facts(), SweepFacts(k=spec.k, mode=spec.mode))
+    sweep: Any = run_sweep
+    if ray_address is not None:  # Ray is imported only when asked for
+        from functools import partial
+
+        from annkit.distributed.ray_bench import run_sweep_on_ray
+
+        sweep = partial(run_sweep_on_ray,
+                        address=None if ray_address == LOCAL_RAY else ray_address)
     with SweepProgress(quiet or as_json) as progress:
-        outcome = run_sweep(spec, _results_dir(output, root), results_root=root,
+        outcome = sweep(spec, _results_dir(output, root), results_root=root,
                             rebuild=rebuild, force=force, timeout=timeout, threads=threads,
                             on_event=progress, memory_check=not skip_memory_check,
                             search_threads=thread_counts, clients=client_counts)

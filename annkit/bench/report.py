@@ -109,8 +109,16 @@ def _summary(record: RunRecord, flat_qps: float | None, labels: dict[str, str]) 
         "build_seconds": record.build_seconds, "index_bytes": record.index_bytes,
         "distance_computations": record.distance_computations,
         "work": work_percentiles(record),
-        "speedup_vs_flat": record.qps / flat_qps if flat_qps and record.qps else None,
+        "speedup_vs_flat": _speedup(record, flat_qps),
+        "node": record.node,
     }
+
+
+def _speedup(record: RunRecord, flat_qps: float | None) -> float | None:
+    """QPS over exact search: over the flat reference measured on the record's own node
+    and concurrency when a distributed sweep measured one there, else over the sweep's."""
+    reference = record.reference_qps or flat_qps
+    return record.qps / reference if reference and record.qps else None
 
 
 def work_percentiles(record: RunRecord) -> dict[str, Any] | None:
