@@ -133,3 +133,125 @@ def test_groundtruth_cli_with_ray_writes_the_local_result(local_ray, tmp_path):
     with h5py.File(tmp_path / "local.hdf5") as local, h5py.File(tmp_path / "ray.hdf5") as other:
         np.testing.assert_array_equal(local["neighbors"][:], other["neighbors"][:])
         assert local["distances"][:].tobytes() == other["distances"][:].tobytes()
+
+
+# --------------------------------------------------------------------------- sweeps on Ray
+
+BENCH_DIR = ROOT / "tests" / "bench"
+SWEEP = """
+[bench]
+dataset = "words-10k"
+k = 10
+runs = 1
+
+[[engine]]
+name = "hnsw"
+build = { M = [6, 8], ef_construction = 32 }
+query = { ef = [16, 64] }
+
+[[engine]]
+name = "annoy"
+build = { n_trees = 8 }
+query = { search_k = [200, 2000] }
+
+[[engine]]
+name = "flat"
+"""
+
+
+@pytest.fixture(scope="module")
+def two_nodes():
+    """A Ray cluster of two nodes with one CPU each (ray.cluster_utils.Cluster); its workers
+    can import the fake engines of tests/bench."""
+    from ray.cluster_utils import Cluster
+
+    if ray.is_initialized():
+        ray.shutdown()
+    previous = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = os.pathsep.join([str(BENCH_DIR)] + ([previous] if previous
+                                                                     else []))
+    node_args = {"num_cpus": 1, "object_store_memory": OBJECT_STORE}
+    cluster = Cluster(initialize_head=True,
+                      head_node_args={**node_args, "include_dashboard": False})
+    cluster.add_node(**node_args)
+    ray.init(address=cluster.address, log_to_driver=False, logging_level="ERROR")
+    yield cluster
+    ray.shutdown()
+    cluster.shutdown()
+    if previous is None:
+        os.environ.pop("PYTHONPATH", None)
+    else:
+        os.environ["PYTHONPATH"] = previous
+
+
+@pytest.mark.slow
+def test_sweep_on_two_nodes_gives_the_local_recall(two_nodes, tmp_path):
+    from annkit.bench.runner import run_sweep
+    from annkit.bench.spec import parse_sweep
+    from annkit.distributed.ray_bench import run_sweep_on_ray
+
+    spec = parse_sweep(SWEEP)
+    local = run_sweep(spec, tmp_path / "local" / "res", results_root=tmp_path / "local",
+                      threads=1)
+    distributed = run_sweep_on_ray(spec, tmp_path / "ray" / "res",
+                                   results_root=tmp_path / "ray", threads=1)
+    assert distributed.failed == 0 and distributed.builds == 4 and distributed.cached_builds == 0
+    local_recall = {r["run_id"]: r["recall"] for r in local.records}
+    ray_records = {r["run_id"]: r for r in distributed.records}
+    assert set(ray_records) == set(local_recall) and len(local_recall) == 7
+    for run_id, recall in local_recall.items():
+        assert ray_records[run_id]["recall"] == recall, run_id
+    assert len({r["node"] for r in ray_records.values()}) == 2  # both nodes measured
+    assert all(r["reference_qps"] > 0 for r in ray_records.values())
+    assert all(r["node"] is None for r in local.records)
+    again = run_sweep_on_ray(spec, tmp_path / "ray" / "res", results_root=tmp_path / "ray",
+                             threads=1)
+    assert again.ran == 0 and again.skipped == 7  # resumed: nothing left to do
+
+
+@pytest.mark.slow
+def test_a_worker_killed_mid_task_leaves_a_failed_record(two_nodes, tmp_path):
+    sys.path.insert(0, str(BENCH_DIR))
+    from bench_fakes import FakeEngine
+
+    from annkit.bench.spec import parse_sweep
+    from annkit.distributed.ray_bench import run_sweep_on_ray
+    from annkit.engines.base import register, unregister
+    from annkit.io import write_dataset_hdf5
+
+    rng = np.random.default_rng(3)
+    write_dataset_hdf5(tmp_path / "tiny.hdf5",
+                       base=rng.standard_normal((300, 8)).astype(np.float32),
+                       queries=rng.standard_normal((20, 8)).astype(np.float32),
+                       metric="euclidean")
+    register(FakeEngine)
+    try:
+        spec = parse_sweep(f"""
+[bench]
+dataset = "{tmp_path / 'tiny.hdf5'}"
+k = 5
+runs = 1
+
+[[engine]]
+name = "fake"
+build = {{ build = ["ok", "crash"] }}
+query = {{ search = ["ok", "crash", "raise"] }}
+""")
+        started = time.monotonic()
+        outcome = run_sweep_on_ray(spec, tmp_path / "res", results_root=tmp_path, threads=1)
+        assert time.monotonic() - started < 90
+    finally:
+        unregister(FakeEngine.name)
+    by_setting = {(r["build_params"]["build"], r["query_params"]["search"]): r
+                  for r in outcome.records}
+    assert len(by_setting) == 6  # no setting lost
+    for search in ("ok", "crash", "raise"):  # the build's worker died (SIGSEGV)
+        record = by_setting[("crash", search)]
+        assert record["status"] == "failed"
+        assert record["error"] == ("build: the engine process died on Ray (its worker exited "
+                                   "or was killed)")
+    assert by_setting[("ok", "ok")]["status"] == "ok"
+    assert by_setting[("ok", "crash")]["error"] == ("the engine process died on Ray (its "
+                                                    "worker exited or was killed)")
+    assert by_setting[("ok", "raise")]["status"] == "failed"  # measured by a new actor
+    assert by_setting[("ok", "raise")]["error"] == "RuntimeError: boom in search"
