@@ -8,6 +8,7 @@ result is deterministic and does not depend on block sizes.
 
 from __future__ import annotations
 
+import mmap
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ import numpy as np
 from annkit.errors import InputError
 from annkit.faiss_util import as_float32_rows, faiss_threads, prepare
 from annkit.io import write_dataset_hdf5, write_neighbors_hdf5
-from annkit.memory import check_memory, ground_truth_bytes
+from annkit.memory import available_bytes, check_memory, ground_truth_bytes
 from annkit.metrics import exact_distances
 from annkit.parallel import for_each_block
 from annkit.sources import open_dataset
@@ -96,7 +97,7 @@ def compute_ground_truth(
     n_base, dim = int(base.shape[0]), int(base.shape[1])
     n_queries = int(queries.shape[0])
     k, pool = check_ground_truth_sizes(n_base, n_queries, k)
-    block_rows = base_block_rows or max(pool, BLOCK_BYTES // (4 * dim))
+    block_rows = base_block_rows or default_block_rows(dim, pool)
     check_memory(ground_truth_bytes(n_base, n_queries, dim, k, block_rows),
                  f"exact ground truth for {n_queries:,} queries over {n_base:,} vectors",
                  "split the queries into smaller files", force=not memory_check)
@@ -105,6 +106,33 @@ def compute_ground_truth(
                              threads=threads, block_rows=block_rows,
                              query_block_rows=query_block_rows, progress=progress)
     return finish_ground_truth(base, queries, shard, k, metric, threads=threads)
+
+
+def default_block_rows(dim: int, pool: int) -> int:
+    """Base rows per block: about :data:`BLOCK_BYTES` of float32 rows, or a quarter of the
+    available memory (ANNKIT_MEMORY_LIMIT included) when that is less."""
+    available = available_bytes()
+    block_bytes = BLOCK_BYTES if available is None else max(16 << 20, min(BLOCK_BYTES,
+                                                                          available // 4))
+    return max(pool, block_bytes // (4 * dim))
+
+
+def release_pages(block: np.ndarray) -> None:
+    """Drop the pages of a block of a memory-mapped file from this process's resident memory
+    once it is searched (the kernel reads them again if needed), so a base larger than memory
+    never stays resident; nothing for an in-memory array."""
+    mapping = getattr(block, "_mmap", None)
+    if mapping is None or not hasattr(mmap, "MADV_DONTNEED") or block.nbytes == 0:
+        return
+    try:
+        origin = np.frombuffer(mapping, dtype=np.uint8).ctypes.data
+    except (TypeError, ValueError):  # a closed or foreign mapping: leave it alone
+        return
+    begin = block.ctypes.data - origin
+    end = begin + block.nbytes
+    begin -= begin % mmap.PAGESIZE
+    if 0 <= begin < end <= len(mapping):
+        mapping.madvise(mmap.MADV_DONTNEED, begin, end - begin)
 
 
 def check_ground_truth_sizes(n_base: int, n_queries: int, k: int) -> tuple[int, int]:
@@ -153,7 +181,7 @@ def shard_candidates(
 
     dim = int(base.shape[1])
     n_queries = int(prepared_queries.shape[0])
-    block_rows = block_rows or max(pool, BLOCK_BYTES // (4 * dim))
+    block_rows = block_rows or default_block_rows(dim, pool)
     sq_norms = np.empty(stop - start, dtype=np.float64) if metric != "ip" else None
     best_ids = np.full((n_queries, 0), -1, dtype=np.int64)
     best_dist = np.full((n_queries, 0), np.inf, dtype=np.float32)
@@ -179,6 +207,7 @@ def shard_candidates(
                 if progress is not None:
                     progress(done, total)
             del index, block
+            release_pages(raw)
             best_ids, best_dist = _keep_best([(best_ids, best_dist), (block_ids, block_dist)],
                                              pool)
     return ShardCandidates(start=start, stop=stop, ids=best_ids, distances=best_dist,

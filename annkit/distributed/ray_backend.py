@@ -28,9 +28,9 @@ import numpy as np
 from annkit.errors import AnnkitError, EngineError, InputError
 from annkit.faiss_util import prepare
 from annkit.groundtruth import (
-    BLOCK_BYTES,
     ShardCandidates,
     check_ground_truth_sizes,
+    default_block_rows,
     finish_ground_truth,
     merge_shards,
     shard_candidates,
@@ -181,7 +181,7 @@ def ray_ground_truth(
     n_base, dim = int(base.shape[0]), int(base.shape[1])
     n_queries = int(queries.shape[0])
     k, pool = check_ground_truth_sizes(n_base, n_queries, k)
-    block_rows = base_block_rows or max(pool, BLOCK_BYTES // (4 * dim))
+    block_rows = base_block_rows or default_block_rows(dim, pool)
     with ray_session(address) as ray:
         count = shards or max(2, 2 * cluster_cpus(ray))
         bounds = shard_bounds(n_base, count)
