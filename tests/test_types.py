@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from annkit.bench.store import ResultsStore, read_records
+from annkit.engines import get_engine
 from annkit.errors import InputError
 from annkit.types import Evaluation, RunRecord, SliceRecall, TailSummary
 
@@ -59,7 +60,10 @@ def test_every_ci_baseline_record_round_trips():
     for record in lines:
         assert_round_trips(record)
         typed = RunRecord.from_dict(record)
-        assert typed.distance_computations is None  # written before it was measured
+        # exactly the engines that count hold a count, and their cost tail
+        counts = get_engine(record["engine"]).counts_distances
+        assert (typed.distance_computations is not None) is counts
+        assert typed.tail is not None and (typed.tail.work is not None) is counts
         assert isinstance(typed.tail, TailSummary) and typed.tail.queries == record["queries"]
         assert typed.slice_recall("tail") == record["slices"]["tail"]["recall"]
 
