@@ -21,9 +21,19 @@ import numpy as np
 from annkit.bundle import Bundle
 from annkit.engines.base import Engine, engine_names, get_engine
 from annkit.errors import InputError, ParamError
-from annkit.evaluate import check_compatible, true_kth_distances
+from annkit.evaluate import (
+    check_compatible,
+    check_recall_rule,
+    true_kth_distances,
+    true_neighbor_ids,
+)
 from annkit.hardness import HARDER_IS_HIGHER, spearman
-from annkit.metrics import exact_distances, recall_per_query
+from annkit.metrics import (
+    DEFAULT_RECALL_RULE,
+    exact_distances,
+    recall_per_query,
+    strict_recall_per_query,
+)
 from annkit.slices import QueryProfile
 from annkit.types import Dataset
 
@@ -137,6 +147,8 @@ def minimum_effort(
     *,
     query_params: dict | None = None,
     progress: Callable[[int, int], None] | None = None,
+    recall_rule: str = DEFAULT_RECALL_RULE,
+    true_ids: np.ndarray | None = None,
 ) -> EffortResult:
     """For every query of ``dataset``, the smallest effort-grid value at which ``bundle``'s
     index reaches recall@k >= ``target`` for that query, by batched per-query bisection.
@@ -144,6 +156,7 @@ def minimum_effort(
     ``grid`` defaults to the engine's ``effort_grid``; ``truth`` (nq, >=k) exact neighbour
     distances ascending (computed when None); ``query_params`` fixes the other query params
     (e.g. a re-ranking depth); ``progress(round, max_rounds)`` is called after each round.
+    ``recall_rule`` "strict" scores id overlap with ``true_ids`` (nq, >=k; computed when None).
     The engine's query params are restored afterwards.
     """
     engine = bundle.engine
@@ -162,6 +175,8 @@ def minimum_effort(
                         engine.effort_grid(k, dataset.n_base), engine.params)
     if truth is None:
         truth = true_kth_distances(dataset, k)
+    if check_recall_rule(recall_rule) == "strict" and true_ids is None:
+        true_ids = true_neighbor_ids(dataset, k)
     if truth.shape[0] != dataset.n_queries or truth.shape[1] < k:
         raise InputError(
             f"true distances have shape {truth.shape}, need ({dataset.n_queries}, >= {k})"
@@ -185,8 +200,12 @@ def minimum_effort(
                 rows = still_open[middle == index]
                 engine.set_query_params(**{param: values[index]})
                 result = engine.search(queries[rows], k)
-                found = exact_distances(dataset.base, queries[rows], result.ids, dataset.metric)
-                recall = recall_per_query(truth[rows], result.ids, found, k)
+                if true_ids is not None and recall_rule == "strict":
+                    recall = strict_recall_per_query(true_ids[rows], result.ids, k)
+                else:
+                    found = exact_distances(dataset.base, queries[rows], result.ids,
+                                            dataset.metric)
+                    recall = recall_per_query(truth[rows], result.ids, found, k)
                 meets = recall >= target - RECALL_TOLERANCE
                 high[rows[meets]] = index
                 low[rows[~meets]] = index + 1

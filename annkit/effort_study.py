@@ -20,7 +20,7 @@ from annkit.effort import (
     per_query_columns,
 )
 from annkit.engines.base import get_engine, resolve_params
-from annkit.evaluate import check_compatible, true_kth_distances
+from annkit.evaluate import check_compatible, check_recall_rule, true_kth_distances
 from annkit.io.table import read_query_text, write_csv_columns
 from annkit.longtail import DEFAULT_CUTS
 from annkit.slices import build_profile
@@ -64,6 +64,7 @@ def study_effort(
     per_query_file: str | Path | None = None,
     memory_check: bool = True,
     progress: Callable[[int, int], None] | None = None,
+    recall_rule: str = "tolerant",
 ) -> EffortStudy:
     """Per query of ``data`` (opened as :func:`annkit.sources.open_dataset` does), the least
     effort at which ``index`` reaches recall@``k`` >= ``target``, bisected over ``grid``
@@ -71,10 +72,12 @@ def study_effort(
     and per slice (frequency bands at ``cuts``, hardness), and written per query to
     ``per_query_file`` (.csv) when given. Exact engines, a bad grid and unknown query
     params are refused before the index or the data is loaded. ``progress(round, rounds)``
-    follows the bisection; ``memory_check`` as in exact ground truth."""
+    follows the bisection; ``memory_check`` as in exact ground truth; ``recall_rule``
+    "tolerant" (ann-benchmarks) or "strict" (id overlap with the true top-k)."""
     manifest = read_manifest(index)
     engine_name, built = manifest["engine"], manifest["build_params"]
     effort_parameter(engine_name, built)  # refuse exact engines before any work
+    check_recall_rule(recall_rule)
     checked_grid = None if grid is None else check_grid(engine_name, grid, built)
     fixed = dict(query_params or {})
     resolve_params(engine_name, get_engine(engine_name).query_specs(built), fixed, "query")
@@ -85,8 +88,9 @@ def study_effort(
     truth = true_kth_distances(dataset, k, memory_check=memory_check)
     profile = build_profile(dataset, truth, k, cuts=cuts)
     result = minimum_effort(bundle, dataset, k, target, checked_grid, truth,
-                            query_params=fixed, progress=progress)
-    report = {**effort_report(result, profile), "index": str(index)}
+                            query_params=fixed, progress=progress, recall_rule=recall_rule)
+    report = {**effort_report(result, profile), "index": str(index),
+              "recall_rule": recall_rule}
     text = read_query_text(dataset.source)
     if per_query_file is not None:
         write_csv_columns(per_query_file, per_query_columns(result, profile, text))

@@ -20,7 +20,15 @@ from annkit.bundle import Bundle, fingerprint_vectors
 from annkit.errors import InputError
 from annkit.groundtruth import compute_ground_truth
 from annkit.longtail import DEFAULT_CUTS
-from annkit.metrics import duplicate_count, exact_distances, latency_percentiles, recall_per_query
+from annkit.metrics import (
+    DEFAULT_RECALL_RULE,
+    RECALL_RULES,
+    duplicate_count,
+    exact_distances,
+    latency_percentiles,
+    recall_per_query,
+    strict_recall_per_query,
+)
 from annkit.slices import build_profile, summarize
 from annkit.types import Dataset, Evaluation, QueryProfile, SearchResult
 
@@ -81,6 +89,35 @@ def true_kth_distances(
     truth = compute_ground_truth(dataset.base, dataset.queries, 2 * k, dataset.metric,
                                  progress=progress, memory_check=memory_check)
     return truth.distances
+
+
+def true_neighbor_ids(dataset: Dataset, k: int, *, memory_check: bool = True) -> np.ndarray:
+    """The true top-k ids (nq, k) int64 of each query, nearest first: the dataset's ground
+    truth when it is deep enough, else computed exactly (strict recall needs the ids)."""
+    if dataset.neighbors is not None and dataset.gt_depth >= k:
+        return np.asarray(dataset.neighbors[:, :k], dtype=np.int64)
+    truth = compute_ground_truth(dataset.base, dataset.queries, k, dataset.metric,
+                                 memory_check=memory_check)
+    return np.asarray(truth.ids[:, :k], dtype=np.int64)
+
+
+def check_recall_rule(rule: str) -> str:
+    """``rule`` when it is a known recall rule, else a one-line InputError."""
+    if rule not in RECALL_RULES:
+        raise InputError(f"unknown recall rule {rule!r}: use {' or '.join(RECALL_RULES)}")
+    return rule
+
+
+def score_recall(dataset: Dataset, found_ids: np.ndarray, k: int, rule: str,
+                 true_distances: np.ndarray, true_ids: np.ndarray | None = None) -> np.ndarray:
+    """Per-query recall@k (nq,) of ``found_ids`` under ``rule``: tolerant (ann-benchmarks,
+    from exact distances) or strict (id overlap with ``true_ids``, computed when None)."""
+    if check_recall_rule(rule) == "strict":
+        if true_ids is None:
+            true_ids = true_neighbor_ids(dataset, k)
+        return strict_recall_per_query(true_ids, found_ids, k)
+    found = exact_distances(dataset.base, dataset.queries, found_ids, dataset.metric)
+    return recall_per_query(true_distances, found_ids, found, k)
 
 
 @contextmanager
@@ -255,6 +292,8 @@ def evaluate(
     progress: Callable[[int, int], None] | None = None,
     search_threads: int = 1,
     clients: int | None = None,
+    recall_rule: str = DEFAULT_RECALL_RULE,
+    true_ids: np.ndarray | None = None,
 ) -> Evaluation:
     """Search ``dataset.queries`` with ``bundle``'s index up to ``runs`` times and score the
     best run.
@@ -271,7 +310,8 @@ def evaluate(
     on a seeded sample of :data:`TIMING_SAMPLE` queries while its results for recall come
     from one untimed batch search of all of them (``Evaluation.timed_queries`` says how many
     were timed). recall@k is computed from distances recomputed exactly from the base vectors
-    (ann-benchmarks rule).
+    (ann-benchmarks rule, ``recall_rule="tolerant"``) or, with ``"strict"``, as the overlap
+    with the true top-k ids (``true_ids`` (nq, >=k), computed when None).
     ``true_distances`` (nq, >=k), when given, saves recomputing the exact truth; ``profile``
     likewise saves recomputing the query slices (computed when None and ``with_slices``,
     with frequency band cut points ``cuts``).
@@ -287,6 +327,7 @@ def evaluate(
     if not 0.0 <= qps_tolerance < 1.0:
         raise InputError(f"QPS tolerance must be in [0, 1), got {qps_tolerance}")
     check_concurrency(mode, search_threads, clients)
+    check_recall_rule(recall_rule)
     check_compatible(bundle, dataset)
     if k > dataset.n_base:
         raise InputError(f"k={k} exceeds the {dataset.n_base} base vectors")
@@ -311,8 +352,7 @@ def evaluate(
     result, seconds, latencies = timing.best
     if sampled:  # constant cost: the results of all queries from one untimed batch search
         result = engine.search(queries, k)
-    found = exact_distances(dataset.base, dataset.queries, result.ids, dataset.metric)
-    per_query = recall_per_query(true_distances, result.ids, found, k)
+    per_query = score_recall(dataset, result.ids, k, recall_rule, true_distances, true_ids)
     counts = result.distance_computations
     if counts is not None:
         counts = np.asarray(counts, dtype=np.int64).reshape(dataset.n_queries)
@@ -348,6 +388,8 @@ def evaluate(
         qps_tolerance=qps_tolerance,
         search_threads=search_threads,
         clients=clients,
+        recall_rule=recall_rule,
+        returned_ids=np.asarray(result.ids[:, :k], dtype=np.int64),
     )
 
 

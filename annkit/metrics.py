@@ -8,6 +8,12 @@ from annkit.parallel import for_each_block
 
 EPSILON = 1e-3  # ann-benchmarks' tolerance on the k-th true distance
 
+#: how recall@k is scored: ``tolerant`` (ann-benchmarks: a returned neighbour counts when its
+#: exact distance is within the k-th true distance + EPSILON) or ``strict`` (plain overlap of
+#: the returned ids with the true top-k ids)
+RECALL_RULES: tuple[str, ...] = ("tolerant", "strict")
+DEFAULT_RECALL_RULE = "tolerant"
+
 
 def exact_distances(
     base: np.ndarray,
@@ -98,6 +104,23 @@ def recall_per_query(
     dist[duplicate | (ids < 0)] = np.inf
     threshold = true_distances[:, k - 1 : k] + epsilon
     return np.count_nonzero(dist <= threshold, axis=1) / float(k)
+
+
+def strict_recall_per_query(true_ids: np.ndarray, found_ids: np.ndarray, k: int) -> np.ndarray:
+    """Per-query strict recall@k: the share of the true top-k ids (``true_ids`` (nq, >=k),
+    nearest first) found among the first k returned ids (``found_ids`` (nq, >=k)). A
+    neighbour at the same distance as the k-th but another id does not count; missing ids
+    (-1) never count and a duplicate id counts once."""
+    if true_ids.shape[1] < k:
+        raise ValueError(f"ground truth has depth {true_ids.shape[1]}, need k={k}")
+    truth = np.asarray(true_ids[:, :k], dtype=np.int64)
+    found = np.asarray(found_ids[:, :k], dtype=np.int64)
+    truth_sorted = np.sort(truth, axis=1)
+    hits = np.zeros(truth.shape[0], dtype=np.int64)
+    for row in range(truth.shape[0]):
+        unique = np.unique(found[row][found[row] >= 0])
+        hits[row] = np.count_nonzero(np.isin(unique, truth_sorted[row], assume_unique=False))
+    return hits / float(k)
 
 
 def duplicate_count(found_ids: np.ndarray) -> int:

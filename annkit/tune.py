@@ -35,8 +35,10 @@ from annkit.evaluate import (
     DEFAULT_QPS_TOLERANCE,
     DEFAULT_RUNS,
     MODES,
+    check_recall_rule,
     evaluate,
     true_kth_distances,
+    true_neighbor_ids,
 )
 from annkit.longtail import DEFAULT_CUTS
 from annkit.memory import check_memory
@@ -176,6 +178,7 @@ class TuneSetting:
             "runs": evaluation.runs,
             "timed_queries": evaluation.timed_queries,
             "recall": dict(self.recall_by_slice()),
+            "recall_rule": evaluation.recall_rule,
             "slices": slices_to_dict(evaluation.slices),
             "tail": None if evaluation.tail is None else evaluation.tail.to_dict(),
             "weighted_recall": evaluation.weighted_recall,
@@ -259,6 +262,8 @@ class TuneResult:
             "k": self.k,
             "target": self.target,
             "slice": self.slice_name,
+            "recall_rule": (self.settings[0].evaluation.recall_rule if self.settings
+                            else "tolerant"),
             "mode": self.mode,
             "runs": self.runs,
             "query_params": dict(self.query_params),
@@ -357,6 +362,7 @@ def tune(
     memory_check: bool = True,
     qps_tolerance: float = DEFAULT_QPS_TOLERANCE,
     resolution: int = 1,
+    recall_rule: str = "tolerant",
 ) -> TuneResult:
     """Find, for each build setting of ``engine`` (the product of ``build_grid``, default
     the engine's ``tune_build_grid``), the smallest effort in ``effort_grid`` (default per
@@ -370,8 +376,10 @@ def tune(
     a temporary folder when None). ``query_params`` fixes the other query params;
     ``progress`` receives one line per build and per evaluate run. Unless not
     ``memory_check``, a build grid whose largest setting cannot fit in memory, or exact
-    truth that cannot, is refused (ResourceError) before any work.
+    truth that cannot, is refused (ResourceError) before any work. ``recall_rule``:
+    "tolerant" (ann-benchmarks) or "strict" (id overlap with the true top-k).
     """
+    check_recall_rule(recall_rule)
     engine_class = get_engine(engine)
     settings = build_settings(engine, build_grid if build_grid is not None
                               else engine_class.tune_build_grid(dataset.n_base))
@@ -411,6 +419,8 @@ def tune(
                      "use fewer vectors or a smaller build grid")
     notify("exact truth and query profile")
     truth = true_kth_distances(dataset, k, memory_check=memory_check)
+    true_ids = (true_neighbor_ids(dataset, k, memory_check=memory_check)
+                if recall_rule == "strict" else None)
     profile = build_profile(dataset, truth, k, cuts=cuts)
     check_slice(slice_name, profile)
     fingerprint = fingerprint_vectors(dataset.base)
@@ -436,7 +446,8 @@ def tune(
                         evaluations: dict[int, Evaluation] = evaluations) -> float:
                 evaluation = evaluate(bundle, dataset, k, {**fixed, param: effort}, mode=mode,
                                       runs=runs, qps_tolerance=qps_tolerance,
-                                      true_distances=truth, profile=profile)
+                                      true_distances=truth, profile=profile,
+                                      recall_rule=recall_rule, true_ids=true_ids)
                 evaluations[effort] = evaluation
                 recall = slice_recall(evaluation, slice_name)
                 notify(f"{engine} {label} {param}={effort}: {slice_name} recall {recall:.4f}, "

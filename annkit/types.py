@@ -286,6 +286,10 @@ class Evaluation:
     search_threads: int = 1
     #: concurrent single-query clients of the run (None = one caller, no concurrency)
     clients: int | None = None
+    #: how recall was scored: "tolerant" (ann-benchmarks) or "strict" (id overlap)
+    recall_rule: str = "tolerant"
+    #: the ids (nq, k) int64 the scored run returned (-1 = none), or None
+    returned_ids: np.ndarray | None = field(default=None, repr=False)
 
     @property
     def qps_min(self) -> float | None:
@@ -331,6 +335,7 @@ class Evaluation:
             "qps_tolerance": self.qps_tolerance,
             "search_threads": self.search_threads,
             "clients": self.clients,
+            "recall_rule": self.recall_rule,
         }
 
 
@@ -374,6 +379,8 @@ class RunRecord:
     build_threads: int | None = None
     error: str | None = None
     finished_at: str | None = None
+    #: how recall was scored; records written before it existed read as "tolerant"
+    recall_rule: str = "tolerant"
     qps_min: float | None = None
     qps_median: float | None = None
     qps_max: float | None = None
@@ -417,6 +424,7 @@ class RunRecord:
             "build_threads": self.build_threads,
             "error": self.error,
             "finished_at": self.finished_at,
+            "recall_rule": self.recall_rule,
             "qps_min": self.qps_min,
             "qps_median": self.qps_median,
             "qps_max": self.qps_max,
@@ -469,6 +477,7 @@ class RunRecord:
                 build_threads=_optional_int(data.get("build_threads")),
                 error=data.get("error"),
                 finished_at=data.get("finished_at"),
+                recall_rule=str(data.get("recall_rule") or "tolerant"),
                 qps_min=_optional_float(data.get("qps_min")),
                 qps_median=_optional_float(data.get("qps_median")),
                 qps_max=_optional_float(data.get("qps_max")),

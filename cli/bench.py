@@ -39,6 +39,7 @@ from annkit.cli.options import (
     memory_check_option,
     quiet_option,
     ray_option,
+    recall_option,
     threads_option,
 )
 from annkit.cli.render import format_bytes, format_qps
@@ -290,6 +291,7 @@ def render_report(console: Console, report: dict) -> None:
                    "runs.jsonl) and exit 1 on a regression, as 'annkit compare' does.")
 @gate_options
 @click.option("--print-default", is_flag=True, help="Print the built-in default sweep and exit.")
+@recall_option(None)
 @memory_check_option
 @ray_option("Run builds and query settings as Ray tasks: a new local Ray instance, or the "
             "cluster at --ray=HOST:PORT (extra annkit[ray]). Each query setting runs on the "
@@ -299,7 +301,7 @@ def bench(sweep_file: str | None, output: str | None, results_root: str,
           threads: int | None, search_threads: str | None, clients: str | None,
           quiet: bool, as_json: bool, baseline: str | None,
           max_recall_drop: float, max_qps_drop: float, max_work_increase: float,
-          print_default: bool,
+          print_default: bool, recall_rule: str | None,
           skip_memory_check: bool, ray_address: str | None) -> None:
     """Sweep engines x build params x query params and report recall@k against QPS.
 
@@ -322,12 +324,15 @@ def bench(sweep_file: str | None, output: str | None, results_root: str,
     spec = load_sweep(sweep_file)
     if dataset is not None:
         spec = spec.with_dataset(dataset)
+    if recall_rule is not None:
+        spec = spec.with_recall_rule(recall_rule)
     root = Path(results_root)
     thresholds = GateThresholds(max_recall_drop, max_qps_drop, max_work_increase)
     reference = None
     if baseline is not None:  # read and check it first: a bad baseline costs no sweep
         reference = load_baseline(baseline)
-        check_comparable(reference.facts(), SweepFacts(k=spec.k, mode=spec.mode))
+        check_comparable(reference.facts(), SweepFacts(k=spec.k, mode=spec.mode,
+                                                       recall_rule=spec.recall_rule))
     sweep: Any = run_sweep
     if ray_address is not None:  # Ray is imported only when asked for
         from functools import partial

@@ -18,6 +18,7 @@ from annkit.cli.options import (
     parse_grid,
     parse_params,
     quiet_option,
+    recall_option,
 )
 from annkit.cli.render import format_params, key_value_table
 from annkit.effort_study import study_effort
@@ -46,8 +47,11 @@ def format_effort(value: float | None, grid: list[int]) -> str:
 @param_option("Other query parameter, held fixed, e.g. -p rerank=10 (repeatable).")
 @click.option("--bands", default="0.2,0.6", show_default=True,
               help="Frequency band cut points (shares of queries, most frequent first).")
-@click.option("--slice-report", is_flag=True,
+@click.option("--all-slices", is_flag=True,
               help="Show every slice (all hardness quartiles too), not just bands and hard-*.")
+@click.option("--slice-report", is_flag=True, hidden=True,
+              help="Old name of --all-slices (kept so existing scripts run).")
+@recall_option()
 @click.option("-o", "--output", "per_query_file", type=click.Path(dir_okay=False), default=None,
               help="Write per-query minimum effort, weight, band and hardness to this .csv.")
 @json_option
@@ -55,7 +59,8 @@ def format_effort(value: float | None, grid: list[int]) -> str:
 def effort(index: str, data: str | None, queries_file: str | None,
            groundtruth_file: str | None, weights_file: str | None, metric: str | None, k: int,
            target: float, grid_text: str | None, params: tuple[str, ...], bands: str,
-           slice_report: bool, per_query_file: str | None, as_json: bool, quiet: bool) -> None:
+           all_slices: bool, slice_report: bool, recall_rule: str, per_query_file: str | None,
+           as_json: bool, quiet: bool) -> None:
     """For each query of DATA (default words-10k), the smallest effort of INDEX (hnsw ef,
     annoy search_k, ivfpq nprobe) at which its recall@k reaches --target, found by per-query
     bisection over the effort grid; reported per frequency band and hardness slice."""
@@ -64,14 +69,15 @@ def effort(index: str, data: str | None, queries_file: str | None,
                              weights=weights_file, metric=metric, k=k, target=target,
                              grid=parse_grid(grid_text, "--grid"),
                              query_params=parse_params(params), cuts=parse_cuts(bands),
-                             per_query_file=per_query_file, progress=progress)
+                             per_query_file=per_query_file, progress=progress,
+                             recall_rule=recall_rule)
     report = study.report
     if as_json:
         click.echo(to_json(report))
         return
     console = stdout_console()
     console.print(summary_table(report))
-    console.print(distribution_table(report, full=slice_report))
+    console.print(distribution_table(report, full=all_slices or slice_report))
     if report["spearman"]:
         console.print(correlation_table(report))
     if report["heavy"]["count"]:

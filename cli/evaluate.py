@@ -14,6 +14,7 @@ from annkit.cli.options import (
     parse_cuts,
     parse_params,
     quiet_option,
+    recall_option,
     search_threads_option,
     timing_options,
 )
@@ -37,6 +38,7 @@ from annkit.types import Evaluation
 @search_threads_option
 @clients_option
 @click.option("--all-slices", is_flag=True, help="Show every hardness quartile too.")
+@recall_option()
 @click.option("--bands", default="0.2,0.6", show_default=True,
               help="Frequency band cut points (shares of queries, most frequent first).")
 @click.option("--per-query", "per_query_file", type=click.Path(dir_okay=False), default=None,
@@ -47,7 +49,7 @@ def evaluate(index: str, data: str | None, queries_file: str | None,
              groundtruth_file: str | None, weights_file: str | None, metric: str | None,
              k: int, params: tuple[str, ...], mode: str | None, runs: int,
              qps_tolerance: float, search_threads: int, clients: int | None,
-             all_slices: bool,
+             all_slices: bool, recall_rule: str,
              bands: str, per_query_file: str | None, as_json: bool, quiet: bool) -> None:
     """Measure INDEX on DATA (a dataset HDF5 or bundled name, default words-10k; or base
     vectors with --queries). Ground truth comes from DATA or is computed."""
@@ -59,7 +61,7 @@ def evaluate(index: str, data: str | None, queries_file: str | None,
         evaluation = run_evaluation(bundle, dataset, k, parse_params(params), mode=mode,
                                     runs=runs, qps_tolerance=qps_tolerance, progress=progress,
                                     cuts=parse_cuts(bands), search_threads=search_threads,
-                                    clients=clients)
+                                    clients=clients, recall_rule=recall_rule)
     if per_query_file:
         write_csv_columns(per_query_file, per_query_columns(evaluation, dataset.source))
     if as_json:

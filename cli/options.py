@@ -72,6 +72,19 @@ metric_option = click.option(
     "else euclidean.",
 )
 json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+
+RECALL_RULE_HELP = ("How recall@k is scored: tolerant (ann-benchmarks: a returned neighbour "
+                    "counts when its exact distance is within the k-th true distance + 1e-3) "
+                    "or strict (plain overlap of the returned ids with the true top-k ids).")
+
+
+def recall_option(default: str | None = "tolerant") -> Callable[[Any], Any]:
+    """``--recall tolerant|strict`` (default None in bench: the sweep file's choice)."""
+    return click.option("--recall", "recall_rule", type=click.Choice(["tolerant", "strict"]),
+                        default=default, show_default=default is not None,
+                        help=RECALL_RULE_HELP if default is not None else
+                        RECALL_RULE_HELP + " Default: the sweep's [bench] recall, else "
+                        "tolerant.")
 quiet_option = click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
 threads_option = click.option(
     "--threads", type=click.IntRange(min=1), default=None,

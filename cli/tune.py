@@ -20,6 +20,7 @@ from annkit.cli.options import (
     parse_grid,
     parse_params,
     quiet_option,
+    recall_option,
     threads_option,
     timing_options,
 )
@@ -65,6 +66,7 @@ from annkit.tune import ALL, TuneResult, TuneSetting, tune
 @click.option("--bands", default="0.2,0.6", show_default=True,
               help="Frequency band cut points (shares of queries, most frequent first).")
 @click.option("--all-slices", is_flag=True, help="Show every hardness quartile too.")
+@recall_option()
 @memory_check_option
 @json_option
 @quiet_option
@@ -74,7 +76,7 @@ def tune_command(data: str | None, queries_file: str | None, groundtruth_file: s
                  effort_grid: str | None, params: tuple[str, ...], k: int, mode: str,
                  runs: int, qps_tolerance: float, resolution: int, cache_dir: str | None,
                  threads: int | None, bands: str,
-                 all_slices: bool, skip_memory_check: bool, as_json: bool,
+                 all_slices: bool, recall_rule: str, skip_memory_check: bool, as_json: bool,
                  quiet: bool) -> None:
     """For each build setting of --engine on DATA (default words-10k), find the smallest
     query effort whose recall@k on --slice meets --target (bisection over the effort grid,
@@ -94,7 +96,8 @@ def tune_command(data: str | None, queries_file: str | None, groundtruth_file: s
                   parse_grid(effort_grid, "--effort-grid"), k, mode, runs, cache_dir,
                   threads or os.cpu_count() or 1, progress, query_params=parse_params(params),
                   cuts=parse_cuts(bands), memory_check=not skip_memory_check,
-                  qps_tolerance=qps_tolerance, resolution=resolution)
+                  qps_tolerance=qps_tolerance, resolution=resolution,
+                  recall_rule=recall_rule)
     if as_json:
         click.echo(to_json(result.to_dict()))
     else:

@@ -20,7 +20,8 @@ BASELINE_RUNS = ROOT / "results" / "ci-baseline" / "runs.jsonl"
 DEFAULT_SWEEP_REPORT = ROOT / "results" / "default-sweep-words-10k.json"
 #: keys a record read from an older file may lack, and what they read as
 NEW_KEY_DEFAULTS = {"build_params": {}, "query_params": {}, "latency_ms": {},
-                    "search_threads": 1}  # old records: one search thread
+                    "search_threads": 1,  # old records: one search thread
+                    "recall_rule": "tolerant"}  # old records: ann-benchmarks' rule
 
 
 def assert_round_trips(record: dict) -> None:
@@ -134,7 +135,7 @@ def test_evaluation_to_dict_keeps_the_json_keys_and_adds_distance_computations()
         "recall", "qps", "latency_ms", "build_seconds", "index_bytes", "search_seconds", "runs",
         "duplicate_ids", "tail", "slices", "weighted_recall", "distance_computations",
         "qps_min", "qps_median", "qps_max", "qps_runs", "timed_queries", "max_runs",
-        "qps_tolerance", "search_threads", "clients"]
+        "qps_tolerance", "search_threads", "clients", "recall_rule"]
     assert out["slices"] == {"tail": {"queries": 1, "recall": 1.0, "p5_recall": 1.0,
                                       "work": None}}
     record = RunRecord.from_evaluation(evaluation, "flat-1", cached=True, build_threads=1)

@@ -87,10 +87,13 @@ class SweepFacts:
     mode: str | None = None
     runs: int = 0
     flat_qps: float | None = None
+    #: how recall was scored: "tolerant" or "strict" (records without it: tolerant)
+    recall_rule: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"path": self.path, "dataset": self.dataset, "metric": self.metric, "k": self.k,
-                "mode": self.mode, "runs": self.runs, "flat_qps": self.flat_qps}
+                "mode": self.mode, "runs": self.runs, "flat_qps": self.flat_qps,
+                "recall_rule": self.recall_rule}
 
 
 def sweep_facts(records: Records, meta: dict | None = None,
@@ -110,12 +113,15 @@ def sweep_facts(records: Records, meta: dict | None = None,
         mode=meta.get("mode", first.mode if first else None),
         runs=len(records),
         flat_qps=reference_qps(records),
+        recall_rule=next((record.recall_rule for record in records if record.status == "ok"),
+                         None),
     )
 
 
 def check_comparable(baseline: SweepFacts, current: SweepFacts) -> None:
     """Raise InputError unless the two sweeps ran on the same dataset (and queries), metric,
-    k and mode. A fact unknown on either side is not checked."""
+    k and mode, and scored recall under the same rule. A fact unknown on either side is not
+    checked."""
     differences = []
 
     def differ(name: str, old: Any, new: Any) -> None:
@@ -133,6 +139,7 @@ def check_comparable(baseline: SweepFacts, current: SweepFacts) -> None:
     differ("metric", baseline.metric, current.metric)
     differ("k", baseline.k, current.k)
     differ("mode", baseline.mode, current.mode)
+    differ("recall rule", baseline.recall_rule, current.recall_rule)
     if differences:
         raise InputError(
             "cannot compare: the baseline and current sweeps differ in "

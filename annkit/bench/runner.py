@@ -173,6 +173,7 @@ class _Sweep:
                 "latency_ms": {"p50": None, "p95": None, "p99": None, "mean": None},
                 "build_seconds": build_info.get("build_seconds"), "index_bytes": None,
                 "runs": self.spec.runs, "cached": build_info.get("cached"),
+                "recall_rule": self.spec.recall_rule,
             }
             threads, clients = self.levels.get(query.run_id, (1, None))
             record.update(search_threads=threads, clients=clients)
@@ -199,6 +200,7 @@ class _Sweep:
             "rebuild": rebuild, "memory_check": self.memory_check,
             "threads": self.threads, "fingerprint": self.fingerprint,
             "k": self.spec.k, "mode": self.spec.mode, "runs": self.spec.runs,
+            "recall_rule": self.spec.recall_rule,
             "queries": [(query.run_id, query.params) for query in remaining],
             "concurrency": {query.run_id: self.levels[query.run_id]
                             for query in remaining if query.run_id in self.levels},

@@ -63,7 +63,10 @@ query = { nprobe = [1, 4, 16, 64, 256], rerank = [0, 10] }
 name = "flat"           # exact search: the reference for speed-ups
 """
 
-BENCH_KEYS = ("dataset", "queries", "groundtruth", "metric", "k", "runs", "mode", "timeout")
+BENCH_KEYS = ("dataset", "queries", "groundtruth", "metric", "k", "runs", "mode", "timeout",
+              "recall")
+#: how recall@k is scored (see annkit.metrics.RECALL_RULES)
+RECALL_RULE_NAMES = ("tolerant", "strict")
 ENGINE_KEYS = ("name", "build", "query")
 
 
@@ -109,6 +112,8 @@ class SweepSpec:
     groundtruth: str | None = None
     metric: str | None = None
     base_dir: Path | None = None
+    #: "tolerant" (ann-benchmarks, the default) or "strict" (id overlap with the true top-k)
+    recall_rule: str = "tolerant"
 
     @property
     def n_runs(self) -> int:
@@ -128,15 +133,15 @@ class SweepSpec:
         }
 
     def _locate(self, value: str | None) -> str | None:
-        """Relative paths are taken from the sweep file's folder when the file is there."""
+        """A relative path is taken from the sweep file's folder (never the current one);
+        bundled dataset names stay names."""
         if value is None or self.base_dir is None or Path(value).is_absolute():
             return value
         from annkit.io import BUNDLED_DATASETS
 
         if value in BUNDLED_DATASETS:
             return value
-        candidate = self.base_dir / value
-        return str(candidate) if candidate.exists() else value
+        return str(self.base_dir / value)
 
     def with_dataset(self, dataset: str) -> SweepSpec:
         """The same grid on another dataset (a bundled name or a path from the current folder).
@@ -146,10 +151,20 @@ class SweepSpec:
         return replace(self, dataset=dataset, queries=None, groundtruth=None, metric=None,
                        base_dir=None)
 
+    def with_recall_rule(self, rule: str) -> SweepSpec:
+        """The same sweep scored under recall ``rule`` (tolerant or strict)."""
+        if rule not in RECALL_RULE_NAMES:
+            raise SweepError(f"unknown recall rule {rule!r}: use tolerant or strict")
+        return replace(self, recall_rule=rule)
+
     def identity(self) -> dict[str, Any]:
-        """What makes two sweeps the same for resuming: settings, k, runs and mode."""
-        return {"k": self.k, "runs": self.runs, "mode": self.mode,
-                "run_ids": sorted(self.run_ids())}
+        """What makes two sweeps the same for resuming: settings, k, runs and mode (and the
+        recall rule when strict: older folders, all tolerant, keep resuming)."""
+        identity: dict[str, Any] = {"k": self.k, "runs": self.runs, "mode": self.mode,
+                                    "run_ids": sorted(self.run_ids())}
+        if self.recall_rule != "tolerant":
+            identity["recall_rule"] = self.recall_rule
+        return identity
 
 
 def make_run_id(engine: str, build_params: dict, query_params: dict, k: int, mode: str) -> str:
@@ -285,7 +300,7 @@ class _Reader:
                 raise self.fail(line("bench", key),
                                 f"unknown [bench] key {key!r} (known: {', '.join(BENCH_KEYS)})")
         out: dict[str, Any] = {}
-        for key in ("dataset", "queries", "groundtruth", "metric", "mode"):
+        for key in ("dataset", "queries", "groundtruth", "metric", "mode", "recall"):
             if key in table:
                 if not isinstance(table[key], str) or not table[key].strip():
                     raise self.fail(line("bench", key),
@@ -298,6 +313,11 @@ class _Reader:
                                 f"[bench] {key} must be an integer >= 1, got {value!r}")
             out[key] = value
         out.setdefault("mode", "batch")
+        out.setdefault("recall", "tolerant")
+        if out["recall"] not in RECALL_RULE_NAMES:
+            raise self.fail(line("bench", "recall"),
+                            "[bench] recall must be tolerant (ann-benchmarks) or strict (id "
+                            f"overlap), got {out['recall']!r}")
         if out["mode"] not in MODES:
             raise self.fail(line("bench", "mode"),
                             f"[bench] mode must be one of {', '.join(MODES)}, got {out['mode']!r}")
@@ -363,6 +383,7 @@ class _Reader:
         if not isinstance(blocks, list) or not blocks:
             raise self.fail(None, "'engine' must be a list of [[engine]] tables")
         builds: dict[str, tuple[str, dict, dict, dict[str, QuerySetting]]] = {}
+        first_block: dict[str, int] = {}  # run id -> the block that gave it
         for position, block in enumerate(blocks):
             if not isinstance(block, dict):
                 raise self.fail(locate(position, "name"), "each [[engine]] must be a table")
@@ -395,12 +416,27 @@ class _Reader:
                     query = {p: spec.default for p, spec in query_specs.items()}
                     query.update(query_given)
                     run_id = make_run_id(name, resolved, query, k, mode)
+                    earlier = first_block.setdefault(run_id, position)
+                    if earlier != position:
+                        raise self.fail(
+                            locate(position, "name"),
+                            f"[[engine]] block {position + 1} ({name}) repeats a setting of "
+                            f"block {earlier + 1}: "
+                            f"{_setting_text(resolved, query)}; remove the duplicate "
+                            "(each setting is measured once)")
                     entry[3].setdefault(run_id, QuerySetting(run_id=run_id, params=query))
         return tuple(
             BuildSetting(engine=name, params=given, resolved=resolved,
                          queries=tuple(queries.values()))
             for name, given, resolved, queries in builds.values()
         )
+
+
+def _setting_text(build: dict[str, Any], query: dict[str, Any]) -> str:
+    """``M=16 ef_construction=200 | ef=40`` (build | query params)."""
+    def text(params: dict[str, Any]) -> str:
+        return " ".join(f"{name}={value}" for name, value in params.items()) or "(defaults)"
+    return f"{text(build)} | {text(query)}"
 
 
 def parse_sweep(text: str, source: str = "sweep.toml", base_dir: Path | None = None) -> SweepSpec:
@@ -420,7 +456,7 @@ def parse_sweep(text: str, source: str = "sweep.toml", base_dir: Path | None = N
         source=source, text=text, dataset=bench["dataset"], k=bench["k"], runs=bench["runs"],
         mode=bench["mode"], builds=builds, timeout=bench.get("timeout"),
         queries=bench.get("queries"), groundtruth=bench.get("groundtruth"),
-        metric=bench.get("metric"), base_dir=base_dir,
+        metric=bench.get("metric"), base_dir=base_dir, recall_rule=bench["recall"],
     )
 
 

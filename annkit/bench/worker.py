@@ -72,7 +72,7 @@ def _register_engines(engine_refs: dict[str, tuple[str, str]]) -> None:
 def _run_job(conn: Any, job: dict, dataset: Any, true_distances: np.ndarray,
              profiles: dict) -> None:
     from annkit.cache import obtain_index
-    from annkit.evaluate import evaluate
+    from annkit.evaluate import evaluate, true_neighbor_ids
     from annkit.slices import build_profile
 
     directory = Path(job["index_dir"])
@@ -97,10 +97,17 @@ def _run_job(conn: Any, job: dict, dataset: Any, true_distances: np.ndarray,
         try:
             if job["k"] not in profiles:  # query slices: the same for every setting
                 profiles[job["k"]] = build_profile(dataset, true_distances, job["k"])
+            rule = job.get("recall_rule", "tolerant")
+            true_ids = None
+            if rule == "strict":  # the true top-k ids: the same for every setting
+                if ("true_ids", job["k"]) not in profiles:
+                    profiles[("true_ids", job["k"])] = true_neighbor_ids(dataset, job["k"])
+                true_ids = profiles[("true_ids", job["k"])]
             evaluation = evaluate(bundle, dataset, job["k"], query_params, mode=job["mode"],
                                   runs=job["runs"], true_distances=true_distances,
                                   profile=profiles[job["k"]],
-                                  search_threads=search_threads, clients=clients)
+                                  search_threads=search_threads, clients=clients,
+                                  recall_rule=rule, true_ids=true_ids)
         except Exception as exc:  # noqa: BLE001
             traceback.print_exc()
             conn.send(("query_failed", run_id, describe_error(exc)))

@@ -235,7 +235,8 @@ def test_json_shape():
                                 "improved": 0, "new": 0, "work_checked": 0,
                                 "work_not_counted": 4}
     assert result["baseline"] == {"path": "base", "dataset": "toy", "metric": "angular",
-                                  "k": 10, "mode": "batch", "runs": 4, "flat_qps": 10000.0}
+                                  "k": 10, "mode": "batch", "runs": 4, "flat_qps": 10000.0,
+                                  "recall_rule": "tolerant"}
     row = result["rows"][1]
     assert row["setting"] == "hnsw ef=32" and row["verdict"] == "regressed"
     assert row["recall"] == {"baseline": 0.95, "current": 0.90,

@@ -72,3 +72,168 @@ def test_evaluating_with_the_index_metric_works(euclidean_flat):
                  "--json", "--runs", "1")
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["metric"] == "euclidean"
+
+
+# item 9 -------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def hnsw_small(tmp_path_factory):
+    path = tmp_path_factory.mktemp("strict") / "hnsw8"
+    result = run("build", "words-10k", "-e", "hnsw", "-p", "M=8", "-p", "ef_construction=60",
+                 "--threads", "1", "-o", str(path))
+    assert result.exit_code == 0, result.output
+    return path
+
+
+def independent_strict(true_ids, found_ids, k):
+    """Strict recall@k the plain way: one Python set per query."""
+    return [len({int(i) for i in found[:k] if i >= 0} & {int(i) for i in true[:k]}) / k
+            for true, found in zip(true_ids, found_ids, strict=True)]
+
+
+def test_strict_recall_matches_an_independent_count_on_words10k(hnsw_small, words10k):
+    import numpy as np
+
+    from annkit.bundle import load_bundle
+    from annkit.evaluate import evaluate
+    from annkit.metrics import strict_recall_per_query
+
+    bundle = load_bundle(hnsw_small)
+    strict = evaluate(bundle, words10k, 10, {"ef": 12}, runs=1, recall_rule="strict")
+    tolerant = evaluate(bundle, words10k, 10, {"ef": 12}, runs=1)
+    assert strict.recall_rule == "strict" and tolerant.recall_rule == "tolerant"
+    assert np.array_equal(strict.returned_ids, tolerant.returned_ids)
+    expected = independent_strict(words10k.neighbors, strict.returned_ids, 10)
+    assert np.allclose(strict.per_query_recall, expected)
+    assert np.allclose(strict_recall_per_query(words10k.neighbors, strict.returned_ids, 10),
+                       expected)
+    # an id inside the true top-k is within the k-th true distance: tolerant >= strict
+    assert np.all(tolerant.per_query_recall >= strict.per_query_recall - 1e-12)
+    assert 0.5 < strict.recall < 0.99  # a low-effort setting misses some neighbours
+
+
+def test_strict_recall_of_duplicates_and_missing_ids():
+    import numpy as np
+
+    from annkit.metrics import strict_recall_per_query
+
+    truth = np.array([[1, 2, 3, 4]])
+    found = np.array([[1, 1, -1, 4]])
+    assert strict_recall_per_query(truth, found, 4).tolist() == [0.5]
+    assert strict_recall_per_query(truth, truth, 4).tolist() == [1.0]
+
+
+def test_evaluate_recall_flag_and_json(hnsw_small):
+    strict = run("evaluate", str(hnsw_small), "-p", "ef=12", "--recall", "strict", "--json",
+                 "--runs", "1")
+    tolerant = run("evaluate", str(hnsw_small), "-p", "ef=12", "--json", "--runs", "1")
+    assert strict.exit_code == 0 and tolerant.exit_code == 0, strict.output + tolerant.output
+    strict_out, tolerant_out = json.loads(strict.stdout), json.loads(tolerant.stdout)
+    assert strict_out["recall_rule"] == "strict" and tolerant_out["recall_rule"] == "tolerant"
+    assert strict_out["recall"] <= tolerant_out["recall"]
+
+
+def test_effort_and_tune_take_the_rule(hnsw_small, tmp_path):
+    effort = run("effort", str(hnsw_small), "--recall", "strict", "--json", "-q",
+                 "--grid", "10,20,40,80")
+    assert effort.exit_code == 0, effort.output
+    assert json.loads(effort.stdout)["recall_rule"] == "strict"
+    tuned = run("tune", "-e", "hnsw", "--build-grid", "M=8", "--build-grid",
+                "ef_construction=60", "--effort-grid", "10,20,40", "--target", "0.5",
+                "--recall", "strict", "--json", "--runs", "1", "--threads", "1",
+                "--cache-dir", str(tmp_path / "cache"))
+    assert tuned.exit_code == 0, tuned.output
+    out = json.loads(tuned.stdout)
+    assert out["recall_rule"] == "strict" and out["best"]["recall_rule"] == "strict"
+
+
+def test_old_records_read_as_tolerant():
+    from annkit.types import RunRecord
+
+    record = RunRecord.from_dict({"run_id": "x", "status": "ok", "engine": "flat"})
+    assert record.recall_rule == "tolerant"
+    strict = RunRecord.from_dict({**record.to_dict(), "recall_rule": "strict"})
+    assert strict.to_dict()["recall_rule"] == "strict"
+
+
+def test_compare_refuses_runs_scored_under_different_rules(tmp_path):
+    strict = tmp_path / "strict"
+    strict.mkdir()
+    (strict / "meta.json").write_text((BASELINE / "meta.json").read_text())
+    lines = [json.loads(line) for line in
+             (BASELINE / "runs.jsonl").read_text().splitlines() if line.strip()]
+    (strict / "runs.jsonl").write_text(
+        "".join(json.dumps({**line, "recall_rule": "strict"}) + "\n" for line in lines))
+    result = run("compare", str(BASELINE), str(strict))
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "Error: cannot compare: the baseline and current sweeps differ in recall rule "
+        "(tolerant vs strict); a gate compares like with like (make a new baseline)\n")
+    assert run("compare", str(strict), str(strict)).exit_code == 0
+
+
+def test_sweep_recall_key(tmp_path):
+    from annkit.bench.spec import SweepError, load_sweep
+
+    sweep = tmp_path / "s.toml"
+    sweep.write_text('[bench]\nrecall = "strict"\n\n[[engine]]\nname = "flat"\n')
+    spec = load_sweep(sweep)
+    assert spec.recall_rule == "strict" and spec.identity()["recall_rule"] == "strict"
+    assert "recall_rule" not in load_sweep(None).identity()  # old folders keep resuming
+    sweep.write_text('[bench]\nrecall = "exact"\n\n[[engine]]\nname = "flat"\n')
+    with pytest.raises(SweepError, match=r"s.toml line 2: \[bench\] recall must be tolerant "
+                                         r"\(ann-benchmarks\) or strict \(id overlap\), "
+                                         "got 'exact'"):
+        load_sweep(sweep)
+
+
+def test_bench_records_carry_the_rule(tmp_path):
+    sweep = tmp_path / "s.toml"
+    sweep.write_text('[bench]\nruns = 1\n\n[[engine]]\nname = "flat"\n')
+    result = run("bench", str(sweep), "-o", "strict", "--results-root", str(tmp_path / "r"),
+                 "--recall", "strict", "--json", "-q")
+    assert result.exit_code == 0, result.output
+    from annkit.bench.store import read_runs
+
+    (record,) = read_runs(tmp_path / "r" / "strict" / "runs.jsonl")
+    # flat finds every true neighbour; strict loses only exact float32 ties (one id here)
+    assert record["recall_rule"] == "strict" and 0.999 <= record["recall"] <= 1.0
+
+
+# item 7: sweep files ------------------------------------------------------------------------
+
+def test_relative_sweep_paths_resolve_against_the_sweep_folder(tmp_path, monkeypatch):
+    from annkit.bench.spec import load_sweep
+
+    folder = tmp_path / "sweeps"
+    folder.mkdir()
+    sweep = folder / "s.toml"
+    sweep.write_text('[bench]\ndataset = "data/mine.hdf5"\nqueries = "q.npy"\n\n'
+                     '[[engine]]\nname = "flat"\n')
+    # a file of that name in the current folder must not be picked instead
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "mine.hdf5").write_bytes(b"")
+    kwargs = load_sweep(sweep).dataset_kwargs()
+    assert kwargs["data"] == str(folder / "data" / "mine.hdf5")
+    assert kwargs["queries"] == str(folder / "q.npy")
+    sweep.write_text('[bench]\ndataset = "words-10k"\n\n[[engine]]\nname = "flat"\n')
+    assert load_sweep(sweep).dataset_kwargs()["data"] == "words-10k"  # a bundled name
+
+
+def test_duplicate_engine_blocks_are_refused(tmp_path):
+    from annkit.bench.spec import SweepError, load_sweep
+
+    sweep = tmp_path / "s.toml"
+    sweep.write_text('[[engine]]\nname = "hnsw"\nbuild = { M = 8 }\nquery = { ef = [10, 20] }\n'
+                     '\n[[engine]]\nname = "hnsw"\nbuild = { M = 8 }\nquery = { ef = 20 }\n')
+    with pytest.raises(SweepError) as caught:
+        load_sweep(sweep)
+    assert str(caught.value) == (
+        f"{sweep} line 7: [[engine]] block 2 (hnsw) repeats a setting of block 1: "
+        "M=8 ef_construction=200 seed=100 | ef=20; remove the duplicate (each setting is "
+        "measured once)")
+    # two blocks of one engine with different settings are fine
+    sweep.write_text('[[engine]]\nname = "hnsw"\nbuild = { M = 8 }\nquery = { ef = 10 }\n'
+                     '\n[[engine]]\nname = "hnsw"\nbuild = { M = 16 }\nquery = { ef = 20 }\n')
+    assert load_sweep(sweep).n_runs == 2
