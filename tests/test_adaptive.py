@@ -270,3 +270,16 @@ def test_query_and_evaluate_with_a_policy(small_report, hnsw_index: Bundle, word
     assert 0.0 <= evaluation.recall <= 1.0 and evaluation.k == K
     assert evaluation.query_params["policy"] == "learned"
     assert evaluation.distance_computations is None  # hnswlib cannot count
+
+
+def test_work_matched_policies_stay_within_the_training_budget(hnsw_index: Bundle,
+                                                               words10k: Dataset) -> None:
+    report = adapt(hnsw_index, subset(words10k, 150), K, 0.95,
+                   config=AdaptConfig(k=K, folds=3, n_centroids=8, label_targets=(0.9, 1.0),
+                                      first_indices=(0, 2), rounds=20),
+                   goals=[Goal("uniform-budget", 20)], oracle_targets=(1.0,))
+    for kind in ("learned", "threshold"):
+        for fold in report.frontiers[kind][0]["folds"]:
+            training = fold["training"]
+            assert training["work_budget"] == 20.0  # effort units: hnswlib cannot count
+            assert training["train_work"] <= training["work_budget"]

@@ -313,19 +313,25 @@ def calibrate_learned(table: EffortTable, rows: np.ndarray, families: list[Learn
         recall, work = _outcome(table, cost, rows, table.stages[family.stage], final,
                                 table.n_centroids)
         column = _choose(recall, work, recall_target, budget)
+        p5 = float(np.percentile(recall[:, column], 5.0))
         stats = {"train_recall": float(recall[:, column].mean()),
-                 "train_p5_recall": float(np.percentile(recall[:, column], 5.0)),
+                 "train_p5_recall": p5,
+                 "train_share_at_or_below_p5": float(
+                     np.mean(recall[:, column] <= p5 + RECALL_TOLERANCE)),
                  "train_work": float(work[:, column].mean()),
                  "recall_goal": recall_target, "work_budget": budget}
-        if best is None or _better(stats, best[2], recall_target):
+        if best is None or _better(stats, best[2], recall_target, budget):
             best = (family, float(MULTIPLIERS[column]), stats)
     assert best is not None
     return best
 
 
-def _better(new: dict, old: dict, recall_target: float | None) -> bool:
-    """Compare calibrated candidates: meet the goal first, then less work (recall goal)
-    or better p5 / recall (budget goal)."""
+def _better(new: dict, old: dict, recall_target: float | None,
+            budget: float | None = None) -> bool:
+    """Compare calibrated candidates: meet the goal first (recall >= target, or work <=
+    budget); then less work (recall goal) or better p5, fewer queries at or below it and
+    better recall (budget goal); a candidate missing the goal loses to one meeting it and,
+    between two missing it, the closer one wins."""
     if recall_target is not None:
         new_ok = new["train_recall"] >= recall_target - RECALL_TOLERANCE
         old_ok = old["train_recall"] >= recall_target - RECALL_TOLERANCE
@@ -334,8 +340,16 @@ def _better(new: dict, old: dict, recall_target: float | None) -> bool:
         if not new_ok:
             return bool(new["train_recall"] > old["train_recall"])
         return bool(new["train_work"] < old["train_work"])
-    return bool((new["train_p5_recall"], new["train_recall"])
-                > (old["train_p5_recall"], old["train_recall"]))
+    assert budget is not None
+    new_ok, old_ok = new["train_work"] <= budget, old["train_work"] <= budget
+    if new_ok != old_ok:
+        return bool(new_ok)
+    if not new_ok:
+        return bool(new["train_work"] < old["train_work"])
+    return bool((new["train_p5_recall"], -new["train_share_at_or_below_p5"],
+                 new["train_recall"])
+                > (old["train_p5_recall"], -old["train_share_at_or_below_p5"],
+                   old["train_recall"]))
 
 
 def fit_threshold(table: EffortTable, rows: np.ndarray, goal: Goal
@@ -383,7 +397,7 @@ def fit_threshold(table: EffortTable, rows: np.ndarray, goal: Goal
                                    "easy": table.grid[max(easy, first_index)],
                                    "hard": table.grid[max(hard_index, first_index)]}
                     candidate = (data.stage, calibration, stats)
-                    if best is None or _better_threshold(stats, best[2], recall_target):
+                    if best is None or _better_threshold(stats, best[2], recall_target, budget):
                         best = candidate
     assert best is not None
     return best
@@ -410,9 +424,17 @@ def _choose_pair(mean_recall: np.ndarray, mean_work: np.ndarray, first_index: in
     return position // size, position % size
 
 
-def _better_threshold(new: dict, old: dict, recall_target: float | None) -> bool:
+def _better_threshold(new: dict, old: dict, recall_target: float | None,
+                      budget: float | None) -> bool:
+    """As :func:`_better`; within a budget the better mean recall wins."""
     if recall_target is not None:
         return _better(new, old, recall_target)
+    assert budget is not None
+    new_ok, old_ok = new["train_work"] <= budget, old["train_work"] <= budget
+    if new_ok != old_ok:
+        return bool(new_ok)
+    if not new_ok:
+        return bool(new["train_work"] < old["train_work"])
     return bool(new["train_recall"] > old["train_recall"])
 
 
