@@ -115,6 +115,7 @@ def plot(results: dict, path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullFormatter
 
     metrics = (("recall", "mean recall@10"), ("p5_recall", "p5 per-query recall@10"),
                ("tail", "tail-band recall@10"))
@@ -135,8 +136,10 @@ def plot(results: dict, path: Path) -> None:
                 xs = [p[x_key] for p in points]
                 ys = [(p["slices"].get("tail", {}).get("recall") if metric == "tail"
                        else p[metric]) for p in points]
-                pairs = sorted((x, y) for x, y in zip(xs, ys, strict=True)
-                               if x is not None and y is not None)
+                # in setting order (effort or calibration goal ascending), not sorted by x:
+                # QPS is measured once per point and is noisy
+                pairs = [(x, y) for x, y in zip(xs, ys, strict=True)
+                         if x is not None and y is not None]
                 if not pairs:
                     continue
                 color, style = styles.get(kind, ("grey", ".-"))
@@ -144,6 +147,7 @@ def plot(results: dict, path: Path) -> None:
                 axis.plot([p[0] for p in pairs], [p[1] for p in pairs], style, color=color,
                           label=label, markersize=4)
             axis.set_xscale("log")
+            axis.xaxis.set_minor_formatter(NullFormatter())
             axis.set_xlabel(x_label)
             axis.set_ylabel(y_label)
             axis.set_ylim(max(0.0, axis.get_ylim()[0]), 1.005)
@@ -172,7 +176,12 @@ def main() -> None:
     parser.add_argument("--output", type=Path, default=ROOT / "results"
                         / "adaptive_benchmark.json")
     parser.add_argument("--plot", type=Path, default=ROOT / "results" / "adaptive-frontier.png")
+    parser.add_argument("--plot-only", action="store_true",
+                        help="redraw the plot from --output without measuring")
     args = parser.parse_args()
+    if args.plot_only:
+        plot(json.loads(args.output.read_text()), args.plot)
+        return
     dataset = subset(open_dataset(str(args.dataset)), args.queries)
     truth, _, _ = cached_true_distances(args.workdir, dataset, K)
     results: dict = {"dataset": dataset.name, "queries": dataset.n_queries, "k": K,
