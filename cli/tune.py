@@ -12,6 +12,7 @@ from rich.table import Table
 from annkit.cli.console import stderr_console, stdout_console, to_json
 from annkit.cli.options import (
     dataset_options,
+    echo_notices,
     json_option,
     memory_check_option,
     param_option,
@@ -31,8 +32,10 @@ from annkit.cli.render import (
     key_value_table,
     new_table,
     print_table,
+    qps_summary,
 )
 from annkit.errors import TargetNotMet
+from annkit.evaluate import ground_truth_notice
 from annkit.sources import open_dataset
 from annkit.tune import ALL, TuneResult, TuneSetting, tune
 
@@ -86,6 +89,7 @@ def tune_command(data: str | None, queries_file: str | None, groundtruth_file: s
     (smaller index, then shorter build) is chosen. Exit 1 when no setting reaches --target."""
     dataset = open_dataset(data, queries=queries_file, groundtruth=groundtruth_file,
                            weights=weights_file, metric=metric)
+    echo_notices(ground_truth_notice(dataset, k))
     console = stderr_console()
 
     def progress(message: str) -> None:
@@ -126,7 +130,7 @@ def render_tune(result: TuneResult, full: bool = False) -> None:
     best = result.best
     if best is not None:
         for line in answer_lines(result, best):
-            out.print(line, highlight=False, markup=False)
+            out.print(line, highlight=False, markup=False, soft_wrap=False)
         print_table(out, best_table(result, best, full=full))
     grid_runs = sum(len(set(setting.trace) & set(setting.grid)) for setting in result.settings)
     out.print(f"evaluate runs: {result.evaluations} ({grid_runs} bisecting the grid of "
@@ -187,7 +191,7 @@ def best_table(result: TuneResult, best: TuneSetting, full: bool = False) -> Tab
     rows = [
         ("build params", format_params(best.build_params)),
         ("query params", format_params(best.evaluation.query_params)),
-        ("QPS", f"{_qps(best)} ({result.mode}, fastest of {best.evaluation.runs} runs)"),
+        ("QPS (min-max)", qps_summary(best.evaluation)),
     ]
     recall = best.recall_by_slice()
     rows += [(f"recall@{result.k} {name}", f"{recall[name]:.4f}")

@@ -73,7 +73,7 @@ def test_effort_on_flat_is_a_clear_error(indexes: dict[str, Path]) -> None:
 
 
 def test_effort_bad_grid_value(indexes: dict[str, Path]) -> None:
-    result = run("effort", indexes["hnsw"], "--grid", "10,x")
+    result = run("effort", indexes["hnsw"], "words-10k", "--grid", "10,x")
     assert result.exit_code == 2
     assert result.stderr == "Error: parameter ef: expected int, got 'x'\n"
 
@@ -88,13 +88,89 @@ def test_tune_json(tmp_path: Path) -> None:
                 "settings", "best"):
         assert key in out
     assert out["slice"] == "tail" and out["exhaustive"] == 5
-    assert out["evaluations"] < out["exhaustive"]
     (setting,) = out["settings"]
+    grid_probes = [entry for entry in setting["trace"] if entry["ef"] in setting["grid"]]
+    assert len(grid_probes) < out["exhaustive"]  # bisection: fewer than the whole grid
     assert setting["build_params"]["M"] == 8 and setting["reached"]
     for name in ("all", "head", "torso", "tail", "hard-lid"):
         assert name in setting["recall"]
     assert out["best"]["effort"] == setting["effort"] and out["best"]["qps"] > 0
     assert any((tmp_path / "cache" / "indexes").iterdir())
+    # the grid answer refined between the last failing and first passing grid values
+    failing, passing = setting["bracket"]
+    assert [failing, passing] in ([10, 20], [20, 40], [40, 80], [80, 160])
+    assert setting["grid_effort"] == passing and failing < setting["effort"] <= passing
+    assert setting["resolution"] == 1 and out["resolution"] == 1
+    assert setting["precision"] == f"refined between {failing} and {passing}; exact"
+    trace = {entry["ef"]: entry["slice_recall"] for entry in setting["trace"]}
+    assert trace[setting["effort"]] >= 0.95 and trace[failing] < 0.95
+    if setting["effort"] - 1 > failing:
+        assert trace[setting["effort"] - 1] < 0.95  # exact: the effort below misses
+    assert setting["qps_min"] <= setting["qps_median"] <= setting["qps_max"] == setting["qps"]
+    assert setting["runs"] == len(setting["qps_runs"]) == 1
+    assert out["tied"] == []  # one build setting: nothing to tie with
+    assert out["choice_rule"].endswith("the tied setting with the smallest index (then the "
+                                       "shortest build) is chosen")
+
+
+def test_tune_table_says_how_fine_the_answer_is(tmp_path: Path) -> None:
+    result = run("tune", "words-10k", "--engine", "hnsw", "--target", "0.95", "--build-grid",
+                 "M=8", "--effort-grid", "10,20,40,80,160", "--runs", "2", "--threads", "1",
+                 "--cache-dir", tmp_path)
+    assert result.exit_code == 0, result.output
+    out = run("tune", "words-10k", "--engine", "hnsw", "--target", "0.95", "--build-grid",
+              "M=8", "--effort-grid", "10,20,40,80,160", "--runs", "1", "--threads", "1",
+              "--cache-dir", tmp_path, "--json")
+    best = json.loads(out.stdout)["best"]
+    failing, passing = best["bracket"]
+    assert (f"answer: M=8 ef_construction=200 seed=100 ef={best['effort']} (refined between "
+            f"{failing} and {passing}; exact)") in " ".join(result.stdout.split())
+    assert "fastest of " in result.stdout and "QPS (min-max)" in result.stdout
+
+
+def test_tune_exits_1_when_no_setting_reaches_the_target(tmp_path: Path) -> None:
+    result = run("tune", "words-10k", "--engine", "hnsw", "--target", "1.0", "--slice",
+                 "hard-lid", "--build-grid", "M=8", "--effort-grid", "10,20", "--runs", "1",
+                 "--threads", "1", "--cache-dir", tmp_path, "--json")
+    assert result.exit_code == 1
+    out = json.loads(result.stdout)
+    assert out["best"] is None and out["best_reached"]["effort"] == 20
+    recall = out["best_reached"]["slice_recall"]
+    assert result.stderr == ("Error: no build setting reaches recall@10 >= 1 on hard-lid "
+                             f"within the effort grid; best reached {recall:.4f} at M=8 "
+                             "ef_construction=200 seed=100 ef=20\n")
+    table = run("tune", "words-10k", "--engine", "hnsw", "--target", "1.0", "--slice",
+                "hard-lid", "--build-grid", "M=8", "--effort-grid", "10,20", "--runs", "1",
+                "--threads", "1", "--cache-dir", tmp_path, "-q")
+    assert table.exit_code == 1 and table.stderr == result.stderr
+    assert "not reached (>20)" in table.stdout
+
+
+def test_tie_notice_names_the_tied_settings_and_the_cheaper_build(words10k,
+                                                                   tmp_path: Path) -> None:
+    """Real tune outcomes whose timed runs are set to overlapping QPS ranges."""
+    import dataclasses
+
+    from annkit.cli.tune import answer_lines
+    from annkit.tune import tune
+
+    result = tune(words10k, "hnsw", 0.9, "all", {"M": [8, 12]}, [10, 20, 40, 80], runs=1,
+                  cache_dir=tmp_path, threads=1)
+    small, large = sorted(result.settings, key=lambda setting: setting.index_bytes)
+    spreads = {id(small): (700.0, 790.0), id(large): (780.0, 828.0)}  # 828 vs 790: tied
+    settings = [dataclasses.replace(setting, evaluation=dataclasses.replace(
+        setting.evaluation, qps=spreads[id(setting)][1], qps_runs=spreads[id(setting)]))
+        for setting in result.settings]
+    tied_result = dataclasses.replace(result, settings=settings)
+    assert tied_result.fastest.build_params["M"] == 12
+    assert tied_result.best.build_params["M"] == 8  # the smaller index among the tied
+    lines = answer_lines(tied_result, tied_result.best)
+    assert lines[1].startswith("tied: QPS ranges overlap for 2 settings (M=8 ")
+    assert "790 (700-790)" in lines[1] and "828 (780-828)" in lines[1]
+    assert "chose M=8 ef_construction=200 seed=100, the cheaper build" in lines[1]
+    out = tied_result.to_dict()
+    assert [entry["build_params"]["M"] for entry in out["tied"]] == [8, 12]
+    assert out["best"]["build_params"]["M"] == 8 and out["fastest"]["build_params"]["M"] == 12
 
 
 def test_tune_unknown_slice(tmp_path: Path) -> None:
@@ -108,7 +184,7 @@ def test_tune_unknown_slice(tmp_path: Path) -> None:
 
 
 def test_tune_flat_and_bad_build_grid() -> None:
-    result = run("tune", "--engine", "flat")
+    result = run("tune", "words-10k", "--engine", "flat")
     assert result.exit_code == 2
     assert result.stderr == ("Error: engine flat has no effort parameter (it searches exactly); "
                              f"use an index of {WITH_EFFORT}\n")
