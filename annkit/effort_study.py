@@ -20,7 +20,12 @@ from annkit.effort import (
     per_query_columns,
 )
 from annkit.engines.base import get_engine, resolve_params
-from annkit.evaluate import check_compatible, check_recall_rule, true_kth_distances
+from annkit.evaluate import (
+    check_compatible,
+    check_recall_rule,
+    ground_truth_notice,
+    true_kth_distances,
+)
 from annkit.io.table import read_query_text, write_csv_columns
 from annkit.longtail import DEFAULT_CUTS
 from annkit.slices import build_profile
@@ -42,6 +47,8 @@ class EffortStudy:
     result: EffortResult = field(repr=False)
     profile: QueryProfile = field(repr=False)
     query_text: list[str] | None = field(default=None, repr=False)
+    #: one-line notices for the user (e.g. ground truth recomputed), shown on stderr
+    notices: tuple[str, ...] = ()
 
     def to_dict(self) -> dict:
         """The JSON-ready report (``index`` included)."""
@@ -94,5 +101,6 @@ def study_effort(
     text = read_query_text(dataset.source)
     if per_query_file is not None:
         write_csv_columns(per_query_file, per_query_columns(result, profile, text))
+    notice = ground_truth_notice(dataset, k)
     return EffortStudy(index=str(index), report=report, result=result, profile=profile,
-                       query_text=text)
+                       query_text=text, notices=(notice,) if notice else ())

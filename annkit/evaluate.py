@@ -74,6 +74,17 @@ def check_compatible(bundle: Bundle, dataset: Dataset) -> None:
         )
 
 
+def ground_truth_notice(dataset: Dataset, k: int) -> str | None:
+    """The one-line notice for ground truth that is too shallow for ``k`` and is therefore
+    recomputed exactly (see :func:`true_kth_distances`); None when it is deep enough or when
+    the dataset has none (computing it is then the documented behaviour)."""
+    if dataset.neighbors is None or dataset.gt_depth >= k:
+        return None
+    return (f"annkit: {dataset.name} holds {dataset.gt_depth} true neighbours per query, "
+            f"fewer than k={k}: computing the exact top-{2 * k} instead (this takes a while "
+            "on large data)")
+
+
 def true_kth_distances(
     dataset: Dataset, k: int, progress: Callable[[int, int], None] | None = None,
     *, memory_check: bool = True,
@@ -390,6 +401,7 @@ def evaluate(
         clients=clients,
         recall_rule=recall_rule,
         returned_ids=np.asarray(result.ids[:, :k], dtype=np.int64),
+        notices=tuple(note for note in (ground_truth_notice(dataset, k),) if note),
     )
 
 

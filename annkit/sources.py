@@ -21,6 +21,16 @@ DEFAULT_DATASET = "words-10k"
 HDF5_SUFFIXES = (".hdf5", ".h5")
 
 
+def default_data_notice(data: str | Path | None, queries: str | Path | None = None
+                        ) -> str | None:
+    """The one-line notice a command shows when DATA was left out and the bundled dataset
+    is used instead (None when DATA was given, or when --queries makes DATA required)."""
+    if data is not None or queries is not None:
+        return None
+    return (f"annkit: no DATA given: using the bundled dataset {DEFAULT_DATASET} "
+            "(pass DATA to use your own)")
+
+
 def _is_hdf5(spec: str | Path) -> bool:
     return Path(str(spec)).suffix.lower() in HDF5_SUFFIXES
 

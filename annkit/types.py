@@ -290,6 +290,8 @@ class Evaluation:
     recall_rule: str = "tolerant"
     #: the ids (nq, k) int64 the scored run returned (-1 = none), or None
     returned_ids: np.ndarray | None = field(default=None, repr=False)
+    #: one-line notices for the user (e.g. ground truth recomputed), shown on stderr
+    notices: tuple[str, ...] = field(default=(), repr=False)
 
     @property
     def qps_min(self) -> float | None:

@@ -9,6 +9,7 @@ import click
 from annkit.bundle import build_bundle
 from annkit.cli.console import stdout_console, to_json
 from annkit.cli.options import (
+    echo_notices,
     json_option,
     memory_check_option,
     metric_option,
@@ -19,6 +20,7 @@ from annkit.cli.options import (
 from annkit.cli.render import format_bytes, format_params, key_value_table
 from annkit.engines import engine_names, get_engine
 from annkit.engines.base import plugin_errors
+from annkit.sources import default_data_notice
 
 
 @click.command()
@@ -38,6 +40,7 @@ def build(data: str | None, engine_name: str, params: tuple[str, ...], metric: s
           as_json: bool) -> None:
     """Build an index over DATA (a vector file, a dataset HDF5's train set, or a bundled
     dataset name; default words-10k) and write it as a bundle directory."""
+    echo_notices(default_data_notice(data))
     built = build_bundle(data, engine_name, output, params=parse_params(params), metric=metric,
                          threads=threads, overwrite=force, memory_check=not skip_memory_check)
     if as_json:

@@ -12,6 +12,7 @@ from rich.table import Table
 from annkit.cli.console import progress_bar, stdout_console, to_json
 from annkit.cli.options import (
     dataset_options,
+    echo_notices,
     json_option,
     param_option,
     parse_cuts,
@@ -71,6 +72,7 @@ def effort(index: str, data: str | None, queries_file: str | None,
                              query_params=parse_params(params), cuts=parse_cuts(bands),
                              per_query_file=per_query_file, progress=progress,
                              recall_rule=recall_rule)
+    echo_notices(*study.notices)
     report = study.report
     if as_json:
         click.echo(to_json(report))

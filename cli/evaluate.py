@@ -9,6 +9,7 @@ from annkit.cli.console import progress_bar, stdout_console, to_json
 from annkit.cli.options import (
     clients_option,
     dataset_options,
+    echo_notices,
     json_option,
     param_option,
     parse_cuts,
@@ -62,6 +63,7 @@ def evaluate(index: str, data: str | None, queries_file: str | None,
                                     runs=runs, qps_tolerance=qps_tolerance, progress=progress,
                                     cuts=parse_cuts(bands), search_threads=search_threads,
                                     clients=clients, recall_rule=recall_rule)
+    echo_notices(*evaluation.notices)
     if per_query_file:
         write_csv_columns(per_query_file, per_query_columns(evaluation, dataset.source))
     if as_json:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
 import click
 
 from annkit.evaluate import DEFAULT_QPS_TOLERANCE, DEFAULT_RUNS
+from annkit.sources import default_data_notice
 from annkit.types import METRIC_ALIASES
 
 
@@ -124,8 +126,25 @@ def _check_ray_address(ctx: click.Context, param: click.Parameter, value: str | 
     return value
 
 
+def echo_notices(*notices: str | None) -> None:
+    """Each notice (a library's one-line message to the user) on its own stderr line."""
+    for notice in notices:
+        if notice:
+            click.echo(notice, err=True)
+
+
 def dataset_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    """DATA argument plus --queries / --groundtruth / --weights / --metric."""
+    """DATA argument plus --queries / --groundtruth / --weights / --metric; a notice on
+    stderr when DATA is left out and the bundled dataset is used."""
+
+    inner = func
+
+    @functools.wraps(inner)
+    def command(*args: Any, **kwargs: Any) -> Any:
+        echo_notices(default_data_notice(kwargs.get("data"), kwargs.get("queries_file")))
+        return inner(*args, **kwargs)
+
+    func = command
     decorators = [
         click.argument("data", required=False),
         click.option("--queries", "queries_file", type=click.Path(dir_okay=False), default=None,

@@ -159,7 +159,7 @@ def test_evaluate_cli_takes_clients_and_search_threads(tmp_path, words10k):
     threaded = runner.invoke(cli, ["evaluate", str(index), "--search-threads", "2", "--runs",
                                    "1", "--json", "-q"])
     assert loaded.exit_code == 0 and threaded.exit_code == 0, loaded.output + threaded.output
-    loaded_out, threaded_out = json.loads(loaded.output), json.loads(threaded.output)
+    loaded_out, threaded_out = json.loads(loaded.stdout), json.loads(threaded.stdout)
     assert loaded_out["clients"] == 2 and loaded_out["mode"] == "single"
     assert threaded_out["search_threads"] == 2 and threaded_out["clients"] is None
     assert loaded_out["recall"] == threaded_out["recall"]

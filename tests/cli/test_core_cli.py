@@ -32,7 +32,7 @@ def hnsw_index(tmp_path_factory):
     result = run("build", "words-10k", "-e", "hnsw", "-p", "M=8", "-p", "ef_construction=100",
                  "--threads", "1", "-o", str(path), "--json")
     assert result.exit_code == 0, result.output
-    summary = json.loads(result.output)
+    summary = json.loads(result.stdout)
     assert summary["count"] == 10_000 and summary["metric"] == "angular"
     assert summary["build_params"]["M"] == 8
     return path
@@ -41,7 +41,7 @@ def hnsw_index(tmp_path_factory):
 def test_evaluate_json(hnsw_index):
     result = run("evaluate", str(hnsw_index), "-k", "10", "-p", "ef=64", "--json")
     assert result.exit_code == 0, result.output
-    out = json.loads(result.output)
+    out = json.loads(result.stdout)
     for key in ("engine", "build_params", "query_params", "k", "recall", "qps", "latency_ms",
                 "build_seconds", "index_bytes", "queries", "mode"):
         assert key in out
@@ -60,7 +60,7 @@ def test_evaluate_recall_matches_library(hnsw_index, words10k):
     from annkit.bundle import load_bundle
     from annkit.evaluate import evaluate
 
-    out = json.loads(run("evaluate", str(hnsw_index), "-p", "ef=30", "--json").output)
+    out = json.loads(run("evaluate", str(hnsw_index), "-p", "ef=30", "--json").stdout)
     assert out["recall"] == evaluate(load_bundle(hnsw_index), words10k, 10, {"ef": 30}).recall
 
 
@@ -92,7 +92,7 @@ def test_groundtruth_writes_dataset_and_evaluate_uses_it(hnsw_index, tmp_path, w
         assert handle.attrs["distance"] == "angular"
     result = run("evaluate", str(hnsw_index), str(out), "-p", "ef=64", "--json")
     assert result.exit_code == 0, result.output
-    assert json.loads(result.output)["queries"] == 50
+    assert json.loads(result.stdout)["queries"] == 50
 
 
 def test_evaluate_with_separate_files(hnsw_index, tmp_path, words10k):
@@ -105,20 +105,20 @@ def test_evaluate_with_separate_files(hnsw_index, tmp_path, words10k):
                  str(tmp_path / "queries.npy"), "--groundtruth", str(tmp_path / "gt.ibin"),
                  "--metric", "angular", "-p", "ef=64", "--json")
     assert result.exit_code == 0, result.output
-    assert json.loads(result.output)["queries"] == 30
+    assert json.loads(result.stdout)["queries"] == 30
 
 
 def test_info_index_and_file(hnsw_index):
     result = run("info", str(hnsw_index), "--json")
     assert result.exit_code == 0
-    assert json.loads(result.output)["engine"] == "hnsw"
+    assert json.loads(result.stdout)["engine"] == "hnsw"
     result = run("info", "words-10k", "--json")
-    assert json.loads(result.output)["arrays"]["train"]["shape"] == [10000, 384]
+    assert json.loads(result.stdout)["arrays"]["train"]["shape"] == [10000, 384]
 
 
 def test_engines_listing():
     result = run("engines", "--json")
-    assert list(json.loads(result.output)) == engine_names()
+    assert list(json.loads(result.stdout)) == engine_names()
 
 
 @pytest.mark.parametrize(
@@ -185,7 +185,7 @@ def test_evaluate_slices_and_per_query_csv(hnsw_index, tmp_path, words10k):
     out = tmp_path / "pq.csv"
     result = run("evaluate", str(hnsw_index), "-p", "ef=10", "--json", "--per-query", str(out))
     assert result.exit_code == 0, result.output
-    summary = json.loads(result.output)
+    summary = json.loads(result.stdout)
     assert set(summary["slices"]) >= {"head", "torso", "tail", "hard-lid", "lid-q4", "hard-ood"}
     assert summary["slices"]["tail"]["queries"] == 400
     assert set(summary["tail"]) >= {"p1", "p5", "p10", "share_below_0_5", "share_zero"}

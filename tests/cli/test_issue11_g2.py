@@ -237,3 +237,30 @@ def test_duplicate_engine_blocks_are_refused(tmp_path):
     sweep.write_text('[[engine]]\nname = "hnsw"\nbuild = { M = 8 }\nquery = { ef = 10 }\n'
                      '\n[[engine]]\nname = "hnsw"\nbuild = { M = 16 }\nquery = { ef = 20 }\n')
     assert load_sweep(sweep).n_runs == 2
+
+
+# item 7: notices ----------------------------------------------------------------------------
+
+DEFAULT_NOTICE = ("annkit: no DATA given: using the bundled dataset words-10k (pass DATA to "
+                  "use your own)\n")
+
+
+def test_missing_data_says_the_bundled_dataset_is_used(hnsw_small, tmp_path):
+    implicit = run("evaluate", str(hnsw_small), "-p", "ef=12", "--runs", "1", "--json")
+    assert implicit.exit_code == 0, implicit.output
+    assert implicit.stderr == DEFAULT_NOTICE
+    explicit = run("evaluate", str(hnsw_small), "words-10k", "-p", "ef=12", "--runs", "1",
+                   "--json")
+    assert explicit.exit_code == 0 and explicit.stderr == ""
+    built = run("build", "-e", "flat", "-o", str(tmp_path / "flat"), "--json")
+    assert built.exit_code == 0 and built.stderr == DEFAULT_NOTICE
+
+
+def test_k_deeper_than_the_ground_truth_says_it_is_recomputed(hnsw_small):
+    result = run("evaluate", str(hnsw_small), "words-10k", "-k", "101", "-p", "ef=150",
+                 "--runs", "1", "--json")
+    assert result.exit_code == 0, result.output
+    assert result.stderr == (
+        "annkit: words-10k holds 100 true neighbours per query, fewer than k=101: computing "
+        "the exact top-202 instead (this takes a while on large data)\n")
+    assert json.loads(result.stdout)["k"] == 101
