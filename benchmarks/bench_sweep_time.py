@@ -15,7 +15,8 @@ runs (stopping once the two fastest agree within annkit's default QPS tolerance)
 ann-benchmarks cannot be installed here (it is not on PyPI and needs docker), so it is not
 timed: the cold wall time is compared with the figure the issue reports for ann-benchmarks
 on this grid (6.5-7.2 min, another machine-day), as a ratio "vs the reported figure", not
-as a same-machine measurement. Writes results/sweep_time.json (atomically).
+as a same-machine measurement. Writes results/sweep_time.json (atomically), keeping the wall
+times of the runs already in it under ``earlier_runs``.
 """
 
 from __future__ import annotations
@@ -115,8 +116,22 @@ def setting_rows(records: list[dict]) -> list[dict]:
         "qps_min": record.get("qps_min"), "qps_median": record.get("qps_median"),
         "qps_max": record.get("qps_max"), "runs": record.get("runs"),
         "timed_queries": record.get("timed_queries"), "queries": record.get("queries"),
-        "cached": record.get("cached"),
+        "cached": record.get("cached"), "build_seconds": record.get("build_seconds"),
+        "search_seconds_all_runs": None if not record.get("qps_runs") else sum(
+            record["timed_queries"] / qps for qps in record["qps_runs"]),
     } for record in records]
+
+
+def earlier_runs(path: Path) -> list[dict]:
+    """Wall times of the runs already in ``path`` (kept so repeats can be compared)."""
+    if not path.is_file():
+        return []
+    try:
+        previous = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError:
+        return []
+    keys = ("measured_at", "cold_seconds", "warm_seconds", "cold_vs_reported_figure")
+    return [*previous.get("earlier_runs", []), {key: previous.get(key) for key in keys}]
 
 
 def main() -> None:
@@ -170,10 +185,12 @@ def main() -> None:
         },
         "cold_vs_reported_figure": [cold_seconds / high, cold_seconds / low],
         "target_vs_reported_figure": TARGET_RATIO,
+        "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine": machine_facts(),
         "cold_runs": cold_rows,
         "warm_runs": warm_rows,
     }
+    result["earlier_runs"] = earlier_runs(args.output)
     write_text(args.output, json.dumps(result, indent=2) + "\n")
     ratio_low, ratio_high = result["cold_vs_reported_figure"]
     print(f"cold sweep {cold_seconds / 60:.2f} min ({len(cold_rows)} settings), "

@@ -186,8 +186,9 @@ def settings_table(result: TuneResult, full: bool = False) -> Table:
 
 
 def best_table(result: TuneResult, best: TuneSetting, full: bool = False) -> Table:
-    """The fastest setting meeting the target, with its recall on every slice (bands and
-    hard-*; the hardness quartiles too when ``full``)."""
+    """The chosen setting meeting the target (the fastest, or the cheaper build tied with
+    it), with its recall on every slice (bands and hard-*; the hardness quartiles too when
+    ``full``)."""
     rows = [
         ("build params", format_params(best.build_params)),
         ("query params", format_params(best.evaluation.query_params)),
@@ -199,7 +200,7 @@ def best_table(result: TuneResult, best: TuneSetting, full: bool = False) -> Tab
     weighted = best.evaluation.weighted_recall
     if weighted is not None:
         rows.append(("traffic-weighted recall", f"{weighted:.4f}"))
-    return key_value_table(f"fastest setting meeting the target on {result.slice_name}", rows)
+    return key_value_table(f"chosen setting meeting the target on {result.slice_name}", rows)
 
 
 COMMANDS = [tune_command]
