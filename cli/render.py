@@ -100,7 +100,7 @@ def qps_summary(evaluation: Evaluation) -> str:
     runs = evaluation.runs
     how = [evaluation.mode, f"fastest of {runs} run{'s' if runs != 1 else ''}"]
     if evaluation.max_runs is not None and evaluation.max_runs > runs:
-        how[-1] += f" (stable within {evaluation.qps_tolerance:.0%})"
+        how.append(f"stable within {evaluation.qps_tolerance:.0%}")
     timed = evaluation.timed_queries
     if timed is not None and timed < evaluation.queries:
         how.append(f"{timed:,} of {evaluation.queries:,} queries timed")
