@@ -19,6 +19,7 @@ import numpy as np
 from annkit.errors import InputError
 from annkit.faiss_util import as_float32_rows, faiss_threads, prepare
 from annkit.io import write_dataset_hdf5, write_neighbors_hdf5
+from annkit.io.table import read_text
 from annkit.memory import available_bytes, check_memory, ground_truth_bytes
 from annkit.metrics import exact_distances
 from annkit.parallel import for_each_block
@@ -283,6 +284,11 @@ class GroundTruthRun:
                 "queries_per_second": self.queries_per_second}
 
 
+def _if_count(texts: list[str] | None, count: int) -> list[str] | None:
+    """``texts`` when there is one per vector, else None (texts that do not fit are left out)."""
+    return texts if texts is not None and len(texts) == count else None
+
+
 def write_ground_truth(
     base: str | Path,
     queries: str | Path | None,
@@ -309,9 +315,14 @@ def write_ground_truth(
     seconds = time.perf_counter() - started
     if ids_only:
         write_neighbors_hdf5(output, truth.ids, truth.distances)
-    else:
+    else:  # the texts (and weights) of a dataset file go along with its vectors
+        source = dataset.source or str(base)  # a bundled name's file
+        base_text = read_text(source, "train_text")
+        query_text = read_text(source if queries is None else queries, "test_text")
         write_dataset_hdf5(output, base=dataset.base, queries=dataset.queries,
                            metric=dataset.metric, neighbors=truth.ids,
-                           distances=truth.distances, weights=dataset.weights)
+                           distances=truth.distances, weights=dataset.weights,
+                           base_text=_if_count(base_text, dataset.n_base),
+                           query_text=_if_count(query_text, dataset.n_queries))
     return GroundTruthRun(output=str(output), queries=dataset.n_queries, base=dataset.n_base,
                           k=int(truth.ids.shape[1]), metric=dataset.metric, seconds=seconds)

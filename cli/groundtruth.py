@@ -12,7 +12,7 @@ from annkit.cli.options import (
     metric_option,
     quiet_option,
     ray_option,
-    threads_option,
+    search_work_threads_option,
 )
 from annkit.cli.render import key_value_table
 from annkit.groundtruth import write_ground_truth
@@ -24,7 +24,7 @@ from annkit.groundtruth import write_ground_truth
 @click.option("-k", type=click.IntRange(min=1), default=100, show_default=True,
               help="Neighbours per query.")
 @metric_option
-@threads_option
+@search_work_threads_option
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
               help="HDF5 file to write.")
 @click.option("--ids-only", is_flag=True,

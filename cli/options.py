@@ -92,6 +92,10 @@ threads_option = click.option(
     "--threads", type=click.IntRange(min=1), default=None,
     help="Threads for building (default: all cores).",
 )
+search_work_threads_option = click.option(
+    "--threads", type=click.IntRange(min=1), default=None,
+    help="Threads for the exact search (default: all cores).",
+)
 
 search_threads_option = click.option(
     "--search-threads", type=click.IntRange(min=1), default=1, show_default=True,

@@ -39,6 +39,12 @@ def _cells(values: Sequence | np.ndarray) -> list:
 
 def read_query_text(source: str | Path) -> list[str] | None:
     """The ``test_text`` strings of a dataset HDF5 file (one per query), or None."""
+    return read_text(source, "test_text")
+
+
+def read_text(source: str | Path, key: str) -> list[str] | None:
+    """The strings of the 1-D text dataset ``key`` (``test_text`` or ``train_text``) of a
+    dataset HDF5 file, or None when the file is not HDF5 or has no such dataset."""
     import h5py
 
     path = Path(source)
@@ -46,7 +52,7 @@ def read_query_text(source: str | Path) -> list[str] | None:
         return None
     try:
         with h5py.File(path, "r") as handle:
-            item = handle.get("test_text")
+            item = handle.get(key)
             if not isinstance(item, h5py.Dataset) or item.ndim != 1 or item.dtype.kind not in "OSU":
                 return None
             return [

@@ -264,3 +264,37 @@ def test_k_deeper_than_the_ground_truth_says_it_is_recomputed(hnsw_small):
         "annkit: words-10k holds 100 true neighbours per query, fewer than k=101: computing "
         "the exact top-202 instead (this takes a while on large data)\n")
     assert json.loads(result.stdout)["k"] == 101
+
+
+# item 10: smaller things ---------------------------------------------------------------------
+
+def test_groundtruth_keeps_texts_and_weights(tmp_path):
+    import h5py
+    import numpy as np
+
+    from annkit.io import resolve_dataset_path
+
+    out = tmp_path / "gt.hdf5"
+    result = run("groundtruth", "words-10k", "-k", "10", "-o", str(out), "--json", "-q")
+    assert result.exit_code == 0, result.output
+    with h5py.File(resolve_dataset_path("words-10k"), "r") as source, \
+            h5py.File(out, "r") as written:
+        for key in ("test_text", "train_text", "test_weights"):
+            assert key in written, key
+            assert np.array_equal(written[key][:], source[key][:]), key
+        assert np.array_equal(written["neighbors"][:], source["neighbors"][:, :10])
+
+
+def test_groundtruth_help_says_what_the_threads_do():
+    result = run("groundtruth", "--help")
+    assert "Threads for the exact search" in result.stdout
+    assert "Threads for building" not in result.stdout
+
+
+def test_effort_all_slices_and_the_old_name(hnsw_small):
+    for flag in ("--all-slices", "--slice-report"):
+        result = run("effort", str(hnsw_small), "words-10k", "--grid", "10,40,160", flag, "-q")
+        assert result.exit_code == 0, result.output
+        assert "lid-q4" in result.stdout
+    assert "--slice-report" not in run("effort", "--help").stdout
+    assert "--all-slices" in run("effort", "--help").stdout
