@@ -41,7 +41,8 @@ DEFAULT_SWEEP = """\
 [bench]
 dataset = "words-10k"   # a bundled name, or a path (relative paths: from this file's folder)
 k = 10                  # recall@k
-runs = 3                # repetitions per query setting: QPS from the fastest run
+runs = 3                # most timed runs per query setting (stops once the two fastest
+                        # agree within 5%): QPS from the fastest, with the min-max spread
 mode = "batch"          # batch: one call for all queries; single: one call per query (latency)
 # timeout = 600         # seconds allowed per build and per query setting
 
