@@ -31,8 +31,9 @@ lightgbm = pytest.importorskip("lightgbm", reason="learned policies need the ada
                                "(pip install 'annkit[adapt]')")
 
 K = 10
+GRID = [10, 14, 20, 28, 40, 57, 80, 113, 160, 226, 320]
 SMALL = AdaptConfig(k=K, folds=3, seed=0, n_centroids=8, label_targets=(1.0,),
-                    first_indices=(0,), rounds=20)
+                    first_indices=(0,), stages=("full", "none"), rounds=20)
 
 
 def subset(dataset: Dataset, count: int) -> Dataset:
@@ -67,7 +68,7 @@ def counting_index(tmp_path_factory: pytest.TempPathFactory, words10k: Dataset) 
 @pytest.fixture(scope="module")
 def small_report(hnsw_index: Bundle, words10k: Dataset):
     return adapt(hnsw_index, subset(words10k, 150), K, 0.95, config=SMALL,
-                 goals=[Goal("recall", 0.95)], oracle_targets=(1.0,))
+                 goals=[Goal("recall", 0.95)], oracle_targets=(1.0,), grid=GRID)
 
 
 def test_per_query_search_equals_uniform_when_efforts_are_equal(
@@ -161,12 +162,13 @@ def test_damaged_and_foreign_policy_files(small_report, hnsw_index: Bundle, word
         load_policy(truncated)
     assert str(error.value) == (f"{truncated}: damaged policy file (not valid JSON); retrain "
                                 "it with annkit adapt")
-    other = make_index(tmp_path / "other", words10k, "hnsw",
-                       {"M": 8, "ef_construction": 64, "seed": 7})
+    smaller = Dataset(name="first-2000", metric=words10k.metric, base=words10k.base[:2000],
+                      queries=words10k.queries[:10])
+    other = make_index(tmp_path / "other", smaller, "hnsw", {"M": 8, "ef_construction": 64})
     with pytest.raises(PolicyError) as error:
         load_policy(path, other.manifest)
     assert str(error.value) == (
-        f"{path}: policy belongs to another index (build_params differs: trained for hnsw "
+        f"{path}: policy belongs to another index (count differs: trained for hnsw "
         "10000 x 384); retrain it with annkit adapt")
 
 
@@ -174,7 +176,7 @@ def test_reported_work_is_the_sum_of_the_engine_counts_over_stages(
         counting_index: Bundle, words10k: Dataset) -> None:
     dataset = subset(words10k, 150)
     report = adapt(counting_index, dataset, K, 0.97, config=SMALL,
-                   goals=[Goal("recall", 0.97)], oracle_targets=(1.0,))
+                   goals=[Goal("recall", 0.97)], oracle_targets=(1.0,), grid=GRID)
     policy, engine = report.policy, counting_index.engine
     queries = words10k.queries[300:500]
     result = adaptive_search(engine, policy, queries, K)
@@ -225,6 +227,7 @@ def test_cli_adapt_json_and_train_queries(tmp_path: Path, words10k: Dataset,
     policy = tmp_path / "policy.json"
     result = run("adapt", hnsw_index.path, base, "--queries", queries, "--metric", "angular",
                  "--folds", "2", "--centroids", "4", "--target", "0.95", "--json",
+                 "--grid", ",".join(map(str, GRID)),
                  "-o", policy)
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout)
@@ -272,12 +275,14 @@ def test_query_and_evaluate_with_a_policy(small_report, hnsw_index: Bundle, word
     assert evaluation.distance_computations is None  # hnswlib cannot count
 
 
+@pytest.mark.slow
 def test_work_matched_policies_stay_within_the_training_budget(hnsw_index: Bundle,
                                                                words10k: Dataset) -> None:
     report = adapt(hnsw_index, subset(words10k, 150), K, 0.95,
-                   config=AdaptConfig(k=K, folds=3, n_centroids=8, label_targets=(0.9, 1.0),
-                                      first_indices=(0, 2), rounds=20),
-                   goals=[Goal("uniform-budget", 20)], oracle_targets=(1.0,))
+                   config=AdaptConfig(k=K, folds=3, n_centroids=8, label_targets=(1.0,),
+                                      first_indices=(0, 2), stages=("full", "probe"),
+                                      rounds=20),
+                   goals=[Goal("uniform-budget", 20)], oracle_targets=(1.0,), grid=GRID)
     for kind in ("learned", "threshold"):
         for fold in report.frontiers[kind][0]["folds"]:
             training = fold["training"]
