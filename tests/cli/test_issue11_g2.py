@@ -298,3 +298,21 @@ def test_effort_all_slices_and_the_old_name(hnsw_small):
         assert "lid-q4" in result.stdout
     assert "--slice-report" not in run("effort", "--help").stdout
     assert "--all-slices" in run("effort", "--help").stdout
+
+
+def test_tune_reuses_an_index_bench_cached(tmp_path):
+    sweep = tmp_path / "s.toml"
+    sweep.write_text('[bench]\nruns = 1\n\n[[engine]]\nname = "hnsw"\n'
+                     'build = { M = 8, ef_construction = 40 }\nquery = { ef = 10 }\n')
+    root = tmp_path / "results"
+    bench = run("bench", str(sweep), "-o", "a", "--results-root", str(root), "-q", "--json")
+    assert bench.exit_code == 0, bench.output
+    cached = sorted((root / ".cache" / "indexes").iterdir())
+    assert len(cached) == 1
+    tuned = run("tune", "words-10k", "-e", "hnsw", "--build-grid", "M=8", "--build-grid",
+                "ef_construction=40", "--effort-grid", "10,20", "--target", "0.5", "--runs",
+                "1", "--cache-dir", str(root / ".cache"), "--json")
+    assert tuned.exit_code == 0, tuned.output
+    (setting,) = json.loads(tuned.stdout)["settings"]
+    assert setting["cached"] is True
+    assert sorted((root / ".cache" / "indexes").iterdir()) == cached  # nothing new built
