@@ -84,6 +84,9 @@ def per_query_columns(evaluation: Evaluation, source: str) -> dict:
     if text is not None and len(text) == n_queries:
         columns["text"] = text
     columns[f"recall@{evaluation.k}"] = evaluation.per_query_recall
+    if evaluation.returned_ids is not None:  # the k ids returned, nearest first (-1 = none)
+        columns["returned_ids"] = [" ".join(str(int(value)) for value in row)
+                                   for row in evaluation.returned_ids]
     counts = evaluation.per_query_distance_computations
     columns["distance_computations"] = ([None] * n_queries if counts is None
                                         else [int(value) for value in counts])

@@ -82,6 +82,7 @@ def _register() -> None:
         datasets,
         effort,
         evaluate,
+        explain,
         groundtruth,
         info,
         query,
@@ -89,7 +90,7 @@ def _register() -> None:
     )
 
     for module in (build, evaluate, groundtruth, info, query, bench, compare, effort, tune,
-                   datasets, adapt):
+                   explain, datasets, adapt):
         for command in module.COMMANDS:
             cli.add_command(command)
 

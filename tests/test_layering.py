@@ -30,6 +30,8 @@ LAYERS: list[tuple[str, int, tuple[str, ...]]] = [
     ("adaptive", 4, ("annkit.adaptive",)),
     # query searches at fixed params or at a trained adaptive policy's per-query effort
     ("query", 5, ("annkit.query",)),
+    # explain: one query's returned and true neighbours, least effort per missed neighbour
+    ("explain", 5, ("annkit.explain",)),
     # Ray (optional extra): sharded ground truth and sweeps; commands import it only with --ray
     ("distributed", 5, ("annkit.distributed",)),
     ("cli-shared", 6, ("annkit.cli.__init__", "annkit.cli.options", "annkit.cli.console",

@@ -43,6 +43,8 @@ REQUIRED_KEYS = (
 
 #: per-query distance computations of run R are the dataset ``R`` + this, next to ``R``
 DISTANCES_SUFFIX = ".distance_computations"
+#: perquery.h5 dataset of a run's returned ids (nq, k) int64 (-1 = none): ``<run_id>.ids``
+IDS_SUFFIX = ".ids"
 
 
 def read_runs(path: str | Path) -> list[dict]:
@@ -176,8 +178,9 @@ class ResultsStore:
             per_query: np.ndarray | Mapping[str, np.ndarray | None] | None = None) -> None:
         """Store one finished run: its per-query arrays first, then the record (the commit).
 
-        ``per_query`` is the per-query recall (nq,), or a mapping with ``recall`` and
-        ``distance_computations`` (nq,) int64 (None when the engine cannot count)."""
+        ``per_query`` is the per-query recall (nq,), or a mapping with ``recall``,
+        ``distance_computations`` (nq,) int64 (None when the engine cannot count) and
+        ``ids`` (nq, k) int64, the ids the run returned (optional)."""
         self.path.mkdir(parents=True, exist_ok=True)
         if not isinstance(record, RunRecord):
             record = RunRecord.from_dict(json_ready(dict(record)))
@@ -187,29 +190,33 @@ class ResultsStore:
         if per_query is not None:
             if isinstance(per_query, Mapping):
                 recall, counts = per_query.get("recall"), per_query.get("distance_computations")
+                ids = per_query.get("ids")
             else:
-                recall, counts = per_query, None
+                recall, counts, ids = per_query, None, None
             if recall is not None:
-                self._write_per_query(record.run_id, recall, counts)
+                self._write_per_query(record.run_id, recall, counts, ids)
         self.records[record.run_id] = stored
         text = "".join(json.dumps(item, allow_nan=False) + "\n" for item in self.records.values())
         write_text(self.runs_path, text)
 
     def _write_per_query(self, run_id: str, recall: np.ndarray,
-                         counts: np.ndarray | None) -> None:
+                         counts: np.ndarray | None, ids: np.ndarray | None = None) -> None:
         import h5py
 
         with atomic_write(self.perquery_path, make_parents=True) as tmp:
             if self.perquery_path.is_file():
                 shutil.copyfile(self.perquery_path, tmp)
             with h5py.File(tmp, "a") as handle:
-                for name in (run_id, run_id + DISTANCES_SUFFIX):
+                for name in (run_id, run_id + DISTANCES_SUFFIX, run_id + IDS_SUFFIX):
                     if name in handle:
                         del handle[name]
                 handle.create_dataset(run_id, data=np.asarray(recall, dtype=np.float32))
                 if counts is not None:
                     handle.create_dataset(run_id + DISTANCES_SUFFIX,
                                           data=np.asarray(counts, dtype=np.int64))
+                if ids is not None:
+                    handle.create_dataset(run_id + IDS_SUFFIX,
+                                          data=np.asarray(ids, dtype=np.int64))
 
     def _read_per_query(self, name: str) -> np.ndarray | None:
         if not self.perquery_path.is_file():
@@ -227,6 +234,11 @@ class ResultsStore:
         """The per-query distance computations (nq,) int64 of one run, or None (not counted
         by the engine, or not stored)."""
         return self._read_per_query(run_id + DISTANCES_SUFFIX)
+
+    def per_query_ids(self, run_id: str) -> np.ndarray | None:
+        """The ids (nq, k) int64 one run returned (-1 = none), or None (not stored: runs
+        written before they were kept)."""
+        return self._read_per_query(run_id + IDS_SUFFIX)
 
     @contextmanager
     def lock(self) -> Iterator[None]:

@@ -117,7 +117,8 @@ def _run_job(conn: Any, job: dict, dataset: Any, true_distances: np.ndarray,
         counts = evaluation.per_query_distance_computations
         per_query = {"recall": np.asarray(evaluation.per_query_recall, dtype=np.float32),
                      "distance_computations": None if counts is None else
-                     np.asarray(counts, dtype=np.int64)}
+                     np.asarray(counts, dtype=np.int64),
+                     "ids": evaluation.returned_ids}
         conn.send(("result", run_id, record, per_query))
     conn.send(("job_done",))
 
