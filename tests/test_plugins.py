@@ -127,6 +127,7 @@ def run(*args: Any):
     return CliRunner().invoke(cli, [str(arg) for arg in args])
 
 
+@pytest.mark.slow
 def test_registered_engine_through_the_library(scan_engine, small: Dataset,
                                                tmp_path: Path) -> None:
     assert "scan-test" in engine_names()
@@ -169,6 +170,7 @@ def test_registered_engine_through_bench(scan_engine, tmp_path: Path) -> None:
     assert recall[10000] == 1.0 and recall[100] < recall[10000]
 
 
+@pytest.mark.slow
 def test_registered_engine_through_the_cli(scan_engine, tmp_path: Path) -> None:
     listing = json.loads(run("engines", "--json").stdout)
     assert listing["scan-test"]["effort_param"] == "scan"

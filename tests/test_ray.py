@@ -61,6 +61,7 @@ def test_shards_cover_the_base_in_order():
     assert shard_bounds(2, 5) == [(0, 1), (1, 2)]
 
 
+@pytest.mark.slow
 def test_ground_truth_on_ray_equals_local_on_real_data(local_ray, words10k):
     local = compute_ground_truth(words10k.base, words10k.queries, 20, "angular")
     distributed = ray_ground_truth(words10k.base, words10k.queries, 20, "angular", shards=5)

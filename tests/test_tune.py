@@ -86,6 +86,7 @@ def test_tune_matches_the_exhaustive_grid_with_fewer_runs(tuned, words10k: Datas
     assert tuned.exhaustive == len(BUILD_GRID["M"]) * len(EFFORT_GRID)
 
 
+@pytest.mark.slow
 def test_fastest_setting_is_chosen_by_qps_and_ties_by_cost(tuned) -> None:
     # QPS is noisy, so check the rule (max QPS among settings that meet the target; among
     # those whose min-max QPS overlaps it, the cheapest build), not which build wins.

@@ -271,6 +271,7 @@ def test_an_engine_that_searches_twice_fails_on_work_with_recall_identical(basel
     assert flat.verdict == "ok" and flat.work_status == WORK_CHECKED
 
 
+@pytest.mark.slow
 def test_bench_baseline_passes_the_work_limit_through(tmp_path):
     """``annkit bench --baseline`` gates work as compare does (flat: n per query, exactly)."""
     sweep_file = tmp_path / "flat.toml"

@@ -78,6 +78,7 @@ def test_effort_bad_grid_value(indexes: dict[str, Path]) -> None:
     assert result.stderr == "Error: parameter ef: expected int, got 'x'\n"
 
 
+@pytest.mark.slow
 def test_tune_json(tmp_path: Path) -> None:
     result = run("tune", "words-10k", "--engine", "hnsw", "--target", "0.95", "--slice", "tail",
                  "--build-grid", "M=8", "--effort-grid", "10,20,40,80,160", "-k", "10",
@@ -113,6 +114,7 @@ def test_tune_json(tmp_path: Path) -> None:
                                        "shortest build) is chosen")
 
 
+@pytest.mark.slow
 def test_tune_table_says_how_fine_the_answer_is(tmp_path: Path) -> None:
     result = run("tune", "words-10k", "--engine", "hnsw", "--target", "0.95", "--build-grid",
                  "M=8", "--effort-grid", "10,20,40,80,160", "--runs", "2", "--threads", "1",
@@ -128,6 +130,7 @@ def test_tune_table_says_how_fine_the_answer_is(tmp_path: Path) -> None:
     assert "fastest of " in result.stdout and "QPS (min-max)" in result.stdout
 
 
+@pytest.mark.slow
 def test_tune_exits_1_when_no_setting_reaches_the_target(tmp_path: Path) -> None:
     result = run("tune", "words-10k", "--engine", "hnsw", "--target", "1.0", "--slice",
                  "hard-lid", "--build-grid", "M=8", "--effort-grid", "10,20", "--runs", "1",
@@ -146,6 +149,7 @@ def test_tune_exits_1_when_no_setting_reaches_the_target(tmp_path: Path) -> None
     assert "not reached (>20)" in table.stdout
 
 
+@pytest.mark.slow
 def test_tie_notice_names_the_tied_settings_and_the_cheaper_build(words10k,
                                                                    tmp_path: Path) -> None:
     """Real tune outcomes whose timed runs are set to overlapping QPS ranges."""

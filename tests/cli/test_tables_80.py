@@ -90,6 +90,7 @@ def test_the_table_rule_stacks_a_table_too_wide_for_its_longest_words() -> None:
     assert lines[0] == "wide" and lines[1].startswith("- build params: M=8")
 
 
+@pytest.mark.slow
 def test_tune_table(folder: Path) -> None:
     args = ("tune", "words-10k", "-e", "hnsw", "--build-grid", "M=8,12", "--effort-grid",
             "10,20,40,80,160", "--target", "0.95", "--runs", "1", "--threads", "1",
@@ -170,6 +171,7 @@ def test_engines_and_info_tables(folder: Path) -> None:
     assert f"{info['count']:,}" in text or str(info["count"]) in text
 
 
+@pytest.mark.slow
 def test_adapt_table(folder: Path) -> None:
     args = ("adapt", folder / "hnsw", "words-10k", "--kind", "threshold", "--folds", "2",
             "--grid", "10,20,40,80", "--target", "0.9", "--force", "-o",
