@@ -52,6 +52,8 @@ def stacked_lines(table: Table, width: int = 80) -> list[str]:
         if not parts:
             continue
         lead = "- " if values[0][1].strip() else "    "
+        if not table.show_header and values[0][1].strip() and len(parts) > 1:
+            parts = [f"{parts[0]}: {parts[1]}", *parts[2:]]  # a field: value table
         lines += textwrap.wrap("; ".join(parts), width=width, initial_indent=lead,
                                subsequent_indent=" " * (len(lead) + 2),
                                break_long_words=False, break_on_hyphens=False)

@@ -88,6 +88,11 @@ def test_the_table_rule_stacks_a_table_too_wide_for_its_longest_words() -> None:
         assert f"{header}: {cell}" in " ".join(text.split())
     lines = stacked_lines(table, 80)
     assert lines[0] == "wide" and lines[1].startswith("- build params: M=8")
+    fields = Table(title="fields", show_header=False)
+    fields.add_column("field")
+    fields.add_column("value")
+    fields.add_row("QPS", "4,554 (3,245-4,610)")
+    assert stacked_lines(fields, 80) == ["fields", "- QPS: 4,554 (3,245-4,610)"]
 
 
 @pytest.mark.slow
