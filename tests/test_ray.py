@@ -236,17 +236,18 @@ runs = 1
 [[engine]]
 name = "fake"
 build = {{ build = ["ok", "crash"] }}
-query = {{ search = ["ok", "crash", "raise"] }}
+query = {{ search = ["ok", "crash", "raise", "hang"] }}
 """)
         started = time.monotonic()
-        outcome = run_sweep_on_ray(spec, tmp_path / "res", results_root=tmp_path, threads=1)
+        outcome = run_sweep_on_ray(spec, tmp_path / "res", results_root=tmp_path, threads=1,
+                                   timeout=10)
         assert time.monotonic() - started < 90
     finally:
         unregister(FakeEngine.name)
     by_setting = {(r["build_params"]["build"], r["query_params"]["search"]): r
                   for r in outcome.records}
-    assert len(by_setting) == 6  # no setting lost
-    for search in ("ok", "crash", "raise"):  # the build's worker died (SIGSEGV)
+    assert len(by_setting) == 8  # no setting lost
+    for search in ("ok", "crash", "raise", "hang"):  # the build's worker died (SIGSEGV)
         record = by_setting[("crash", search)]
         assert record["status"] == "failed"
         assert record["error"] == ("build: the engine process died on Ray (its worker exited "
@@ -256,3 +257,5 @@ query = {{ search = ["ok", "crash", "raise"] }}
                                                     "worker exited or was killed)")
     assert by_setting[("ok", "raise")]["status"] == "failed"  # measured by a new actor
     assert by_setting[("ok", "raise")]["error"] == "RuntimeError: boom in search"
+    hung = by_setting[("ok", "hang")]
+    assert (hung["status"], hung["error"]) == ("timeout", "the query run took longer than 10s")
