@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -280,6 +281,7 @@ def main() -> int:
                         help="measure every setting again (cached indexes are reused)")
     args = parser.parse_args()
     started = time.perf_counter()
+    load_before = os.getloadavg()
     print("sweep (annkit bench) ...", flush=True)
     annkit_cli("bench", str(SWEEP), "-o", str(RESULTS), "--threads", "2", "-q", "--json",
                *(["--force"] if args.force else []))
@@ -312,6 +314,8 @@ def main() -> int:
         "bare_loop": bare,
         "repeats": args.repeats,
         "seconds": time.perf_counter() - started,
+        # the machine is shared: 1/5/15-minute load averages at the start and the end
+        "load_average": {"start": load_before, "end": os.getloadavg()},
     }
     write_text(OUTPUT, json.dumps(report, indent=2) + "\n")
     for name, entry in table.items():
