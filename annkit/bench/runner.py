@@ -200,7 +200,7 @@ class _Sweep:
             "rebuild": rebuild, "memory_check": self.memory_check,
             "threads": self.threads, "fingerprint": self.fingerprint,
             "k": self.spec.k, "mode": self.spec.mode, "runs": self.spec.runs,
-            "recall_rule": self.spec.recall_rule,
+            "recall_rule": self.spec.recall_rule, "qps_tolerance": self.spec.qps_tolerance,
             "queries": [(query.run_id, query.params) for query in remaining],
             "concurrency": {query.run_id: self.levels[query.run_id]
                             for query in remaining if query.run_id in self.levels},

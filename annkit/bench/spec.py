@@ -31,7 +31,7 @@ from typing import Any
 
 from annkit.engines.base import engine_names, get_engine
 from annkit.errors import InputError, ParamError
-from annkit.evaluate import MODES
+from annkit.evaluate import DEFAULT_QPS_TOLERANCE, MODES
 
 DEFAULT_SWEEP_NAME = "default sweep"
 
@@ -65,7 +65,7 @@ name = "flat"           # exact search: the reference for speed-ups
 """
 
 BENCH_KEYS = ("dataset", "queries", "groundtruth", "metric", "k", "runs", "mode", "timeout",
-              "recall")
+              "recall", "qps_tolerance")
 #: how recall@k is scored (see annkit.metrics.RECALL_RULES)
 RECALL_RULE_NAMES = ("tolerant", "strict")
 ENGINE_KEYS = ("name", "build", "query")
@@ -115,6 +115,9 @@ class SweepSpec:
     base_dir: Path | None = None
     #: "tolerant" (ann-benchmarks, the default) or "strict" (id overlap with the true top-k)
     recall_rule: str = "tolerant"
+    #: stop timing a setting once its two fastest runs agree within this fraction (0: always
+    #: ``runs`` runs); see annkit.evaluate.timing_is_stable
+    qps_tolerance: float = DEFAULT_QPS_TOLERANCE
 
     @property
     def n_runs(self) -> int:
@@ -165,6 +168,8 @@ class SweepSpec:
                                     "run_ids": sorted(self.run_ids())}
         if self.recall_rule != "tolerant":
             identity["recall_rule"] = self.recall_rule
+        if self.qps_tolerance != DEFAULT_QPS_TOLERANCE:
+            identity["qps_tolerance"] = self.qps_tolerance
         return identity
 
 
@@ -328,6 +333,14 @@ class _Reader:
                 raise self.fail(line("bench", "timeout"),
                                 f"[bench] timeout must be a number of seconds > 0, got {value!r}")
             out["timeout"] = float(value)
+        if "qps_tolerance" in table:
+            value = table["qps_tolerance"]
+            if (isinstance(value, bool) or not isinstance(value, int | float)
+                    or not 0 <= value < 1):
+                raise self.fail(line("bench", "qps_tolerance"),
+                                f"[bench] qps_tolerance must be a fraction in [0, 1), "
+                                f"got {value!r}")
+            out["qps_tolerance"] = float(value)
         if "metric" in out:
             from annkit.types import normalize_metric
 
@@ -458,6 +471,7 @@ def parse_sweep(text: str, source: str = "sweep.toml", base_dir: Path | None = N
         mode=bench["mode"], builds=builds, timeout=bench.get("timeout"),
         queries=bench.get("queries"), groundtruth=bench.get("groundtruth"),
         metric=bench.get("metric"), base_dir=base_dir, recall_rule=bench["recall"],
+        qps_tolerance=bench.get("qps_tolerance", DEFAULT_QPS_TOLERANCE),
     )
 
 

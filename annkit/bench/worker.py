@@ -72,7 +72,7 @@ def _register_engines(engine_refs: dict[str, tuple[str, str]]) -> None:
 def _run_job(conn: Any, job: dict, dataset: Any, true_distances: np.ndarray,
              profiles: dict) -> None:
     from annkit.cache import obtain_index
-    from annkit.evaluate import evaluate, true_neighbor_ids
+    from annkit.evaluate import DEFAULT_QPS_TOLERANCE, evaluate, true_neighbor_ids
     from annkit.slices import build_profile
 
     directory = Path(job["index_dir"])
@@ -105,6 +105,8 @@ def _run_job(conn: Any, job: dict, dataset: Any, true_distances: np.ndarray,
                 true_ids = profiles[("true_ids", job["k"])]
             evaluation = evaluate(bundle, dataset, job["k"], query_params, mode=job["mode"],
                                   runs=job["runs"], true_distances=true_distances,
+                                  qps_tolerance=job.get("qps_tolerance",
+                                                        DEFAULT_QPS_TOLERANCE),
                                   profile=profiles[job["k"]],
                                   search_threads=search_threads, clients=clients,
                                   recall_rule=rule, true_ids=true_ids)

@@ -105,7 +105,7 @@ BAD = [
      "sweep.toml line 3: engine 'hnsw': query parameter ef: must be >= 1, got 0"),
     ('[bench]\ndataset = "words-10k"\nkk = 3\n[[engine]]\nname = "flat"\n',
      "sweep.toml line 3: unknown [bench] key 'kk' (known: dataset, queries, groundtruth, "
-     "metric, k, runs, mode, timeout, recall)"),
+     "metric, k, runs, mode, timeout, recall, qps_tolerance)"),
     ('[bench]\nk = 0\n[[engine]]\nname = "flat"\n',
      "sweep.toml line 2: [bench] k must be an integer >= 1, got 0"),
     ('[bench]\nmode = "fast"\n[[engine]]\nname = "flat"\n',
