@@ -329,6 +329,29 @@ def part_gil() -> dict:
                        "machine), about 0 = held"}
 
 
+def markdown_table() -> str:
+    """The README's short table from results/scale.json."""
+    data = json.loads(OUTPUT.read_text())
+    lines = []
+    scale = data.get("scale")
+    if scale:
+        lines += ["| base vectors | ground truth s | GT peak RSS | hnsw build s | recall@10 / QPS "
+                  f"(ef={EFS[-1]}) |", "|---:|---:|---:|---:|---:|"]
+        for row in scale["sizes"]:
+            truth, hnsw = row["groundtruth"], row["hnsw"]
+            last = hnsw["bench"][-1]
+            lines.append(f"| {row['n']:,} | {truth['seconds']:.1f} | "
+                         f"{truth['peak_rss_mb']:,.0f} MiB | {hnsw['build_seconds']:.1f} | "
+                         f"{last['recall']:.3f} / {last['qps']:,.0f} |")
+        growth = scale["growth_loglog_slope"]
+        lines.append("| growth (log-log slope) | "
+                     + " | ".join(f"{growth[key]:.2f}" if growth.get(key) is not None else "-"
+                                  for key in ("groundtruth_seconds", "groundtruth_peak_rss",
+                                              "hnsw_build_seconds", f"hnsw_qps_ef{EFS[-1]}"))
+                     + " |")
+    return "\n".join(lines)
+
+
 def update(key: str, value: dict) -> None:
     from annkit.bench.store import machine_facts
     from annkit.files import write_text
@@ -341,7 +364,8 @@ def update(key: str, value: dict) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("part", choices=["scale", "threads", "ray", "mmap", "gil", "_child"])
+    parser.add_argument("part", choices=["scale", "threads", "ray", "mmap", "gil", "table",
+                                         "_child"])
     parser.add_argument("args", nargs="*")
     parser.add_argument("--sizes", default=",".join(str(n) for n in SIZES))
     options = parser.parse_args()
@@ -349,6 +373,9 @@ def main() -> None:
         kind, value = options.args
         function = {"gt": child_groundtruth, "hnsw": child_hnsw, "mmap": child_mmap}[kind]
         print(json.dumps(function(int(value)), default=float))
+        return
+    if options.part == "table":
+        print(markdown_table())
         return
     started = time.perf_counter()
     if options.part == "scale":
