@@ -13,7 +13,9 @@ import os
 import platform
 import shutil
 import tempfile
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -237,6 +239,37 @@ def load_bundle(path: str | Path) -> Bundle:
     return Bundle(path=path, manifest=manifest, engine=engine)
 
 
+#: name of the thread a build runs in (see :func:`run_interruptibly`)
+BUILD_THREAD = "annkit-build"
+
+
+def run_interruptibly(work: Callable[[], None], name: str = BUILD_THREAD) -> None:
+    """Run ``work`` so that Ctrl-C stops the caller at once: called from the main thread, it
+    runs in a daemon thread named ``name`` while the main thread waits in 0.1 s steps, so a
+    KeyboardInterrupt is raised there within about 0.1 s even while native code (which
+    blocks signal handling) runs; ``work``'s own exception is re-raised. After an interrupt
+    the daemon thread may still be running native code that cannot be stopped, so the
+    process should end (the command layer then exits without waiting for it). From any
+    other thread ``work`` simply runs there."""
+    if threading.current_thread() is not threading.main_thread():
+        work()
+        return
+    errors: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            work()
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+            errors.append(exc)
+
+    thread = threading.Thread(target=target, name=name, daemon=True)
+    thread.start()
+    while thread.is_alive():
+        thread.join(0.1)
+    if errors:
+        raise errors[0]
+
+
 def build_index(
     engine_name: str,
     base: np.ndarray,
@@ -256,7 +289,7 @@ def build_index(
                  f"building {engine_name} over {n_base:,} x {dim} vectors",
                  "use fewer vectors or smaller build parameters", force=not memory_check)
     start = time.perf_counter()
-    engine.build(base, threads=threads)
+    run_interruptibly(lambda: engine.build(base, threads=threads))
     return engine, time.perf_counter() - start
 
 

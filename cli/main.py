@@ -4,16 +4,51 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 import traceback
 from typing import Any
 
 import click
 
 from annkit import __version__
+from annkit.bundle import BUILD_THREAD
 from annkit.errors import AnnkitError
 
-_INTERRUPTED = ("annkit: interrupted; finished work was kept (run the same command again to "
-                "resume a sweep)")
+_INTERRUPTED = "annkit: interrupted"
+#: what an interrupt leaves behind, per command (every file annkit writes is atomic)
+INTERRUPTED = {
+    "build": "annkit: interrupted: no index was written",
+    "bench": ("annkit: interrupted: finished runs were kept; run the same command again to "
+              "resume the sweep"),
+    "evaluate": "annkit: interrupted: nothing was written",
+    "groundtruth": "annkit: interrupted: no ground-truth file was written",
+    "tune": ("annkit: interrupted: no result; indexes finished in --cache-dir were kept "
+             "and are reused next time"),
+    "effort": "annkit: interrupted: nothing was written",
+    "query": "annkit: interrupted: no output file was written",
+    "datasets": "annkit: interrupted: no dataset file was written",
+    "adapt": "annkit: interrupted: no policy file was written",
+    "plot": "annkit: interrupted: no plot was written",
+}
+
+
+def interrupt_message(argv: list[str]) -> str:
+    """The Ctrl-C message for the command in ``argv`` (true for what that command writes)."""
+    name = next((arg for arg in argv if not arg.startswith("-")), None)
+    return INTERRUPTED.get(name or "", _INTERRUPTED)
+
+
+def _interrupted(argv: list[str]) -> None:
+    """Say what an interrupt left behind and exit 130. A build still running native code in
+    its own thread cannot be stopped: then the process ends at once (os._exit) instead of
+    waiting for it; nothing of it was written (bundles are renamed into place when done)."""
+    click.echo(interrupt_message(argv), err=True)
+    if any(thread.name == BUILD_THREAD and thread.is_alive()
+           for thread in threading.enumerate()):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(130)
+    sys.exit(130)
 
 
 def _one_line(text: str) -> str:
@@ -37,12 +72,12 @@ class AnnkitGroup(click.Group):
             exc.show()
             sys.exit(exc.exit_code)
         except click.Abort as exc:  # click turns Ctrl-C inside a command into Abort
-            interrupted = isinstance(exc.__cause__, KeyboardInterrupt)
-            click.echo(_INTERRUPTED if interrupted else "annkit: aborted", err=True)
+            if isinstance(exc.__cause__, KeyboardInterrupt):
+                _interrupted(argv)
+            click.echo("annkit: aborted", err=True)
             sys.exit(130)
         except KeyboardInterrupt:
-            click.echo(_INTERRUPTED, err=True)
-            sys.exit(130)
+            _interrupted(argv)
         except AnnkitError as exc:
             if debug:
                 traceback.print_exc()
