@@ -16,15 +16,8 @@ from annkit.cli.options import (
 from annkit.cli.render import format_params, new_table, print_table
 from annkit.explain import Explanation, Neighbour, explain_query
 
-EXAMPLES = """\b
-Examples:
-  annkit build words-10k -e hnsw -p M=8 --threads 1 -o hnsw8
-  annkit explain hnsw8 words-10k --query-text sometimes -p ef=10
-  annkit explain hnsw8 words-10k --query 17 -p ef=10 --json
-"""
 
-
-@click.command(epilog=EXAMPLES)
+@click.command()
 @click.argument("index", type=click.Path())
 @dataset_options
 @click.option("--query", "query_row", type=click.IntRange(min=0), default=None, metavar="N",

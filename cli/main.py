@@ -12,6 +12,7 @@ import click
 
 from annkit import __version__
 from annkit.bundle import BUILD_THREAD
+from annkit.cli.options import examples_epilog
 from annkit.errors import AnnkitError
 
 _INTERRUPTED = "annkit: interrupted"
@@ -127,7 +128,17 @@ def _register() -> None:
     for module in (build, evaluate, groundtruth, info, query, bench, compare, effort, tune,
                    explain, datasets, adapt):
         for command in module.COMMANDS:
+            _add_examples(command)
             cli.add_command(command)
+
+
+def _add_examples(command: click.Command) -> None:
+    """Give ``command`` (and a group's subcommands) its examples as the help's epilog."""
+    if command.epilog is None and command.name is not None:
+        command.epilog = examples_epilog(command.name)
+    if isinstance(command, click.Group):
+        for sub in command.commands.values():
+            _add_examples(sub)
 
 
 _register()

@@ -210,3 +210,39 @@ def timing_options(func: Callable[..., Any]) -> Callable[..., Any]:
         "--runs", type=click.IntRange(min=1), default=DEFAULT_RUNS, show_default=True,
         help="Most timed runs per setting; QPS is the fastest, its spread min-max over "
         "them.")(func)
+
+
+#: one or two real examples per command, shown at the end of its --help (click epilog) in
+#: this order; tests/cli/test_issue11_examples.py runs every one of them, in this order, in
+#: an empty folder holding only the small sweep file ``sweep.toml``
+EXAMPLES: dict[str, list[str]] = {
+    "build": ["annkit build words-10k -e hnsw -p M=8 --threads 1 -o hnsw8"],
+    "engines": ["annkit engines --json"],
+    "info": ["annkit info hnsw8", "annkit info words-10k"],
+    "evaluate": ["annkit evaluate hnsw8 words-10k -p ef=40",
+                 "annkit evaluate hnsw8 words-10k -p ef=40 --recall strict --per-query q.csv"],
+    "query": ["annkit query hnsw8 words-10k -k 10 -p ef=64 -o neighbours.npy"],
+    "groundtruth": ["annkit groundtruth words-10k -k 10 -o gt10.hdf5"],
+    "explain": ["annkit explain hnsw8 words-10k --query-text six -p ef=10",
+                "annkit explain hnsw8 words-10k --query 17 -p ef=10 --json"],
+    "effort": ["annkit effort hnsw8 words-10k --target 0.9 --all-slices"],
+    "tune": ["annkit tune words-10k -e hnsw --build-grid M=8 --effort-grid 10,20,40,80,160 "
+             "--target 0.9 --slice tail --threads 1 --cache-dir results/.cache"],
+    "adapt": ["annkit adapt hnsw8 words-10k --kind threshold --folds 2 -o policy.json"],
+    "bench": ["annkit bench sweep.toml -o mine --threads 1",
+              "annkit bench --print-default"],
+    "report": ["annkit report results/mine --slice tail",
+               "annkit report results/mine --json"],
+    "plot": ["annkit plot results/mine --slice tail -o tail.png"],
+    "compare": ["annkit compare results/mine results/mine --markdown"],
+    "from-text": ["annkit datasets from-text --docs docs.txt --queries log.tsv "
+                  "--model ./my-model -o mine.hdf5"],
+}
+
+
+def examples_epilog(name: str) -> str | None:
+    """The ``Examples:`` block of command ``name``'s help (None when it has none)."""
+    lines = EXAMPLES.get(name)
+    if not lines:
+        return None
+    return "\b\nExamples:\n" + "\n".join(f"  {line}" for line in lines)
