@@ -443,3 +443,22 @@ def test_explain_errors(hnsw_small):
     assert result.stderr == "Error: no query of words-10k has the text 'no such word x'\n"
     result = run("explain", str(hnsw_small), "words-10k")
     assert result.stderr == "Error: name one query: --query N or --query-text TEXT\n"
+
+
+def test_bench_prints_one_plain_line_per_setting_when_stderr_is_not_a_terminal(tmp_path):
+    import re
+
+    sweep = tmp_path / "s.toml"
+    sweep.write_text('[bench]\nruns = 1\n\n[[engine]]\nname = "hnsw"\n'
+                     'build = { M = 8, ef_construction = 40 }\nquery = { ef = [10, 20] }\n'
+                     '\n[[engine]]\nname = "flat"\n')
+    result = run("bench", str(sweep), "-o", "plain", "--results-root", str(tmp_path / "r"))
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.stderr.splitlines() if line.startswith("[")]
+    assert len(lines) == 3
+    for number, line in enumerate(lines, start=1):
+        assert re.fullmatch(rf"\[{number}/3\] .+: recall@10 [01]\.\d{{4}}, [\d,]+ QPS", line), line
+    assert "flat" in lines[2]
+    quiet = run("bench", str(sweep), "-o", "plain2", "--results-root", str(tmp_path / "r"),
+                "-q")
+    assert not [line for line in quiet.stderr.splitlines() if line.startswith("[")]
