@@ -306,12 +306,15 @@ def calibrate_learned(table: EffortTable, rows: np.ndarray, families: list[Learn
     best meet ``goal`` (scanning multipliers 1/16 .. 64 in 2^(1/16) steps)."""
     recall_target, budget = goal.resolve(table, rows)
     cost = table.cost()
+    # centroid distances are distance computations; without counts the work is in effort
+    # units, where they have no exact equivalent, so they are left out of the fitting
+    feature_cost = float(table.n_centroids) if table.exact else 0.0
     best: tuple[LearnedFamily, float, dict] | None = None
     for family in families:
         raw = np.exp2(family.oof)[:, None] * MULTIPLIERS[None, :]
         final = snap_up(raw, table.grid)
         recall, work = _outcome(table, cost, rows, table.stages[family.stage], final,
-                                table.n_centroids)
+                                feature_cost)
         column = _choose(recall, work, recall_target, budget)
         p5 = float(np.percentile(recall[:, column], 5.0))
         stats = {"train_recall": float(recall[:, column].mean()),
