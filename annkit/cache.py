@@ -26,7 +26,8 @@ from annkit.bundle import (
     read_manifest,
     save_bundle,
 )
-from annkit.errors import BundleError, EngineError
+from annkit.engines.base import get_engine
+from annkit.errors import AnnkitError, BundleError, EngineError
 from annkit.evaluate import true_kth_distances
 from annkit.files import atomic_write
 from annkit.types import Dataset
@@ -44,6 +45,19 @@ def index_key(fingerprint: str, engine: str, resolved_params: dict, metric: str)
     return _digest({"dataset": fingerprint, "engine": engine,
                     "build_params": sorted(resolved_params.items()),
                     "format_version": FORMAT_VERSION, "metric": metric})
+
+
+def cache_params(engine: str, params: dict, metric: str, dim: int, count: int) -> dict:
+    """The build params an index is cached under: ``params`` (defaults filled in) with the
+    data-derived defaults resolved as a build over ``count`` vectors would resolve them,
+    so that a sweep's default ``nlist`` and tune's explicit value of it share one index.
+    Params the engine refuses are keyed as given (the build then reports the error)."""
+    try:
+        engine_class = get_engine(engine)
+        given = {name: value for name, value in params.items() if value is not None}
+        return engine_class(metric, dim, **given).resolve_build_params(count)
+    except (AnnkitError, ValueError, TypeError):
+        return dict(params)
 
 
 def index_dir(cache_dir: Path, key: str) -> Path:

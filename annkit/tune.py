@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from annkit.bundle import fingerprint_vectors
-from annkit.cache import index_dir, index_key, obtain_index
+from annkit.cache import cache_params, index_dir, index_key, obtain_index
 from annkit.effort import RECALL_TOLERANCE, check_grid, effort_parameter
 from annkit.engines.base import get_engine, resolve_params
 from annkit.errors import InputError, ParamError
@@ -430,7 +430,8 @@ def tune(
         outcomes: list[TuneSetting] = []
         for number, given in enumerate(settings, start=1):
             resolved = resolve_params(engine, engine_class.build_params, given, "build")
-            directory = index_dir(root, index_key(fingerprint, engine, resolved, dataset.metric))
+            keyed = cache_params(engine, resolved, dataset.metric, dataset.dim, dataset.n_base)
+            directory = index_dir(root, index_key(fingerprint, engine, keyed, dataset.metric))
             label = " ".join(f"{name}={value}" for name, value in given.items()) or "defaults"
             notify(f"[{number}/{len(settings)}] {engine} {label}")
             bundle, cached = obtain_index(directory, engine, given, dataset,

@@ -22,7 +22,13 @@ from annkit.bench.process import WorkerDied, WorkerProcess
 from annkit.bench.spec import BuildSetting, QuerySetting, SweepError, SweepSpec
 from annkit.bench.store import WORKER_LOG, ResultsStore, machine_facts
 from annkit.bundle import fingerprint_vectors
-from annkit.cache import CACHE_DIR, cached_true_distances, index_dir, index_key
+from annkit.cache import (
+    CACHE_DIR,
+    cache_params,
+    cached_true_distances,
+    index_dir,
+    index_key,
+)
 from annkit.engines.base import get_engine
 from annkit.errors import InputError
 from annkit.evaluate import check_concurrency
@@ -189,8 +195,10 @@ class _Sweep:
 
     def index_directory(self, build: BuildSetting) -> Path:
         """Where the cache keeps the index of ``build``."""
-        return index_dir(self.cache_dir, index_key(self.fingerprint, build.engine,
-                                                   build.resolved, self.dataset.metric))
+        params = cache_params(build.engine, build.resolved, self.dataset.metric,
+                              self.dataset.dim, self.dataset.n_base)
+        return index_dir(self.cache_dir, index_key(self.fingerprint, build.engine, params,
+                                                   self.dataset.metric))
 
     def job(self, build: BuildSetting, remaining: list[QuerySetting], rebuild: bool) -> dict:
         """The job a worker runs for ``remaining`` query settings of ``build``."""

@@ -219,6 +219,13 @@ class Engine(ABC):
         """Build params with data-derived defaults filled in (valid after build/load)."""
         return dict(self.params)
 
+    def resolve_build_params(self, count: int) -> dict[str, Any]:
+        """Build params with every data-derived default filled in as a build over ``count``
+        vectors would fill it, before building: the index cache keys on these, so that a
+        default and its explicit value share one cached index. Engines whose defaults
+        depend on the data override this."""
+        return dict(self.params)
+
     @abstractmethod
     def build(self, base: np.ndarray, threads: int = 1) -> None:
         """Build the index over ``base`` (n, d) float32 using ``threads`` threads."""

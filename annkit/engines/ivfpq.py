@@ -67,6 +67,11 @@ class IvfPqEngine(Engine):
         super().__init__(metric, dim, **params)
         self._index: Any = None
 
+    def resolve_build_params(self, count: int) -> dict[str, Any]:
+        """nlist, m, nbits and train_size as a build over ``count`` vectors derives them."""
+        self._resolve_defaults(count)
+        return dict(self.params)
+
     def _resolve_defaults(self, count: int) -> None:
         params = self.params
         if params["nlist"] is None:

@@ -151,6 +151,14 @@ class ScannEngine(Engine):
     def _prepare(self, vectors: np.ndarray) -> np.ndarray:
         return normalized_rows(vectors) if self.metric == "angular" else as_float32_rows(vectors)
 
+    def resolve_build_params(self, count: int) -> dict[str, Any]:
+        """num_leaves and train_size as a build over ``count`` vectors derives them."""
+        params = dict(self.params)
+        if params["num_leaves"] is None:
+            params["num_leaves"] = default_num_leaves(count)
+        params["train_size"] = min(count, params["train_size"] or 100_000)
+        return params
+
     def build(self, base: np.ndarray, threads: int = 1) -> None:
         from scann.scann_ops.py import scann_ops_pybind
 

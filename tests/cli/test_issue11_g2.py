@@ -462,3 +462,26 @@ def test_bench_prints_one_plain_line_per_setting_when_stderr_is_not_a_terminal(t
     quiet = run("bench", str(sweep), "-o", "plain2", "--results-root", str(tmp_path / "r"),
                 "-q")
     assert not [line for line in quiet.stderr.splitlines() if line.startswith("[")]
+
+
+def test_a_default_and_its_explicit_value_share_one_cached_index(tmp_path):
+    """The default sweep leaves ivfpq's nlist to the data; tune's default grid names it.
+    Both are the same index, so tune must load the one bench cached (issue: 35.7 s rebuilt)."""
+    from annkit.engines.ivfpq import default_nlist
+
+    sweep = tmp_path / "s.toml"
+    sweep.write_text('[bench]\nruns = 1\n\n[[engine]]\nname = "ivfpq"\n'
+                     'query = { nprobe = 4 }\n')
+    root = tmp_path / "results"
+    bench = run("bench", str(sweep), "-o", "a", "--results-root", str(root), "-q", "--json")
+    assert bench.exit_code == 0, bench.output
+    cached = sorted((root / ".cache" / "indexes").iterdir())
+    assert len(cached) == 1
+    nlist = default_nlist(10_000)
+    tuned = run("tune", "words-10k", "-e", "ivfpq", "--build-grid", f"nlist={nlist}",
+                "--effort-grid", "1,4,16", "--target", "0.3", "--runs", "1",
+                "--cache-dir", str(root / ".cache"), "--json")
+    assert tuned.exit_code == 0, tuned.output
+    (setting,) = json.loads(tuned.stdout)["settings"]
+    assert setting["cached"] is True
+    assert sorted((root / ".cache" / "indexes").iterdir()) == cached
