@@ -165,6 +165,25 @@ class BareFaiss:
             out[row] = stats.ndis
         return out
 
+    def batch_counter(self, annkit_counts: np.ndarray, query_params: dict) -> dict[str, Any]:
+        """faiss' own counter over one batch search (one thread), next to the same total taken
+        from annkit's per-query counts: a graph's ndis; an inverted file's codes scanned
+        (annkit's counts less nlist and the refine candidates, min(scanned, k_factor * k))."""
+        faiss = self.faiss
+        faiss.omp_set_num_threads(1)
+        stats = faiss.cvar.hnsw_stats if self.kind == "hnsw" else faiss.cvar.indexIVF_stats
+        stats.reset()
+        self.index.search(self.queries, K, params=self.params)
+        library = int(stats.ndis)
+        counts = annkit_counts.astype(np.int64)
+        if self.kind == "ivf":
+            counts = counts - faiss.extract_index_ivf(self.index).nlist
+            if isinstance(faiss.downcast_index(self.index), faiss.IndexRefine):
+                k_base = int(K * float(query_params["k_factor"]))
+                counts = np.where(counts >= 2 * k_base, counts - k_base, counts // 2)
+        return {"library": library, "annkit": int(counts.sum()),
+                "equal": library == int(counts.sum())}
+
     def expected(self, library: np.ndarray, query_params: dict) -> np.ndarray:
         """What annkit reports, from faiss' own counter: a graph's ndis as it is; an inverted
         file's codes scanned + nlist (the flat coarse quantizer, which faiss does not count)
@@ -202,6 +221,12 @@ class BareUsearch:
     def expected(self, library: np.ndarray, query_params: dict) -> np.ndarray:
         """usearch's computed_distances is what annkit reports."""
         return library
+
+    def batch_counter(self, annkit_counts: np.ndarray, query_params: dict) -> dict[str, Any]:
+        """usearch's computed_distances of one batch search, next to annkit's total."""
+        library = int(self.index.search(self.queries, K, threads=1).computed_distances)
+        total = int(annkit_counts.sum())
+        return {"library": library, "annkit": total, "equal": library == total}
 
 
 class BareScann:
@@ -255,21 +280,28 @@ def bare_comparison(records: list[RunRecord], dataset: Any, repeats: int) -> lis
         assert evaluation is not None
         counts = evaluation.per_query_distance_computations
         library = bare.counters()
-        equal = None
+        equal = differing = batch = None
         if counts is not None and library is not None:
-            equal = bool(np.array_equal(counts, bare.expected(library, chosen.query_params)))
+            expected = bare.expected(library, chosen.query_params)
+            equal = bool(np.array_equal(counts, expected))
+            differing = int(np.count_nonzero(counts != expected))
+            batch = bare.batch_counter(counts, chosen.query_params)
         rows.append({
             "engine": name, "query_params": chosen.query_params, "recall": evaluation.recall,
             "annkit_qps": {"best": max(annkit_qps), "all": annkit_qps},
             "bare_qps": {"best": max(bare_qps), "all": bare_qps},
             "ratio": max(annkit_qps) / max(bare_qps),
+            "ratio_of_medians": float(np.median(annkit_qps) / np.median(bare_qps)),
             "annkit_distance_computations": evaluation.distance_computations,
             "library_counter_mean": None if library is None else float(library.mean()),
             "counts_equal_library_counters": equal,
+            "queries_differing_from_one_query_loop": differing,
+            "batch_counter": batch,
         })
         print(f"  {name} {chosen.query_params}: annkit {max(annkit_qps):,.0f} QPS, bare "
-              f"{max(bare_qps):,.0f} QPS, ratio {rows[-1]['ratio']:.3f}; counters equal: "
-              f"{equal}", flush=True)
+              f"{max(bare_qps):,.0f} QPS, ratio {rows[-1]['ratio']:.3f} (medians "
+              f"{rows[-1]['ratio_of_medians']:.3f}); per-query counters equal: {equal} "
+              f"({differing} differ); batch counter: {batch}", flush=True)
     return rows
 
 
@@ -283,8 +315,8 @@ def main() -> int:
     started = time.perf_counter()
     load_before = os.getloadavg()
     print("sweep (annkit bench) ...", flush=True)
-    annkit_cli("bench", str(SWEEP), "-o", str(RESULTS), "--threads", "2", "-q", "--json",
-               *(["--force"] if args.force else []))
+    sweep = json.loads(annkit_cli("bench", str(SWEEP), "-o", str(RESULTS), "--threads", "2",
+                                  "-q", "--json", *(["--force"] if args.force else [])))["sweep"]
     sweep_seconds = time.perf_counter() - started
     report_all = json.loads(annkit_cli("report", str(RESULTS), "--json"))
     report_tail = json.loads(annkit_cli("report", str(RESULTS), "--slice", "tail", "--json"))
@@ -308,6 +340,7 @@ def main() -> int:
             f"annkit report {RESULTS.relative_to(ROOT)} --slice tail --json",
         ],
         "sweep_seconds": sweep_seconds,
+        "sweep": sweep,  # ran / skipped (measured by an earlier run of this script) / seconds
         "machine": (meta or {}).get("machine") or machine_facts(),
         "engines": table,
         "report_headlines": {"all": report_all["headlines"], "tail": report_tail["headlines"]},
