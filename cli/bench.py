@@ -364,7 +364,8 @@ def bench(sweep_file: str | None, output: str | None, results_root: str,
                             on_event=progress, memory_check=not skip_memory_check,
                             search_threads=thread_counts, clients=client_counts)
     records = as_records(outcome.records)
-    report = {**build_report(records, outcome.meta, outcome.results_dir), "slice": "all"}
+    report = {**build_report(records, outcome.meta, outcome.results_dir), "slice": "all",
+              "slice_queries": None}
     plot_path: Path | None = None
     if any(record.usable for record in records):
         plot_path = outcome.results_dir / PLOT_FILE

@@ -91,7 +91,8 @@ def test_sweep_writes_one_valid_record_per_setting(swept):
     assert all(r["distance_computations"] is None for r in records if r["engine"] != "flat")
     with h5py.File(folder / "perquery.h5", "r") as handle:
         assert sorted(handle) == sorted([r["run_id"] for r in records]
-                                        + [run_id + DISTANCES_SUFFIX for run_id in counted])
+                                        + [run_id + DISTANCES_SUFFIX for run_id in counted]
+                                        + [r["run_id"] + ".ids" for r in records])
         assert all(handle[r["run_id"]].shape == (1000,)
                    and handle[r["run_id"]].dtype == "float32" for r in records)
         for run_id in counted:
