@@ -67,3 +67,21 @@ def test_an_engine_that_cannot_count_has_no_cost_tail(words10k, tmp_path):
     assert all(entry.work is None for entry in evaluation.slices.values())
     out = evaluation.to_dict()
     assert out["tail"]["work"] is None and out["slices"]["tail"]["work"] is None
+
+
+def test_evaluate_tables_show_the_cost_tail(words10k, tmp_path):
+    from click.testing import CliRunner
+
+    from annkit.cli.main import cli
+
+    bundle = _bundle("faiss", {"factory": "IVF64,Flat"}, words10k, tmp_path)
+    result = CliRunner().invoke(cli, ["evaluate", str(bundle.path), "-p", "nprobe=4", "-q"],
+                                env={"COLUMNS": "160"})
+    assert result.exit_code == 0, result.output
+    evaluation = evaluate(bundle, words10k, 10, {"nprobe": 4})
+    work = evaluation.slices["tail"].work
+    assert work is not None
+    assert "dist/query p50/p95/p99" in result.stdout
+    tail_row = next(line for line in result.stdout.splitlines() if line.startswith("│ tail "))
+    assert tail_row.rstrip(" │").endswith(f"{work.p50:,.0f} / {work.p95:,.0f} / {work.p99:,.0f}")
+    assert "(p50/p95/p99 " in result.stdout  # the overall cost tail beside dist/query
