@@ -8,7 +8,6 @@ result is deterministic and does not depend on block sizes.
 
 from __future__ import annotations
 
-import mmap
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,7 +19,12 @@ from annkit.errors import InputError
 from annkit.faiss_util import as_float32_rows, faiss_threads, prepare
 from annkit.io import write_dataset_hdf5, write_neighbors_hdf5
 from annkit.io.table import read_text
-from annkit.memory import available_bytes, check_memory, ground_truth_bytes
+from annkit.memory import (
+    available_bytes,
+    check_memory,
+    ground_truth_bytes,
+    release_pages,
+)
 from annkit.metrics import exact_distances
 from annkit.parallel import for_each_block
 from annkit.sources import open_dataset
@@ -116,24 +120,6 @@ def default_block_rows(dim: int, pool: int) -> int:
     block_bytes = BLOCK_BYTES if available is None else max(16 << 20, min(BLOCK_BYTES,
                                                                           available // 4))
     return max(pool, block_bytes // (4 * dim))
-
-
-def release_pages(block: np.ndarray) -> None:
-    """Drop the pages of a block of a memory-mapped file from this process's resident memory
-    once it is searched (the kernel reads them again if needed), so a base larger than memory
-    never stays resident; nothing for an in-memory array."""
-    mapping = getattr(block, "_mmap", None)
-    if mapping is None or not hasattr(mmap, "MADV_DONTNEED") or block.nbytes == 0:
-        return
-    try:
-        origin = np.frombuffer(mapping, dtype=np.uint8).ctypes.data
-    except (TypeError, ValueError):  # a closed or foreign mapping: leave it alone
-        return
-    begin = block.ctypes.data - origin
-    end = begin + block.nbytes
-    begin -= begin % mmap.PAGESIZE
-    if 0 <= begin < end <= len(mapping):
-        mapping.madvise(mmap.MADV_DONTNEED, begin, end - begin)
 
 
 def check_ground_truth_sizes(n_base: int, n_queries: int, k: int) -> tuple[int, int]:

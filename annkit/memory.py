@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import mmap
 import os
 from pathlib import Path
+
+import numpy as np
 
 from annkit.errors import ResourceError
 
@@ -76,3 +79,21 @@ def ground_truth_bytes(n_base: int, n_queries: int, dim: int, k: int, block_rows
     results = n_queries * pool * (8 + 4) * 3  # best, block and merged candidates
     rerank = 256 * pool * dim * 8 * 2 + n_queries * pool * 8
     return int(base_block + queries + results + rerank + n_base * 8)
+
+
+def release_pages(block: np.ndarray) -> None:
+    """Drop the pages of a block of a memory-mapped file from this process's resident memory
+    once it is searched (the kernel reads them again if needed), so a base larger than memory
+    never stays resident; nothing for an in-memory array."""
+    mapping = getattr(block, "_mmap", None)
+    if mapping is None or not hasattr(mmap, "MADV_DONTNEED") or block.nbytes == 0:
+        return
+    try:
+        origin = np.frombuffer(mapping, dtype=np.uint8).ctypes.data
+    except (TypeError, ValueError):  # a closed or foreign mapping: leave it alone
+        return
+    begin = block.ctypes.data - origin
+    end = begin + block.nbytes
+    begin -= begin % mmap.PAGESIZE
+    if 0 <= begin < end <= len(mapping):
+        mapping.madvise(mmap.MADV_DONTNEED, begin, end - begin)

@@ -6,6 +6,7 @@ import numpy as np
 
 from annkit.errors import DatasetError
 from annkit.io._common import BLOCK_ROWS
+from annkit.memory import release_pages
 
 
 def validate_vectors(array: np.ndarray, what: str, metric: str) -> None:
@@ -42,6 +43,7 @@ def validate_vectors(array: np.ndarray, what: str, metric: str) -> None:
                 if first_zero < 0:
                     first_zero = start + int(np.argmax(zero))
                 zero_rows += count
+        release_pages(array[start : start + BLOCK_ROWS])  # a mapped file stays out of memory
     if nonfinite_rows:
         raise DatasetError(
             f"{what}: {nonfinite_rows} of {n} rows contain NaN or inf values "
