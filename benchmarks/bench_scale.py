@@ -96,8 +96,12 @@ def queries_path() -> Path:
 def base_of_size(n: int) -> np.ndarray:
     """The first ``n`` rows of the big base, in memory."""
     from annkit.io.bin import read_bin
+    from annkit.memory import release_pages
 
-    return np.array(read_bin(big_base_path())[:n])
+    mapped = read_bin(big_base_path())[:n]
+    base = np.array(mapped)
+    release_pages(mapped)  # only the in-memory copy counts towards the child's memory
+    return base
 
 
 def peak_mb() -> float:
@@ -180,13 +184,18 @@ def slope(xs: list[float], ys: list[float]) -> float | None:
     return float(np.polyfit(logx, logy, 1)[0])
 
 
-def part_scale(sizes: list[int]) -> dict:
+def part_scale(sizes: list[int], gt_only: bool = False) -> dict:
+    """``gt_only``: measure ground truth again, keep the hnsw figures of results/scale.json."""
     rows = []
+    earlier = {}
+    if gt_only:
+        earlier = {row["n"]: row["hnsw"]
+                   for row in json.loads(OUTPUT.read_text())["scale"]["sizes"]}
     for n in sizes:
         truth = child("gt", str(n))
         print(f"n={n:>9,}: ground truth {truth['seconds']:.2f}s, peak {truth['peak_rss_mb']:.0f} "
               f"MiB", flush=True)
-        hnsw = child("hnsw", str(n))
+        hnsw = earlier[n] if gt_only else child("hnsw", str(n))
         print(f"             hnsw build {hnsw['build_seconds']:.1f}s; "
               + ", ".join(f"ef={p['ef']}: recall {p['recall']:.3f} {p['qps']:,.0f} QPS"
                           for p in hnsw["bench"]), flush=True)
@@ -368,6 +377,8 @@ def main() -> None:
                                          "_child"])
     parser.add_argument("args", nargs="*")
     parser.add_argument("--sizes", default=",".join(str(n) for n in SIZES))
+    parser.add_argument("--gt-only", action="store_true",
+                        help="scale: redo ground truth only, keep the stored hnsw figures")
     options = parser.parse_args()
     if options.part == "_child":
         kind, value = options.args
@@ -379,7 +390,7 @@ def main() -> None:
         return
     started = time.perf_counter()
     if options.part == "scale":
-        result = part_scale([int(n) for n in options.sizes.split(",")])
+        result = part_scale([int(n) for n in options.sizes.split(",")], options.gt_only)
     else:
         result = {"threads": part_threads, "ray": part_ray, "mmap": part_mmap,
                   "gil": part_gil}[options.part]()
