@@ -13,9 +13,7 @@ import os
 import platform
 import shutil
 import tempfile
-import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +24,7 @@ from annkit import __version__
 from annkit.engines.base import Engine, get_engine
 from annkit.errors import BundleError, InputError, ParamError
 from annkit.memory import check_memory
+from annkit.parallel import NATIVE_THREAD, run_interruptibly
 from annkit.sources import open_base
 from annkit.types import METRICS, normalize_metric
 
@@ -239,35 +238,8 @@ def load_bundle(path: str | Path) -> Bundle:
     return Bundle(path=path, manifest=manifest, engine=engine)
 
 
-#: name of the thread a build runs in (see :func:`run_interruptibly`)
-BUILD_THREAD = "annkit-build"
-
-
-def run_interruptibly(work: Callable[[], None], name: str = BUILD_THREAD) -> None:
-    """Run ``work`` so that Ctrl-C stops the caller at once: called from the main thread, it
-    runs in a daemon thread named ``name`` while the main thread waits in 0.1 s steps, so a
-    KeyboardInterrupt is raised there within about 0.1 s even while native code (which
-    blocks signal handling) runs; ``work``'s own exception is re-raised. After an interrupt
-    the daemon thread may still be running native code that cannot be stopped, so the
-    process should end (the command layer then exits without waiting for it). From any
-    other thread ``work`` simply runs there."""
-    if threading.current_thread() is not threading.main_thread():
-        work()
-        return
-    errors: list[BaseException] = []
-
-    def target() -> None:
-        try:
-            work()
-        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
-            errors.append(exc)
-
-    thread = threading.Thread(target=target, name=name, daemon=True)
-    thread.start()
-    while thread.is_alive():
-        thread.join(0.1)
-    if errors:
-        raise errors[0]
+#: name of the thread a build runs in (see :func:`annkit.parallel.run_interruptibly`)
+BUILD_THREAD = NATIVE_THREAD
 
 
 def build_index(

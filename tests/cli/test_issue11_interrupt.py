@@ -56,3 +56,29 @@ def test_bench_message_says_how_to_resume():
     assert INTERRUPTED["bench"] == ("annkit: interrupted: finished runs were kept; run the "
                                     "same command again to resume the sweep")
 
+
+
+def test_ctrl_c_stops_an_exact_search_at_once(shared_words, tmp_path):
+    """groundtruth over 100k x 384 vectors with one thread searches for well over 5 s; the
+    search goes in blocks of queries, so an interrupt lands within about a second, with the
+    groundtruth message and no output file."""
+    output = tmp_path / "gt.hdf5"
+    child = subprocess.Popen(
+        [sys.executable, "-m", "annkit", "groundtruth", str(shared_words), "-k", "100",
+         "--threads", "1", "-q", "-o", str(output)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(5.0)  # the file is read (~2 s); then faiss searches
+        assert child.poll() is None, child.communicate()
+        sent = time.monotonic()
+        child.send_signal(signal.SIGINT)
+        _, stderr = child.communicate(timeout=60)
+        elapsed = time.monotonic() - sent
+    finally:
+        if child.poll() is None:
+            child.kill()
+    assert child.returncode == 130
+    assert elapsed < 2.0, elapsed
+    assert stderr.strip().splitlines()[-1] == ("annkit: interrupted: no ground-truth file was "
+                                               "written")
+    assert os.listdir(tmp_path) == []
