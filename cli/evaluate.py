@@ -44,6 +44,8 @@ from annkit.types import Evaluation
               help="Frequency band cut points (shares of queries, most frequent first).")
 @click.option("--per-query", "per_query_file", type=click.Path(dir_okay=False), default=None,
               help="Write per-query recall, weight, band and hardness to this .csv file.")
+@click.option("--policy", type=click.Path(dir_okay=False), default=None,
+              help="Per-query effort policy from annkit adapt (instead of -p for the effort).")
 @json_option
 @quiet_option
 def evaluate(index: str, data: str | None, queries_file: str | None,
@@ -51,18 +53,27 @@ def evaluate(index: str, data: str | None, queries_file: str | None,
              k: int, params: tuple[str, ...], mode: str | None, runs: int,
              qps_tolerance: float, search_threads: int, clients: int | None,
              all_slices: bool, recall_rule: str,
-             bands: str, per_query_file: str | None, as_json: bool, quiet: bool) -> None:
+             bands: str, per_query_file: str | None, policy: str | None, as_json: bool,
+             quiet: bool) -> None:
     """Measure INDEX on DATA (a dataset HDF5 or bundled name, default words-10k; or base
     vectors with --queries). Ground truth comes from DATA or is computed."""
     bundle = load_bundle(index)
     dataset = open_dataset(data, queries=queries_file, groundtruth=groundtruth_file,
                            weights=weights_file, metric=metric)
     mode = mode or ("single" if clients is not None else "batch")
-    with progress_bar(f"searching ({mode})", quiet or as_json) as progress:
-        evaluation = run_evaluation(bundle, dataset, k, parse_params(params), mode=mode,
-                                    runs=runs, qps_tolerance=qps_tolerance, progress=progress,
-                                    cuts=parse_cuts(bands), search_threads=search_threads,
-                                    clients=clients, recall_rule=recall_rule)
+    if policy is not None:
+        from annkit.adaptive.evaluate import evaluate_file_policy
+
+        evaluation = evaluate_file_policy(bundle, dataset, policy, k, parse_params(params),
+                                          mode=mode, runs=runs, cuts=parse_cuts(bands),
+                                          clients=clients, search_threads=search_threads)
+    else:
+        with progress_bar(f"searching ({mode})", quiet or as_json) as progress:
+            evaluation = run_evaluation(bundle, dataset, k, parse_params(params), mode=mode,
+                                        runs=runs, qps_tolerance=qps_tolerance,
+                                        progress=progress, cuts=parse_cuts(bands),
+                                        search_threads=search_threads, clients=clients,
+                                        recall_rule=recall_rule)
     echo_notices(*evaluation.notices)
     if per_query_file:
         write_csv_columns(per_query_file, per_query_columns(evaluation, dataset.source))

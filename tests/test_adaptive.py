@@ -269,6 +269,13 @@ def test_query_and_evaluate_with_a_policy(small_report, hnsw_index: Bundle, word
     assert result.exit_code == 2
     assert result.stderr == (f"Error: {damaged}: damaged policy file (checksum mismatch); "
                              "retrain it with annkit adapt\n")
+    result = run("evaluate", hnsw_index.path, "words-10k", "--policy", policy_file, "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["query_params"]["policy"] == "learned"
+    result = run("evaluate", hnsw_index.path, "words-10k", "--policy", policy_file,
+                 "-p", "ef=20")
+    assert result.exit_code == 2
+    assert result.stderr == "Error: --policy chooses each query's effort; drop -p\n"
     evaluation = evaluate_policy(hnsw_index, subset(words10k, 300), small_report.policy)
     assert 0.0 <= evaluation.recall <= 1.0 and evaluation.k == K
     assert evaluation.query_params["policy"] == "learned"

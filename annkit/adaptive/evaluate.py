@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 
@@ -112,3 +113,21 @@ def evaluate_policy(
         distance_computations=None if counts is None else float(counts.mean()),
         per_query_distance_computations=counts,
     )
+
+
+def evaluate_file_policy(bundle: Bundle, dataset: Dataset, policy_file: str | Path, k: int,
+                         params: dict | None = None, *, mode: str = "batch", runs: int = 1,
+                         cuts: Sequence[float] = DEFAULT_CUTS, clients: int | None = None,
+                         search_threads: int = 1) -> Evaluation:
+    """``annkit evaluate --policy``: load and check the policy file for ``bundle``, refuse
+    what a policy cannot combine with (query params, clients, search threads; one line
+    each) and run :func:`evaluate_policy`."""
+    from annkit.adaptive.policy import load_policy
+
+    if params:
+        raise InputError("--policy chooses each query's effort; drop -p")
+    if clients is not None or search_threads != 1:
+        raise InputError("--policy searches with one thread and one client; drop --clients "
+                         "and --search-threads")
+    policy = load_policy(policy_file, bundle.manifest)
+    return evaluate_policy(bundle, dataset, policy, k, mode=mode, runs=runs, cuts=cuts)
