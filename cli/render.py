@@ -66,7 +66,8 @@ def evaluation_table(evaluation: Evaluation) -> Table:
         ("query params", format_params(evaluation.query_params)),
         ("dataset", f"{evaluation.dataset} ({evaluation.metric})"),
         ("queries", evaluation.queries),
-        (f"recall@{evaluation.k}", f"{evaluation.recall:.4f}"),
+        (f"recall@{evaluation.k}" + (" (strict)" if evaluation.recall_rule == "strict" else ""),
+         f"{evaluation.recall:.4f}"),
         ("QPS (min-max)", qps_summary(evaluation)),
         ("concurrency", f"{evaluation.clients} clients, one query per call"
          if evaluation.clients is not None else

@@ -485,3 +485,11 @@ def test_a_default_and_its_explicit_value_share_one_cached_index(tmp_path):
     (setting,) = json.loads(tuned.stdout)["settings"]
     assert setting["cached"] is True
     assert sorted((root / ".cache" / "indexes").iterdir()) == cached
+
+
+def test_evaluate_table_says_strict(hnsw_small):
+    strict = run("evaluate", str(hnsw_small), "words-10k", "-p", "ef=12", "--runs", "1",
+                 "--recall", "strict")
+    assert strict.exit_code == 0 and "recall@10 (strict)" in strict.stdout
+    tolerant = run("evaluate", str(hnsw_small), "words-10k", "-p", "ef=12", "--runs", "1")
+    assert "(strict)" not in tolerant.stdout
