@@ -86,6 +86,12 @@ class SweepProgress:
             self.progress.__exit__(None, None, None)
 
     def __call__(self, event: SweepEvent) -> None:
+        if event.kind == "notice" and not self.quiet:
+            if self.progress is not None:
+                self.progress.console.print(event.message, highlight=False, markup=False)
+            else:
+                click.echo(event.message, err=True)
+            return
         if self.plain and event.kind == "record" and event.record is not None:
             click.echo(plain_progress_line(event), err=True)
         progress = self.progress

@@ -31,7 +31,7 @@ from annkit.cache import (
 )
 from annkit.engines.base import get_engine
 from annkit.errors import InputError
-from annkit.evaluate import check_concurrency
+from annkit.evaluate import check_concurrency, ground_truth_notice
 from annkit.sources import open_dataset
 from annkit.types import Dataset
 
@@ -40,7 +40,8 @@ from annkit.types import Dataset
 class SweepEvent:
     """Progress of a sweep, for whoever renders it.
 
-    kind: "groundtruth", "start", "build", "query", "record" (``record`` set) or "finish";
+    kind: "groundtruth", "notice" (a one-line message for the user), "start", "build",
+    "query", "record" (``record`` set) or "finish";
     ``done`` / ``total`` count (build, query) settings, skipped ones included in ``done``.
     """
 
@@ -424,6 +425,9 @@ def run_sweep(
         if on_event is not None:
             on_event(SweepEvent("groundtruth", 0, spec.n_runs,
                                 f"exact neighbours of {dataset.n_queries:,} queries"))
+            notice = ground_truth_notice(dataset, spec.k)
+            if notice:
+                on_event(SweepEvent("notice", 0, spec.n_runs, notice))
         _, truth_path, _ = cached_true_distances(cache_dir, dataset, spec.k,
                                                  memory_check=memory_check)
         sweep = _Sweep(spec, store, dataset, fingerprint=fingerprint, truth_path=truth_path,

@@ -493,3 +493,13 @@ def test_evaluate_table_says_strict(hnsw_small):
     assert strict.exit_code == 0 and "recall@10 (strict)" in strict.stdout
     tolerant = run("evaluate", str(hnsw_small), "words-10k", "-p", "ef=12", "--runs", "1")
     assert "(strict)" not in tolerant.stdout
+
+
+def test_bench_says_when_k_is_deeper_than_the_ground_truth(tmp_path):
+    sweep = tmp_path / "s.toml"
+    sweep.write_text('[bench]\nk = 101\nruns = 1\n\n[[engine]]\nname = "flat"\n')
+    result = run("bench", str(sweep), "-o", "deep", "--results-root", str(tmp_path / "r"))
+    assert result.exit_code == 0, result.output
+    assert ("annkit: words-10k holds 100 true neighbours per query, fewer than k=101: "
+            "computing the exact top-202 instead (this takes a while on large data)"
+            ) in result.stderr.splitlines()
