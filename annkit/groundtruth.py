@@ -40,6 +40,9 @@ def _to_distance(scores: np.ndarray, metric: str) -> np.ndarray:
     return -scores  # inner product (unit rows for angular): larger is closer
 
 
+#: queries re-ranked at a time over a memory-mapped base (a multiple of exact_distances'
+#: 16-query blocks, so every value is computed as in one call)
+RERANK_CHUNK = 64
 UNIT_TOLERANCE = 2e-6  # squared norms this close to 1 (float32 rounding) count as unit rows
 
 
@@ -237,8 +240,18 @@ def finish_ground_truth(base: np.ndarray, queries: np.ndarray, shard: ShardCandi
     in float64 and keep the best ``k``, ties to the lower index."""
     if shard.start != 0 or shard.stop != int(base.shape[0]):
         raise ValueError("finish_ground_truth needs candidates over the whole base")
-    exact = exact_distances(base, queries, shard.ids, metric, base_sq_norms=shard.sq_norms,
-                            threads=threads)
+    if isinstance(base, np.memmap):  # in chunks, each chunk's pages released after it:
+        # the gather's page faults map neighbouring pages too (fault-around)
+        exact = np.empty(shard.ids.shape, dtype=np.float64)
+        for start in range(0, len(shard.ids), RERANK_CHUNK):
+            stop = start + RERANK_CHUNK
+            exact[start:stop] = exact_distances(base, queries[start:stop], shard.ids[start:stop],
+                                                metric, base_sq_norms=shard.sq_norms,
+                                                threads=threads)
+            release_pages(base)
+    else:
+        exact = exact_distances(base, queries, shard.ids, metric,
+                                base_sq_norms=shard.sq_norms, threads=threads)
     order = np.lexsort((shard.ids, exact), axis=1)[:, :k]
     return GroundTruth(
         ids=np.take_along_axis(shard.ids, order, axis=1),
