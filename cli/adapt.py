@@ -9,7 +9,7 @@ import click
 from rich.table import Table
 
 from annkit.adaptive import AdaptConfig, adapt, save_policy
-from annkit.adaptive.policy import KINDS
+from annkit.adaptive.policy import KINDS, lightgbm_available
 from annkit.adaptive.run import training_dataset
 from annkit.bundle import load_bundle
 from annkit.cli.console import stderr_console, stdout_console, to_json
@@ -69,7 +69,8 @@ def adapt_command(index: str, data: str | None, queries_file: str | None,
     train = None
     if train_file is not None:
         train = training_dataset(dataset, read_vectors(train_file), Path(train_file).name)
-    kinds = (kind,) + tuple(other for other in KINDS if other != kind)
+    kinds = (kind,) + tuple(other for other in KINDS if other != kind
+                            and (other != "learned" or lightgbm_available()))
     config = AdaptConfig(k=k, folds=folds, seed=seed, n_centroids=centroids, kinds=kinds)
     console = stderr_console()
 

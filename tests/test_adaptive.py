@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -295,3 +296,12 @@ def test_work_matched_policies_stay_within_the_training_budget(hnsw_index: Bundl
             training = fold["training"]
             assert training["work_budget"] == 20.0  # effort units: hnswlib cannot count
             assert training["train_work"] <= training["work_budget"]
+
+
+def test_missing_lightgbm_is_one_line(monkeypatch: pytest.MonkeyPatch, hnsw_index: Bundle,
+                                      tmp_path: Path) -> None:
+    monkeypatch.setitem(sys.modules, "lightgbm", None)  # as if the adapt extra were absent
+    result = run("adapt", hnsw_index.path, "words-10k", "-o", tmp_path / "p.json")
+    assert result.exit_code == 2
+    assert result.stderr == ("Error: learned policies need lightgbm: pip install "
+                             "'annkit[adapt]' (or use --kind threshold)\n")

@@ -34,11 +34,21 @@ FORMAT_VERSION = 1
 KINDS = ("learned", "threshold")
 MAX_POLICY_BYTES = 64 << 20
 STAGES = ("full", "probe", "none")
-INSTALL_HINT = "learned policies need lightgbm: pip install 'annkit[adapt]'"
+INSTALL_HINT = ("learned policies need lightgbm: pip install 'annkit[adapt]' (or use --kind "
+                "threshold)")
 
 
 class PolicyError(InputError):
     """A policy file is damaged, foreign to the index, or cannot be used."""
+
+
+def lightgbm_available() -> bool:
+    """True when lightgbm can be imported."""
+    try:
+        import lightgbm  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def require_lightgbm() -> Any:
