@@ -305,3 +305,21 @@ def test_missing_lightgbm_is_one_line(monkeypatch: pytest.MonkeyPatch, hnsw_inde
     assert result.exit_code == 2
     assert result.stderr == ("Error: learned policies need lightgbm: pip install "
                              "'annkit[adapt]' (or use --kind threshold)\n")
+
+
+def test_labels_are_annkit_effort_minimum_efforts(hnsw_index: Bundle, words10k: Dataset) -> None:
+    from annkit.adaptive.train import least_effort_index, measure_table
+    from annkit.effort import minimum_effort
+    from annkit.evaluate import true_kth_distances
+
+    dataset = subset(words10k, 200)
+    truth = true_kth_distances(dataset, K)
+    table = measure_table(hnsw_index.engine, dataset.base, dataset.queries, dataset.metric,
+                          truth, K, GRID, [0], np.zeros((0, dataset.dim), np.float32))
+    for target in (0.9, 1.0):
+        index = least_effort_index(table.recall, target)
+        labels = np.where(index < len(GRID), np.asarray(GRID + [0])[index], np.inf)
+        bisected = minimum_effort(hnsw_index, dataset, K, target, GRID, truth).min_effort
+        monotone = np.all(np.diff(table.recall, axis=1) >= -1e-9, axis=1)
+        assert monotone.mean() > 0.9
+        assert np.array_equal(labels[monotone], bisected[monotone])
