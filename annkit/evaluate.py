@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from annkit.bundle import Bundle, fingerprint_vectors
+from annkit.engines.base import Engine
 from annkit.errors import InputError
 from annkit.groundtruth import compute_ground_truth
 from annkit.longtail import DEFAULT_CUTS
@@ -185,8 +186,9 @@ def _run_clients(
     unanswered query until all are done: wall-clock seconds for all of them and each query's
     latency under that load. Every engine library annkit ships releases the GIL while it
     searches (measured in benchmarks/bench_scale.py), so the clients really overlap. With
-    more than one client the distance computations are not kept: some libraries count in
-    process-wide counters that concurrent calls would mix."""
+    more than one client the distance computations are not kept here (some libraries count
+    in process-wide counters that concurrent calls would mix): :func:`evaluate` counts them
+    afterwards, one query per call."""
     search = bundle.engine.search
     clock = time.perf_counter
     n_queries = len(queries)
@@ -227,6 +229,25 @@ def _run_clients(
     result = SearchResult(ids=ids, distances=distances,
                           distance_computations=counts if counted[0] else None)
     return result, seconds, latencies
+
+
+def count_distances(engine: Engine, queries: np.ndarray, k: int, *,
+                    one_at_a_time: bool = False) -> np.ndarray | None:
+    """Exact per-query distance computations of searching ``queries`` (None where the
+    engine cannot count), taken outside any timed pass: as one batch, or one query per call
+    when the timed pass searched one query per call (a library may take another path for a
+    single query)."""
+    if not engine.counts_distances:
+        return None
+    if not one_at_a_time:
+        return engine.count_distances(queries, k)
+    counts = np.empty(len(queries), dtype=np.int64)
+    for row in range(len(queries)):
+        counted = engine.count_distances(queries[row : row + 1], k)
+        if counted is None:
+            return None
+        counts[row] = counted[0]
+    return counts
 
 
 def timing_is_stable(qps_runs: Sequence[float], tolerance: float) -> bool:
@@ -358,13 +379,16 @@ def evaluate(
     if clients is not None:
         concurrent = clients
         run = lambda bundle, queries, k: _run_clients(bundle, queries, k, concurrent)  # noqa: E731
-    timing = time_runs(lambda: run(bundle, timed, k), runs, len(timed), qps_tolerance,
-                       progress)
+    with engine.uncounted():  # counting that costs extra work stays out of the clock
+        timing = time_runs(lambda: run(bundle, timed, k), runs, len(timed), qps_tolerance,
+                           progress)
     result, seconds, latencies = timing.best
     if sampled:  # constant cost: the results of all queries from one untimed batch search
         result = engine.search(queries, k)
     per_query = score_recall(dataset, result.ids, k, recall_rule, true_distances, true_ids)
     counts = result.distance_computations
+    if counts is None:
+        counts = count_distances(engine, queries, k, one_at_a_time=mode == "single")
     if counts is not None:
         counts = np.asarray(counts, dtype=np.int64).reshape(dataset.n_queries)
     tail, slices, weighted = summarize(per_query, profile, counts)

@@ -223,13 +223,16 @@ def test_faiss_hnsw_counts_equal_faiss_counters(subset):
     np.testing.assert_array_equal(batch, expected)
     np.testing.assert_array_equal(single, expected)
     assert expected.min() > 0
-    # the remembered counting pass follows the query params and the batch
+    # a timed (uncounted) batch does no counting pass; count_distances counts on its own
+    with engine.uncounted():
+        timed = engine.search(queries, K)
+    assert timed.distance_computations is None
+    np.testing.assert_array_equal(timed.ids, engine.search(queries, K).ids)
+    np.testing.assert_array_equal(engine.count_distances(queries, K), expected)
     engine.set_query_params(efSearch=16)
-    narrow = engine.search(queries, K).distance_computations
+    narrow = engine.count_distances(queries, K)
     assert narrow.sum() < batch.sum()
-    engine.set_query_params(efSearch=40)
-    np.testing.assert_array_equal(engine.search(queries, K).distance_computations, batch)
-    assert not np.array_equal(engine.search(queries[::-1], K).distance_computations, batch)
+    np.testing.assert_array_equal(engine.search(queries, K).distance_computations, narrow)
 
 
 def test_faiss_ivf_flat_counts_equal_probed_list_sizes(subset):
@@ -298,10 +301,12 @@ def test_usearch_recall_and_counts_equal_computed_distances(subset):
                  for row in range(N_QUERIES)]
     assert result.distance_computations.sum() == total
     np.testing.assert_array_equal(result.distance_computations, per_query)
-    engine.set_query_params(expansion_search=16)  # the remembered pass follows the params
-    assert engine.search(queries, K).distance_computations.sum() < total
+    with engine.uncounted():  # a timed batch does no counting pass
+        assert engine.search(queries, K).distance_computations is None
+    np.testing.assert_array_equal(engine.count_distances(queries, K), per_query)
+    engine.set_query_params(expansion_search=16)  # counts follow the params
+    assert engine.count_distances(queries, K).sum() < total
     engine.set_query_params(expansion_search=64)
-    np.testing.assert_array_equal(engine.search(queries, K).distance_computations, per_query)
     assert engine.search(queries[:1], K).distance_computations[0] == per_query[0]
 
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -117,6 +118,9 @@ class Engine(ABC):
     search_threads: int = 1
     #: (build params, query params) reaching recall@10 >= 0.9 on the bundled words-10k
     contract_settings: ClassVar[tuple[dict[str, Any], dict[str, Any]]] = ({}, {})
+    #: False while a caller times :meth:`search` (see :meth:`uncounted`): an engine whose
+    #: counting costs work beyond the search skips it then
+    counting: bool = True
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         """Accept engines written against the old interface: a dict ``query_params`` class
@@ -211,6 +215,32 @@ class Engine(ABC):
                              f"{'s' if limit > 1 else ''}; use --search-threads {limit} "
                              "(or --clients for concurrent single-query callers)")
         self.search_threads = threads
+
+    @contextmanager
+    def uncounted(self) -> Iterator[None]:
+        """Searches inside skip any counting that costs work beyond the search itself (their
+        ``distance_computations`` may then be None): for timed passes, counted afterwards
+        with :meth:`count_distances`."""
+        saved = self.counting
+        self.counting = False
+        try:
+            yield
+        finally:
+            self.counting = saved
+
+    def count_distances(self, queries: np.ndarray, k: int) -> np.ndarray | None:
+        """Exact distance computations (nq,) int64 that :meth:`search` does for each of
+        ``queries`` at the current query params, or None where the library cannot count. Not
+        for timing: engines whose counters are per call count one query per call here. The
+        default searches (counting) and returns what the search reported."""
+        if not self.counts_distances:
+            return None
+        saved = self.counting
+        self.counting = True
+        try:
+            return self.search(queries, k).distance_computations
+        finally:
+            self.counting = saved
 
     def _apply_query_params(self) -> None:  # noqa: B027 - optional hook
         """Push ``self.query`` into the native index (engines override when needed)."""

@@ -3,7 +3,6 @@ package."""
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -20,12 +19,6 @@ _ADD_BLOCK = 65_536
 _METRICS = {"angular": "cos", "euclidean": "l2sq", "ip": "ip"}
 _DTYPES = ("f32", "f16", "i8")
 _SCALAR_BYTES = {"f32": 4, "f16": 2, "i8": 1}
-
-
-def _count_key(prepared: np.ndarray, k: int, query: dict[str, Any]) -> tuple:
-    """Identifies a counting pass: the query batch (by digest), k and the query params."""
-    digest = hashlib.blake2b(prepared.tobytes(), digest_size=16).hexdigest()
-    return prepared.shape, digest, k, tuple(sorted(query.items()))
 
 
 def _scalar_name(kind: Any) -> str:
@@ -73,11 +66,9 @@ class UsearchEngine(Engine):
     Distance computations are usearch's own exact ``computed_distances``, which it reports
     per search call (a batch gives one total). A one-query search reports its call's count;
     a batch is searched untouched and then counted in a separate pass, one query per call
-    (single-threaded search is deterministic, so that pass does what the batch did). The
-    pass runs inside :meth:`search`, so a caller timing a whole batch call times it too; the
-    last pass is remembered (keyed by a digest of the batch, k and expansion_search), so a
-    repeated batch (``evaluate`` / ``bench`` with runs > 1, QPS from the best run) is timed
-    without it.
+    (single-threaded search is deterministic, so that pass does what the batch did). Inside
+    :meth:`uncounted` (timed passes) a batch skips that pass; :meth:`count_distances` then
+    searches again, counting.
     """
 
     name = "usearch"
@@ -100,7 +91,6 @@ class UsearchEngine(Engine):
     def __init__(self, metric: str, dim: int, **params: Any) -> None:
         super().__init__(metric, dim, **params)
         self._index: Any = None
-        self._last_counts: tuple[tuple, np.ndarray] | None = None
 
     def effort_grid(self, k: int, n_base: int) -> list[int]:
         """expansion_search doubling from max(k, 8) to 32 times that."""
@@ -161,6 +151,7 @@ class UsearchEngine(Engine):
         prepared = self._prepare(queries)
         nq = len(prepared)
         matches = self._index.search(prepared, k, threads=self.search_threads)
+        counts: np.ndarray | None
         if nq == 1:  # usearch returns the valid matches only; the call is the count
             ids = np.full((1, k), -1, dtype=np.int64)
             distances = np.full((1, k), np.inf, dtype=np.float32)
@@ -174,10 +165,7 @@ class UsearchEngine(Engine):
             missing = np.arange(k)[None, :] >= np.asarray(matches.counts)[:, None]
             ids[missing] = -1
             distances[missing] = np.inf
-            key = _count_key(prepared, k, self.query)
-            if self._last_counts is None or self._last_counts[0] != key:
-                self._last_counts = (key, self._count_pass(prepared, k))
-            counts = self._last_counts[1].copy()
+            counts = self._count_pass(prepared, k) if self.counting else None
         result = pad_result(ids, self._convert(distances))
         return replace(result, distance_computations=counts)
 

@@ -211,7 +211,7 @@ def test_evaluate_shows_distance_computations_where_the_engine_counts(hnsw_index
                                 env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     row = next(line for line in result.stdout.splitlines() if "dist/query" in line)
-    assert row.split("│")[2].strip() == "10,000"
+    assert row.split("│")[2].strip().startswith("10,000")  # then its p50/p95/p99
     with open(out, newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert len(rows) == 1000 and {r["distance_computations"] for r in rows} == {"10000"}
