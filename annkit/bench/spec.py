@@ -36,7 +36,8 @@ from annkit.evaluate import DEFAULT_QPS_TOLERANCE, MODES
 DEFAULT_SWEEP_NAME = "default sweep"
 
 DEFAULT_SWEEP = """\
-# annkit default sweep: every built-in engine on the bundled words-10k dataset.
+# annkit default sweep: the built-in engines (scann needs its extra) on the bundled
+# words-10k dataset.
 # Start your own from this: annkit bench --print-default > sweep.toml
 [bench]
 dataset = "words-10k"   # a bundled name, or a path (relative paths: from this file's folder)
@@ -59,6 +60,21 @@ query = { search_k = [200, 1000, 5000, 20000] }
 [[engine]]
 name = "ivfpq"          # nlist, m and nbits derived from the data
 query = { nprobe = [1, 4, 16, 64, 256], rerank = [0, 10] }
+
+[[engine]]
+name = "faiss"          # any faiss index_factory string; knobs follow from it
+build = { factory = "HNSW32,Flat" }
+query = { efSearch = [16, 32, 64, 128] }
+
+[[engine]]
+name = "faiss"          # fast-scan IVF-PQ (4-bit codes) with an exact refine stage
+build = { factory = "IVF100,PQ48x4fs,RFlat" }
+query = { nprobe = [4, 16, 64], k_factor = [1, 10] }
+
+[[engine]]
+name = "usearch"
+build = { connectivity = 16 }
+query = { expansion_search = [16, 32, 64, 128] }
 
 [[engine]]
 name = "flat"           # exact search: the reference for speed-ups

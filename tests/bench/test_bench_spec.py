@@ -68,7 +68,8 @@ def test_defaults_and_the_built_in_sweep():
         "words-10k", 10, 3, "batch", None)
     default = load_sweep(None)
     assert default.text == DEFAULT_SWEEP and default.dataset == "words-10k"
-    assert {b.engine for b in default.builds} == {"hnsw", "annoy", "ivfpq", "flat"}
+    assert {b.engine for b in default.builds} == {"hnsw", "annoy", "ivfpq", "faiss", "usearch",
+                                                  "flat"}
 
 
 def test_run_id_is_stable_and_order_free():
