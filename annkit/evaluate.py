@@ -30,6 +30,7 @@ from annkit.metrics import (
     recall_per_query,
     strict_recall_per_query,
 )
+from annkit.parallel import run_interruptibly
 from annkit.slices import build_profile, summarize
 from annkit.types import Dataset, Evaluation, QueryProfile, SearchResult
 
@@ -379,9 +380,13 @@ def evaluate(
     if clients is not None:
         concurrent = clients
         run = lambda bundle, queries, k: _run_clients(bundle, queries, k, concurrent)  # noqa: E731
-    with engine.uncounted():  # counting that costs extra work stays out of the clock
-        timing = time_runs(lambda: run(bundle, timed, k), runs, len(timed), qps_tolerance,
-                           progress)
+    def timed_passes() -> TimedRuns:
+        with engine.uncounted():  # counting that costs extra work stays out of the clock
+            return time_runs(lambda: run(bundle, timed, k), runs, len(timed), qps_tolerance,
+                             progress)
+
+    # in a thread of their own, so Ctrl-C stops even a long native batch search at once
+    timing = run_interruptibly(timed_passes)
     result, seconds, latencies = timing.best
     if sampled:  # constant cost: the results of all queries from one untimed batch search
         result = engine.search(queries, k)

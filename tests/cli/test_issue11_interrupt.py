@@ -82,3 +82,32 @@ def test_ctrl_c_stops_an_exact_search_at_once(shared_words, tmp_path):
     assert stderr.strip().splitlines()[-1] == ("annkit: interrupted: no ground-truth file was "
                                                "written")
     assert os.listdir(tmp_path) == []
+
+
+
+def test_ctrl_c_stops_a_long_batch_search_at_once(tmp_path):
+    """evaluate of hnsw with ef=10,000 over words-10k: the one batch of 1,000 queries runs
+    for several seconds in native code; the timed passes run in their own thread (so even a
+    library that blocks signal handling cannot delay it), and the interrupt lands at once,
+    with evaluate's message."""
+    index = tmp_path / "hnsw"
+    built = subprocess.run([sys.executable, "-m", "annkit", "build", "words-10k", "-e", "hnsw",
+                            "-p", "M=16", "-o", str(index)], capture_output=True, text=True)
+    assert built.returncode == 0, built.stderr
+    child = subprocess.Popen(
+        [sys.executable, "-m", "annkit", "evaluate", str(index), "words-10k", "-p", "ef=10000",
+         "--runs", "1"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(4.0)  # start-up and the exact truth take ~2 s; then the batch runs
+        assert child.poll() is None, child.communicate()
+        sent = time.monotonic()
+        child.send_signal(signal.SIGINT)
+        _, stderr = child.communicate(timeout=60)
+        elapsed = time.monotonic() - sent
+    finally:
+        if child.poll() is None:
+            child.kill()
+    assert child.returncode == 130
+    assert elapsed < 1.5, elapsed
+    assert stderr.strip().splitlines()[-1] == "annkit: interrupted: nothing was written"
