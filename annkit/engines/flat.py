@@ -69,10 +69,18 @@ class FlatEngine(Engine):
 
     @classmethod
     def load(cls, directory: Path, metric: str, dim: int, count: int, params: dict) -> FlatEngine:
+        import faiss
+
         engine = cls(metric, dim, **params)
         index = read_index(directory / PAYLOAD)
         if index.d != dim or index.ntotal != count:
             raise EngineError(f"{directory / PAYLOAD}: does not match its manifest")
+        expected = faiss.METRIC_L2 if metric == "euclidean" else faiss.METRIC_INNER_PRODUCT
+        kind = type(faiss.downcast_index(index))  # (a view: ``index`` keeps the object)
+        if kind not in (faiss.IndexFlatL2, faiss.IndexFlatIP, faiss.IndexFlat) or (
+                index.metric_type != expected):
+            raise EngineError(f"{directory / PAYLOAD}: holds a faiss {kind.__name__}, "
+                              "not the exact flat index its manifest says")
         engine._index = index
         engine.count = count
         return engine

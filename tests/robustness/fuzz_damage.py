@@ -62,6 +62,8 @@ def byte_damage(data: bytes, rng: np.random.Generator, *, header: int, flips: in
     for _ in range(overwrites):
         changes.append((int(rng.integers(0, size)), int(rng.integers(0, 256))))
     for position, value in changes:
+        if data[position] == value:  # a random overwrite with the same value changes nothing
+            continue
         damaged = bytearray(data)
         damaged[position] = value
         yield "byte overwrite", f"byte {position} set to {value:#04x}", bytes(damaged)

@@ -148,8 +148,10 @@ def inspect(root: Path, tally: Tally, when: str) -> dict[str, dict]:
         try:
             with h5py.File(perquery, "r") as handle:
                 missing = ok - set(handle)
-                shapes = {handle[name].shape for name in handle}
-            if missing or shapes - {(1000,)}:
+                # per-query recall (and counts) (1000,); returned ids <run_id>.ids (1000, k)
+                shapes = {handle[name].shape for name in handle if not name.endswith(".ids")}
+                id_shapes = {handle[name].shape for name in handle if name.endswith(".ids")}
+            if missing or shapes - {(1000,)} or id_shapes - {(1000, 10)}:
                 tally.problem(f"{when}: perquery.h5 lacks {sorted(missing)} or has shapes {shapes}")
         except OSError as exc:
             tally.corrupt_files += 1
