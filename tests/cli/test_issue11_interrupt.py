@@ -60,8 +60,9 @@ def test_bench_message_says_how_to_resume():
 
 def test_ctrl_c_stops_an_exact_search_at_once(shared_words, tmp_path):
     """groundtruth of 20,000 queries over 100k x 384 vectors with one thread searches for
-    well over 10 s; the search goes in blocks of queries, so an interrupt lands within about
-    a second, with the groundtruth message and no output file."""
+    well over 10 s; faiss checks for an interrupt between blocks of its search, so it lands
+    within a second or two (2.2 s once on a loaded CI machine), with the groundtruth message
+    and no output file."""
     import h5py
     import numpy as np
 
@@ -87,7 +88,7 @@ def test_ctrl_c_stops_an_exact_search_at_once(shared_words, tmp_path):
         if child.poll() is None:
             child.kill()
     assert child.returncode == 130
-    assert elapsed < 2.0, elapsed
+    assert elapsed < 3.0, elapsed
     assert stderr.strip().splitlines()[-1] == ("annkit: interrupted: no ground-truth file was "
                                                "written")
     assert os.listdir(output.parent) == []
