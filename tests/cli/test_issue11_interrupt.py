@@ -14,26 +14,34 @@ import pytest
 from annkit.cli.main import INTERRUPTED, interrupt_message
 
 
+def interrupt_after(args: list[str], wait: float) -> tuple[int, float, str]:
+    """Run ``annkit ARGS`` in a child process, send SIGINT after ``wait`` seconds (it must
+    still be running then): (exit code, seconds from the signal to the exit, stderr)."""
+    child = subprocess.Popen([sys.executable, "-m", "annkit", *args],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(wait)
+        assert child.poll() is None, child.communicate()
+        sent = time.monotonic()
+        child.send_signal(signal.SIGINT)
+        _, stderr = child.communicate(timeout=60)
+        elapsed = time.monotonic() - sent
+    finally:
+        if child.poll() is None:
+            child.kill()
+    return child.returncode, elapsed, stderr
+
+
 def test_ctrl_c_stops_a_long_native_build_at_once(tmp_path):
     """hnsw M=48 ef_construction=400 on words-10k with one thread builds for well over 10 s;
     hnswlib blocks Python's signal handling while it runs, so without the build thread the
     interrupt would wait for the build to finish."""
     output = tmp_path / "idx"
-    child = subprocess.Popen(
-        [sys.executable, "-m", "annkit", "build", "words-10k", "-e", "hnsw", "-p", "M=48",
-         "-p", "ef_construction=400", "--threads", "1", "-o", str(output)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        time.sleep(4.0)  # imports and data loading take ~2 s; then it is building
-        assert child.poll() is None, child.communicate()
-        sent = time.monotonic()
-        child.send_signal(signal.SIGINT)
-        _, stderr = child.communicate(timeout=30)
-        elapsed = time.monotonic() - sent
-    finally:
-        if child.poll() is None:
-            child.kill()
-    assert child.returncode == 130
+    # imports and data loading take ~2 s; then it is building
+    returncode, elapsed, stderr = interrupt_after(
+        ["build", "words-10k", "-e", "hnsw", "-p", "M=48", "-p", "ef_construction=400",
+         "--threads", "1", "-o", str(output)], 4.0)
+    assert returncode == 130
     assert elapsed < 2.0, elapsed
     assert stderr.strip().splitlines()[-1] == "annkit: interrupted: no index was written"
     assert "Traceback" not in stderr
@@ -72,22 +80,11 @@ def test_ctrl_c_stops_an_exact_search_at_once(shared_words, tmp_path):
     np.save(tmp_path / "queries.npy", base[:20_000])
     output = tmp_path / "out" / "gt.hdf5"
     output.parent.mkdir()
-    child = subprocess.Popen(
-        [sys.executable, "-m", "annkit", "groundtruth", str(tmp_path / "base.npy"),
-         str(tmp_path / "queries.npy"), "-k", "100", "--metric", "angular", "--threads", "1",
-         "-q", "-o", str(output)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        time.sleep(5.0)  # the files are read (~1 s); then faiss searches for > 10 s
-        assert child.poll() is None, child.communicate()
-        sent = time.monotonic()
-        child.send_signal(signal.SIGINT)
-        _, stderr = child.communicate(timeout=60)
-        elapsed = time.monotonic() - sent
-    finally:
-        if child.poll() is None:
-            child.kill()
-    assert child.returncode == 130
+    # the files are read (~1 s); then faiss searches for > 10 s
+    returncode, elapsed, stderr = interrupt_after(
+        ["groundtruth", str(tmp_path / "base.npy"), str(tmp_path / "queries.npy"), "-k", "100",
+         "--metric", "angular", "--threads", "1", "-q", "-o", str(output)], 5.0)
+    assert returncode == 130
     assert elapsed < 3.0, elapsed
     assert stderr.strip().splitlines()[-1] == ("annkit: interrupted: no ground-truth file was "
                                                "written")
@@ -102,20 +99,9 @@ def test_ctrl_c_stops_a_long_batch_search_at_once(tmp_path):
     built = subprocess.run([sys.executable, "-m", "annkit", "build", "words-10k", "-e", "hnsw",
                             "-p", "M=16", "-o", str(index)], capture_output=True, text=True)
     assert built.returncode == 0, built.stderr
-    child = subprocess.Popen(
-        [sys.executable, "-m", "annkit", "evaluate", str(index), "words-10k", "-p", "ef=10000",
-         "--runs", "1"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        time.sleep(4.0)  # start-up and the exact truth take ~2 s; then the batch runs
-        assert child.poll() is None, child.communicate()
-        sent = time.monotonic()
-        child.send_signal(signal.SIGINT)
-        _, stderr = child.communicate(timeout=60)
-        elapsed = time.monotonic() - sent
-    finally:
-        if child.poll() is None:
-            child.kill()
-    assert child.returncode == 130
+    # start-up and the exact truth take ~2 s; then the batch runs
+    returncode, elapsed, stderr = interrupt_after(
+        ["evaluate", str(index), "words-10k", "-p", "ef=10000", "--runs", "1"], 4.0)
+    assert returncode == 130
     assert elapsed < 1.5, elapsed
     assert stderr.strip().splitlines()[-1] == "annkit: interrupted: nothing was written"
