@@ -279,6 +279,15 @@ class Engine(ABC):
         return 2 * count * self.dim * 4
 
 
+def from_graph_distance(distances: np.ndarray, metric: str) -> np.ndarray:
+    """hnswlib / USearch distances (squared L2, 1 - cos, 1 - dot) in annkit's convention."""
+    if metric == "euclidean":
+        return np.sqrt(np.maximum(distances, 0.0))
+    if metric == "ip":
+        return distances - np.float32(1.0)
+    return distances
+
+
 def pad_result(ids: np.ndarray, distances: np.ndarray) -> SearchResult:
     """Normalise a native result: int64 ids with -1 for missing, +inf distances there."""
     ids = np.asarray(ids, dtype=np.int64)

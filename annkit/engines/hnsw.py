@@ -7,7 +7,14 @@ from typing import Any
 
 import numpy as np
 
-from annkit.engines.base import Engine, ParamSpec, as_float32_rows, pad_result, register
+from annkit.engines.base import (
+    Engine,
+    ParamSpec,
+    as_float32_rows,
+    from_graph_distance,
+    pad_result,
+    register,
+)
 from annkit.errors import EngineError
 from annkit.types import SearchResult
 
@@ -96,11 +103,7 @@ class HnswEngine(Engine):
             self._index.set_ef(self.query["ef"])
 
     def _convert(self, distances: np.ndarray) -> np.ndarray:
-        if self.metric == "euclidean":
-            return np.sqrt(np.maximum(distances, 0.0))
-        if self.metric == "ip":
-            return distances - np.float32(1.0)
-        return distances
+        return from_graph_distance(distances, self.metric)
 
     def search(self, queries: np.ndarray, k: int) -> SearchResult:
         queries = as_float32_rows(queries)

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from annkit.engines.base import Engine, ParamSpec, pad_result, register
+from annkit.engines.base import Engine, ParamSpec, from_graph_distance, pad_result, register
 from annkit.errors import EngineError, ParamError
 from annkit.faiss_util import as_float32_rows, normalized_rows
 from annkit.types import SearchResult
@@ -141,11 +141,7 @@ class UsearchEngine(Engine):
             self._index.expansion_search = self.query["expansion_search"]
 
     def _convert(self, distances: np.ndarray) -> np.ndarray:
-        if self.metric == "euclidean":
-            return np.sqrt(np.maximum(distances, 0.0))
-        if self.metric == "ip":
-            return distances - np.float32(1.0)
-        return distances
+        return from_graph_distance(distances, self.metric)
 
     def search(self, queries: np.ndarray, k: int) -> SearchResult:
         prepared = self._prepare(queries)
