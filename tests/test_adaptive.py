@@ -323,3 +323,53 @@ def test_labels_are_annkit_effort_minimum_efforts(hnsw_index: Bundle, words10k: 
         monotone = np.all(np.diff(table.recall, axis=1) >= -1e-9, axis=1)
         assert monotone.mean() > 0.9
         assert np.array_equal(labels[monotone], bisected[monotone])
+
+
+def test_risk_model_searches_again_exactly_the_queries_it_flags(
+        counting_index: Bundle, words10k: Dataset, tmp_path: Path) -> None:
+    from annkit.adaptive.policy import Policy, index_identity
+    from annkit.adaptive.train import (
+        calibrate_learned,
+        default_centroids,
+        measure_table,
+        train_families,
+    )
+    from annkit.evaluate import true_kth_distances
+
+    dataset = subset(words10k, 300)
+    truth = true_kth_distances(dataset, K)
+    config = AdaptConfig(k=K, folds=3, seed=0, n_centroids=4, rounds=20)
+    centroids = default_centroids(dataset.base, dataset.metric, config)
+    table = measure_table(counting_index.engine, dataset.base, dataset.queries, dataset.metric,
+                          truth, K, GRID, [0, 1], centroids)
+    rows = np.arange(dataset.n_queries)
+    families = [f for f in train_families(table, rows, ["full@10", "full@14"], (1.0,), 3, 0, 20)
+                if f.model == "risk"]
+    assert families, "both outcomes occur after a first stage at efSearch 10"
+    family, calibration, stats = calibrate_learned(table, rows, families,
+                                                   Goal("uniform-recall", 40))
+    assert calibration["model"] == "risk" and calibration["hard"] in GRID
+    policy = Policy(kind="learned", index=index_identity(counting_index.manifest),
+                    param="efSearch", grid=GRID, k=K, stage=table.stages[family.stage].stage,
+                    calibration=calibration, centroids=centroids, model_text=family.model_text)
+    path = save_policy(policy, tmp_path / "risk.json")
+    loaded = load_policy(path, counting_index.manifest)
+    queries = words10k.queries[300:700]
+    timed = adaptive_search(counting_index.engine, loaded, queries, K, count=False)
+    result = adaptive_search(counting_index.engine, loaded, queries, K)
+    assert timed.distance_computations is None  # timed passes skip the counting
+    assert np.array_equal(timed.ids, result.ids) and result.distance_computations is not None
+    first = search_with_efforts(counting_index.engine, queries, K,
+                                np.full(len(queries), loaded.first_effort))
+    risk = loaded.predicted_log_effort(loaded.features(queries, first))
+    flagged = risk > calibration["threshold"]
+    assert np.array_equal(result.second_stage, flagged)
+    assert np.all(result.efforts[flagged] == calibration["hard"])
+    assert np.all(result.efforts[~flagged] == loaded.first_effort)
+    assert np.array_equal(result.ids[~flagged], first.ids[~flagged])
+    document = json.loads(path.read_text())
+    document["calibration"]["hard"] = 7  # not a grid value
+    edited = tmp_path / "edited.json"
+    edited.write_text(json.dumps(document))
+    with pytest.raises(PolicyError, match="a risk model needs a full first stage"):
+        load_policy(edited)

@@ -21,6 +21,9 @@ from annkit.types import Dataset, Evaluation
 
 def _run(bundle: Bundle, policy: Policy, queries: np.ndarray, k: int, mode: str
          ) -> tuple[AdaptiveResult, float, np.ndarray | None]:
+    """One timed run (counting off); batch mode counts in an untimed second pass inside
+    adaptive_search, single mode times each query alone and counts afterwards in one
+    untimed batch (the same choices: one-thread search is deterministic)."""
     if mode == "batch":
         with paused_gc():
             result = adaptive_search(bundle.engine, policy, queries, k)
@@ -29,16 +32,17 @@ def _run(bundle: Bundle, policy: Policy, queries: np.ndarray, k: int, mode: str
     with paused_gc():
         for row in range(len(queries)):
             start = time.perf_counter()
-            parts.append(adaptive_search(bundle.engine, policy, queries[row:row + 1], k))
+            parts.append(adaptive_search(bundle.engine, policy, queries[row:row + 1], k,
+                                         count=False))
             latencies[row] = time.perf_counter() - start
-    stages = {name: (None if any(p.computations[name] is None for p in parts) else
-                     np.concatenate([p.computations[name] for p in parts]))  # type: ignore[misc]
-              for name in parts[0].computations}
+    counted = adaptive_search(bundle.engine, policy, queries, k)
+    efforts = np.concatenate([p.efforts for p in parts])
+    if not np.array_equal(efforts, counted.efforts):
+        raise RuntimeError("single-query searches chose other efforts than the batch")
     merged = AdaptiveResult(
         ids=np.vstack([p.ids for p in parts]), distances=np.vstack([p.distances for p in parts]),
-        efforts=np.concatenate([p.efforts for p in parts]),
-        second_stage=np.concatenate([p.second_stage for p in parts]),
-        computations=stages, seconds=float(latencies.sum()))
+        efforts=efforts, second_stage=np.concatenate([p.second_stage for p in parts]),
+        computations=counted.computations, seconds=float(latencies.sum()))
     return merged, float(latencies.sum()), latencies
 
 

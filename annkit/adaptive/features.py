@@ -13,7 +13,6 @@ from annkit.types import SearchResult
 
 FIRST_STAGE_FEATURES: tuple[str, ...] = (
     "d1", "dk", "dk_minus_d1", "dk_over_d1", "mid_position", "spread", "lid_first",
-    "first_computations",
 )
 CENTROID_FEATURES: tuple[str, ...] = ("c1", "c2_minus_c1", "c_mean_minus_c1")
 KMEANS_SAMPLE = 8192
@@ -86,8 +85,8 @@ def no_first_stage(n_queries: int) -> np.ndarray:
 def first_stage_features(result: SearchResult) -> np.ndarray:
     """(nq, len(FIRST_STAGE_FEATURES)) from a first search: nearest and k-th distance, their
     gap and ratio, where the middle neighbour sits between them, the spread (std / mean
-    absolute distance), an LID estimate from the k found distances (NaN where undefined)
-    and the first stage's distance computations (NaN when the engine cannot count)."""
+    absolute distance) and an LID estimate from the k found distances (NaN where
+    undefined). Nothing depends on distance counts, which timed searches do not take."""
     d = np.asarray(result.distances, dtype=np.float64)
     d = np.where(np.isfinite(d), d, np.nan)
     d1, dk = d[:, 0], np.nanmax(d, axis=1)
@@ -102,6 +101,4 @@ def first_stage_features(result: SearchResult) -> np.ndarray:
                                                                             1.0)[:, None]), 0.0)
         mean_log = logs.sum(axis=1) / np.maximum(positive.sum(axis=1), 1)
         lid = np.where(mean_log < 0, -1.0 / mean_log, np.nan)
-    counts = (np.full(d.shape[0], np.nan) if result.distance_computations is None
-              else np.asarray(result.distance_computations, dtype=np.float64))
-    return np.column_stack([d1, dk, gap, ratio, position, spread, lid, counts])
+    return np.column_stack([d1, dk, gap, ratio, position, spread, lid])

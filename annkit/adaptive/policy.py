@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,14 +23,19 @@ from annkit.adaptive.features import (
     first_stage_features,
     no_first_stage,
 )
-from annkit.adaptive.search import effort_param_of, search_with_efforts, snap_up
+from annkit.adaptive.search import (
+    effort_param_of,
+    is_finite_number,
+    search_with_efforts,
+    snap_up,
+)
 from annkit.engines.base import Engine
 from annkit.errors import InputError, ParamError
 from annkit.files import write_text
 from annkit.types import SearchResult
 
 FORMAT = "annkit-policy"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 KINDS = ("learned", "threshold")
 MAX_POLICY_BYTES = 64 << 20
 STAGES = ("full", "probe", "none")
@@ -149,14 +154,25 @@ class Policy:
                                   "with annkit adapt") from None
 
     def predicted_log_effort(self, features: np.ndarray) -> np.ndarray:
-        """learned: the model's log2 effort (nq,) before calibration."""
+        """learned: the model's output (nq,) before calibration: log2 effort (``effort``
+        model) or the probability of missing the recall floor (``risk`` model)."""
         self.prepare()
         return np.asarray(self._booster.predict(features, num_threads=1), dtype=np.float64)
+
+    @property
+    def model(self) -> str:
+        """learned: ``effort`` (regression of log2 least effort, scaled by a multiplier) or
+        ``risk`` (a classifier of the first stage missing a recall floor; queries above a
+        probability threshold are searched again at one hard effort)."""
+        return str(self.calibration.get("model", "effort"))
 
     def final_efforts(self, features: np.ndarray) -> np.ndarray:
         """The effort (nq,) int64 grid values >= first_effort each query is searched at."""
         grid = np.asarray(self.grid, dtype=np.int64)
-        if self.kind == "learned":
+        if self.kind == "learned" and self.model == "risk":
+            risky = self.predicted_log_effort(features) > float(self.calibration["threshold"])
+            chosen = np.where(risky, int(self.calibration["hard"]), self.first_effort)
+        elif self.kind == "learned":
             raw = np.exp2(self.predicted_log_effort(features)) * float(
                 self.calibration["multiplier"])
             chosen = grid[snap_up(raw, self.grid)]
@@ -253,6 +269,12 @@ def load_policy(path: str | Path, manifest: dict | None = None) -> Policy:
         raise damaged("a manifest field is missing or has the wrong type") from None
     if policy.kind not in KINDS or list(document.get("features", [])) != policy.feature_names():
         raise damaged(f"unknown kind {policy.kind!r} or feature list")
+    if policy.kind == "learned" and policy.model not in ("effort", "risk"):
+        raise damaged(f"unknown learned model {policy.model!r}")
+    if policy.model == "risk" and (policy.stage.kind != "full" or not is_finite_number(
+            policy.calibration.get("threshold")) or policy.calibration.get("hard")
+            not in policy.grid):
+        raise damaged("a risk model needs a full first stage, a threshold and a grid effort")
     if policy.stage.kind not in STAGES or not policy.grid or (
             policy.stage.kind == "full" and policy.stage.effort not in policy.grid):
         raise damaged("first stage or effort grid")
@@ -295,21 +317,46 @@ class AdaptiveResult:
         return np.sum(np.vstack(parts), axis=0).astype(np.int64)  # type: ignore[arg-type]
 
 
-def adaptive_search(engine: Engine, policy: Policy, queries: np.ndarray, k: int
-                    ) -> AdaptiveResult:
-    """Search ``queries`` (nq, d) with ``policy``: features, the first stage (a full search at
-    the policy's first effort, a small probe, or none), then a search at the policy's effort
-    for every query whose effort is not covered by a full first stage (that result replaces
-    the first stage's). One thread; the engine's query params are restored."""
+def check_policy_engine(engine: Engine, policy: Policy, k: int) -> str:
+    """The engine's effort parameter; PolicyError / ParamError (one line) when ``policy``
+    is for another engine or parameter or was trained for another k."""
     param = effort_param_of(engine)
     if param != policy.param or engine.name != policy.engine:
         raise PolicyError(f"policy is for {policy.engine} ({policy.param}), the index is "
                           f"{engine.name} ({param})")
     if k != policy.k:
         raise ParamError(f"policy was trained for k={policy.k}; use -k {policy.k} or retrain")
+    return param
+
+
+def adaptive_search(engine: Engine, policy: Policy, queries: np.ndarray, k: int, *,
+                    count: bool = True) -> AdaptiveResult:
+    """Search ``queries`` (nq, d) with ``policy``: features, the first stage (a full search at
+    the policy's first effort, a small probe, or none), then a search at the policy's effort
+    for every query whose effort is not covered by a full first stage (that result replaces
+    the first stage's). One thread; the engine's query params are restored.
+
+    The timed pass runs with the engine's extra counting off (``Engine.uncounted``), so
+    ``seconds`` is the search alone. When ``count`` and the engine counts, an untimed second
+    pass counts each stage's distance computations: one-thread search is deterministic and
+    no feature depends on the counts, so it makes the same choices (checked)."""
+    param = check_policy_engine(engine, policy, k)
     queries = np.ascontiguousarray(queries, dtype=np.float32)
-    n_queries = int(queries.shape[0])
     policy.prepare()
+    with engine.uncounted():
+        result = _adaptive_pass(engine, policy, queries, k, param)
+    if count and engine.counts_distances:
+        counted = _adaptive_pass(engine, policy, queries, k, param)
+        if not np.array_equal(counted.efforts, result.efforts):
+            raise RuntimeError("the counting pass chose other efforts than the timed pass")
+        result = replace(result, computations=counted.computations)
+    return result
+
+
+def _adaptive_pass(engine: Engine, policy: Policy, queries: np.ndarray, k: int, param: str
+                   ) -> AdaptiveResult:
+    """One adaptive search of ``queries`` (see :func:`adaptive_search`), timed."""
+    n_queries = int(queries.shape[0])
     start = time.perf_counter()
     first: SearchResult | None = None
     if policy.stage.kind != "none":

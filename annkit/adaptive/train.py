@@ -40,7 +40,7 @@ from annkit.slices import QueryProfile, summarize
 
 RECALL_TOLERANCE = 1e-9
 MULTIPLIERS = 2.0 ** np.arange(-4.0, 6.0 + 1e-9, 1.0 / 16.0)
-THRESHOLD_FEATURES = ("dk_over_d1", "dk", "d1", "lid_first", "first_computations", "spread")
+THRESHOLD_FEATURES = ("dk_over_d1", "dk", "d1", "lid_first", "spread")
 THRESHOLD_QUANTILES = (0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95)
 MIN_QUERIES_PER_FOLD = 20
 ORACLE_TARGETS = (0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
@@ -117,14 +117,16 @@ def measure_table(engine: Engine, base: np.ndarray, queries: np.ndarray, metric:
     try:
         for column, value in enumerate(grid):
             engine.set_query_params(**{param: int(value)})
-            start = time.perf_counter()
-            result = engine.search(queries, k)
-            seconds[column] = time.perf_counter() - start
+            with engine.uncounted():
+                start = time.perf_counter()
+                result = engine.search(queries, k)
+                seconds[column] = time.perf_counter() - start
             recall[:, column] = per_query_recall(base, queries, metric, truth, result.ids, k)
-            if result.distance_computations is None:
+            column_counts = engine.count_distances(queries, k)
+            if column_counts is None:
                 counts = None
             elif counts is not None:
-                counts[:, column] = result.distance_computations
+                counts[:, column] = column_counts
             if column in first_indices:
                 full_features[column] = first_stage_features(result)
             if progress is not None:
@@ -248,27 +250,31 @@ def _outcome(table: EffortTable, cost: np.ndarray, rows: np.ndarray, stage: Stag
 
 @dataclass
 class LearnedFamily:
-    """LightGBM models for one (first effort, label target) on some training rows: the
-    model on all of them and out-of-fold log2 predictions (n,) for calibrating."""
+    """LightGBM models for one (first stage, label target) on some training rows: the model
+    on all of them and out-of-fold predictions (n,) for calibrating. ``model`` ``effort``:
+    log2 of the least effort reaching ``label_target``; ``risk``: the probability that the
+    (full) first stage's own result has recall below ``label_target``."""
 
     stage: str
     label_target: float
     model_text: str
     oof: np.ndarray
+    model: str = "effort"
 
 
-def _booster_params(seed: int) -> dict:
-    return {"objective": "regression", "learning_rate": 0.05, "num_leaves": 15,
+def _booster_params(seed: int, objective: str = "regression") -> dict:
+    return {"objective": objective, "learning_rate": 0.05, "num_leaves": 15,
             "min_data_in_leaf": 20, "feature_fraction": 0.9, "bagging_fraction": 0.9,
             "bagging_freq": 1, "lambda_l2": 1.0, "seed": seed, "deterministic": True,
             "num_threads": 1, "verbose": -1, "force_row_wise": True}
 
 
-def _train_text(features: np.ndarray, labels: np.ndarray, seed: int, rounds: int) -> str:
+def _train_text(features: np.ndarray, labels: np.ndarray, seed: int, rounds: int,
+                objective: str = "regression") -> str:
     lightgbm = require_lightgbm()
     names = feature_names(features.shape[1] - len(FIRST_STAGE_FEATURES) - len(CENTROID_FEATURES))
     data = lightgbm.Dataset(features, label=labels, feature_name=names, free_raw_data=False)
-    booster = lightgbm.train(_booster_params(seed), data, num_boost_round=rounds)
+    booster = lightgbm.train(_booster_params(seed, objective), data, num_boost_round=rounds)
     return str(booster.model_to_string())
 
 
@@ -277,45 +283,98 @@ def _predict(model_text: str, features: np.ndarray) -> np.ndarray:
     return np.asarray(lightgbm.Booster(model_str=model_text).predict(features, num_threads=1))
 
 
+def _family(stage: str, label_target: float, model: str, features: np.ndarray,
+            labels: np.ndarray, inner: np.ndarray, seed: int, rounds: int) -> LearnedFamily:
+    """Fit one family: out-of-fold predictions over the ``inner`` folds, then all rows."""
+    objective = "binary" if model == "risk" else "regression"
+    oof = np.zeros(labels.size)
+    for fold in np.unique(inner):
+        held = inner == fold
+        text = _train_text(features[~held], labels[~held], seed, rounds, objective)
+        oof[held] = _predict(text, features[held])
+    return LearnedFamily(stage, float(label_target),
+                         _train_text(features, labels, seed, rounds, objective), oof, model)
+
+
 def train_families(table: EffortTable, rows: np.ndarray, stages: Sequence[str],
                    label_targets: Sequence[float], inner_folds: int, seed: int,
                    rounds: int = 150) -> list[LearnedFamily]:
-    """Train one family per (first stage, label target) on the training ``rows`` only."""
+    """Train the families on the training ``rows`` only: an effort model per (first stage,
+    label target) and, after each full first stage, a risk model per label target (when
+    both outcomes occur on the training rows)."""
     grid = np.asarray(table.grid, dtype=np.float64)
     inner = fold_assignment(rows.size, inner_folds, seed + 1)
     families = []
     for stage in stages:
         features = table.features(stage)[rows]
+        reuse = table.stages[stage].reuse
         for label_target in label_targets:
             index = least_effort_index(table.recall[rows], label_target)
             labels = np.log2(np.where(index < grid.size, grid[np.minimum(index, grid.size - 1)],
                                       2.0 * grid[-1]))
-            oof = np.zeros(rows.size)
-            for fold in range(inner_folds):
-                held = inner == fold
-                text = _train_text(features[~held], labels[~held], seed, rounds)
-                oof[held] = _predict(text, features[held])
-            families.append(LearnedFamily(stage, float(label_target),
-                                          _train_text(features, labels, seed, rounds), oof))
+            families.append(_family(stage, label_target, "effort", features, labels, inner,
+                                     seed, rounds))
+            if reuse is None:
+                continue
+            missed = (table.recall[rows, reuse] < label_target - RECALL_TOLERANCE).astype(float)
+            if 0 < missed.sum() < missed.size:
+                families.append(_family(stage, label_target, "risk", features, missed, inner,
+                                        seed, rounds))
     return families
 
 
+RISK_QUANTILES = np.linspace(0.0, 1.0, 101)
+
+
+def _risk_outcomes(table: EffortTable, cost: np.ndarray, rows: np.ndarray, stage: StageData,
+                   family: LearnedFamily, feature_cost: float
+                   ) -> tuple[np.ndarray, np.ndarray, list[tuple[float, int]]]:
+    """Recall and work (n, M) of the risk rule over M (threshold, hard index) pairs: queries
+    whose out-of-fold risk exceeds the threshold are searched again at the hard effort."""
+    assert stage.reuse is not None
+    thresholds = np.unique(np.quantile(family.oof, RISK_QUANTILES))
+    hard_indices = np.arange(stage.reuse + 1, len(table.grid))
+    recall_rows, cost_rows = table.recall[rows], cost[rows]
+    base_recall = recall_rows[:, stage.reuse][:, None]
+    base_work = feature_cost + stage.cost[rows][:, None]
+    risky = family.oof[:, None] > thresholds[None, :]  # (n, T)
+    recalls, works, pairs = [], [], []
+    for hard in hard_indices:
+        recalls.append(np.where(risky, recall_rows[:, [hard]], base_recall))
+        works.append(base_work + np.where(risky, cost_rows[:, [hard]], 0.0))
+        pairs += [(float(t), int(hard)) for t in thresholds]
+    if not pairs:
+        return base_recall, base_work, [(float(np.max(family.oof)), int(stage.reuse))]
+    return np.hstack(recalls), np.hstack(works), pairs
+
+
 def calibrate_learned(table: EffortTable, rows: np.ndarray, families: list[LearnedFamily],
-                      goal: Goal) -> tuple[LearnedFamily, float, dict]:
-    """The family and effort multiplier whose out-of-fold efforts on the training ``rows``
-    best meet ``goal`` (scanning multipliers 1/16 .. 64 in 2^(1/16) steps)."""
+                      goal: Goal) -> tuple[LearnedFamily, dict, dict]:
+    """The family and calibration whose out-of-fold predictions on the training ``rows``
+    best meet ``goal``: an effort model's multiplier (1/16 .. 64 in 2^(1/16) steps) or a
+    risk model's threshold (a percentile of its predictions) and hard effort. Returns
+    (family, calibration, training stats)."""
     recall_target, budget = goal.resolve(table, rows)
     cost = table.cost()
     # centroid distances are distance computations; without counts the work is in effort
     # units, where they have no exact equivalent, so they are left out of the fitting
     feature_cost = float(table.n_centroids) if table.exact else 0.0
-    best: tuple[LearnedFamily, float, dict] | None = None
+    best: tuple[LearnedFamily, dict, dict] | None = None
     for family in families:
-        raw = np.exp2(family.oof)[:, None] * MULTIPLIERS[None, :]
-        final = snap_up(raw, table.grid)
-        recall, work = _outcome(table, cost, rows, table.stages[family.stage], final,
-                                feature_cost)
+        stage = table.stages[family.stage]
+        if family.model == "risk":
+            recall, work, pairs = _risk_outcomes(table, cost, rows, stage, family, feature_cost)
+        else:
+            final = snap_up(np.exp2(family.oof)[:, None] * MULTIPLIERS[None, :], table.grid)
+            recall, work = _outcome(table, cost, rows, stage, final, feature_cost)
         column = _choose(recall, work, recall_target, budget)
+        if family.model == "risk":
+            threshold, hard = pairs[column]
+            calibration = {"model": "risk", "threshold": threshold,
+                           "hard": int(table.grid[hard]), "label_target": family.label_target}
+        else:
+            calibration = {"model": "effort", "multiplier": float(MULTIPLIERS[column]),
+                           "label_target": family.label_target}
         p5 = float(np.percentile(recall[:, column], 5.0))
         stats = {"train_recall": float(recall[:, column].mean()),
                  "train_p5_recall": p5,
@@ -324,7 +383,7 @@ def calibrate_learned(table: EffortTable, rows: np.ndarray, families: list[Learn
                  "train_work": float(work[:, column].mean()),
                  "recall_goal": recall_target, "work_budget": budget}
         if best is None or _better(stats, best[2], recall_target, budget):
-            best = (family, float(MULTIPLIERS[column]), stats)
+            best = (family, calibration, stats)
     assert best is not None
     return best
 
@@ -473,11 +532,10 @@ def make_policy(kind: str, table: EffortTable, rows: np.ndarray, goal: Goal,
         if families is None:
             families = train_families(table, rows, list(table.stages), config.label_targets,
                                       config.folds, config.seed, config.rounds)
-        family, multiplier, stats = calibrate_learned(table, rows, families, goal)
+        family, learned, stats = calibrate_learned(table, rows, families, goal)
         return Policy(kind="learned", index=index_identity(manifest), param=param,
                       grid=list(table.grid), k=config.k, stage=table.stages[family.stage].stage,
-                      calibration={"multiplier": multiplier,
-                                   "label_target": family.label_target},
+                      calibration=learned,
                       centroids=centroids, seed=config.seed, target=goal.value,
                       model_text=family.model_text, training={**training, **stats})
     stage, calibration, stats = fit_threshold(table, rows, goal)
@@ -559,11 +617,14 @@ def oracle_point(engine: Engine, table: EffortTable, base: np.ndarray, queries: 
     grid value when never): uses the ground truth, so a bound, never a policy."""
     index = np.minimum(least_effort_index(table.recall, target), len(table.grid) - 1)
     efforts = np.asarray(table.grid, dtype=np.int64)[index]
-    start = time.perf_counter()
-    result = search_with_efforts(engine, queries, k, efforts)
-    seconds = time.perf_counter() - start
+    with engine.uncounted():
+        start = time.perf_counter()
+        result = search_with_efforts(engine, queries, k, efforts)
+        seconds = time.perf_counter() - start
+    counts = (search_with_efforts(engine, queries, k, efforts).distance_computations
+              if engine.counts_distances else None)
     recall = per_query_recall(base, queries, metric, truth, result.ids, k)
-    return frontier_point({"per_query_target": target}, recall, result.distance_computations,
+    return frontier_point({"per_query_target": target}, recall, counts,
                           seconds, profile, uses_ground_truth=True,
                           mean_effort=float(efforts.mean()))
 
