@@ -197,6 +197,45 @@ def slice_queries(records: list[RunRecord]) -> int | None:
     return None
 
 
+def _measures(run: dict) -> str:
+    """``0.9512 / 0.70 / 0.9401``: recall@k, p5 per-query recall, tail-band recall."""
+    p5 = "-" if run.get("p5_recall") is None else f"{run['p5_recall']:.2f}"
+    tail = "-" if run.get("tail_recall") is None else f"{run['tail_recall']:.4f}"
+    return f"{run['recall']:.4f} / {p5} / {tail}"
+
+
+def _ratio(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}x"
+
+
+def policy_table(report: dict) -> Table:
+    """Each policy run beside the cheapest uniform setting of its index reaching its recall
+    (see annkit.bench.report.policy_rows)."""
+    k = report["k"]
+    where = slice_label(report.get("slice"), report.get("slice_queries"))
+    table = Table(title=f"per-query effort policies{where} beside the cheapest uniform "
+                        "setting of their index reaching their recall", title_justify="left")
+    for column, justify in (("series", "left"), ("policy", "left"),
+                            (f"recall@{k} / p5 / tail", "right"), ("dist/query", "right"),
+                            ("QPS", "right"), ("uniform", "left"),
+                            ("its recall / p5 / tail", "right"), ("its dist/query", "right"),
+                            ("its QPS", "right"), ("x work", "right"), ("x QPS", "right")):
+        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    for row in report["policies"]:
+        uniform = row["uniform"]
+        policy = row["setting"].rpartition(" | ")[2] or _setting(row)
+        cells = [row["series"], policy, _measures(row), _number(row["distance_computations"]),
+                 _number(row["qps"])]
+        if uniform is None:
+            cells += [Text("none reaches its recall", style="dim"), "-", "-", "-", "-", "-"]
+        else:
+            cells += [_setting(uniform).rpartition(" | ")[2], _measures(uniform),
+                      _number(uniform["distance_computations"]), _number(uniform["qps"]),
+                      _ratio(row["work_ratio"]), _ratio(row["qps_ratio"])]
+        table.add_row(*cells)
+    return table
+
+
 def render_report(console: Console, report: dict) -> None:
     """Pareto table, headline table and failures of a report (see build_report). On a
     slice (``report["slice"]``), recall, dist/query and its p50/p95/p99 are the slice's."""
@@ -257,6 +296,8 @@ def render_report(console: Console, report: dict) -> None:
                      if best["speedup_vs_flat"] is not None else "")
             console.print(f"{lead}[bold]{best['engine']}[/bold] {_setting(best)}: "
                           f"{best['qps']:,.0f} QPS{speed}, recall {best['recall']:.4f}")
+    if report.get("policies"):
+        console.print(policy_table(report))
     if report.get("concurrency"):
         scaling = Table(title="QPS under concurrency (each setting at each level)",
                         title_justify="left")
@@ -313,6 +354,12 @@ def render_report(console: Console, report: dict) -> None:
               help="Then compare the sweep with this baseline (a results folder or its "
                    "runs.jsonl) and exit 1 on a regression, as 'annkit compare' does.")
 @gate_options
+@click.option("--policy", "policy_files", multiple=True, type=click.Path(dir_okay=False),
+              metavar="POLICY.json",
+              help="Also measure this trained policy file (annkit adapt) on the sweep's build "
+                   "it was trained for, as its own series (repeatable; e.g. annkit bench "
+                   "sweep.toml --policy hnsw16.policy.json). In a sweep file: policy = [...] "
+                   "or adapt = { target = [0.95] } in an [[engine]] entry.")
 @click.option("--print-default", is_flag=True, help="Print the built-in default sweep and exit.")
 @recall_option(None)
 @memory_check_option
@@ -324,7 +371,7 @@ def bench(sweep_file: str | None, output: str | None, results_root: str,
           threads: int | None, search_threads: str | None, clients: str | None,
           quiet: bool, as_json: bool, baseline: str | None,
           max_recall_drop: float, max_qps_drop: float, max_work_increase: float,
-          print_default: bool, recall_rule: str | None,
+          policy_files: tuple[str, ...], print_default: bool, recall_rule: str | None,
           skip_memory_check: bool, ray_address: str | None) -> None:
     """Sweep engines x build params x query params and report recall@k against QPS.
 
@@ -335,6 +382,11 @@ def bench(sweep_file: str | None, output: str | None, results_root: str,
     perquery.h5, meta.json, plot.png). Run the same command again to resume a stopped
     sweep: finished settings are kept, failed ones retried. A results folder only takes
     the sweep that made it (use another -o, or --force to start it over).
+
+    Per-query effort policies run beside the uniform settings, each index's policies of one
+    kind as their own series: trained policy files (--policy, or policy = [...] in an
+    [[engine]] entry), and policies the sweep trains on its own index, cross-fitted (adapt =
+    { target = [0.95, 0.99] } in an entry; optional kinds, folds, grid, seed, centroids).
 
     With --baseline the sweep is then checked against a baseline sweep (the regression
     gate, see 'annkit compare --help'): exit 1 when a setting regressed.
@@ -349,6 +401,8 @@ def bench(sweep_file: str | None, output: str | None, results_root: str,
         spec = spec.with_dataset(dataset)
     if recall_rule is not None:
         spec = spec.with_recall_rule(recall_rule)
+    if policy_files:
+        spec = spec.with_policies(list(policy_files))
     root = Path(results_root)
     thresholds = GateThresholds(max_recall_drop, max_qps_drop, max_work_increase)
     reference = None

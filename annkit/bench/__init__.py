@@ -3,6 +3,8 @@
 :func:`load_sweep` reads a sweep file, :func:`run_sweep` measures it into a results folder,
 :func:`build_report` / :func:`report_results` summarise it, :func:`plot_sweep` draws it and
 :func:`compare_results` checks it against a baseline sweep (the regression gate).
+Per-query effort policies (trained files, or cross-fitted ones the sweep trains) are measured
+beside the uniform query settings as their own series (:mod:`annkit.bench.policies`).
 """
 
 from annkit.bench.compare import Comparison, GateThresholds, compare_records, compare_results
@@ -12,6 +14,7 @@ from annkit.bench.runner import SweepEvent, SweepOutcome, describe_setting, run_
 from annkit.bench.spec import (
     DEFAULT_SWEEP,
     BuildSetting,
+    PolicySetting,
     QuerySetting,
     SweepError,
     SweepSpec,
@@ -28,6 +31,7 @@ __all__ = [
     "BuildSetting",
     "Comparison",
     "GateThresholds",
+    "PolicySetting",
     "QuerySetting",
     "ResultsStore",
     "SweepError",

@@ -4,12 +4,14 @@ speed-ups over the exact ``flat`` reference measured in the same sweep, and the 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from annkit.bench.pareto import pareto_front
+from annkit.bench.policies import policy_kind, policy_text, series_name
 from annkit.bench.store import META_FILE, RUNS_FILE, locate_results, read_records
 from annkit.engines.base import get_engine
 from annkit.errors import AnnkitError, InputError
@@ -39,15 +41,28 @@ def reference_qps(records: Records) -> float | None:
 
 
 def engine_frontiers(records: Records) -> dict[str, list[RunRecord]]:
-    """Pareto-optimal usable records per engine (engines in first-seen order), by recall."""
-    by_engine: dict[str, list[RunRecord]] = {}
-    for record in as_records(records):
+    """Pareto-optimal usable records per series (see :func:`series_names`: an engine's
+    uniform settings, or one index's policies of one kind; in first-seen order), by recall.
+    A policy run never joins its engine's uniform frontier."""
+    records = as_records(records)
+    names = series_names(records)
+    by_series: dict[str, list[RunRecord]] = {}
+    for record in records:
         if record.usable:
-            by_engine.setdefault(record.engine, []).append(record)
+            by_series.setdefault(names[record.run_id], []).append(record)
     return {
-        engine: [runs[i] for i in pareto_front([point(r) for r in runs])]
-        for engine, runs in by_engine.items()
+        series: [runs[i] for i in pareto_front([point(r) for r in runs])]
+        for series, runs in by_series.items()
     }
+
+
+def series_names(records: Records) -> dict[str, str]:
+    """The series of every record by run_id: its engine for a uniform setting; for a policy
+    run, ``<engine> <build> + <kind> policy`` (the sweep's own cross-fitted policies) or
+    ``... + <kind> policy (<file>)`` (annkit.bench.policies.series_name)."""
+    records = as_records(records)
+    parts = _label_parts(records)
+    return {record.run_id: series_name(record, parts[record.run_id][0]) for record in records}
 
 
 def point(record: RunRecord) -> tuple[float, float]:
@@ -74,10 +89,21 @@ def setting_labels(records: Records) -> dict[str, str]:
     among the engine's records (None, a failed build's unresolved value, aside) or when it
     differs from a fixed (not data-derived) engine default. Report and compare both name
     settings with it (compare prefixes the engine: ``hnsw M=8 | ef=40``)."""
+    return {run_id: " | ".join(part for part in parts if part)
+            for run_id, parts in _label_parts(records).items()}
+
+
+def _label_parts(records: Records) -> dict[str, tuple[str, str]]:
+    """(build text, query text) of every record by run_id (see :func:`setting_labels`); a
+    policy run's query text names the policy (annkit.bench.policies.policy_text), and its
+    query params do not count as varying among the engine's uniform settings."""
     records = as_records(records)
     seen: dict[tuple[str, str, str], set[str]] = {}
     for record in records:
-        for kind, params in (("build", record.build_params), ("query", record.query_params)):
+        kinds = [("build", record.build_params)]
+        if policy_kind(record) is None:
+            kinds.append(("query", record.query_params))
+        for kind, params in kinds:
             for name, value in params.items():
                 if value is not None:
                     seen.setdefault((record.engine, kind, name), set()).add(
@@ -85,23 +111,28 @@ def setting_labels(records: Records) -> dict[str, str]:
     labels = {}
     for record in records:
         defaults = _fixed_defaults(record)
-        parts = []
+        texts = []
         for kind, params in (("build", record.build_params), ("query", record.query_params)):
+            if kind == "query" and policy_kind(record) is not None:
+                texts.append(policy_text(record))
+                continue
             shown = [
                 f"{name}={value}" for name, value in params.items()
                 if value is not None and (
                     len(seen[(record.engine, kind, name)]) > 1
                     or (name in defaults[kind] and defaults[kind][name] != value))
             ]
-            if shown:
-                parts.append(" ".join(shown))
-        labels[record.run_id] = " | ".join(parts)
+            texts.append(" ".join(shown))
+        labels[record.run_id] = (texts[0], texts[1])
     return labels
 
 
-def _summary(record: RunRecord, flat_qps: float | None, labels: dict[str, str]) -> dict[str, Any]:
+def _summary(record: RunRecord, flat_qps: float | None, labels: dict[str, str],
+             series: dict[str, str] | None = None) -> dict[str, Any]:
     return {
-        "run_id": record.run_id, "engine": record.engine, "setting": labels.get(record.run_id, ""),
+        "run_id": record.run_id, "engine": record.engine,
+        "series": (series or {}).get(record.run_id, record.engine),
+        "setting": labels.get(record.run_id, ""),
         "build_params": dict(record.build_params), "query_params": dict(record.query_params),
         "recall": record.recall, "qps": record.qps, "latency_ms": dict(record.latency_ms),
         "qps_min": record.qps_min, "qps_median": record.qps_median, "qps_max": record.qps_max,
@@ -140,25 +171,30 @@ def build_report(records: Records, meta: dict | None = None,
                  results_dir: str | Path | None = None,
                  thresholds: tuple[float, ...] = THRESHOLDS) -> dict[str, Any]:
     """The report of a sweep as one JSON-ready dict; every run in it carries its
-    ``setting`` name (:func:`setting_labels`)."""
+    ``setting`` name (:func:`setting_labels`). ``engines`` and the headlines are per series
+    (:func:`series_names`): an engine's uniform settings, and each index's policies of one
+    kind on their own; ``policies`` sets every policy run beside the uniform settings of its
+    index (:func:`policy_rows`)."""
     records = as_records(records)
     meta = meta or {}
     flat_qps = reference_qps(records)
     frontiers = engine_frontiers(records)
     labels = setting_labels(records)
-    engines = list(dict.fromkeys(r.engine for r in records))
+    series = series_names(records)
+    names = list(dict.fromkeys(series[r.run_id] for r in records))
+    members = {name: [r for r in records if series[r.run_id] == name] for name in names}
     first = records[0] if records else None
     dataset_meta: dict = meta["dataset"] if isinstance(meta.get("dataset"), dict) else {}
     headlines = []
     for threshold in thresholds:
         per_engine = {}
-        for engine in engines:
-            best = best_at([r for r in records if r.engine == engine], threshold)
-            per_engine[engine] = _summary(best, flat_qps, labels) if best else None
+        for name in names:
+            best = best_at(members[name], threshold)
+            per_engine[name] = _summary(best, flat_qps, labels, series) if best else None
         overall = best_at(records, threshold)
         headlines.append({
             "threshold": threshold,
-            "best": _summary(overall, flat_qps, labels) if overall else None,
+            "best": _summary(overall, flat_qps, labels, series) if overall else None,
             "engines": per_engine,
         })
     counts = {status: sum(r.status == status for r in records) for status in RUN_STATUSES}
@@ -171,14 +207,18 @@ def build_report(records: Records, meta: dict | None = None,
         "runs": {"total": len(records), **counts},
         "flat_qps": flat_qps,
         "engines": {
-            engine: {
-                "runs": sum(r.engine == engine for r in records),
-                "ok": sum(r.engine == engine and r.usable for r in records),
-                "pareto": [_summary(r, flat_qps, labels) for r in frontiers.get(engine, [])],
+            name: {
+                "engine": members[name][0].engine,
+                "policy": policy_kind(members[name][0]),
+                "runs": len(members[name]),
+                "ok": sum(r.usable for r in members[name]),
+                "pareto": [_summary(r, flat_qps, labels, series)
+                           for r in frontiers.get(name, [])],
             }
-            for engine in engines
+            for name in names
         },
         "headlines": headlines,
+        "policies": policy_rows(records, labels, series),
         "concurrency": concurrency_rows(records, labels),
         "failed": [
             {"run_id": r.run_id, "engine": r.engine, "setting": labels.get(r.run_id, ""),
@@ -187,6 +227,67 @@ def build_report(records: Records, meta: dict | None = None,
             for r in records if r.status != "ok"
         ],
     }
+
+
+def tail_band_recall(record: RunRecord) -> float | None:
+    """Mean recall@k on the ``tail`` frequency band (None when the run has no such slice)."""
+    return record.slice_recall("tail")
+
+
+def p5_recall(record: RunRecord) -> float | None:
+    """The 5th percentile of the run's per-query recall@k (None when not recorded)."""
+    value = record.tail.p5 if record.tail is not None else None
+    return value if value is not None and math.isfinite(value) else None
+
+
+def _brief(record: RunRecord, labels: dict[str, str]) -> dict[str, Any]:
+    return {"run_id": record.run_id, "setting": labels.get(record.run_id, ""),
+            "recall": record.recall, "p5_recall": p5_recall(record),
+            "tail_recall": tail_band_recall(record),
+            "distance_computations": record.distance_computations, "qps": record.qps}
+
+
+def uniform_match(policy_run: RunRecord, records: Records) -> RunRecord | None:
+    """The uniform setting of the same index (engine and build params) that reaches the
+    policy run's recall at the least cost: the fewest distance computations per query when
+    both count them, else the highest QPS; None when no uniform setting reaches it."""
+    assert policy_run.recall is not None
+    same = [r for r in as_records(records)
+            if r.usable and policy_kind(r) is None and r.engine == policy_run.engine
+            and r.build_params == policy_run.build_params
+            and r.search_threads == 1 and r.clients is None
+            and point(r)[0] >= policy_run.recall]
+    if not same:
+        return None
+    counted = [r for r in same if r.distance_computations is not None]
+    if policy_run.distance_computations is not None and counted:
+        return min(counted, key=lambda r: (r.distance_computations, -point(r)[1]))
+    return max(same, key=lambda r: point(r)[1])
+
+
+def policy_rows(records: Records, labels: dict[str, str] | None = None,
+                series: dict[str, str] | None = None) -> list[dict[str, Any]]:
+    """Each usable policy run (recall, p5, tail-band recall, work, QPS) beside the cheapest
+    uniform setting of its index reaching its recall (:func:`uniform_match`, None when none
+    does), with the policy's work and QPS as ratios of that setting's. [] without policies."""
+    records = as_records(records)
+    labels = labels if labels is not None else setting_labels(records)
+    series = series if series is not None else series_names(records)
+    rows = []
+    for record in records:
+        if not record.usable or policy_kind(record) is None:
+            continue
+        match = uniform_match(record, records)
+        row = {"series": series[record.run_id], **_brief(record, labels),
+               "uniform": None if match is None else _brief(match, labels),
+               "work_ratio": None, "qps_ratio": None}
+        if match is not None:
+            if record.distance_computations is not None and match.distance_computations:
+                row["work_ratio"] = record.distance_computations / match.distance_computations
+            if match.qps:
+                row["qps_ratio"] = (record.qps or 0.0) / match.qps
+        rows.append(row)
+    return rows
 
 
 def concurrency_level(record: RunRecord) -> int:

@@ -19,7 +19,14 @@ from typing import Any
 
 from annkit import __version__
 from annkit.bench.process import WorkerDied, WorkerProcess
-from annkit.bench.spec import BuildSetting, QuerySetting, SweepError, SweepSpec
+from annkit.bench.spec import (
+    BuildSetting,
+    PolicySetting,
+    QuerySetting,
+    SweepError,
+    SweepSpec,
+    policy_dataset_problem,
+)
 from annkit.bench.store import WORKER_LOG, ResultsStore, machine_facts
 from annkit.bundle import fingerprint_vectors
 from annkit.cache import (
@@ -110,6 +117,9 @@ def with_concurrency(spec: SweepSpec, levels: list[Level]) -> tuple[SweepSpec, d
     for build in spec.builds:
         queries = []
         for query in build.queries:
+            if query.policy is not None:  # a policy searches with one thread, one client
+                queries.append(query)
+                continue
             for threads, clients in levels:
                 run_id = concurrency_run_id(query.run_id, threads, clients)
                 table[run_id] = (threads, clients)
@@ -213,6 +223,8 @@ class _Sweep:
             "queries": [(query.run_id, query.params) for query in remaining],
             "concurrency": {query.run_id: self.levels[query.run_id]
                             for query in remaining if query.run_id in self.levels},
+            "policies": {query.run_id: query.policy.to_job()
+                         for query in remaining if query.policy is not None},
         }
 
     def record(self, build: BuildSetting, query: QuerySetting, status: str,
@@ -344,6 +356,27 @@ def check_resumable(meta: dict | None, identity: dict, dataset_facts: dict, path
         )
 
 
+def policy_files(spec: SweepSpec) -> list[PolicySetting]:
+    """The trained policy files a sweep measures (each once, in sweep order)."""
+    found: dict[str, PolicySetting] = {}
+    for build in spec.builds:
+        for query in build.queries:
+            if query.policy is not None and query.policy.source == "file":
+                found.setdefault(str(query.policy.sha256), query.policy)
+    return list(found.values())
+
+
+def check_policy_sweep(spec: SweepSpec, elsewhere: bool) -> None:
+    """InputError (one line) for what policy runs cannot do: a strict recall rule (policies
+    are scored like annkit evaluate --policy, tolerant), or a plan run elsewhere (Ray)."""
+    if spec.recall_rule != "tolerant":
+        raise InputError(f"{spec.source}: policy runs are scored with the tolerant recall "
+                         "rule; drop the strict rule or the policies")
+    if elsewhere:
+        raise InputError(f"{spec.source}: policy runs are measured locally; drop --ray or the "
+                         "policies")
+
+
 def run_sweep(
     spec: SweepSpec,
     results_dir: str | Path | None = None,
@@ -372,6 +405,10 @@ def run_sweep(
     count, as its own record (run id ``<id>-t<N>`` / ``<id>-c<C>``). ``run_plan(sweep,
     plan)`` runs the (build, pending query settings) pairs elsewhere, e.g. on a Ray cluster
     (:mod:`annkit.distributed.ray_bench`); default: one local worker process at a time.
+    Policy settings (:class:`~annkit.bench.spec.PolicySetting`) are measured once, with one
+    thread and one client, and only locally; a policy file trained on another dataset is
+    refused (SweepError) before anything runs, one trained on another build of the same
+    params becomes a failed run.
     Unless not ``memory_check``, exact ground truth that cannot fit in memory is refused
     (ResourceError) and a build that cannot fit is recorded as failed.
     """
@@ -384,6 +421,8 @@ def run_sweep(
     for level_threads, level_clients in levels:
         check_concurrency(spec.mode, level_threads, level_clients)
     spec, level_of = with_concurrency(spec, levels)
+    if spec.has_policies:
+        check_policy_sweep(spec, run_plan is not None)
     if dataset is None:
         dataset = open_dataset(**spec.dataset_kwargs())
     if spec.k > dataset.n_base:
@@ -398,6 +437,11 @@ def run_sweep(
         "fingerprint": fingerprint, "queries_fingerprint": fingerprint_vectors(dataset.queries),
         "ground_truth_depth": dataset.gt_depth,
     }
+    for setting in policy_files(spec):
+        problem = policy_dataset_problem(setting, dataset.metric, dataset.dim, dataset.n_base,
+                                         fingerprint)
+        if problem is not None:
+            raise SweepError(problem)
     path = Path(results_dir) if results_dir is not None else (
         results_root / default_results_name(dataset.name))
     cache_dir = results_root / CACHE_DIR
@@ -418,6 +462,9 @@ def run_sweep(
                 "k": spec.k, "mode": spec.mode, "runs": spec.runs,
                 "machine": machine_facts(),
             }
+            if spec.has_policies:
+                meta["policy_files"] = [{"path": setting.name, "sha256": setting.sha256}
+                                        for setting in policy_files(spec)]
         meta["timeout"] = timeout
         meta["threads"] = threads
         meta["updated"] = _utc_now()

@@ -11,11 +11,18 @@ timeout = 600           # optional, seconds per build or query run
 name = "hnsw"
 build = { M = [8, 16, 32], ef_construction = [200] }
 query = { ef = [10, 20, 40, 80, 160, 320] }
+policy = ["hnsw16.policy.json"]        # optional: trained policy files (from annkit adapt)
+adapt = { target = [0.95, 0.99] }       # optional: policies trained on the built index
 ```
 
 Scalars or lists; lists expand to the cartesian product. Every value is checked against the
 engine registry's :class:`~annkit.engines.base.ParamSpec` before anything runs, and every
 error names the file, the line and the key.
+
+``policy`` and ``adapt`` add per-query effort policies beside the uniform query settings
+(:class:`PolicySetting`): each policy file is measured on the build it was trained for,
+and ``adapt`` (keys ``target``, ``kinds``, ``folds``, ``grid``, ``seed``, ``centroids``)
+trains cross-fitted policies on each build of the entry, one run per kind and target.
 """
 
 from __future__ import annotations
@@ -30,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from annkit.engines.base import engine_names, get_engine
-from annkit.errors import InputError, ParamError
+from annkit.errors import AnnkitError, InputError, ParamError
 from annkit.evaluate import DEFAULT_QPS_TOLERANCE, MODES
 
 DEFAULT_SWEEP_NAME = "default sweep"
@@ -51,6 +58,8 @@ mode = "batch"          # batch: one call for all queries; single: one call per 
 name = "hnsw"
 build = { M = [8, 16, 32], ef_construction = 200 }
 query = { ef = [10, 20, 40, 80, 160, 320] }
+# adapt = { target = [0.95, 0.99] }   # + per-query effort policies trained on each index
+                                      #   (cross-fitted), as their own series beside ef
 
 [[engine]]
 name = "annoy"
@@ -84,7 +93,12 @@ BENCH_KEYS = ("dataset", "queries", "groundtruth", "metric", "k", "runs", "mode"
               "recall", "qps_tolerance")
 #: how recall@k is scored (see annkit.metrics.RECALL_RULES)
 RECALL_RULE_NAMES = ("tolerant", "strict")
-ENGINE_KEYS = ("name", "build", "query")
+ENGINE_KEYS = ("name", "build", "query", "policy", "adapt")
+#: keys of an [[engine]] entry's ``adapt`` table (the options of ``annkit adapt``)
+ADAPT_KEYS = ("target", "kinds", "folds", "grid", "seed", "centroids")
+#: the policy kinds ``adapt`` trains by default (annkit.adaptive.policy.KINDS)
+ADAPT_KINDS = ("learned", "threshold")
+ADAPT_DEFAULTS = {"folds": 5, "seed": 0, "centroids": 32}
 
 
 class SweepError(InputError):
@@ -92,11 +106,62 @@ class SweepError(InputError):
 
 
 @dataclass(frozen=True)
+class PolicySetting:
+    """A per-query effort policy measured on a build beside its uniform query settings.
+
+    ``source`` "file": the trained policy file ``path`` (``name`` as written, ``sha256`` of
+    its bytes); "adapt": a ``kind`` policy for mean recall ``target`` trained by the sweep on
+    the built index, cross-fitted over ``folds`` folds (no query is scored by a policy trained
+    on it), on the effort ``grid`` (None: the engine's default grid), seeded by ``seed``, with
+    ``centroids`` coarse centroids."""
+
+    source: str
+    kind: str
+    target: float | None
+    path: str | None = None
+    name: str | None = None
+    sha256: str | None = None
+    folds: int | None = None
+    grid: tuple[int, ...] | None = None
+    seed: int = 0
+    centroids: int = 32
+
+    def describe(self) -> dict[str, Any]:
+        """The query params a record of this policy starts from: ``policy`` (kind),
+        ``source`` ("adapt" or the file as written), ``target`` (and ``folds`` for adapt)."""
+        params: dict[str, Any] = {"policy": self.kind,
+                                  "source": "adapt" if self.source == "adapt" else self.name,
+                                  "target": self.target}
+        if self.source == "adapt":
+            params["folds"] = self.folds
+        return params
+
+    def key(self) -> dict[str, Any]:
+        """What identifies the run (its run id and cache key): the file's sha256, or every
+        adapt setting."""
+        if self.source == "file":
+            return {"policy": self.kind, "policy_sha256": self.sha256}
+        return {"policy": self.kind, "adapt": {
+            "target": self.target, "folds": self.folds, "seed": self.seed,
+            "centroids": self.centroids,
+            "grid": "default" if self.grid is None else list(self.grid)}}
+
+    def to_job(self) -> dict[str, Any]:
+        """The worker's description of this policy (plain values)."""
+        return {"source": self.source, "kind": self.kind, "target": self.target,
+                "path": self.path, "name": self.name, "sha256": self.sha256,
+                "folds": self.folds, "grid": None if self.grid is None else list(self.grid),
+                "seed": self.seed, "centroids": self.centroids}
+
+
+@dataclass(frozen=True)
 class QuerySetting:
-    """One query setting of a build: its stable run id and resolved query params."""
+    """One query setting of a build: its stable run id and resolved query params, or (with
+    ``policy``) a per-query effort policy, whose ``params`` then describe it."""
 
     run_id: str
     params: dict[str, Any]
+    policy: PolicySetting | None = None
 
 
 @dataclass(frozen=True)
@@ -142,6 +207,35 @@ class SweepSpec:
 
     def run_ids(self) -> list[str]:
         return [query.run_id for build in self.builds for query in build.queries]
+
+    @property
+    def has_policies(self) -> bool:
+        """True when some build measures a per-query effort policy."""
+        return any(query.policy is not None for build in self.builds for query in build.queries)
+
+    def with_policies(self, paths: list[str]) -> SweepSpec:
+        """The same sweep with each trained policy file of ``paths`` (from the current
+        folder) measured on the build it was trained for (``annkit bench --policy``);
+        SweepError (one line) when no build of the sweep is that index."""
+        builds = list(self.builds)
+        for path in paths:
+            policy, setting = read_policy_file(Path(path), path)
+            check_policy_k(policy, self.k, path)
+            matched = [position for position, build in enumerate(builds)
+                       if policy_fits_build(policy, build.engine, build.resolved)]
+            if not matched:
+                raise SweepError(
+                    f"{path}: no build of {self.source} is the index this policy was trained "
+                    f"for ({describe_policy_index(policy)}); add that build to the sweep")
+            for position in matched:
+                build = builds[position]
+                run_id = make_run_id(build.engine, build.resolved, setting.key(), self.k,
+                                     self.mode)
+                if any(query.run_id == run_id for query in build.queries):
+                    continue
+                builds[position] = replace(build, queries=(*build.queries, QuerySetting(
+                    run_id=run_id, params=setting.describe(), policy=setting)))
+        return replace(self, builds=tuple(builds))
 
     def dataset_kwargs(self) -> dict[str, Any]:
         """Arguments for :func:`annkit.sources.open_dataset`, with paths resolved."""
@@ -196,6 +290,64 @@ def make_run_id(engine: str, build_params: dict, query_params: dict, k: int, mod
         sort_keys=True, default=str,
     )
     return f"{engine}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
+
+
+def read_policy_file(path: Path, written: str) -> tuple[Any, PolicySetting]:
+    """The policy in the file ``path`` (checked: format, checksum) and its PolicySetting;
+    PolicyError (one line) for a missing, damaged or foreign file."""
+    from annkit.adaptive.policy import load_policy
+
+    policy = load_policy(path)
+    sha256 = hashlib.sha256(path.read_bytes()).hexdigest()
+    return policy, PolicySetting(source="file", kind=policy.kind, target=policy.target,
+                                 path=str(path.resolve()), name=written, sha256=sha256)
+
+
+def check_policy_k(policy: Any, k: int, written: str) -> None:
+    """SweepError unless ``policy`` was trained for recall@``k``."""
+    if int(policy.k) != int(k):
+        raise SweepError(f"{written}: policy was trained for k={policy.k}, the sweep measures "
+                         f"k={k}; retrain it with annkit adapt -k {k}")
+
+
+def policy_fits_build(policy: Any, engine: str, resolved: dict[str, Any]) -> bool:
+    """True when ``policy`` was trained for an index of ``engine`` with the build params
+    ``resolved`` (params still None, derived from the data, match any value)."""
+    trained = policy.index.get("build_params", {})
+    return policy.engine == engine and all(
+        value is None or trained.get(name) == value for name, value in resolved.items())
+
+
+def describe_policy_index(policy: Any) -> str:
+    """``hnsw M=16 ef_construction=200 seed=100, 10000 x 384``."""
+    index = policy.index
+    params = " ".join(f"{name}={value}" for name, value in index.get("build_params", {}).items()
+                      if value is not None)
+    return f"{index.get('engine')} {params}, {index.get('count')} x {index.get('dim')}".replace(
+        "  ", " ")
+
+
+def policy_dataset_problem(setting: PolicySetting, metric: str, dim: int, count: int,
+                           fingerprint: str) -> str | None:
+    """Why the policy file of ``setting`` cannot belong to an index over this dataset
+    (metric, dim, count, dataset fingerprint), or None. Its payload can only be checked
+    once the index is built (the run then fails with the reason)."""
+    from annkit.adaptive.policy import load_policy
+
+    assert setting.path is not None
+    policy = load_policy(setting.path)
+    index = policy.index
+    for key, value in (("metric", metric), ("dim", dim), ("count", count),
+                       ("dataset_fingerprint", fingerprint)):
+        theirs = index.get(key)
+        if key == "dataset_fingerprint" and not theirs:
+            continue
+        if theirs != value:
+            return (f"{setting.name}: policy belongs to another dataset ({key} differs: "
+                    f"trained for {describe_policy_index(policy)}); retrain "
+                    "it with annkit adapt on this sweep's index, or use adapt = { target = ... } "
+                    "in the [[engine]] entry")
+    return None
 
 
 _HEADER = re.compile(r"^\s*(\[\[?)\s*([^\[\]]+?)\s*\]\]?\s*(?:#.*)?$")
@@ -402,7 +554,96 @@ class _Reader:
             axes.append(coerced)
         return [dict(zip(names, combo, strict=True)) for combo in itertools.product(*axes)]
 
-    def engines(self, blocks: Any, k: int, mode: str) -> tuple[BuildSetting, ...]:
+    def policy_files(self, position: int, engine: str, value: Any, k: int,
+                     base_dir: Path | None) -> list[tuple[Any, PolicySetting]]:
+        """The trained policy files of an entry's ``policy`` key (paths from the sweep
+        file's folder), read and checked."""
+        if value is None:
+            return []
+        line = self.locator.engine_key(position, "policy")
+        names = value if isinstance(value, list) else [value]
+        if not names or not all(isinstance(name, str) and name.strip() for name in names):
+            raise self.fail(line, f"engine {engine!r}: policy must be a policy file or a list "
+                                  'of them, e.g. policy = ["hnsw16.policy.json"]')
+        out = []
+        for name in dict.fromkeys(names):
+            path = Path(name)
+            if not path.is_absolute() and base_dir is not None:
+                path = base_dir / path
+            try:
+                policy, setting = read_policy_file(path, name)
+                check_policy_k(policy, k, name)
+            except AnnkitError as exc:
+                raise self.fail(line, f"engine {engine!r}: {exc}") from None
+            if policy.engine != engine:
+                raise self.fail(line, f"engine {engine!r}: {name} is a policy for "
+                                      f"{policy.engine}, not {engine}")
+            out.append((policy, setting))
+        return out
+
+    def adapt_table(self, position: int, engine: str, table: Any, mode: str
+                    ) -> dict[str, Any] | None:
+        """An entry's ``adapt`` table, checked: targets, kinds, folds, grid, seed, centroids."""
+        if table is None:
+            return None
+        locate = self.locator.engine_key
+        if not isinstance(table, dict):
+            raise self.fail(locate(position, "adapt"),
+                            f"engine {engine!r}: adapt must be a table, e.g. "
+                            "adapt = { target = [0.95, 0.99] }")
+        for key in table:
+            if key not in ADAPT_KEYS:
+                raise self.fail(locate(position, key, "adapt"),
+                                f"engine {engine!r}: unknown adapt key {key!r} (known: "
+                                f"{', '.join(ADAPT_KEYS)})")
+        if mode != "batch":
+            raise self.fail(locate(position, "adapt"),
+                            "adapt scores its policies with batch searches: set mode = "
+                            '"batch" in [bench], or list trained policy files with policy = '
+                            "[...]")
+
+        def listed(key: str) -> list[Any]:
+            value = table[key]
+            return value if isinstance(value, list) else [value]
+
+        def number(value: Any) -> bool:
+            return isinstance(value, int | float) and not isinstance(value, bool)
+
+        if "target" not in table:
+            raise self.fail(locate(position, "adapt"),
+                            f"engine {engine!r}: adapt needs target = <mean recall@k> or a "
+                            "list of them, e.g. adapt = { target = [0.95, 0.99] }")
+        targets = listed("target")
+        if not targets or not all(number(t) and 0 < t <= 1 for t in targets):
+            raise self.fail(locate(position, "target", "adapt"),
+                            f"engine {engine!r}: adapt target must be a mean recall in (0, 1] "
+                            f"or a list of them, got {table['target']!r}")
+        kinds = listed("kinds") if "kinds" in table else list(ADAPT_KINDS)
+        if not kinds or not all(kind in ADAPT_KINDS for kind in kinds):
+            raise self.fail(locate(position, "kinds", "adapt"),
+                            f"engine {engine!r}: adapt kinds must be among "
+                            f"{', '.join(ADAPT_KINDS)}, got {table['kinds']!r}")
+        out: dict[str, Any] = {"targets": list(dict.fromkeys(float(t) for t in targets)),
+                               "kinds": list(dict.fromkeys(kinds)), "grid": None}
+        for key, least in (("folds", 2), ("seed", 0), ("centroids", 0)):
+            value = table.get(key, ADAPT_DEFAULTS[key])
+            if isinstance(value, bool) or not isinstance(value, int) or value < least:
+                raise self.fail(locate(position, key, "adapt"),
+                                f"engine {engine!r}: adapt {key} must be an integer >= "
+                                f"{least}, got {value!r}")
+            out[key] = value
+        if "grid" in table:
+            grid = listed("grid")
+            if (len(set(grid)) < 2 or not all(isinstance(v, int) and not isinstance(v, bool)
+                                              and v >= 1 for v in grid)):
+                raise self.fail(locate(position, "grid", "adapt"),
+                                f"engine {engine!r}: adapt grid must list at least two effort "
+                                f"values >= 1, got {table['grid']!r}")
+            out["grid"] = tuple(sorted(set(grid)))
+        return out
+
+    def engines(self, blocks: Any, k: int, mode: str,
+                base_dir: Path | None = None) -> tuple[BuildSetting, ...]:
         locate = self.locator.engine_key
         if blocks is None:
             raise self.fail(None, "no [[engine]] tables: nothing to run "
@@ -435,6 +676,9 @@ class _Reader:
                                 ) from None
             build_grid = self.grid(position, name, "build", block.get("build"),
                                    engine_class.build_params)
+            policies = self.policy_files(position, name, block.get("policy"), k, base_dir)
+            adapting = self.adapt_table(position, name, block.get("adapt"), mode)
+            fitted: set[int] = set()
             for given in build_grid:
                 resolved = {p: spec.default for p, spec in engine_class.build_params.items()}
                 resolved.update(given)
@@ -455,11 +699,61 @@ class _Reader:
                             f"{_setting_text(resolved, query)}; remove the duplicate "
                             "(each setting is measured once)")
                     entry[3].setdefault(run_id, QuerySetting(run_id=run_id, params=query))
+                if not policies and adapting is None:
+                    continue
+                effort = engine_class.effort_param_for(resolved)
+                if effort is None:
+                    key = "adapt" if adapting is not None else "policy"
+                    raise self.fail(locate(position, key),
+                                    f"engine {name!r} has no per-query effort parameter (it "
+                                    f"searches exactly): {key} needs an engine with one")
+                settings = []
+                for number, (policy, setting) in enumerate(policies):
+                    if policy_fits_build(policy, name, resolved):
+                        fitted.add(number)
+                        settings.append(setting)
+                if adapting is not None:
+                    settings += adapt_settings(adapting, [
+                        {**{p: spec.default for p, spec in query_specs.items()}, **q}.get(effort)
+                        for q in query_grid])
+                for setting in settings:
+                    run_id = make_run_id(name, resolved, setting.key(), k, mode)
+                    earlier = first_block.setdefault(run_id, position)
+                    if earlier != position:
+                        raise self.fail(locate(position, "name"),
+                                        f"[[engine]] block {position + 1} ({name}) repeats a "
+                                        f"policy of block {earlier + 1}: "
+                                        f"{_setting_text(resolved, setting.describe())}")
+                    entry[3].setdefault(run_id, QuerySetting(
+                        run_id=run_id, params=setting.describe(), policy=setting))
+            for number, (policy, setting) in enumerate(policies):
+                if number not in fitted:
+                    raise self.fail(locate(position, "policy"),
+                                    f"engine {name!r}: {setting.name} was trained for "
+                                    f"{describe_policy_index(policy)}, not an index this "
+                                    "[[engine]] builds")
         return tuple(
             BuildSetting(engine=name, params=given, resolved=resolved,
                          queries=tuple(queries.values()))
             for name, given, resolved, queries in builds.values()
         )
+
+
+def adapt_settings(table: dict[str, Any], efforts: list[Any]) -> list[PolicySetting]:
+    """One PolicySetting per kind and target of a checked ``adapt`` table. Without an
+    explicit grid, the build's own effort values (``efforts``, from its query grid) with
+    geometric midpoints are the grid when they hold at least two values; else None (the
+    engine's default grid)."""
+    grid = table["grid"]
+    if grid is None:
+        values = sorted({int(value) for value in efforts if isinstance(value, int)})
+        if len(values) >= 2:
+            from annkit.adaptive.search import refine_grid
+
+            grid = tuple(refine_grid(values))
+    return [PolicySetting(source="adapt", kind=kind, target=target, folds=table["folds"],
+                          grid=grid, seed=table["seed"], centroids=table["centroids"])
+            for kind in table["kinds"] for target in table["targets"]]
 
 
 def _setting_text(build: dict[str, Any], query: dict[str, Any]) -> str:
@@ -481,7 +775,7 @@ def parse_sweep(text: str, source: str = "sweep.toml", base_dir: Path | None = N
             line = reader.locator.table(key) or reader.locator.table_key("", key)
             raise reader.fail(line, f"unknown top-level key {key!r} (use [bench] and [[engine]])")
     bench = reader.bench(document.get("bench"))
-    builds = reader.engines(document.get("engine"), bench["k"], bench["mode"])
+    builds = reader.engines(document.get("engine"), bench["k"], bench["mode"], base_dir)
     return SweepSpec(
         source=source, text=text, dataset=bench["dataset"], k=bench["k"], runs=bench["runs"],
         mode=bench["mode"], builds=builds, timeout=bench.get("timeout"),

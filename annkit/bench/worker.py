@@ -91,6 +91,8 @@ def _run_job(conn: Any, job: dict, dataset: Any, true_distances: np.ndarray,
     conn.send(("build_done", {"cached": cached, "build_seconds": bundle.build_seconds,
                               "build_threads": bundle.manifest.get("build_threads")}))
     levels = job.get("concurrency", {})
+    policies = job.get("policies", {})
+    adapt_runs = None
     for run_id, query_params in job["queries"]:
         search_threads, clients = levels.get(run_id, (1, None))
         conn.send(("query_start", run_id))
@@ -103,24 +105,41 @@ def _run_job(conn: Any, job: dict, dataset: Any, true_distances: np.ndarray,
                 if ("true_ids", job["k"]) not in profiles:
                     profiles[("true_ids", job["k"])] = true_neighbor_ids(dataset, job["k"])
                 true_ids = profiles[("true_ids", job["k"])]
-            evaluation = evaluate(bundle, dataset, job["k"], query_params, mode=job["mode"],
-                                  runs=job["runs"], true_distances=true_distances,
-                                  qps_tolerance=job.get("qps_tolerance",
-                                                        DEFAULT_QPS_TOLERANCE),
-                                  profile=profiles[job["k"]],
-                                  search_threads=search_threads, clients=clients,
-                                  recall_rule=rule, true_ids=true_ids)
+            if run_id in policies:  # a per-query effort policy (annkit.bench.policies)
+                from annkit.bench.policies import AdaptRuns, measure_policy_file
+
+                entry = policies[run_id]
+                if entry["source"] == "file":
+                    measured, per_query = measure_policy_file(
+                        bundle, dataset, entry, job["k"], job["mode"], job["runs"],
+                        true_distances, profiles[job["k"]])
+                else:  # trained here, cross-fitted: no per-query arrays, only the point
+                    if adapt_runs is None:
+                        adapt_runs = AdaptRuns(bundle, dataset, job["k"], true_distances,
+                                               profiles[job["k"]], policies)
+                    measured, per_query = adapt_runs.measure(run_id), None
+            else:
+                evaluation = evaluate(bundle, dataset, job["k"], query_params,
+                                      mode=job["mode"], runs=job["runs"],
+                                      true_distances=true_distances,
+                                      qps_tolerance=job.get("qps_tolerance",
+                                                            DEFAULT_QPS_TOLERANCE),
+                                      profile=profiles[job["k"]],
+                                      search_threads=search_threads, clients=clients,
+                                      recall_rule=rule, true_ids=true_ids)
+                measured = evaluation.to_dict()
+                counts = evaluation.per_query_distance_computations
+                per_query = {"recall": np.asarray(evaluation.per_query_recall,
+                                                  dtype=np.float32),
+                             "distance_computations": None if counts is None else
+                             np.asarray(counts, dtype=np.int64),
+                             "ids": evaluation.returned_ids}
         except Exception as exc:  # noqa: BLE001
             traceback.print_exc()
             conn.send(("query_failed", run_id, describe_error(exc)))
             continue
-        record = {**evaluation.to_dict(), "cached": cached,
+        record = {**measured, "cached": cached,
                   "build_threads": bundle.manifest.get("build_threads")}
-        counts = evaluation.per_query_distance_computations
-        per_query = {"recall": np.asarray(evaluation.per_query_recall, dtype=np.float32),
-                     "distance_computations": None if counts is None else
-                     np.asarray(counts, dtype=np.int64),
-                     "ids": evaluation.returned_ids}
         conn.send(("result", run_id, record, per_query))
     conn.send(("job_done",))
 

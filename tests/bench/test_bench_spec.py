@@ -116,7 +116,7 @@ BAD = [
     ('[engine]\nname = "flat"\n',
      "sweep.toml line 1: write each engine as an [[engine]] table (double brackets)"),
     ('[[engine]]\nname = "flat"\nbuld = { x = 1 }\n',
-     "sweep.toml line 3: unknown [[engine]] key 'buld' (known: name, build, query)"),
+     "sweep.toml line 3: unknown [[engine]] key 'buld' (known: name, build, query, policy, adapt)"),
     ('[bench]\nk = 10\n',
      f"sweep.toml: no [[engine]] tables: nothing to run (engines: {ENGINES})"),
     ('[[engine]]\nname = "hnsw"\n\n[[engine]]\nname = "annoy"\nquery = { search_k = 1.5 }\n',

@@ -1,0 +1,200 @@
+"""Per-query effort policies in a sweep: measuring them in the worker, and telling their
+records apart from uniform ones in reports and plots.
+
+A policy run is a record whose ``query_params`` hold ``policy`` (the kind: learned or
+threshold), ``source`` (the policy file as written in the sweep, or "adapt": trained by the
+sweep, cross-fitted), ``target`` (the mean recall it was calibrated for), and what it did:
+``mean_<effort param>`` and ``second_stage_share`` (plus ``max_<param>`` and ``first_stage``
+for a file, ``folds`` for adapt). Its recall, p5, tail, slices, distance computations (the
+policy's own work included) and QPS are measured like a uniform setting's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from annkit.errors import InputError
+from annkit.types import RunRecord
+
+#: how ``adapt`` runs in a sweep tell a missing lightgbm (one line)
+LIGHTGBM_HINT = ("learned policies need lightgbm: pip install 'annkit[adapt]' (or adapt = "
+                 '{ kinds = ["threshold"], ... })')
+
+
+def policy_kind(record: RunRecord) -> str | None:
+    """The policy kind of a policy run (``learned``, ``threshold``), None for a uniform one."""
+    kind = record.query_params.get("policy")
+    return kind if isinstance(kind, str) and kind else None
+
+
+def series_name(record: RunRecord, build_label: str = "") -> str:
+    """The series a record is drawn and reported in: its engine for uniform settings (one
+    frontier per engine); ``<engine> <build> + <kind> policy`` for the sweep's own
+    (cross-fitted) policies of one index, ``... + <kind> policy (<file>)`` for a file's."""
+    kind = policy_kind(record)
+    if kind is None:
+        return record.engine
+    head = f"{record.engine} {build_label}".strip()
+    source = record.query_params.get("source")
+    tail = "" if source in (None, "adapt") else f" ({source})"
+    return f"{head} + {kind} policy{tail}"
+
+
+def policy_text(record: RunRecord) -> str:
+    """The query part of a policy run's setting name: ``learned policy, target 0.95, adapt
+    5 folds: mean ef 41.3``."""
+    params = record.query_params
+    parts = [f"{params.get('policy')} policy"]
+    if isinstance(params.get("target"), int | float):
+        parts.append(f"target {params['target']:g}")
+    source = params.get("source")
+    if source == "adapt":
+        parts.append(f"adapt {params.get('folds')} folds" if params.get("folds") else "adapt")
+    elif source:
+        parts.append(str(source))
+    text = ", ".join(parts)
+    means = [(name.removeprefix("mean_"), value) for name, value in params.items()
+             if name.startswith("mean_") and isinstance(value, int | float)]
+    if means:
+        name, value = means[0]
+        text += f": mean {name} {value:,.1f}"
+    return text
+
+
+def _file_sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def measure_policy_file(bundle: Any, dataset: Any, entry: dict, k: int, mode: str, runs: int,
+                        true_distances: np.ndarray, profile: Any) -> tuple[dict, dict]:
+    """Evaluate the policy file of ``entry`` (a PolicySetting's ``to_job``) on ``bundle``
+    with :func:`annkit.adaptive.evaluate.evaluate_policy`: the record fields and the
+    per-query arrays. PolicyError (one line) when it belongs to another index."""
+    from annkit.adaptive import check_policy_index, load_policy
+    from annkit.adaptive.evaluate import evaluate_policy
+
+    path, name = Path(entry["path"]), entry["name"]
+    if not path.is_file():
+        raise InputError(f"{name}: no such policy file (moved since the sweep started?)")
+    if _file_sha256(path) != entry["sha256"]:
+        raise InputError(f"{name}: the policy file changed since the sweep started; run the "
+                         "sweep again")
+    policy = load_policy(path)
+    check_policy_index(policy, bundle.manifest, name)
+    evaluation = evaluate_policy(bundle, dataset, policy, k, mode=mode, runs=runs,
+                                 true_distances=true_distances, profile=profile)
+    record = evaluation.to_dict()
+    measured = {key: value for key, value in evaluation.query_params.items() if key != "policy"}
+    record["query_params"] = {"policy": policy.kind, "source": name, "target": policy.target,
+                              **measured}
+    counts = evaluation.per_query_distance_computations
+    per_query = {"recall": np.asarray(evaluation.per_query_recall, dtype=np.float32),
+                 "distance_computations": None if counts is None else
+                 np.asarray(counts, dtype=np.int64), "ids": None}
+    return record, per_query
+
+
+def _group_key(entry: dict) -> tuple:
+    grid = entry.get("grid")
+    return (entry["folds"], None if grid is None else tuple(grid), entry["seed"],
+            entry["centroids"])
+
+
+class AdaptRuns:
+    """The ``adapt`` runs of one build in a worker job: each group of runs sharing folds,
+    grid, seed and centroids is trained and scored by one :func:`annkit.adaptive.adapt`
+    call (cross-fitted: no query is scored by a policy trained on it); then each run is
+    that call's frontier point for its kind and target."""
+
+    def __init__(self, bundle: Any, dataset: Any, k: int, true_distances: np.ndarray,
+                 profile: Any, entries: dict[str, dict]) -> None:
+        self.bundle = bundle
+        self.dataset = dataset
+        self.k = k
+        self.true_distances = true_distances
+        self.profile = profile
+        self.entries = {run_id: entry for run_id, entry in entries.items()
+                        if entry["source"] == "adapt"}
+        self.points: dict[str, dict | BaseException] = {}
+
+    def measure(self, run_id: str) -> dict:
+        """The record fields of the adapt run ``run_id`` (its policy kind at its target)."""
+        if run_id not in self.points:
+            self._train(_group_key(self.entries[run_id]))
+        outcome = self.points[run_id]
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
+
+    def _train(self, group: tuple) -> None:
+        from annkit.adaptive import AdaptConfig, Goal, adapt
+        from annkit.adaptive.policy import lightgbm_available
+
+        members = {run_id: entry for run_id, entry in self.entries.items()
+                   if _group_key(entry) == group and run_id not in self.points}
+        if not lightgbm_available():
+            for run_id, entry in members.items():
+                if entry["kind"] == "learned":
+                    self.points[run_id] = InputError(LIGHTGBM_HINT)
+            members = {r: e for r, e in members.items() if e["kind"] != "learned"}
+        if not members:
+            return
+        # the cheap kind first: adapt also fits its first kind on all queries (not scored)
+        kinds = sorted({entry["kind"] for entry in members.values()},
+                       key=lambda kind: kind != "threshold")
+        targets = sorted({float(entry["target"]) for entry in members.values()})
+        folds, grid, seed, centroids = group
+        config = AdaptConfig(k=self.k, folds=folds, seed=seed, n_centroids=centroids,
+                             kinds=tuple(kinds))
+        try:
+            report = adapt(self.bundle, self.dataset, self.k, targets[0], config=config,
+                           goals=[Goal("recall", target) for target in targets],
+                           oracle_targets=(), grid=None if grid is None else list(grid),
+                           truth=self.true_distances, profile=self.profile)
+        except Exception as exc:  # noqa: BLE001 - each run records the failure
+            for run_id in members:
+                self.points[run_id] = exc
+            return
+        summary = report.to_dict()
+        param = str(summary.get("param") or "effort")
+        for run_id, entry in members.items():
+            points = summary["frontiers"].get(entry["kind"], [])
+            position = targets.index(float(entry["target"]))
+            if len(points) != len(targets):
+                self.points[run_id] = InputError(
+                    f"adapt returned {len(points)} {entry['kind']} points for "
+                    f"{len(targets)} targets")
+                continue
+            self.points[run_id] = self._record(points[position], entry, param, summary)
+
+    def _record(self, point: dict, entry: dict, param: str, summary: dict) -> dict:
+        manifest = self.bundle.manifest
+        qps = float(point["qps"])
+        queries = int(self.dataset.n_queries)
+        query_params: dict[str, Any] = {"policy": entry["kind"], "source": "adapt",
+                                        "target": float(entry["target"]),
+                                        "folds": int(entry["folds"])}
+        if point.get("mean_effort") is not None:
+            query_params[f"mean_{param}"] = round(float(point["mean_effort"]), 2)
+        if point.get("second_stage_share") is not None:
+            query_params["second_stage_share"] = round(float(point["second_stage_share"]), 4)
+        return {
+            "engine": manifest["engine"], "build_params": dict(manifest["build_params"]),
+            "query_params": query_params, "metric": self.dataset.metric,
+            "dataset": self.dataset.name, "k": self.k, "mode": "batch", "queries": queries,
+            "recall": float(point["recall"]), "qps": qps,
+            "latency_ms": {"p50": None, "p95": None, "p99": None, "mean": None},
+            "build_seconds": float(manifest["build_seconds"]),
+            "index_bytes": self.bundle.index_bytes,
+            "search_seconds": queries / qps if qps > 0 and math.isfinite(qps) else None,
+            "runs": 1, "duplicate_ids": None, "tail": point.get("tail"),
+            "slices": point.get("slices"), "weighted_recall": point.get("weighted_recall"),
+            "distance_computations": point.get("distance_computations"),
+            "qps_runs": [qps], "timed_queries": queries, "max_runs": 1, "qps_tolerance": None,
+            "search_threads": 1, "clients": None, "recall_rule": "tolerant",
+        }
