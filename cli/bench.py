@@ -43,6 +43,7 @@ from annkit.cli.options import (
     threads_option,
 )
 from annkit.cli.render import format_bytes, format_qps
+from annkit.errors import InputError
 from annkit.types import RunRecord
 
 
@@ -481,10 +482,21 @@ def report(results: str, slice_name: str, as_json: bool) -> None:
     render_report(stdout_console(), summary)
 
 
+def default_plot_path(results: Path, folder: Path | None, x_axis: str, measure: str) -> Path:
+    """Where ``annkit plot`` writes without -o: RESULTS/plot[-<x>][-<y>].png for a results
+    folder, ADAPT[-<x>][-<y>].png beside an adapt report (qps and recall add nothing)."""
+    suffix = ("" if x_axis == "qps" else f"-{x_axis}") + ("" if measure == "recall"
+                                                         else f"-{measure}")
+    if folder is None:
+        return results.with_name(f"{results.stem}{suffix}.png")
+    return folder / (PLOT_FILE if not suffix else Path(PLOT_FILE).stem + f"{suffix}.png")
+
+
 @click.command()
 @click.argument("results", type=click.Path(exists=True))
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
-              help="Image to write (.png, .svg, .pdf). Default: RESULTS/plot.png.")
+              help="Image to write (.png, .svg, .pdf). Default: RESULTS/plot.png (plot-<x>-<y>"
+                   ".png for other axes); beside ADAPT.json for an adapt report.")
 @click.option("--title", default=None, help="Plot title (default: dataset, k and mode).")
 @click.option("--slice", "slice_name", default="all", show_default=True,
               help="Also draw each engine's frontier on a query slice (tail, hard-lid, ...), "
@@ -497,33 +509,59 @@ def report(results: str, slice_name: str, as_json: bool) -> None:
                    "computations per query (log x; engines that do not count left out); "
                    "threads / clients: QPS against search threads / concurrent clients "
                    "(sweeps run with bench --search-threads 1,2 / --clients 1,2,4).")
+@click.option("--y", "measure", type=click.Choice(["recall", "p5", "tail"]), default="recall",
+              show_default=True,
+              help="The recall drawn against QPS or work: mean recall@k, p5 (5th percentile "
+                   "of the per-query recall) or tail (the tail frequency band's recall), "
+                   "e.g. annkit plot adapt.json --x work --y p5.")
 def plot(results: str, output: str | None, title: str | None, slice_name: str,
-         slice_only: bool, x_axis: str) -> None:
+         slice_only: bool, x_axis: str, measure: str) -> None:
     """Plot recall@k against QPS (log), or with --x work against distance computations per
     query (log), from RESULTS (a results folder or its runs.jsonl): one line per engine's
-    Pareto frontier, other runs faint, flat as the reference."""
-    from annkit.bench.plot import plot_sweep
+    Pareto frontier, other runs faint, flat as the reference; each index's per-query effort
+    policies (bench policy / adapt runs) as their own line in the engine's colour.
 
+    RESULTS may also be the JSON of 'annkit adapt --json > ADAPT.json': its uniform,
+    learned, threshold and oracle frontiers are drawn (--x qps or work, --y as above)."""
+    from annkit.bench.plot import (
+        load_adapt_report,
+        measure_label,
+        plot_adaptive,
+        plot_sweep,
+    )
+
+    source = Path(results)
+    if source.is_file() and source.suffix != ".jsonl":  # annkit adapt --json's report
+        if slice_name != "all" or slice_only:
+            raise InputError("--slice applies to bench results; for an adapt report choose "
+                             "--y recall, p5 or tail")
+        adapt_report = load_adapt_report(source)
+        target = Path(output) if output else default_plot_path(source, None, x_axis, measure)
+        click.echo(str(plot_adaptive(adapt_report, target, x=x_axis, y=measure,
+                                     title=title)))
+        return
+    if measure == "tail" and slice_name != "all":
+        raise InputError("--y tail is the tail band's recall already; drop --slice")
     folder, records, _ = load_results(results)
-    target = Path(output) if output else folder / (
-        PLOT_FILE if x_axis == "qps" else Path(PLOT_FILE).stem + f"-{x_axis}.png")
+    target = Path(output) if output else default_plot_path(source, folder, x_axis, measure)
     first = records[0] if records else None
     name = (first.dataset if first else None) or folder.name
     k = first.k if first and first.k is not None else "k"
+    label = measure_label(measure, k)
     versus = "QPS" if x_axis == "qps" else "distance computations"
     if slice_name == "all":
-        path = plot_sweep(records, target, title=title, x=x_axis)
+        path = plot_sweep(records, target, title=title, x=x_axis, y=measure)
     elif slice_only:
         sliced = on_slice(records, slice_name)
         where = slice_label(slice_name, slice_queries(sliced))
-        path = plot_sweep(sliced, target, x=x_axis, title=title or
-                          f"{name}: recall@{k}{where} vs {versus}")
+        path = plot_sweep(sliced, target, x=x_axis, y=measure, title=title or
+                          f"{name}: {label}{where} vs {versus}")
     else:
         sliced = on_slice(records, slice_name)
         where = slice_label(slice_name, slice_queries(sliced))
-        path = plot_sweep(records, target, slice_records=sliced,
+        path = plot_sweep(records, target, slice_records=sliced, y=measure,
                           slice_name=slice_name, x=x_axis, title=title or
-                          f"{name}: recall@{k} (all queries, and{where}) vs {versus}")
+                          f"{name}: {label} (all queries, and{where}) vs {versus}")
     click.echo(str(path))
 
 

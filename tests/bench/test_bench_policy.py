@@ -109,7 +109,7 @@ def test_adapt_runs_are_the_cross_fitted_points_of_adapt_on_the_same_index(swept
 
 
 @pytest.mark.slow
-def test_policy_runs_are_their_own_series_in_the_report(swept, tmp_path):
+def test_policy_runs_are_their_own_series_in_report_and_plot(swept, tmp_path):
     report = swept["report"]
     assert list(report["engines"]) == ["faiss", SERIES, "flat"]
     entry = report["engines"][SERIES]
@@ -138,6 +138,12 @@ def test_policy_runs_are_their_own_series_in_the_report(swept, tmp_path):
     text = invoke("report", swept["results"])
     assert text.exit_code == 0
     assert "per-query effort policies" in text.stdout and SERIES in text.stdout
+    for args, name in ((["--y", "p5", "--x", "work"], "plot-work-p5.png"),
+                       (["--y", "tail"], "plot-tail.png")):
+        result = invoke("plot", swept["results"], *args)
+        assert result.exit_code == 0, result.output
+        assert result.stdout.strip() == str(swept["results"] / name)
+        assert (swept["results"] / name).read_bytes()[:8] == PNG_MAGIC
 
 
 @pytest.mark.slow
