@@ -113,7 +113,7 @@ def comparison_table(report: dict) -> Table:
         table.add_column(column, justify="left" if column in ("search", "matched") else "right")
     for entry in report["comparisons"]:
         for name, point in entry.items():
-            if name == "operating_point":
+            if name in ("operating_point", "room"):
                 continue
             if name == "uniform":
                 label, matched = f"{param}={point['setting'][param]}", "-"
@@ -137,7 +137,7 @@ def verdicts(report: dict) -> list[str]:
         param_value = uniform["setting"][report["param"]]
         parts = []
         for name, point in entry.items():
-            if name in ("operating_point", "uniform"):
+            if name in ("operating_point", "uniform", "room"):
                 continue
             kind = name.split(" ")[0]
             if "recall matched" in name and point.get("work_ratio") is not None:
@@ -149,6 +149,16 @@ def verdicts(report: dict) -> list[str]:
                              f"{_cell(point.get('work_ratio'), 2)}x the work")
         lines.append(f"near recall {entry['operating_point']:g} ({report['param']}="
                      f"{param_value}): " + "; ".join(parts))
+        room = entry.get("room")
+        if room and room["oracle_work_ratio"] is not None:
+            restart = room["two_stage_oracle_work_ratio"]
+            lines.append(
+                f"  room there (uses the ground truth, a bound): each query at its own least "
+                f"effort {room['oracle_work_ratio']:.2f}x the work; a first stage then one "
+                "search again from scratch "
+                + ("-" if restart is None else
+                   f"{restart:.2f}x (first stage at {room['two_stage_first_effort']})")
+                + f", in {room['work_unit']}")
     return lines
 
 

@@ -373,3 +373,45 @@ def test_risk_model_searches_again_exactly_the_queries_it_flags(
     edited.write_text(json.dumps(document))
     with pytest.raises(PolicyError, match="a risk model needs a full first stage"):
         load_policy(edited)
+
+
+def test_least_work_for_recall_against_brute_force() -> None:
+    import itertools
+
+    from annkit.adaptive.train import least_work_for_recall
+
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        n_rows, n_options = 4, 3
+        recall = rng.integers(0, 11, (n_rows, n_options)) / 10
+        cost = rng.integers(1, 30, (n_rows, n_options)).astype(float)
+        goal = float(rng.uniform(0.0, 1.0))
+        feasible = []
+        for choice in itertools.product(range(n_options), repeat=n_rows):
+            rows = np.arange(n_rows)
+            if recall[rows, choice].mean() >= goal - 1e-9:
+                feasible.append(cost[rows, choice].mean())
+        found = least_work_for_recall(recall, cost, goal)
+        if not feasible:
+            assert found is None
+            continue
+        assert found is not None and found[1].mean() >= goal - 1e-9
+        # feasible, so never below the true least work, and at most one option step above
+        step = (cost.max(axis=1) - cost.min(axis=1)).max() / n_rows
+        assert min(feasible) - 1e-9 <= found[0] <= min(feasible) + step + 1e-9
+
+
+def test_room_bounds_at_each_operating_point(small_report) -> None:
+    from annkit.cli.adapt import verdicts
+
+    summary = small_report.to_dict()
+    for entry in summary["comparisons"]:
+        room = entry["room"]
+        assert room["uses_ground_truth"] and room["work_unit"] == "effort"  # hnswlib: no counts
+        assert room["recall"] == pytest.approx(entry["uniform"]["recall"])
+        # searching every query at the uniform effort is among the choices of both bounds
+        assert 0 < room["oracle_work_ratio"] <= 1 + 1e-9
+        assert 0 < room["two_stage_oracle_work_ratio"] <= 1 + 1e-9
+        assert room["two_stage_first_effort"] <= entry["uniform"]["setting"]["ef"]
+    lines = verdicts(summary)
+    assert sum(line.startswith("  room there (uses the ground truth") for line in lines) == 3

@@ -13,6 +13,7 @@ from annkit.adaptive.search import effort_param_of, refine_grid
 from annkit.adaptive.train import (
     ORACLE_TARGETS,
     AdaptConfig,
+    EffortTable,
     Goal,
     check_query_count,
     default_centroids,
@@ -21,6 +22,7 @@ from annkit.adaptive.train import (
     make_policy,
     measure_table,
     oracle_point,
+    room_bounds,
     score_policies,
     train_families,
     uniform_points,
@@ -84,15 +86,21 @@ def _band_recall(point: dict, band: str = "tail") -> float | None:
     return None if entry is None else float(entry["recall"])
 
 
-def compare_at_operating_points(frontiers: dict[str, list[dict]], param: str) -> list[dict]:
+def compare_at_operating_points(frontiers: dict[str, list[dict]], param: str,
+                                table: EffortTable | None = None) -> list[dict]:
     """For the uniform settings closest to mean recall 0.9 / 0.95 / 0.99: each policy's
-    point calibrated (on training queries) to the same recall and to the same work."""
+    point calibrated (on training queries) to the same recall and to the same work, and
+    (given the effort ``table`` of the scored queries) the room perfect knowledge would have
+    there (``room``: see :func:`room_bounds`)."""
     uniform = frontiers["uniform"]
     out = []
     for recall in OPERATING_POINTS:
-        base = uniform[_closest(uniform, recall)]
+        column = _closest(uniform, recall)
+        base = uniform[column]
         value = base["setting"][param]
         entry: dict = {"operating_point": recall, "uniform": _summary(base, None)}
+        if table is not None:
+            entry["room"] = room_bounds(table, column)
         for kind in KINDS:
             for goal_kind in ("uniform-recall", "uniform-budget"):
                 label = Goal(goal_kind, value).label()
@@ -258,5 +266,5 @@ def adapt(bundle: Bundle, dataset: Dataset, k: int = 10, target: float = 0.9, *,
     return AdaptReport(policy=policy, mode=mode, folds=config.folds if train is None else 1,
                        fold_of_query=fold_of_query, train_rows=train_rows,
                        scored_rows=scored_rows, frontiers=frontiers,
-                       comparisons=compare_at_operating_points(frontiers, param),
+                       comparisons=compare_at_operating_points(frontiers, param, table),
                        exact_counts=table.exact, info=info)

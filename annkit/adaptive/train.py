@@ -629,6 +629,90 @@ def oracle_point(engine: Engine, table: EffortTable, base: np.ndarray, queries: 
                           mean_effort=float(efforts.mean()))
 
 
+def least_work_for_recall(recall: np.ndarray, cost: np.ndarray, goal: float
+                          ) -> tuple[float, np.ndarray] | None:
+    """Least mean work to reach mean recall ``goal`` when each query (row) picks one of its
+    options (columns: recall (n, m), work (n, m)): the greedy on each query's upper convex
+    hull of (work, recall), best recall per work first. That is the linear relaxation's
+    optimum (a lower bound on the least work) rounded up to the step that reaches the goal,
+    so with many queries it is the least work to within one option step. Returns (mean work,
+    per-query recall (n,) of the chosen options), or None when unreachable."""
+    n_rows = recall.shape[0]
+    rows = np.arange(n_rows)
+    choice = np.zeros(n_rows, dtype=np.int64)
+    gains, works, owners, targets = [], [], [], []
+    for row in range(n_rows):
+        # cheapest first (best recall among equally cheap), then the upper convex hull
+        order = np.lexsort((-recall[row], cost[row]))
+        hull = [int(order[0])]
+        for option in order[1:]:
+            if recall[row, option] <= recall[row, hull[-1]]:
+                continue
+            while len(hull) >= 2:
+                a, b = hull[-2], hull[-1]
+                left = (recall[row, b] - recall[row, a]) * (cost[row, option] - cost[row, a])
+                right = (recall[row, option] - recall[row, a]) * (cost[row, b] - cost[row, a])
+                if left <= right:
+                    hull.pop()
+                else:
+                    break
+            hull.append(int(option))
+        choice[row] = hull[0]
+        for a, b in zip(hull, hull[1:], strict=False):
+            gains.append(recall[row, b] - recall[row, a])
+            works.append(max(cost[row, b] - cost[row, a], 1e-12))
+            owners.append(row)
+            targets.append(b)
+    total = float(recall[rows, choice].sum())
+    needed = goal * n_rows - RECALL_TOLERANCE
+    if total >= needed:
+        return float(cost[rows, choice].mean()), recall[rows, choice]
+    order = np.argsort(-(np.asarray(gains) / np.asarray(works)), kind="stable")
+    for step in order:
+        choice[owners[step]] = targets[step]
+        total += gains[step]
+        if total >= needed:
+            return float(cost[rows, choice].mean()), recall[rows, choice]
+    return None
+
+
+def room_bounds(table: EffortTable, column: int) -> dict:
+    """How much work perfect knowledge would save at the uniform grid ``column``: the least
+    mean work (from the table) reaching its mean recall when every query is searched at the
+    grid effort it is best given (``oracle``), and when a full first stage at some grid
+    effort is followed, for the queries chosen, by one search again from scratch
+    (``two_stage_oracle``: the best any policy of that kind can do). Both use the ground
+    truth: bounds, not policies; the p5 recall of each bound's choice is reported beside it.
+    Work ratios are in the table's unit (distance computations, or effort when the engine
+    cannot count)."""
+    cost, recall = table.cost(), table.recall
+    goal = float(recall[:, column].mean())
+    base = float(cost[:, column].mean())
+    oracle = least_work_for_recall(recall, cost, goal)
+    two_stage: tuple[float, np.ndarray, int] | None = None
+    for first in range(column + 1):
+        options_recall = np.column_stack([recall[:, first], recall])
+        options_cost = np.column_stack([cost[:, first], cost[:, [first]] + cost])
+        found = least_work_for_recall(options_recall, options_cost, goal)
+        if found is not None and (two_stage is None or found[0] < two_stage[0]):
+            two_stage = (found[0], found[1], int(table.grid[first]))
+
+    def ratio(work: float) -> float | None:
+        return work / base if base else None
+
+    return {
+        "uses_ground_truth": True,
+        "recall": goal,
+        "oracle_work_ratio": None if oracle is None else ratio(oracle[0]),
+        "oracle_p5_recall": None if oracle is None else float(np.percentile(oracle[1], 5.0)),
+        "two_stage_oracle_work_ratio": None if two_stage is None else ratio(two_stage[0]),
+        "two_stage_oracle_p5_recall": None if two_stage is None
+        else float(np.percentile(two_stage[1], 5.0)),
+        "two_stage_first_effort": None if two_stage is None else two_stage[2],
+        "work_unit": "distance computations" if table.exact else "effort",
+    }
+
+
 def uniform_points(table: EffortTable, param: str, profile: QueryProfile | None) -> list[dict]:
     """The uniform frontier: every query at the same grid value, from the table."""
     points = []
