@@ -265,10 +265,13 @@ class _Sweep:
                             remaining = []
                         else:
                             assert current is not None
-                            self._record(build, current, "timeout",
-                                         f"the query run took longer than {limit}",
-                                         build_info=build_info)
-                            remaining.remove(current)
+                            for query in self._timed_out(current, remaining):
+                                self._record(build, query, "timeout", (
+                                    f"the query run took longer than {limit}"
+                                    if query.policy is None or query.policy.source != "adapt"
+                                    else f"training its adapt policies took longer than "
+                                         f"{limit}"), build_info=build_info)
+                                remaining.remove(query)
                         break
                     kind = message[0]
                     if kind == "build_start":
@@ -315,6 +318,18 @@ class _Sweep:
                 else:
                     self._record(build, current, "failed", reason, build_info=build_info)
                     remaining.remove(current)
+
+    @staticmethod
+    def _timed_out(current: QuerySetting, remaining: list[QuerySetting]) -> list[QuerySetting]:
+        """The settings a time limit hit while measuring ``current`` ends: ``current``, and
+        for an adapt run every pending run its one adapt call would have trained (a new
+        worker would only train them again, into the same limit)."""
+        group = current.policy.adapt_group() if current.policy is not None else None
+        if group is None:
+            return [current]
+        return [current] + [query for query in remaining if query is not current
+                            and query.policy is not None
+                            and query.policy.adapt_group() == group]
 
     def _deadline(self) -> float | None:
         return None if self.timeout is None else time.monotonic() + self.timeout

@@ -146,6 +146,13 @@ class PolicySetting:
             "centroids": self.centroids,
             "grid": "default" if self.grid is None else list(self.grid)}}
 
+    def adapt_group(self) -> tuple | None:
+        """adapt: the settings one ``adapt`` call trains all its runs' policies with (folds,
+        grid, seed, centroids); None for a file."""
+        if self.source != "adapt":
+            return None
+        return (self.folds, self.grid, self.seed, self.centroids)
+
     def to_job(self) -> dict[str, Any]:
         """The worker's description of this policy (plain values)."""
         return {"source": self.source, "kind": self.kind, "target": self.target,

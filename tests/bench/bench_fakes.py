@@ -67,3 +67,30 @@ class FakeEngine(Engine):
         engine._base = np.load(directory / PAYLOAD)
         engine.count = count
         return engine
+
+
+class SlowEffortEngine(FakeEngine):
+    """Exact search with an effort knob that sleeps ``delay`` seconds per search call, so
+    that training adaptive policies on it takes a while (time-limit tests)."""
+
+    name = "fake-effort"
+    description = "exact search with a slow effort parameter (tests only)"
+    build_params = {
+        "delay": ParamSpec(float, 0.5, "seconds each search call sleeps", minimum=0),
+    }
+    query_params = {
+        "effort": ParamSpec(int, 8, "does nothing but name the effort", minimum=1,
+                            effort=True),
+    }
+
+    def build(self, base: np.ndarray, threads: int = 1) -> None:
+        self._base = np.asarray(base, dtype=np.float32)
+        self.count = len(self._base)
+
+    def search(self, queries: np.ndarray, k: int) -> SearchResult:
+        time.sleep(float(self.params["delay"]))
+        queries = np.asarray(queries, dtype=np.float32)
+        distances = ((queries[:, None, :] - self._base[None, :, :]) ** 2).sum(axis=2)
+        ids = np.argsort(distances, axis=1, kind="stable")[:, :k]
+        found = np.sqrt(np.take_along_axis(distances, ids, axis=1))
+        return SearchResult(ids=ids.astype(np.int64), distances=found.astype(np.float32))

@@ -345,3 +345,33 @@ def test_policies_refuse_strict_recall_and_ray_before_anything_runs(tmp_path):
         run_sweep(spec, tmp_path / "r", results_root=tmp_path,
                   run_plan=lambda sweep, plan: None)
     assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.slow
+def test_a_time_limit_on_adapt_ends_all_runs_of_that_adapt_call_at_once(tmp_path):
+    from bench_fakes import SlowEffortEngine
+
+    from annkit.engines.base import _REGISTRY, register
+
+    rng = np.random.default_rng(3)
+    write_dataset_hdf5(tmp_path / "tiny.hdf5", base=rng.standard_normal((200, 8)).astype(
+        np.float32), queries=rng.standard_normal((60, 8)).astype(np.float32),
+        metric="euclidean")
+    text = (f'[bench]\ndataset = "{tmp_path / "tiny.hdf5"}"\nk = 5\nruns = 1\ntimeout = 2\n'
+            '[[engine]]\nname = "fake-effort"\nbuild = { delay = 0.4 }\n'
+            'query = { effort = 8 }\nadapt = { target = [0.8, 0.9], kinds = ["threshold"], '
+            "folds = 2, centroids = 0, grid = [1, 2, 3, 4, 5, 6, 7, 8] }\n")
+    register(SlowEffortEngine)
+    try:
+        events = []
+        run_sweep(parse_sweep(text), tmp_path / "res", results_root=tmp_path, threads=1,
+                  on_event=events.append)
+    finally:
+        _REGISTRY.pop(SlowEffortEngine.name, None)
+    got = [(r["query_params"].get("target"), r["status"], r["error"])
+           for r in read_runs(tmp_path / "res" / "runs.jsonl")]
+    assert got == [(None, "ok", None),
+                   (0.8, "timeout", "training its adapt policies took longer than 2s"),
+                   (0.9, "timeout", "training its adapt policies took longer than 2s")]
+    started = [e.message for e in events if e.kind == "query"]
+    assert len(started) == 2 and "policy=threshold" in started[1]  # 0.9 was never retried
