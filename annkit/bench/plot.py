@@ -293,8 +293,9 @@ def _draw_concurrency(axes: Any, points: list[RunRecord], by: str, colours: list
 
 def load_adapt_report(path: str | Path) -> dict[str, Any]:
     """The JSON that ``annkit adapt --json`` printed, read from ``path`` and checked: a
-    ``frontiers`` object with a ``uniform`` list of points (recall, qps). InputError (one
-    line) for anything else."""
+    ``frontiers`` object with a ``uniform`` list of points (recall, qps), and lists of such
+    points for the learned, threshold and oracle frontiers it has (other keys are left
+    alone). InputError (one line) for anything else."""
     path = Path(path)
     try:
         document = json.loads(path.read_text(encoding="utf-8"))
@@ -304,12 +305,13 @@ def load_adapt_report(path: str | Path) -> dict[str, Any]:
     except OSError as exc:
         raise InputError(f"{path}: cannot be read ({exc.strerror})") from None
     frontiers = document.get("frontiers") if isinstance(document, dict) else None
+    known = [name for name, *_ in ADAPT_FRONTIERS]
     if (not isinstance(frontiers, dict) or not isinstance(frontiers.get("uniform"), list)
             or not all(isinstance(points, list) and all(
                 isinstance(p, dict) and isinstance(p.get("recall"), int | float)
                 and (p.get("qps") is None or isinstance(p.get("qps"), int | float))
                 for p in points)
-                for points in frontiers.values())):
+                for name, points in frontiers.items() if name in known)):
         raise InputError(f"{path}: not the output of annkit adapt --json (no \"frontiers\" "
                          "with uniform, learned, threshold and oracle points)")
     return document
