@@ -197,8 +197,13 @@ def main() -> None:
     for name, result in results["engines"].items():
         print(f"\n{name} {result['index']['build_params']} - {result['mode']}")
         for entry in result["comparisons"]:
+            room = entry.get("room")
+            if room:
+                print(f"  ~{entry['operating_point']:<5g} room (ground truth): oracle "
+                      f"{room['oracle_work_ratio']:.2f}x, best restart policy "
+                      f"{room['two_stage_oracle_work_ratio']:.2f}x ({room['work_unit']})")
             for label, point in entry.items():
-                if label == "operating_point":
+                if label in ("operating_point", "room"):
                     continue
                 work = point["distance_computations"]
                 ratio = point.get("work_ratio")

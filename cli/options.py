@@ -233,7 +233,8 @@ EXAMPLES: dict[str, list[str]] = {
               "annkit bench --print-default"],
     "report": ["annkit report results/mine --slice tail",
                "annkit report results/mine --json"],
-    "plot": ["annkit plot results/mine --slice tail -o tail.png"],
+    "plot": ["annkit plot results/mine --slice tail -o tail.png",
+             "annkit plot results/mine --y p5 -o p5.png"],
     "compare": ["annkit compare results/mine results/mine --markdown"],
     "from-text": ["annkit datasets from-text --docs docs.txt --queries log.tsv "
                   "--model ./my-model -o mine.hdf5"],

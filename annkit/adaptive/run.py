@@ -89,7 +89,8 @@ def _band_recall(point: dict, band: str = "tail") -> float | None:
 def compare_at_operating_points(frontiers: dict[str, list[dict]], param: str,
                                 table: EffortTable | None = None) -> list[dict]:
     """For the uniform settings closest to mean recall 0.9 / 0.95 / 0.99: each policy's
-    point calibrated (on training queries) to the same recall and to the same work, and
+    point calibrated (on training queries) to the same recall (learned: and p5) and to the
+    same work (within 2%), and
     (given the effort ``table`` of the scored queries) the room perfect knowledge would have
     there (``room``: see :func:`room_bounds`)."""
     uniform = frontiers["uniform"]

@@ -39,6 +39,8 @@ from annkit.metrics import exact_distances, recall_per_query
 from annkit.slices import QueryProfile, summarize
 
 RECALL_TOLERANCE = 1e-9
+#: "equal work" as the comparisons define it: a work-matched policy may use 2% more
+EQUAL_WORK = 0.02
 MULTIPLIERS = 2.0 ** np.arange(-4.0, 6.0 + 1e-9, 1.0 / 16.0)
 THRESHOLD_FEATURES = ("dk_over_d1", "dk", "d1", "lid_first", "spread")
 THRESHOLD_QUANTILES = (0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95)
@@ -185,8 +187,9 @@ def check_query_count(n_queries: int, folds: int) -> None:
 class Goal:
     """What calibration aims at on the training queries: ``recall`` (least mean work with
     mean recall >= value), ``budget`` (best p5 then mean recall with mean work <= value),
-    or ``uniform-recall`` / ``uniform-budget`` (the recall / work of uniform effort at the
-    grid value ``value``, measured on the training queries)."""
+    or, measured on the training queries for uniform effort at the grid value ``value``:
+    ``uniform-recall`` (its mean recall and, for learned policies, its p5 recall) or
+    ``uniform-budget`` (its mean work, within EQUAL_WORK like the comparisons)."""
 
     kind: str
     value: float
@@ -200,7 +203,14 @@ class Goal:
         column = table.grid.index(int(self.value))
         if self.kind == "uniform-recall":
             return float(table.recall[rows, column].mean()), None
-        return None, float(table.cost()[rows, column].mean())
+        return None, float(table.cost()[rows, column].mean()) * (1.0 + EQUAL_WORK)
+
+    def p5_floor(self, table: EffortTable, rows: np.ndarray) -> float | None:
+        """``uniform-recall``: the uniform setting's p5 recall on the training ``rows``."""
+        if self.kind != "uniform-recall":
+            return None
+        column = table.grid.index(int(self.value))
+        return float(np.percentile(table.recall[rows, column], 5.0))
 
     def label(self) -> str:
         if self.kind in ("recall", "budget"):
@@ -209,15 +219,25 @@ class Goal:
 
 
 def _choose(recall: np.ndarray, cost: np.ndarray, recall_target: float | None,
-            budget: float | None) -> int:
+            budget: float | None, p5_floor: float | None = None) -> int:
     """Column of (n, M) outcome matrices that best meets the goal: least mean work with
-    mean recall >= ``recall_target``, or, within ``budget``, the best p5 recall, then the
-    fewest queries at or below it, then the best mean recall."""
+    mean recall >= ``recall_target`` (and p5 recall >= ``p5_floor`` when given; failing
+    that, the best p5 among those meeting the recall), or, within ``budget``, the best p5
+    recall, then the fewest queries at or below it, then the best mean recall."""
     mean_recall, mean_cost = recall.mean(axis=0), cost.mean(axis=0)
     if recall_target is not None:
         ok = mean_recall >= recall_target - RECALL_TOLERANCE
         if not ok.any():
             return int(np.argmax(mean_recall))
+        if p5_floor is not None:
+            candidates = np.flatnonzero(ok)
+            p5 = np.percentile(recall[:, candidates], 5.0, axis=0)
+            meets = p5 >= p5_floor - RECALL_TOLERANCE
+            if not meets.any():
+                order = np.lexsort((mean_cost[candidates], -p5))
+                return int(candidates[order[0]])
+            ok = np.zeros_like(ok)
+            ok[candidates[meets]] = True
         return int(np.flatnonzero(ok)[np.argmin(mean_cost[ok])])
     assert budget is not None
     ok = mean_cost <= budget
@@ -355,6 +375,7 @@ def calibrate_learned(table: EffortTable, rows: np.ndarray, families: list[Learn
     risk model's threshold (a percentile of its predictions) and hard effort. Returns
     (family, calibration, training stats)."""
     recall_target, budget = goal.resolve(table, rows)
+    p5_floor = goal.p5_floor(table, rows)
     cost = table.cost()
     # centroid distances are distance computations; without counts the work is in effort
     # units, where they have no exact equivalent, so they are left out of the fitting
@@ -367,7 +388,7 @@ def calibrate_learned(table: EffortTable, rows: np.ndarray, families: list[Learn
         else:
             final = snap_up(np.exp2(family.oof)[:, None] * MULTIPLIERS[None, :], table.grid)
             recall, work = _outcome(table, cost, rows, stage, final, feature_cost)
-        column = _choose(recall, work, recall_target, budget)
+        column = _choose(recall, work, recall_target, budget, p5_floor)
         if family.model == "risk":
             threshold, hard = pairs[column]
             calibration = {"model": "risk", "threshold": threshold,
@@ -381,11 +402,18 @@ def calibrate_learned(table: EffortTable, rows: np.ndarray, families: list[Learn
                  "train_share_at_or_below_p5": float(
                      np.mean(recall[:, column] <= p5 + RECALL_TOLERANCE)),
                  "train_work": float(work[:, column].mean()),
-                 "recall_goal": recall_target, "work_budget": budget}
+                 "recall_goal": recall_target, "work_budget": budget, "p5_floor": p5_floor}
         if best is None or _better(stats, best[2], recall_target, budget):
             best = (family, calibration, stats)
     assert best is not None
     return best
+
+
+def _meets(stats: dict, recall_target: float) -> bool:
+    """Training stats meet a recall goal (and its p5 floor, when it has one)."""
+    floor = stats.get("p5_floor")
+    return bool(stats["train_recall"] >= recall_target - RECALL_TOLERANCE
+                and (floor is None or stats["train_p5_recall"] >= floor - RECALL_TOLERANCE))
 
 
 def _better(new: dict, old: dict, recall_target: float | None,
@@ -395,12 +423,17 @@ def _better(new: dict, old: dict, recall_target: float | None,
     better recall (budget goal); a candidate missing the goal loses to one meeting it and,
     between two missing it, the closer one wins."""
     if recall_target is not None:
-        new_ok = new["train_recall"] >= recall_target - RECALL_TOLERANCE
-        old_ok = old["train_recall"] >= recall_target - RECALL_TOLERANCE
+        new_ok = _meets(new, recall_target)
+        old_ok = _meets(old, recall_target)
         if new_ok != old_ok:
             return new_ok
         if not new_ok:
-            return bool(new["train_recall"] > old["train_recall"])
+            def closeness(stats: dict) -> tuple:
+                p5 = float(np.nan_to_num(stats["train_p5_recall"], nan=0.0))
+                return (stats["train_recall"] >= recall_target - RECALL_TOLERANCE, p5,
+                        stats["train_recall"])
+
+            return bool(closeness(new) > closeness(old))
         return bool(new["train_work"] < old["train_work"])
     assert budget is not None
     new_ok, old_ok = new["train_work"] <= budget, old["train_work"] <= budget
