@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from bundles import make_index
 from click.testing import CliRunner
 
 from annkit.adaptive import (
@@ -22,7 +23,7 @@ from annkit.adaptive import (
     search_with_efforts,
 )
 from annkit.adaptive.search import refine_grid
-from annkit.bundle import Bundle, build_index, fingerprint_vectors, load_bundle, save_bundle
+from annkit.bundle import Bundle
 from annkit.cli.main import cli
 from annkit.engines import engine_names
 from annkit.errors import InputError, ParamError
@@ -41,13 +42,6 @@ def subset(dataset: Dataset, count: int) -> Dataset:
     return Dataset(name=f"{dataset.name}[:{count}]", metric=dataset.metric, base=dataset.base,
                    queries=dataset.queries[:count], neighbors=dataset.neighbors[:count],
                    weights=dataset.weights[:count])
-
-
-def make_index(folder: Path, dataset: Dataset, engine: str, params: dict) -> Bundle:
-    built, seconds = build_index(engine, dataset.base, dataset.metric, params, threads=1)
-    save_bundle(built, folder, build_seconds=seconds,
-                dataset_fingerprint=fingerprint_vectors(dataset.base), dataset_name=dataset.name)
-    return load_bundle(folder)
 
 
 @pytest.fixture(scope="module")

@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
+from bundles import make_index
 from click.testing import CliRunner
 
 from annkit.adaptive import AdaptConfig, Goal, adapt, save_policy
@@ -19,7 +20,6 @@ from annkit.bench.plot import (
     plot_adaptive,
     plot_sweep,
 )
-from annkit.bundle import Bundle, build_index, fingerprint_vectors, load_bundle, save_bundle
 from annkit.cli.console import to_json
 from annkit.cli.main import cli
 from annkit.errors import InputError
@@ -39,13 +39,6 @@ def invoke(*args: object):
 def small(words10k: Dataset) -> Dataset:
     return Dataset(name="words-10k[:4000]", metric=words10k.metric, base=words10k.base[:4000],
                    queries=words10k.queries[:300], weights=words10k.weights[:300])
-
-
-def make_index(folder: Path, dataset: Dataset, engine: str, params: dict) -> Bundle:
-    built, seconds = build_index(engine, dataset.base, dataset.metric, params, threads=1)
-    save_bundle(built, folder, build_seconds=seconds,
-                dataset_fingerprint=fingerprint_vectors(dataset.base), dataset_name=dataset.name)
-    return load_bundle(folder)
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,18 @@
+"""Test helper: build, save and load a small index bundle (importable from any test: pytest
+puts tests/ on sys.path for tests/conftest.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from annkit.bundle import Bundle, build_index, fingerprint_vectors, load_bundle, save_bundle
+from annkit.types import Dataset
+
+
+def make_index(folder: Path, dataset: Dataset, engine: str, params: dict) -> Bundle:
+    """Build ``engine`` with ``params`` on ``dataset``'s base (one thread), save it in
+    ``folder`` and load it back."""
+    built, seconds = build_index(engine, dataset.base, dataset.metric, params, threads=1)
+    save_bundle(built, folder, build_seconds=seconds,
+                dataset_fingerprint=fingerprint_vectors(dataset.base), dataset_name=dataset.name)
+    return load_bundle(folder)
