@@ -52,6 +52,10 @@ class AdaptReport:
     comparisons: list[dict]
     exact_counts: bool
     info: dict = field(default_factory=dict)
+    #: per policy kind, parallel to its frontier: each point's per-query ``recall`` and
+    #: ``distance_computations`` (None where the engine cannot count), in query order;
+    #: not part of :meth:`to_dict`
+    per_query: dict[str, list[dict]] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         """A JSON-ready dict: frontiers, comparisons and the fold of every scored query."""
@@ -228,6 +232,7 @@ def adapt(bundle: Bundle, dataset: Dataset, k: int = 10, target: float = 0.9, *,
                 f"{dataset.n_queries} other queries")
 
     frontiers: dict[str, list[dict]] = {"uniform": uniform}
+    per_query: dict[str, list[dict]] = {}
     for kind in config.kinds:
         families = []
         if kind == "learned":
@@ -236,7 +241,7 @@ def adapt(bundle: Bundle, dataset: Dataset, k: int = 10, target: float = 0.9, *,
                                        config.label_targets, config.folds, config.seed,
                                        config.rounds)
                         for rows in train_rows]
-        points = []
+        points, rows_of_points = [], []
         for goal in goal_list:
             say(f"{kind} policy: {goal.label()}")
             policies = [make_policy(kind, fit_table, rows, goal, config, bundle.manifest,
@@ -251,7 +256,10 @@ def adapt(bundle: Bundle, dataset: Dataset, k: int = 10, target: float = 0.9, *,
                 second_stage_share=float(scored.second_stage.mean()),
                 folds=[{"first_stage": p.stage.to_dict(), "calibration": p.calibration,
                         "training": p.training} for p in policies]))
+            rows_of_points.append({"recall": scored.recall,
+                                   "distance_computations": scored.computations})
         frontiers[kind] = points
+        per_query[kind] = rows_of_points
     say("oracle")
     frontiers["oracle"] = [oracle_point(engine, table, base, scored_queries, metric, truth, k,
                                         t, profile) for t in oracle_targets]
@@ -268,4 +276,4 @@ def adapt(bundle: Bundle, dataset: Dataset, k: int = 10, target: float = 0.9, *,
                        fold_of_query=fold_of_query, train_rows=train_rows,
                        scored_rows=scored_rows, frontiers=frontiers,
                        comparisons=compare_at_operating_points(frontiers, param, table),
-                       exact_counts=table.exact, info=info)
+                       exact_counts=table.exact, info=info, per_query=per_query)

@@ -582,8 +582,9 @@ def make_policy(kind: str, table: EffortTable, rows: np.ndarray, goal: Goal,
 def frontier_point(setting: dict, recall: np.ndarray, computations: np.ndarray | None,
                    seconds: float, profile: QueryProfile | None, **extra: object) -> dict:
     """One frontier point: recall, p5_recall, tail, slices, distance computations (mean per
-    query, None when not counted) and qps."""
-    tail, slices, weighted = summarize(recall, profile)
+    query, None when not counted; the tail and each slice also get their work tail, as in
+    evaluate) and qps."""
+    tail, slices, weighted = summarize(recall, profile, computations)
     return {
         "setting": setting,
         "recall": float(recall.mean()),

@@ -120,10 +120,11 @@ class AdaptRuns:
         self.profile = profile
         self.entries = {run_id: entry for run_id, entry in entries.items()
                         if entry["source"] == "adapt"}
-        self.points: dict[str, dict | BaseException] = {}
+        self.points: dict[str, tuple[dict, dict] | BaseException] = {}
 
-    def measure(self, run_id: str) -> dict:
-        """The record fields of the adapt run ``run_id`` (its policy kind at its target)."""
+    def measure(self, run_id: str) -> tuple[dict, dict]:
+        """The record fields of the adapt run ``run_id`` (its policy kind at its target) and
+        its per-query arrays (recall and distance computations, cross-fitted)."""
         if run_id not in self.points:
             self._train(_group_key(self.entries[run_id]))
         outcome = self.points[run_id]
@@ -170,7 +171,13 @@ class AdaptRuns:
                     f"adapt returned {len(points)} {entry['kind']} points for "
                     f"{len(targets)} targets")
                 continue
-            self.points[run_id] = self._record(points[position], entry, param, summary)
+            rows = report.per_query[entry["kind"]][position]
+            counts = rows["distance_computations"]
+            per_query = {"recall": np.asarray(rows["recall"], dtype=np.float32),
+                         "distance_computations": None if counts is None else
+                         np.asarray(counts, dtype=np.int64), "ids": None}
+            self.points[run_id] = (self._record(points[position], entry, param, summary),
+                                   per_query)
 
     def _record(self, point: dict, entry: dict, param: str, summary: dict) -> dict:
         manifest = self.bundle.manifest

@@ -113,11 +113,11 @@ def _run_job(conn: Any, job: dict, dataset: Any, true_distances: np.ndarray,
                     measured, per_query = measure_policy_file(
                         bundle, dataset, entry, job["k"], job["mode"], job["runs"],
                         true_distances, profiles[job["k"]])
-                else:  # trained here, cross-fitted: no per-query arrays, only the point
+                else:  # trained here, cross-fitted: each query scored out of fold
                     if adapt_runs is None:
                         adapt_runs = AdaptRuns(bundle, dataset, job["k"], true_distances,
                                                profiles[job["k"]], policies)
-                    measured, per_query = adapt_runs.measure(run_id), None
+                    measured, per_query = adapt_runs.measure(run_id)
             else:
                 evaluation = evaluate(bundle, dataset, job["k"], query_params,
                                       mode=job["mode"], runs=job["runs"],

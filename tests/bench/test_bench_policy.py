@@ -93,10 +93,13 @@ def test_adapt_runs_are_the_cross_fitted_points_of_adapt_on_the_same_index(swept
     assert all("mean_efSearch" in r.query_params for r in policies)
     bundle = faiss_index(swept["root"])
     config = AdaptConfig(k=K, folds=2, seed=0, n_centroids=8, kinds=("threshold",))
-    expected = adapt(bundle, swept["dataset"], K, 0.9, config=config,
-                     goals=[Goal("recall", 0.9), Goal("recall", 0.97)], oracle_targets=(),
-                     grid=refine_grid(EFFORTS)).to_dict()["frontiers"]["threshold"]
-    for record, point in zip(policies, expected, strict=True):
+    report = adapt(bundle, swept["dataset"], K, 0.9, config=config,
+                   goals=[Goal("recall", 0.9), Goal("recall", 0.97)], oracle_targets=(),
+                   grid=refine_grid(EFFORTS))
+    expected = report.to_dict()["frontiers"]["threshold"]
+    store = ResultsStore(swept["results"])
+    for record, point, rows in zip(policies, expected, report.per_query["threshold"],
+                                   strict=True):
         assert record.recall == pytest.approx(point["recall"], abs=1e-12)
         assert record.tail is not None and record.tail.p5 == pytest.approx(point["p5_recall"])
         assert record.slice_recall("tail") == pytest.approx(point["slices"]["tail"]["recall"])
@@ -104,8 +107,17 @@ def test_adapt_runs_are_the_cross_fitted_points_of_adapt_on_the_same_index(swept
         assert record.query_params["mean_efSearch"] == pytest.approx(point["mean_effort"],
                                                                     abs=0.01)
         assert record.qps is not None and record.qps > 0 and record.mode == "batch"
-    # no per-query arrays for a cross-fitted point (adapt reports aggregates only)
-    assert ResultsStore(swept["results"]).per_query_recall(policies[0].run_id) is None
+        # the per-query arrays are the cross-fitted ones, and agree with the aggregates
+        recall = store.per_query_recall(record.run_id)
+        counts = store.per_query_distance_computations(record.run_id)
+        assert recall is not None and counts is not None
+        assert recall.shape == (swept["dataset"].n_queries,)
+        np.testing.assert_allclose(recall, rows["recall"], atol=1e-6)
+        np.testing.assert_array_equal(counts, rows["distance_computations"])
+        assert float(recall.mean()) == pytest.approx(record.recall, abs=1e-6)
+        assert float(counts.mean()) == pytest.approx(record.distance_computations)
+        assert record.tail.work is not None  # the cost tail, as a uniform run has
+        assert record.tail.work.p99 == pytest.approx(float(np.percentile(counts, 99)))
 
 
 @pytest.mark.slow
