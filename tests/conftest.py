@@ -67,6 +67,8 @@ MEASURED_SLOW = frozenset({
     "tests/test_adaptive.py::test_cross_fitting_never_scores_a_query_with_a_policy_trained_on_it",
     "tests/test_adaptive.py::test_query_and_evaluate_with_a_policy",
     "tests/test_adaptive.py::test_reported_work_is_the_sum_of_the_engine_counts_over_stages",
+    "tests/test_adaptive.py::test_risk_model_searches_again_exactly_the_queries_it_flags",
+    "tests/bench/test_bench_report.py::test_plot_is_a_png_written_atomically",
     "tests/test_effort.py::test_reported_minimum_reaches_target_and_previous_value_does_not",
     "tests/test_engines.py::test_contract_recall_and_save_load[annoy]",
     "tests/test_engines.py::test_contract_recall_and_save_load[faiss]",
