@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from annkit.bench.store import per_query_arrays
 from annkit.errors import InputError
 from annkit.types import RunRecord
 
@@ -92,11 +93,8 @@ def measure_policy_file(bundle: Any, dataset: Any, entry: dict, k: int, mode: st
     measured = {key: value for key, value in evaluation.query_params.items() if key != "policy"}
     record["query_params"] = {"policy": policy.kind, "source": name, "target": policy.target,
                               **measured}
-    counts = evaluation.per_query_distance_computations
-    per_query = {"recall": np.asarray(evaluation.per_query_recall, dtype=np.float32),
-                 "distance_computations": None if counts is None else
-                 np.asarray(counts, dtype=np.int64), "ids": None}
-    return record, per_query
+    return record, per_query_arrays(evaluation.per_query_recall,
+                                    evaluation.per_query_distance_computations)
 
 
 def _group_key(entry: dict) -> tuple:
@@ -172,12 +170,9 @@ class AdaptRuns:
                     f"{len(targets)} targets")
                 continue
             rows = report.per_query[entry["kind"]][position]
-            counts = rows["distance_computations"]
-            per_query = {"recall": np.asarray(rows["recall"], dtype=np.float32),
-                         "distance_computations": None if counts is None else
-                         np.asarray(counts, dtype=np.int64), "ids": None}
             self.points[run_id] = (self._record(points[position], entry, param, summary),
-                                   per_query)
+                                   per_query_arrays(rows["recall"],
+                                                    rows["distance_computations"]))
 
     def _record(self, point: dict, entry: dict, param: str, summary: dict) -> dict:
         manifest = self.bundle.manifest

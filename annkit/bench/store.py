@@ -132,6 +132,16 @@ def machine_facts() -> dict[str, Any]:
     }
 
 
+def per_query_arrays(recall: Any, counts: Any | None,
+                     ids: np.ndarray | None = None) -> dict[str, np.ndarray | None]:
+    """One run's per-query arrays as :meth:`ResultsStore.add` takes them (and compact for a
+    pipe): recall float32, distance computations int64 (None when the engine cannot count)
+    and the returned ids (None when not kept)."""
+    return {"recall": np.asarray(recall, dtype=np.float32),
+            "distance_computations": None if counts is None else
+            np.asarray(counts, dtype=np.int64), "ids": ids}
+
+
 class ResultsStore:
     """One sweep's results folder. Records are keyed by ``run_id``; adding a record for an
     existing run_id replaces it (a retried failure), so runs.jsonl never holds duplicates."""

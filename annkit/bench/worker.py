@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from annkit.bench.store import per_query_arrays
 from annkit.errors import AnnkitError
 
 
@@ -128,12 +129,9 @@ def _run_job(conn: Any, job: dict, dataset: Any, true_distances: np.ndarray,
                                       search_threads=search_threads, clients=clients,
                                       recall_rule=rule, true_ids=true_ids)
                 measured = evaluation.to_dict()
-                counts = evaluation.per_query_distance_computations
-                per_query = {"recall": np.asarray(evaluation.per_query_recall,
-                                                  dtype=np.float32),
-                             "distance_computations": None if counts is None else
-                             np.asarray(counts, dtype=np.int64),
-                             "ids": evaluation.returned_ids}
+                per_query = per_query_arrays(evaluation.per_query_recall,
+                                             evaluation.per_query_distance_computations,
+                                             evaluation.returned_ids)
         except Exception as exc:  # noqa: BLE001
             traceback.print_exc()
             conn.send(("query_failed", run_id, describe_error(exc)))

@@ -26,6 +26,7 @@ import numpy as np
 from annkit.bench.report import REFERENCE_ENGINE
 from annkit.bench.runner import SweepOutcome, _Sweep, run_sweep
 from annkit.bench.spec import BuildSetting, QuerySetting, SweepSpec
+from annkit.bench.store import per_query_arrays
 from annkit.bench.worker import _register_engines, describe_error
 from annkit.distributed.ray_backend import cluster_cpus, one_line, ray_session
 
@@ -78,11 +79,9 @@ class IndexActor:
         record = {**evaluation.to_dict(), "cached": self.cached,
                   "build_threads": self.bundle.manifest.get("build_threads"),
                   "node": self.node, "reference_qps": reference}
-        counts = evaluation.per_query_distance_computations
-        per_query = {"recall": np.asarray(evaluation.per_query_recall, dtype=np.float32),
-                     "distance_computations": None if counts is None else
-                     np.asarray(counts, dtype=np.int64)}
-        return ("result", run_id, record, per_query)
+        return ("result", run_id, record,
+                per_query_arrays(evaluation.per_query_recall,
+                                 evaluation.per_query_distance_computations))
 
     def _evaluate(self, bundle: Any, query_params: dict, threads: int,
                   clients: int | None) -> Any:
