@@ -172,8 +172,15 @@ def _check_manifest(path: Path, manifest: Any) -> None:
             f"index format version {manifest.get('format_version')!r} is not supported "
             f"(this annkit reads version {FORMAT_VERSION}); rebuild the index"
         )
-    for key, kind in (("engine", str), ("metric", str), ("dim", int), ("count", int),
-                      ("build_params", dict), ("files", dict), ("build_seconds", (int, float))):
+    for key, kind in (
+        ("engine", str),
+        ("metric", str),
+        ("dim", int),
+        ("count", int),
+        ("build_params", dict),
+        ("files", dict),
+        ("build_seconds", (int, float)),
+    ):
         if not isinstance(manifest.get(key), kind) or isinstance(manifest.get(key), bool):
             raise fail(f"manifest field {key!r} is missing or has the wrong type")
     if manifest["metric"] not in METRICS:
@@ -183,11 +190,20 @@ def _check_manifest(path: Path, manifest: Any) -> None:
     if not manifest["files"]:
         raise fail("manifest lists no payload files")
     for name, entry in manifest["files"].items():
-        if (not isinstance(name, str) or name in ("", ".", "..", MANIFEST) or "/" in name
-                or "\\" in name or "\x00" in name or name != os.path.basename(name)):
+        if (
+            not isinstance(name, str)
+            or name in ("", ".", "..", MANIFEST)
+            or "/" in name
+            or "\\" in name
+            or "\x00" in name
+            or name != os.path.basename(name)
+        ):
             raise fail(f"manifest names an unsafe payload file {name!r}")
-        if (not isinstance(entry, dict) or not isinstance(entry.get("bytes"), int)
-                or not isinstance(entry.get("sha256"), str)):
+        if (
+            not isinstance(entry, dict)
+            or not isinstance(entry.get("bytes"), int)
+            or not isinstance(entry.get("sha256"), str)
+        ):
             raise fail(f"manifest entry for {name!r} is malformed")
 
 
@@ -218,7 +234,8 @@ def load_bundle(path: str | Path) -> Bundle:
         raise BundleError(f"{path}: {exc}") from None
     verify_payload(path, manifest)
     params = {
-        name: value for name, value in manifest["build_params"].items()
+        name: value
+        for name, value in manifest["build_params"].items()
         if name in engine_class.build_params
     }
     try:
@@ -257,9 +274,12 @@ def build_index(
     that cannot fit is refused (ResourceError naming the estimate)."""
     engine = get_engine(engine_name)(metric, int(base.shape[1]), **(params or {}))
     n_base, dim = int(base.shape[0]), int(base.shape[1])
-    check_memory(engine.estimate_build_bytes(n_base),
-                 f"building {engine_name} over {n_base:,} x {dim} vectors",
-                 "use fewer vectors or smaller build parameters", force=not memory_check)
+    check_memory(
+        engine.estimate_build_bytes(n_base),
+        f"building {engine_name} over {n_base:,} x {dim} vectors",
+        "use fewer vectors or smaller build parameters",
+        force=not memory_check,
+    )
     start = time.perf_counter()
     run_interruptibly(lambda: engine.build(base, threads=threads))
     return engine, time.perf_counter() - start
@@ -282,10 +302,17 @@ class BuiltBundle:
 
     def to_dict(self) -> dict:
         """A JSON-ready dict."""
-        return {"index": self.index, "engine": self.engine,
-                "build_params": dict(self.build_params), "metric": self.metric,
-                "dim": self.dim, "count": self.count, "build_seconds": self.build_seconds,
-                "index_bytes": self.index_bytes, "threads": self.threads}
+        return {
+            "index": self.index,
+            "engine": self.engine,
+            "build_params": dict(self.build_params),
+            "metric": self.metric,
+            "dim": self.dim,
+            "count": self.count,
+            "build_seconds": self.build_seconds,
+            "index_bytes": self.index_bytes,
+            "threads": self.threads,
+        }
 
 
 def build_bundle(
@@ -311,13 +338,27 @@ def build_bundle(
     if Path(output).exists() and not overwrite:
         raise InputError(f"{output} already exists (use --force to replace it)")
     threads = threads or os.cpu_count() or 1
-    engine, seconds = build_index(engine_name, base, chosen_metric, params, threads,
-                                  memory_check=memory_check)
-    path = save_bundle(engine, output, build_seconds=seconds, overwrite=overwrite,
-                       threads=threads, dataset_fingerprint=fingerprint_vectors(base),
-                       dataset_name=name)
+    engine, seconds = build_index(
+        engine_name, base, chosen_metric, params, threads, memory_check=memory_check
+    )
+    path = save_bundle(
+        engine,
+        output,
+        build_seconds=seconds,
+        overwrite=overwrite,
+        threads=threads,
+        dataset_fingerprint=fingerprint_vectors(base),
+        dataset_name=name,
+    )
     index_bytes = sum(f.stat().st_size for f in path.iterdir() if f.name != "manifest.json")
-    return BuiltBundle(index=str(path), engine=engine.name,
-                       build_params=engine.resolved_build_params(), metric=chosen_metric,
-                       dim=engine.dim, count=engine.count, build_seconds=seconds,
-                       index_bytes=index_bytes, threads=threads)
+    return BuiltBundle(
+        index=str(path),
+        engine=engine.name,
+        build_params=engine.resolved_build_params(),
+        metric=chosen_metric,
+        dim=engine.dim,
+        count=engine.count,
+        build_seconds=seconds,
+        index_bytes=index_bytes,
+        threads=threads,
+    )

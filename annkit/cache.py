@@ -42,9 +42,15 @@ def _digest(payload: Any, length: int = 24) -> str:
 
 def index_key(fingerprint: str, engine: str, resolved_params: dict, metric: str) -> str:
     """The cache key of one index (hex)."""
-    return _digest({"dataset": fingerprint, "engine": engine,
-                    "build_params": sorted(resolved_params.items()),
-                    "format_version": FORMAT_VERSION, "metric": metric})
+    return _digest(
+        {
+            "dataset": fingerprint,
+            "engine": engine,
+            "build_params": sorted(resolved_params.items()),
+            "format_version": FORMAT_VERSION,
+            "metric": metric,
+        }
+    )
 
 
 def cache_params(engine: str, params: dict, metric: str, dim: int, count: int) -> dict:
@@ -84,28 +90,46 @@ def obtain_index(
         try:
             bundle = load_bundle(directory)
             manifest = bundle.manifest
-            if (manifest.get("dataset_fingerprint") == fingerprint
-                    and manifest["engine"] == engine and manifest["count"] == dataset.n_base):
+            if (
+                manifest.get("dataset_fingerprint") == fingerprint
+                and manifest["engine"] == engine
+                and manifest["count"] == dataset.n_base
+            ):
                 return bundle, True
         except (BundleError, EngineError):
             pass
-    built, seconds = build_index(engine, dataset.base, dataset.metric, params, threads,
-                                 memory_check=memory_check)
-    save_bundle(built, directory, build_seconds=seconds, dataset_fingerprint=fingerprint,
-                dataset_name=dataset.name, threads=threads, overwrite=True)
+    built, seconds = build_index(
+        engine, dataset.base, dataset.metric, params, threads, memory_check=memory_check
+    )
+    save_bundle(
+        built,
+        directory,
+        build_seconds=seconds,
+        dataset_fingerprint=fingerprint,
+        dataset_name=dataset.name,
+        threads=threads,
+        overwrite=True,
+    )
     return Bundle(path=directory, manifest=read_manifest(directory), engine=built), False
 
 
 def groundtruth_file(cache_dir: Path, dataset: Dataset, k: int) -> Path:
     """Where the exact distances of ``dataset`` at depth ``k`` are cached."""
-    key = _digest({"base": fingerprint_vectors(dataset.base),
-                   "queries": fingerprint_vectors(dataset.queries),
-                   "metric": dataset.metric, "k": int(k)})
+    key = _digest(
+        {
+            "base": fingerprint_vectors(dataset.base),
+            "queries": fingerprint_vectors(dataset.queries),
+            "metric": dataset.metric,
+            "k": int(k),
+        }
+    )
     return Path(cache_dir) / "groundtruth" / f"{key}.npy"
 
 
 def cached_true_distances(
-    cache_dir: Path, dataset: Dataset, k: int,
+    cache_dir: Path,
+    dataset: Dataset,
+    k: int,
     progress: Callable[[int, int], None] | None = None,
     *,
     memory_check: bool = True,
@@ -119,14 +143,19 @@ def cached_true_distances(
     if path.is_file():
         try:
             distances = np.load(path, allow_pickle=False)
-            if (distances.ndim == 2 and distances.shape[0] == dataset.n_queries
-                    and distances.shape[1] >= k and distances.dtype == np.float64):
+            if (
+                distances.ndim == 2
+                and distances.shape[0] == dataset.n_queries
+                and distances.shape[1] >= k
+                and distances.dtype == np.float64
+            ):
                 return distances, path, True
         except (OSError, ValueError):
             pass
     distances = np.ascontiguousarray(
         true_kth_distances(dataset, k, progress=progress, memory_check=memory_check),
-        dtype=np.float64)
+        dtype=np.float64,
+    )
     with atomic_write(path, make_parents=True) as tmp, open(tmp, "wb") as handle:
         np.save(handle, distances, allow_pickle=False)
     return distances, path, False

@@ -42,19 +42,24 @@ HEAVY_FACTOR = 10.0
 
 RECALL_TOLERANCE = 1e-9  # recall values are multiples of 1/k; absorb float rounding only
 
+
 def _engine_class(engine: str | type[Engine]) -> type[Engine]:
     return get_engine(engine) if isinstance(engine, str) else engine
 
 
-def effort_parameter(engine: str | type[Engine],
-                     build_params: Mapping[str, Any] | None = None) -> str:
+def effort_parameter(
+    engine: str | type[Engine], build_params: Mapping[str, Any] | None = None
+) -> str:
     """The effort query parameter of ``engine`` (a name or class) built with
     ``build_params`` (default: its defaults); ParamError for exact engines."""
     engine_class = _engine_class(engine)
     param = engine_class.effort_param_for(_with_defaults(engine_class, build_params))
     if param is None:
-        usable = [name for name in engine_names() if get_engine(name).effort_param_for(
-            _with_defaults(get_engine(name))) is not None]
+        usable = [
+            name
+            for name in engine_names()
+            if get_engine(name).effort_param_for(_with_defaults(get_engine(name))) is not None
+        ]
         raise ParamError(
             f"engine {engine_class.name} has no effort parameter (it searches exactly); "
             f"use an index of {', '.join(usable)}"
@@ -62,16 +67,18 @@ def effort_parameter(engine: str | type[Engine],
     return param
 
 
-def _with_defaults(engine_class: type[Engine],
-                   build_params: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def _with_defaults(
+    engine_class: type[Engine], build_params: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
     """``build_params`` over the engine's build defaults."""
     merged = {name: spec.default for name, spec in engine_class.build_params.items()}
     merged.update(build_params or {})
     return merged
 
 
-def check_grid(engine: str | type[Engine], values: Sequence[Any],
-               build_params: Mapping[str, Any] | None = None) -> list[int]:
+def check_grid(
+    engine: str | type[Engine], values: Sequence[Any], build_params: Mapping[str, Any] | None = None
+) -> list[int]:
     """Validate an effort grid (coerced by the engine's spec, each >= 1); sorted, distinct."""
     engine_class = _engine_class(engine)
     param = effort_parameter(engine_class, build_params)
@@ -171,8 +178,11 @@ def minimum_effort(
     if param in fixed:
         raise ParamError(f"{param} is the effort parameter searched over; give it as the grid")
     build_params = dict(bundle.manifest["build_params"])
-    values = check_grid(type(engine), grid if grid is not None else
-                        engine.effort_grid(k, dataset.n_base), engine.params)
+    values = check_grid(
+        type(engine),
+        grid if grid is not None else engine.effort_grid(k, dataset.n_base),
+        engine.params,
+    )
     if truth is None:
         truth = true_kth_distances(dataset, k)
     if check_recall_rule(recall_rule) == "strict" and true_ids is None:
@@ -203,8 +213,7 @@ def minimum_effort(
                 if true_ids is not None and recall_rule == "strict":
                     recall = strict_recall_per_query(true_ids[rows], result.ids, k)
                 else:
-                    found = exact_distances(dataset.base, queries[rows], result.ids,
-                                            dataset.metric)
+                    found = exact_distances(dataset.base, queries[rows], result.ids, dataset.metric)
                     recall = recall_per_query(truth[rows], result.ids, found, k)
                 meets = recall >= target - RECALL_TOLERANCE
                 high[rows[meets]] = index
@@ -218,9 +227,18 @@ def minimum_effort(
         engine.set_query_params(**saved)
     grid_values = np.asarray(values + [np.inf], dtype=np.float64)
     return EffortResult(
-        engine=engine.name, param=param, k=k, target=target, grid=values,
-        min_effort=grid_values[high], searches=searches, full_scan=n_queries * size,
-        search_calls=calls, rounds=rounds, build_params=build_params, query_params=others,
+        engine=engine.name,
+        param=param,
+        k=k,
+        target=target,
+        grid=values,
+        min_effort=grid_values[high],
+        searches=searches,
+        full_scan=n_queries * size,
+        search_calls=calls,
+        rounds=rounds,
+        build_params=build_params,
+        query_params=others,
         dataset=dataset.name,
     )
 
@@ -267,11 +285,15 @@ def effort_report(
     ranked = _ranked_effort(effort, result.grid)
     correlation: dict[str, dict] = {}
     if profile is not None and profile.weights is not None:
-        correlation["weight"] = {"spearman": spearman(ranked, profile.weights),
-                                 "harder_is_higher": None}
-    for measure, values in (profile.hardness.items() if profile is not None else ()):
-        correlation[measure] = {"spearman": spearman(ranked, values),
-                                "harder_is_higher": HARDER_IS_HIGHER.get(measure)}
+        correlation["weight"] = {
+            "spearman": spearman(ranked, profile.weights),
+            "harder_is_higher": None,
+        }
+    for measure, values in profile.hardness.items() if profile is not None else ():
+        correlation[measure] = {
+            "spearman": spearman(ranked, values),
+            "harder_is_higher": HARDER_IS_HIGHER.get(measure),
+        }
     indices = np.flatnonzero(heavy)
     return {
         **result.to_dict(),

@@ -89,18 +89,33 @@ def study_effort(
     fixed = dict(query_params or {})
     resolve_params(engine_name, get_engine(engine_name).query_specs(built), fixed, "query")
     bundle = load_bundle(index)
-    dataset = open_dataset(data, queries=queries, groundtruth=groundtruth, weights=weights,
-                           metric=metric)
+    dataset = open_dataset(
+        data, queries=queries, groundtruth=groundtruth, weights=weights, metric=metric
+    )
     check_compatible(bundle, dataset)
     truth = true_kth_distances(dataset, k, memory_check=memory_check)
     profile = build_profile(dataset, truth, k, cuts=cuts)
-    result = minimum_effort(bundle, dataset, k, target, checked_grid, truth,
-                            query_params=fixed, progress=progress, recall_rule=recall_rule)
-    report = {**effort_report(result, profile), "index": str(index),
-              "recall_rule": recall_rule}
+    result = minimum_effort(
+        bundle,
+        dataset,
+        k,
+        target,
+        checked_grid,
+        truth,
+        query_params=fixed,
+        progress=progress,
+        recall_rule=recall_rule,
+    )
+    report = {**effort_report(result, profile), "index": str(index), "recall_rule": recall_rule}
     text = read_query_text(dataset.source)
     if per_query_file is not None:
         write_csv_columns(per_query_file, per_query_columns(result, profile, text))
     notice = ground_truth_notice(dataset, k)
-    return EffortStudy(index=str(index), report=report, result=result, profile=profile,
-                       query_text=text, notices=(notice,) if notice else ())
+    return EffortStudy(
+        index=str(index),
+        report=report,
+        result=result,
+        profile=profile,
+        query_text=text,
+        notices=(notice,) if notice else (),
+    )

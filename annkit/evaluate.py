@@ -82,25 +82,37 @@ def ground_truth_notice(dataset: Dataset, k: int) -> str | None:
     the dataset has none (computing it is then the documented behaviour)."""
     if dataset.neighbors is None or dataset.gt_depth >= k:
         return None
-    return (f"annkit: {dataset.name} holds {dataset.gt_depth} true neighbours per query, "
-            f"fewer than k={k}: computing the exact top-{2 * k} instead (this takes a while "
-            "on large data)")
+    return (
+        f"annkit: {dataset.name} holds {dataset.gt_depth} true neighbours per query, "
+        f"fewer than k={k}: computing the exact top-{2 * k} instead (this takes a while "
+        "on large data)"
+    )
 
 
 def true_kth_distances(
-    dataset: Dataset, k: int, progress: Callable[[int, int], None] | None = None,
-    *, memory_check: bool = True,
+    dataset: Dataset,
+    k: int,
+    progress: Callable[[int, int], None] | None = None,
+    *,
+    memory_check: bool = True,
 ) -> np.ndarray:
     """Exact distances (nq, depth) float64 ascending of each query's true nearest neighbours,
     recomputed from the vectors; depth >= k is the dataset's ground-truth depth, or 2k when
     the ground truth is missing or too shallow and is computed here (hardness measures use
     the depth beyond k; ``memory_check`` as in compute_ground_truth)."""
     if dataset.neighbors is not None and dataset.gt_depth >= k:
-        distances = exact_distances(dataset.base, dataset.queries, dataset.neighbors,
-                                    dataset.metric)
+        distances = exact_distances(
+            dataset.base, dataset.queries, dataset.neighbors, dataset.metric
+        )
         return np.sort(distances, axis=1)
-    truth = compute_ground_truth(dataset.base, dataset.queries, 2 * k, dataset.metric,
-                                 progress=progress, memory_check=memory_check)
+    truth = compute_ground_truth(
+        dataset.base,
+        dataset.queries,
+        2 * k,
+        dataset.metric,
+        progress=progress,
+        memory_check=memory_check,
+    )
     return truth.distances
 
 
@@ -109,8 +121,9 @@ def true_neighbor_ids(dataset: Dataset, k: int, *, memory_check: bool = True) ->
     truth when it is deep enough, else computed exactly (strict recall needs the ids)."""
     if dataset.neighbors is not None and dataset.gt_depth >= k:
         return np.asarray(dataset.neighbors[:, :k], dtype=np.int64)
-    truth = compute_ground_truth(dataset.base, dataset.queries, k, dataset.metric,
-                                 memory_check=memory_check)
+    truth = compute_ground_truth(
+        dataset.base, dataset.queries, k, dataset.metric, memory_check=memory_check
+    )
     return np.asarray(truth.ids[:, :k], dtype=np.int64)
 
 
@@ -121,8 +134,14 @@ def check_recall_rule(rule: str) -> str:
     return rule
 
 
-def score_recall(dataset: Dataset, found_ids: np.ndarray, k: int, rule: str,
-                 true_distances: np.ndarray, true_ids: np.ndarray | None = None) -> np.ndarray:
+def score_recall(
+    dataset: Dataset,
+    found_ids: np.ndarray,
+    k: int,
+    rule: str,
+    true_distances: np.ndarray,
+    true_ids: np.ndarray | None = None,
+) -> np.ndarray:
     """Per-query recall@k (nq,) of ``found_ids`` under ``rule``: tolerant (ann-benchmarks,
     from exact distances) or strict (id overlap with ``true_ids``, computed when None)."""
     if check_recall_rule(rule) == "strict":
@@ -216,8 +235,10 @@ def _run_clients(
         except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
             errors.append(exc)
 
-    workers = [threading.Thread(target=client, name=f"annkit-client-{number}", daemon=True)
-               for number in range(clients)]
+    workers = [
+        threading.Thread(target=client, name=f"annkit-client-{number}", daemon=True)
+        for number in range(clients)
+    ]
     with paused_gc():
         start = clock()
         for worker in workers:
@@ -227,13 +248,15 @@ def _run_clients(
         seconds = clock() - start
     if errors:
         raise errors[0]
-    result = SearchResult(ids=ids, distances=distances,
-                          distance_computations=counts if counted[0] else None)
+    result = SearchResult(
+        ids=ids, distances=distances, distance_computations=counts if counted[0] else None
+    )
     return result, seconds, latencies
 
 
-def count_distances(engine: Engine, queries: np.ndarray, k: int, *,
-                    one_at_a_time: bool = False) -> np.ndarray | None:
+def count_distances(
+    engine: Engine, queries: np.ndarray, k: int, *, one_at_a_time: bool = False
+) -> np.ndarray | None:
     """Exact per-query distance computations of searching ``queries`` (None where the
     engine cannot count), taken outside any timed pass: as one batch, or one query per call
     when the timed pass searched one query per call (a library may take another path for a
@@ -290,8 +313,9 @@ def time_runs(
         seconds.append(outcome[1])
         if best is None or outcome[1] < best[1]:
             best = outcome
-        stable = timing_is_stable([n_queries / value if value > 0 else float("inf")
-                                   for value in seconds], tolerance)
+        stable = timing_is_stable(
+            [n_queries / value if value > 0 else float("inf") for value in seconds], tolerance
+        )
         if progress is not None:
             progress(attempt + 1, attempt + 1 if stable else max_runs)
         if stable:
@@ -300,8 +324,7 @@ def time_runs(
     return TimedRuns(best=best, seconds=seconds)
 
 
-def timing_sample(n_queries: int, size: int = TIMING_SAMPLE, seed: int = TIMING_SEED
-                  ) -> np.ndarray:
+def timing_sample(n_queries: int, size: int = TIMING_SAMPLE, seed: int = TIMING_SEED) -> np.ndarray:
     """Sorted row numbers of the seeded sample of queries timed for a constant-cost engine
     (all rows when there are no more than ``size``)."""
     if n_queries <= size:
@@ -372,18 +395,25 @@ def evaluate(
     if profile is None and with_slices:
         profile = build_profile(dataset, true_distances, k, cuts=cuts)
     queries = np.ascontiguousarray(dataset.queries, dtype=np.float32)
-    sampled = (mode == "single" and clients is None and type(engine).constant_query_cost
-               and dataset.n_queries > TIMING_SAMPLE)
+    sampled = (
+        mode == "single"
+        and clients is None
+        and type(engine).constant_query_cost
+        and dataset.n_queries > TIMING_SAMPLE
+    )
     timed = queries[timing_sample(dataset.n_queries)] if sampled else queries
     run: Callable[[Bundle, np.ndarray, int], RunOutcome] = (
-        _run_batch if mode == "batch" else _run_single)
+        _run_batch if mode == "batch" else _run_single
+    )
     if clients is not None:
         concurrent = clients
         run = lambda bundle, queries, k: _run_clients(bundle, queries, k, concurrent)  # noqa: E731
+
     def timed_passes() -> TimedRuns:
         with engine.uncounted():  # counting that costs extra work stays out of the clock
-            return time_runs(lambda: run(bundle, timed, k), runs, len(timed), qps_tolerance,
-                             progress)
+            return time_runs(
+                lambda: run(bundle, timed, k), runs, len(timed), qps_tolerance, progress
+            )
 
     # in a thread of their own, so Ctrl-C stops even a long native batch search at once
     timing = run_interruptibly(timed_passes)
@@ -441,8 +471,10 @@ def check_concurrency(mode: str, search_threads: int, clients: int | None) -> No
     if clients is not None and clients < 1:
         raise InputError(f"--clients must be >= 1, got {clients}")
     if clients is not None and search_threads > 1:
-        raise InputError("use either --search-threads (one batch, the engine's threads) or "
-                         "--clients (concurrent single-query callers), not both")
+        raise InputError(
+            "use either --search-threads (one batch, the engine's threads) or "
+            "--clients (concurrent single-query callers), not both"
+        )
     if clients is not None and mode != "single":
         raise InputError("--clients sends one query per call: use it with --mode single")
     if search_threads > 1 and mode != "batch":

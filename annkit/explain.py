@@ -46,9 +46,16 @@ class Neighbour:
     least_effort: int | float | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "distance": self.distance, "rank": self.rank,
-                "text": self.text, "true_rank": self.true_rank, "counted": self.counted,
-                "found": self.found, "least_effort": self.least_effort}
+        return {
+            "id": self.id,
+            "distance": self.distance,
+            "rank": self.rank,
+            "text": self.text,
+            "true_rank": self.true_rank,
+            "counted": self.counted,
+            "found": self.found,
+            "least_effort": self.least_effort,
+        }
 
 
 @dataclass(frozen=True)
@@ -81,14 +88,23 @@ class Explanation:
         return [entry for entry in self.truth if not entry.found]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"index": self.index, "engine": self.engine, "dataset": self.dataset,
-                "metric": self.metric, "query": self.query, "query_text": self.query_text,
-                "k": self.k, "query_params": dict(self.query_params),
-                "recall": self.recall, "strict_recall": self.strict_recall,
-                "param": self.param, "grid": list(self.grid),
-                "missed": [entry.id for entry in self.missed],
-                "returned": [entry.to_dict() for entry in self.returned],
-                "truth": [entry.to_dict() for entry in self.truth]}
+        return {
+            "index": self.index,
+            "engine": self.engine,
+            "dataset": self.dataset,
+            "metric": self.metric,
+            "query": self.query,
+            "query_text": self.query_text,
+            "k": self.k,
+            "query_params": dict(self.query_params),
+            "recall": self.recall,
+            "strict_recall": self.strict_recall,
+            "param": self.param,
+            "grid": list(self.grid),
+            "missed": [entry.id for entry in self.missed],
+            "returned": [entry.to_dict() for entry in self.returned],
+            "truth": [entry.to_dict() for entry in self.truth],
+        }
 
 
 def find_query(dataset: Dataset, query: int | None, query_text: str | None) -> int:
@@ -97,8 +113,10 @@ def find_query(dataset: Dataset, query: int | None, query_text: str | None) -> i
         raise InputError("name one query: --query N or --query-text TEXT")
     if query is not None:
         if not 0 <= query < dataset.n_queries:
-            raise InputError(f"--query {query} is out of range: {dataset.name} has "
-                             f"{dataset.n_queries} queries (0..{dataset.n_queries - 1})")
+            raise InputError(
+                f"--query {query} is out of range: {dataset.name} has "
+                f"{dataset.n_queries} queries (0..{dataset.n_queries - 1})"
+            )
         return int(query)
     texts = read_text(dataset.source, "test_text") if dataset.source else None
     if texts is None:
@@ -112,20 +130,26 @@ def find_query(dataset: Dataset, query: int | None, query_text: str | None) -> i
 def _true_ids(dataset: Dataset, row: int, k: int) -> np.ndarray:
     if dataset.neighbors is not None and dataset.gt_depth >= k:
         return np.asarray(dataset.neighbors[row, :k], dtype=np.int64)
-    truth = compute_ground_truth(dataset.base, dataset.queries[row : row + 1], k,
-                                 dataset.metric, memory_check=False)
+    truth = compute_ground_truth(
+        dataset.base, dataset.queries[row : row + 1], k, dataset.metric, memory_check=False
+    )
     return np.asarray(truth.ids[0, :k], dtype=np.int64)
 
 
-def _search(bundle: Bundle, vector: np.ndarray, k: int, params: Mapping[str, Any]
-            ) -> np.ndarray:
+def _search(bundle: Bundle, vector: np.ndarray, k: int, params: Mapping[str, Any]) -> np.ndarray:
     bundle.engine.set_query_params(**params)
     return np.asarray(bundle.engine.search(vector, k).ids[0], dtype=np.int64)
 
 
-def _least_efforts(bundle: Bundle, vector: np.ndarray, k: int, fixed: Mapping[str, Any],
-                   param: str, grid: Sequence[Any], wanted: Sequence[int]
-                   ) -> dict[int, Any]:
+def _least_efforts(
+    bundle: Bundle,
+    vector: np.ndarray,
+    k: int,
+    fixed: Mapping[str, Any],
+    param: str,
+    grid: Sequence[Any],
+    wanted: Sequence[int],
+) -> dict[int, Any]:
     """For each id in ``wanted``, the smallest grid value at which a search returns it,
     by bisection over ``grid`` (assuming larger effort never loses a neighbour); None when
     not returned even at the largest value."""
@@ -133,8 +157,9 @@ def _least_efforts(bundle: Bundle, vector: np.ndarray, k: int, fixed: Mapping[st
 
     def returned(position: int) -> set[int]:
         if position not in found_at:
-            found_at[position] = _search(bundle, vector, k,
-                                         {**fixed, param: grid[position]}).tolist()
+            found_at[position] = _search(
+                bundle, vector, k, {**fixed, param: grid[position]}
+            ).tolist()
         return set(found_at[position])
 
     out: dict[int, Any] = {}
@@ -184,8 +209,7 @@ def explain_query(
     returned_ids = _search(bundle, vector, k, settings)
     true_ids = _true_ids(dataset, row, k)
     both = np.stack([returned_ids, true_ids])
-    distances = exact_distances(dataset.base, np.repeat(vector, 2, axis=0), both,
-                                dataset.metric)
+    distances = exact_distances(dataset.base, np.repeat(vector, 2, axis=0), both, dataset.metric)
     returned_dist, true_dist = distances
     kth = float(true_dist.max())
     base_text = read_text(dataset.source, "train_text") if dataset.source else None
@@ -203,34 +227,67 @@ def explain_query(
     efforts: dict[int, Any] = {}
     values: list[Any] = []
     if param is not None:
-        values = (check_grid(type(engine), grid, engine.params) if grid is not None
-                  else list(engine.effort_grid(k, dataset.n_base)))
+        values = (
+            check_grid(type(engine), grid, engine.params)
+            if grid is not None
+            else list(engine.effort_grid(k, dataset.n_base))
+        )
         if missed:
             others = {name: value for name, value in settings.items() if name != param}
             efforts = _least_efforts(bundle, vector, k, others, param, values, missed)
     engine.set_query_params(**settings)
     seen: set[int] = set()
     returned = []
-    for rank, (node, distance) in enumerate(zip(returned_ids.tolist(), returned_dist.tolist(),
-                                                 strict=True), start=1):
+    for rank, (node, distance) in enumerate(
+        zip(returned_ids.tolist(), returned_dist.tolist(), strict=True), start=1
+    ):
         counted = node >= 0 and node not in seen and distance <= kth + EPSILON
         seen.add(node)
-        returned.append(Neighbour(id=int(node), distance=float(distance), rank=rank,
-                                  text=text(node), true_rank=true_rank.get(int(node)),
-                                  counted=bool(counted)))
-    truth = [Neighbour(id=int(node), distance=float(distance), rank=rank, text=text(node),
-                       found=int(node) in returned_set,
-                       least_effort=None if int(node) in returned_set else efforts.get(int(node)))
-             for rank, (node, distance) in enumerate(zip(true_ids.tolist(), true_dist.tolist(),
-                                                          strict=True), start=1)]
+        returned.append(
+            Neighbour(
+                id=int(node),
+                distance=float(distance),
+                rank=rank,
+                text=text(node),
+                true_rank=true_rank.get(int(node)),
+                counted=bool(counted),
+            )
+        )
+    truth = [
+        Neighbour(
+            id=int(node),
+            distance=float(distance),
+            rank=rank,
+            text=text(node),
+            found=int(node) in returned_set,
+            least_effort=None if int(node) in returned_set else efforts.get(int(node)),
+        )
+        for rank, (node, distance) in enumerate(
+            zip(true_ids.tolist(), true_dist.tolist(), strict=True), start=1
+        )
+    ]
     recall = sum(bool(entry.counted) for entry in returned) / k
     strict_recall = sum(bool(entry.found) for entry in truth) / k
     return Explanation(
-        index=str(index), engine=engine.name, dataset=dataset.name, metric=dataset.metric,
-        query=row, query_text=(query_texts[row] if query_texts is not None
-                               and len(query_texts) == dataset.n_queries else None),
-        k=k, query_params=settings, returned=returned, truth=truth, recall=recall,
-        strict_recall=strict_recall, param=param, grid=values)
+        index=str(index),
+        engine=engine.name,
+        dataset=dataset.name,
+        metric=dataset.metric,
+        query=row,
+        query_text=(
+            query_texts[row]
+            if query_texts is not None and len(query_texts) == dataset.n_queries
+            else None
+        ),
+        k=k,
+        query_params=settings,
+        returned=returned,
+        truth=truth,
+        recall=recall,
+        strict_recall=strict_recall,
+        param=param,
+        grid=values,
+    )
 
 
 def _has_effort(engine: Any) -> bool:

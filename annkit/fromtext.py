@@ -58,11 +58,13 @@ def read_query_log(path: str | Path) -> tuple[list[str], np.ndarray]:
         try:
             count = float(count_text)
         except ValueError:
-            raise InputError(f"{path} line {number}: count {count_text.strip()!r} is not a "
-                             "number") from None
+            raise InputError(
+                f"{path} line {number}: count {count_text.strip()!r} is not a number"
+            ) from None
         if not np.isfinite(count) or count <= 0:
-            raise InputError(f"{path} line {number}: count must be a positive number, "
-                             f"got {count_text.strip()}")
+            raise InputError(
+                f"{path} line {number}: count must be a positive number, got {count_text.strip()}"
+            )
         counts[query] = counts.get(query, 0.0) + count
     if not counts:
         raise InputError(f"{path}: no queries ('query<TAB>count' per line expected)")
@@ -74,22 +76,31 @@ def sentence_transformer_encoder(model_path: str | Path, batch_size: int = 64) -
     folder: nothing is downloaded), on the CPU."""
     folder = Path(model_path)
     if not folder.is_dir():
-        raise InputError(f"model {model_path}: not a folder (give the local path of a saved "
-                         "sentence-transformers model; nothing is downloaded)")
+        raise InputError(
+            f"model {model_path}: not a folder (give the local path of a saved "
+            "sentence-transformers model; nothing is downloaded)"
+        )
     try:
         from sentence_transformers import SentenceTransformer
     except ImportError:
-        raise InputError("embedding text needs the optional extra: pip install "
-                         "'annkit[embed]' (sentence-transformers)") from None
+        raise InputError(
+            "embedding text needs the optional extra: pip install "
+            "'annkit[embed]' (sentence-transformers)"
+        ) from None
     try:
         model = SentenceTransformer(str(folder), device="cpu", local_files_only=True)
     except Exception as exc:  # noqa: BLE001 - any loader failure is a bad model folder
-        raise InputError(f"model {model_path}: cannot be loaded "
-                         f"({type(exc).__name__}: {exc})") from None
+        raise InputError(
+            f"model {model_path}: cannot be loaded ({type(exc).__name__}: {exc})"
+        ) from None
 
     def encode(texts: list[str]) -> np.ndarray:
-        return np.asarray(model.encode(texts, batch_size=batch_size, convert_to_numpy=True,
-                                       show_progress_bar=False), dtype=np.float32)
+        return np.asarray(
+            model.encode(
+                texts, batch_size=batch_size, convert_to_numpy=True, show_progress_bar=False
+            ),
+            dtype=np.float32,
+        )
 
     return encode
 
@@ -100,8 +111,7 @@ def _embed(encode: Encoder, texts: list[str], what: str, batch: int) -> np.ndarr
         chunk = texts[start : start + batch]
         vectors = np.asarray(encode(chunk), dtype=np.float32)
         if vectors.ndim != 2 or vectors.shape[0] != len(chunk):
-            raise InputError(f"the encoder returned shape {vectors.shape} for {len(chunk)} "
-                             f"{what}")
+            raise InputError(f"the encoder returned shape {vectors.shape} for {len(chunk)} {what}")
         parts.append(vectors)
     matrix = np.concatenate(parts)
     if not np.isfinite(matrix).all():
@@ -147,20 +157,37 @@ def dataset_from_text(
     notify(f"embedding {len(queries):,} queries")
     query_vectors = _embed(encode, list(queries), "queries", batch)
     if base.shape[1] != query_vectors.shape[1]:
-        raise InputError(f"documents embed to dimension {base.shape[1]} but queries to "
-                         f"{query_vectors.shape[1]}")
+        raise InputError(
+            f"documents embed to dimension {base.shape[1]} but queries to {query_vectors.shape[1]}"
+        )
     if metric == "angular":
         for name, matrix in (("document", base), ("query", query_vectors)):
             zero = np.flatnonzero(~np.any(matrix != 0, axis=1))
             if zero.size:
-                raise InputError(f"{name} {zero[0]} embeds to the zero vector, which has no "
-                                 "angle (use --metric euclidean or drop it)")
+                raise InputError(
+                    f"{name} {zero[0]} embeds to the zero vector, which has no "
+                    "angle (use --metric euclidean or drop it)"
+                )
     depth = min(int(k), base.shape[0])
     notify(f"exact top-{depth} of {len(queries):,} queries")
     truth = compute_ground_truth(base, query_vectors, depth, metric, threads=threads)
-    write_dataset_hdf5(output, base=base, queries=query_vectors, metric=metric,
-                       neighbors=truth.ids, distances=truth.distances, weights=counts,
-                       base_text=list(documents), query_text=list(queries))
-    return TextDataset(path=Path(output), documents=base.shape[0], queries=len(queries),
-                       dim=int(base.shape[1]), k=depth, metric=metric,
-                       total_count=float(np.sum(counts)))
+    write_dataset_hdf5(
+        output,
+        base=base,
+        queries=query_vectors,
+        metric=metric,
+        neighbors=truth.ids,
+        distances=truth.distances,
+        weights=counts,
+        base_text=list(documents),
+        query_text=list(queries),
+    )
+    return TextDataset(
+        path=Path(output),
+        documents=base.shape[0],
+        queries=len(queries),
+        dim=int(base.shape[1]),
+        k=depth,
+        metric=metric,
+        total_count=float(np.sum(counts)),
+    )

@@ -49,8 +49,9 @@ RERANK_CHUNK = 64
 UNIT_TOLERANCE = 2e-6  # squared norms this close to 1 (float32 rounding) count as unit rows
 
 
-def _prepare_block(raw: np.ndarray, metric: str, sq_norms: np.ndarray | None,
-                   threads: int, rows: int = 8192) -> np.ndarray:
+def _prepare_block(
+    raw: np.ndarray, metric: str, sq_norms: np.ndarray | None, threads: int, rows: int = 8192
+) -> np.ndarray:
     """A base block's float32 rows as faiss wants them, and, into ``sq_norms``, their float64
     squared norms. Angular rows are normalised (in float64) only when some row is not unit
     length already; float32 input is otherwise handed over without a copy. Rows differing
@@ -109,13 +110,25 @@ def compute_ground_truth(
     n_queries = int(queries.shape[0])
     k, pool = check_ground_truth_sizes(n_base, n_queries, k)
     block_rows = base_block_rows or default_block_rows(dim, pool)
-    check_memory(ground_truth_bytes(n_base, n_queries, dim, k, block_rows),
-                 f"exact ground truth for {n_queries:,} queries over {n_base:,} vectors",
-                 "split the queries into smaller files", force=not memory_check)
+    check_memory(
+        ground_truth_bytes(n_base, n_queries, dim, k, block_rows),
+        f"exact ground truth for {n_queries:,} queries over {n_base:,} vectors",
+        "split the queries into smaller files",
+        force=not memory_check,
+    )
     threads = threads or faiss.omp_get_max_threads()
-    shard = shard_candidates(base, prepare(queries, metric), 0, n_base, pool, metric,
-                             threads=threads, block_rows=block_rows,
-                             query_block_rows=query_block_rows, progress=progress)
+    shard = shard_candidates(
+        base,
+        prepare(queries, metric),
+        0,
+        n_base,
+        pool,
+        metric,
+        threads=threads,
+        block_rows=block_rows,
+        query_block_rows=query_block_rows,
+        progress=progress,
+    )
     return finish_ground_truth(base, queries, shard, k, metric, threads=threads)
 
 
@@ -123,8 +136,9 @@ def default_block_rows(dim: int, pool: int) -> int:
     """Base rows per block: about :data:`BLOCK_BYTES` of float32 rows, or a quarter of the
     available memory (ANNKIT_MEMORY_LIMIT included) when that is less."""
     available = available_bytes()
-    block_bytes = BLOCK_BYTES if available is None else max(16 << 20, min(BLOCK_BYTES,
-                                                                          available // 4))
+    block_bytes = (
+        BLOCK_BYTES if available is None else max(16 << 20, min(BLOCK_BYTES, available // 4))
+    )
     return max(pool, block_bytes // (4 * dim))
 
 
@@ -201,14 +215,15 @@ def shard_candidates(
                     progress(done, total)
             del index, block
             release_pages(raw)
-            best_ids, best_dist = _keep_best([(best_ids, best_dist), (block_ids, block_dist)],
-                                             pool)
-    return ShardCandidates(start=start, stop=stop, ids=best_ids, distances=best_dist,
-                           sq_norms=sq_norms)
+            best_ids, best_dist = _keep_best([(best_ids, best_dist), (block_ids, block_dist)], pool)
+    return ShardCandidates(
+        start=start, stop=stop, ids=best_ids, distances=best_dist, sq_norms=sq_norms
+    )
 
 
-def _keep_best(parts: list[tuple[np.ndarray, np.ndarray]], pool: int
-               ) -> tuple[np.ndarray, np.ndarray]:
+def _keep_best(
+    parts: list[tuple[np.ndarray, np.ndarray]], pool: int
+) -> tuple[np.ndarray, np.ndarray]:
     """The ``pool`` smallest distances per row over ``parts`` (ids, float32 distances), the
     earlier part first on equal distances."""
     parts = [part for part in parts if part[0].shape[1] > 0]
@@ -217,8 +232,10 @@ def _keep_best(parts: list[tuple[np.ndarray, np.ndarray]], pool: int
     merged_ids = np.concatenate([ids for ids, _ in parts], axis=1)
     merged_dist = np.concatenate([dist for _, dist in parts], axis=1)
     keep = np.argsort(merged_dist, axis=1, kind="stable")[:, :pool]
-    return (np.take_along_axis(merged_ids, keep, axis=1),
-            np.take_along_axis(merged_dist, keep, axis=1))
+    return (
+        np.take_along_axis(merged_ids, keep, axis=1),
+        np.take_along_axis(merged_dist, keep, axis=1),
+    )
 
 
 def merge_shards(shards: list[ShardCandidates], pool: int) -> ShardCandidates:
@@ -228,17 +245,29 @@ def merge_shards(shards: list[ShardCandidates], pool: int) -> ShardCandidates:
     shards = sorted(shards, key=lambda shard: shard.start)
     for before, after in zip(shards, shards[1:], strict=False):
         if before.stop != after.start:
-            raise ValueError(f"shards do not cover consecutive rows ({before.stop} != "
-                             f"{after.start})")
+            raise ValueError(
+                f"shards do not cover consecutive rows ({before.stop} != {after.start})"
+            )
     ids, distances = _keep_best([(shard.ids, shard.distances) for shard in shards], pool)
-    norms = None if shards[0].sq_norms is None else np.concatenate(
-        [shard.sq_norms for shard in shards if shard.sq_norms is not None])
-    return ShardCandidates(start=shards[0].start, stop=shards[-1].stop, ids=ids,
-                           distances=distances, sq_norms=norms)
+    norms = (
+        None
+        if shards[0].sq_norms is None
+        else np.concatenate([shard.sq_norms for shard in shards if shard.sq_norms is not None])
+    )
+    return ShardCandidates(
+        start=shards[0].start, stop=shards[-1].stop, ids=ids, distances=distances, sq_norms=norms
+    )
 
 
-def finish_ground_truth(base: np.ndarray, queries: np.ndarray, shard: ShardCandidates, k: int,
-                        metric: str, *, threads: int = 1) -> GroundTruth:
+def finish_ground_truth(
+    base: np.ndarray,
+    queries: np.ndarray,
+    shard: ShardCandidates,
+    k: int,
+    metric: str,
+    *,
+    threads: int = 1,
+) -> GroundTruth:
     """Re-rank the candidates of a shard covering the whole base with distances recomputed
     in float64 and keep the best ``k``, ties to the lower index."""
     if shard.start != 0 or shard.stop != int(base.shape[0]):
@@ -248,13 +277,19 @@ def finish_ground_truth(base: np.ndarray, queries: np.ndarray, shard: ShardCandi
         exact = np.empty(shard.ids.shape, dtype=np.float64)
         for start in range(0, len(shard.ids), RERANK_CHUNK):
             stop = start + RERANK_CHUNK
-            exact[start:stop] = exact_distances(base, queries[start:stop], shard.ids[start:stop],
-                                                metric, base_sq_norms=shard.sq_norms,
-                                                threads=threads)
+            exact[start:stop] = exact_distances(
+                base,
+                queries[start:stop],
+                shard.ids[start:stop],
+                metric,
+                base_sq_norms=shard.sq_norms,
+                threads=threads,
+            )
             release_pages(base)
     else:
-        exact = exact_distances(base, queries, shard.ids, metric,
-                                base_sq_norms=shard.sq_norms, threads=threads)
+        exact = exact_distances(
+            base, queries, shard.ids, metric, base_sq_norms=shard.sq_norms, threads=threads
+        )
     order = np.lexsort((shard.ids, exact), axis=1)[:, :k]
     return GroundTruth(
         ids=np.take_along_axis(shard.ids, order, axis=1),
@@ -281,9 +316,15 @@ class GroundTruthRun:
 
     def to_dict(self) -> dict:
         """A JSON-ready dict."""
-        return {"output": self.output, "queries": self.queries, "base": self.base,
-                "k": self.k, "metric": self.metric, "seconds": self.seconds,
-                "queries_per_second": self.queries_per_second}
+        return {
+            "output": self.output,
+            "queries": self.queries,
+            "base": self.base,
+            "k": self.k,
+            "metric": self.metric,
+            "seconds": self.seconds,
+            "queries_per_second": self.queries_per_second,
+        }
 
 
 def _if_count(texts: list[str] | None, count: int) -> list[str] | None:
@@ -311,9 +352,15 @@ def write_ground_truth(
     sharded over a Ray cluster."""
     dataset = open_dataset(base, queries=queries, metric=metric)
     started = time.perf_counter()
-    truth = (compute or compute_ground_truth)(dataset.base, dataset.queries, k, dataset.metric,
-                                              threads=threads, progress=progress,
-                                              memory_check=memory_check)
+    truth = (compute or compute_ground_truth)(
+        dataset.base,
+        dataset.queries,
+        k,
+        dataset.metric,
+        threads=threads,
+        progress=progress,
+        memory_check=memory_check,
+    )
     seconds = time.perf_counter() - started
     if ids_only:
         write_neighbors_hdf5(output, truth.ids, truth.distances)
@@ -321,10 +368,22 @@ def write_ground_truth(
         source = dataset.source or str(base)  # a bundled name's file
         base_text = read_text(source, "train_text")
         query_text = read_text(source if queries is None else queries, "test_text")
-        write_dataset_hdf5(output, base=dataset.base, queries=dataset.queries,
-                           metric=dataset.metric, neighbors=truth.ids,
-                           distances=truth.distances, weights=dataset.weights,
-                           base_text=_if_count(base_text, dataset.n_base),
-                           query_text=_if_count(query_text, dataset.n_queries))
-    return GroundTruthRun(output=str(output), queries=dataset.n_queries, base=dataset.n_base,
-                          k=int(truth.ids.shape[1]), metric=dataset.metric, seconds=seconds)
+        write_dataset_hdf5(
+            output,
+            base=dataset.base,
+            queries=dataset.queries,
+            metric=dataset.metric,
+            neighbors=truth.ids,
+            distances=truth.distances,
+            weights=dataset.weights,
+            base_text=_if_count(base_text, dataset.n_base),
+            query_text=_if_count(query_text, dataset.n_queries),
+        )
+    return GroundTruthRun(
+        output=str(output),
+        queries=dataset.n_queries,
+        base=dataset.n_base,
+        k=int(truth.ids.shape[1]),
+        metric=dataset.metric,
+        seconds=seconds,
+    )

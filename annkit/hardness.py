@@ -43,7 +43,6 @@ def _gt_columns(gt_distances: np.ndarray, k: int | None) -> tuple[np.ndarray, in
     return gt, k
 
 
-
 # --------------------------------------------------------------------------- measures
 
 

@@ -39,16 +39,24 @@ def exact_distances(
     starts = range(0, ids.shape[0], block)
 
     def one_block(start: int) -> None:
-        _exact_block(base, queries, ids, metric, base_sq_norms, out, start,
-                     min(start + block, ids.shape[0]))
+        _exact_block(
+            base, queries, ids, metric, base_sq_norms, out, start, min(start + block, ids.shape[0])
+        )
 
     for_each_block(one_block, starts, threads)
     return out
 
 
-def _exact_block(base: np.ndarray, queries: np.ndarray, ids: np.ndarray, metric: str,
-                 base_sq_norms: np.ndarray | None, out: np.ndarray, start: int,
-                 stop: int) -> None:
+def _exact_block(
+    base: np.ndarray,
+    queries: np.ndarray,
+    ids: np.ndarray,
+    metric: str,
+    base_sq_norms: np.ndarray | None,
+    out: np.ndarray,
+    start: int,
+    stop: int,
+) -> None:
     """Fill ``out[start:stop]`` for :func:`exact_distances`."""
     chunk_ids = ids[start:stop]
     valid = chunk_ids >= 0

@@ -29,8 +29,13 @@ class QueryRun:
 
     def to_dict(self) -> dict:
         """A JSON-ready dict."""
-        return {"output": self.output, "queries": self.queries, "k": self.k,
-                "engine": self.engine, "query_params": dict(self.query_params)}
+        return {
+            "output": self.output,
+            "queries": self.queries,
+            "k": self.k,
+            "engine": self.engine,
+            "query_params": dict(self.query_params),
+        }
 
 
 def query_to_file(
@@ -68,7 +73,10 @@ def query_to_file(
         write_vectors(output, result.ids)
     else:
         write_neighbors_hdf5(output, result.ids, result.distances)
-    return QueryRun(output=str(output), queries=int(len(vectors)), k=k,
-                    engine=bundle.engine.name,
-                    query_params=dict(params or {}) if policy is not None
-                    else dict(bundle.engine.query))
+    return QueryRun(
+        output=str(output),
+        queries=int(len(vectors)),
+        k=k,
+        engine=bundle.engine.name,
+        query_params=dict(params or {}) if policy is not None else dict(bundle.engine.query),
+    )

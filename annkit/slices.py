@@ -40,8 +40,15 @@ def build_profile(
         for name in dict.fromkeys(bands.tolist()):
             masks[name] = bands == name
         masks = {name: masks[name] for name in _band_order(masks)}
-    hardness = hardness_measures(truth_distances, dataset.base, dataset.queries, dataset.metric,
-                                 k, sample_size=sample_size, seed=seed)
+    hardness = hardness_measures(
+        truth_distances,
+        dataset.base,
+        dataset.queries,
+        dataset.metric,
+        k,
+        sample_size=sample_size,
+        seed=seed,
+    )
     for measure, values in hardness.items():
         harder_high = HARDER_IS_HIGHER[measure]
         quartiles = quartile_slices(values, harder_high)
@@ -57,7 +64,8 @@ def _band_order(masks: dict[str, np.ndarray]) -> list[str]:
 
 
 def summarize(
-    per_query_recall: np.ndarray, profile: QueryProfile | None,
+    per_query_recall: np.ndarray,
+    profile: QueryProfile | None,
     distance_computations: np.ndarray | None = None,
 ) -> tuple[TailSummary, dict[str, SliceRecall], float | None]:
     """(tail percentiles and shares, recall per non-empty slice, traffic-weighted recall or
@@ -70,8 +78,10 @@ def summarize(
     if distance_computations is not None:
         counts = np.asarray(distance_computations, dtype=np.float64).reshape(-1)
         assert counts.shape == per_query_recall.shape, "one count per query"
-    tail = replace(TailSummary.from_dict(tail_metrics(per_query_recall)),
-                   work=None if counts is None else WorkSummary.of(counts))
+    tail = replace(
+        TailSummary.from_dict(tail_metrics(per_query_recall)),
+        work=None if counts is None else WorkSummary.of(counts),
+    )
     slices: dict[str, SliceRecall] = {}
     if profile is None:
         return tail, slices, None
@@ -79,9 +89,12 @@ def summarize(
         values = per_query_recall[mask]
         if values.size == 0:
             continue
-        slices[name] = SliceRecall(queries=int(values.size), recall=float(values.mean()),
-                                   p5_recall=float(np.percentile(values, 5.0)),
-                                   work=None if counts is None else WorkSummary.of(counts[mask]))
+        slices[name] = SliceRecall(
+            queries=int(values.size),
+            recall=float(values.mean()),
+            p5_recall=float(np.percentile(values, 5.0)),
+            work=None if counts is None else WorkSummary.of(counts[mask]),
+        )
     weighted = None
     if profile.weights is not None and float(np.sum(profile.weights)) > 0:
         weighted = weighted_recall(per_query_recall, profile.weights)

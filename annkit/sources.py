@@ -21,14 +21,15 @@ DEFAULT_DATASET = "words-10k"
 HDF5_SUFFIXES = (".hdf5", ".h5")
 
 
-def default_data_notice(data: str | Path | None, queries: str | Path | None = None
-                        ) -> str | None:
+def default_data_notice(data: str | Path | None, queries: str | Path | None = None) -> str | None:
     """The one-line notice a command shows when DATA was left out and the bundled dataset
     is used instead (None when DATA was given, or when --queries makes DATA required)."""
     if data is not None or queries is not None:
         return None
-    return (f"annkit: no DATA given: using the bundled dataset {DEFAULT_DATASET} "
-            "(pass DATA to use your own)")
+    return (
+        f"annkit: no DATA given: using the bundled dataset {DEFAULT_DATASET} "
+        "(pass DATA to use your own)"
+    )
 
 
 def _is_hdf5(spec: str | Path) -> bool:
@@ -78,8 +79,12 @@ def open_dataset(
                 f"of {dataset.name}"
             )
         dataset = Dataset(
-            name=dataset.name, metric=dataset.metric, base=dataset.base,
-            queries=dataset.queries, neighbors=dataset.neighbors, weights=values,
+            name=dataset.name,
+            metric=dataset.metric,
+            base=dataset.base,
+            queries=dataset.queries,
+            neighbors=dataset.neighbors,
+            weights=values,
             source=dataset.source,
         )
     return dataset

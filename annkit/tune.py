@@ -48,9 +48,11 @@ from annkit.types import Dataset, Evaluation, slices_to_dict
 ALL = "all"
 """The slice of every query."""
 
-CHOICE_RULE = ("fastest setting meeting the target; settings whose QPS min-max interval "
-               "overlaps the fastest one's are tied, and the tied setting with the smallest "
-               "index (then the shortest build) is chosen")
+CHOICE_RULE = (
+    "fastest setting meeting the target; settings whose QPS min-max interval "
+    "overlaps the fastest one's are tied, and the tied setting with the smallest "
+    "index (then the shortest build) is chosen"
+)
 
 
 def build_settings(engine_name: str, build_grid: Mapping[str, Sequence[Any]]) -> list[dict]:
@@ -59,8 +61,10 @@ def build_settings(engine_name: str, build_grid: Mapping[str, Sequence[Any]]) ->
     specs = get_engine(engine_name).build_params
     unknown = [name for name in build_grid if name not in specs]
     if unknown:
-        raise ParamError(f"engine {engine_name} has no build parameter {unknown[0]!r} "
-                         f"(known: {', '.join(sorted(specs)) or 'none'})")
+        raise ParamError(
+            f"engine {engine_name} has no build parameter {unknown[0]!r} "
+            f"(known: {', '.join(sorted(specs)) or 'none'})"
+        )
     axes = []
     for name, values in build_grid.items():
         coerced = list(dict.fromkeys(specs[name].coerce(name, value) for value in values))
@@ -145,7 +149,7 @@ class TuneSetting:
         if self.chosen is None:
             return "not reached"
         if self.bracket is not None:
-            exact = ("exact" if self.resolution == 1 else f"exact to {self.resolution}")
+            exact = "exact" if self.resolution == 1 else f"exact to {self.resolution}"
             return f"refined between {self.bracket[0]:,} and {self.bracket[1]:,}; {exact}"
         if self.grid and self.chosen == self.grid[0]:
             return "the grid's smallest value; smaller values not tried"
@@ -154,8 +158,13 @@ class TuneSetting:
     def recall_by_slice(self) -> dict[str, float]:
         """Recall@k of the reported run on ``all`` and every slice."""
         recall = {ALL: self.evaluation.recall}
-        recall.update({name: entry.recall for name, entry in self.evaluation.slices.items()
-                       if entry.recall is not None})
+        recall.update(
+            {
+                name: entry.recall
+                for name, entry in self.evaluation.slices.items()
+                if entry.recall is not None
+            }
+        )
         return recall
 
     def to_dict(self, param: str) -> dict:
@@ -184,8 +193,10 @@ class TuneSetting:
             "weighted_recall": evaluation.weighted_recall,
             "evaluations": len(self.trace),
             "grid": list(self.grid),
-            "trace": [{param: effort, "slice_recall": recall}
-                      for effort, recall in sorted(self.trace.items())],
+            "trace": [
+                {param: effort, "slice_recall": recall}
+                for effort, recall in sorted(self.trace.items())
+            ],
             "cached": self.cached,
             "build_seconds": self.build_seconds,
             "index_bytes": evaluation.index_bytes,
@@ -222,16 +233,21 @@ class TuneResult:
     def fastest(self) -> TuneSetting | None:
         """The setting with the highest QPS among those meeting the target (None if none)."""
         reached = self.reached
-        return reached[choose_fastest([setting.qps_interval for setting in reached])] \
-            if reached else None
+        return (
+            reached[choose_fastest([setting.qps_interval for setting in reached])]
+            if reached
+            else None
+        )
 
     @property
     def tied(self) -> list[TuneSetting]:
         """The settings meeting the target whose QPS intervals overlap the fastest one's
         (the fastest included; one setting = no tie)."""
         reached = self.reached
-        return [reached[index] for index in
-                tied_with_fastest([setting.qps_interval for setting in reached])]
+        return [
+            reached[index]
+            for index in tied_with_fastest([setting.qps_interval for setting in reached])
+        ]
 
     @property
     def best(self) -> TuneSetting | None:
@@ -262,8 +278,9 @@ class TuneResult:
             "k": self.k,
             "target": self.target,
             "slice": self.slice_name,
-            "recall_rule": (self.settings[0].evaluation.recall_rule if self.settings
-                            else "tolerant"),
+            "recall_rule": (
+                self.settings[0].evaluation.recall_rule if self.settings else "tolerant"
+            ),
             "mode": self.mode,
             "runs": self.runs,
             "query_params": dict(self.query_params),
@@ -274,15 +291,27 @@ class TuneResult:
             "settings": [setting.to_dict(self.param) for setting in self.settings],
             "best": None if best is None else best.to_dict(self.param),
             "fastest": None if fastest is None else fastest.to_dict(self.param),
-            "tied": [{"build_params": dict(setting.build_params), "effort": setting.chosen,
-                      "qps": setting.qps, "qps_min": setting.qps_interval[0],
-                      "index_bytes": setting.index_bytes,
-                      "build_seconds": setting.build_seconds} for setting in tied]
-                    if len(tied) > 1 else [],
+            "tied": [
+                {
+                    "build_params": dict(setting.build_params),
+                    "effort": setting.chosen,
+                    "qps": setting.qps,
+                    "qps_min": setting.qps_interval[0],
+                    "index_bytes": setting.index_bytes,
+                    "build_seconds": setting.build_seconds,
+                }
+                for setting in tied
+            ]
+            if len(tied) > 1
+            else [],
             "choice_rule": CHOICE_RULE,
-            "best_reached": None if closest is None else {
-                "build_params": dict(closest[0].build_params), "effort": closest[1],
-                "slice_recall": closest[2]},
+            "best_reached": None
+            if closest is None
+            else {
+                "build_params": dict(closest[0].build_params),
+                "effort": closest[1],
+                "slice_recall": closest[2],
+            },
         }
 
 
@@ -308,7 +337,10 @@ def cheapest(costs: Sequence[tuple[float, float]]) -> int:
 
 
 def refine_effort(
-    measure: Callable[[int], float], failing: int, passing: int, target: float,
+    measure: Callable[[int], float],
+    failing: int,
+    passing: int,
+    target: float,
     resolution: int = 1,
 ) -> tuple[int, int, dict[int, float]]:
     """Bisect the integers between ``failing`` (recall below target) and ``passing``
@@ -381,12 +413,17 @@ def tune(
     """
     check_recall_rule(recall_rule)
     engine_class = get_engine(engine)
-    settings = build_settings(engine, build_grid if build_grid is not None
-                              else engine_class.tune_build_grid(dataset.n_base))
+    settings = build_settings(
+        engine,
+        build_grid if build_grid is not None else engine_class.tune_build_grid(dataset.n_base),
+    )
     # an engine's effort knob may depend on the build: one parameter per tune
-    efforts = [effort_parameter(engine_class,
-                                resolve_params(engine, engine_class.build_params, given, "build"))
-               for given in settings]
+    efforts = [
+        effort_parameter(
+            engine_class, resolve_params(engine, engine_class.build_params, given, "build")
+        )
+        for given in settings
+    ]
     param = efforts[0]
     if not 0.0 < float(target) <= 1.0:
         raise InputError(f"target recall must be in (0, 1], got {target}")
@@ -403,24 +440,35 @@ def tune(
         raise ParamError(f"{param} is the effort parameter tuned; give it as the effort grid")
     for given, effort_name in zip(settings, efforts, strict=True):
         if effort_name != param:
-            raise ParamError(f"build setting {given} of {engine} is tuned by {effort_name}, "
-                             f"the first by {param}: tune them separately")
+            raise ParamError(
+                f"build setting {given} of {engine} is tuned by {effort_name}, "
+                f"the first by {param}: tune them separately"
+            )
         build_params = resolve_params(engine, engine_class.build_params, given, "build")
         resolve_params(engine, engine_class.query_specs(build_params), fixed, "query")
     first_build = resolve_params(engine, engine_class.build_params, settings[0], "build")
-    fixed_grid = (check_grid(engine_class, effort_grid, first_build)
-                  if effort_grid is not None else None)
+    fixed_grid = (
+        check_grid(engine_class, effort_grid, first_build) if effort_grid is not None else None
+    )
     notify = progress or (lambda message: None)
 
     if memory_check:
-        need = max(engine_class(dataset.metric, dataset.dim, **given).estimate_build_bytes(
-            dataset.n_base) for given in settings)
-        check_memory(need, f"building {engine} over {dataset.n_base:,} x {dataset.dim} vectors",
-                     "use fewer vectors or a smaller build grid")
+        need = max(
+            engine_class(dataset.metric, dataset.dim, **given).estimate_build_bytes(dataset.n_base)
+            for given in settings
+        )
+        check_memory(
+            need,
+            f"building {engine} over {dataset.n_base:,} x {dataset.dim} vectors",
+            "use fewer vectors or a smaller build grid",
+        )
     notify("exact truth and query profile")
     truth = true_kth_distances(dataset, k, memory_check=memory_check)
-    true_ids = (true_neighbor_ids(dataset, k, memory_check=memory_check)
-                if recall_rule == "strict" else None)
+    true_ids = (
+        true_neighbor_ids(dataset, k, memory_check=memory_check)
+        if recall_rule == "strict"
+        else None
+    )
     profile = build_profile(dataset, truth, k, cuts=cuts)
     check_slice(slice_name, profile)
     fingerprint = fingerprint_vectors(dataset.base)
@@ -434,25 +482,52 @@ def tune(
             directory = index_dir(root, index_key(fingerprint, engine, keyed, dataset.metric))
             label = " ".join(f"{name}={value}" for name, value in given.items()) or "defaults"
             notify(f"[{number}/{len(settings)}] {engine} {label}")
-            bundle, cached = obtain_index(directory, engine, given, dataset,
-                                          fingerprint=fingerprint, threads=threads,
-                                          memory_check=memory_check)
-            notify(f"{engine} {label}: " + ("loaded from the cache" if cached else
-                   f"built in {float(bundle.manifest['build_seconds']):.1f} s"))
+            bundle, cached = obtain_index(
+                directory,
+                engine,
+                given,
+                dataset,
+                fingerprint=fingerprint,
+                threads=threads,
+                memory_check=memory_check,
+            )
+            notify(
+                f"{engine} {label}: "
+                + (
+                    "loaded from the cache"
+                    if cached
+                    else f"built in {float(bundle.manifest['build_seconds']):.1f} s"
+                )
+            )
             built_params = dict(bundle.manifest["build_params"])
             grid = fixed_grid or bundle.engine.effort_grid(k, dataset.n_base)
             evaluations: dict[int, Evaluation] = {}
 
-            def measure(effort: int, bundle: Any = bundle, label: str = label,
-                        evaluations: dict[int, Evaluation] = evaluations) -> float:
-                evaluation = evaluate(bundle, dataset, k, {**fixed, param: effort}, mode=mode,
-                                      runs=runs, qps_tolerance=qps_tolerance,
-                                      true_distances=truth, profile=profile,
-                                      recall_rule=recall_rule, true_ids=true_ids)
+            def measure(
+                effort: int,
+                bundle: Any = bundle,
+                label: str = label,
+                evaluations: dict[int, Evaluation] = evaluations,
+            ) -> float:
+                evaluation = evaluate(
+                    bundle,
+                    dataset,
+                    k,
+                    {**fixed, param: effort},
+                    mode=mode,
+                    runs=runs,
+                    qps_tolerance=qps_tolerance,
+                    true_distances=truth,
+                    profile=profile,
+                    recall_rule=recall_rule,
+                    true_ids=true_ids,
+                )
                 evaluations[effort] = evaluation
                 recall = slice_recall(evaluation, slice_name)
-                notify(f"{engine} {label} {param}={effort}: {slice_name} recall {recall:.4f}, "
-                       f"{evaluation.qps:,.0f} QPS")
+                notify(
+                    f"{engine} {label} {param}={effort}: {slice_name} recall {recall:.4f}, "
+                    f"{evaluation.qps:,.0f} QPS"
+                )
                 return recall
 
             grid_choice, trace = _bisect_setting(measure, grid, float(target))
@@ -460,27 +535,46 @@ def tune(
             if grid_choice is not None and grid_choice != grid[0]:
                 failing = grid[grid.index(grid_choice) - 1]
                 bracket = (failing, grid_choice)
-                chosen, gap, refined = refine_effort(measure, failing, grid_choice,
-                                                     float(target), resolution)
+                chosen, gap, refined = refine_effort(
+                    measure, failing, grid_choice, float(target), resolution
+                )
                 trace.update(refined)
             reported = evaluations[chosen if chosen is not None else max(evaluations)]
-            outcomes.append(TuneSetting(
-                build_params=built_params, grid=list(grid), chosen=chosen, evaluation=reported,
-                trace=trace, cached=cached, build_seconds=float(bundle.manifest["build_seconds"]),
-                grid_choice=grid_choice, bracket=bracket, resolution=gap,
-            ))
+            outcomes.append(
+                TuneSetting(
+                    build_params=built_params,
+                    grid=list(grid),
+                    chosen=chosen,
+                    evaluation=reported,
+                    trace=trace,
+                    cached=cached,
+                    build_seconds=float(bundle.manifest["build_seconds"]),
+                    grid_choice=grid_choice,
+                    bracket=bracket,
+                    resolution=gap,
+                )
+            )
     return TuneResult(
-        engine=engine, param=param, dataset=dataset.name, k=k, target=float(target),
-        slice_name=slice_name, mode=mode, runs=runs, query_params=fixed, settings=outcomes,
+        engine=engine,
+        param=param,
+        dataset=dataset.name,
+        k=k,
+        target=float(target),
+        slice_name=slice_name,
+        mode=mode,
+        runs=runs,
+        query_params=fixed,
+        settings=outcomes,
         evaluations=sum(len(setting.trace) for setting in outcomes),
         exhaustive=sum(len(setting.grid) for setting in outcomes),
-        qps_tolerance=qps_tolerance, resolution=resolution,
+        qps_tolerance=qps_tolerance,
+        resolution=resolution,
     )
 
 
 def exhaustive_choice(trace: dict[int, float], target: float) -> int | None:
     """The smallest effort in a full scan ``trace`` (effort -> slice recall) meeting target."""
-    meeting = [effort for effort, recall in sorted(trace.items())
-               if recall >= target - RECALL_TOLERANCE]
+    meeting = [
+        effort for effort, recall in sorted(trace.items()) if recall >= target - RECALL_TOLERANCE
+    ]
     return meeting[0] if meeting else None
-

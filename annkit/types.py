@@ -142,8 +142,12 @@ class WorkSummary:
         """Read :meth:`to_dict`'s form; None for None or anything that is not an object."""
         if not isinstance(data, Mapping):
             return None
-        return cls(mean=_optional_float(data.get("mean")), p50=_optional_float(data.get("p50")),
-                   p95=_optional_float(data.get("p95")), p99=_optional_float(data.get("p99")))
+        return cls(
+            mean=_optional_float(data.get("mean")),
+            p50=_optional_float(data.get("p50")),
+            p95=_optional_float(data.get("p95")),
+            p99=_optional_float(data.get("p99")),
+        )
 
 
 def _work_dict(work: WorkSummary | None) -> dict[str, Any] | None:
@@ -170,16 +174,25 @@ class TailSummary:
 
     def to_dict(self) -> dict[str, Any]:
         """The ``tail`` object of an evaluation / runs.jsonl record."""
-        return {"mean": self.mean, "p1": self.p1, "p5": self.p5, "p10": self.p10,
-                "share_below_0_5": self.share_below_0_5, "share_zero": self.share_zero,
-                "queries": self.queries, "work": _work_dict(self.work)}
+        return {
+            "mean": self.mean,
+            "p1": self.p1,
+            "p5": self.p5,
+            "p10": self.p10,
+            "share_below_0_5": self.share_below_0_5,
+            "share_zero": self.share_zero,
+            "queries": self.queries,
+            "work": _work_dict(self.work),
+        }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> TailSummary:
         """Read :meth:`to_dict`'s form (missing keys become None)."""
         return cls(
-            mean=_optional_float(data.get("mean")), p1=_optional_float(data.get("p1")),
-            p5=_optional_float(data.get("p5")), p10=_optional_float(data.get("p10")),
+            mean=_optional_float(data.get("mean")),
+            p1=_optional_float(data.get("p1")),
+            p5=_optional_float(data.get("p5")),
+            p10=_optional_float(data.get("p10")),
             share_below_0_5=_optional_float(data.get("share_below_0_5")),
             share_zero=_optional_float(data.get("share_zero")),
             queries=_optional_int(data.get("queries")),
@@ -201,16 +214,22 @@ class SliceRecall:
 
     def to_dict(self) -> dict[str, Any]:
         """One entry of the ``slices`` object of an evaluation / runs.jsonl record."""
-        return {"queries": self.queries, "recall": self.recall, "p5_recall": self.p5_recall,
-                "work": _work_dict(self.work)}
+        return {
+            "queries": self.queries,
+            "recall": self.recall,
+            "p5_recall": self.p5_recall,
+            "work": _work_dict(self.work),
+        }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> SliceRecall:
         """Read :meth:`to_dict`'s form (missing keys become None)."""
-        return cls(queries=_optional_int(data.get("queries")),
-                   recall=_optional_float(data.get("recall")),
-                   p5_recall=_optional_float(data.get("p5_recall")),
-                   work=WorkSummary.from_dict(data.get("work")))
+        return cls(
+            queries=_optional_int(data.get("queries")),
+            recall=_optional_float(data.get("recall")),
+            p5_recall=_optional_float(data.get("p5_recall")),
+            work=WorkSummary.from_dict(data.get("work")),
+        )
 
 
 def slices_to_dict(slices: Mapping[str, SliceRecall]) -> dict[str, dict[str, Any]]:
@@ -220,8 +239,11 @@ def slices_to_dict(slices: Mapping[str, SliceRecall]) -> dict[str, dict[str, Any
 
 def slices_from_dict(data: Mapping[str, Any]) -> dict[str, SliceRecall]:
     """Inverse of :func:`slices_to_dict` (entries that are not objects are skipped)."""
-    return {str(name): SliceRecall.from_dict(entry) for name, entry in data.items()
-            if isinstance(entry, Mapping)}
+    return {
+        str(name): SliceRecall.from_dict(entry)
+        for name, entry in data.items()
+        if isinstance(entry, Mapping)
+    }
 
 
 @dataclass(frozen=True)
@@ -501,19 +523,41 @@ class RunRecord:
         return value if isinstance(value, RunRecord) else cls.from_dict(value)
 
     @classmethod
-    def from_evaluation(cls, evaluation: Evaluation, run_id: str, *, status: str = "ok",
-                        cached: bool | None = None, build_threads: int | None = None,
-                        error: str | None = None, finished_at: str | None = None) -> RunRecord:
+    def from_evaluation(
+        cls,
+        evaluation: Evaluation,
+        run_id: str,
+        *,
+        status: str = "ok",
+        cached: bool | None = None,
+        build_threads: int | None = None,
+        error: str | None = None,
+        finished_at: str | None = None,
+    ) -> RunRecord:
         """The record of a measured run."""
-        return cls.from_dict({**evaluation.to_dict(), "run_id": run_id, "status": status,
-                              "cached": cached, "build_threads": build_threads,
-                              "error": error, "finished_at": finished_at})
+        return cls.from_dict(
+            {
+                **evaluation.to_dict(),
+                "run_id": run_id,
+                "status": status,
+                "cached": cached,
+                "build_threads": build_threads,
+                "error": error,
+                "finished_at": finished_at,
+            }
+        )
 
     @property
     def usable(self) -> bool:
         """An ok record with a finite recall and a positive, finite QPS."""
-        return (self.status == "ok" and self.recall is not None and self.qps is not None
-                and math.isfinite(self.recall) and math.isfinite(self.qps) and self.qps > 0)
+        return (
+            self.status == "ok"
+            and self.recall is not None
+            and self.qps is not None
+            and math.isfinite(self.recall)
+            and math.isfinite(self.qps)
+            and self.qps > 0
+        )
 
     def slice_recall(self, name: str) -> float | None:
         """Mean recall@k on the slice ``name``, or None when the record has none."""

@@ -48,32 +48,57 @@ def subset(dataset: Dataset, count: int | None, seed: int = 0) -> Dataset:
     if count is None or count >= dataset.n_queries:
         return dataset
     rows = np.sort(np.random.default_rng(seed).choice(dataset.n_queries, count, replace=False))
-    return Dataset(name=f"{dataset.name}[{count} sampled]", metric=dataset.metric,
-                   base=dataset.base, queries=dataset.queries[rows],
-                   neighbors=None if dataset.neighbors is None else dataset.neighbors[rows],
-                   weights=None if dataset.weights is None else dataset.weights[rows],
-                   source=dataset.source)
+    return Dataset(
+        name=f"{dataset.name}[{count} sampled]",
+        metric=dataset.metric,
+        base=dataset.base,
+        queries=dataset.queries[rows],
+        neighbors=None if dataset.neighbors is None else dataset.neighbors[rows],
+        weights=None if dataset.weights is None else dataset.weights[rows],
+        source=dataset.source,
+    )
 
 
-def run_engine(name: str, params: dict, dataset: Dataset, truth: np.ndarray, workdir: Path,
-               folds: int, target: float) -> dict:
+def run_engine(
+    name: str,
+    params: dict,
+    dataset: Dataset,
+    truth: np.ndarray,
+    workdir: Path,
+    folds: int,
+    target: float,
+) -> dict:
     """Build (or load) the index with one thread and run adapt on it."""
     fingerprint = fingerprint_vectors(dataset.base)
     key = index_key(fingerprint, name, params, dataset.metric)
     started = time.perf_counter()
-    bundle, cached = obtain_index(index_dir(workdir, key), name, params, dataset,
-                                  fingerprint=fingerprint, threads=1)
-    print(f"{name}: index {'from cache' if cached else 'built'} "
-          f"({bundle.build_seconds:.0f} s build)", file=sys.stderr)
+    bundle, cached = obtain_index(
+        index_dir(workdir, key), name, params, dataset, fingerprint=fingerprint, threads=1
+    )
+    print(
+        f"{name}: index {'from cache' if cached else 'built'} ({bundle.build_seconds:.0f} s build)",
+        file=sys.stderr,
+    )
     grid = refine_grid(bundle.engine.effort_grid(K, dataset.n_base), steps=4)
-    report = adapt(bundle, dataset, K, target, config=AdaptConfig(k=K, folds=folds),
-                   grid=grid, truth=truth,
-                   progress=lambda message: print(f"  {name}: {message} "
-                                                  f"({time.perf_counter() - started:.0f} s)",
-                                                  file=sys.stderr))
+    report = adapt(
+        bundle,
+        dataset,
+        K,
+        target,
+        config=AdaptConfig(k=K, folds=folds),
+        grid=grid,
+        truth=truth,
+        progress=lambda message: print(
+            f"  {name}: {message} ({time.perf_counter() - started:.0f} s)", file=sys.stderr
+        ),
+    )
     out = report.to_dict()
-    out["index"] = {"engine": name, "build_params": bundle.manifest["build_params"],
-                    "build_seconds": bundle.build_seconds, "build_threads": 1}
+    out["index"] = {
+        "engine": name,
+        "build_params": bundle.manifest["build_params"],
+        "build_seconds": bundle.build_seconds,
+        "build_threads": 1,
+    }
     out["seconds"] = time.perf_counter() - started
     return out
 
@@ -86,26 +111,55 @@ def target_checks(result: dict) -> list[dict]:
         main = by_point[0.99].get(f"{kind} (recall matched)")
         if main is not None:
             ratio = main["work_ratio"]
-            reached = (main["recall_change"] >= -0.001 and main["p5_change"] >= 0
-                       and (main["tail_band_change"] or 0) >= 0
-                       and ratio is not None and ratio <= MAIN_WORK_RATIO)
-            checks.append({"target": "main: same recall (0.001), p5 and tail-band recall with "
-                           f"<= {MAIN_WORK_RATIO}x work at the uniform point nearest 0.99",
-                           "policy": kind, "reached": bool(reached), **_brief(main)})
+            reached = (
+                main["recall_change"] >= -0.001
+                and main["p5_change"] >= 0
+                and (main["tail_band_change"] or 0) >= 0
+                and ratio is not None
+                and ratio <= MAIN_WORK_RATIO
+            )
+            checks.append(
+                {
+                    "target": "main: same recall (0.001), p5 and tail-band recall with "
+                    f"<= {MAIN_WORK_RATIO}x work at the uniform point nearest 0.99",
+                    "policy": kind,
+                    "reached": bool(reached),
+                    **_brief(main),
+                }
+            )
         second = by_point[0.95].get(f"{kind} (work matched)")
         if second is not None:
             ratio = second["work_ratio"]
-            reached = (ratio is not None and abs(ratio - 1.0) <= 0.02
-                       and second["p5_change"] >= SECOND_P5_GAIN - 1e-12)
-            checks.append({"target": "second: equal work (2%) and p5 recall +0.1 at the uniform "
-                           "point nearest 0.95", "policy": kind, "reached": bool(reached),
-                           **_brief(second)})
+            reached = (
+                ratio is not None
+                and abs(ratio - 1.0) <= 0.02
+                and second["p5_change"] >= SECOND_P5_GAIN - 1e-12
+            )
+            checks.append(
+                {
+                    "target": "second: equal work (2%) and p5 recall +0.1 at the uniform "
+                    "point nearest 0.95",
+                    "policy": kind,
+                    "reached": bool(reached),
+                    **_brief(second),
+                }
+            )
     return checks
 
 
 def _brief(point: dict) -> dict:
-    keys = ("recall", "p5_recall", "tail_band_recall", "distance_computations", "qps",
-            "work_ratio", "qps_ratio", "recall_change", "p5_change", "tail_band_change")
+    keys = (
+        "recall",
+        "p5_recall",
+        "tail_band_recall",
+        "distance_computations",
+        "qps",
+        "work_ratio",
+        "qps_ratio",
+        "recall_change",
+        "p5_change",
+        "tail_band_change",
+    )
     return {key: point.get(key) for key in keys}
 
 
@@ -117,12 +171,21 @@ def plot(results: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
     from matplotlib.ticker import NullFormatter
 
-    metrics = (("recall", "mean recall@10"), ("p5_recall", "p5 per-query recall@10"),
-               ("tail", "tail-band recall@10"))
-    styles = {"uniform": ("k", "o-"), "learned": ("tab:blue", "s-"),
-              "threshold": ("tab:orange", "^-"), "oracle": ("tab:green", "d--")}
-    rows = [("faiss", "distance_computations", "distance computations per query (faiss)"),
-            ("faiss", "qps", "QPS (faiss, 1 thread)")]
+    metrics = (
+        ("recall", "mean recall@10"),
+        ("p5_recall", "p5 per-query recall@10"),
+        ("tail", "tail-band recall@10"),
+    )
+    styles = {
+        "uniform": ("k", "o-"),
+        "learned": ("tab:blue", "s-"),
+        "threshold": ("tab:orange", "^-"),
+        "oracle": ("tab:green", "d--"),
+    }
+    rows = [
+        ("faiss", "distance_computations", "distance computations per query (faiss)"),
+        ("faiss", "qps", "QPS (faiss, 1 thread)"),
+    ]
     if "hnsw" in results["engines"]:
         rows.append(("hnsw", "qps", "QPS (hnswlib, 1 thread)"))
     figure, axes = plt.subplots(len(rows), 3, figsize=(16, 4.2 * len(rows)), squeeze=False)
@@ -131,21 +194,34 @@ def plot(results: dict, path: Path) -> None:
         for column, (metric, y_label) in enumerate(metrics):
             axis = axes[row][column]
             for kind, points in frontiers.items():
-                points = [p for p in points if p["setting"].get("goal", "").startswith("recall")
-                          or kind in ("uniform", "oracle")]
+                points = [
+                    p
+                    for p in points
+                    if p["setting"].get("goal", "").startswith("recall")
+                    or kind in ("uniform", "oracle")
+                ]
                 xs = [p[x_key] for p in points]
-                ys = [(p["slices"].get("tail", {}).get("recall") if metric == "tail"
-                       else p[metric]) for p in points]
+                ys = [
+                    (p["slices"].get("tail", {}).get("recall") if metric == "tail" else p[metric])
+                    for p in points
+                ]
                 # in setting order (effort or calibration goal ascending), not sorted by x:
                 # QPS is measured once per point and is noisy
-                pairs = [(x, y) for x, y in zip(xs, ys, strict=True)
-                         if x is not None and y is not None]
+                pairs = [
+                    (x, y) for x, y in zip(xs, ys, strict=True) if x is not None and y is not None
+                ]
                 if not pairs:
                     continue
                 color, style = styles.get(kind, ("grey", ".-"))
                 label = "oracle (uses ground truth)" if kind == "oracle" else kind
-                axis.plot([p[0] for p in pairs], [p[1] for p in pairs], style, color=color,
-                          label=label, markersize=4)
+                axis.plot(
+                    [p[0] for p in pairs],
+                    [p[1] for p in pairs],
+                    style,
+                    color=color,
+                    label=label,
+                    markersize=4,
+                )
             axis.set_xscale("log")
             axis.xaxis.set_minor_formatter(NullFormatter())
             axis.set_xlabel(x_label)
@@ -154,8 +230,10 @@ def plot(results: dict, path: Path) -> None:
             axis.grid(alpha=0.3)
             if row == 0 and column == 0:
                 axis.legend(fontsize=8)
-    figure.suptitle(f"{results['dataset']}: adaptive effort vs uniform, cross-fitted "
-                    f"({results['folds']} folds), recall@{K}")
+    figure.suptitle(
+        f"{results['dataset']}: adaptive effort vs uniform, cross-fitted "
+        f"({results['folds']} folds), recall@{K}"
+    )
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.tmp.png")
@@ -167,30 +245,38 @@ def plot(results: dict, path: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", type=Path, default=DEFAULT_DATASET)
-    parser.add_argument("--queries", type=int, default=None,
-                        help="use a seeded sample of N queries")
+    parser.add_argument(
+        "--queries", type=int, default=None, help="use a seeded sample of N queries"
+    )
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--target", type=float, default=0.99)
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/annkit-adaptive-cache"))
     parser.add_argument("--no-hnswlib", action="store_true")
-    parser.add_argument("--output", type=Path, default=ROOT / "results"
-                        / "adaptive_benchmark.json")
+    parser.add_argument("--output", type=Path, default=ROOT / "results" / "adaptive_benchmark.json")
     parser.add_argument("--plot", type=Path, default=ROOT / "results" / "adaptive-frontier.png")
-    parser.add_argument("--plot-only", action="store_true",
-                        help="redraw the plot from --output without measuring")
+    parser.add_argument(
+        "--plot-only", action="store_true", help="redraw the plot from --output without measuring"
+    )
     args = parser.parse_args()
     if args.plot_only:
         plot(json.loads(args.output.read_text()), args.plot)
         return
     dataset = subset(open_dataset(str(args.dataset)), args.queries)
     truth, _, _ = cached_true_distances(args.workdir, dataset, K)
-    results: dict = {"dataset": dataset.name, "queries": dataset.n_queries, "k": K,
-                     "folds": args.folds, "machine": machine_facts(), "engines": {},
-                     "command": " ".join(sys.argv)}
+    results: dict = {
+        "dataset": dataset.name,
+        "queries": dataset.n_queries,
+        "k": K,
+        "folds": args.folds,
+        "machine": machine_facts(),
+        "engines": {},
+        "command": " ".join(sys.argv),
+    }
     engines = [FAISS] + ([] if args.no_hnswlib else [HNSWLIB])
     for name, params in engines:
-        results["engines"][name] = run_engine(name, params, dataset, truth, args.workdir,
-                                              args.folds, args.target)
+        results["engines"][name] = run_engine(
+            name, params, dataset, truth, args.workdir, args.folds, args.target
+        )
     results["targets"] = target_checks(results["engines"]["faiss"])
     write_text(args.output, json.dumps(json_ready(results), indent=1, allow_nan=False))
     plot(results, args.plot)
@@ -199,32 +285,40 @@ def main() -> None:
         for entry in result["comparisons"]:
             room = entry.get("room")
             if room:
-                print(f"  ~{entry['operating_point']:<5g} room (ground truth): oracle "
-                      f"{room['oracle_work_ratio']:.2f}x, best restart policy "
-                      f"{room['two_stage_oracle_work_ratio']:.2f}x ({room['work_unit']})")
+                print(
+                    f"  ~{entry['operating_point']:<5g} room (ground truth): oracle "
+                    f"{room['oracle_work_ratio']:.2f}x, best restart policy "
+                    f"{room['two_stage_oracle_work_ratio']:.2f}x ({room['work_unit']})"
+                )
             for label, point in entry.items():
                 if label in ("operating_point", "room"):
                     continue
                 work = point["distance_computations"]
                 ratio = point.get("work_ratio")
                 ratio_text = "" if ratio is None else f" ({ratio:.2f}x)"
-                print(f"  ~{entry['operating_point']:<5g} {label:28s} {point['setting']}: "
-                      f"recall {point['recall']:.4f} p5 {point['p5_recall']:.2f} tail "
-                      f"{point['tail_band_recall'] or 0:.4f} work "
-                      f"{'-' if work is None else f'{work:,.0f}'}"
-                      f"{ratio_text} qps {point['qps']:,.0f}")
+                print(
+                    f"  ~{entry['operating_point']:<5g} {label:28s} {point['setting']}: "
+                    f"recall {point['recall']:.4f} p5 {point['p5_recall']:.2f} tail "
+                    f"{point['tail_band_recall'] or 0:.4f} work "
+                    f"{'-' if work is None else f'{work:,.0f}'}"
+                    f"{ratio_text} qps {point['qps']:,.0f}"
+                )
         oracle = result["frontiers"]["oracle"]
         for point in oracle:
             work = point["distance_computations"]
-            print(f"  oracle per-query target {point['setting']['per_query_target']}: recall "
-                  f"{point['recall']:.4f} p5 {point['p5_recall']:.2f} work "
-                  f"{'-' if work is None else f'{work:,.0f}'} qps {point['qps']:,.0f}")
+            print(
+                f"  oracle per-query target {point['setting']['per_query_target']}: recall "
+                f"{point['recall']:.4f} p5 {point['p5_recall']:.2f} work "
+                f"{'-' if work is None else f'{work:,.0f}'} qps {point['qps']:,.0f}"
+            )
     print()
     for check in results["targets"]:
-        print(f"{'REACHED' if check['reached'] else 'MISSED '} [{check['policy']}] "
-              f"{check['target']}: work x{check['work_ratio']}, recall change "
-              f"{check['recall_change']:+.4f}, p5 change {check['p5_change']:+.2f}, tail-band "
-              f"change {check['tail_band_change']}")
+        print(
+            f"{'REACHED' if check['reached'] else 'MISSED '} [{check['policy']}] "
+            f"{check['target']}: work x{check['work_ratio']}, recall change "
+            f"{check['recall_change']:+.4f}, p5 change {check['p5_change']:+.2f}, tail-band "
+            f"change {check['tail_band_change']}"
+        )
     print(f"\nwrote {args.output} and {args.plot}")
 
 

@@ -37,8 +37,7 @@ DEFAULT_DATASET = ROOT.parent / "shared" / "data" / "words-minilm-384-angular.hd
 # exactly: its PQ codes alone (default m, nbits) stop short of 0.9 on this data.
 ENGINE_GRIDS = {
     "hnsw": ({"M": 16, "ef_construction": 200}, {}, "ef", [10, 20, 40, 80, 160, 320]),
-    "annoy": ({"n_trees": 50}, {}, "search_k",
-              [500, 1000, 2000, 5000, 10000, 20000, 50000]),
+    "annoy": ({"n_trees": 50}, {}, "search_k", [500, 1000, 2000, 5000, 10000, 20000, 50000]),
     "ivfpq": ({}, {"rerank": 10}, "nprobe", [4, 8, 16, 32, 64, 128]),
     "flat": ({}, {}, None, [None]),
 }
@@ -86,8 +85,12 @@ def ground_truth_figures(dataset, repeats: int) -> dict:
     agree = float(np.mean(truth.ids == dataset.neighbors[:, :100])) if dataset.gt_depth else None
     n = len(queries)
     return {
-        "queries": n, "base": len(base), "k": 100, "threads": faiss.omp_get_max_threads(),
-        "faiss_bare_qps": n / seconds["faiss_bare"], "annkit_qps": n / seconds["annkit"],
+        "queries": n,
+        "base": len(base),
+        "k": 100,
+        "threads": faiss.omp_get_max_threads(),
+        "faiss_bare_qps": n / seconds["faiss_bare"],
+        "annkit_qps": n / seconds["annkit"],
         "ratio_annkit_over_bare": seconds["faiss_bare"] / seconds["annkit"],
         "ids_equal_to_file_share": agree,
     }
@@ -95,8 +98,12 @@ def ground_truth_figures(dataset, repeats: int) -> dict:
 
 def hnsw_overhead_figures(dataset, workdir: Path, repeats: int, ef: int = 40) -> dict:
     engine, seconds = build_index("hnsw", dataset.base, dataset.metric, {"M": 16}, threads=2)
-    path = save_bundle(engine, workdir / "hnsw-overhead", build_seconds=seconds,
-                       dataset_fingerprint=fingerprint_vectors(dataset.base))
+    path = save_bundle(
+        engine,
+        workdir / "hnsw-overhead",
+        build_seconds=seconds,
+        dataset_fingerprint=fingerprint_vectors(dataset.base),
+    )
     bundle = load_bundle(path)
     native = bundle.engine._index  # the very same loaded hnswlib index
     native.set_ef(ef)
@@ -105,25 +112,33 @@ def hnsw_overhead_figures(dataset, workdir: Path, repeats: int, ef: int = 40) ->
     figures: dict = {"ef": ef}
     for mode in ("batch", "single"):
         if mode == "batch":
+
             def bare() -> None:
                 native.knn_query(queries, k=10, num_threads=1)
         else:
+
             def bare() -> None:
                 search = native.knn_query
                 for row in range(len(queries)):
                     search(queries[row : row + 1], k=10)
+
         annkit_qps = 0.0
         bare_best = float("inf")
         recall = None
         for _ in range(repeats):  # interleave: bare loop, then annkit's evaluate
             bare_best = min(bare_best, time_best(bare, 1))
-            result = evaluate(bundle, dataset, 10, {"ef": ef}, mode=mode, runs=1,
-                              true_distances=truth)
+            result = evaluate(
+                bundle, dataset, 10, {"ef": ef}, mode=mode, runs=1, true_distances=truth
+            )
             annkit_qps = max(annkit_qps, result.qps)
             recall = result.recall
         bare_qps = len(queries) / bare_best
-        figures[mode] = {"bare_hnswlib_qps": bare_qps, "annkit_qps": annkit_qps,
-                         "ratio_annkit_over_bare": annkit_qps / bare_qps, "recall": recall}
+        figures[mode] = {
+            "bare_hnswlib_qps": bare_qps,
+            "annkit_qps": annkit_qps,
+            "ratio_annkit_over_bare": annkit_qps / bare_qps,
+            "recall": recall,
+        }
     return figures
 
 
@@ -131,24 +146,38 @@ def engine_figures(dataset, workdir: Path, runs: int) -> dict:
     truth = true_kth_distances(dataset, 10)
     out = {}
     for name, (build_params, fixed, effort, grid) in ENGINE_GRIDS.items():
-        engine, seconds = build_index(name, dataset.base, dataset.metric, build_params,
-                                      threads=os.cpu_count() or 1)
-        path = save_bundle(engine, workdir / name, build_seconds=seconds,
-                           dataset_fingerprint=fingerprint_vectors(dataset.base))
+        engine, seconds = build_index(
+            name, dataset.base, dataset.metric, build_params, threads=os.cpu_count() or 1
+        )
+        path = save_bundle(
+            engine,
+            workdir / name,
+            build_seconds=seconds,
+            dataset_fingerprint=fingerprint_vectors(dataset.base),
+        )
         bundle = load_bundle(path)
         curve = []
         chosen = None
         for value in grid:
             params = {**fixed, effort: value} if effort else dict(fixed)
             result = evaluate(bundle, dataset, 10, params, runs=runs, true_distances=truth)
-            curve.append({"query_params": dict(result.query_params), "recall": result.recall,
-                          "qps": result.qps})
+            curve.append(
+                {
+                    "query_params": dict(result.query_params),
+                    "recall": result.recall,
+                    "qps": result.qps,
+                }
+            )
             if chosen is None and result.recall >= 0.9:
                 chosen = curve[-1]
                 break
-        out[name] = {"build_params": bundle.manifest["build_params"],
-                     "build_seconds": bundle.build_seconds, "index_bytes": bundle.index_bytes,
-                     "at_recall_0.9": chosen, "curve": curve}
+        out[name] = {
+            "build_params": bundle.manifest["build_params"],
+            "build_seconds": bundle.build_seconds,
+            "index_bytes": bundle.index_bytes,
+            "at_recall_0.9": chosen,
+            "curve": curve,
+        }
     return out
 
 
@@ -175,7 +204,9 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="annkit-bench-") as tmp:
         workdir = Path(tmp)
         report = {
-            "dataset": str(args.dataset), "base": dataset.n_base, "queries": dataset.n_queries,
+            "dataset": str(args.dataset),
+            "base": dataset.n_base,
+            "queries": dataset.n_queries,
             "machine": machine(),
             "ground_truth": ground_truth_figures(dataset, args.repeats),
             "hnsw_overhead": hnsw_overhead_figures(dataset, workdir, args.repeats),
@@ -188,18 +219,26 @@ def main() -> int:
     tmp_path.write_text(json.dumps(report, indent=2))
     os.replace(tmp_path, output)
     gt = report["ground_truth"]
-    print(f"ground truth k=100: annkit {gt['annkit_qps']:.0f} QPS vs bare faiss "
-          f"{gt['faiss_bare_qps']:.0f} QPS: ratio {gt['ratio_annkit_over_bare']:.3f}")
+    print(
+        f"ground truth k=100: annkit {gt['annkit_qps']:.0f} QPS vs bare faiss "
+        f"{gt['faiss_bare_qps']:.0f} QPS: ratio {gt['ratio_annkit_over_bare']:.3f}"
+    )
     for mode in ("batch", "single"):
         h = report["hnsw_overhead"][mode]
-        print(f"hnsw {mode}: annkit {h['annkit_qps']:.0f} QPS vs bare hnswlib "
-              f"{h['bare_hnswlib_qps']:.0f} QPS: ratio {h['ratio_annkit_over_bare']:.3f}")
+        print(
+            f"hnsw {mode}: annkit {h['annkit_qps']:.0f} QPS vs bare hnswlib "
+            f"{h['bare_hnswlib_qps']:.0f} QPS: ratio {h['ratio_annkit_over_bare']:.3f}"
+        )
     for name, e in report["engines"].items():
         at = e["at_recall_0.9"]
-        where = (f"recall {at['recall']:.3f} at {at['query_params']}: {at['qps']:.0f} QPS"
-                 if at else "recall 0.9 not reached on the grid")
-        print(f"{name}: build {e['build_seconds']:.1f} s, {e['index_bytes'] / 2**20:.1f} MiB, "
-              f"{where}")
+        where = (
+            f"recall {at['recall']:.3f} at {at['query_params']}: {at['qps']:.0f} QPS"
+            if at
+            else "recall 0.9 not reached on the grid"
+        )
+        print(
+            f"{name}: build {e['build_seconds']:.1f} s, {e['index_bytes'] / 2**20:.1f} MiB, {where}"
+        )
     print(f"written to {output}")
     return 0
 

@@ -59,8 +59,9 @@ K = 10
 
 def annkit_cli(*args: str) -> str:
     """Run ``annkit ARGS`` and return its stdout (the sweep's progress goes to stderr)."""
-    process = subprocess.run([sys.executable, "-m", "annkit", *args], cwd=ROOT,
-                             capture_output=True, text=True)
+    process = subprocess.run(
+        [sys.executable, "-m", "annkit", *args], cwd=ROOT, capture_output=True, text=True
+    )
     if process.returncode != 0:
         raise SystemExit(f"annkit {' '.join(args)} failed: {process.stderr.strip()}")
     return process.stdout
@@ -75,8 +76,12 @@ def variant(record: RunRecord) -> str:
 def headline(record: RunRecord | None) -> dict[str, Any] | None:
     if record is None:
         return None
-    return {"query_params": record.query_params, "recall": record.recall, "qps": record.qps,
-            "distance_computations": record.distance_computations}
+    return {
+        "query_params": record.query_params,
+        "recall": record.recall,
+        "qps": record.qps,
+        "distance_computations": record.distance_computations,
+    }
 
 
 def side_by_side(records: list[RunRecord]) -> dict[str, Any]:
@@ -88,10 +93,13 @@ def side_by_side(records: list[RunRecord]) -> dict[str, Any]:
         mine_tail = [r for r in tail_records if variant(r) == name]
         first = mine[0]
         table[name] = {
-            "engine": first.engine, "build_params": first.build_params,
-            "build_seconds": first.build_seconds, "index_bytes": first.index_bytes,
-            "max_recall": max((r.recall for r in mine if r.usable and r.recall is not None),
-                              default=None),
+            "engine": first.engine,
+            "build_params": first.build_params,
+            "build_seconds": first.build_seconds,
+            "index_bytes": first.index_bytes,
+            "max_recall": max(
+                (r.recall for r in mine if r.usable and r.recall is not None), default=None
+            ),
             "all": {f"{t:.2f}": headline(best_at(mine, t)) for t in THRESHOLDS},
             "tail": {f"{t:.2f}": headline(best_at(mine_tail, t)) for t in THRESHOLDS},
         }
@@ -103,9 +111,11 @@ def find_bundle(record: RunRecord) -> Path:
     resolved build parameters)."""
     for manifest_path in sorted(CACHE.glob("indexes/*/manifest.json")):
         manifest = json.loads(manifest_path.read_text())
-        if (manifest.get("engine") == record.engine
-                and manifest.get("build_params") == record.build_params
-                and manifest.get("count") == 100_000):
+        if (
+            manifest.get("engine") == record.engine
+            and manifest.get("build_params") == record.build_params
+            and manifest.get("count") == 100_000
+        ):
             return manifest_path.parent
     raise SystemExit(f"no cached index for {record.engine} {record.build_params}")
 
@@ -181,8 +191,11 @@ class BareFaiss:
             if isinstance(faiss.downcast_index(self.index), faiss.IndexRefine):
                 k_base = int(K * float(query_params["k_factor"]))
                 counts = np.where(counts >= 2 * k_base, counts - k_base, counts // 2)
-        return {"library": library, "annkit": int(counts.sum()),
-                "equal": library == int(counts.sum())}
+        return {
+            "library": library,
+            "annkit": int(counts.sum()),
+            "equal": library == int(counts.sum()),
+        }
 
     def expected(self, library: np.ndarray, query_params: dict) -> np.ndarray:
         """What annkit reports, from faiss' own counter: a graph's ndis as it is; an inverted
@@ -215,8 +228,10 @@ class BareUsearch:
             return time.perf_counter() - start
 
     def counters(self) -> np.ndarray:
-        return np.array([self.index.search(row, K, threads=1).computed_distances
-                         for row in self.queries], dtype=np.int64)
+        return np.array(
+            [self.index.search(row, K, threads=1).computed_distances for row in self.queries],
+            dtype=np.int64,
+        )
 
     def expected(self, library: np.ndarray, query_params: dict) -> np.ndarray:
         """usearch's computed_distances is what annkit reports."""
@@ -244,9 +259,11 @@ class BareScann:
         with paused_gc():
             start = time.perf_counter()
             self.searcher.search_batched(
-                self.queries, final_num_neighbors=K,
+                self.queries,
+                final_num_neighbors=K,
                 leaves_to_search=int(self.query["leaves_to_search"]),
-                pre_reorder_num_neighbors=max(K, int(self.query["reorder"])))
+                pre_reorder_num_neighbors=max(K, int(self.query["reorder"])),
+            )
             return time.perf_counter() - start
 
     def counters(self) -> None:
@@ -273,8 +290,15 @@ def bare_comparison(records: list[RunRecord], dataset: Any, repeats: int) -> lis
         annkit_qps, bare_qps = [], []
         evaluation = None
         for _ in range(repeats):  # interleaved: annkit, bare, annkit, bare, ...
-            evaluation = evaluate(bundle, dataset, K, dict(chosen.query_params), runs=1,
-                                  true_distances=true_distances, with_slices=False)
+            evaluation = evaluate(
+                bundle,
+                dataset,
+                K,
+                dict(chosen.query_params),
+                runs=1,
+                true_distances=true_distances,
+                with_slices=False,
+            )
             annkit_qps.append(evaluation.qps)
             bare_qps.append(dataset.n_queries / bare.batch())
         assert evaluation is not None
@@ -286,22 +310,29 @@ def bare_comparison(records: list[RunRecord], dataset: Any, repeats: int) -> lis
             equal = bool(np.array_equal(counts, expected))
             differing = int(np.count_nonzero(counts != expected))
             batch = bare.batch_counter(counts, chosen.query_params)
-        rows.append({
-            "engine": name, "query_params": chosen.query_params, "recall": evaluation.recall,
-            "annkit_qps": {"best": max(annkit_qps), "all": annkit_qps},
-            "bare_qps": {"best": max(bare_qps), "all": bare_qps},
-            "ratio": max(annkit_qps) / max(bare_qps),
-            "ratio_of_medians": float(np.median(annkit_qps) / np.median(bare_qps)),
-            "annkit_distance_computations": evaluation.distance_computations,
-            "library_counter_mean": None if library is None else float(library.mean()),
-            "counts_equal_library_counters": equal,
-            "queries_differing_from_one_query_loop": differing,
-            "batch_counter": batch,
-        })
-        print(f"  {name} {chosen.query_params}: annkit {max(annkit_qps):,.0f} QPS, bare "
-              f"{max(bare_qps):,.0f} QPS, ratio {rows[-1]['ratio']:.3f} (medians "
-              f"{rows[-1]['ratio_of_medians']:.3f}); per-query counters equal: {equal} "
-              f"({differing} differ); batch counter: {batch}", flush=True)
+        rows.append(
+            {
+                "engine": name,
+                "query_params": chosen.query_params,
+                "recall": evaluation.recall,
+                "annkit_qps": {"best": max(annkit_qps), "all": annkit_qps},
+                "bare_qps": {"best": max(bare_qps), "all": bare_qps},
+                "ratio": max(annkit_qps) / max(bare_qps),
+                "ratio_of_medians": float(np.median(annkit_qps) / np.median(bare_qps)),
+                "annkit_distance_computations": evaluation.distance_computations,
+                "library_counter_mean": None if library is None else float(library.mean()),
+                "counts_equal_library_counters": equal,
+                "queries_differing_from_one_query_loop": differing,
+                "batch_counter": batch,
+            }
+        )
+        print(
+            f"  {name} {chosen.query_params}: annkit {max(annkit_qps):,.0f} QPS, bare "
+            f"{max(bare_qps):,.0f} QPS, ratio {rows[-1]['ratio']:.3f} (medians "
+            f"{rows[-1]['ratio_of_medians']:.3f}); per-query counters equal: {equal} "
+            f"({differing} differ); batch counter: {batch}",
+            flush=True,
+        )
     return rows
 
 
@@ -309,21 +340,47 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=7, help="interleaved timed batches")
     parser.add_argument("--skip-bare", action="store_true", help="sweep and table only")
-    parser.add_argument("--force", action="store_true",
-                        help="measure every setting again (cached indexes are reused)")
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="measure every setting again (cached indexes are reused)",
+    )
     args = parser.parse_args()
     started = time.perf_counter()
     load_before = os.getloadavg()
     print("sweep (annkit bench) ...", flush=True)
-    sweep = json.loads(annkit_cli("bench", str(SWEEP), "-o", str(RESULTS), "--threads", "2",
-                                  "-q", "--json", *(["--force"] if args.force else [])))["sweep"]
+    sweep = json.loads(
+        annkit_cli(
+            "bench",
+            str(SWEEP),
+            "-o",
+            str(RESULTS),
+            "--threads",
+            "2",
+            "-q",
+            "--json",
+            *(["--force"] if args.force else []),
+        )
+    )["sweep"]
     sweep_seconds = time.perf_counter() - started
     report_all = json.loads(annkit_cli("report", str(RESULTS), "--json"))
     report_tail = json.loads(annkit_cli("report", str(RESULTS), "--slice", "tail", "--json"))
-    annkit_cli("plot", str(RESULTS), "--slice", "tail", "-o",
-               str(ROOT / "results" / "engines_words100k.png"))
-    annkit_cli("plot", str(RESULTS), "--x", "work", "-o",
-               str(ROOT / "results" / "engines_words100k_work.png"))
+    annkit_cli(
+        "plot",
+        str(RESULTS),
+        "--slice",
+        "tail",
+        "-o",
+        str(ROOT / "results" / "engines_words100k.png"),
+    )
+    annkit_cli(
+        "plot",
+        str(RESULTS),
+        "--x",
+        "work",
+        "-o",
+        str(ROOT / "results" / "engines_words100k_work.png"),
+    )
     _, records, meta = load_results(RESULTS)
     records = as_records(records)
     table = side_by_side(records)
@@ -332,7 +389,10 @@ def main() -> int:
         print("bare library loops ...", flush=True)
         bare = bare_comparison(records, open_dataset(str(DATASET)), args.repeats)
     report = {
-        "dataset": str(DATASET), "k": K, "mode": "batch", "build_threads": 2,
+        "dataset": str(DATASET),
+        "k": K,
+        "mode": "batch",
+        "build_threads": 2,
         "search_threads": 1,
         "commands": [
             f"annkit bench {SWEEP.relative_to(ROOT)} -o {RESULTS.relative_to(ROOT)} --threads 2",
@@ -355,9 +415,15 @@ def main() -> int:
         cells = []
         for where in ("all", "tail"):
             for threshold, best in entry[where].items():
-                cells.append(f"{where}>={threshold}: " + (
-                    "-" if best is None else f"{best['qps']:,.0f} QPS "
-                    f"({best['distance_computations'] or 'n/a'} dist)"))
+                cells.append(
+                    f"{where}>={threshold}: "
+                    + (
+                        "-"
+                        if best is None
+                        else f"{best['qps']:,.0f} QPS "
+                        f"({best['distance_computations'] or 'n/a'} dist)"
+                    )
+                )
         print(f"{name}: " + "; ".join(cells))
     print(f"wrote {OUTPUT.relative_to(ROOT)} in {report['seconds']:.0f}s")
     return 0

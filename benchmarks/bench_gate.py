@@ -73,38 +73,71 @@ def run_gate(*extra: str, env: dict | None = None, sweep_text: str | None = None
     environment = {**os.environ, **(env or {})}
     started = time.perf_counter()
     if sweep_text is None:
-        process = subprocess.run(["bash", str(GATE), "--json", *extra], capture_output=True,
-                                 text=True, env=environment, cwd=ROOT)
+        process = subprocess.run(
+            ["bash", str(GATE), "--json", *extra],
+            capture_output=True,
+            text=True,
+            env=environment,
+            cwd=ROOT,
+        )
     else:  # the same command as .ci/gate, on an edited copy of the sweep
         with tempfile.TemporaryDirectory() as work:
             sweep = Path(work) / "ci-sweep.toml"
             sweep.write_text(sweep_text)
-            command = [sys.executable, "-m", "annkit", "bench", str(sweep), "-o", f"{work}/ci",
-                       "--results-root", work, "--threads", "1", "-q", "--baseline",
-                       str(BASELINE), "--max-qps-drop", "0.5", "--json", *extra]
-            process = subprocess.run(command, capture_output=True, text=True,
-                                     env=environment, cwd=ROOT)
+            command = [
+                sys.executable,
+                "-m",
+                "annkit",
+                "bench",
+                str(sweep),
+                "-o",
+                f"{work}/ci",
+                "--results-root",
+                work,
+                "--threads",
+                "1",
+                "-q",
+                "--baseline",
+                str(BASELINE),
+                "--max-qps-drop",
+                "0.5",
+                "--json",
+                *extra,
+            ]
+            process = subprocess.run(
+                command, capture_output=True, text=True, env=environment, cwd=ROOT
+            )
     seconds = time.perf_counter() - started
     if not process.stdout.strip():
-        raise RuntimeError(f"the gate printed nothing (exit {process.returncode}): "
-                           f"{process.stderr.strip()}")
-    return {"exit_code": process.returncode, "seconds": seconds,
-            "stderr": process.stderr.strip().splitlines()[-1:] or [""],
-            "compare": json.loads(process.stdout)["compare"]}
+        raise RuntimeError(
+            f"the gate printed nothing (exit {process.returncode}): {process.stderr.strip()}"
+        )
+    return {
+        "exit_code": process.returncode,
+        "seconds": seconds,
+        "stderr": process.stderr.strip().splitlines()[-1:] or [""],
+        "compare": json.loads(process.stdout)["compare"],
+    }
 
 
 def worst_changes(comparison: dict) -> dict:
     """The largest drop / change of one comparison's rows, and the rows it flagged."""
     rows = [row for row in comparison["rows"] if row["relative_qps"]["change"] is not None]
     worst = min(rows, key=lambda row: row["relative_qps"]["change"])
-    recall = [abs(row[key]["change"]) for row in rows for key in ("recall", "tail_recall")
-              if row[key]["change"] is not None]
-    return {"worst_qps_change": round(worst["relative_qps"]["change"], 4),
-            "worst_qps_setting": worst["setting"],
-            "best_qps_change": round(max(row["relative_qps"]["change"] for row in rows), 4),
-            "largest_recall_change": round(max(recall), 6),
-            "machine_speed": round(comparison["machine_speed"] or 0.0, 3),
-            "flagged": brief({"exit_code": 0, "stderr": [""], "compare": comparison})["flagged"]}
+    recall = [
+        abs(row[key]["change"])
+        for row in rows
+        for key in ("recall", "tail_recall")
+        if row[key]["change"] is not None
+    ]
+    return {
+        "worst_qps_change": round(worst["relative_qps"]["change"], 4),
+        "worst_qps_setting": worst["setting"],
+        "best_qps_change": round(max(row["relative_qps"]["change"] for row in rows), 4),
+        "largest_recall_change": round(max(recall), 6),
+        "machine_speed": round(comparison["machine_speed"] or 0.0, 3),
+        "flagged": brief({"exit_code": 0, "stderr": [""], "compare": comparison})["flagged"],
+    }
 
 
 def brief(run: dict) -> dict:
@@ -113,9 +146,12 @@ def brief(run: dict) -> dict:
         "exit_code": run["exit_code"],
         "stderr": run["stderr"][0],
         "verdict": comparison["verdict"],
-        "flagged": [f"{row['setting']}: {row['verdict']}"
-                    + (f" ({'; '.join(row['problems'])})" if row["problems"] else "")
-                    for row in comparison["rows"] if row["verdict"] not in ("ok", "improved")],
+        "flagged": [
+            f"{row['setting']}: {row['verdict']}"
+            + (f" ({'; '.join(row['problems'])})" if row["problems"] else "")
+            for row in comparison["rows"]
+            if row["verdict"] not in ("ok", "improved")
+        ],
     }
 
 
@@ -129,8 +165,9 @@ def determinism() -> dict:
         for threads in (1, 2):
             found = []
             for _ in range(2):
-                engine, _ = build_index(build.engine, dataset.base, dataset.metric,
-                                        dict(build.params), threads)
+                engine, _ = build_index(
+                    build.engine, dataset.base, dataset.metric, dict(build.params), threads
+                )
                 engine.set_query_params(**query)
                 found.append(engine.search(dataset.queries, spec.k).ids)
             differing = int((found[0] != found[1]).any(axis=1).sum())
@@ -156,39 +193,60 @@ def main() -> int:
         load = os.getloadavg()[0]
         run = run_gate()
         thresholds = run["compare"]["thresholds"]
-        runs.append({"exit_code": run["exit_code"], "seconds": round(run["seconds"], 1),
-                     "load_before": round(load, 2), **worst_changes(run["compare"])})
-        print(f"run {number}: exit {run['exit_code']}, {run['seconds']:.1f}s, "
-              f"worst QPS change {runs[-1]['worst_qps_change']:+.1%}", file=sys.stderr)
+        runs.append(
+            {
+                "exit_code": run["exit_code"],
+                "seconds": round(run["seconds"], 1),
+                "load_before": round(load, 2),
+                **worst_changes(run["compare"]),
+            }
+        )
+        print(
+            f"run {number}: exit {run['exit_code']}, {run['seconds']:.1f}s, "
+            f"worst QPS change {runs[-1]['worst_qps_change']:+.1%}",
+            file=sys.stderr,
+        )
 
     print("regression cases ...", file=sys.stderr)
     cases = {}
     with tempfile.TemporaryDirectory() as work:
-        for name, code in (("hnsw searches with half the ef", HALF_EF),
-                           ("annoy searches three times per query", SLOW_ANNOY)):
+        for name, code in (
+            ("hnsw searches with half the ef", HALF_EF),
+            ("annoy searches three times per query", SLOW_ANNOY),
+        ):
             folder = Path(work) / name.replace(" ", "-")
             folder.mkdir()
             (folder / "sitecustomize.py").write_text(code)
             path = os.pathsep.join([str(folder), os.environ.get("PYTHONPATH", "")]).rstrip(
-                os.pathsep)
+                os.pathsep
+            )
             cases[name] = brief(run_gate(env={"PYTHONPATH": path}))
         smaller = SWEEP.read_text().replace("ef = [16, 32, 64]", "ef = [8, 16, 32]")
         cases["sweep edited to ef = [8, 16, 32]"] = brief(run_gate(sweep_text=smaller))
         doctored = Path(work) / "baseline"
         doctored.mkdir()
         records = [json.loads(line) for line in (BASELINE / "runs.jsonl").read_text().splitlines()]
-        target = next(r for r in records if r["engine"] == "ivfpq"
-                      and r["query_params"] == {"nprobe": 16, "rerank": 10})
+        target = next(
+            r
+            for r in records
+            if r["engine"] == "ivfpq" and r["query_params"] == {"nprobe": 16, "rerank": 10}
+        )
         target["slices"]["tail"]["recall"] += 0.02
         (doctored / "runs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
         (doctored / "meta.json").write_text((BASELINE / "meta.json").read_text())
-        process = subprocess.run([sys.executable, "-m", "annkit", "compare", str(doctored),
-                                  str(BASELINE), "--json"], capture_output=True, text=True,
-                                 cwd=ROOT)
-        cases["baseline tail recall of one setting 0.02 higher"] = brief({
-            "exit_code": process.returncode,
-            "stderr": process.stderr.strip().splitlines()[-1:] or [""],
-            "compare": json.loads(process.stdout)})
+        process = subprocess.run(
+            [sys.executable, "-m", "annkit", "compare", str(doctored), str(BASELINE), "--json"],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+        )
+        cases["baseline tail recall of one setting 0.02 higher"] = brief(
+            {
+                "exit_code": process.returncode,
+                "stderr": process.stderr.strip().splitlines()[-1:] or [""],
+                "compare": json.loads(process.stdout),
+            }
+        )
 
     passes = sum(run["exit_code"] == 0 for run in runs)
     worst = [run["worst_qps_change"] for run in runs]
@@ -205,10 +263,12 @@ def main() -> int:
         "per_run": runs,
     }
     report = {
-        "what": "false-alarm rate and regression detection of .ci/gate "
-                "(benchmarks/bench_gate.py)",
-        "machine": {key: value for key, value in machine_facts().items()
-                    if key in ("cpu", "cores", "platform")},
+        "what": "false-alarm rate and regression detection of .ci/gate (benchmarks/bench_gate.py)",
+        "machine": {
+            key: value
+            for key, value in machine_facts().items()
+            if key in ("cpu", "cores", "platform")
+        },
         "date": time.strftime("%Y-%m-%d"),
         "thresholds": thresholds,
         "determinism": same,
@@ -216,9 +276,11 @@ def main() -> int:
         "regressions": cases,
     }
     write_text(args.output, json.dumps(report, indent=2) + "\n")
-    print(f"unchanged: {passes}/{len(runs)} passed, worst QPS change "
-          f"{unchanged['worst_qps_change']:+.1%}, largest recall change "
-          f"{unchanged['largest_recall_change']}")
+    print(
+        f"unchanged: {passes}/{len(runs)} passed, worst QPS change "
+        f"{unchanged['worst_qps_change']:+.1%}, largest recall change "
+        f"{unchanged['largest_recall_change']}"
+    )
     for name, case in cases.items():
         print(f"{name}: exit {case['exit_code']}: {case['verdict']}")
     print(f"wrote {args.output}")

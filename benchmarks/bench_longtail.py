@@ -91,15 +91,18 @@ def slice_costs(records: list[dict]) -> dict:
             rows[slice_name] = {}
             for threshold in THRESHOLDS:
                 best = best_at(view, threshold)
-                rows[slice_name][f"{threshold:.2f}"] = None if best is None else {
-                    "query_params": best.query_params, "recall": best.recall,
-                    "qps": best.qps}
+                rows[slice_name][f"{threshold:.2f}"] = (
+                    None
+                    if best is None
+                    else {"query_params": best.query_params, "recall": best.recall, "qps": best.qps}
+                )
         for by_threshold in rows.values():
             for key, best in by_threshold.items():
                 overall = rows["all"][key]
                 if best is not None:
-                    best["cost_vs_all"] = (overall["qps"] / best["qps"]
-                                           if overall is not None else None)
+                    best["cost_vs_all"] = (
+                        overall["qps"] / best["qps"] if overall is not None else None
+                    )
         table[engine] = rows
     return table
 
@@ -111,9 +114,14 @@ def recall_curves(records: list[dict]) -> dict:
         if not usable(record):
             continue
         slices = record.get("slices") or {}
-        curves.setdefault(record["engine"], []).append({
-            "effort": effort_of(record), "qps": record["qps"], "all": record["recall"],
-            **{name: slices[name]["recall"] for name in SLICES if name in slices}})
+        curves.setdefault(record["engine"], []).append(
+            {
+                "effort": effort_of(record),
+                "qps": record["qps"],
+                "all": record["recall"],
+                **{name: slices[name]["recall"] for name in SLICES if name in slices},
+            }
+        )
     return curves
 
 
@@ -129,8 +137,18 @@ def part_sweep(dataset: str, workdir: Path) -> dict:
     sweep = workdir / "longtail.toml"
     sweep.write_text(SWEEP, encoding="utf-8")
     start = time.perf_counter()
-    annkit_cli("bench", str(sweep), "--dataset", dataset, "-o", "longtail",
-               "--results-root", str(workdir / "results"), "-q", "--json")
+    annkit_cli(
+        "bench",
+        str(sweep),
+        "--dataset",
+        dataset,
+        "-o",
+        "longtail",
+        "--results-root",
+        str(workdir / "results"),
+        "-q",
+        "--json",
+    )
     seconds = time.perf_counter() - start
     folder = workdir / "results" / "longtail"
     records = [record.to_dict() for record in load_results(folder)[1]]
@@ -139,8 +157,14 @@ def part_sweep(dataset: str, workdir: Path) -> dict:
         target = ROOT / "results" / f"longtail-{slice_name}.png"
         annkit_cli("plot", str(folder), "--slice", slice_name, "-o", str(target))
         plots[slice_name] = str(target.relative_to(ROOT))
-    return {"sweep": SWEEP, "seconds": seconds, "settings": len(records),
-            "costs": slice_costs(records), "curves": recall_curves(records), "plots": plots}
+    return {
+        "sweep": SWEEP,
+        "seconds": seconds,
+        "settings": len(records),
+        "costs": slice_costs(records),
+        "curves": recall_curves(records),
+        "plots": plots,
+    }
 
 
 def part_tune(dataset_path: str, workdir: Path) -> dict:
@@ -160,51 +184,101 @@ def part_tune(dataset_path: str, workdir: Path) -> dict:
     for engine, (build_grid, effort_grid, fixed) in TUNE_GRIDS.items():
         cache = workdir / f"tune-{engine}"
         start = time.perf_counter()
-        result = tune(dataset, engine, TARGET, TUNE_SLICE, build_grid, effort_grid, k=10,
-                      runs=3, cache_dir=cache, threads=2, query_params=fixed)
+        result = tune(
+            dataset,
+            engine,
+            TARGET,
+            TUNE_SLICE,
+            build_grid,
+            effort_grid,
+            k=10,
+            runs=3,
+            cache_dir=cache,
+            threads=2,
+            query_params=fixed,
+        )
         tune_seconds = time.perf_counter() - start
         param = result.param
         scan: list[dict] = []
         start = time.perf_counter()
         for given in build_settings(engine, build_grid):
             resolved = resolve_params(engine, get_engine(engine).build_params, given, "build")
-            bundle = load_bundle(index_dir(cache, index_key(fingerprint, engine, resolved,
-                                                            dataset.metric)))
+            bundle = load_bundle(
+                index_dir(cache, index_key(fingerprint, engine, resolved, dataset.metric))
+            )
             trace = {}
             for effort in effort_grid:
-                evaluation = evaluate(bundle, dataset, 10, {**fixed, param: effort}, runs=3,
-                                      true_distances=truth, profile=profile)
+                evaluation = evaluate(
+                    bundle,
+                    dataset,
+                    10,
+                    {**fixed, param: effort},
+                    runs=3,
+                    true_distances=truth,
+                    profile=profile,
+                )
                 trace[effort] = slice_recall(evaluation, TUNE_SLICE)
-                scan.append({"build_params": given, "effort": effort, "qps": evaluation.qps,
-                             "slice_recall": trace[effort]})
-            setting = next(s for s in result.settings
-                           if all(s.build_params.get(n) == v for n, v in given.items()))
+                scan.append(
+                    {
+                        "build_params": given,
+                        "effort": effort,
+                        "qps": evaluation.qps,
+                        "slice_recall": trace[effort],
+                    }
+                )
+            setting = next(
+                s
+                for s in result.settings
+                if all(s.build_params.get(n) == v for n, v in given.items())
+            )
             if setting.chosen != exhaustive_choice(trace, TARGET):
-                raise SystemExit(f"tune chose {param}={setting.chosen} for {given}, the scan "
-                                 f"{exhaustive_choice(trace, TARGET)}")
+                raise SystemExit(
+                    f"tune chose {param}={setting.chosen} for {given}, the scan "
+                    f"{exhaustive_choice(trace, TARGET)}"
+                )
         scan_seconds = time.perf_counter() - start
         meeting = [row for row in scan if row["slice_recall"] >= TARGET]
         grid_best = max(meeting, key=lambda row: row["qps"]) if meeting else None
         fastest = [s for s in result.settings if s.chosen is not None]
         chosen = max(fastest, key=lambda s: s.evaluation.qps) if fastest else None
-        chosen_row = None if chosen is None else next(
-            row for row in scan if row["effort"] == chosen.chosen
-            and all(chosen.build_params.get(n) == v for n, v in row["build_params"].items()))
+        chosen_row = (
+            None
+            if chosen is None
+            else next(
+                row
+                for row in scan
+                if row["effort"] == chosen.chosen
+                and all(chosen.build_params.get(n) == v for n, v in row["build_params"].items())
+            )
+        )
         out[engine] = {
-            "target": TARGET, "slice": TUNE_SLICE, "build_grid": build_grid,
-            "effort_grid": effort_grid, "fixed_query_params": fixed,
-            "tune_runs": result.evaluations, "grid_runs": result.exhaustive,
-            "tune_seconds": tune_seconds, "scan_seconds": scan_seconds,
-            "chosen": None if chosen is None else {
-                "build_params": chosen.build_params, param: chosen.chosen,
+            "target": TARGET,
+            "slice": TUNE_SLICE,
+            "build_grid": build_grid,
+            "effort_grid": effort_grid,
+            "fixed_query_params": fixed,
+            "tune_runs": result.evaluations,
+            "grid_runs": result.exhaustive,
+            "tune_seconds": tune_seconds,
+            "scan_seconds": scan_seconds,
+            "chosen": None
+            if chosen is None
+            else {
+                "build_params": chosen.build_params,
+                param: chosen.chosen,
                 "qps_in_tune": chosen.evaluation.qps,
-                "qps_in_scan": chosen_row["qps"] if chosen_row else None},
+                "qps_in_scan": chosen_row["qps"] if chosen_row else None,
+            },
             "grid_best": grid_best,
-            "chosen_qps_over_grid_best": (chosen_row["qps"] / grid_best["qps"]
-                                          if chosen_row and grid_best else None),
+            "chosen_qps_over_grid_best": (
+                chosen_row["qps"] / grid_best["qps"] if chosen_row and grid_best else None
+            ),
             "same_setting_as_grid_best": bool(
-                chosen_row and grid_best and chosen_row["effort"] == grid_best["effort"]
-                and chosen_row["build_params"] == grid_best["build_params"]),
+                chosen_row
+                and grid_best
+                and chosen_row["effort"] == grid_best["effort"]
+                and chosen_row["build_params"] == grid_best["build_params"]
+            ),
         }
     return out
 
@@ -213,17 +287,23 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--dataset", type=Path, default=DEFAULT_DATASET)
     parser.add_argument("--parts", default="sweep,tune")
-    parser.add_argument("--workdir", type=Path, default=None,
-                        help="keep results and indexes here (default: a temporary folder)")
-    parser.add_argument("--output", type=Path,
-                        default=ROOT / "results" / "longtail_benchmark.json")
+    parser.add_argument(
+        "--workdir",
+        type=Path,
+        default=None,
+        help="keep results and indexes here (default: a temporary folder)",
+    )
+    parser.add_argument("--output", type=Path, default=ROOT / "results" / "longtail_benchmark.json")
     options = parser.parse_args()
     if not options.dataset.is_file():
         raise SystemExit(f"dataset not found: {options.dataset}")
     parts = {part.strip() for part in options.parts.split(",")}
     dataset = str(options.dataset.resolve())
-    figures: dict = {"dataset": dataset, "machine": machine_facts(),
-                     "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    figures: dict = {
+        "dataset": dataset,
+        "machine": machine_facts(),
+        "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
     with tempfile.TemporaryDirectory(prefix="annkit-longtail-") as tmp:
         workdir = options.workdir.resolve() if options.workdir else Path(tmp)
         workdir.mkdir(parents=True, exist_ok=True)
@@ -235,15 +315,20 @@ def main() -> None:
     for engine, rows in figures.get("sweep", {}).get("costs", {}).items():
         for slice_name in ("all", "tail", "hard-lid"):
             best = rows.get(slice_name, {}).get(f"{TARGET:.2f}")
-            text = ("not reached" if best is None else
-                    f"{best['qps']:,.0f} QPS at {best['query_params']} "
-                    f"(cost x{best['cost_vs_all'] or float('nan'):.2f})")
+            text = (
+                "not reached"
+                if best is None
+                else f"{best['qps']:,.0f} QPS at {best['query_params']} "
+                f"(cost x{best['cost_vs_all'] or float('nan'):.2f})"
+            )
             print(f"{engine:6s} recall@10 >= {TARGET} on {slice_name:9s}: {text}")
     for engine, tuned in figures.get("tune", {}).items():
         ratio = tuned["chosen_qps_over_grid_best"]
-        print(f"tune {engine}: {tuned['tune_runs']} runs vs {tuned['grid_runs']} in the grid; "
-              f"chosen {tuned['chosen']}; QPS vs grid best "
-              f"{'n/a' if ratio is None else f'{ratio:.3f}'}")
+        print(
+            f"tune {engine}: {tuned['tune_runs']} runs vs {tuned['grid_runs']} in the grid; "
+            f"chosen {tuned['chosen']}; QPS vs grid best "
+            f"{'n/a' if ratio is None else f'{ratio:.3f}'}"
+        )
     print(f"figures: {options.output}")
 
 

@@ -37,8 +37,11 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-WORDS = Path(os.environ.get("ANNKIT_WORDS100K",
-                            ROOT.parent / "shared" / "data" / "words-minilm-384-angular.hdf5"))
+WORDS = Path(
+    os.environ.get(
+        "ANNKIT_WORDS100K", ROOT.parent / "shared" / "data" / "words-minilm-384-angular.hdf5"
+    )
+)
 OUTPUT = ROOT / "results" / "scale.json"
 WORK = Path(os.environ.get("ANNKIT_SCALE_DIR", "/tmp/annkit-scale"))
 SIZES = (10_000, 30_000, 100_000, 300_000, 1_000_000)
@@ -50,13 +53,15 @@ EFS = (16, 32, 64)
 
 # ------------------------------------------------------------------------------ data
 
+
 def words() -> tuple[np.ndarray, np.ndarray]:
     """(train (100000, 384), test (5000, 384)) float32 of words-100k."""
     import h5py
 
     with h5py.File(WORDS, "r") as handle:
-        return np.asarray(handle["train"], dtype=np.float32), np.asarray(handle["test"],
-                                                                          dtype=np.float32)
+        return np.asarray(handle["train"], dtype=np.float32), np.asarray(
+            handle["test"], dtype=np.float32
+        )
 
 
 def big_base_path(n: int = max(SIZES)) -> Path:
@@ -110,14 +115,20 @@ def peak_mb() -> float:
 
 def child(*args: str, env: dict | None = None) -> dict:
     """Run this script's ``_child`` part in a fresh process; its last stdout line is JSON."""
-    done = subprocess.run([sys.executable, __file__, "_child", *args], capture_output=True,
-                          text=True, env={**os.environ, **(env or {})}, check=False)
+    done = subprocess.run(
+        [sys.executable, __file__, "_child", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        check=False,
+    )
     if done.returncode != 0:
         raise RuntimeError(f"child {args} failed: {done.stderr[-2000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 # ------------------------------------------------------------------------------ children
+
 
 def child_groundtruth(n: int) -> dict:
     from annkit.groundtruth import compute_ground_truth
@@ -130,8 +141,13 @@ def child_groundtruth(n: int) -> dict:
     truth = compute_ground_truth(base, queries, K, "angular", threads=2)
     seconds = time.perf_counter() - started
     np.save(WORK / f"gt-{n}.npy", truth.ids)
-    return {"n": n, "seconds": seconds, "peak_rss_mb": peak_mb(), "rss_before_mb": before,
-            "base_mb": base.nbytes / 2**20}
+    return {
+        "n": n,
+        "seconds": seconds,
+        "peak_rss_mb": peak_mb(),
+        "rss_before_mb": before,
+        "base_mb": base.nbytes / 2**20,
+    }
 
 
 def child_hnsw(n: int) -> dict:
@@ -142,13 +158,22 @@ def child_hnsw(n: int) -> dict:
 
     base = base_of_size(n)
     queries = np.array(read_bin(queries_path()))
-    dataset = Dataset(name=f"words-scaled-{n}", metric="angular", base=base, queries=queries,
-                      neighbors=np.load(WORK / f"gt-{n}.npy"))
+    dataset = Dataset(
+        name=f"words-scaled-{n}",
+        metric="angular",
+        base=base,
+        queries=queries,
+        neighbors=np.load(WORK / f"gt-{n}.npy"),
+    )
     before = peak_mb()
     engine, seconds = build_index("hnsw", base, "angular", dict(HNSW_BUILD), threads=2)
     shutil.rmtree(WORK / f"hnsw-{n}", ignore_errors=True)
-    path = save_bundle(engine, WORK / f"hnsw-{n}", build_seconds=seconds,
-                       dataset_fingerprint=fingerprint_vectors(base))
+    path = save_bundle(
+        engine,
+        WORK / f"hnsw-{n}",
+        build_seconds=seconds,
+        dataset_fingerprint=fingerprint_vectors(base),
+    )
     build_peak = peak_mb()
     del engine
     bundle = load_bundle(path)
@@ -156,9 +181,14 @@ def child_hnsw(n: int) -> dict:
     for ef in EFS:
         evaluation = evaluate(bundle, dataset, K, {"ef": ef}, runs=3, with_slices=False)
         points.append({"ef": ef, "recall": evaluation.recall, "qps": evaluation.qps})
-    return {"n": n, "build_seconds": seconds, "build_peak_rss_mb": build_peak,
-            "rss_before_build_mb": before, "index_bytes": bundle.index_bytes,
-            "bench": points}
+    return {
+        "n": n,
+        "build_seconds": seconds,
+        "build_peak_rss_mb": build_peak,
+        "rss_before_build_mb": before,
+        "index_bytes": bundle.index_bytes,
+        "bench": points,
+    }
 
 
 def child_mmap(limit: int) -> dict:
@@ -166,14 +196,21 @@ def child_mmap(limit: int) -> dict:
 
     os.environ["ANNKIT_MEMORY_LIMIT"] = str(limit)
     output = WORK / "mmap-gt.hdf5"
-    run = write_ground_truth(big_base_path(), queries_path(), K, output, metric="angular",
-                             ids_only=True, threads=2)
-    return {"base_bytes": big_base_path().stat().st_size, "memory_limit_bytes": limit,
-            "seconds": run.seconds, "peak_rss_mb": peak_mb(), "base": run.base,
-            "queries": run.queries}
+    run = write_ground_truth(
+        big_base_path(), queries_path(), K, output, metric="angular", ids_only=True, threads=2
+    )
+    return {
+        "base_bytes": big_base_path().stat().st_size,
+        "memory_limit_bytes": limit,
+        "seconds": run.seconds,
+        "peak_rss_mb": peak_mb(),
+        "base": run.base,
+        "queries": run.queries,
+    }
 
 
 # ------------------------------------------------------------------------------ parts
+
 
 def slope(xs: list[float], ys: list[float]) -> float | None:
     """Least-squares slope of log(y) against log(x)."""
@@ -189,16 +226,23 @@ def part_scale(sizes: list[int], gt_only: bool = False) -> dict:
     rows = []
     earlier = {}
     if gt_only:
-        earlier = {row["n"]: row["hnsw"]
-                   for row in json.loads(OUTPUT.read_text())["scale"]["sizes"]}
+        earlier = {
+            row["n"]: row["hnsw"] for row in json.loads(OUTPUT.read_text())["scale"]["sizes"]
+        }
     for n in sizes:
         truth = child("gt", str(n))
-        print(f"n={n:>9,}: ground truth {truth['seconds']:.2f}s, peak {truth['peak_rss_mb']:.0f} "
-              f"MiB", flush=True)
+        print(
+            f"n={n:>9,}: ground truth {truth['seconds']:.2f}s, peak {truth['peak_rss_mb']:.0f} MiB",
+            flush=True,
+        )
         hnsw = earlier[n] if gt_only else child("hnsw", str(n))
-        print(f"             hnsw build {hnsw['build_seconds']:.1f}s; "
-              + ", ".join(f"ef={p['ef']}: recall {p['recall']:.3f} {p['qps']:,.0f} QPS"
-                          for p in hnsw["bench"]), flush=True)
+        print(
+            f"             hnsw build {hnsw['build_seconds']:.1f}s; "
+            + ", ".join(
+                f"ef={p['ef']}: recall {p['recall']:.3f} {p['qps']:,.0f} QPS" for p in hnsw["bench"]
+            ),
+            flush=True,
+        )
         rows.append({"n": n, "groundtruth": truth, "hnsw": hnsw})
     ns = [row["n"] for row in rows]
     growth = {
@@ -208,15 +252,20 @@ def part_scale(sizes: list[int], gt_only: bool = False) -> dict:
         "hnsw_index_bytes": slope(ns, [r["hnsw"]["index_bytes"] for r in rows]),
     }
     for position, ef in enumerate(EFS):
-        growth[f"hnsw_qps_ef{ef}"] = slope(ns, [r["hnsw"]["bench"][position]["qps"]
-                                               for r in rows])
-    return {"sizes": rows, "growth_loglog_slope": growth,
-            "data": (f"words-100k train vectors (MiniLM 384-d, angular) up to 100k; beyond, "
-                     f"those followed by seeded Gaussian perturbations of them (sigma {SIGMA} "
-                     f"per coordinate, seed {SEED}), renormalised; {N_QUERIES} words-100k test "
-                     f"queries, k={K}"),
-            "hnsw_build": {**HNSW_BUILD, "threads": 2}, "groundtruth_threads": 2,
-            "bench": f"batch search, one thread, fastest of up to 3 runs, ef in {list(EFS)}"}
+        growth[f"hnsw_qps_ef{ef}"] = slope(ns, [r["hnsw"]["bench"][position]["qps"] for r in rows])
+    return {
+        "sizes": rows,
+        "growth_loglog_slope": growth,
+        "data": (
+            f"words-100k train vectors (MiniLM 384-d, angular) up to 100k; beyond, "
+            f"those followed by seeded Gaussian perturbations of them (sigma {SIGMA} "
+            f"per coordinate, seed {SEED}), renormalised; {N_QUERIES} words-100k test "
+            f"queries, k={K}"
+        ),
+        "hnsw_build": {**HNSW_BUILD, "threads": 2},
+        "groundtruth_threads": 2,
+        "bench": f"batch search, one thread, fastest of up to 3 runs, ef in {list(EFS)}",
+    }
 
 
 def part_threads(rounds: int = 3) -> dict:
@@ -227,33 +276,58 @@ def part_threads(rounds: int = 3) -> dict:
     dataset = open_dataset(str(WORDS))
     path = WORK / "hnsw-words100k-M16"
     if not (path / "manifest.json").is_file():
-        engine, seconds = build_index("hnsw", dataset.base, "angular",
-                                      {"M": 16, "ef_construction": 100}, threads=2)
-        path = save_bundle(engine, path, build_seconds=seconds,
-                           dataset_fingerprint=fingerprint_vectors(dataset.base))
+        engine, seconds = build_index(
+            "hnsw", dataset.base, "angular", {"M": 16, "ef_construction": 100}, threads=2
+        )
+        path = save_bundle(
+            engine,
+            path,
+            build_seconds=seconds,
+            dataset_fingerprint=fingerprint_vectors(dataset.base),
+        )
     bundle = load_bundle(path)
     truth = None
-    results: dict[str, list[dict]] = {"batch_threads_1": [], "batch_threads_2": [],
-                                      "single_clients_1": [], "single_clients_2": []}
+    results: dict[str, list[dict]] = {
+        "batch_threads_1": [],
+        "batch_threads_2": [],
+        "single_clients_1": [],
+        "single_clients_2": [],
+    }
     for _ in range(rounds):
-        for key, kwargs in (("batch_threads_1", {"search_threads": 1}),
-                            ("batch_threads_2", {"search_threads": 2}),
-                            ("single_clients_1", {"mode": "single", "clients": 1}),
-                            ("single_clients_2", {"mode": "single", "clients": 2})):
-            evaluation = evaluate(bundle, dataset, 10, {"ef": 64}, runs=3, with_slices=False,
-                                  true_distances=truth, **kwargs)
-            results[key].append({"qps": evaluation.qps, "recall": evaluation.recall,
-                                 "latency_ms": evaluation.latency_ms})
+        for key, kwargs in (
+            ("batch_threads_1", {"search_threads": 1}),
+            ("batch_threads_2", {"search_threads": 2}),
+            ("single_clients_1", {"mode": "single", "clients": 1}),
+            ("single_clients_2", {"mode": "single", "clients": 2}),
+        ):
+            evaluation = evaluate(
+                bundle,
+                dataset,
+                10,
+                {"ef": 64},
+                runs=3,
+                with_slices=False,
+                true_distances=truth,
+                **kwargs,
+            )
+            results[key].append(
+                {
+                    "qps": evaluation.qps,
+                    "recall": evaluation.recall,
+                    "latency_ms": evaluation.latency_ms,
+                }
+            )
     best = {key: max(runs, key=lambda r: r["qps"]) for key, runs in results.items()}
     return {
         "setting": "hnsw M=16 ef_construction=100 (2-thread build) | ef=64, words-100k, "
-                   "5,000 queries, k=10",
-        "rounds": rounds, "runs": results, "best": best,
-        "search_threads_2_over_1": best["batch_threads_2"]["qps"]
-        / best["batch_threads_1"]["qps"],
+        "5,000 queries, k=10",
+        "rounds": rounds,
+        "runs": results,
+        "best": best,
+        "search_threads_2_over_1": best["batch_threads_2"]["qps"] / best["batch_threads_1"]["qps"],
         "clients_2_over_1": best["single_clients_2"]["qps"] / best["single_clients_1"]["qps"],
-        "same_recall": len({round(r["recall"], 12) for runs in results.values()
-                            for r in runs}) == 1,
+        "same_recall": len({round(r["recall"], 12) for runs in results.values() for r in runs})
+        == 1,
         "target": ">= 1.7x with --search-threads 2 on 2 cores",
         "load_average_after": os.getloadavg(),
     }
@@ -282,14 +356,19 @@ def part_ray() -> dict:
             distributed = ray_ground_truth(base, queries, k, "angular")
             ray_seconds.append(time.perf_counter() - started)
     assert local is not None and distributed is not None
-    identical = bool(np.array_equal(local.ids, distributed.ids)
-                     and local.distances.tobytes() == distributed.distances.tobytes())
+    identical = bool(
+        np.array_equal(local.ids, distributed.ids)
+        and local.distances.tobytes() == distributed.distances.tobytes()
+    )
     return {
         "data": "words-100k: 100,000 x 384 base, 5,000 queries, k=100, angular",
-        "local_seconds": local_seconds, "ray_seconds": ray_seconds,
+        "local_seconds": local_seconds,
+        "ray_seconds": ray_seconds,
         "ray_startup_seconds": startup,
         "ratio_ray_over_local_best": min(ray_seconds) / min(local_seconds),
-        "identical_output": identical, "shards": 4, "ray_cpus": 2,
+        "identical_output": identical,
+        "shards": 4,
+        "ray_cpus": 2,
         "target": "Ray within 1.3x of local wall time, identical output",
     }
 
@@ -333,9 +412,12 @@ def part_gil() -> dict:
         thread.join()
         out[name] = {"progress_while_searching": together / alone}
         print(f"{name}: {together / alone:.2f}", flush=True)
-    return {"engines": out, "load_average_after": os.getloadavg(),
-            "reading": "about 1 = the GIL is released during search (less on a busy "
-                       "machine), about 0 = held"}
+    return {
+        "engines": out,
+        "load_average_after": os.getloadavg(),
+        "reading": "about 1 = the GIL is released during search (less on a busy "
+        "machine), about 0 = held",
+    }
 
 
 def markdown_table() -> str:
@@ -344,20 +426,33 @@ def markdown_table() -> str:
     lines = []
     scale = data.get("scale")
     if scale:
-        lines += ["| base vectors | ground truth s | GT peak RSS | hnsw build s | recall@10 / QPS "
-                  f"(ef={EFS[-1]}) |", "|---:|---:|---:|---:|---:|"]
+        lines += [
+            "| base vectors | ground truth s | GT peak RSS | hnsw build s | recall@10 / QPS "
+            f"(ef={EFS[-1]}) |",
+            "|---:|---:|---:|---:|---:|",
+        ]
         for row in scale["sizes"]:
             truth, hnsw = row["groundtruth"], row["hnsw"]
             last = hnsw["bench"][-1]
-            lines.append(f"| {row['n']:,} | {truth['seconds']:.1f} | "
-                         f"{truth['peak_rss_mb']:,.0f} MiB | {hnsw['build_seconds']:.1f} | "
-                         f"{last['recall']:.3f} / {last['qps']:,.0f} |")
+            lines.append(
+                f"| {row['n']:,} | {truth['seconds']:.1f} | "
+                f"{truth['peak_rss_mb']:,.0f} MiB | {hnsw['build_seconds']:.1f} | "
+                f"{last['recall']:.3f} / {last['qps']:,.0f} |"
+            )
         growth = scale["growth_loglog_slope"]
-        lines.append("| growth (log-log slope) | "
-                     + " | ".join(f"{growth[key]:.2f}" if growth.get(key) is not None else "-"
-                                  for key in ("groundtruth_seconds", "groundtruth_peak_rss",
-                                              "hnsw_build_seconds", f"hnsw_qps_ef{EFS[-1]}"))
-                     + " |")
+        lines.append(
+            "| growth (log-log slope) | "
+            + " | ".join(
+                f"{growth[key]:.2f}" if growth.get(key) is not None else "-"
+                for key in (
+                    "groundtruth_seconds",
+                    "groundtruth_peak_rss",
+                    "hnsw_build_seconds",
+                    f"hnsw_qps_ef{EFS[-1]}",
+                )
+            )
+            + " |"
+        )
     return "\n".join(lines)
 
 
@@ -373,12 +468,16 @@ def update(key: str, value: dict) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("part", choices=["scale", "threads", "ray", "mmap", "gil", "table",
-                                         "_child"])
+    parser.add_argument(
+        "part", choices=["scale", "threads", "ray", "mmap", "gil", "table", "_child"]
+    )
     parser.add_argument("args", nargs="*")
     parser.add_argument("--sizes", default=",".join(str(n) for n in SIZES))
-    parser.add_argument("--gt-only", action="store_true",
-                        help="scale: redo ground truth only, keep the stored hnsw figures")
+    parser.add_argument(
+        "--gt-only",
+        action="store_true",
+        help="scale: redo ground truth only, keep the stored hnsw figures",
+    )
     options = parser.parse_args()
     if options.part == "_child":
         kind, value = options.args
@@ -392,8 +491,9 @@ def main() -> None:
     if options.part == "scale":
         result = part_scale([int(n) for n in options.sizes.split(",")], options.gt_only)
     else:
-        result = {"threads": part_threads, "ray": part_ray, "mmap": part_mmap,
-                  "gil": part_gil}[options.part]()
+        result = {"threads": part_threads, "ray": part_ray, "mmap": part_mmap, "gil": part_gil}[
+            options.part
+        ]()
     result["benchmark_seconds"] = time.perf_counter() - started
     update(options.part, result)
     print(json.dumps(result, indent=2, default=float)[:3000])

@@ -101,17 +101,36 @@ def naive_loop(grid_text: str, dataset_spec: str, threads: int) -> tuple[float, 
     measured = []
     for build in spec.builds:
         for query in build.queries:
-            engine, seconds = build_index(build.engine, dataset.base, dataset.metric,
-                                          build.params, threads)
-            manifest = {"dim": engine.dim, "count": engine.count, "metric": engine.metric,
-                        "dataset_fingerprint": fingerprint, "files": {},
-                        "build_params": engine.resolved_build_params(),
-                        "build_seconds": seconds}
+            engine, seconds = build_index(
+                build.engine, dataset.base, dataset.metric, build.params, threads
+            )
+            manifest = {
+                "dim": engine.dim,
+                "count": engine.count,
+                "metric": engine.metric,
+                "dataset_fingerprint": fingerprint,
+                "files": {},
+                "build_params": engine.resolved_build_params(),
+                "build_seconds": seconds,
+            }
             bundle = Bundle(path=Path("<memory>"), manifest=manifest, engine=engine)
-            evaluation = evaluate(bundle, dataset, spec.k, query.params, mode=spec.mode,
-                                  runs=spec.runs, true_distances=truth, profile=profile)
-            measured.append({"engine": build.engine, "query_params": evaluation.query_params,
-                             "recall": evaluation.recall})
+            evaluation = evaluate(
+                bundle,
+                dataset,
+                spec.k,
+                query.params,
+                mode=spec.mode,
+                runs=spec.runs,
+                true_distances=truth,
+                profile=profile,
+            )
+            measured.append(
+                {
+                    "engine": build.engine,
+                    "query_params": evaluation.query_params,
+                    "recall": evaluation.recall,
+                }
+            )
             del bundle, engine
     return time.perf_counter() - start, measured
 
@@ -121,16 +140,29 @@ def part_b(grid: Path | None, dataset_spec: str, workdir: Path, threads: int) ->
     grid_file = workdir / "grid.toml"
     grid_file.write_text(grid_text, encoding="utf-8")
     spec = parse_sweep(grid_text, "grid")
-    bench_seconds, bench_out = run_bench([
-        str(grid_file), "--dataset", dataset_spec, "-o", "b",
-        "--results-root", str(workdir / "b"), "--threads", str(threads)])
+    bench_seconds, bench_out = run_bench(
+        [
+            str(grid_file),
+            "--dataset",
+            dataset_spec,
+            "-o",
+            "b",
+            "--results-root",
+            str(workdir / "b"),
+            "--threads",
+            str(threads),
+        ]
+    )
     naive_seconds, naive = naive_loop(grid_text, dataset_spec, threads)
-    records = [json.loads(line) for line in
-               (workdir / "b" / "b" / "runs.jsonl").read_text().splitlines()]
-    bench_recalls = sorted((r["engine"], json.dumps(r["query_params"], sort_keys=True),
-                            r["recall"]) for r in records)
-    naive_recalls = sorted((m["engine"], json.dumps(m["query_params"], sort_keys=True),
-                            m["recall"]) for m in naive)
+    records = [
+        json.loads(line) for line in (workdir / "b" / "b" / "runs.jsonl").read_text().splitlines()
+    ]
+    bench_recalls = sorted(
+        (r["engine"], json.dumps(r["query_params"], sort_keys=True), r["recall"]) for r in records
+    )
+    naive_recalls = sorted(
+        (m["engine"], json.dumps(m["query_params"], sort_keys=True), m["recall"]) for m in naive
+    )
     return {
         "dataset": dataset_spec,
         "grid": grid_text,
@@ -142,14 +174,19 @@ def part_b(grid: Path | None, dataset_spec: str, workdir: Path, threads: int) ->
         "bench_failed": bench_out["runs"]["failed"] + bench_out["runs"]["timeout"],
         "max_recall_difference": max(
             (abs(a[2] - b[2]) for a, b in zip(bench_recalls, naive_recalls, strict=True)),
-            default=0.0),
+            default=0.0,
+        ),
     }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--sweep", type=Path, default=None,
-                        help="sweep for part a (default: the built-in default sweep)")
+    parser.add_argument(
+        "--sweep",
+        type=Path,
+        default=None,
+        help="sweep for part a (default: the built-in default sweep)",
+    )
     parser.add_argument("--dataset", default="words-10k", help="dataset for part b")
     parser.add_argument("--grid", type=Path, default=None, help="sweep TOML for part b")
     parser.add_argument("--parts", default="a,b", help="which parts to run: a, b or a,b")
@@ -160,8 +197,11 @@ def main() -> None:
     dataset_spec = options.dataset
     if dataset_spec != "words-10k":
         dataset_spec = str(Path(dataset_spec).resolve())
-    figures: dict = {"machine": machine_facts(), "threads": options.threads,
-                     "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    figures: dict = {
+        "machine": machine_facts(),
+        "threads": options.threads,
+        "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
     with tempfile.TemporaryDirectory(prefix="annkit-bench-sweep-") as tmp:
         workdir = Path(tmp)
         if "a" in parts:
@@ -171,25 +211,29 @@ def main() -> None:
                 sweep.write_text(DEFAULT_SWEEP, encoding="utf-8")
             load_sweep(sweep)  # fail early on a bad file
             figures["default_sweep" if options.sweep is None else "sweep"] = part_a(
-                sweep.resolve(), workdir, options.threads)
+                sweep.resolve(), workdir, options.threads
+            )
         if "b" in parts:
-            figures["bench_vs_naive"] = part_b(options.grid, dataset_spec, workdir,
-                                               options.threads)
+            figures["bench_vs_naive"] = part_b(options.grid, dataset_spec, workdir, options.threads)
     options.output.parent.mkdir(parents=True, exist_ok=True)
     write_text(options.output, json.dumps(figures, indent=2) + "\n")
     a = figures.get("default_sweep") or figures.get("sweep")
     if a:
-        print(f"a. {a['settings']} settings: cold {a['cold_seconds']:.1f}s; same command "
-              f"again {a['rerun_same_folder_seconds']:.1f}s "
-              f"({100 * a['rerun_same_folder_ratio']:.1f}% of cold); new folder with cached "
-              f"indexes {a['rerun_new_folder_seconds']:.1f}s "
-              f"({100 * a['rerun_new_folder_ratio']:.1f}%)")
+        print(
+            f"a. {a['settings']} settings: cold {a['cold_seconds']:.1f}s; same command "
+            f"again {a['rerun_same_folder_seconds']:.1f}s "
+            f"({100 * a['rerun_same_folder_ratio']:.1f}% of cold); new folder with cached "
+            f"indexes {a['rerun_new_folder_seconds']:.1f}s "
+            f"({100 * a['rerun_new_folder_ratio']:.1f}%)"
+        )
     b = figures.get("bench_vs_naive")
     if b:
-        print(f"b. {b['dataset']}: {b['pairs']} (build, query) pairs over {b['builds']} builds: "
-              f"annkit bench {b['bench_seconds']:.1f}s, naive rebuild loop "
-              f"{b['naive_seconds']:.1f}s: {b['naive_over_bench']:.2f}x "
-              f"(max recall difference {b['max_recall_difference']:.4f})")
+        print(
+            f"b. {b['dataset']}: {b['pairs']} (build, query) pairs over {b['builds']} builds: "
+            f"annkit bench {b['bench_seconds']:.1f}s, naive rebuild loop "
+            f"{b['naive_seconds']:.1f}s: {b['naive_over_bench']:.2f}x "
+            f"(max recall difference {b['max_recall_difference']:.4f})"
+        )
     print(f"figures: {options.output}")
 
 

@@ -92,8 +92,21 @@ name = "flat"
 
 def run_bench(sweep: Path, root: Path, name: str, threads: int) -> tuple[float, dict]:
     """Wall seconds and JSON output of ``python -m annkit bench SWEEP`` into root/name."""
-    command = [sys.executable, "-m", "annkit", "bench", str(sweep), "-o", name,
-               "--results-root", str(root), "--threads", str(threads), "-q", "--json"]
+    command = [
+        sys.executable,
+        "-m",
+        "annkit",
+        "bench",
+        str(sweep),
+        "-o",
+        name,
+        "--results-root",
+        str(root),
+        "--threads",
+        str(threads),
+        "-q",
+        "--json",
+    ]
     start = time.perf_counter()
     completed = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
     seconds = time.perf_counter() - start
@@ -109,17 +122,28 @@ def read_records(folder: Path) -> list[dict]:
 
 def setting_rows(records: list[dict]) -> list[dict]:
     """Recall and QPS with its spread per setting, in the sweep's order."""
-    return [{
-        "engine": record["engine"], "build_params": record["build_params"],
-        "query_params": record["query_params"], "status": record["status"],
-        "recall": record.get("recall"), "qps": record.get("qps"),
-        "qps_min": record.get("qps_min"), "qps_median": record.get("qps_median"),
-        "qps_max": record.get("qps_max"), "runs": record.get("runs"),
-        "timed_queries": record.get("timed_queries"), "queries": record.get("queries"),
-        "cached": record.get("cached"), "build_seconds": record.get("build_seconds"),
-        "search_seconds_all_runs": None if not record.get("qps_runs") else sum(
-            record["timed_queries"] / qps for qps in record["qps_runs"]),
-    } for record in records]
+    return [
+        {
+            "engine": record["engine"],
+            "build_params": record["build_params"],
+            "query_params": record["query_params"],
+            "status": record["status"],
+            "recall": record.get("recall"),
+            "qps": record.get("qps"),
+            "qps_min": record.get("qps_min"),
+            "qps_median": record.get("qps_median"),
+            "qps_max": record.get("qps_max"),
+            "runs": record.get("runs"),
+            "timed_queries": record.get("timed_queries"),
+            "queries": record.get("queries"),
+            "cached": record.get("cached"),
+            "build_seconds": record.get("build_seconds"),
+            "search_seconds_all_runs": None
+            if not record.get("qps_runs")
+            else sum(record["timed_queries"] / qps for qps in record["qps_runs"]),
+        }
+        for record in records
+    ]
 
 
 def earlier_runs(path: Path) -> list[dict]:
@@ -165,18 +189,25 @@ def main() -> None:
     result = {
         "benchmark": "issue 11 item 11: sweep wall time, ann-benchmarks' words-100k grid",
         "command": "flock /tmp/annkit-bench.lock python benchmarks/bench_sweep_time.py",
-        "dataset": str(dataset.relative_to(ROOT.parent)) if dataset.is_relative_to(ROOT.parent)
+        "dataset": str(dataset.relative_to(ROOT.parent))
+        if dataset.is_relative_to(ROOT.parent)
         else str(dataset),
         "grid": COLD_GRID.strip(),
         "warm_grid": WARM_GRID.strip(),
-        "mode": "single", "k": 10, "max_runs": 3, "qps_tolerance": DEFAULT_QPS_TOLERANCE,
-        "flat_timed_queries": TIMING_SAMPLE, "build_threads": args.threads,
+        "mode": "single",
+        "k": 10,
+        "max_runs": 3,
+        "qps_tolerance": DEFAULT_QPS_TOLERANCE,
+        "flat_timed_queries": TIMING_SAMPLE,
+        "build_threads": args.threads,
         "settings": len(cold_rows),
         "cold_seconds": cold_seconds,
         "cold_builds": cold_sweep_out["builds"],
         "cold_cached_builds": cold_sweep_out["cached_builds"],
-        "warm_seconds": warm_seconds, "warm_settings": len(warm_rows),
-        "warm_builds": warm_sweep_out["builds"], "warm_rebuilt": rebuilt,
+        "warm_seconds": warm_seconds,
+        "warm_settings": len(warm_rows),
+        "warm_builds": warm_sweep_out["builds"],
+        "warm_rebuilt": rebuilt,
         "ann_benchmarks": {
             "measured_here": False,
             "why": "ann-benchmarks is not on PyPI and needs docker; neither is available here",
@@ -193,16 +224,23 @@ def main() -> None:
     result["earlier_runs"] = earlier_runs(args.output)
     write_text(args.output, json.dumps(result, indent=2) + "\n")
     ratio_low, ratio_high = result["cold_vs_reported_figure"]
-    print(f"cold sweep {cold_seconds / 60:.2f} min ({len(cold_rows)} settings), "
-          f"{ratio_low:.2f}-{ratio_high:.2f}x the reported ann-benchmarks figure "
-          f"({REPORTED_ANN_BENCHMARKS_MIN[0]}-{REPORTED_ANN_BENCHMARKS_MIN[1]} min, not "
-          f"measured here); warm rerun with a changed query grid {warm_seconds / 60:.2f} min, "
-          f"{rebuilt} indexes rebuilt")
+    print(
+        f"cold sweep {cold_seconds / 60:.2f} min ({len(cold_rows)} settings), "
+        f"{ratio_low:.2f}-{ratio_high:.2f}x the reported ann-benchmarks figure "
+        f"({REPORTED_ANN_BENCHMARKS_MIN[0]}-{REPORTED_ANN_BENCHMARKS_MIN[1]} min, not "
+        f"measured here); warm rerun with a changed query grid {warm_seconds / 60:.2f} min, "
+        f"{rebuilt} indexes rebuilt"
+    )
     for row in cold_rows:
-        spread = (f"{row['qps']:,.0f} ({row['qps_min']:,.0f}-{row['qps_max']:,.0f}, "
-                  f"{row['runs']} runs)" if row["qps_min"] is not None else str(row["qps"]))
-        print(f"  {row['engine']:6} {row['build_params']} {row['query_params']}: recall "
-              f"{row['recall']:.4f}, QPS {spread}, timed {row['timed_queries']}")
+        spread = (
+            f"{row['qps']:,.0f} ({row['qps_min']:,.0f}-{row['qps_max']:,.0f}, {row['runs']} runs)"
+            if row["qps_min"] is not None
+            else str(row["qps"])
+        )
+        print(
+            f"  {row['engine']:6} {row['build_params']} {row['query_params']}: recall "
+            f"{row['recall']:.4f}, QPS {spread}, timed {row['timed_queries']}"
+        )
 
 
 if __name__ == "__main__":

@@ -76,23 +76,36 @@ def work_facts(comparison: dict) -> dict:
     """What the work gate saw in one comparison."""
     rows = comparison["rows"]
     checked = [row for row in rows if row["distance_computations"]["status"] == "checked"]
-    changes = [abs(row["distance_computations"]["change"]) for row in checked
-               if row["distance_computations"]["change"] is not None]
-    recall = [abs(row[key]["change"]) for row in rows for key in ("recall", "tail_recall")
-              if row[key]["change"] is not None]
+    changes = [
+        abs(row["distance_computations"]["change"])
+        for row in checked
+        if row["distance_computations"]["change"] is not None
+    ]
+    recall = [
+        abs(row[key]["change"])
+        for row in rows
+        for key in ("recall", "tail_recall")
+        if row[key]["change"] is not None
+    ]
     return {
         "work_checked": len(checked),
-        "work_not_counted": sum(row["distance_computations"]["status"] == "work not counted"
-                                for row in rows),
+        "work_not_counted": sum(
+            row["distance_computations"]["status"] == "work not counted" for row in rows
+        ),
         "largest_work_change": max(changes) if changes else None,
         "largest_recall_change": round(max(recall), 6) if recall else None,
-        "work_problems": [f"{row['setting']}: {problem}" for row in rows
-                          for problem in row["problems"] if problem.startswith("dist/query")
-                          or "no longer counted" in problem],
-        "other_problems": [f"{row['setting']}: {problem}" for row in rows
-                           for problem in row["problems"]
-                           if not (problem.startswith("dist/query")
-                                   or "no longer counted" in problem)],
+        "work_problems": [
+            f"{row['setting']}: {problem}"
+            for row in rows
+            for problem in row["problems"]
+            if problem.startswith("dist/query") or "no longer counted" in problem
+        ],
+        "other_problems": [
+            f"{row['setting']}: {problem}"
+            for row in rows
+            for problem in row["problems"]
+            if not (problem.startswith("dist/query") or "no longer counted" in problem)
+        ],
     }
 
 
@@ -108,18 +121,28 @@ def trip(code: str, work: str) -> dict:
     for row in comparison["rows"]:
         if row["engine"] != "faiss":
             continue
-        rows.append({"setting": row["setting"], "verdict": row["verdict"],
-                     "recall_change": row["recall"]["change"],
-                     "tail_recall_change": row["tail_recall"]["change"],
-                     "work": row["distance_computations"], "problems": row["problems"]})
+        rows.append(
+            {
+                "setting": row["setting"],
+                "verdict": row["verdict"],
+                "recall_change": row["recall"]["change"],
+                "tail_recall_change": row["tail_recall"]["change"],
+                "work": row["distance_computations"],
+                "problems": row["problems"],
+            }
+        )
     facts = work_facts(comparison)
     return {
-        "exit_code": run["exit_code"], "seconds": round(run["seconds"], 1),
-        "verdict": comparison["verdict"], "stderr": run["stderr"][0],
+        "exit_code": run["exit_code"],
+        "seconds": round(run["seconds"], 1),
+        "verdict": comparison["verdict"],
+        "stderr": run["stderr"][0],
         "tripped_on_work": bool(facts["work_problems"]),
         # the recall (and tail recall) gate alone: would any setting have failed on recall?
-        "recall_gate_alone_fails": any("recall" in problem and "dist/query" not in problem
-                                       for problem in facts["other_problems"]),
+        "recall_gate_alone_fails": any(
+            "recall" in problem and "dist/query" not in problem
+            for problem in facts["other_problems"]
+        ),
         "faiss_rows": rows,
         **facts,
     }
@@ -137,11 +160,14 @@ def main() -> int:
         run = run_gate()
         thresholds = run["compare"]["thresholds"]
         facts = work_facts(run["compare"])
-        runs.append({"exit_code": run["exit_code"], "seconds": round(run["seconds"], 1),
-                     **facts})
-        print(f"run {number}: exit {run['exit_code']}, {run['seconds']:.1f}s, work checked on "
-              f"{facts['work_checked']} settings, largest work change "
-              f"{facts['largest_work_change']}", file=sys.stderr, flush=True)
+        runs.append({"exit_code": run["exit_code"], "seconds": round(run["seconds"], 1), **facts})
+        print(
+            f"run {number}: exit {run['exit_code']}, {run['seconds']:.1f}s, work checked on "
+            f"{facts['work_checked']} settings, largest work change "
+            f"{facts['largest_work_change']}",
+            file=sys.stderr,
+            flush=True,
+        )
     with tempfile.TemporaryDirectory() as work:
         print("3x the effort ...", file=sys.stderr, flush=True)
         tripled = trip(TRIPLE_EFFORT, work)
@@ -150,9 +176,12 @@ def main() -> int:
     false_alarms = sum(bool(run["work_problems"]) for run in runs)
     report = {
         "what": "false alarms and trips of the work gate in .ci/gate "
-                "(benchmarks/bench_work_gate.py)",
-        "machine": {key: value for key, value in machine_facts().items()
-                    if key in ("cpu", "cores", "platform")},
+        "(benchmarks/bench_work_gate.py)",
+        "machine": {
+            key: value
+            for key, value in machine_facts().items()
+            if key in ("cpu", "cores", "platform")
+        },
         "date": time.strftime("%Y-%m-%d"),
         "thresholds": thresholds,
         "unchanged_runs": {
@@ -160,31 +189,37 @@ def main() -> int:
             "gate_passes": sum(run["exit_code"] == 0 for run in runs),
             "work_gate_false_alarms": false_alarms,
             "largest_work_change": max((run["largest_work_change"] or 0.0) for run in runs),
-            "largest_recall_change": max((run["largest_recall_change"] or 0.0)
-                                         for run in runs),
+            "largest_recall_change": max((run["largest_recall_change"] or 0.0) for run in runs),
             "work_checked_per_run": sorted({run["work_checked"] for run in runs}),
             "work_not_counted_per_run": sorted({run["work_not_counted"] for run in runs}),
             "seconds_median": round(statistics.median(run["seconds"] for run in runs), 1),
             "seconds_max": max(run["seconds"] for run in runs),
             "per_run": runs,
         },
-        "trips": {"3x the effort (efSearch / nprobe x3)": tripled,
-                  "every search run twice": twice},
+        "trips": {"3x the effort (efSearch / nprobe x3)": tripled, "every search run twice": twice},
         "seconds": round(time.perf_counter() - started, 1),
     }
     write_text(args.output, json.dumps(report, indent=2) + "\n")
     unchanged = report["unchanged_runs"]
-    print(f"unchanged: {unchanged['gate_passes']}/{len(runs)} gate passes, "
-          f"{false_alarms} work-gate false alarms, largest work change "
-          f"{unchanged['largest_work_change']}, median {unchanged['seconds_median']}s")
+    print(
+        f"unchanged: {unchanged['gate_passes']}/{len(runs)} gate passes, "
+        f"{false_alarms} work-gate false alarms, largest work change "
+        f"{unchanged['largest_work_change']}, median {unchanged['seconds_median']}s"
+    )
     for name, case in report["trips"].items():
-        print(f"{name}: exit {case['exit_code']}, tripped on work: {case['tripped_on_work']}, "
-              f"recall gate alone fails: {case['recall_gate_alone_fails']}")
+        print(
+            f"{name}: exit {case['exit_code']}, tripped on work: {case['tripped_on_work']}, "
+            f"recall gate alone fails: {case['recall_gate_alone_fails']}"
+        )
         for problem in case["work_problems"]:
             print(f"  {problem}")
     print(f"wrote {args.output.relative_to(ROOT)}")
-    ok = (false_alarms == 0 and tripled["tripped_on_work"] and twice["tripped_on_work"]
-          and not twice["recall_gate_alone_fails"])
+    ok = (
+        false_alarms == 0
+        and tripled["tripped_on_work"]
+        and twice["tripped_on_work"]
+        and not twice["recall_gate_alone_fails"]
+    )
     return 0 if ok else 1
 
 

@@ -46,8 +46,16 @@ from annkit.sources import open_dataset
 ROOT = Path(__file__).resolve().parents[1]
 K = 10
 PARAMS = {"factory": "HNSW16,Flat", "efConstruction": 200, "seed": 1234}
-BOOST = {"learning_rate": 0.05, "num_leaves": 15, "min_data_in_leaf": 20, "verbose": -1,
-         "num_threads": 1, "seed": 0, "deterministic": True, "force_row_wise": True}
+BOOST = {
+    "learning_rate": 0.05,
+    "num_leaves": 15,
+    "min_data_in_leaf": 20,
+    "verbose": -1,
+    "num_threads": 1,
+    "seed": 0,
+    "deterministic": True,
+    "force_row_wise": True,
+}
 
 
 def spearman(x: np.ndarray, y: np.ndarray) -> float:
@@ -56,6 +64,7 @@ def spearman(x: np.ndarray, y: np.ndarray) -> float:
         out = np.empty(v.size)
         out[order] = np.arange(v.size)
         return out
+
     return float(np.corrcoef(ranks(np.nan_to_num(x)), ranks(y))[0, 1])
 
 
@@ -66,16 +75,18 @@ def auc(score: np.ndarray, positive: np.ndarray) -> float:
     order = np.argsort(np.concatenate([pos, neg]), kind="stable")
     ranks = np.empty(order.size)
     ranks[order] = np.arange(1, order.size + 1)
-    return float((ranks[:pos.size].sum() - pos.size * (pos.size + 1) / 2) / (pos.size * neg.size))
+    return float((ranks[: pos.size].sum() - pos.size * (pos.size + 1) / 2) / (pos.size * neg.size))
 
 
-def out_of_fold(features: np.ndarray, labels: np.ndarray, fold: np.ndarray, objective: str
-                ) -> np.ndarray:
+def out_of_fold(
+    features: np.ndarray, labels: np.ndarray, fold: np.ndarray, objective: str
+) -> np.ndarray:
     predicted = np.zeros(labels.size)
     for part in np.unique(fold):
         train = fold != part
-        booster = lightgbm.train({**BOOST, "objective": objective},
-                                 lightgbm.Dataset(features[train], labels[train]), 150)
+        booster = lightgbm.train(
+            {**BOOST, "objective": objective}, lightgbm.Dataset(features[train], labels[train]), 150
+        )
         predicted[~train] = booster.predict(features[~train])
     return predicted
 
@@ -94,12 +105,17 @@ def set_level0(index: faiss.Index, table: np.ndarray) -> None:
     neighbours = faiss.vector_to_array(hnsw.neighbors).astype(np.int64)
     offsets = faiss.vector_to_array(hnsw.offsets).astype(np.int64)
     cum = faiss.vector_to_array(hnsw.cum_nneighbor_per_level).astype(np.int64)
-    neighbours[offsets[:table.shape[0], None] + np.arange(cum[0], cum[1])[None, :]] = table
+    neighbours[offsets[: table.shape[0], None] + np.arange(cum[0], cum[1])[None, :]] = table
     faiss.copy_array_to_vector(neighbours.astype(np.int32), hnsw.neighbors)
 
 
-def scored(index: faiss.Index, queries: np.ndarray, base: np.ndarray, kth: np.ndarray,
-           efforts: tuple[int, ...]) -> list[dict]:
+def scored(
+    index: faiss.Index,
+    queries: np.ndarray,
+    base: np.ndarray,
+    kth: np.ndarray,
+    efforts: tuple[int, ...],
+) -> list[dict]:
     """recall@10 (tolerant rule), p5 and faiss' distance computations per query."""
     out = []
     for effort in efforts:
@@ -108,15 +124,24 @@ def scored(index: faiss.Index, queries: np.ndarray, base: np.ndarray, kth: np.nd
         work = faiss.cvar.hnsw_stats.ndis / len(queries)
         distances = 1.0 - np.einsum("qkd,qd->qk", base[ids], queries)
         recall = (distances <= kth[:, None] + 1e-3).sum(axis=1) / K
-        out.append({"efSearch": effort, "recall": float(recall.mean()),
-                    "p5_recall": float(np.percentile(recall, 5)), "work": float(work)})
+        out.append(
+            {
+                "efSearch": effort,
+                "recall": float(recall.mean()),
+                "p5_recall": float(np.percentile(recall, 5)),
+                "work": float(work),
+            }
+        )
     return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dataset", type=Path,
-                        default=ROOT.parent / "shared" / "data" / "words-minilm-384-angular.hdf5")
+    parser.add_argument(
+        "--dataset",
+        type=Path,
+        default=ROOT.parent / "shared" / "data" / "words-minilm-384-angular.hdf5",
+    )
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/annkit-adaptive-cache"))
     parser.add_argument("--output", type=Path, default=ROOT / "results" / "adaptive_study.json")
     args = parser.parse_args()
@@ -125,13 +150,27 @@ def main() -> None:
     dataset = open_dataset(str(args.dataset))
     truth, _, _ = cached_true_distances(args.workdir, dataset, K)
     fingerprint = fingerprint_vectors(dataset.base)
-    bundle, _ = obtain_index(index_dir(args.workdir, index_key(fingerprint, "faiss", PARAMS,
-                                                                dataset.metric)),
-                             "faiss", PARAMS, dataset, fingerprint=fingerprint, threads=1)
+    bundle, _ = obtain_index(
+        index_dir(args.workdir, index_key(fingerprint, "faiss", PARAMS, dataset.metric)),
+        "faiss",
+        PARAMS,
+        dataset,
+        fingerprint=fingerprint,
+        threads=1,
+    )
     engine = bundle.engine
     grid = refine_grid(engine.effort_grid(K, dataset.n_base), steps=4)
-    table = measure_table(engine, dataset.base, dataset.queries, dataset.metric, truth, K, grid,
-                          [], np.zeros((0, dataset.dim), dtype=np.float32))
+    table = measure_table(
+        engine,
+        dataset.base,
+        dataset.queries,
+        dataset.metric,
+        truth,
+        K,
+        grid,
+        [],
+        np.zeros((0, dataset.dim), dtype=np.float32),
+    )
     recall, cost = table.recall, table.cost()
     n_queries = recall.shape[0]
     rows = np.arange(n_queries)
@@ -140,9 +179,12 @@ def main() -> None:
     goal, goal_p5 = recall[:, uniform].mean(), np.percentile(recall[:, uniform], 5)
     base_work = cost[:, uniform].mean()
     queries = np.ascontiguousarray(dataset.queries, dtype=np.float32)
-    results: dict = {"dataset": dataset.name, "grid": grid, "machine": machine_facts(),
-                     "uniform": {"efSearch": 80, "recall": goal, "p5_recall": goal_p5,
-                                 "work": base_work}}
+    results: dict = {
+        "dataset": dataset.name,
+        "grid": grid,
+        "machine": machine_facts(),
+        "uniform": {"efSearch": 80, "recall": goal, "p5_recall": goal_p5, "work": base_work},
+    }
 
     # 1. features after a first stage at efSearch 10
     engine.set_query_params(efSearch=10)
@@ -162,39 +204,54 @@ def main() -> None:
     reverse = np.bincount(knn.ravel(), minlength=dataset.n_base)
     ids = first.ids
     mutual = np.array([len(set(ids[q]) & set(knn[ids[q]].ravel())) / K for q in rows])
-    linked = np.array([sum(len(set(ids[q]) & set(graph[a])) for a in ids[q]) / (K * (K - 1))
-                       for q in rows])
+    linked = np.array(
+        [sum(len(set(ids[q]) & set(graph[a])) for a in ids[q]) / (K * (K - 1)) for q in rows]
+    )
     graph_features = {
         "dk_over_found_kdist": shipped[:, 1] / kdist[ids].mean(axis=1),
         "d1_over_first_kdist": shipped[:, 0] / kdist[ids[:, 0]],
-        "found_kdist": kdist[ids].mean(axis=1), "found_min_rknn": reverse[ids].min(axis=1),
-        "found_mean_rknn": reverse[ids].mean(axis=1), "found_mutual_knn": mutual,
-        "found_linked_in_hnsw": linked, "found_min_indegree": indegree[ids].min(axis=1),
-        "found_mean_indegree": indegree[ids].mean(axis=1)}
+        "found_kdist": kdist[ids].mean(axis=1),
+        "found_min_rknn": reverse[ids].min(axis=1),
+        "found_mean_rknn": reverse[ids].mean(axis=1),
+        "found_mutual_knn": mutual,
+        "found_linked_in_hnsw": linked,
+        "found_min_indegree": indegree[ids].min(axis=1),
+        "found_mean_indegree": indegree[ids].mean(axis=1),
+    }
     columns = {**dict(zip(names, shipped.T, strict=True)), **graph_features}
-    results["features"] = {name: {"spearman_least_effort": spearman(values, least),
-                                  "auc_first_stage_done": auc(values, done)}
-                           for name, values in columns.items()}
+    results["features"] = {
+        name: {
+            "spearman_least_effort": spearman(values, least),
+            "auc_first_stage_done": auc(values, done),
+        }
+        for name, values in columns.items()
+    }
 
     # 2. the effort model, shipped vs shipped + graph features
     labels = np.log2(np.asarray(grid + [2 * grid[-1]], dtype=np.float64)[least])
     results["effort_model"] = {}
-    for label, features in (("shipped", shipped),
-                            ("shipped + graph", np.column_stack([shipped,
-                                                                 *graph_features.values()]))):
+    for label, features in (
+        ("shipped", shipped),
+        ("shipped + graph", np.column_stack([shipped, *graph_features.values()])),
+    ):
         predicted = out_of_fold(features, labels, fold, "regression")
         best = None
         for multiplier in 2.0 ** np.arange(-4, 6, 1 / 16):
-            index = np.minimum(np.searchsorted(grid, np.exp2(predicted) * multiplier - 1e-9),
-                               len(grid) - 1)
+            index = np.minimum(
+                np.searchsorted(grid, np.exp2(predicted) * multiplier - 1e-9), len(grid) - 1
+            )
             got = recall[rows, index]
             work = cost[:, 0] + np.where(index > 0, cost[rows, index], 0.0)
-            if got.mean() >= goal - 1e-9 and np.percentile(got, 5) >= goal_p5 - 1e-9 and (
-                    best is None or work.mean() < best):
+            if (
+                got.mean() >= goal - 1e-9
+                and np.percentile(got, 5) >= goal_p5 - 1e-9
+                and (best is None or work.mean() < best)
+            ):
                 best = float(work.mean())
-        results["effort_model"][label] = {"spearman": spearman(predicted, labels),
-                                          "work_ratio": None if best is None else
-                                          best / base_work}
+        results["effort_model"][label] = {
+            "spearman": spearman(predicted, labels),
+            "work_ratio": None if best is None else best / base_work,
+        }
 
     # 3. risk models: one search again, or a cascade of two
     risk = {}
@@ -218,8 +275,13 @@ def main() -> None:
                 got = np.where(flagged, recall[:, again], recall[:, stage])
                 work = float((cost[:, stage] + flagged * cost[:, again]).mean())
                 if meets(got) and (single is None or work < single["work"]):
-                    single = {"work": work, "first": grid[stage], "floor": floor,
-                              "again": grid[again], "share_again": float(flagged.mean())}
+                    single = {
+                        "work": work,
+                        "first": grid[stage],
+                        "floor": floor,
+                        "again": grid[again],
+                        "share_again": float(flagged.mean()),
+                    }
     cascade = None
     for (first_stage, floor_a), (score_a, _) in risk.items():
         if grid[first_stage] > 20:
@@ -232,22 +294,36 @@ def main() -> None:
                     once = score_a > threshold_a
                     for threshold_b in np.quantile(score_b, quantiles[::2]):
                         twice = once & (score_b > threshold_b)
-                        got = np.where(twice, recall[:, last],
-                                       np.where(once, recall[:, second_stage],
-                                                recall[:, first_stage]))
-                        work = float((cost[:, first_stage] + once * cost[:, second_stage]
-                                      + twice * cost[:, last]).mean())
+                        got = np.where(
+                            twice,
+                            recall[:, last],
+                            np.where(once, recall[:, second_stage], recall[:, first_stage]),
+                        )
+                        work = float(
+                            (
+                                cost[:, first_stage]
+                                + once * cost[:, second_stage]
+                                + twice * cost[:, last]
+                            ).mean()
+                        )
                         if meets(got) and (cascade is None or work < cascade["work"]):
-                            cascade = {"work": work, "floors": [floor_a, floor_b],
-                                       "stages": [grid[first_stage], grid[second_stage],
-                                                  grid[last]]}
+                            cascade = {
+                                "work": work,
+                                "floors": [floor_a, floor_b],
+                                "stages": [grid[first_stage], grid[second_stage], grid[last]],
+                            }
     for entry in (single, cascade):
         if entry is not None:
             entry["work_ratio"] = entry["work"] / base_work
-    results["risk"] = {"auc": {f"efSearch {grid[stage]}, floor {floor}": value
-                               for (stage, floor), (_, value) in risk.items()},
-                       "one_search_again": single, "cascade_of_two": cascade,
-                       "note": "thresholds fitted on the scored queries: optimistic"}
+    results["risk"] = {
+        "auc": {
+            f"efSearch {grid[stage]}, floor {floor}": value
+            for (stage, floor), (_, value) in risk.items()
+        },
+        "one_search_again": single,
+        "cascade_of_two": cascade,
+        "note": "thresholds fitted on the scored queries: optimistic",
+    }
 
     # 4. graph repair, scored on held-out queries
     path = str(Path(bundle.path) / "index.faiss")
@@ -259,8 +335,9 @@ def main() -> None:
     original = faiss.read_index(path)
     repair: dict = {"original": scored(original, unit_queries[test], unit, kth[test], efforts)}
     truth_ids = dataset.neighbors[:, :K].astype(np.int64)
-    _, found_ids = original.search(unit_queries[train], K,
-                                   params=faiss.SearchParametersHNSW(efSearch=24))
+    _, found_ids = original.search(
+        unit_queries[train], K, params=faiss.SearchParametersHNSW(efSearch=24)
+    )
     edited, added = graph.copy(), 0
     for row, query in enumerate(train):
         found = set(found_ids[row].tolist())
@@ -273,9 +350,11 @@ def main() -> None:
                     added += 1
     repaired = faiss.read_index(path)
     set_level0(repaired, edited)
-    repair["query_aware"] = {"edges_added": added, "training_queries": int(train.size),
-                             "points": scored(repaired, unit_queries[test], unit, kth[test],
-                                              efforts)}
+    repair["query_aware"] = {
+        "edges_added": added,
+        "training_queries": int(train.size),
+        "points": scored(repaired, unit_queries[test], unit, kth[test], efforts),
+    }
     filled, added = graph.copy(), 0
     for node in range(dataset.n_base):
         free = list(np.flatnonzero(filled[node] < 0))
@@ -289,14 +368,16 @@ def main() -> None:
                 added += 1
     knn_filled = faiss.read_index(path)
     set_level0(knn_filled, filled)
-    repair["knn_fill"] = {"edges_added": added,
-                          "points": scored(knn_filled, unit_queries[test], unit, kth[test],
-                                           efforts)}
+    repair["knn_fill"] = {
+        "edges_added": added,
+        "points": scored(knn_filled, unit_queries[test], unit, kth[test], efforts),
+    }
     results["graph_repair"] = repair
     results["seconds"] = time.perf_counter() - started
     write_text(args.output, json.dumps(json_ready(results), indent=1, allow_nan=False))
-    print(json.dumps({key: results[key] for key in ("effort_model", "risk")}, indent=1,
-                     default=str))
+    print(
+        json.dumps({key: results[key] for key in ("effort_model", "risk")}, indent=1, default=str)
+    )
     for name in ("original", "query_aware", "knn_fill"):
         points = repair[name] if name == "original" else repair[name]["points"]
         print(name, [(p["efSearch"], round(p["recall"], 4), round(p["work"])) for p in points])

@@ -28,33 +28,81 @@ def default_policy_path(index: str) -> Path:
 @click.command("adapt")
 @click.argument("index", type=click.Path())
 @dataset_options
-@click.option("-k", type=click.IntRange(min=1), default=10, show_default=True,
-              help="Recall depth.")
-@click.option("--target", type=click.FloatRange(0, 1, min_open=True), default=0.9,
-              show_default=True, help="Mean recall@k the saved policy must reach on its "
-              "training queries.")
-@click.option("--train-queries", "train_file", type=click.Path(dir_okay=False), default=None,
-              help="Train on these query vectors and score on DATA's queries (default: "
-              "cross-fit over --folds folds of DATA's queries).")
-@click.option("--kind", type=click.Choice(KINDS), default="learned", show_default=True,
-              help="Policy saved: learned (LightGBM) or threshold (one feature, two efforts).")
-@click.option("--folds", type=click.IntRange(min=2), default=5, show_default=True,
-              help="Cross-fitting folds (and inner folds for calibration).")
-@click.option("--centroids", type=click.IntRange(min=0), default=32, show_default=True,
-              help="Coarse centroids for query-only features (each costs one distance).")
-@click.option("--grid", "grid_text", default=None, metavar="V1,V2,...",
-              help="Effort values (default: the engine's grid with geometric midpoints).")
+@click.option("-k", type=click.IntRange(min=1), default=10, show_default=True, help="Recall depth.")
+@click.option(
+    "--target",
+    type=click.FloatRange(0, 1, min_open=True),
+    default=0.9,
+    show_default=True,
+    help="Mean recall@k the saved policy must reach on its training queries.",
+)
+@click.option(
+    "--train-queries",
+    "train_file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Train on these query vectors and score on DATA's queries (default: "
+    "cross-fit over --folds folds of DATA's queries).",
+)
+@click.option(
+    "--kind",
+    type=click.Choice(KINDS),
+    default="learned",
+    show_default=True,
+    help="Policy saved: learned (LightGBM) or threshold (one feature, two efforts).",
+)
+@click.option(
+    "--folds",
+    type=click.IntRange(min=2),
+    default=5,
+    show_default=True,
+    help="Cross-fitting folds (and inner folds for calibration).",
+)
+@click.option(
+    "--centroids",
+    type=click.IntRange(min=0),
+    default=32,
+    show_default=True,
+    help="Coarse centroids for query-only features (each costs one distance).",
+)
+@click.option(
+    "--grid",
+    "grid_text",
+    default=None,
+    metavar="V1,V2,...",
+    help="Effort values (default: the engine's grid with geometric midpoints).",
+)
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of every choice.")
-@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
-              help="Policy file (default: INDEX.policy.json beside the index).")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Policy file (default: INDEX.policy.json beside the index).",
+)
 @click.option("--force", is_flag=True, help="Replace an existing policy file.")
 @json_option
 @quiet_option
-def adapt_command(index: str, data: str | None, queries_file: str | None,
-                  groundtruth_file: str | None, weights_file: str | None, metric: str | None,
-                  k: int, target: float, train_file: str | None, kind: str, folds: int,
-                  centroids: int, grid_text: str | None, seed: int, output: str | None,
-                  force: bool, as_json: bool, quiet: bool) -> None:
+def adapt_command(
+    index: str,
+    data: str | None,
+    queries_file: str | None,
+    groundtruth_file: str | None,
+    weights_file: str | None,
+    metric: str | None,
+    k: int,
+    target: float,
+    train_file: str | None,
+    kind: str,
+    folds: int,
+    centroids: int,
+    grid_text: str | None,
+    seed: int,
+    output: str | None,
+    force: bool,
+    as_json: bool,
+    quiet: bool,
+) -> None:
     """Train a per-query effort policy for INDEX on DATA's queries (default words-10k) and
     print the uniform, adaptive and oracle frontiers: mean and p5 recall, tail band, distance
     computations per query (the policy's own work included) and QPS."""
@@ -64,13 +112,19 @@ def adapt_command(index: str, data: str | None, queries_file: str | None,
     grid_values = parse_grid(grid_text, "--grid")
     grid = None if grid_values is None else [int(float(value)) for value in grid_values]
     bundle = load_bundle(index)
-    dataset = open_dataset(data, queries=queries_file, groundtruth=groundtruth_file,
-                           weights=weights_file, metric=metric)
+    dataset = open_dataset(
+        data,
+        queries=queries_file,
+        groundtruth=groundtruth_file,
+        weights=weights_file,
+        metric=metric,
+    )
     train = None
     if train_file is not None:
         train = training_dataset(dataset, read_vectors(train_file), Path(train_file).name)
-    kinds = (kind,) + tuple(other for other in KINDS if other != kind
-                            and (other != "learned" or lightgbm_available()))
+    kinds = (kind,) + tuple(
+        other for other in KINDS if other != kind and (other != "learned" or lightgbm_available())
+    )
     config = AdaptConfig(k=k, folds=folds, seed=seed, n_centroids=centroids, kinds=kinds)
     console = stderr_console()
 
@@ -78,8 +132,7 @@ def adapt_command(index: str, data: str | None, queries_file: str | None,
         if not (quiet or as_json):
             console.print(f"[dim]{message}[/dim]")
 
-    report = adapt(bundle, dataset, k, target, train=train, config=config, grid=grid,
-                   progress=say)
+    report = adapt(bundle, dataset, k, target, train=train, config=config, grid=grid, progress=say)
     save_policy(report.policy, target_path)
     if as_json:
         click.echo(to_json({**report.to_dict(), "policy_file": str(target_path)}))
@@ -91,12 +144,16 @@ def adapt_command(index: str, data: str | None, queries_file: str | None,
     for line in verdicts(summary):
         out.print(line)
     training = report.policy.training
-    out.print(f"{kind} policy for mean recall@{k} >= {target:g} written to {target_path} "
-              f"(on its training queries: recall {training.get('train_recall', 0):.4f}, "
-              f"{training.get('train_work', 0):,.0f} work per query).")
+    out.print(
+        f"{kind} policy for mean recall@{k} >= {target:g} written to {target_path} "
+        f"(on its training queries: recall {training.get('train_recall', 0):.4f}, "
+        f"{training.get('train_work', 0):,.0f} work per query)."
+    )
     if not report.exact_counts:
-        out.print(f"{report.policy.engine} cannot count distance computations: compare by QPS "
-                  "(work is null).")
+        out.print(
+            f"{report.policy.engine} cannot count distance computations: compare by QPS "
+            "(work is null)."
+        )
 
 
 def _cell(value: float | None, digits: int = 4) -> str:
@@ -107,8 +164,11 @@ def comparison_table(report: dict) -> Table:
     """Uniform vs each policy at the uniform settings nearest mean recall 0.9 / 0.95 / 0.99,
     each policy calibrated on its training queries to the uniform's recall or work."""
     param = report["param"]
-    table = Table(title=f"adaptive vs uniform {param}, recall@{report['k']} on queries the "
-                  "policies never trained on", title_justify="left")
+    table = Table(
+        title=f"adaptive vs uniform {param}, recall@{report['k']} on queries the "
+        "policies never trained on",
+        title_justify="left",
+    )
     for column in ("search", "matched", "recall", "p5", "tail", "work/q", "x work", "QPS"):
         table.add_column(column, justify="left" if column in ("search", "matched") else "right")
     for entry in report["comparisons"]:
@@ -121,10 +181,16 @@ def comparison_table(report: dict) -> Table:
                 label, _, rest = name.partition(" (")
                 matched = rest.split(" ")[0]
             work = point["distance_computations"]
-            table.add_row(label, matched, _cell(point["recall"]), _cell(point["p5_recall"], 2),
-                          _cell(point["tail_band_recall"]),
-                          "-" if work is None else f"{work:,.0f}",
-                          _cell(point.get("work_ratio"), 2), f"{point['qps']:,.0f}")
+            table.add_row(
+                label,
+                matched,
+                _cell(point["recall"]),
+                _cell(point["p5_recall"], 2),
+                _cell(point["tail_band_recall"]),
+                "-" if work is None else f"{work:,.0f}",
+                _cell(point.get("work_ratio"), 2),
+                f"{point['qps']:,.0f}",
+            )
         table.add_section()
     return table
 
@@ -141,14 +207,20 @@ def verdicts(report: dict) -> list[str]:
                 continue
             kind = name.split(" ")[0]
             if "recall matched" in name and point.get("work_ratio") is not None:
-                parts.append(f"{kind} {point['work_ratio']:.2f}x the work at recall "
-                             f"{point['recall_change']:+.4f}")
+                parts.append(
+                    f"{kind} {point['work_ratio']:.2f}x the work at recall "
+                    f"{point['recall_change']:+.4f}"
+                )
             elif "work matched" in name or "budget matched" in name:
-                parts.append(f"{kind} p5 {point['p5_change']:+.2f}, tail "
-                             f"{(point['tail_band_change'] or 0):+.4f} at "
-                             f"{_cell(point.get('work_ratio'), 2)}x the work")
-        lines.append(f"near recall {entry['operating_point']:g} ({report['param']}="
-                     f"{param_value}): " + "; ".join(parts))
+                parts.append(
+                    f"{kind} p5 {point['p5_change']:+.2f}, tail "
+                    f"{(point['tail_band_change'] or 0):+.4f} at "
+                    f"{_cell(point.get('work_ratio'), 2)}x the work"
+                )
+        lines.append(
+            f"near recall {entry['operating_point']:g} ({report['param']}="
+            f"{param_value}): " + "; ".join(parts)
+        )
         room = entry.get("room")
         if room and room["oracle_work_ratio"] is not None:
             restart = room["two_stage_oracle_work_ratio"]
@@ -156,9 +228,13 @@ def verdicts(report: dict) -> list[str]:
                 f"  room there (uses the ground truth, a bound): each query at its own least "
                 f"effort {room['oracle_work_ratio']:.2f}x the work; a first stage then one "
                 "search again from scratch "
-                + ("-" if restart is None else
-                   f"{restart:.2f}x (first stage at {room['two_stage_first_effort']})")
-                + f", in {room['work_unit']}")
+                + (
+                    "-"
+                    if restart is None
+                    else f"{restart:.2f}x (first stage at {room['two_stage_first_effort']})"
+                )
+                + f", in {room['work_unit']}"
+            )
     return lines
 
 

@@ -73,8 +73,12 @@ class SweepProgress:
         # not on a terminal (a CI log, a pipe) a transient bar only leaves a blank line
         if not self.quiet and console.is_terminal:
             self.progress = _StepProgress(
-                TextColumn("[bold]sweep[/bold]"), BarColumn(), MofNCompleteColumn(),
-                TimeElapsedColumn(), TimeRemainingColumn(), console=console,
+                TextColumn("[bold]sweep[/bold]"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                TimeRemainingColumn(),
+                console=console,
                 transient=True,
             )
             self.progress.__enter__()
@@ -121,9 +125,11 @@ def plain_progress_line(event: SweepEvent) -> str:
     if record.get("status") != "ok":
         return f"{head}: {record.get('status')}: {record.get('error')}"
     qps = record.get("qps")
-    return (f"{head}: recall@{record.get('k')} {record.get('recall', 0.0):.4f}, "
-            f"{qps:,.0f} QPS" if qps else f"{head}: recall@{record.get('k')} "
-            f"{record.get('recall', 0.0):.4f}")
+    return (
+        f"{head}: recall@{record.get('k')} {record.get('recall', 0.0):.4f}, {qps:,.0f} QPS"
+        if qps
+        else f"{head}: recall@{record.get('k')} {record.get('recall', 0.0):.4f}"
+    )
 
 
 def parse_counts(text: str | None, option: str) -> list[int] | None:
@@ -135,8 +141,9 @@ def parse_counts(text: str | None, option: str) -> list[int] | None:
     except ValueError:
         counts = []
     if not counts or min(counts) < 1:
-        raise click.BadParameter(f"expected counts >= 1 like 1,2,4, got {text!r}",
-                                 param_hint=option)
+        raise click.BadParameter(
+            f"expected counts >= 1 like 1,2,4, got {text!r}", param_hint=option
+        )
     return counts
 
 
@@ -214,25 +221,46 @@ def policy_table(report: dict) -> Table:
     (see annkit.bench.report.policy_rows)."""
     k = report["k"]
     where = slice_label(report.get("slice"), report.get("slice_queries"))
-    table = Table(title=f"per-query effort policies{where} beside the cheapest uniform "
-                        "setting of their index reaching their recall", title_justify="left")
-    for column, justify in (("series", "left"), ("policy", "left"),
-                            (f"recall@{k} / p5 / tail", "right"), ("dist/query", "right"),
-                            ("QPS", "right"), ("uniform", "left"),
-                            ("its recall / p5 / tail", "right"), ("its dist/query", "right"),
-                            ("its QPS", "right"), ("x work", "right"), ("x QPS", "right")):
+    table = Table(
+        title=f"per-query effort policies{where} beside the cheapest uniform "
+        "setting of their index reaching their recall",
+        title_justify="left",
+    )
+    for column, justify in (
+        ("series", "left"),
+        ("policy", "left"),
+        (f"recall@{k} / p5 / tail", "right"),
+        ("dist/query", "right"),
+        ("QPS", "right"),
+        ("uniform", "left"),
+        ("its recall / p5 / tail", "right"),
+        ("its dist/query", "right"),
+        ("its QPS", "right"),
+        ("x work", "right"),
+        ("x QPS", "right"),
+    ):
         table.add_column(column, justify=justify)  # type: ignore[arg-type]
     for row in report["policies"]:
         uniform = row["uniform"]
         policy = row["setting"].rpartition(" | ")[2] or _setting(row)
-        cells = [row["series"], policy, _measures(row), _number(row["distance_computations"]),
-                 _number(row["qps"])]
+        cells = [
+            row["series"],
+            policy,
+            _measures(row),
+            _number(row["distance_computations"]),
+            _number(row["qps"]),
+        ]
         if uniform is None:
             cells += [Text("none reaches its recall", style="dim"), "-", "-", "-", "-", "-"]
         else:
-            cells += [_setting(uniform).rpartition(" | ")[2], _measures(uniform),
-                      _number(uniform["distance_computations"]), _number(uniform["qps"]),
-                      _ratio(row["work_ratio"]), _ratio(row["qps_ratio"])]
+            cells += [
+                _setting(uniform).rpartition(" | ")[2],
+                _measures(uniform),
+                _number(uniform["distance_computations"]),
+                _number(uniform["qps"]),
+                _ratio(row["work_ratio"]),
+                _ratio(row["qps_ratio"]),
+            ]
         table.add_row(*cells)
     return table
 
@@ -242,13 +270,22 @@ def render_report(console: Console, report: dict) -> None:
     slice (``report["slice"]``), recall, dist/query and its p50/p95/p99 are the slice's."""
     k = report["k"]
     where = slice_label(report.get("slice"), report.get("slice_queries"))
-    pareto = Table(title=f"Pareto-optimal runs{where}: recall@{k} vs QPS "
-                         f"({report['dataset']}, {report['mode']})", title_justify="left")
-    counted = any(run.get("work") for entry in report["engines"].values()
-                  for run in entry["pareto"])
-    columns = [("engine", "left"), ("setting (build | query)", "left"),
-               (f"recall@{k}", "right"), ("QPS (min-max)", "right"), ("x flat", "right"),
-               ("dist/query", "right")]
+    pareto = Table(
+        title=f"Pareto-optimal runs{where}: recall@{k} vs QPS "
+        f"({report['dataset']}, {report['mode']})",
+        title_justify="left",
+    )
+    counted = any(
+        run.get("work") for entry in report["engines"].values() for run in entry["pareto"]
+    )
+    columns = [
+        ("engine", "left"),
+        ("setting (build | query)", "left"),
+        (f"recall@{k}", "right"),
+        ("QPS (min-max)", "right"),
+        ("x flat", "right"),
+        ("dist/query", "right"),
+    ]
     if counted:
         columns.append(("dist p50/p95/p99", "right"))
     columns += [("build s", "right"), ("index", "right")]
@@ -256,11 +293,14 @@ def render_report(console: Console, report: dict) -> None:
         pareto.add_column(column, justify=justify)  # type: ignore[arg-type]
     for engine, entry in report["engines"].items():
         for position, run in enumerate(entry["pareto"]):
-            cells = [engine if position == 0 else "", _setting(run),
-                     f"{run['recall']:.4f}",
-                     format_qps(run["qps"], run.get("qps_min"), run.get("qps_max")),
-                     _speedup(run["speedup_vs_flat"]),
-                     _number(run.get("distance_computations"))]
+            cells = [
+                engine if position == 0 else "",
+                _setting(run),
+                f"{run['recall']:.4f}",
+                format_qps(run["qps"], run.get("qps_min"), run.get("qps_max")),
+                _speedup(run["speedup_vs_flat"]),
+                _number(run.get("distance_computations")),
+            ]
             if counted:
                 cells.append(_work(run))
             cells += [_number(run["build_seconds"], 2), format_bytes(run["index_bytes"])]
@@ -268,11 +308,16 @@ def render_report(console: Console, report: dict) -> None:
         if entry["pareto"]:
             pareto.add_section()
     console.print(pareto)
-    headline = Table(title=f"best QPS at recall@{k} >= threshold{where}",
-                     title_justify="left")
-    for column, justify in (("recall@k >=", "right"), ("engine", "left"), ("setting", "left"),
-                            (f"recall@{k}", "right"), ("QPS", "right"), ("x flat", "right"),
-                            ("dist/query", "right")):
+    headline = Table(title=f"best QPS at recall@{k} >= threshold{where}", title_justify="left")
+    for column, justify in (
+        ("recall@k >=", "right"),
+        ("engine", "left"),
+        ("setting", "left"),
+        (f"recall@{k}", "right"),
+        ("QPS", "right"),
+        ("x flat", "right"),
+        ("dist/query", "right"),
+    ):
         headline.add_column(column, justify=justify)  # type: ignore[arg-type]
     for entry in report["headlines"]:
         threshold = f"{entry['threshold']:.2f}"
@@ -282,9 +327,15 @@ def render_report(console: Console, report: dict) -> None:
                 why = "not reached" if report["engines"][engine]["ok"] else "no successful run"
                 headline.add_row(label, engine, Text(why, style="dim"), "-", "-", "-", "-")
             else:
-                headline.add_row(label, engine, _setting(run), f"{run['recall']:.4f}",
-                                 _number(run["qps"]), _speedup(run["speedup_vs_flat"]),
-                                 _number(run.get("distance_computations")))
+                headline.add_row(
+                    label,
+                    engine,
+                    _setting(run),
+                    f"{run['recall']:.4f}",
+                    _number(run["qps"]),
+                    _speedup(run["speedup_vs_flat"]),
+                    _number(run.get("distance_computations")),
+                )
         headline.add_section()
     console.print(headline)
     for entry in report["headlines"]:
@@ -293,30 +344,47 @@ def render_report(console: Console, report: dict) -> None:
         if best is None:
             console.print(lead + "not reached by any run")
         else:
-            speed = (f" ({_speedup(best['speedup_vs_flat'])} flat)"
-                     if best["speedup_vs_flat"] is not None else "")
-            console.print(f"{lead}[bold]{best['engine']}[/bold] {_setting(best)}: "
-                          f"{best['qps']:,.0f} QPS{speed}, recall {best['recall']:.4f}")
+            speed = (
+                f" ({_speedup(best['speedup_vs_flat'])} flat)"
+                if best["speedup_vs_flat"] is not None
+                else ""
+            )
+            console.print(
+                f"{lead}[bold]{best['engine']}[/bold] {_setting(best)}: "
+                f"{best['qps']:,.0f} QPS{speed}, recall {best['recall']:.4f}"
+            )
     if report.get("policies"):
         console.print(policy_table(report))
     if report.get("concurrency"):
-        scaling = Table(title="QPS under concurrency (each setting at each level)",
-                        title_justify="left")
-        for column, justify in (("engine", "left"), ("setting", "left"), ("by", "left"),
-                                ("level: QPS (p99 ms)", "left"), ("scaling", "right")):
+        scaling = Table(
+            title="QPS under concurrency (each setting at each level)", title_justify="left"
+        )
+        for column, justify in (
+            ("engine", "left"),
+            ("setting", "left"),
+            ("by", "left"),
+            ("level: QPS (p99 ms)", "left"),
+            ("scaling", "right"),
+        ):
             scaling.add_column(column, justify=justify)  # type: ignore[arg-type]
         for row in report["concurrency"]:
             levels = ", ".join(
-                f"{entry['level']}: {entry['qps']:,.0f}" + (
+                f"{entry['level']}: {entry['qps']:,.0f}"
+                + (
                     f" ({entry['latency_ms']['p99']:.2f})"
-                    if entry["latency_ms"].get("p99") is not None else "")
-                for entry in row["levels"])
-            scaling.add_row(row["engine"], _setting(row), row["by"], levels,
-                            f"{row['scaling']:.2f}x")
+                    if entry["latency_ms"].get("p99") is not None
+                    else ""
+                )
+                for entry in row["levels"]
+            )
+            scaling.add_row(
+                row["engine"], _setting(row), row["by"], levels, f"{row['scaling']:.2f}x"
+            )
         console.print(scaling)
     if report["flat_qps"] is None:
-        console.print(Text("no flat run in this sweep: no speed-ups "
-                           '(add [[engine]] name = "flat")'))
+        console.print(
+            Text('no flat run in this sweep: no speed-ups (add [[engine]] name = "flat")')
+        )
     if report["failed"]:
         failed = Table(title="failed runs", title_justify="left")
         for column in ("engine", "setting", "status", "error"):
@@ -328,52 +396,109 @@ def render_report(console: Console, report: dict) -> None:
 
 @click.command()
 @click.argument("sweep_file", required=False, type=click.Path(dir_okay=False))
-@click.option("-o", "--output", metavar="NAME_OR_DIR", default=None,
-              help="Results folder: a name under --results-root, or a path. "
-                   "Default: <dataset>-<YYYYmmdd-HHMMSS>.")
-@click.option("--results-root", type=click.Path(file_okay=False), default="results",
-              show_default=True, help="Folder holding results and the index cache (.cache).")
-@click.option("--dataset", default=None,
-              help="Run the sweep's grid on this dataset instead (bundled name or path).")
+@click.option(
+    "-o",
+    "--output",
+    metavar="NAME_OR_DIR",
+    default=None,
+    help="Results folder: a name under --results-root, or a path. "
+    "Default: <dataset>-<YYYYmmdd-HHMMSS>.",
+)
+@click.option(
+    "--results-root",
+    type=click.Path(file_okay=False),
+    default="results",
+    show_default=True,
+    help="Folder holding results and the index cache (.cache).",
+)
+@click.option(
+    "--dataset",
+    default=None,
+    help="Run the sweep's grid on this dataset instead (bundled name or path).",
+)
 @click.option("--rebuild", is_flag=True, help="Build every index again, ignoring the cache.")
-@click.option("--force", is_flag=True,
-              help="Start the results folder over: redo every setting (also needed to reuse "
-                   "a folder for a different sweep).")
-@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None,
-              metavar="SECONDS", help="Time limit per build and per query setting "
-                                      "(overrides the sweep file's).")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Start the results folder over: redo every setting (also needed to reuse "
+    "a folder for a different sweep).",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    metavar="SECONDS",
+    help="Time limit per build and per query setting (overrides the sweep file's).",
+)
 @threads_option
-@click.option("--search-threads", "search_threads", default=None, metavar="N[,N...]",
-              help="Measure every query setting with the engine's batch search on N threads "
-                   "(a list: each count is its own run, e.g. 1,2; see plot --x threads).")
-@click.option("--clients", default=None, metavar="C[,C...]",
-              help="Measure every query setting with C concurrent single-query clients "
-                   "(single-mode sweeps; a list: each count is its own run, e.g. 1,2,4).")
+@click.option(
+    "--search-threads",
+    "search_threads",
+    default=None,
+    metavar="N[,N...]",
+    help="Measure every query setting with the engine's batch search on N threads "
+    "(a list: each count is its own run, e.g. 1,2; see plot --x threads).",
+)
+@click.option(
+    "--clients",
+    default=None,
+    metavar="C[,C...]",
+    help="Measure every query setting with C concurrent single-query clients "
+    "(single-mode sweeps; a list: each count is its own run, e.g. 1,2,4).",
+)
 @quiet_option
 @json_option
-@click.option("--baseline", type=click.Path(), default=None, metavar="RESULTS",
-              help="Then compare the sweep with this baseline (a results folder or its "
-                   "runs.jsonl) and exit 1 on a regression, as 'annkit compare' does.")
+@click.option(
+    "--baseline",
+    type=click.Path(),
+    default=None,
+    metavar="RESULTS",
+    help="Then compare the sweep with this baseline (a results folder or its "
+    "runs.jsonl) and exit 1 on a regression, as 'annkit compare' does.",
+)
 @gate_options
-@click.option("--policy", "policy_files", multiple=True, type=click.Path(dir_okay=False),
-              metavar="POLICY.json",
-              help="Also measure this trained policy file (annkit adapt) on the sweep's build "
-                   "it was trained for, as its own series (repeatable; e.g. annkit bench "
-                   "sweep.toml --policy hnsw16.policy.json). In a sweep file: policy = [...] "
-                   "or adapt = { target = [0.95] } in an [[engine]] entry.")
+@click.option(
+    "--policy",
+    "policy_files",
+    multiple=True,
+    type=click.Path(dir_okay=False),
+    metavar="POLICY.json",
+    help="Also measure this trained policy file (annkit adapt) on the sweep's build "
+    "it was trained for, as its own series (repeatable; e.g. annkit bench "
+    "sweep.toml --policy hnsw16.policy.json). In a sweep file: policy = [...] "
+    "or adapt = { target = [0.95] } in an [[engine]] entry.",
+)
 @click.option("--print-default", is_flag=True, help="Print the built-in default sweep and exit.")
 @recall_option(None)
 @memory_check_option
-@ray_option("Run builds and query settings as Ray tasks: a new local Ray instance, or the "
-            "cluster at --ray=HOST:PORT (extra annkit[ray]). Each query setting runs on the "
-            "node holding its index, next to a flat reference measured there.")
-def bench(sweep_file: str | None, output: str | None, results_root: str,
-          dataset: str | None, rebuild: bool, force: bool, timeout: float | None,
-          threads: int | None, search_threads: str | None, clients: str | None,
-          quiet: bool, as_json: bool, baseline: str | None,
-          max_recall_drop: float, max_qps_drop: float, max_work_increase: float,
-          policy_files: tuple[str, ...], print_default: bool, recall_rule: str | None,
-          skip_memory_check: bool, ray_address: str | None) -> None:
+@ray_option(
+    "Run builds and query settings as Ray tasks: a new local Ray instance, or the "
+    "cluster at --ray=HOST:PORT (extra annkit[ray]). Each query setting runs on the "
+    "node holding its index, next to a flat reference measured there."
+)
+def bench(
+    sweep_file: str | None,
+    output: str | None,
+    results_root: str,
+    dataset: str | None,
+    rebuild: bool,
+    force: bool,
+    timeout: float | None,
+    threads: int | None,
+    search_threads: str | None,
+    clients: str | None,
+    quiet: bool,
+    as_json: bool,
+    baseline: str | None,
+    max_recall_drop: float,
+    max_qps_drop: float,
+    max_work_increase: float,
+    policy_files: tuple[str, ...],
+    print_default: bool,
+    recall_rule: str | None,
+    skip_memory_check: bool,
+    ray_address: str | None,
+) -> None:
     """Sweep engines x build params x query params and report recall@k against QPS.
 
     SWEEP_FILE is a TOML sweep (see --print-default); without it the built-in default sweep
@@ -409,24 +534,36 @@ def bench(sweep_file: str | None, output: str | None, results_root: str,
     reference = None
     if baseline is not None:  # read and check it first: a bad baseline costs no sweep
         reference = load_baseline(baseline)
-        check_comparable(reference.facts(), SweepFacts(k=spec.k, mode=spec.mode,
-                                                       recall_rule=spec.recall_rule))
+        check_comparable(
+            reference.facts(), SweepFacts(k=spec.k, mode=spec.mode, recall_rule=spec.recall_rule)
+        )
     sweep: Any = run_sweep
     if ray_address is not None:  # Ray is imported only when asked for
         from functools import partial
 
         from annkit.distributed.ray_bench import run_sweep_on_ray
 
-        sweep = partial(run_sweep_on_ray,
-                        address=None if ray_address == LOCAL_RAY else ray_address)
+        sweep = partial(run_sweep_on_ray, address=None if ray_address == LOCAL_RAY else ray_address)
     with SweepProgress(quiet or as_json) as progress:
-        outcome = sweep(spec, _results_dir(output, root), results_root=root,
-                            rebuild=rebuild, force=force, timeout=timeout, threads=threads,
-                            on_event=progress, memory_check=not skip_memory_check,
-                            search_threads=thread_counts, clients=client_counts)
+        outcome = sweep(
+            spec,
+            _results_dir(output, root),
+            results_root=root,
+            rebuild=rebuild,
+            force=force,
+            timeout=timeout,
+            threads=threads,
+            on_event=progress,
+            memory_check=not skip_memory_check,
+            search_threads=thread_counts,
+            clients=client_counts,
+        )
     records = as_records(outcome.records)
-    report = {**build_report(records, outcome.meta, outcome.results_dir), "slice": "all",
-              "slice_queries": None}
+    report = {
+        **build_report(records, outcome.meta, outcome.results_dir),
+        "slice": "all",
+        "slice_queries": None,
+    }
     plot_path: Path | None = None
     if any(record.usable for record in records):
         plot_path = outcome.results_dir / PLOT_FILE
@@ -434,17 +571,34 @@ def bench(sweep_file: str | None, output: str | None, results_root: str,
             from annkit.bench.plot import plot_sweep
 
             plot_sweep(records, plot_path)
-    summary = {"ran": outcome.ran, "skipped": outcome.skipped, "failed": outcome.failed,
-               "builds": outcome.builds, "cached_builds": outcome.cached_builds,
-               "seconds": outcome.seconds}
-    comparison = None if reference is None else compare_records(
-        reference.records, records, thresholds, baseline_meta=reference.meta,
-        current_meta=outcome.meta, baseline_path=reference.path,
-        current_path=outcome.results_dir)
+    summary = {
+        "ran": outcome.ran,
+        "skipped": outcome.skipped,
+        "failed": outcome.failed,
+        "builds": outcome.builds,
+        "cached_builds": outcome.cached_builds,
+        "seconds": outcome.seconds,
+    }
+    comparison = (
+        None
+        if reference is None
+        else compare_records(
+            reference.records,
+            records,
+            thresholds,
+            baseline_meta=reference.meta,
+            current_meta=outcome.meta,
+            baseline_path=reference.path,
+            current_path=outcome.results_dir,
+        )
+    )
     if as_json:
         gate = {} if comparison is None else {"compare": comparison.to_dict()}
-        click.echo(to_json({**report, "plot": str(plot_path) if plot_path else None,
-                            "sweep": summary, **gate}))
+        click.echo(
+            to_json(
+                {**report, "plot": str(plot_path) if plot_path else None, "sweep": summary, **gate}
+            )
+        )
         if comparison is not None:
             raise_if_failed(comparison)
         return
@@ -465,8 +619,13 @@ def bench(sweep_file: str | None, output: str | None, results_root: str,
 
 @click.command()
 @click.argument("results", type=click.Path(exists=True))
-@click.option("--slice", "slice_name", default="all", show_default=True,
-              help="Report recall on a query slice: tail, head, torso, hard-lid, lid-q4, ...")
+@click.option(
+    "--slice",
+    "slice_name",
+    default="all",
+    show_default=True,
+    help="Report recall on a query slice: tail, head, torso, hard-lid, lid-q4, ...",
+)
 @json_option
 def report(results: str, slice_name: str, as_json: bool) -> None:
     """Report a sweep from RESULTS (a results folder or its runs.jsonl): Pareto-optimal runs
@@ -485,8 +644,9 @@ def report(results: str, slice_name: str, as_json: bool) -> None:
 def default_plot_path(results: Path, folder: Path | None, x_axis: str, measure: str) -> Path:
     """Where ``annkit plot`` writes without -o: RESULTS/plot[-<x>][-<y>].png for a results
     folder, ADAPT[-<x>][-<y>].png beside an adapt report (qps and recall add nothing)."""
-    suffix = ("" if x_axis == "qps" else f"-{x_axis}") + ("" if measure == "recall"
-                                                         else f"-{measure}")
+    suffix = ("" if x_axis == "qps" else f"-{x_axis}") + (
+        "" if measure == "recall" else f"-{measure}"
+    )
     if folder is None:
         return results.with_name(f"{results.stem}{suffix}.png")
     return folder / (PLOT_FILE if not suffix else Path(PLOT_FILE).stem + f"{suffix}.png")
@@ -494,28 +654,58 @@ def default_plot_path(results: Path, folder: Path | None, x_axis: str, measure: 
 
 @click.command()
 @click.argument("results", type=click.Path(exists=True))
-@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
-              help="Image to write (.png, .svg, .pdf). Default: RESULTS/plot.png (plot-<x>-<y>"
-                   ".png for other axes); beside ADAPT.json for an adapt report.")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Image to write (.png, .svg, .pdf). Default: RESULTS/plot.png (plot-<x>-<y>"
+    ".png for other axes); beside ADAPT.json for an adapt report.",
+)
 @click.option("--title", default=None, help="Plot title (default: dataset, k and mode).")
-@click.option("--slice", "slice_name", default="all", show_default=True,
-              help="Also draw each engine's frontier on a query slice (tail, hard-lid, ...), "
-                   "dashed, beside the overall one.")
-@click.option("--slice-only", is_flag=True,
-              help="With --slice: draw only the slice's frontiers, not the overall ones.")
-@click.option("--x", "x_axis", type=click.Choice(["qps", "work", "threads", "clients"]),
-              default="qps", show_default=True,
-              help="qps: recall@k against QPS (log); work: recall@k against mean distance "
-                   "computations per query (log x; engines that do not count left out); "
-                   "threads / clients: QPS against search threads / concurrent clients "
-                   "(sweeps run with bench --search-threads 1,2 / --clients 1,2,4).")
-@click.option("--y", "measure", type=click.Choice(["recall", "p5", "tail"]), default="recall",
-              show_default=True,
-              help="The recall drawn against QPS or work: mean recall@k, p5 (5th percentile "
-                   "of the per-query recall) or tail (the tail frequency band's recall), "
-                   "e.g. annkit plot adapt.json --x work --y p5.")
-def plot(results: str, output: str | None, title: str | None, slice_name: str,
-         slice_only: bool, x_axis: str, measure: str) -> None:
+@click.option(
+    "--slice",
+    "slice_name",
+    default="all",
+    show_default=True,
+    help="Also draw each engine's frontier on a query slice (tail, hard-lid, ...), "
+    "dashed, beside the overall one.",
+)
+@click.option(
+    "--slice-only",
+    is_flag=True,
+    help="With --slice: draw only the slice's frontiers, not the overall ones.",
+)
+@click.option(
+    "--x",
+    "x_axis",
+    type=click.Choice(["qps", "work", "threads", "clients"]),
+    default="qps",
+    show_default=True,
+    help="qps: recall@k against QPS (log); work: recall@k against mean distance "
+    "computations per query (log x; engines that do not count left out); "
+    "threads / clients: QPS against search threads / concurrent clients "
+    "(sweeps run with bench --search-threads 1,2 / --clients 1,2,4).",
+)
+@click.option(
+    "--y",
+    "measure",
+    type=click.Choice(["recall", "p5", "tail"]),
+    default="recall",
+    show_default=True,
+    help="The recall drawn against QPS or work: mean recall@k, p5 (5th percentile "
+    "of the per-query recall) or tail (the tail frequency band's recall), "
+    "e.g. annkit plot adapt.json --x work --y p5.",
+)
+def plot(
+    results: str,
+    output: str | None,
+    title: str | None,
+    slice_name: str,
+    slice_only: bool,
+    x_axis: str,
+    measure: str,
+) -> None:
     """Plot recall@k against QPS (log), or with --x work against distance computations per
     query (log), from RESULTS (a results folder or its runs.jsonl): one line per engine's
     Pareto frontier, other runs faint, flat as the reference; each index's per-query effort
@@ -533,12 +723,13 @@ def plot(results: str, output: str | None, title: str | None, slice_name: str,
     source = Path(results)
     if source.is_file() and source.suffix != ".jsonl":  # annkit adapt --json's report
         if slice_name != "all" or slice_only:
-            raise InputError("--slice applies to bench results; for an adapt report choose "
-                             "--y recall, p5 or tail")
+            raise InputError(
+                "--slice applies to bench results; for an adapt report choose "
+                "--y recall, p5 or tail"
+            )
         adapt_report = load_adapt_report(source)
         target = Path(output) if output else default_plot_path(source, None, x_axis, measure)
-        click.echo(str(plot_adaptive(adapt_report, target, x=x_axis, y=measure,
-                                     title=title)))
+        click.echo(str(plot_adaptive(adapt_report, target, x=x_axis, y=measure, title=title)))
         return
     if measure == "tail" and slice_name != "all":
         raise InputError("--y tail is the tail band's recall already; drop --slice")
@@ -554,14 +745,25 @@ def plot(results: str, output: str | None, title: str | None, slice_name: str,
     elif slice_only:
         sliced = on_slice(records, slice_name)
         where = slice_label(slice_name, slice_queries(sliced))
-        path = plot_sweep(sliced, target, x=x_axis, y=measure, title=title or
-                          f"{name}: {label}{where} vs {versus}")
+        path = plot_sweep(
+            sliced,
+            target,
+            x=x_axis,
+            y=measure,
+            title=title or f"{name}: {label}{where} vs {versus}",
+        )
     else:
         sliced = on_slice(records, slice_name)
         where = slice_label(slice_name, slice_queries(sliced))
-        path = plot_sweep(records, target, slice_records=sliced, y=measure,
-                          slice_name=slice_name, x=x_axis, title=title or
-                          f"{name}: {label} (all queries, and{where}) vs {versus}")
+        path = plot_sweep(
+            records,
+            target,
+            slice_records=sliced,
+            y=measure,
+            slice_name=slice_name,
+            x=x_axis,
+            title=title or f"{name}: {label} (all queries, and{where}) vs {versus}",
+        )
     click.echo(str(path))
 
 

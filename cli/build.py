@@ -25,34 +25,66 @@ from annkit.sources import default_data_notice
 
 @click.command()
 @click.argument("data", required=False)
-@click.option("-e", "--engine", "engine_name", required=True,
-              help="Engine: hnsw, annoy, ivfpq or flat (see `annkit engines`).")
+@click.option(
+    "-e",
+    "--engine",
+    "engine_name",
+    required=True,
+    help="Engine: hnsw, annoy, ivfpq or flat (see `annkit engines`).",
+)
 @param_option("Build parameter, e.g. -p M=16 -p ef_construction=200 (repeatable).")
 @metric_option
 @threads_option
-@click.option("-o", "--output", required=True, type=click.Path(file_okay=False),
-              help="Index directory to write.")
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="Index directory to write.",
+)
 @click.option("--force", is_flag=True, help="Replace an existing index directory.")
 @memory_check_option
 @json_option
-def build(data: str | None, engine_name: str, params: tuple[str, ...], metric: str | None,
-          threads: int | None, output: str, force: bool, skip_memory_check: bool,
-          as_json: bool) -> None:
+def build(
+    data: str | None,
+    engine_name: str,
+    params: tuple[str, ...],
+    metric: str | None,
+    threads: int | None,
+    output: str,
+    force: bool,
+    skip_memory_check: bool,
+    as_json: bool,
+) -> None:
     """Build an index over DATA (a vector file, a dataset HDF5's train set, or a bundled
     dataset name; default words-10k) and write it as a bundle directory."""
     echo_notices(default_data_notice(data))
-    built = build_bundle(data, engine_name, output, params=parse_params(params), metric=metric,
-                         threads=threads, overwrite=force, memory_check=not skip_memory_check)
+    built = build_bundle(
+        data,
+        engine_name,
+        output,
+        params=parse_params(params),
+        metric=metric,
+        threads=threads,
+        overwrite=force,
+        memory_check=not skip_memory_check,
+    )
     if as_json:
         click.echo(to_json(built.to_dict()))
         return
-    stdout_console().print(key_value_table("index built", [
-        ("index", built.index), ("engine", built.engine),
-        ("build params", format_params(built.build_params)),
-        ("vectors", f"{built.count:,} x {built.dim} ({built.metric})"),
-        ("build seconds", f"{built.build_seconds:.2f} ({built.threads} threads)"),
-        ("index size", format_bytes(built.index_bytes)),
-    ]))
+    stdout_console().print(
+        key_value_table(
+            "index built",
+            [
+                ("index", built.index),
+                ("engine", built.engine),
+                ("build params", format_params(built.build_params)),
+                ("vectors", f"{built.count:,} x {built.dim} ({built.metric})"),
+                ("build seconds", f"{built.build_seconds:.2f} ({built.threads} threads)"),
+                ("index size", format_bytes(built.index_bytes)),
+            ],
+        )
+    )
 
 
 @click.command()
@@ -67,10 +99,14 @@ def engines(as_json: bool) -> None:
             "description": engine_class.description,
             "effort_param": engine_class.effort_param_for(defaults),
             "counts_distances": engine_class.counts_distances,
-            "build_params": {p: {"type": s.type.__name__, "default": s.default, "help": s.help}
-                             for p, s in engine_class.build_params.items()},
-            "query_params": {p: {"type": s.type.__name__, "default": s.default, "help": s.help}
-                             for p, s in engine_class.query_specs(defaults).items()},
+            "build_params": {
+                p: {"type": s.type.__name__, "default": s.default, "help": s.help}
+                for p, s in engine_class.build_params.items()
+            },
+            "query_params": {
+                p: {"type": s.type.__name__, "default": s.default, "help": s.help}
+                for p, s in engine_class.query_specs(defaults).items()
+            },
         }
     for plugin, reason in plugin_errors().items():
         click.echo(f"plugin {plugin} left out: {reason}", err=True)

@@ -15,10 +15,21 @@ from annkit.errors import InputError
 @click.argument("current", type=click.Path())
 @gate_options
 @json_option
-@click.option("--markdown", "as_markdown", is_flag=True,
-              help="Print a GitHub-flavoured markdown table and verdict (for a CI summary).")
-def compare(baseline: str, current: str, max_recall_drop: float, max_qps_drop: float,
-            max_work_increase: float, as_json: bool, as_markdown: bool) -> None:
+@click.option(
+    "--markdown",
+    "as_markdown",
+    is_flag=True,
+    help="Print a GitHub-flavoured markdown table and verdict (for a CI summary).",
+)
+def compare(
+    baseline: str,
+    current: str,
+    max_recall_drop: float,
+    max_qps_drop: float,
+    max_work_increase: float,
+    as_json: bool,
+    as_markdown: bool,
+) -> None:
     """Compare the sweep CURRENT with the sweep BASELINE (each a results folder or its
     runs.jsonl) setting by setting; exit 1 when one regressed.
 
@@ -33,9 +44,9 @@ def compare(baseline: str, current: str, max_recall_drop: float, max_qps_drop: f
     """
     if as_json and as_markdown:
         raise InputError("choose one of --json and --markdown")
-    comparison = compare_results(baseline, current,
-                                 GateThresholds(max_recall_drop, max_qps_drop,
-                                                max_work_increase))
+    comparison = compare_results(
+        baseline, current, GateThresholds(max_recall_drop, max_qps_drop, max_work_increase)
+    )
     emit_comparison(comparison, as_json, as_markdown)
 
 

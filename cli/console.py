@@ -41,22 +41,33 @@ def stacked_lines(table: Table, width: int = 80) -> list[str]:
     title, then one ``header: value; header: value`` entry per row (empty cells left out),
     starting with ``- `` when the row's first cell is filled and indented under the previous
     entry when it is empty (a continuation row)."""
-    columns = [(_plain(column.header) if table.show_header else "",
-                [_plain(cell) for cell in column.cells]) for column in table.columns]
+    columns = [
+        (
+            _plain(column.header) if table.show_header else "",
+            [_plain(cell) for cell in column.cells],
+        )
+        for column in table.columns
+    ]
     lines = [_plain(table.title)] if table.title is not None else []
     rows = max((len(cells) for _, cells in columns), default=0)
     for row in range(rows):
         values = [(header, cells[row] if row < len(cells) else "") for header, cells in columns]
-        parts = [f"{header}: {value}" if header else value
-                 for header, value in values if value.strip()]
+        parts = [
+            f"{header}: {value}" if header else value for header, value in values if value.strip()
+        ]
         if not parts:
             continue
         lead = "- " if values[0][1].strip() else "    "
         if not table.show_header and values[0][1].strip() and len(parts) > 1:
             parts = [f"{parts[0]}: {parts[1]}", *parts[2:]]  # a field: value table
-        lines += textwrap.wrap("; ".join(parts), width=width, initial_indent=lead,
-                               subsequent_indent=" " * (len(lead) + 2),
-                               break_long_words=False, break_on_hyphens=False)
+        lines += textwrap.wrap(
+            "; ".join(parts),
+            width=width,
+            initial_indent=lead,
+            subsequent_indent=" " * (len(lead) + 2),
+            break_long_words=False,
+            break_on_hyphens=False,
+        )
     return lines
 
 

@@ -29,51 +29,105 @@ from annkit.types import Evaluation
 @click.command()
 @click.argument("index", type=click.Path())
 @dataset_options
-@click.option("-k", type=click.IntRange(min=1), default=10, show_default=True,
-              help="Recall depth.")
+@click.option("-k", type=click.IntRange(min=1), default=10, show_default=True, help="Recall depth.")
 @param_option("Query parameter, e.g. -p ef=64 (repeatable).")
-@click.option("--mode", type=click.Choice(["batch", "single"]), default=None,
-              help="batch: one call; single: one query per call + latency. "
-                   "[default: batch; single with --clients]")
+@click.option(
+    "--mode",
+    type=click.Choice(["batch", "single"]),
+    default=None,
+    help="batch: one call; single: one query per call + latency. "
+    "[default: batch; single with --clients]",
+)
 @timing_options
 @search_threads_option
 @clients_option
 @click.option("--all-slices", is_flag=True, help="Show every hardness quartile too.")
 @recall_option()
-@click.option("--bands", default="0.2,0.6", show_default=True,
-              help="Frequency band cut points (shares of queries, most frequent first).")
-@click.option("--per-query", "per_query_file", type=click.Path(dir_okay=False), default=None,
-              help="Write per-query recall, weight, band and hardness to this .csv file.")
-@click.option("--policy", type=click.Path(dir_okay=False), default=None,
-              help="Per-query effort policy from annkit adapt (instead of -p for the effort).")
+@click.option(
+    "--bands",
+    default="0.2,0.6",
+    show_default=True,
+    help="Frequency band cut points (shares of queries, most frequent first).",
+)
+@click.option(
+    "--per-query",
+    "per_query_file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Write per-query recall, weight, band and hardness to this .csv file.",
+)
+@click.option(
+    "--policy",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Per-query effort policy from annkit adapt (instead of -p for the effort).",
+)
 @json_option
 @quiet_option
-def evaluate(index: str, data: str | None, queries_file: str | None,
-             groundtruth_file: str | None, weights_file: str | None, metric: str | None,
-             k: int, params: tuple[str, ...], mode: str | None, runs: int,
-             qps_tolerance: float, search_threads: int, clients: int | None,
-             all_slices: bool, recall_rule: str,
-             bands: str, per_query_file: str | None, policy: str | None, as_json: bool,
-             quiet: bool) -> None:
+def evaluate(
+    index: str,
+    data: str | None,
+    queries_file: str | None,
+    groundtruth_file: str | None,
+    weights_file: str | None,
+    metric: str | None,
+    k: int,
+    params: tuple[str, ...],
+    mode: str | None,
+    runs: int,
+    qps_tolerance: float,
+    search_threads: int,
+    clients: int | None,
+    all_slices: bool,
+    recall_rule: str,
+    bands: str,
+    per_query_file: str | None,
+    policy: str | None,
+    as_json: bool,
+    quiet: bool,
+) -> None:
     """Measure INDEX on DATA (a dataset HDF5 or bundled name, default words-10k; or base
     vectors with --queries). Ground truth comes from DATA or is computed."""
     bundle = load_bundle(index)
-    dataset = open_dataset(data, queries=queries_file, groundtruth=groundtruth_file,
-                           weights=weights_file, metric=metric)
+    dataset = open_dataset(
+        data,
+        queries=queries_file,
+        groundtruth=groundtruth_file,
+        weights=weights_file,
+        metric=metric,
+    )
     mode = mode or ("single" if clients is not None else "batch")
     if policy is not None:
         from annkit.adaptive.evaluate import evaluate_file_policy
 
-        evaluation = evaluate_file_policy(bundle, dataset, policy, k, parse_params(params),
-                                          mode=mode, runs=runs, cuts=parse_cuts(bands),
-                                          clients=clients, search_threads=search_threads)
+        evaluation = evaluate_file_policy(
+            bundle,
+            dataset,
+            policy,
+            k,
+            parse_params(params),
+            mode=mode,
+            runs=runs,
+            cuts=parse_cuts(bands),
+            clients=clients,
+            search_threads=search_threads,
+        )
     else:
         with progress_bar(f"searching ({mode})", quiet or as_json) as progress:
-            evaluation = run_evaluation(bundle, dataset, k, parse_params(params), mode=mode,
-                                        runs=runs, qps_tolerance=qps_tolerance,
-                                        progress=progress, cuts=parse_cuts(bands),
-                                        search_threads=search_threads, clients=clients,
-                                        recall_rule=recall_rule)
+            evaluation = run_evaluation(
+                bundle,
+                dataset,
+                k,
+                parse_params(params),
+                mode=mode,
+                runs=runs,
+                qps_tolerance=qps_tolerance,
+                progress=progress,
+                cuts=parse_cuts(bands),
+                search_threads=search_threads,
+                clients=clients,
+                recall_rule=recall_rule,
+            )
     echo_notices(*evaluation.notices)
     if per_query_file:
         write_csv_columns(per_query_file, per_query_columns(evaluation, dataset.source))
@@ -96,11 +150,13 @@ def per_query_columns(evaluation: Evaluation, source: str) -> dict:
         columns["text"] = text
     columns[f"recall@{evaluation.k}"] = evaluation.per_query_recall
     if evaluation.returned_ids is not None:  # the k ids returned, nearest first (-1 = none)
-        columns["returned_ids"] = [" ".join(str(int(value)) for value in row)
-                                   for row in evaluation.returned_ids]
+        columns["returned_ids"] = [
+            " ".join(str(int(value)) for value in row) for row in evaluation.returned_ids
+        ]
     counts = evaluation.per_query_distance_computations
-    columns["distance_computations"] = ([None] * n_queries if counts is None
-                                        else [int(value) for value in counts])
+    columns["distance_computations"] = (
+        [None] * n_queries if counts is None else [int(value) for value in counts]
+    )
     profile = evaluation.profile
     if profile is not None:
         if profile.weights is not None:

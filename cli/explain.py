@@ -20,29 +20,60 @@ from annkit.explain import Explanation, Neighbour, explain_query
 @click.command()
 @click.argument("index", type=click.Path())
 @dataset_options
-@click.option("--query", "query_row", type=click.IntRange(min=0), default=None, metavar="N",
-              help="The query's row number (0-based).")
-@click.option("--query-text", default=None, metavar="TEXT",
-              help="The query by its text (when the file has test_text).")
-@click.option("-k", type=click.IntRange(min=1), default=10, show_default=True,
-              help="Recall depth.")
+@click.option(
+    "--query",
+    "query_row",
+    type=click.IntRange(min=0),
+    default=None,
+    metavar="N",
+    help="The query's row number (0-based).",
+)
+@click.option(
+    "--query-text",
+    default=None,
+    metavar="TEXT",
+    help="The query by its text (when the file has test_text).",
+)
+@click.option("-k", type=click.IntRange(min=1), default=10, show_default=True, help="Recall depth.")
 @param_option("Query parameter, e.g. -p ef=64 (repeatable).")
-@click.option("--grid", "grid_text", default=None, metavar="V1,V2,...",
-              help="Effort values bisected for each missed neighbour (default: the engine's "
-              "effort grid).")
+@click.option(
+    "--grid",
+    "grid_text",
+    default=None,
+    metavar="V1,V2,...",
+    help="Effort values bisected for each missed neighbour (default: the engine's effort grid).",
+)
 @json_option
-def explain(index: str, data: str | None, queries_file: str | None,
-            groundtruth_file: str | None, weights_file: str | None, metric: str | None,
-            query_row: int | None, query_text: str | None, k: int,
-            params: tuple[str, ...], grid_text: str | None, as_json: bool) -> None:
+def explain(
+    index: str,
+    data: str | None,
+    queries_file: str | None,
+    groundtruth_file: str | None,
+    weights_file: str | None,
+    metric: str | None,
+    query_row: int | None,
+    query_text: str | None,
+    k: int,
+    params: tuple[str, ...],
+    grid_text: str | None,
+    as_json: bool,
+) -> None:
     """Show why one query of DATA (default words-10k) fails on INDEX: each returned and
     each true neighbour side by side (id, exact distance, rank, text when the file has
     train_text), which true neighbours were missed, and the least effort (ef, search_k,
     nprobe) at which the index finds each missed one."""
-    explanation = explain_query(index, data, query=query_row, query_text=query_text, k=k,
-                                query_params=parse_params(params),
-                                grid=parse_grid(grid_text, "--grid"), queries=queries_file,
-                                groundtruth=groundtruth_file, metric=metric)
+    explanation = explain_query(
+        index,
+        data,
+        query=query_row,
+        query_text=query_text,
+        k=k,
+        query_params=parse_params(params),
+        grid=parse_grid(grid_text, "--grid"),
+        queries=queries_file,
+        groundtruth=groundtruth_file,
+        metric=metric,
+    )
     if as_json:
         click.echo(to_json(explanation.to_dict()))
         return
@@ -57,13 +88,25 @@ def render_explanation(result: Explanation) -> None:
     """Header line, the side-by-side table, and one line per missed neighbour."""
     out = stdout_console()
     name = f"query {result.query}" + (f" {result.query_text!r}" if result.query_text else "")
-    out.print(f"{name} on {result.dataset} ({result.metric}), {result.engine} "
-              f"{format_params(result.query_params)}: recall@{result.k} {result.recall:.2f} "
-              f"(strict {result.strict_recall:.2f})", highlight=False, markup=False)
+    out.print(
+        f"{name} on {result.dataset} ({result.metric}), {result.engine} "
+        f"{format_params(result.query_params)}: recall@{result.k} {result.recall:.2f} "
+        f"(strict {result.strict_recall:.2f})",
+        highlight=False,
+        markup=False,
+    )
     table = new_table("returned (left) and true (right) neighbours, nearest first")
-    for column, justify in (("rank", "right"), ("returned id", "right"), ("distance", "right"),
-                            ("text", "left"), ("ok", "left"), ("true id", "right"),
-                            ("distance", "right"), ("text", "left"), ("found", "left")):
+    for column, justify in (
+        ("rank", "right"),
+        ("returned id", "right"),
+        ("distance", "right"),
+        ("text", "left"),
+        ("ok", "left"),
+        ("true id", "right"),
+        ("distance", "right"),
+        ("text", "left"),
+        ("found", "left"),
+    ):
         table.add_column(column, justify=justify)  # type: ignore[arg-type]
     for position in range(result.k):
         left = result.returned[position]
@@ -82,13 +125,21 @@ def render_explanation(result: Explanation) -> None:
         out.print("every true neighbour was returned", highlight=False)
         return
     for entry in missed:
-        where = (f"found from {result.param}={entry.least_effort}"
-                 if entry.least_effort is not None else
-                 (f"not found within {result.param} <= {result.grid[-1]}" if result.param
-                  else "not found (exact engine)"))
+        where = (
+            f"found from {result.param}={entry.least_effort}"
+            if entry.least_effort is not None
+            else (
+                f"not found within {result.param} <= {result.grid[-1]}"
+                if result.param
+                else "not found (exact engine)"
+            )
+        )
         text = f" {entry.text!r}" if entry.text else ""
-        out.print(f"missed true #{entry.rank}: id {entry.id}{text} at {entry.distance:.4f}: "
-                  f"{where}", highlight=False, markup=False)
+        out.print(
+            f"missed true #{entry.rank}: id {entry.id}{text} at {entry.distance:.4f}: {where}",
+            highlight=False,
+            markup=False,
+        )
 
 
 COMMANDS = [explain]

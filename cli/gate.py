@@ -81,19 +81,24 @@ def _headers(comparison: Comparison) -> list[str]:
 
 
 def _cells(comparison: Comparison, row: SettingChange) -> list[str]:
-    return [row.setting,
-            _recall_cell(row.baseline_recall, row.current_recall, row.recall_change),
-            _recall_cell(row.baseline_tail_recall, row.current_tail_recall,
-                         row.tail_recall_change),
-            _qps_cell(row, comparison.qps_basis), _work_cell(row), _verdict_cell(row)]
+    return [
+        row.setting,
+        _recall_cell(row.baseline_recall, row.current_recall, row.recall_change),
+        _recall_cell(row.baseline_tail_recall, row.current_tail_recall, row.tail_recall_change),
+        _qps_cell(row, comparison.qps_basis),
+        _work_cell(row),
+        _verdict_cell(row),
+    ]
 
 
 def render_comparison(console: Console, comparison: Comparison) -> None:
     """The table of settings (baseline → current), the notes and the one-line verdict."""
     facts = comparison.current
-    title = (f"regression gate: {facts.path or 'current'} against baseline "
-             f"{comparison.baseline.path or '?'} ({facts.dataset or comparison.baseline.dataset}, "
-             f"{facts.mode or comparison.baseline.mode})")
+    title = (
+        f"regression gate: {facts.path or 'current'} against baseline "
+        f"{comparison.baseline.path or '?'} ({facts.dataset or comparison.baseline.dataset}, "
+        f"{facts.mode or comparison.baseline.mode})"
+    )
     table = Table(title=title, title_justify="left")
     for position, header in enumerate(_headers(comparison)):
         table.add_column(header, justify="left" if position in (0, 5) else "right")
@@ -136,8 +141,9 @@ def comparison_markdown(comparison: Comparison) -> str:
     return "\n".join(lines) + "\n"
 
 
-def emit_comparison(comparison: Comparison, as_json: bool = False,
-                    as_markdown: bool = False) -> None:
+def emit_comparison(
+    comparison: Comparison, as_json: bool = False, as_markdown: bool = False
+) -> None:
     """Print the comparison (table, JSON or markdown), then fail the gate if it failed."""
     if as_json:
         click.echo(to_json(comparison.to_dict()))

@@ -21,22 +21,37 @@ from annkit.groundtruth import write_ground_truth
 @click.command()
 @click.argument("base")
 @click.argument("queries", required=False)
-@click.option("-k", type=click.IntRange(min=1), default=100, show_default=True,
-              help="Neighbours per query.")
+@click.option(
+    "-k", type=click.IntRange(min=1), default=100, show_default=True, help="Neighbours per query."
+)
 @metric_option
 @search_work_threads_option
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
-              help="HDF5 file to write.")
-@click.option("--ids-only", is_flag=True,
-              help="Write only neighbors/distances, not a complete dataset file.")
+@click.option(
+    "-o", "--output", required=True, type=click.Path(dir_okay=False), help="HDF5 file to write."
+)
+@click.option(
+    "--ids-only", is_flag=True, help="Write only neighbors/distances, not a complete dataset file."
+)
 @memory_check_option
-@ray_option("Shard the base over Ray tasks: a new local Ray instance, or the cluster at "
-            "--ray=HOST:PORT (extra annkit[ray]). Same output bit for bit.")
+@ray_option(
+    "Shard the base over Ray tasks: a new local Ray instance, or the cluster at "
+    "--ray=HOST:PORT (extra annkit[ray]). Same output bit for bit."
+)
 @json_option
 @quiet_option
-def groundtruth(base: str, queries: str | None, k: int, metric: str | None,
-                threads: int | None, output: str, ids_only: bool, skip_memory_check: bool,
-                ray_address: str | None, as_json: bool, quiet: bool) -> None:
+def groundtruth(
+    base: str,
+    queries: str | None,
+    k: int,
+    metric: str | None,
+    threads: int | None,
+    output: str,
+    ids_only: bool,
+    skip_memory_check: bool,
+    ray_address: str | None,
+    as_json: bool,
+    quiet: bool,
+) -> None:
     """Exact top-k neighbours of QUERIES in BASE by brute force (faiss, bounded memory).
 
     BASE alone may be a dataset HDF5 (train + test). The output is a complete
@@ -48,16 +63,33 @@ def groundtruth(base: str, queries: str | None, k: int, metric: str | None,
 
         compute = ray_compute(None if ray_address == LOCAL_RAY else ray_address)
     with progress_bar("ground truth", quiet or as_json) as progress:
-        run = write_ground_truth(base, queries, k, output, metric=metric, ids_only=ids_only,
-                                 threads=threads, memory_check=not skip_memory_check,
-                                 progress=progress, compute=compute)
+        run = write_ground_truth(
+            base,
+            queries,
+            k,
+            output,
+            metric=metric,
+            ids_only=ids_only,
+            threads=threads,
+            memory_check=not skip_memory_check,
+            progress=progress,
+            compute=compute,
+        )
     if as_json:
         click.echo(to_json(run.to_dict()))
         return
-    stdout_console().print(key_value_table("ground truth", [
-        ("output", run.output), ("queries x base", f"{run.queries:,} x {run.base:,}"),
-        ("k", run.k), ("metric", run.metric), ("seconds", f"{run.seconds:.2f}"),
-    ]))
+    stdout_console().print(
+        key_value_table(
+            "ground truth",
+            [
+                ("output", run.output),
+                ("queries x base", f"{run.queries:,} x {run.base:,}"),
+                ("k", run.k),
+                ("metric", run.metric),
+                ("seconds", f"{run.seconds:.2f}"),
+            ],
+        )
+    )
 
 
 COMMANDS = [groundtruth]

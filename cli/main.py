@@ -19,12 +19,16 @@ _INTERRUPTED = "annkit: interrupted"
 #: what an interrupt leaves behind, per command (every file annkit writes is atomic)
 INTERRUPTED = {
     "build": "annkit: interrupted: no index was written",
-    "bench": ("annkit: interrupted: finished runs were kept; run the same command again to "
-              "resume the sweep"),
+    "bench": (
+        "annkit: interrupted: finished runs were kept; run the same command again to "
+        "resume the sweep"
+    ),
     "evaluate": "annkit: interrupted: nothing was written",
     "groundtruth": "annkit: interrupted: no ground-truth file was written",
-    "tune": ("annkit: interrupted: no result; indexes finished in --cache-dir were kept "
-             "and are reused next time"),
+    "tune": (
+        "annkit: interrupted: no result; indexes finished in --cache-dir were kept "
+        "and are reused next time"
+    ),
     "effort": "annkit: interrupted: nothing was written",
     "query": "annkit: interrupted: no output file was written",
     "datasets": "annkit: interrupted: no dataset file was written",
@@ -44,8 +48,7 @@ def _interrupted(argv: list[str]) -> None:
     its own thread cannot be stopped: then the process ends at once (os._exit) instead of
     waiting for it; nothing of it was written (bundles are renamed into place when done)."""
     click.echo(interrupt_message(argv), err=True)
-    if any(thread.name == BUILD_THREAD and thread.is_alive()
-           for thread in threading.enumerate()):
+    if any(thread.name == BUILD_THREAD and thread.is_alive() for thread in threading.enumerate()):
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(130)
@@ -65,8 +68,9 @@ class AnnkitGroup(click.Group):
         debug = "--debug" in argv or os.environ.get("ANNKIT_DEBUG") == "1"
         extra.pop("standalone_mode", None)
         try:
-            code = super().main(argv, prog_name=prog_name or "annkit", standalone_mode=False,
-                                **extra)
+            code = super().main(
+                argv, prog_name=prog_name or "annkit", standalone_mode=False, **extra
+            )
         except click.exceptions.Exit as exc:
             sys.exit(exc.exit_code)
         except click.ClickException as exc:
@@ -125,8 +129,20 @@ def _register() -> None:
         tune,
     )
 
-    for module in (build, evaluate, groundtruth, info, query, bench, compare, effort, tune,
-                   explain, datasets, adapt):
+    for module in (
+        build,
+        evaluate,
+        groundtruth,
+        info,
+        query,
+        bench,
+        compare,
+        effort,
+        tune,
+        explain,
+        datasets,
+        adapt,
+    ):
         for command in module.COMMANDS:
             _add_examples(command)
             cli.add_command(command)

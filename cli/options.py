@@ -29,11 +29,13 @@ def parse_cuts(text: str) -> tuple[float, ...]:
     try:
         cuts = tuple(float(part) for part in text.split(","))
     except ValueError:
-        raise click.BadParameter(f"expected numbers like 0.2,0.6, got {text!r}",
-                                 param_hint="--bands") from None
+        raise click.BadParameter(
+            f"expected numbers like 0.2,0.6, got {text!r}", param_hint="--bands"
+        ) from None
     if not cuts or any(not 0 < c < 1 for c in cuts) or list(cuts) != sorted(set(cuts)):
-        raise click.BadParameter(f"cut points must increase strictly within (0, 1), got {text!r}",
-                                 param_hint="--bands")
+        raise click.BadParameter(
+            f"cut points must increase strictly within (0, 1), got {text!r}", param_hint="--bands"
+        )
     return cuts
 
 
@@ -43,8 +45,9 @@ def parse_grid(text: str | None, option: str) -> list[str] | None:
         return None
     values = [part.strip() for part in text.split(",") if part.strip()]
     if not values:
-        raise click.BadParameter(f"expected comma-separated values, got {text!r}",
-                                 param_hint=option)
+        raise click.BadParameter(
+            f"expected comma-separated values, got {text!r}", param_hint=option
+        )
     return values
 
 
@@ -57,55 +60,78 @@ def parse_build_grid(items: tuple[str, ...]) -> dict[str, list[str]] | None:
         name, sep, values = item.partition("=")
         parts = [part.strip() for part in values.split(",") if part.strip()]
         if not sep or not name.strip() or not parts:
-            raise click.BadParameter(f"expected NAME=V1,V2,..., got {item!r}",
-                                     param_hint="--build-grid")
+            raise click.BadParameter(
+                f"expected NAME=V1,V2,..., got {item!r}", param_hint="--build-grid"
+            )
         grid.setdefault(name.strip(), []).extend(parts)
     return grid
 
 
 def param_option(help_text: str) -> Callable[[Any], Any]:
-    return click.option("-p", "--param", "params", multiple=True, metavar="NAME=VALUE",
-                        help=help_text)
+    return click.option(
+        "-p", "--param", "params", multiple=True, metavar="NAME=VALUE", help=help_text
+    )
 
 
 metric_option = click.option(
-    "--metric", type=click.Choice(sorted(METRIC_ALIASES), case_sensitive=False), default=None,
+    "--metric",
+    type=click.Choice(sorted(METRIC_ALIASES), case_sensitive=False),
+    default=None,
     help="Distance: euclidean, angular (cosine) or ip (dot). Default: the dataset's, "
     "else euclidean.",
 )
 json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 
-RECALL_RULE_HELP = ("How recall@k is scored: tolerant (ann-benchmarks: a returned neighbour "
-                    "counts when its exact distance is within the k-th true distance + 1e-3) "
-                    "or strict (plain overlap of the returned ids with the true top-k ids).")
+RECALL_RULE_HELP = (
+    "How recall@k is scored: tolerant (ann-benchmarks: a returned neighbour "
+    "counts when its exact distance is within the k-th true distance + 1e-3) "
+    "or strict (plain overlap of the returned ids with the true top-k ids)."
+)
 
 
 def recall_option(default: str | None = "tolerant") -> Callable[[Any], Any]:
     """``--recall tolerant|strict`` (default None in bench: the sweep file's choice)."""
-    return click.option("--recall", "recall_rule", type=click.Choice(["tolerant", "strict"]),
-                        default=default, show_default=default is not None,
-                        help=RECALL_RULE_HELP if default is not None else
-                        RECALL_RULE_HELP + " Default: the sweep's [bench] recall, else "
-                        "tolerant.")
+    return click.option(
+        "--recall",
+        "recall_rule",
+        type=click.Choice(["tolerant", "strict"]),
+        default=default,
+        show_default=default is not None,
+        help=RECALL_RULE_HELP
+        if default is not None
+        else RECALL_RULE_HELP + " Default: the sweep's [bench] recall, else tolerant.",
+    )
+
+
 quiet_option = click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
 threads_option = click.option(
-    "--threads", type=click.IntRange(min=1), default=None,
+    "--threads",
+    type=click.IntRange(min=1),
+    default=None,
     help="Threads for building (default: all cores).",
 )
 search_work_threads_option = click.option(
-    "--threads", type=click.IntRange(min=1), default=None,
+    "--threads",
+    type=click.IntRange(min=1),
+    default=None,
     help="Threads for the exact search (default: all cores).",
 )
 
 search_threads_option = click.option(
-    "--search-threads", type=click.IntRange(min=1), default=1, show_default=True,
+    "--search-threads",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
     help="Threads of the engine's own batch search (batch mode); recall is the same as with "
-         "one thread.",
+    "one thread.",
 )
 clients_option = click.option(
-    "--clients", type=click.IntRange(min=1), default=None, metavar="C",
+    "--clients",
+    type=click.IntRange(min=1),
+    default=None,
+    metavar="C",
     help="C concurrent clients, each sending one query per call (single mode): QPS and "
-         "p50/p95/p99 latency under that load.",
+    "p50/p95/p99 latency under that load.",
 )
 
 LOCAL_RAY = "local"
@@ -113,20 +139,28 @@ LOCAL_RAY = "local"
 
 def ray_option(help_text: str) -> Callable[[Any], Any]:
     """``--ray`` (a new local Ray instance) or ``--ray=HOST:PORT`` (a running cluster)."""
-    return click.option("--ray", "ray_address", is_flag=False, flag_value=LOCAL_RAY,
-                        default=None, metavar="[ADDRESS]", callback=_check_ray_address,
-                        help=help_text)
+    return click.option(
+        "--ray",
+        "ray_address",
+        is_flag=False,
+        flag_value=LOCAL_RAY,
+        default=None,
+        metavar="[ADDRESS]",
+        callback=_check_ray_address,
+        help=help_text,
+    )
 
 
-def _check_ray_address(ctx: click.Context, param: click.Parameter, value: str | None
-                       ) -> str | None:
+def _check_ray_address(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     """None (no Ray), "local", or an address; a file name taken as the address is an error."""
     if value is None or value == LOCAL_RAY or value == "auto":
         return value
     if ":" not in value:
-        raise click.BadParameter(f"expected HOST:PORT, got {value!r} (write --ray=HOST:PORT, or "
-                                 "put a bare --ray after the file arguments)",
-                                 param_hint="--ray")
+        raise click.BadParameter(
+            f"expected HOST:PORT, got {value!r} (write --ray=HOST:PORT, or "
+            "put a bare --ray after the file arguments)",
+            param_hint="--ray",
+        )
     return value
 
 
@@ -151,20 +185,38 @@ def dataset_options(func: Callable[..., Any]) -> Callable[..., Any]:
     func = command
     decorators = [
         click.argument("data", required=False),
-        click.option("--queries", "queries_file", type=click.Path(dir_okay=False), default=None,
-                     help="Query vectors file; DATA is then the base vectors file."),
-        click.option("--groundtruth", "groundtruth_file", type=click.Path(dir_okay=False),
-                     default=None, help="Ground-truth ids file (.ivecs, .ibin, .npy)."),
-        click.option("--weights", "weights_file", type=click.Path(dir_okay=False), default=None,
-                     help="Query weights (frequency), one per query (.npy or text)."),
+        click.option(
+            "--queries",
+            "queries_file",
+            type=click.Path(dir_okay=False),
+            default=None,
+            help="Query vectors file; DATA is then the base vectors file.",
+        ),
+        click.option(
+            "--groundtruth",
+            "groundtruth_file",
+            type=click.Path(dir_okay=False),
+            default=None,
+            help="Ground-truth ids file (.ivecs, .ibin, .npy).",
+        ),
+        click.option(
+            "--weights",
+            "weights_file",
+            type=click.Path(dir_okay=False),
+            default=None,
+            help="Query weights (frequency), one per query (.npy or text).",
+        ),
         metric_option,
     ]
     for decorator in reversed(decorators):
         func = decorator(func)
     return func
 
+
 memory_check_option = click.option(
-    "--no-memory-check", "skip_memory_check", is_flag=True,
+    "--no-memory-check",
+    "skip_memory_check",
+    is_flag=True,
     help="Skip the check that the estimated memory need fits in available memory.",
 )
 
@@ -179,20 +231,35 @@ def gate_options(func: Callable[..., Any]) -> Callable[..., Any]:
     )
 
     decorators = [
-        click.option("--max-recall-drop", type=click.FloatRange(min=0, max=1),
-                     default=DEFAULT_MAX_RECALL_DROP, show_default=True, metavar="DROP",
-                     help="Fail when recall@k (overall or on the tail slice) of a setting "
-                          "drops by more than this (absolute)."),
-        click.option("--max-qps-drop", type=click.FloatRange(min=0),
-                     default=DEFAULT_MAX_QPS_DROP, show_default=True, metavar="FRACTION",
-                     help="Fail when a setting's QPS, as speed-up over the flat run of the "
-                          "same sweep, drops by more than this fraction (0.15 = 15%; "
-                          ">= 1 turns the QPS check off)."),
-        click.option("--max-work-increase", type=click.FloatRange(min=0),
-                     default=DEFAULT_MAX_WORK_INCREASE, show_default=True, metavar="FRACTION",
-                     help="Fail when a setting's mean distance computations per query rose by "
-                          "more than this fraction (0.02 = 2%) at the same or lower recall "
-                          "(engines that count; others are shown as 'work not counted')."),
+        click.option(
+            "--max-recall-drop",
+            type=click.FloatRange(min=0, max=1),
+            default=DEFAULT_MAX_RECALL_DROP,
+            show_default=True,
+            metavar="DROP",
+            help="Fail when recall@k (overall or on the tail slice) of a setting "
+            "drops by more than this (absolute).",
+        ),
+        click.option(
+            "--max-qps-drop",
+            type=click.FloatRange(min=0),
+            default=DEFAULT_MAX_QPS_DROP,
+            show_default=True,
+            metavar="FRACTION",
+            help="Fail when a setting's QPS, as speed-up over the flat run of the "
+            "same sweep, drops by more than this fraction (0.15 = 15%; "
+            ">= 1 turns the QPS check off).",
+        ),
+        click.option(
+            "--max-work-increase",
+            type=click.FloatRange(min=0),
+            default=DEFAULT_MAX_WORK_INCREASE,
+            show_default=True,
+            metavar="FRACTION",
+            help="Fail when a setting's mean distance computations per query rose by "
+            "more than this fraction (0.02 = 2%) at the same or lower recall "
+            "(engines that count; others are shown as 'work not counted').",
+        ),
     ]
     for decorator in reversed(decorators):
         func = decorator(func)
@@ -202,14 +269,20 @@ def gate_options(func: Callable[..., Any]) -> Callable[..., Any]:
 def timing_options(func: Callable[..., Any]) -> Callable[..., Any]:
     """``--runs`` (the most timed runs) and ``--qps-tolerance`` (when to stop earlier)."""
     func = click.option(
-        "--qps-tolerance", type=click.FloatRange(0, 1, max_open=True),
-        default=DEFAULT_QPS_TOLERANCE, show_default=True,
+        "--qps-tolerance",
+        type=click.FloatRange(0, 1, max_open=True),
+        default=DEFAULT_QPS_TOLERANCE,
+        show_default=True,
         help="Stop timing once the two fastest runs' QPS differ by at most this fraction of "
-        "the fastest (after 2 runs); 0 always makes --runs runs.")(func)
+        "the fastest (after 2 runs); 0 always makes --runs runs.",
+    )(func)
     return click.option(
-        "--runs", type=click.IntRange(min=1), default=DEFAULT_RUNS, show_default=True,
-        help="Most timed runs per setting; QPS is the fastest, its spread min-max over "
-        "them.")(func)
+        "--runs",
+        type=click.IntRange(min=1),
+        default=DEFAULT_RUNS,
+        show_default=True,
+        help="Most timed runs per setting; QPS is the fastest, its spread min-max over them.",
+    )(func)
 
 
 #: one or two real examples per command, shown at the end of its --help (click epilog) in
@@ -219,25 +292,33 @@ EXAMPLES: dict[str, list[str]] = {
     "build": ["annkit build words-10k -e hnsw -p M=8 --threads 1 -o hnsw8"],
     "engines": ["annkit engines --json"],
     "info": ["annkit info hnsw8", "annkit info words-10k"],
-    "evaluate": ["annkit evaluate hnsw8 words-10k -p ef=40",
-                 "annkit evaluate hnsw8 words-10k -p ef=40 --recall strict --per-query q.csv"],
+    "evaluate": [
+        "annkit evaluate hnsw8 words-10k -p ef=40",
+        "annkit evaluate hnsw8 words-10k -p ef=40 --recall strict --per-query q.csv",
+    ],
     "query": ["annkit query hnsw8 words-10k -k 10 -p ef=64 -o neighbours.npy"],
     "groundtruth": ["annkit groundtruth words-10k -k 10 -o gt10.hdf5"],
-    "explain": ["annkit explain hnsw8 words-10k --query-text six -p ef=10",
-                "annkit explain hnsw8 words-10k --query 17 -p ef=10 --json"],
+    "explain": [
+        "annkit explain hnsw8 words-10k --query-text six -p ef=10",
+        "annkit explain hnsw8 words-10k --query 17 -p ef=10 --json",
+    ],
     "effort": ["annkit effort hnsw8 words-10k --target 0.9 --all-slices"],
-    "tune": ["annkit tune words-10k -e hnsw --build-grid M=8 --effort-grid 10,20,40,80,160 "
-             "--target 0.9 --slice tail --threads 1 --cache-dir results/.cache"],
+    "tune": [
+        "annkit tune words-10k -e hnsw --build-grid M=8 --effort-grid 10,20,40,80,160 "
+        "--target 0.9 --slice tail --threads 1 --cache-dir results/.cache"
+    ],
     "adapt": ["annkit adapt hnsw8 words-10k --kind threshold --folds 2 -o policy.json"],
-    "bench": ["annkit bench sweep.toml -o mine --threads 1",
-              "annkit bench --print-default"],
-    "report": ["annkit report results/mine --slice tail",
-               "annkit report results/mine --json"],
-    "plot": ["annkit plot results/mine --slice tail -o tail.png",
-             "annkit plot results/mine --y p5 -o p5.png"],
+    "bench": ["annkit bench sweep.toml -o mine --threads 1", "annkit bench --print-default"],
+    "report": ["annkit report results/mine --slice tail", "annkit report results/mine --json"],
+    "plot": [
+        "annkit plot results/mine --slice tail -o tail.png",
+        "annkit plot results/mine --y p5 -o p5.png",
+    ],
     "compare": ["annkit compare results/mine results/mine --markdown"],
-    "from-text": ["annkit datasets from-text --docs docs.txt --queries log.tsv "
-                  "--model ./my-model -o mine.hdf5"],
+    "from-text": [
+        "annkit datasets from-text --docs docs.txt --queries log.tsv "
+        "--model ./my-model -o mine.hdf5"
+    ],
 }
 
 

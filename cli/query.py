@@ -13,25 +13,50 @@ from annkit.query import query_to_file
 @click.command()
 @click.argument("index", type=click.Path())
 @click.argument("queries")
-@click.option("-k", type=click.IntRange(min=1), default=10, show_default=True,
-              help="Neighbours per query.")
+@click.option(
+    "-k", type=click.IntRange(min=1), default=10, show_default=True, help="Neighbours per query."
+)
 @param_option("Query parameter, e.g. -p ef=64 (repeatable).")
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
-              help="Output: .hdf5 (neighbors + distances) or .npy (ids).")
-@click.option("--policy", type=click.Path(dir_okay=False), default=None,
-              help="Per-query effort policy from annkit adapt.")
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="Output: .hdf5 (neighbors + distances) or .npy (ids).",
+)
+@click.option(
+    "--policy",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Per-query effort policy from annkit adapt.",
+)
 @json_option
-def query(index: str, queries: str, k: int, params: tuple[str, ...], output: str,
-          policy: str | None, as_json: bool) -> None:
+def query(
+    index: str,
+    queries: str,
+    k: int,
+    params: tuple[str, ...],
+    output: str,
+    policy: str | None,
+    as_json: bool,
+) -> None:
     """Search INDEX with QUERIES (a vector file or a dataset HDF5, whose test set is used)."""
     run = query_to_file(index, queries, k, output, parse_params(params), policy)
     if as_json:
         click.echo(to_json(run.to_dict()))
         return
-    stdout_console().print(key_value_table("query", [
-        ("output", run.output), ("queries", f"{run.queries:,}"), ("k", run.k),
-        ("engine", run.engine), ("query params", format_params(run.query_params)),
-    ]))
+    stdout_console().print(
+        key_value_table(
+            "query",
+            [
+                ("output", run.output),
+                ("queries", f"{run.queries:,}"),
+                ("k", run.k),
+                ("engine", run.engine),
+                ("query params", format_params(run.query_params)),
+            ],
+        )
+    )
 
 
 COMMANDS = [query]

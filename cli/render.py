@@ -66,33 +66,52 @@ def evaluation_table(evaluation: Evaluation) -> Table:
         ("query params", format_params(evaluation.query_params)),
         ("dataset", f"{evaluation.dataset} ({evaluation.metric})"),
         ("queries", evaluation.queries),
-        (f"recall@{evaluation.k}" + (" (strict)" if evaluation.recall_rule == "strict" else ""),
-         f"{evaluation.recall:.4f}"),
+        (
+            f"recall@{evaluation.k}" + (" (strict)" if evaluation.recall_rule == "strict" else ""),
+            f"{evaluation.recall:.4f}",
+        ),
         ("QPS (min-max)", qps_summary(evaluation)),
-        ("concurrency", f"{evaluation.clients} clients, one query per call"
-         if evaluation.clients is not None else
-         f"{evaluation.search_threads} search thread(s)"),
-        ("latency ms p50/p95/p99",
-         " / ".join(format_ms(latency.get(p)) for p in ("p50", "p95", "p99"))
-         if latency.get("p50") is not None else "- (use --mode single)"),
-        ("dist/query", format_count(evaluation.distance_computations)
-         + (f" (p50/p95/p99 {format_work(evaluation.tail.work)})"
-            if evaluation.tail is not None and evaluation.tail.work is not None else "")),
+        (
+            "concurrency",
+            f"{evaluation.clients} clients, one query per call"
+            if evaluation.clients is not None
+            else f"{evaluation.search_threads} search thread(s)",
+        ),
+        (
+            "latency ms p50/p95/p99",
+            " / ".join(format_ms(latency.get(p)) for p in ("p50", "p95", "p99"))
+            if latency.get("p50") is not None
+            else "- (use --mode single)",
+        ),
+        (
+            "dist/query",
+            format_count(evaluation.distance_computations)
+            + (
+                f" (p50/p95/p99 {format_work(evaluation.tail.work)})"
+                if evaluation.tail is not None and evaluation.tail.work is not None
+                else ""
+            ),
+        ),
         ("build seconds", f"{evaluation.build_seconds:.2f}"),
         ("index size", format_bytes(evaluation.index_bytes)),
     ]
     tail = evaluation.tail
     if tail is not None:
-        percentiles = " / ".join(format_fraction(value, ".2f")
-                                 for value in (tail.p1, tail.p5, tail.p10))
+        percentiles = " / ".join(
+            format_fraction(value, ".2f") for value in (tail.p1, tail.p5, tail.p10)
+        )
         rows.append(("recall p1/p5/p10", percentiles))
-        rows.append(("queries < 0.5 / = 0", f"{format_fraction(tail.share_below_0_5, '.1%')} / "
-                                            f"{format_fraction(tail.share_zero, '.1%')}"))
+        rows.append(
+            (
+                "queries < 0.5 / = 0",
+                f"{format_fraction(tail.share_below_0_5, '.1%')} / "
+                f"{format_fraction(tail.share_zero, '.1%')}",
+            )
+        )
     if evaluation.weighted_recall is not None:
         rows.append(("traffic-weighted recall", f"{evaluation.weighted_recall:.4f}"))
     if evaluation.duplicate_ids:
-        rows.append(("duplicate ids",
-                     f"{evaluation.duplicate_ids} (engine error; counted once)"))
+        rows.append(("duplicate ids", f"{evaluation.duplicate_ids} (engine error; counted once)"))
     return key_value_table("evaluation", rows)
 
 
@@ -105,8 +124,9 @@ def qps_summary(evaluation: Evaluation) -> str:
     timed = evaluation.timed_queries
     if timed is not None and timed < evaluation.queries:
         how.append(f"{timed:,} of {evaluation.queries:,} queries timed")
-    return (f"{format_qps(evaluation.qps, evaluation.qps_min, evaluation.qps_max)} "
-            f"({', '.join(how)})")
+    return (
+        f"{format_qps(evaluation.qps, evaluation.qps_min, evaluation.qps_max)} ({', '.join(how)})"
+    )
 
 
 def print_table(console: Console, table: Table) -> None:
@@ -136,8 +156,12 @@ def slice_table(slices: dict[str, SliceRecall], k: int, full: bool = False) -> T
     for name, entry in slices.items():
         if not full and "-q" in name:
             continue
-        cells = [name, format_count(entry.queries), format_fraction(entry.recall, ".4f"),
-                 format_fraction(entry.p5_recall, ".2f")]
+        cells = [
+            name,
+            format_count(entry.queries),
+            format_fraction(entry.recall, ".4f"),
+            format_fraction(entry.p5_recall, ".2f"),
+        ]
         if counted:
             cells.append(format_work(entry.work))
         table.add_row(*cells)

@@ -26,8 +26,9 @@ BANDS = ((1, 5_000, 200), (5_001, 50_000, 400), (50_001, 10**9, 400))
 DEPTH = 100
 
 
-def exact_angular(base: np.ndarray, queries: np.ndarray,
-                  depth: int) -> tuple[np.ndarray, np.ndarray]:
+def exact_angular(
+    base: np.ndarray, queries: np.ndarray, depth: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Top-``depth`` ids and 1-cos distances in float64, ties to the lower index."""
     b = base.astype(np.float64)
     q = queries.astype(np.float64)
@@ -81,6 +82,9 @@ def main(source: str, out: str) -> None:
 
 if __name__ == "__main__":
     source = sys.argv[1] if len(sys.argv) > 1 else "../shared/data/words-minilm-384-angular.hdf5"
-    out = (sys.argv[2] if len(sys.argv) > 2
-           else os.path.join(os.path.dirname(__file__), "words-10k.hdf5"))
+    out = (
+        sys.argv[2]
+        if len(sys.argv) > 2
+        else os.path.join(os.path.dirname(__file__), "words-10k.hdf5")
+    )
     main(source, out)

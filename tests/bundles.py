@@ -13,6 +13,11 @@ def make_index(folder: Path, dataset: Dataset, engine: str, params: dict) -> Bun
     """Build ``engine`` with ``params`` on ``dataset``'s base (one thread), save it in
     ``folder`` and load it back."""
     built, seconds = build_index(engine, dataset.base, dataset.metric, params, threads=1)
-    save_bundle(built, folder, build_seconds=seconds,
-                dataset_fingerprint=fingerprint_vectors(dataset.base), dataset_name=dataset.name)
+    save_bundle(
+        built,
+        folder,
+        build_seconds=seconds,
+        dataset_fingerprint=fingerprint_vectors(dataset.base),
+        dataset_name=dataset.name,
+    )
     return load_bundle(folder)

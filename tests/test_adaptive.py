@@ -29,19 +29,33 @@ from annkit.engines import engine_names
 from annkit.errors import InputError, ParamError
 from annkit.types import Dataset
 
-lightgbm = pytest.importorskip("lightgbm", reason="learned policies need the adapt extra "
-                               "(pip install 'annkit[adapt]')")
+lightgbm = pytest.importorskip(
+    "lightgbm", reason="learned policies need the adapt extra (pip install 'annkit[adapt]')"
+)
 
 K = 10
 GRID = [10, 14, 20, 28, 40, 57, 80, 113, 160, 226, 320]
-SMALL = AdaptConfig(k=K, folds=3, seed=0, n_centroids=8, label_targets=(1.0,),
-                    first_indices=(0,), stages=("full", "none"), rounds=20)
+SMALL = AdaptConfig(
+    k=K,
+    folds=3,
+    seed=0,
+    n_centroids=8,
+    label_targets=(1.0,),
+    first_indices=(0,),
+    stages=("full", "none"),
+    rounds=20,
+)
 
 
 def subset(dataset: Dataset, count: int) -> Dataset:
-    return Dataset(name=f"{dataset.name}[:{count}]", metric=dataset.metric, base=dataset.base,
-                   queries=dataset.queries[:count], neighbors=dataset.neighbors[:count],
-                   weights=dataset.weights[:count])
+    return Dataset(
+        name=f"{dataset.name}[:{count}]",
+        metric=dataset.metric,
+        base=dataset.base,
+        queries=dataset.queries[:count],
+        neighbors=dataset.neighbors[:count],
+        weights=dataset.weights[:count],
+    )
 
 
 @pytest.fixture(scope="module")
@@ -56,18 +70,26 @@ def counting_index(tmp_path_factory: pytest.TempPathFactory, words10k: Dataset) 
     if "faiss" not in engine_names():
         pytest.skip("no registered engine both counts distances and has an effort parameter")
     folder = tmp_path_factory.mktemp("adaptive") / "faiss"
-    return make_index(folder, words10k, "faiss", {"factory": "HNSW8,Flat",
-                                                  "efConstruction": 40})
+    return make_index(folder, words10k, "faiss", {"factory": "HNSW8,Flat", "efConstruction": 40})
 
 
 @pytest.fixture(scope="module")
 def small_report(hnsw_index: Bundle, words10k: Dataset):
-    return adapt(hnsw_index, subset(words10k, 150), K, 0.95, config=SMALL,
-                 goals=[Goal("recall", 0.95)], oracle_targets=(1.0,), grid=GRID)
+    return adapt(
+        hnsw_index,
+        subset(words10k, 150),
+        K,
+        0.95,
+        config=SMALL,
+        goals=[Goal("recall", 0.95)],
+        oracle_targets=(1.0,),
+        grid=GRID,
+    )
 
 
 def test_per_query_search_equals_uniform_when_efforts_are_equal(
-        hnsw_index: Bundle, words10k: Dataset) -> None:
+    hnsw_index: Bundle, words10k: Dataset
+) -> None:
     engine, queries = hnsw_index.engine, words10k.queries[:200]
     engine.set_query_params(ef=40)
     uniform = engine.search(queries, K)
@@ -86,13 +108,17 @@ def test_per_query_search_equals_uniform_when_efforts_are_equal(
 
 def test_exact_engine_is_refused(tmp_path: Path, words10k: Dataset) -> None:
     flat = make_index(tmp_path / "flat", subset(words10k, 150), "flat", {})
-    with pytest.raises(ParamError, match=r"^engine flat has no per-query effort parameter "
-                       r"\(it searches exactly\); adaptive effort needs an index of "):
+    with pytest.raises(
+        ParamError,
+        match=r"^engine flat has no per-query effort parameter "
+        r"\(it searches exactly\); adaptive effort needs an index of ",
+    ):
         adapt(flat, subset(words10k, 150), K, 0.9, config=SMALL)
 
 
 def test_cross_fitting_never_scores_a_query_with_a_policy_trained_on_it(
-        small_report, words10k: Dataset) -> None:
+    small_report, words10k: Dataset
+) -> None:
     report = small_report
     assert report.mode.startswith("cross-fitted over 3 folds")
     folds = report.fold_of_query
@@ -100,8 +126,7 @@ def test_cross_fitting_never_scores_a_query_with_a_policy_trained_on_it(
     scored = np.concatenate(report.scored_rows)
     assert np.array_equal(np.sort(scored), np.arange(150))  # every query scored exactly once
     learned = report.frontiers["learned"][0]
-    for fold, (train, test) in enumerate(zip(report.train_rows, report.scored_rows,
-                                             strict=True)):
+    for fold, (train, test) in enumerate(zip(report.train_rows, report.scored_rows, strict=True)):
         assert np.intersect1d(train, test).size == 0
         assert np.all(folds[test] == fold) and np.all(folds[train] != fold)
         assert learned["folds"][fold]["training"]["queries"] == train.size
@@ -114,17 +139,18 @@ def test_cross_fitting_never_scores_a_query_with_a_policy_trained_on_it(
     assert report.frontiers["oracle"][0]["uses_ground_truth"] is True
 
 
-def test_too_few_queries_says_how_many_are_needed(hnsw_index: Bundle,
-                                                  words10k: Dataset) -> None:
+def test_too_few_queries_says_how_many_are_needed(hnsw_index: Bundle, words10k: Dataset) -> None:
     with pytest.raises(InputError) as error:
         adapt(hnsw_index, subset(words10k, 30), K, 0.9, config=AdaptConfig(folds=5))
     assert str(error.value) == (
         "adapt needs at least 100 training queries for 5 folds (20 per fold), got 30; give "
-        "more queries, fewer --folds, or --train-queries FILE")
+        "more queries, fewer --folds, or --train-queries FILE"
+    )
 
 
-def test_policy_file_round_trip(small_report, hnsw_index: Bundle, words10k: Dataset,
-                                tmp_path: Path) -> None:
+def test_policy_file_round_trip(
+    small_report, hnsw_index: Bundle, words10k: Dataset, tmp_path: Path
+) -> None:
     path = save_policy(small_report.policy, tmp_path / "policy.json")
     loaded = load_policy(path, hnsw_index.manifest)
     assert loaded.manifest() == small_report.policy.manifest()
@@ -140,8 +166,9 @@ def test_policy_file_round_trip(small_report, hnsw_index: Bundle, words10k: Data
     assert stored["payload"]["model"].startswith("tree\nversion=")
 
 
-def test_damaged_and_foreign_policy_files(small_report, hnsw_index: Bundle, words10k: Dataset,
-                                          tmp_path: Path) -> None:
+def test_damaged_and_foreign_policy_files(
+    small_report, hnsw_index: Bundle, words10k: Dataset, tmp_path: Path
+) -> None:
     path = save_policy(small_report.policy, tmp_path / "policy.json")
     document = json.loads(path.read_text())
     document["payload"]["model"] = document["payload"]["model"].replace("tree", "tr3e", 1)
@@ -149,29 +176,45 @@ def test_damaged_and_foreign_policy_files(small_report, hnsw_index: Bundle, word
     damaged.write_text(json.dumps(document))
     with pytest.raises(PolicyError) as error:
         load_policy(damaged, hnsw_index.manifest)
-    assert str(error.value) == (f"{damaged}: damaged policy file (checksum mismatch); retrain "
-                                "it with annkit adapt")
+    assert str(error.value) == (
+        f"{damaged}: damaged policy file (checksum mismatch); retrain it with annkit adapt"
+    )
     truncated = tmp_path / "truncated.json"
     truncated.write_text(path.read_text()[:500])
     with pytest.raises(PolicyError) as error:
         load_policy(truncated)
-    assert str(error.value) == (f"{truncated}: damaged policy file (not valid JSON); retrain "
-                                "it with annkit adapt")
-    smaller = Dataset(name="first-2000", metric=words10k.metric, base=words10k.base[:2000],
-                      queries=words10k.queries[:10])
+    assert str(error.value) == (
+        f"{truncated}: damaged policy file (not valid JSON); retrain it with annkit adapt"
+    )
+    smaller = Dataset(
+        name="first-2000",
+        metric=words10k.metric,
+        base=words10k.base[:2000],
+        queries=words10k.queries[:10],
+    )
     other = make_index(tmp_path / "other", smaller, "hnsw", {"M": 8, "ef_construction": 64})
     with pytest.raises(PolicyError) as error:
         load_policy(path, other.manifest)
     assert str(error.value) == (
         f"{path}: policy belongs to another index (count differs: trained for hnsw "
-        "10000 x 384); retrain it with annkit adapt")
+        "10000 x 384); retrain it with annkit adapt"
+    )
 
 
 def test_reported_work_is_the_sum_of_the_engine_counts_over_stages(
-        counting_index: Bundle, words10k: Dataset) -> None:
+    counting_index: Bundle, words10k: Dataset
+) -> None:
     dataset = subset(words10k, 150)
-    report = adapt(counting_index, dataset, K, 0.97, config=SMALL,
-                   goals=[Goal("recall", 0.97)], oracle_targets=(1.0,), grid=GRID)
+    report = adapt(
+        counting_index,
+        dataset,
+        K,
+        0.97,
+        config=SMALL,
+        goals=[Goal("recall", 0.97)],
+        oracle_targets=(1.0,),
+        grid=GRID,
+    )
     policy, engine = report.policy, counting_index.engine
     queries = words10k.queries[300:500]
     result = adaptive_search(engine, policy, queries, K)
@@ -199,8 +242,9 @@ def run(*args: object):
     return CliRunner().invoke(cli, [str(arg) for arg in args])
 
 
-def test_cli_refuses_exact_engine_and_existing_output(tmp_path: Path, words10k: Dataset,
-                                                      hnsw_index: Bundle) -> None:
+def test_cli_refuses_exact_engine_and_existing_output(
+    tmp_path: Path, words10k: Dataset, hnsw_index: Bundle
+) -> None:
     flat = make_index(tmp_path / "flat", subset(words10k, 150), "flat", {})
     result = run("adapt", flat.path, "words-10k", "-o", tmp_path / "p.json")
     assert result.exit_code == 2
@@ -214,16 +258,33 @@ def test_cli_refuses_exact_engine_and_existing_output(tmp_path: Path, words10k: 
 
 
 @pytest.mark.slow
-def test_cli_adapt_json_and_train_queries(tmp_path: Path, words10k: Dataset,
-                                          hnsw_index: Bundle) -> None:
+def test_cli_adapt_json_and_train_queries(
+    tmp_path: Path, words10k: Dataset, hnsw_index: Bundle
+) -> None:
     base, queries = tmp_path / "base.npy", tmp_path / "queries.npy"
     np.save(base, words10k.base)
     np.save(queries, words10k.queries[:120])
     policy = tmp_path / "policy.json"
-    result = run("adapt", hnsw_index.path, base, "--queries", queries, "--metric", "angular",
-                 "--folds", "2", "--centroids", "4", "--target", "0.95", "--json",
-                 "--grid", ",".join(map(str, GRID)),
-                 "-o", policy)
+    result = run(
+        "adapt",
+        hnsw_index.path,
+        base,
+        "--queries",
+        queries,
+        "--metric",
+        "angular",
+        "--folds",
+        "2",
+        "--centroids",
+        "4",
+        "--target",
+        "0.95",
+        "--json",
+        "--grid",
+        ",".join(map(str, GRID)),
+        "-o",
+        policy,
+    )
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout)
     assert out["mode"].startswith("cross-fitted over 2 folds")
@@ -232,9 +293,25 @@ def test_cli_adapt_json_and_train_queries(tmp_path: Path, words10k: Dataset,
     assert load_policy(policy, hnsw_index.manifest).kind == "learned"
     train = tmp_path / "train.npy"
     np.save(train, words10k.queries[500:620])
-    result = run("adapt", hnsw_index.path, base, "--queries", queries, "--metric", "angular",
-                 "--train-queries", train, "--folds", "2", "--kind", "threshold", "--json",
-                 "-o", policy, "--force")
+    result = run(
+        "adapt",
+        hnsw_index.path,
+        base,
+        "--queries",
+        queries,
+        "--metric",
+        "angular",
+        "--train-queries",
+        train,
+        "--folds",
+        "2",
+        "--kind",
+        "threshold",
+        "--json",
+        "-o",
+        policy,
+        "--force",
+    )
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout)
     assert out["mode"].startswith("trained on 120 training queries (train.npy), scored on 120")
@@ -242,33 +319,35 @@ def test_cli_adapt_json_and_train_queries(tmp_path: Path, words10k: Dataset,
     assert load_policy(policy, hnsw_index.manifest).kind == "threshold"
 
 
-def test_query_and_evaluate_with_a_policy(small_report, hnsw_index: Bundle, words10k: Dataset,
-                                          tmp_path: Path) -> None:
+def test_query_and_evaluate_with_a_policy(
+    small_report, hnsw_index: Bundle, words10k: Dataset, tmp_path: Path
+) -> None:
     from annkit.adaptive.evaluate import evaluate_policy
 
     policy_file = save_policy(small_report.policy, tmp_path / "policy.json")
     queries = tmp_path / "queries.npy"
     np.save(queries, words10k.queries[200:260])
     output = tmp_path / "ids.npy"
-    result = run("query", hnsw_index.path, queries, "-o", output, "--policy", policy_file,
-                 "--json")
+    result = run("query", hnsw_index.path, queries, "-o", output, "--policy", policy_file, "--json")
     assert result.exit_code == 0, result.output
-    expected = adaptive_search(hnsw_index.engine, small_report.policy,
-                               words10k.queries[200:260], K)
+    expected = adaptive_search(hnsw_index.engine, small_report.policy, words10k.queries[200:260], K)
     assert np.array_equal(np.load(output), expected.ids)
     assert json.loads(result.stdout)["query_params"] == {"policy": str(policy_file)}
     damaged = tmp_path / "damaged.json"
-    damaged.write_text(policy_file.read_text().replace('"seed": 0', '"seed": 1', 1)
-                       .replace('"model": "tree', '"model": "tree ', 1))
+    damaged.write_text(
+        policy_file.read_text()
+        .replace('"seed": 0', '"seed": 1', 1)
+        .replace('"model": "tree', '"model": "tree ', 1)
+    )
     result = run("query", hnsw_index.path, queries, "-o", output, "--policy", damaged)
     assert result.exit_code == 2
-    assert result.stderr == (f"Error: {damaged}: damaged policy file (checksum mismatch); "
-                             "retrain it with annkit adapt\n")
+    assert result.stderr == (
+        f"Error: {damaged}: damaged policy file (checksum mismatch); retrain it with annkit adapt\n"
+    )
     result = run("evaluate", hnsw_index.path, "words-10k", "--policy", policy_file, "--json")
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["query_params"]["policy"] == "learned"
-    result = run("evaluate", hnsw_index.path, "words-10k", "--policy", policy_file,
-                 "-p", "ef=20")
+    result = run("evaluate", hnsw_index.path, "words-10k", "--policy", policy_file, "-p", "ef=20")
     assert result.exit_code == 2
     assert result.stderr == "Error: --policy chooses each query's effort; drop -p\n"
     evaluation = evaluate_policy(hnsw_index, subset(words10k, 300), small_report.policy)
@@ -278,13 +357,27 @@ def test_query_and_evaluate_with_a_policy(small_report, hnsw_index: Bundle, word
 
 
 @pytest.mark.slow
-def test_work_matched_policies_stay_within_the_training_budget(hnsw_index: Bundle,
-                                                               words10k: Dataset) -> None:
-    report = adapt(hnsw_index, subset(words10k, 150), K, 0.95,
-                   config=AdaptConfig(k=K, folds=3, n_centroids=8, label_targets=(1.0,),
-                                      first_indices=(0, 2), stages=("full", "probe"),
-                                      rounds=20),
-                   goals=[Goal("uniform-budget", 20)], oracle_targets=(1.0,), grid=GRID)
+def test_work_matched_policies_stay_within_the_training_budget(
+    hnsw_index: Bundle, words10k: Dataset
+) -> None:
+    report = adapt(
+        hnsw_index,
+        subset(words10k, 150),
+        K,
+        0.95,
+        config=AdaptConfig(
+            k=K,
+            folds=3,
+            n_centroids=8,
+            label_targets=(1.0,),
+            first_indices=(0, 2),
+            stages=("full", "probe"),
+            rounds=20,
+        ),
+        goals=[Goal("uniform-budget", 20)],
+        oracle_targets=(1.0,),
+        grid=GRID,
+    )
     for kind in ("learned", "threshold"):
         for fold in report.frontiers[kind][0]["folds"]:
             training = fold["training"]
@@ -293,13 +386,16 @@ def test_work_matched_policies_stay_within_the_training_budget(hnsw_index: Bundl
             assert training["train_work"] <= training["work_budget"]
 
 
-def test_missing_lightgbm_is_one_line(monkeypatch: pytest.MonkeyPatch, hnsw_index: Bundle,
-                                      tmp_path: Path) -> None:
+def test_missing_lightgbm_is_one_line(
+    monkeypatch: pytest.MonkeyPatch, hnsw_index: Bundle, tmp_path: Path
+) -> None:
     monkeypatch.setitem(sys.modules, "lightgbm", None)  # as if the adapt extra were absent
     result = run("adapt", hnsw_index.path, "words-10k", "-o", tmp_path / "p.json")
     assert result.exit_code == 2
-    assert result.stderr == ("Error: learned policies need lightgbm: pip install "
-                             "'annkit[adapt]' (or use --kind threshold)\n")
+    assert result.stderr == (
+        "Error: learned policies need lightgbm: pip install "
+        "'annkit[adapt]' (or use --kind threshold)\n"
+    )
 
 
 def test_labels_are_annkit_effort_minimum_efforts(hnsw_index: Bundle, words10k: Dataset) -> None:
@@ -309,8 +405,17 @@ def test_labels_are_annkit_effort_minimum_efforts(hnsw_index: Bundle, words10k: 
 
     dataset = subset(words10k, 200)
     truth = true_kth_distances(dataset, K)
-    table = measure_table(hnsw_index.engine, dataset.base, dataset.queries, dataset.metric,
-                          truth, K, GRID, [0], np.zeros((0, dataset.dim), np.float32))
+    table = measure_table(
+        hnsw_index.engine,
+        dataset.base,
+        dataset.queries,
+        dataset.metric,
+        truth,
+        K,
+        GRID,
+        [0],
+        np.zeros((0, dataset.dim), np.float32),
+    )
     for target in (0.9, 1.0):
         index = least_effort_index(table.recall, target)
         labels = np.where(index < len(GRID), np.asarray(GRID + [0])[index], np.inf)
@@ -321,7 +426,8 @@ def test_labels_are_annkit_effort_minimum_efforts(hnsw_index: Bundle, words10k: 
 
 
 def test_risk_model_searches_again_exactly_the_queries_it_flags(
-        counting_index: Bundle, words10k: Dataset, tmp_path: Path) -> None:
+    counting_index: Bundle, words10k: Dataset, tmp_path: Path
+) -> None:
     from annkit.adaptive.policy import Policy, index_identity
     from annkit.adaptive.train import (
         calibrate_learned,
@@ -335,18 +441,39 @@ def test_risk_model_searches_again_exactly_the_queries_it_flags(
     truth = true_kth_distances(dataset, K)
     config = AdaptConfig(k=K, folds=3, seed=0, n_centroids=4, rounds=20)
     centroids = default_centroids(dataset.base, dataset.metric, config)
-    table = measure_table(counting_index.engine, dataset.base, dataset.queries, dataset.metric,
-                          truth, K, GRID, [0, 1], centroids)
+    table = measure_table(
+        counting_index.engine,
+        dataset.base,
+        dataset.queries,
+        dataset.metric,
+        truth,
+        K,
+        GRID,
+        [0, 1],
+        centroids,
+    )
     rows = np.arange(dataset.n_queries)
-    families = [f for f in train_families(table, rows, ["full@10", "full@14"], (1.0,), 3, 0, 20)
-                if f.model == "risk"]
+    families = [
+        f
+        for f in train_families(table, rows, ["full@10", "full@14"], (1.0,), 3, 0, 20)
+        if f.model == "risk"
+    ]
     assert families, "both outcomes occur after a first stage at efSearch 10"
-    family, calibration, stats = calibrate_learned(table, rows, families,
-                                                   Goal("uniform-recall", 40))
+    family, calibration, stats = calibrate_learned(
+        table, rows, families, Goal("uniform-recall", 40)
+    )
     assert calibration["model"] == "risk" and calibration["hard"] in GRID
-    policy = Policy(kind="learned", index=index_identity(counting_index.manifest),
-                    param="efSearch", grid=GRID, k=K, stage=table.stages[family.stage].stage,
-                    calibration=calibration, centroids=centroids, model_text=family.model_text)
+    policy = Policy(
+        kind="learned",
+        index=index_identity(counting_index.manifest),
+        param="efSearch",
+        grid=GRID,
+        k=K,
+        stage=table.stages[family.stage].stage,
+        calibration=calibration,
+        centroids=centroids,
+        model_text=family.model_text,
+    )
     path = save_policy(policy, tmp_path / "risk.json")
     loaded = load_policy(path, counting_index.manifest)
     queries = words10k.queries[300:700]
@@ -354,8 +481,9 @@ def test_risk_model_searches_again_exactly_the_queries_it_flags(
     result = adaptive_search(counting_index.engine, loaded, queries, K)
     assert timed.distance_computations is None  # timed passes skip the counting
     assert np.array_equal(timed.ids, result.ids) and result.distance_computations is not None
-    first = search_with_efforts(counting_index.engine, queries, K,
-                                np.full(len(queries), loaded.first_effort))
+    first = search_with_efforts(
+        counting_index.engine, queries, K, np.full(len(queries), loaded.first_effort)
+    )
     risk = loaded.predicted_log_effort(loaded.features(queries, first))
     flagged = risk > calibration["threshold"]
     assert np.array_equal(result.second_stage, flagged)

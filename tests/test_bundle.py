@@ -105,10 +105,14 @@ def test_manifest_count_mismatch_with_valid_checksums(bundle_path):
 
 
 def test_roundtrip_each_engine(tmp_path, tiny_dataset):
-    for name, params in (("annoy", {"n_trees": 5}), ("ivfpq", {"nlist": 8, "m": 4, "nbits": 4}),
-                         ("flat", {})):
+    for name, params in (
+        ("annoy", {"n_trees": 5}),
+        ("ivfpq", {"nlist": 8, "m": 4, "nbits": 4}),
+        ("flat", {}),
+    ):
         engine, seconds = build_index(name, tiny_dataset.base, "euclidean", params)
         path = save_bundle(engine, tmp_path / name, build_seconds=seconds)
         loaded = load_bundle(path).engine
-        np.testing.assert_array_equal(loaded.search(tiny_dataset.queries, 5).ids,
-                                      engine.search(tiny_dataset.queries, 5).ids)
+        np.testing.assert_array_equal(
+            loaded.search(tiny_dataset.queries, 5).ids, engine.search(tiny_dataset.queries, 5).ids
+        )

@@ -22,8 +22,12 @@ N_BASE, N_QUERIES = 4000, 300
 @pytest.fixture(scope="module")
 def small(words10k) -> Dataset:
     """A real slice of words-10k: 4,000 base vectors, 300 queries (truth computed)."""
-    return Dataset(name="words-4k", metric=words10k.metric, base=words10k.base[:N_BASE],
-                   queries=words10k.queries[:N_QUERIES])
+    return Dataset(
+        name="words-4k",
+        metric=words10k.metric,
+        base=words10k.base[:N_BASE],
+        queries=words10k.queries[:N_QUERIES],
+    )
 
 
 @pytest.fixture(scope="module")
@@ -32,10 +36,13 @@ def bundles(small, tmp_path_factory):
     made = {}
     for name in engine_names():
         build_params, query_params = get_engine(name).contract_settings
-        engine, seconds = build_index(name, small.base, small.metric, dict(build_params),
-                                      threads=1)
-        path = save_bundle(engine, tmp_path_factory.mktemp(name) / "idx", build_seconds=seconds,
-                           dataset_fingerprint=fingerprint_vectors(small.base))
+        engine, seconds = build_index(name, small.base, small.metric, dict(build_params), threads=1)
+        path = save_bundle(
+            engine,
+            tmp_path_factory.mktemp(name) / "idx",
+            build_seconds=seconds,
+            dataset_fingerprint=fingerprint_vectors(small.base),
+        )
         made[name] = (load_bundle(path), dict(query_params))
     return made
 
@@ -53,8 +60,9 @@ def test_threaded_batch_search_gives_the_same_recall(name, bundles, small):
     np.testing.assert_array_equal(one.per_query_recall, two.per_query_recall)
     assert one.recall == two.recall
     if one.per_query_distance_computations is not None:
-        np.testing.assert_array_equal(one.per_query_distance_computations,
-                                      two.per_query_distance_computations)
+        np.testing.assert_array_equal(
+            one.per_query_distance_computations, two.per_query_distance_computations
+        )
     assert bundle.engine.search_threads == 2  # until the next evaluate sets it again
     assert evaluate(bundle, small, 10, query_params, runs=1).search_threads == 1
 
@@ -76,14 +84,19 @@ def test_concurrent_clients_give_the_same_recall(name, bundles, small):
     assert one_client.distance_computations == alone.distance_computations
 
 
-@pytest.mark.parametrize(("kwargs", "message"), [
-    ({"mode": "single", "clients": 0}, "--clients must be >= 1, got 0"),
-    ({"mode": "batch", "clients": 2}, "--clients sends one query per call: use it with --mode "
-                                      "single"),
-    ({"mode": "single", "clients": 2, "search_threads": 2}, "use either --search-threads"),
-    ({"mode": "single", "search_threads": 2}, "--search-threads applies to batch mode"),
-    ({"search_threads": 0}, "--search-threads must be >= 1, got 0"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"mode": "single", "clients": 0}, "--clients must be >= 1, got 0"),
+        (
+            {"mode": "batch", "clients": 2},
+            "--clients sends one query per call: use it with --mode single",
+        ),
+        ({"mode": "single", "clients": 2, "search_threads": 2}, "use either --search-threads"),
+        ({"mode": "single", "search_threads": 2}, "--search-threads applies to batch mode"),
+        ({"search_threads": 0}, "--search-threads must be >= 1, got 0"),
+    ],
+)
 def test_concurrency_settings_that_do_not_fit_are_refused(kwargs, message, bundles, small):
     bundle, query_params = bundles["hnsw"]
     with pytest.raises(InputError) as caught:
@@ -105,8 +118,10 @@ class OldStyleEngine(Engine):
     def search(self, queries: np.ndarray, k: int) -> SearchResult:
         scores = np.asarray(queries, dtype=np.float32) @ self._base.T
         ids = np.argsort(-scores, axis=1, kind="stable")[:, :k]
-        return SearchResult(ids=ids.astype(np.int64),
-                            distances=(1 - np.take_along_axis(scores, ids, 1)).astype(np.float32))
+        return SearchResult(
+            ids=ids.astype(np.int64),
+            distances=(1 - np.take_along_axis(scores, ids, 1)).astype(np.float32),
+        )
 
     def save(self, directory):  # pragma: no cover - not saved here
         return []
@@ -123,9 +138,11 @@ def test_an_engine_without_threads_keeps_working_and_refuses_more():
     assert engine.search(np.eye(4, dtype=np.float32)[:1], 1).ids[0, 0] == 0
     with pytest.raises(ParamError) as caught:
         engine.set_search_threads(2)
-    assert str(caught.value) == ("engine old-style-exact searches with at most 1 thread; use "
-                                 "--search-threads 1 (or --clients for concurrent single-query "
-                                 "callers)")
+    assert str(caught.value) == (
+        "engine old-style-exact searches with at most 1 thread; use "
+        "--search-threads 1 (or --clients for concurrent single-query "
+        "callers)"
+    )
 
 
 def test_records_carry_threads_and_clients_and_old_ones_read_as_one_and_none():
@@ -142,22 +159,31 @@ def test_evaluate_cli_takes_clients_and_search_threads(tmp_path, words10k):
     from annkit.cli.main import cli
 
     engine, seconds = build_index("hnsw", words10k.base, "angular", {"M": 8}, threads=1)
-    index = save_bundle(engine, tmp_path / "idx", build_seconds=seconds,
-                        dataset_fingerprint=fingerprint_vectors(words10k.base))
+    index = save_bundle(
+        engine,
+        tmp_path / "idx",
+        build_seconds=seconds,
+        dataset_fingerprint=fingerprint_vectors(words10k.base),
+    )
     runner = CliRunner()
     zero = runner.invoke(cli, ["evaluate", str(index), "--clients", "0"])
-    assert zero.exit_code == 2 and "Invalid value for '--clients': 0 is not in the range x>=1" \
-        in zero.output
+    assert (
+        zero.exit_code == 2
+        and "Invalid value for '--clients': 0 is not in the range x>=1" in zero.output
+    )
     both = runner.invoke(cli, ["evaluate", str(index), "--clients", "2", "--mode", "batch"])
     assert both.exit_code == 2
-    assert both.output.strip().endswith("--clients sends one query per call: use it with "
-                                        "--mode single")
+    assert both.output.strip().endswith(
+        "--clients sends one query per call: use it with --mode single"
+    )
     import json
 
-    loaded = runner.invoke(cli, ["evaluate", str(index), "--clients", "2", "--runs", "1",
-                                 "--json", "-q"])
-    threaded = runner.invoke(cli, ["evaluate", str(index), "--search-threads", "2", "--runs",
-                                   "1", "--json", "-q"])
+    loaded = runner.invoke(
+        cli, ["evaluate", str(index), "--clients", "2", "--runs", "1", "--json", "-q"]
+    )
+    threaded = runner.invoke(
+        cli, ["evaluate", str(index), "--search-threads", "2", "--runs", "1", "--json", "-q"]
+    )
     assert loaded.exit_code == 0 and threaded.exit_code == 0, loaded.output + threaded.output
     loaded_out, threaded_out = json.loads(loaded.stdout), json.loads(threaded.stdout)
     assert loaded_out["clients"] == 2 and loaded_out["mode"] == "single"
@@ -189,8 +215,9 @@ def test_bench_measures_each_setting_at_each_level(tmp_path):
     from annkit.bench.spec import parse_sweep
 
     spec = parse_sweep(SWEEP.format(mode="batch"))
-    outcome = run_sweep(spec, tmp_path / "res", results_root=tmp_path, threads=1,
-                        search_threads=[1, 2])
+    outcome = run_sweep(
+        spec, tmp_path / "res", results_root=tmp_path, threads=1, search_threads=[1, 2]
+    )
     records = {record["run_id"]: record for record in outcome.records}
     assert len(records) == 6 and outcome.failed == 0
     for run_id in spec.run_ids():  # level 1 keeps the plain run id: older folders resume
@@ -203,8 +230,9 @@ def test_bench_measures_each_setting_at_each_level(tmp_path):
     assert plot_sweep(outcome.records, tmp_path / "t.png", x="threads").is_file()
     with pytest.raises(InputError, match="nothing to plot against clients"):
         plot_sweep(outcome.records, tmp_path / "c.png", x="clients")
-    again = run_sweep(spec, tmp_path / "res", results_root=tmp_path, threads=1,
-                      search_threads=[1, 2])
+    again = run_sweep(
+        spec, tmp_path / "res", results_root=tmp_path, threads=1, search_threads=[1, 2]
+    )
     assert again.ran == 0 and again.skipped == 6
     with pytest.raises(InputError, match='set mode = "single" in the sweep'):
         run_sweep(spec, tmp_path / "other", results_root=tmp_path, clients=[2])
@@ -215,8 +243,7 @@ def test_bench_with_clients(tmp_path):
     from annkit.bench.spec import parse_sweep
 
     spec = parse_sweep(SWEEP.format(mode="single"))
-    outcome = run_sweep(spec, tmp_path / "res", results_root=tmp_path, threads=1,
-                        clients=[1, 2])
+    outcome = run_sweep(spec, tmp_path / "res", results_root=tmp_path, threads=1, clients=[1, 2])
     by_id = {record["run_id"]: record for record in outcome.records}
     for run_id in spec.run_ids():
         one, two = by_id[f"{run_id}-c1"], by_id[f"{run_id}-c2"]
@@ -231,5 +258,4 @@ def test_bench_cli_refuses_zero_clients(tmp_path):
 
     result = CliRunner().invoke(cli, ["bench", "--clients", "0", "-o", str(tmp_path / "r")])
     assert result.exit_code == 2
-    assert "Invalid value for --clients: expected counts >= 1 like 1,2,4, got '0'" in \
-        result.output
+    assert "Invalid value for --clients: expected counts >= 1 like 1,2,4, got '0'" in result.output

@@ -31,8 +31,12 @@ TARGET = 0.9
 @pytest.fixture(scope="module")
 def hnsw_bundle(words10k: Dataset, tmp_path_factory: pytest.TempPathFactory) -> Bundle:
     engine, seconds = build_index("hnsw", words10k.base, words10k.metric, {"M": 8}, threads=1)
-    path = save_bundle(engine, tmp_path_factory.mktemp("effort") / "hnsw", build_seconds=seconds,
-                       dataset_fingerprint=fingerprint_vectors(words10k.base))
+    path = save_bundle(
+        engine,
+        tmp_path_factory.mktemp("effort") / "hnsw",
+        build_seconds=seconds,
+        dataset_fingerprint=fingerprint_vectors(words10k.base),
+    )
     return load_bundle(path)
 
 
@@ -46,8 +50,7 @@ def result(hnsw_bundle: Bundle, words10k: Dataset, truth: np.ndarray):
     return minimum_effort(hnsw_bundle, words10k, K, TARGET, truth=truth)
 
 
-def _recall_alone(bundle: Bundle, dataset: Dataset, truth: np.ndarray, row: int,
-                  ef: int) -> float:
+def _recall_alone(bundle: Bundle, dataset: Dataset, truth: np.ndarray, row: int, ef: int) -> float:
     """Recall@K of query ``row`` searched on its own at ``ef``."""
     bundle.engine.set_query_params(ef=ef)
     query = dataset.queries[row : row + 1]
@@ -67,8 +70,10 @@ def test_reported_minimum_reaches_target_and_previous_value_does_not(
     for row in reached:
         position = grid.index(int(result.min_effort[row]))
         reaches += _recall_alone(hnsw_bundle, words10k, truth, row, grid[position]) >= TARGET
-        if position == 0 or _recall_alone(hnsw_bundle, words10k, truth, row,
-                                           grid[position - 1]) < TARGET:
+        if (
+            position == 0
+            or _recall_alone(hnsw_bundle, words10k, truth, row, grid[position - 1]) < TARGET
+        ):
             below_before += 1
     # hnswlib's single-threaded search is deterministic per query, and the bisection tested
     # exactly these two values for each query, so both hold for every query.
@@ -89,8 +94,7 @@ def test_bisection_matches_a_full_scan_on_a_sample(
         meets.append(recall_per_query(truth[rows], found.ids, distances, K) >= TARGET)
     meets_by_query = np.array(meets).T
     grid = np.array(result.grid + [np.inf], dtype=np.float64)
-    smallest = grid[[int(np.argmax(m)) if m.any() else len(result.grid)
-                     for m in meets_by_query]]
+    smallest = grid[[int(np.argmax(m)) if m.any() else len(result.grid) for m in meets_by_query]]
     # A query whose recall dips at a higher ef (graph search is not strictly monotone) may get
     # a larger value from bisection than the scan's smallest; on words-10k this is rare.
     agree = np.mean(smallest == result.min_effort[rows])
@@ -106,15 +110,17 @@ def test_search_counts(result, words10k: Dataset) -> None:
     assert result.search_calls <= result.rounds * size
 
 
-def test_engine_query_params_are_restored(hnsw_bundle: Bundle, words10k: Dataset,
-                                          truth: np.ndarray) -> None:
+def test_engine_query_params_are_restored(
+    hnsw_bundle: Bundle, words10k: Dataset, truth: np.ndarray
+) -> None:
     hnsw_bundle.engine.set_query_params(ef=77)
     minimum_effort(hnsw_bundle, words10k, K, TARGET, grid=[10, 40], truth=truth)
     assert hnsw_bundle.engine.query["ef"] == 77
 
 
-def test_report_distribution_heavy_and_correlations(result, words10k: Dataset,
-                                                    truth: np.ndarray) -> None:
+def test_report_distribution_heavy_and_correlations(
+    result, words10k: Dataset, truth: np.ndarray
+) -> None:
     profile = build_profile(words10k, truth, K)
     report = effort_report(result, profile)
     overall = report["distribution"]["all"]
@@ -131,8 +137,18 @@ def test_report_distribution_heavy_and_correlations(result, words10k: Dataset,
     assert report["spearman"]["lid"]["spearman"] > 0.2
     assert report["spearman"]["rc"]["spearman"] < -0.2
     columns = per_query_columns(result, profile, text=["q"] * words10k.n_queries)
-    assert list(columns) == ["query", "text", "min_effort", "reached", "weight", "band",
-                             "lid", "rc", "expansion", "ood"]
+    assert list(columns) == [
+        "query",
+        "text",
+        "min_effort",
+        "reached",
+        "weight",
+        "band",
+        "lid",
+        "rc",
+        "expansion",
+        "ood",
+    ]
 
 
 def test_not_reached_queries(hnsw_bundle: Bundle, words10k: Dataset, truth: np.ndarray) -> None:
@@ -149,11 +165,18 @@ def test_not_reached_queries(hnsw_bundle: Bundle, words10k: Dataset, truth: np.n
 
 
 def test_flat_engine_has_no_effort(words10k: Dataset, tmp_path: Path) -> None:
-    usable = [name for name in engine_names() if get_engine(name).effort_param_for(
-        {param: spec.default for param, spec in get_engine(name).build_params.items()})]
+    usable = [
+        name
+        for name in engine_names()
+        if get_engine(name).effort_param_for(
+            {param: spec.default for param, spec in get_engine(name).build_params.items()}
+        )
+    ]
     assert {"annoy", "hnsw", "ivfpq"} <= set(usable) and "flat" not in usable
-    message = ("engine flat has no effort parameter (it searches exactly); "
-               f"use an index of {', '.join(usable)}")
+    message = (
+        "engine flat has no effort parameter (it searches exactly); "
+        f"use an index of {', '.join(usable)}"
+    )
     with pytest.raises(ParamError) as caught:
         effort_parameter("flat")
     assert str(caught.value) == message
@@ -163,8 +186,9 @@ def test_flat_engine_has_no_effort(words10k: Dataset, tmp_path: Path) -> None:
         minimum_effort(bundle, words10k, K, TARGET)
 
 
-def test_default_grid_comes_from_the_engine(hnsw_bundle: Bundle, words10k: Dataset,
-                                            truth: np.ndarray) -> None:
+def test_default_grid_comes_from_the_engine(
+    hnsw_bundle: Bundle, words10k: Dataset, truth: np.ndarray
+) -> None:
     """The effort grid is the engine's own: a different grid on the instance is used as is."""
     engine = hnsw_bundle.engine
     engine.effort_grid = lambda k, n_base: [70, 7]  # type: ignore[method-assign]
@@ -243,8 +267,9 @@ def test_bisection_finds_each_querys_threshold(grid_size: int) -> None:
     manifest = {"dim": 4, "count": n_base, "metric": "euclidean", "build_params": {}}
     register(ThresholdEngine)
     try:
-        outcome = minimum_effort(Bundle(Path("."), manifest, engine), dataset, k, 1.0,
-                                 grid=grid, truth=truth_full)
+        outcome = minimum_effort(
+            Bundle(Path("."), manifest, engine), dataset, k, 1.0, grid=grid, truth=truth_full
+        )
     finally:
         unregister("threshold")
     expected = np.where(thresholds <= grid[-1], thresholds, np.inf).astype(np.float64)

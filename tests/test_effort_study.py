@@ -21,8 +21,9 @@ GRID = [10, 20, 40, 80]
 @pytest.fixture(scope="module")
 def hnsw_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
     output = tmp_path_factory.mktemp("study") / "hnsw"
-    built = build_bundle("words-10k", "hnsw", output, params={"M": "8", "ef_construction": "50"},
-                         threads=1)
+    built = build_bundle(
+        "words-10k", "hnsw", output, params={"M": "8", "ef_construction": "50"}, threads=1
+    )
     assert built.engine == "hnsw" and built.build_params["M"] == 8
     assert (built.count, built.dim, built.metric) == (10_000, 384, "angular")
     assert built.index_bytes > 0 and json.loads(json.dumps(built.to_dict())) == built.to_dict()
@@ -36,11 +37,9 @@ def test_build_bundle_refuses_an_existing_output_and_unknown_params(hnsw_index, 
         build_bundle(tmp_path / "not-read.fvecs", "hnsw", tmp_path / "x", params={"efc": "1"})
 
 
-def test_study_equals_minimum_effort_and_writes_the_csv(hnsw_index, words10k: Dataset,
-                                                        tmp_path):
+def test_study_equals_minimum_effort_and_writes_the_csv(hnsw_index, words10k: Dataset, tmp_path):
     table = tmp_path / "effort.csv"
-    study = study_effort(hnsw_index, "words-10k", k=10, target=0.9, grid=GRID,
-                         per_query_file=table)
+    study = study_effort(hnsw_index, "words-10k", k=10, target=0.9, grid=GRID, per_query_file=table)
     direct = minimum_effort(load_bundle(hnsw_index), words10k, 10, 0.9, GRID)
     np.testing.assert_array_equal(study.result.min_effort, direct.min_effort)
     assert study.report["index"] == str(hnsw_index) == study.index

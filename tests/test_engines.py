@@ -98,11 +98,14 @@ def test_contract_payload_not_fitting_its_manifest_refused(built, tmp_path):
         (copy / name).write_bytes((path / name).read_bytes())
     manifest["count"] += 1
     (copy / MANIFEST).write_text(json.dumps(manifest))
-    script = ("import sys\nfrom annkit.bundle import load_bundle\nfrom annkit.errors import "
-              "AnnkitError\ntry:\n    load_bundle(sys.argv[1])\nexcept AnnkitError as exc:\n"
-              "    print(exc)\n    sys.exit(3)\n")
-    child = subprocess.run([sys.executable, "-c", script, str(copy)], capture_output=True,
-                           text=True, timeout=120)
+    script = (
+        "import sys\nfrom annkit.bundle import load_bundle\nfrom annkit.errors import "
+        "AnnkitError\ntry:\n    load_bundle(sys.argv[1])\nexcept AnnkitError as exc:\n"
+        "    print(exc)\n    sys.exit(3)\n"
+    )
+    child = subprocess.run(
+        [sys.executable, "-c", script, str(copy)], capture_output=True, text=True, timeout=120
+    )
     assert child.returncode == 3, (child.returncode, child.stdout, child.stderr[-2000:])
     assert str(copy) in child.stdout
 
@@ -137,8 +140,17 @@ def test_builtin_effort_grids():
     assert annoy[0] == 500 and annoy[-1] == 500 * 2**10 and len(annoy) == 11
     assert get_engine("annoy")("angular", 8, n_trees=10).effort_grid(10, 20) == [100, 200]
     ivfpq = get_engine("ivfpq")
-    assert ivfpq("angular", 8, nlist=256).effort_grid(10, 10_000) == [1, 2, 4, 8, 16, 32, 64,
-                                                                        128, 256]
+    assert ivfpq("angular", 8, nlist=256).effort_grid(10, 10_000) == [
+        1,
+        2,
+        4,
+        8,
+        16,
+        32,
+        64,
+        128,
+        256,
+    ]
     assert ivfpq("angular", 8, nlist=100).effort_grid(10, 10_000)[-2:] == [64, 100]
     assert ivfpq("angular", 8, nlist=1).effort_grid(10, 10_000) == [1]
     assert get_engine("flat").effort_param_for({}) is None
@@ -185,15 +197,21 @@ def test_top1_distance_agrees_with_flat(words10k):
     expected = flat.search(words10k.queries[:200], 1)
     for name in ("hnsw", "annoy", "ivfpq"):
         build_params, query_params = get_engine(name).contract_settings
-        engine, _ = build_index(name, base, "angular", {**build_params, "nlist": 32}
-                                if name == "ivfpq" else build_params)
-        engine.set_query_params(**({**query_params, "nprobe": 32} if name == "ivfpq"
-                                   else query_params))
+        engine, _ = build_index(
+            name,
+            base,
+            "angular",
+            {**build_params, "nlist": 32} if name == "ivfpq" else build_params,
+        )
+        engine.set_query_params(
+            **({**query_params, "nprobe": 32} if name == "ivfpq" else query_params)
+        )
         result = engine.search(words10k.queries[:200], 1)
         same = result.ids[:, 0] == expected.ids[:, 0]
         assert same.mean() > 0.95, name
-        np.testing.assert_allclose(result.distances[same, 0], expected.distances[same, 0],
-                                   atol=1e-4)
+        np.testing.assert_allclose(
+            result.distances[same, 0], expected.distances[same, 0], atol=1e-4
+        )
 
 
 def test_k_larger_than_count_is_padded():
@@ -211,15 +229,19 @@ def test_hnsw_single_thread_build_is_deterministic(words10k):
     second, _ = build_index("hnsw", base, "angular", {"M": 8}, threads=1)
     first.set_query_params(ef=20)
     second.set_query_params(ef=20)
-    np.testing.assert_array_equal(first.search(words10k.queries, 10).ids,
-                                  second.search(words10k.queries, 10).ids)
+    np.testing.assert_array_equal(
+        first.search(words10k.queries, 10).ids, second.search(words10k.queries, 10).ids
+    )
 
 
 @pytest.mark.parametrize(
     "name, params, message",
     [
-        ("hnsw", {"MM": 3},
-         "engine hnsw has no build parameter 'MM' (known: M, ef_construction, seed)"),
+        (
+            "hnsw",
+            {"MM": 3},
+            "engine hnsw has no build parameter 'MM' (known: M, ef_construction, seed)",
+        ),
         ("hnsw", {"M": "x"}, "parameter M: expected int, got 'x'"),
         ("hnsw", {"M": 1}, "parameter M: must be >= 2, got 1"),
         ("annoy", {"n_trees": 2.5}, "parameter n_trees: expected int, got 2.5"),
@@ -237,8 +259,9 @@ def test_ivfpq_param_validation():
         build_index("ivfpq", base, "euclidean", {"m": 5})
     with pytest.raises(ParamError, match="nlist=900 exceeds the 500 base vectors"):
         build_index("ivfpq", base, "euclidean", {"nlist": 900})
-    engine, _ = build_index("ivfpq", base, "euclidean", {"refine": False, "nlist": 4, "m": 4,
-                                                          "nbits": 4})
+    engine, _ = build_index(
+        "ivfpq", base, "euclidean", {"refine": False, "nlist": 4, "m": 4, "nbits": 4}
+    )
     engine.set_query_params(rerank=4)
     with pytest.raises(ParamError, match="rerank needs an index built with refine=1"):
         engine.search(base[:2], 3)
@@ -324,8 +347,10 @@ def test_sweep_query_params_are_checked_against_each_build():
     """A sweep's query grid is validated per build setting: the knob of mode=b is beta."""
     from annkit.bench.spec import SweepError, parse_sweep
 
-    sweep = ('[bench]\ndataset = "words-10k"\n\n[[engine]]\nname = "knob-test"\n'
-             'build = {{ mode = "{mode}" }}\nquery = {{ {knob} = [1, 2] }}\n')
+    sweep = (
+        '[bench]\ndataset = "words-10k"\n\n[[engine]]\nname = "knob-test"\n'
+        'build = {{ mode = "{mode}" }}\nquery = {{ {knob} = [1, 2] }}\n'
+    )
     register(_KnobEngine)
     try:
         spec = parse_sweep(sweep.format(mode="b", knob="beta"))

@@ -16,8 +16,12 @@ def hnsw_bundle(words10k, tmp_path_factory):
     engine, seconds = build_index("hnsw", words10k.base, "angular", {"M": 8}, threads=2)
     from annkit.bundle import fingerprint_vectors
 
-    path = save_bundle(engine, tmp_path_factory.mktemp("e") / "idx", build_seconds=seconds,
-                       dataset_fingerprint=fingerprint_vectors(words10k.base))
+    path = save_bundle(
+        engine,
+        tmp_path_factory.mktemp("e") / "idx",
+        build_seconds=seconds,
+        dataset_fingerprint=fingerprint_vectors(words10k.base),
+    )
     return load_bundle(path)
 
 
@@ -31,8 +35,19 @@ def test_batch_and_single(hnsw_bundle, words10k):
     assert 0 < lat["p50"] <= lat["p95"] <= lat["p99"]
     assert single.qps == pytest.approx(1000 / single.search_seconds)
     out = single.to_dict()
-    for key in ("engine", "build_params", "query_params", "k", "recall", "qps", "latency_ms",
-                "build_seconds", "index_bytes", "queries", "mode"):
+    for key in (
+        "engine",
+        "build_params",
+        "query_params",
+        "k",
+        "recall",
+        "qps",
+        "latency_ms",
+        "build_seconds",
+        "index_bytes",
+        "queries",
+        "mode",
+    ):
         assert key in out
     assert out["query_params"] == {"ef": 40} and out["queries"] == 1000
     assert len(single.per_query_recall) == 1000
@@ -45,28 +60,39 @@ def test_more_effort_more_recall(hnsw_bundle, words10k):
 
 
 def test_ground_truth_computed_when_absent(hnsw_bundle, words10k):
-    without = Dataset(name="nogt", metric="angular", base=words10k.base,
-                      queries=words10k.queries[:200])
-    with_gt = Dataset(name="gt", metric="angular", base=words10k.base,
-                      queries=words10k.queries[:200], neighbors=words10k.neighbors[:200])
+    without = Dataset(
+        name="nogt", metric="angular", base=words10k.base, queries=words10k.queries[:200]
+    )
+    with_gt = Dataset(
+        name="gt",
+        metric="angular",
+        base=words10k.base,
+        queries=words10k.queries[:200],
+        neighbors=words10k.neighbors[:200],
+    )
     a = evaluate(hnsw_bundle, without, 10, {"ef": 20})
     b = evaluate(hnsw_bundle, with_gt, 10, {"ef": 20})
     np.testing.assert_array_equal(a.per_query_recall, b.per_query_recall)
 
 
 def test_incompatible_dataset_refused(hnsw_bundle, words10k):
-    other = Dataset(name="other", metric="angular", base=words10k.base[::-1].copy(),
-                    queries=words10k.queries)
+    other = Dataset(
+        name="other", metric="angular", base=words10k.base[::-1].copy(), queries=words10k.queries
+    )
     with pytest.raises(InputError, match="was built from different base vectors"):
         evaluate(hnsw_bundle, other, 10)
-    smaller = Dataset(name="small", metric="angular", base=words10k.base[:10],
-                      queries=words10k.queries)
+    smaller = Dataset(
+        name="small", metric="angular", base=words10k.base[:10], queries=words10k.queries
+    )
     with pytest.raises(InputError, match="holds 10000 vectors, dataset small has 10 base"):
         evaluate(hnsw_bundle, smaller, 10)
     euclid = Dataset(name="e", metric="euclidean", base=words10k.base, queries=words10k.queries)
-    with pytest.raises(InputError, match="uses metric angular, dataset e is scored with "
-                       "euclidean: rebuild the index with --metric euclidean, or evaluate it "
-                       "with --metric angular"):
+    with pytest.raises(
+        InputError,
+        match="uses metric angular, dataset e is scored with "
+        "euclidean: rebuild the index with --metric euclidean, or evaluate it "
+        "with --metric angular",
+    ):
         evaluate(hnsw_bundle, euclid, 10)
     with pytest.raises(InputError, match="unknown mode 'fast'"):
         evaluate(hnsw_bundle, words10k, 10, mode="fast")
@@ -76,8 +102,13 @@ def test_flat_counts_every_base_vector_per_query(words10k, tmp_path):
     """flat counts its distance computations exactly: n_base per query, batch and single."""
     engine, seconds = build_index("flat", words10k.base, "angular", {}, threads=1)
     bundle = load_bundle(save_bundle(engine, tmp_path / "flat", build_seconds=seconds))
-    queries = Dataset(name="w", metric="angular", base=words10k.base,
-                      queries=words10k.queries[:50], neighbors=words10k.neighbors[:50])
+    queries = Dataset(
+        name="w",
+        metric="angular",
+        base=words10k.base,
+        queries=words10k.queries[:50],
+        neighbors=words10k.neighbors[:50],
+    )
     for mode in ("batch", "single"):
         evaluation = evaluate(bundle, queries, 10, mode=mode, with_slices=False)
         assert evaluation.distance_computations == words10k.n_base
@@ -116,8 +147,13 @@ def _scripted(seconds: list[float]):
 
 def test_time_runs_stops_once_stable_and_keeps_every_run():
     calls = []
-    stable = time_runs(_scripted([1.0, 1.02, 5.0]), 3, 1000, 0.05,
-                       progress=lambda done, total: calls.append((done, total)))
+    stable = time_runs(
+        _scripted([1.0, 1.02, 5.0]),
+        3,
+        1000,
+        0.05,
+        progress=lambda done, total: calls.append((done, total)),
+    )
     assert stable.seconds == [1.0, 1.02] and stable.best[1] == 1.0
     assert calls == [(1, 3), (2, 2)]
     noisy = time_runs(_scripted([1.0, 1.5, 1.2]), 3, 1000, 0.05)
@@ -137,10 +173,16 @@ def test_evaluation_keeps_the_qps_of_every_run(hnsw_bundle, words10k):
     record = RunRecord.from_evaluation(evaluation, "r1")
     assert record.qps_runs == list(evaluation.qps_runs) and record.runs == 4
     assert (record.qps_min, record.qps_median, record.qps_max) == (
-        evaluation.qps_min, evaluation.qps_median, evaluation.qps_max)
+        evaluation.qps_min,
+        evaluation.qps_median,
+        evaluation.qps_max,
+    )
     assert RunRecord.from_dict(record.to_dict()) == record
-    old = {key: value for key, value in record.to_dict().items()
-           if not key.startswith("qps_") and key not in ("timed_queries", "max_runs")}
+    old = {
+        key: value
+        for key, value in record.to_dict().items()
+        if not key.startswith("qps_") and key not in ("timed_queries", "max_runs")
+    }
     legacy = RunRecord.from_dict(old)  # a runs.jsonl line from before the spread was kept
     assert legacy.qps == record.qps and legacy.qps_runs is None and legacy.qps_min is None
     assert legacy.timed_queries is None and legacy.max_runs is None
@@ -164,8 +206,9 @@ def test_constant_cost_engine_timed_on_a_sample_scored_on_all(words10k, tmp_path
     assert len(single.per_query_recall) == words10k.n_queries
     assert single.recall == 1.0
     assert single.qps == pytest.approx(TIMING_SAMPLE / single.search_seconds)
-    np.testing.assert_array_equal(timing_sample(words10k.n_queries),
-                                  timing_sample(words10k.n_queries))  # seeded
+    np.testing.assert_array_equal(
+        timing_sample(words10k.n_queries), timing_sample(words10k.n_queries)
+    )  # seeded
     assert len(np.unique(timing_sample(words10k.n_queries))) == TIMING_SAMPLE
     batch = evaluate(bundle, words10k, 10, runs=1, with_slices=False)
     assert batch.timed_queries == words10k.n_queries  # batch mode times every query

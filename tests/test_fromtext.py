@@ -20,10 +20,36 @@ from annkit.io.table import read_query_text
 from annkit.longtail import frequency_bands
 
 WORDS = [
-    "apple", "banana", "cherry", "grape", "lemon", "mango", "melon", "olive", "peach", "pear",
-    "plum", "berry", "kiwi", "lime", "date", "fig", "guava", "papaya", "quince", "apricot",
-    "orange", "nectarine", "raisin", "walnut", "almond", "pecan", "cashew", "hazelnut",
-    "peanut", "pistachio",
+    "apple",
+    "banana",
+    "cherry",
+    "grape",
+    "lemon",
+    "mango",
+    "melon",
+    "olive",
+    "peach",
+    "pear",
+    "plum",
+    "berry",
+    "kiwi",
+    "lime",
+    "date",
+    "fig",
+    "guava",
+    "papaya",
+    "quince",
+    "apricot",
+    "orange",
+    "nectarine",
+    "raisin",
+    "walnut",
+    "almond",
+    "pecan",
+    "cashew",
+    "hazelnut",
+    "peanut",
+    "pistachio",
 ]
 
 
@@ -33,7 +59,7 @@ def ngram_encoder(texts: list[str]) -> np.ndarray:
     for row, text in enumerate(texts):
         padded = f"  {text.lower()} "
         for start in range(len(padded) - 2):
-            out[row, zlib.crc32(padded[start:start + 3].encode()) % 64] += 1.0
+            out[row, zlib.crc32(padded[start : start + 3].encode()) % 64] += 1.0
     return out
 
 
@@ -45,13 +71,16 @@ def test_query_log_sums_repeats_and_keeps_first_order(tmp_path):
     assert counts.tolist() == [5.0, 1.5, 100.0]
 
 
-@pytest.mark.parametrize("text, message", [
-    ("apple 3\n", "line 1: expected 'query<TAB>count'"),
-    ("apple\tmany\n", "line 1: count 'many' is not a number"),
-    ("ok\t1\napple\t0\n", "line 2: count must be a positive number"),
-    ("apple\tnan\n", "count must be a positive number"),
-    ("\n\n", "no queries"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("apple 3\n", "line 1: expected 'query<TAB>count'"),
+        ("apple\tmany\n", "line 1: count 'many' is not a number"),
+        ("ok\t1\napple\t0\n", "line 2: count must be a positive number"),
+        ("apple\tnan\n", "count must be a positive number"),
+        ("\n\n", "no queries"),
+    ],
+)
 def test_bad_query_logs_name_the_line(tmp_path, text, message):
     log = tmp_path / "log.tsv"
     log.write_text(text, encoding="utf-8")
@@ -87,8 +116,9 @@ def test_dataset_from_text_has_exact_truth_weights_and_texts(tmp_path):
     # independent exact answer: cosine over the encoder's vectors in float64
     base = ngram_encoder(documents).astype(np.float64)
     query_vectors = ngram_encoder(queries).astype(np.float64)
-    cosine = (query_vectors @ base.T) / np.outer(np.linalg.norm(query_vectors, axis=1),
-                                                 np.linalg.norm(base, axis=1))
+    cosine = (query_vectors @ base.T) / np.outer(
+        np.linalg.norm(query_vectors, axis=1), np.linalg.norm(base, axis=1)
+    )
     expected = np.sort(1.0 - cosine, axis=1)[:, :20]
     import h5py
 
@@ -104,14 +134,21 @@ def test_dataset_from_text_has_exact_truth_weights_and_texts(tmp_path):
 
 def test_encoder_output_is_checked(tmp_path):
     with pytest.raises(InputError, match="returned shape"):
-        dataset_from_text(["a", "b"], ["q"], np.ones(1), lambda texts: np.ones((1, 4)),
-                          tmp_path / "x.hdf5")
+        dataset_from_text(
+            ["a", "b"], ["q"], np.ones(1), lambda texts: np.ones((1, 4)), tmp_path / "x.hdf5"
+        )
     with pytest.raises(InputError, match="NaN or infinite"):
-        dataset_from_text(["a"], ["q"], np.ones(1),
-                          lambda texts: np.full((len(texts), 4), np.nan), tmp_path / "x.hdf5")
+        dataset_from_text(
+            ["a"],
+            ["q"],
+            np.ones(1),
+            lambda texts: np.full((len(texts), 4), np.nan),
+            tmp_path / "x.hdf5",
+        )
     with pytest.raises(InputError, match="zero vector"):
-        dataset_from_text(["a"], ["q"], np.ones(1),
-                          lambda texts: np.zeros((len(texts), 4)), tmp_path / "x.hdf5")
+        dataset_from_text(
+            ["a"], ["q"], np.ones(1), lambda texts: np.zeros((len(texts), 4)), tmp_path / "x.hdf5"
+        )
     assert not (tmp_path / "x.hdf5").exists()
 
 
@@ -125,20 +162,46 @@ def _texts(tmp_path):
 
 def test_cli_refuses_a_missing_model_folder(tmp_path):
     docs, log = _texts(tmp_path)
-    result = CliRunner().invoke(cli, ["datasets", "from-text", "--docs", str(docs), "--queries",
-                                      str(log), "--model", str(tmp_path / "nope"), "-o",
-                                      str(tmp_path / "out.hdf5")])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "datasets",
+            "from-text",
+            "--docs",
+            str(docs),
+            "--queries",
+            str(log),
+            "--model",
+            str(tmp_path / "nope"),
+            "-o",
+            str(tmp_path / "out.hdf5"),
+        ],
+    )
     assert result.exit_code == 2
     assert "not a folder" in result.stderr and len(result.stderr.strip().splitlines()) == 1
 
 
-@pytest.mark.skipif(importlib.util.find_spec("sentence_transformers") is not None,
-                    reason="the embed extra is installed")
+@pytest.mark.skipif(
+    importlib.util.find_spec("sentence_transformers") is not None,
+    reason="the embed extra is installed",
+)
 def test_cli_without_the_extra_says_how_to_install_it(tmp_path):
     docs, log = _texts(tmp_path)
-    result = CliRunner().invoke(cli, ["datasets", "from-text", "--docs", str(docs), "--queries",
-                                      str(log), "--model", str(tmp_path), "-o",
-                                      str(tmp_path / "out.hdf5")])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "datasets",
+            "from-text",
+            "--docs",
+            str(docs),
+            "--queries",
+            str(log),
+            "--model",
+            str(tmp_path),
+            "-o",
+            str(tmp_path / "out.hdf5"),
+        ],
+    )
     assert result.exit_code == 2 and "pip install 'annkit[embed]'" in result.stderr
 
 
@@ -151,34 +214,58 @@ def _tiny_local_model(folder) -> str:
     from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
 
     vocabulary = ["[UNK]", "[PAD]", *WORDS]
-    tokenizer = Tokenizer(models.WordLevel({w: i for i, w in enumerate(vocabulary)},
-                                           unk_token="[UNK]"))
+    tokenizer = Tokenizer(
+        models.WordLevel({w: i for i, w in enumerate(vocabulary)}, unk_token="[UNK]")
+    )
     tokenizer.normalizer = normalizers.Lowercase()
     tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
-    weights = torch.tensor(np.random.default_rng(0).standard_normal((len(vocabulary), 16)),
-                           dtype=torch.float32)
-    model = SentenceTransformer(modules=[StaticEmbedding(tokenizer, embedding_weights=weights)],
-                                device="cpu")
+    weights = torch.tensor(
+        np.random.default_rng(0).standard_normal((len(vocabulary), 16)), dtype=torch.float32
+    )
+    model = SentenceTransformer(
+        modules=[StaticEmbedding(tokenizer, embedding_weights=weights)], device="cpu"
+    )
     model.save(str(folder))
     return str(folder)
 
 
-@pytest.mark.skipif(importlib.util.find_spec("sentence_transformers") is None,
-                    reason="needs the embed extra: pip install 'annkit[embed]'")
+@pytest.mark.skipif(
+    importlib.util.find_spec("sentence_transformers") is None,
+    reason="needs the embed extra: pip install 'annkit[embed]'",
+)
 def test_cli_with_a_real_local_model(tmp_path):
     """The real sentence-transformers path: ANNKIT_TEST_MODEL (a saved model folder) when
     set, else a tiny model built locally."""
     model = os.environ.get("ANNKIT_TEST_MODEL") or _tiny_local_model(tmp_path / "model")
     docs, log = _texts(tmp_path)
     out = tmp_path / "out.hdf5"
-    result = CliRunner().invoke(cli, ["datasets", "from-text", "--docs", str(docs), "--queries",
-                                      str(log), "--model", model, "-o", str(out), "-k", "5",
-                                      "-q"])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "datasets",
+            "from-text",
+            "--docs",
+            str(docs),
+            "--queries",
+            str(log),
+            "--model",
+            model,
+            "-o",
+            str(out),
+            "-k",
+            "5",
+            "-q",
+        ],
+    )
     assert result.exit_code == 0, result.output
     dataset = load_dataset(out)
     assert dataset.n_base == len(WORDS) and dataset.n_queries == 2 and dataset.gt_depth == 5
     base, queries = (np.asarray(a, dtype=np.float64) for a in (dataset.base, dataset.queries))
-    truth = np.argsort(1 - (queries @ base.T) / np.outer(np.linalg.norm(queries, axis=1),
-                                                         np.linalg.norm(base, axis=1)),
-                       axis=1, kind="stable")
+    truth = np.argsort(
+        1
+        - (queries @ base.T)
+        / np.outer(np.linalg.norm(queries, axis=1), np.linalg.norm(base, axis=1)),
+        axis=1,
+        kind="stable",
+    )
     np.testing.assert_array_equal(dataset.neighbors[:, :5], truth[:, :5])

@@ -17,8 +17,9 @@ def test_matches_bundled_float64_truth(words10k):
 def test_blocks_do_not_change_result(words10k):
     queries = words10k.queries[:100]
     whole = compute_ground_truth(words10k.base, queries, 20, "angular")
-    blocked = compute_ground_truth(words10k.base, queries, 20, "angular", base_block_rows=777,
-                                   query_block_rows=13)
+    blocked = compute_ground_truth(
+        words10k.base, queries, 20, "angular", base_block_rows=777, query_block_rows=13
+    )
     np.testing.assert_array_equal(whole.ids, blocked.ids)
     np.testing.assert_array_equal(whole.distances, blocked.distances)
 
@@ -28,8 +29,7 @@ def test_threads_do_not_change_result(words10k, metric):
     """The normalisation, norms and float64 re-rank are split over threads: same bits."""
     queries = words10k.queries[:300]
     one = compute_ground_truth(words10k.base, queries, 30, metric, threads=1)
-    two = compute_ground_truth(words10k.base, queries, 30, metric, threads=2,
-                               base_block_rows=3001)
+    two = compute_ground_truth(words10k.base, queries, 30, metric, threads=2, base_block_rows=3001)
     np.testing.assert_array_equal(one.ids, two.ids)
     np.testing.assert_array_equal(one.distances, two.distances)
 
@@ -39,9 +39,7 @@ def test_matches_numpy_and_ties_go_to_lower_index(metric):
     rng = np.random.default_rng(1)
     base = rng.standard_normal((500, 8)).astype(np.float32)
     base[250] = base[10]  # an exact duplicate: tie must go to index 10 first
-    queries = np.concatenate([base[10:11] + 1e-3, rng.standard_normal((30, 8))]).astype(
-        np.float32
-    )
+    queries = np.concatenate([base[10:11] + 1e-3, rng.standard_normal((30, 8))]).astype(np.float32)
     truth = compute_ground_truth(base, queries, 15, metric, base_block_rows=64)
     b, q = base.astype(np.float64), queries.astype(np.float64)
     if metric == "euclidean":

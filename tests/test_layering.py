@@ -17,8 +17,19 @@ ROOT = Path(__file__).resolve().parent.parent
 # prefix. An import is allowed when the imported module's layer is lower, or when both are
 # in the same group; never sideways (same layer, other group) and never upwards.
 LAYERS: list[tuple[str, int, tuple[str, ...]]] = [
-    ("foundation", 0, ("annkit.__init__", "annkit.errors", "annkit.types", "annkit.parallel",
-                       "annkit.memory", "annkit.files", "annkit.faiss_util")),
+    (
+        "foundation",
+        0,
+        (
+            "annkit.__init__",
+            "annkit.errors",
+            "annkit.types",
+            "annkit.parallel",
+            "annkit.memory",
+            "annkit.files",
+            "annkit.faiss_util",
+        ),
+    ),
     ("io", 1, ("annkit.io", "annkit.sources")),
     ("metrics", 1, ("annkit.metrics", "annkit.longtail", "annkit.hardness")),
     ("groundtruth", 2, ("annkit.groundtruth", "annkit.fromtext")),
@@ -36,8 +47,17 @@ LAYERS: list[tuple[str, int, tuple[str, ...]]] = [
     ("explain", 6, ("annkit.explain",)),
     # Ray (optional extra): sharded ground truth and sweeps; commands import it only with --ray
     ("distributed", 6, ("annkit.distributed",)),
-    ("cli-shared", 7, ("annkit.cli.__init__", "annkit.cli.options", "annkit.cli.console",
-                       "annkit.cli.render", "annkit.cli.gate")),
+    (
+        "cli-shared",
+        7,
+        (
+            "annkit.cli.__init__",
+            "annkit.cli.options",
+            "annkit.cli.console",
+            "annkit.cli.render",
+            "annkit.cli.gate",
+        ),
+    ),
     # each command module is its own group (see _group): commands never import each other
     ("cli-command", 8, ("annkit.cli",)),
     ("cli-main", 9, ("annkit.cli.main", "annkit.__main__")),
@@ -71,8 +91,9 @@ def _classify(module: str) -> tuple[str, int] | None:
 
 
 def _package_of(module: str, path: Path) -> str:
-    return module.rsplit(".", 1)[0] if path.name != "__init__.py" else module.removesuffix(
-        ".__init__")
+    return (
+        module.rsplit(".", 1)[0] if path.name != "__init__.py" else module.removesuffix(".__init__")
+    )
 
 
 def imports_of(module: str, path: Path, known: set[str]) -> set[str]:
@@ -129,8 +150,10 @@ def violations(graph: dict[str, set[str]]) -> list[str]:
             if target_group == group or target_layer < layer:
                 continue
             direction = "sideways" if target_layer == layer else "upwards"
-            problems.append(f"{source} ({group}, layer {layer}) imports {target} "
-                            f"({target_group}, layer {target_layer}): {direction}")
+            problems.append(
+                f"{source} ({group}, layer {layer}) imports {target} "
+                f"({target_group}, layer {target_layer}): {direction}"
+            )
     return problems
 
 
@@ -152,23 +175,33 @@ def test_graph_sees_the_imports_that_matter():
     assert "annkit.cache" in graph["annkit.tune"]
 
 
-@pytest.mark.parametrize(("source", "target", "words"), [
-    ("annkit.groundtruth", "annkit.engines.faiss_common", "sideways"),
-    ("annkit.tune", "annkit.bench.runner", "sideways"),
-    ("annkit.cli.bench", "annkit.cli.compare", "sideways"),
-    ("annkit.cli.tune", "annkit.cli.effort", "sideways"),
-    ("annkit.metrics", "annkit.evaluate", "upwards"),
-    ("annkit.adaptive.run", "annkit.bench.report", "upwards"),
-    ("annkit.bench.runner", "annkit.cli.render", "upwards"),
-    ("annkit.newthing", "annkit.errors", "not in the layer table"),
-])
+@pytest.mark.parametrize(
+    ("source", "target", "words"),
+    [
+        ("annkit.groundtruth", "annkit.engines.faiss_common", "sideways"),
+        ("annkit.tune", "annkit.bench.runner", "sideways"),
+        ("annkit.cli.bench", "annkit.cli.compare", "sideways"),
+        ("annkit.cli.tune", "annkit.cli.effort", "sideways"),
+        ("annkit.metrics", "annkit.evaluate", "upwards"),
+        ("annkit.adaptive.run", "annkit.bench.report", "upwards"),
+        ("annkit.bench.runner", "annkit.cli.render", "upwards"),
+        ("annkit.newthing", "annkit.errors", "not in the layer table"),
+    ],
+)
 def test_a_bad_import_is_reported(source, target, words):
     (problem,) = violations({source: {target}})
     assert words in problem
 
 
 def test_a_lower_or_same_group_import_is_fine():
-    assert violations({"annkit.cli.tune": {"annkit.cli.options", "annkit.tune"},
-                       "annkit.bench.runner": {"annkit.bench.process", "annkit.cache"},
-                       "annkit.bench.policies": {"annkit.adaptive.evaluate"},
-                       "annkit.groundtruth": {"annkit.faiss_util", "annkit.io.__init__"}}) == []
+    assert (
+        violations(
+            {
+                "annkit.cli.tune": {"annkit.cli.options", "annkit.tune"},
+                "annkit.bench.runner": {"annkit.bench.process", "annkit.cache"},
+                "annkit.bench.policies": {"annkit.adaptive.evaluate"},
+                "annkit.groundtruth": {"annkit.faiss_util", "annkit.io.__init__"},
+            }
+        )
+        == []
+    )

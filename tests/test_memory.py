@@ -43,20 +43,25 @@ def test_cli_refuses_and_can_be_forced(tmp_path, monkeypatch):
     result = runner.invoke(cli, ["build", "-e", "flat", "-o", str(tmp_path / "i")])
     assert result.exit_code == 2
     assert result.output.splitlines()[-1].startswith(
-        "Error: building flat over 10,000 x 384 vectors needs about")
+        "Error: building flat over 10,000 x 384 vectors needs about"
+    )
     assert not (tmp_path / "i").exists()
-    result = runner.invoke(cli, ["groundtruth", "words-10k", "-k", "5", "-o",
-                                 str(tmp_path / "g.hdf5")])
+    result = runner.invoke(
+        cli, ["groundtruth", "words-10k", "-k", "5", "-o", str(tmp_path / "g.hdf5")]
+    )
     assert result.exit_code == 2 and "exact ground truth for 1,000 queries" in result.output
-    result = runner.invoke(cli, ["tune", "-e", "hnsw", "--build-grid", "M=8,16",
-                                 "--cache-dir", str(tmp_path / "c")])
+    result = runner.invoke(
+        cli, ["tune", "-e", "hnsw", "--build-grid", "M=8,16", "--cache-dir", str(tmp_path / "c")]
+    )
     assert result.exit_code == 2
     assert result.output.splitlines()[-1].startswith(
-        "Error: building hnsw over 10,000 x 384 vectors needs about")
+        "Error: building hnsw over 10,000 x 384 vectors needs about"
+    )
     assert "use fewer vectors or a smaller build grid" in result.output
     assert not (tmp_path / "c").exists()
-    result = runner.invoke(cli, ["build", "-e", "flat", "-o", str(tmp_path / "i"),
-                                 "--no-memory-check"])
+    result = runner.invoke(
+        cli, ["build", "-e", "flat", "-o", str(tmp_path / "i"), "--no-memory-check"]
+    )
     assert result.exit_code == 0, result.output
 
 
@@ -78,8 +83,9 @@ def test_library_build_and_ground_truth_paths_check_memory(tmp_path, monkeypatch
         compute_ground_truth(base, queries, 5, "euclidean")
     engine, _ = build_index("hnsw", base, "euclidean", {"M": 8}, memory_check=False)
     assert engine.count == len(base)
-    bundle, cached = obtain_index(tmp_path / "i", "flat", {}, tiny_dataset, fingerprint="x",
-                                  threads=1, memory_check=False)
+    bundle, cached = obtain_index(
+        tmp_path / "i", "flat", {}, tiny_dataset, fingerprint="x", threads=1, memory_check=False
+    )
     assert not cached and bundle.engine.count == len(base)
     truth = compute_ground_truth(base, queries, 5, "euclidean", memory_check=False)
     assert truth.ids.shape == (len(queries), 5)
@@ -87,8 +93,9 @@ def test_library_build_and_ground_truth_paths_check_memory(tmp_path, monkeypatch
 
 def test_bench_records_a_build_that_cannot_fit_and_can_be_forced(tmp_path, monkeypatch):
     sweep = tmp_path / "s.toml"
-    sweep.write_text('[bench]\ndataset = "words-10k"\nk = 10\nruns = 1\n\n'
-                     '[[engine]]\nname = "flat"\n')
+    sweep.write_text(
+        '[bench]\ndataset = "words-10k"\nk = 10\nruns = 1\n\n[[engine]]\nname = "flat"\n'
+    )
     monkeypatch.setenv("ANNKIT_MEMORY_LIMIT", str(20 * 2**20))  # flat needs ~29 MiB
     runner = CliRunner()
     args = ["bench", str(sweep), "--results-root", str(tmp_path), "-q", "--json"]

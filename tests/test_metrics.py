@@ -32,8 +32,11 @@ def test_exact_distances_match_numpy(metric):
     queries = rng.standard_normal((20, 12)).astype(np.float32)
     ids = rng.integers(0, 300, size=(20, 7))
     got = exact_distances(base, queries, ids, metric, block=3)
-    np.testing.assert_allclose(got, np.maximum(numpy_distances(base, queries, ids, metric),
-                                               -np.inf if metric == "ip" else 0), atol=1e-12)
+    np.testing.assert_allclose(
+        got,
+        np.maximum(numpy_distances(base, queries, ids, metric), -np.inf if metric == "ip" else 0),
+        atol=1e-12,
+    )
 
 
 @pytest.mark.parametrize("metric", ["euclidean", "angular", "ip"])
@@ -46,8 +49,9 @@ def test_exact_distances_same_from_memmap_and_threads(metric, tmp_path):
     ids = rng.integers(-1, 400, size=(50, 9))
     plain = exact_distances(base, queries, ids, metric)
     np.testing.assert_array_equal(plain, exact_distances(mapped, queries, ids, metric, block=7))
-    np.testing.assert_array_equal(plain, exact_distances(base, queries, ids, metric, block=5,
-                                                         threads=2))
+    np.testing.assert_array_equal(
+        plain, exact_distances(base, queries, ids, metric, block=5, threads=2)
+    )
     assert np.isinf(plain[ids < 0]).all()
 
 
@@ -103,11 +107,14 @@ def test_recall_equals_independent_bruteforce_on_bundled_data(words10k):
     rng = np.random.default_rng(3)
     # a result that is right for some neighbours and wrong for others
     order = np.argsort(dist, axis=1)[:, : 2 * k]
-    found = np.take_along_axis(order, np.sort(rng.permuted(np.tile(np.arange(2 * k), (len(q), 1)),
-                                                            axis=1)[:, :k], axis=1), axis=1)
-    expected = np.array([
-        np.sum(dist[i, found[i]] <= truth_kth[i] + 1e-3) / k for i in range(len(q))
-    ])
+    found = np.take_along_axis(
+        order,
+        np.sort(rng.permuted(np.tile(np.arange(2 * k), (len(q), 1)), axis=1)[:, :k], axis=1),
+        axis=1,
+    )
+    expected = np.array(
+        [np.sum(dist[i, found[i]] <= truth_kth[i] + 1e-3) / k for i in range(len(q))]
+    )
     true = true_kth_distances(words10k, k)
     got = recall_per_query(true, found, exact_distances(base, queries, found, "angular"), k)
     np.testing.assert_allclose(got, expected)

@@ -47,8 +47,9 @@ def recall(found: np.ndarray, truth: np.ndarray) -> float:
     "factory, query_params, least_recall",
     [
         ("IVF32,Flat", {"nprobe": 8}, 0.8),
-        pytest.param("IVF32,PQ48x4fs,RFlat", {"nprobe": 16, "k_factor": 10}, 0.85,
-                     marks=pytest.mark.slow),  # PQ training: about 10 s
+        pytest.param(
+            "IVF32,PQ48x4fs,RFlat", {"nprobe": 16, "k_factor": 10}, 0.85, marks=pytest.mark.slow
+        ),  # PQ training: about 10 s
         ("HNSW16,Flat", {"efSearch": 64}, 0.95),
         ("IVF32,SQ8", {"nprobe": 32}, 0.85),
         ("Flat", {}, 1.0),
@@ -96,16 +97,18 @@ def test_faiss_query_specs_follow_the_factory_string(factory, knobs, effort):
 @pytest.mark.parametrize(
     "factory, message",
     [
-        ("IVF,PQ", "faiss rejects index_factory string 'IVF,PQ': could not parse index string "
-                   "IVF,PQ"),
-        ("HNSWx", "faiss rejects index_factory string 'HNSWx': could not parse index string "
-                  "HNSWx"),
-        ("HNSW0,Flat", "faiss: HNSW0 in 'HNSW0,Flat': the graph degree must be between 2 and "
-                       "2048"),
+        (
+            "IVF,PQ",
+            "faiss rejects index_factory string 'IVF,PQ': could not parse index string IVF,PQ",
+        ),
+        ("HNSWx", "faiss rejects index_factory string 'HNSWx': could not parse index string HNSWx"),
+        ("HNSW0,Flat", "faiss: HNSW0 in 'HNSW0,Flat': the graph degree must be between 2 and 2048"),
         ("IVF16,PQ16x0", "faiss: PQ16x0 in 'IVF16,PQ16x0': sizes must be at least 1"),
         ("RR0,Flat", "faiss: RR0 in 'RR0,Flat': sizes must be at least 1"),
-        ("OPQ16_64,IVF16,PQ7", "faiss: PQ7 in 'OPQ16_64,IVF16,PQ7': 7 sub-quantizers must "
-                               "divide the dimension 64"),
+        (
+            "OPQ16_64,IVF16,PQ7",
+            "faiss: PQ7 in 'OPQ16_64,IVF16,PQ7': 7 sub-quantizers must divide the dimension 64",
+        ),
         ("IVF16,,Flat", "faiss: index_factory string 'IVF16,,Flat' has an empty component"),
     ],
 )
@@ -121,8 +124,10 @@ def test_faiss_bad_factory_string_is_one_line_param_error(factory, message):
     "factory, message",
     [
         ("PQ7", "faiss: PQ7 in 'PQ7': 7 sub-quantizers must divide the dimension 384"),
-        ("PCA500,Flat", "faiss: PCA500 in 'PCA500,Flat': PCA cannot output 500 dimensions "
-                        "from 384"),
+        (
+            "PCA500,Flat",
+            "faiss: PCA500 in 'PCA500,Flat': PCA cannot output 500 dimensions from 384",
+        ),
     ],
 )
 def test_faiss_factory_string_wrong_for_the_dimension(subset, factory, message):
@@ -136,15 +141,31 @@ def test_faiss_factory_string_wrong_for_the_dimension(subset, factory, message):
 def _cli_build(tmp_path, base, factory):
     data = tmp_path / "base.npy"
     np.save(data, base)
-    return CliRunner().invoke(cli, ["build", str(data), "-e", "faiss", "-p", f"factory={factory}",
-                                    "--metric", "angular", "-o", str(tmp_path / "index")])
+    return CliRunner().invoke(
+        cli,
+        [
+            "build",
+            str(data),
+            "-e",
+            "faiss",
+            "-p",
+            f"factory={factory}",
+            "--metric",
+            "angular",
+            "-o",
+            str(tmp_path / "index"),
+        ],
+    )
 
 
 @pytest.mark.parametrize(
     "factory, message",
     [
-        ("IVF,PQ", "Error: faiss rejects index_factory string 'IVF,PQ': could not parse index "
-                   "string IVF,PQ\n"),
+        (
+            "IVF,PQ",
+            "Error: faiss rejects index_factory string 'IVF,PQ': could not parse index "
+            "string IVF,PQ\n",
+        ),
         ("PQ7", "Error: faiss: PQ7 in 'PQ7': 7 sub-quantizers must divide the dimension 384\n"),
     ],
 )
@@ -166,8 +187,9 @@ def test_faiss_too_few_training_vectors(subset):
     base = subset[0][:500]
     with pytest.raises(ParamError) as info:
         build_index("faiss", base, "angular", {"factory": "IVF1000,Flat"})
-    assert str(info.value) == ("faiss: IVF1000 needs at least 1000 training vectors, have 500 "
-                               "(of 500 base vectors)")
+    assert str(info.value) == (
+        "faiss: IVF1000 needs at least 1000 training vectors, have 500 (of 500 base vectors)"
+    )
 
 
 def test_faiss_unknown_query_param_for_the_index_kind():
@@ -216,10 +238,13 @@ def test_faiss_hnsw_counts_equal_faiss_counters(subset):
     engine, _ = build_index("faiss", base, "angular", {"factory": "HNSW16,Flat"})
     engine.set_query_params(efSearch=40)
     batch = engine.search(queries, K).distance_computations
-    single = [engine.search(queries[row : row + 1], K).distance_computations[0]
-              for row in range(N_QUERIES)]
-    expected = _faiss_counters_per_query(engine._index, normalized_rows(queries),
-                                         faiss.SearchParametersHNSW(efSearch=40))
+    single = [
+        engine.search(queries[row : row + 1], K).distance_computations[0]
+        for row in range(N_QUERIES)
+    ]
+    expected = _faiss_counters_per_query(
+        engine._index, normalized_rows(queries), faiss.SearchParametersHNSW(efSearch=40)
+    )
     np.testing.assert_array_equal(batch, expected)
     np.testing.assert_array_equal(single, expected)
     assert expected.min() > 0
@@ -256,8 +281,9 @@ def test_faiss_ivf_flat_counts_equal_probed_list_sizes(subset):
     sizes = np.bincount(nearest(base, 1)[:, 0], minlength=nlist)
     expected = sizes[nearest(queries, nprobe)].sum(axis=1) + nlist
     np.testing.assert_array_equal(counts, expected)
-    counters = _faiss_counters_per_query(engine._index, normalized_rows(queries),
-                                         faiss.SearchParametersIVF(nprobe=nprobe))
+    counters = _faiss_counters_per_query(
+        engine._index, normalized_rows(queries), faiss.SearchParametersIVF(nprobe=nprobe)
+    )
     np.testing.assert_array_equal(counts, counters + nlist)
 
 
@@ -268,19 +294,20 @@ def test_faiss_refine_adds_its_reranks_and_flat_counts_n(subset):
     ivf.set_query_params(nprobe=4)
     refined.set_query_params(nprobe=4, k_factor=3)
     plain = ivf.search(queries, K).distance_computations
-    np.testing.assert_array_equal(refined.search(queries, K).distance_computations,
-                                  plain + 3 * K)
+    np.testing.assert_array_equal(refined.search(queries, K).distance_computations, plain + 3 * K)
     flat, _ = build_index("faiss", base, "angular", {"factory": "Flat"})
-    np.testing.assert_array_equal(flat.search(queries, K).distance_computations,
-                                  np.full(N_QUERIES, N_BASE))
+    np.testing.assert_array_equal(
+        flat.search(queries, K).distance_computations, np.full(N_QUERIES, N_BASE)
+    )
 
 
 def test_faiss_build_is_seeded(subset):
     base, queries, _ = subset
     results = []
     for _ in range(2):
-        engine, _ = build_index("faiss", base, "angular",
-                                {"factory": "IVF16,PQ16x4fs", "train_size": 2000, "seed": 7})
+        engine, _ = build_index(
+            "faiss", base, "angular", {"factory": "IVF16,PQ16x4fs", "train_size": 2000, "seed": 7}
+        )
         engine.set_query_params(nprobe=4)
         results.append(engine.search(queries, K).ids)
     np.testing.assert_array_equal(results[0], results[1])
@@ -297,8 +324,10 @@ def test_usearch_recall_and_counts_equal_computed_distances(subset):
     assert recall(result.ids, truth) >= 0.95
     prepared = normalized_rows(queries)
     total = engine._index.search(prepared, K, threads=1).computed_distances
-    per_query = [engine._index.search(prepared[row], K, threads=1).computed_distances
-                 for row in range(N_QUERIES)]
+    per_query = [
+        engine._index.search(prepared[row], K, threads=1).computed_distances
+        for row in range(N_QUERIES)
+    ]
     assert result.distance_computations.sum() == total
     np.testing.assert_array_equal(result.distance_computations, per_query)
     with engine.uncounted():  # a timed batch does no counting pass
@@ -328,8 +357,9 @@ def test_usearch_single_thread_build_is_deterministic(subset):
 def test_usearch_i8_needs_angular(subset):
     with pytest.raises(ParamError) as info:
         build_index("usearch", subset[0][:100], "euclidean", {"dtype": "i8"})
-    assert str(info.value) == ("usearch: dtype i8 suits unit-length vectors; use it with the "
-                               "angular metric, not euclidean")
+    assert str(info.value) == (
+        "usearch: dtype i8 suits unit-length vectors; use it with the angular metric, not euclidean"
+    )
 
 
 # ------------------------------------------------------------------------------ scann
@@ -362,8 +392,21 @@ def test_scann_param_checks(subset):
 def test_scann_cli_build(tmp_path, words10k):
     data = tmp_path / "base.npy"
     np.save(data, words10k.base[:500])
-    outcome = CliRunner().invoke(cli, ["build", str(data), "-e", "scann", "-p", "num_leaves=8",
-                                       "--metric", "angular", "-o", str(tmp_path / "index")])
+    outcome = CliRunner().invoke(
+        cli,
+        [
+            "build",
+            str(data),
+            "-e",
+            "scann",
+            "-p",
+            "num_leaves=8",
+            "--metric",
+            "angular",
+            "-o",
+            str(tmp_path / "index"),
+        ],
+    )
     assert outcome.exit_code == 0, outcome.output
     assert load_bundle(tmp_path / "index").engine.count == 500
 
@@ -437,8 +480,9 @@ def test_damaged_payloads_are_one_line_errors_not_crashes(label, tmp_path):
             flipped = bytearray(data)
             flipped[position] ^= 0xFF
             damaged("no crash", bytes(flipped), rehash=True)
-    child = subprocess.run([sys.executable, "-c", _CHILD, *cases], capture_output=True,
-                           text=True, timeout=300)
+    child = subprocess.run(
+        [sys.executable, "-c", _CHILD, *cases], capture_output=True, text=True, timeout=300
+    )
     assert child.returncode == 0, (child.returncode, child.stdout[-2000:], child.stderr[-2000:])
     lines = child.stdout.splitlines()
     assert len(lines) == len(cases)
@@ -460,8 +504,10 @@ def test_foreign_faiss_payload_refused(tmp_path):
     manifest = json.loads((path / MANIFEST).read_text())
     manifest["build_params"]["factory"] = "HNSW8,Flat"
     (path / MANIFEST).write_text(json.dumps(manifest))
-    with pytest.raises(EngineError, match="holds a faiss IndexIVFFlat, not what the manifest's "
-                                          "factory 'HNSW8,Flat' builds"):
+    with pytest.raises(
+        EngineError,
+        match="holds a faiss IndexIVFFlat, not what the manifest's factory 'HNSW8,Flat' builds",
+    ):
         load_bundle(path)
 
 
@@ -471,8 +517,11 @@ _METRIC_SETTINGS = {
     "usearch": ("usearch", {}, {"expansion_search": 64}),
 }
 if SCANN_AVAILABLE:
-    _METRIC_SETTINGS["scann"] = ("scann", {"num_leaves": 16}, {"leaves_to_search": 16,
-                                                                "reorder": 100})
+    _METRIC_SETTINGS["scann"] = (
+        "scann",
+        {"num_leaves": 16},
+        {"leaves_to_search": 16, "reorder": 100},
+    )
 
 
 @pytest.mark.parametrize("metric", ["euclidean", "ip", "angular"])

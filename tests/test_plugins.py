@@ -63,8 +63,11 @@ class ScanEngine(Engine):
         if self.metric == "angular":
             distances = 1.0 - queries @ vectors.T
         else:
-            squared = ((queries**2).sum(1)[:, None] - 2 * queries @ vectors.T
-                       + (vectors**2).sum(1)[None, :])
+            squared = (
+                (queries**2).sum(1)[:, None]
+                - 2 * queries @ vectors.T
+                + (vectors**2).sum(1)[None, :]
+            )
             distances = np.sqrt(np.maximum(squared, 0.0))
         found = min(k, scanned)
         order = np.argsort(distances, axis=1, kind="stable")[:, :found]
@@ -88,17 +91,18 @@ class ScanEngine(Engine):
         return {"numpy": np.__version__}
 
     def save(self, directory: Path) -> list[str]:
-        np.save(directory / PAYLOAD, np.column_stack([self._ids.astype(np.float32),
-                                                      self._vectors]))
+        np.save(directory / PAYLOAD, np.column_stack([self._ids.astype(np.float32), self._vectors]))
         return [PAYLOAD]
 
     @classmethod
-    def load(cls, directory: Path, metric: str, dim: int, count: int,
-             params: Mapping[str, Any]) -> ScanEngine:
+    def load(
+        cls, directory: Path, metric: str, dim: int, count: int, params: Mapping[str, Any]
+    ) -> ScanEngine:
         stored = np.load(directory / PAYLOAD, allow_pickle=False)
         if stored.shape != (count, dim + 1):
-            raise EngineError(f"{directory / PAYLOAD}: holds {stored.shape}, manifest says "
-                              f"{count} x {dim}")
+            raise EngineError(
+                f"{directory / PAYLOAD}: holds {stored.shape}, manifest says {count} x {dim}"
+            )
         engine = cls(metric, dim, **params)
         engine._ids = stored[:, 0].astype(np.int64)
         engine._vectors = np.ascontiguousarray(stored[:, 1:], dtype=np.float32)
@@ -119,8 +123,12 @@ def scan_engine() -> Iterator[type[ScanEngine]]:
 @pytest.fixture(scope="module")
 def small(words10k: Dataset) -> Dataset:
     """words-10k with 200 queries (the fake engine is a numpy brute force)."""
-    return Dataset(name="words-small", metric=words10k.metric, base=words10k.base,
-                   queries=words10k.queries[:200])
+    return Dataset(
+        name="words-small",
+        metric=words10k.metric,
+        base=words10k.base,
+        queries=words10k.queries[:200],
+    )
 
 
 def run(*args: Any):
@@ -128,8 +136,7 @@ def run(*args: Any):
 
 
 @pytest.mark.slow
-def test_registered_engine_through_the_library(scan_engine, small: Dataset,
-                                               tmp_path: Path) -> None:
+def test_registered_engine_through_the_library(scan_engine, small: Dataset, tmp_path: Path) -> None:
     assert "scan-test" in engine_names()
     engine, seconds = build_index("scan-test", small.base, small.metric, {"seed": 3})
     bundle = load_bundle(save_bundle(engine, tmp_path / "index", build_seconds=seconds))
@@ -148,12 +155,16 @@ def test_registered_engine_through_the_library(scan_engine, small: Dataset,
     assert [setting.build_params["seed"] for setting in result.settings] == [1, 2]
     best = result.best
     assert best is not None and best.grid_choice in best.grid  # then refined below it
-    assert (best.chosen == best.grid_choice if best.bracket is None
-            else best.bracket[0] < best.chosen <= best.bracket[1])
+    assert (
+        best.chosen == best.grid_choice
+        if best.bracket is None
+        else best.bracket[0] < best.chosen <= best.bracket[1]
+    )
 
 
 def test_registered_engine_through_bench(scan_engine, tmp_path: Path) -> None:
-    spec = parse_sweep(textwrap.dedent("""\
+    spec = parse_sweep(
+        textwrap.dedent("""\
         [bench]
         dataset = "words-10k"
         k = 10
@@ -163,11 +174,16 @@ def test_registered_engine_through_bench(scan_engine, tmp_path: Path) -> None:
         name = "scan-test"
         build = { seed = 4 }
         query = { scan = [100, 10000] }
-        """), "plugin.toml")
-    outcome = run_sweep(spec, tmp_path / "results" / "plugin", results_root=tmp_path / "results",
-                        threads=1)
-    records = [json.loads(line) for line in
-               (tmp_path / "results" / "plugin" / "runs.jsonl").read_text().splitlines()]
+        """),
+        "plugin.toml",
+    )
+    outcome = run_sweep(
+        spec, tmp_path / "results" / "plugin", results_root=tmp_path / "results", threads=1
+    )
+    records = [
+        json.loads(line)
+        for line in (tmp_path / "results" / "plugin" / "runs.jsonl").read_text().splitlines()
+    ]
     assert len(records) == 2 and all(record["status"] == "ok" for record in records), outcome
     recall = {record["query_params"]["scan"]: record["recall"] for record in records}
     assert recall[10000] == 1.0 and recall[100] < recall[10000]
@@ -182,8 +198,9 @@ def test_registered_engine_through_the_cli(scan_engine, tmp_path: Path) -> None:
     index = tmp_path / "index"
     result = run("build", "words-10k", "-e", "scan-test", "-p", "seed=5", "-o", index, "--json")
     assert result.exit_code == 0, result.output
-    result = run("query", index, "words-10k", "-k", "5", "-p", "scan=10000",
-                 "-o", tmp_path / "found.npy")
+    result = run(
+        "query", index, "words-10k", "-k", "5", "-p", "scan=10000", "-o", tmp_path / "found.npy"
+    )
     assert result.exit_code == 0, result.output
     assert np.load(tmp_path / "found.npy").shape == (1000, 5)
     result = run("evaluate", index, "-p", "scan=10000", "--json")
@@ -192,16 +209,40 @@ def test_registered_engine_through_the_cli(scan_engine, tmp_path: Path) -> None:
     result = run("effort", index, "--grid", "100,1000,10000", "--json")
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["param"] == "scan"
-    result = run("tune", "words-10k", "--engine", "scan-test", "--build-grid", "seed=1",
-                 "--runs", "1", "--threads", "1", "--cache-dir", tmp_path / "cache", "--json")
+    result = run(
+        "tune",
+        "words-10k",
+        "--engine",
+        "scan-test",
+        "--build-grid",
+        "seed=1",
+        "--runs",
+        "1",
+        "--threads",
+        "1",
+        "--cache-dir",
+        tmp_path / "cache",
+        "--json",
+    )
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["best"]["reached"]
 
     sweep = tmp_path / "sweep.toml"
-    sweep.write_text('[bench]\ndataset = "words-10k"\nk = 10\nruns = 1\n\n[[engine]]\n'
-                     'name = "scan-test"\nquery = { scan = [10000] }\n')
-    result = run("bench", sweep, "-o", "cli", "--results-root", tmp_path / "results",
-                 "--threads", "1", "--json")
+    sweep.write_text(
+        '[bench]\ndataset = "words-10k"\nk = 10\nruns = 1\n\n[[engine]]\n'
+        'name = "scan-test"\nquery = { scan = [10000] }\n'
+    )
+    result = run(
+        "bench",
+        sweep,
+        "-o",
+        "cli",
+        "--results-root",
+        tmp_path / "results",
+        "--threads",
+        "1",
+        "--json",
+    )
     assert result.exit_code == 0, result.output
 
 
@@ -210,8 +251,9 @@ def test_unregistered_engine_is_gone(scan_engine) -> None:
     assert "scan-test" not in engine_names()
     result = run("build", "words-10k", "-e", "scan-test", "-o", "unused")
     assert result.exit_code == 2
-    assert result.stderr == (f"Error: unknown engine 'scan-test' (known: "
-                             f"{', '.join(engine_names())})\n")
+    assert result.stderr == (
+        f"Error: unknown engine 'scan-test' (known: {', '.join(engine_names())})\n"
+    )
 
 
 # ----------------------------------------------------------------- an installed plugin
@@ -234,7 +276,7 @@ toy-broken = "annkit_toy_broken:BrokenEngine"
 # This venv has setuptools without ``wheel``, so the toy package brings a minimal PEP 517
 # backend (stdlib only) that writes the wheel pip installs. A real plugin uses setuptools as
 # in the README; what pip installs (modules + entry_points.txt) is the same.
-PLUGIN_BACKEND = '''\
+PLUGIN_BACKEND = """\
 import base64, hashlib, zipfile
 from pathlib import Path
 
@@ -264,7 +306,7 @@ def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
         record.append(f"{DIST}/RECORD,,")
         wheel.writestr(f"{DIST}/RECORD", "\\n".join(record) + "\\n")
     return name
-'''
+"""
 
 PLUGIN_MODULE = '''\
 """A toy annkit engine: exact search in numpy, saved as one .npy file."""
@@ -322,9 +364,14 @@ PLUGIN_BROKEN = "import annkit_no_such_module_xyz  # noqa: F401\n"
 
 
 def annkit_process(*args: Any, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "annkit", *map(str, args)], cwd=cwd,
-                          capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "PYTHONPATH": ""})
+    return subprocess.run(
+        [sys.executable, "-m", "annkit", *map(str, args)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": ""},
+    )
 
 
 @pytest.fixture()
@@ -337,14 +384,23 @@ def installed_plugin(tmp_path: Path) -> Iterator[Path]:
     (source / "annkit_toy_broken.py").write_text(PLUGIN_BROKEN)
     (source / "toy_backend.py").write_text(PLUGIN_BACKEND)
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
-    install = subprocess.run([*pip, "install", "--no-deps", "--no-build-isolation", str(source)],
-                             capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    install = subprocess.run(
+        [*pip, "install", "--no-deps", "--no-build-isolation", str(source)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
     assert install.returncode == 0, install.stderr
     try:
         yield tmp_path
     finally:
-        subprocess.run([*pip, "uninstall", "-y", "annkit-toy-plugin"], capture_output=True,
-                       timeout=300, cwd=tmp_path)
+        subprocess.run(
+            [*pip, "uninstall", "-y", "annkit-toy-plugin"],
+            capture_output=True,
+            timeout=300,
+            cwd=tmp_path,
+        )
 
 
 @pytest.mark.slow
@@ -355,21 +411,25 @@ def test_entry_point_plugin(installed_plugin: Path) -> None:
     engines = json.loads(listing.stdout)
     assert "toy" in engines and "toy-broken" not in engines and "hnsw" in engines
     assert engines["toy"]["counts_distances"] is True
-    assert listing.stderr == ("plugin toy-broken left out: ModuleNotFoundError: No module named "
-                              "'annkit_no_such_module_xyz'\n")
+    assert listing.stderr == (
+        "plugin toy-broken left out: ModuleNotFoundError: No module named "
+        "'annkit_no_such_module_xyz'\n"
+    )
 
-    built = annkit_process("build", "words-10k", "-e", "toy", "-o", work / "index", "--json",
-                           cwd=work)
+    built = annkit_process(
+        "build", "words-10k", "-e", "toy", "-o", work / "index", "--json", cwd=work
+    )
     assert built.returncode == 0, built.stderr
     assert json.loads(built.stdout)["engine"] == "toy"
     evaluated = annkit_process("evaluate", work / "index", "--json", cwd=work)
     assert evaluated.returncode == 0, evaluated.stderr
     assert json.loads(evaluated.stdout)["recall"] == 1.0
 
-    broken = annkit_process("build", "words-10k", "-e", "toy-broken", "-o", work / "broken",
-                            cwd=work)
+    broken = annkit_process(
+        "build", "words-10k", "-e", "toy-broken", "-o", work / "broken", cwd=work
+    )
     assert broken.returncode == 2
     assert broken.stderr == (
         "Error: engine plugin 'toy-broken' could not be loaded (ModuleNotFoundError: No module "
-        "named 'annkit_no_such_module_xyz'); fix or uninstall its package\n")
-
+        "named 'annkit_no_such_module_xyz'); fix or uninstall its package\n"
+    )

@@ -34,8 +34,13 @@ def local_ray():
     """One local Ray instance with 2 CPUs for this module's ground-truth tests."""
     if ray.is_initialized():
         ray.shutdown()
-    ray.init(num_cpus=2, include_dashboard=False, object_store_memory=OBJECT_STORE,
-             log_to_driver=False, logging_level="ERROR")
+    ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        object_store_memory=OBJECT_STORE,
+        log_to_driver=False,
+        logging_level="ERROR",
+    )
     yield ray
     ray.shutdown()
 
@@ -89,19 +94,33 @@ def test_memory_mapped_base_is_read_by_path(local_ray, tmp_path):
     assert_identical(local, ray_ground_truth(mapped, queries, 5, "euclidean", shards=4))
 
 
-def run_cli(*args: str, env: dict | None = None,
-            timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "annkit", *args], capture_output=True,
-                          text=True, timeout=timeout, env={**os.environ, **(env or {})},
-                          cwd=ROOT)
+def run_cli(
+    *args: str, env: dict | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "annkit", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+        cwd=ROOT,
+    )
 
 
 def test_ray_without_the_extra_says_how_to_install_it(tmp_path):
     fake = tmp_path / "ray"
     fake.mkdir()
     (fake / "__init__.py").write_text("raise ImportError(\"No module named 'ray'\")\n")
-    result = run_cli("groundtruth", "words-10k", "-k", "5", "-o", str(tmp_path / "gt.hdf5"),
-                     "--ray", env={"PYTHONPATH": str(tmp_path)})
+    result = run_cli(
+        "groundtruth",
+        "words-10k",
+        "-k",
+        "5",
+        "-o",
+        str(tmp_path / "gt.hdf5"),
+        "--ray",
+        env={"PYTHONPATH": str(tmp_path)},
+    )
     assert result.returncode == 2
     assert result.stderr.strip() == "Error: --ray needs the ray extra: pip install 'annkit[ray]'"
 
@@ -110,13 +129,22 @@ def test_ray_without_the_extra_says_how_to_install_it(tmp_path):
 @pytest.mark.parametrize("address", ["127.0.0.1:1", "192.0.2.1:6379"])
 def test_unreachable_address_is_one_line_within_30_seconds(tmp_path, address):
     started = time.monotonic()
-    result = run_cli("groundtruth", "words-10k", "-k", "5", "-o", str(tmp_path / "gt.hdf5"),
-                     f"--ray={address}", timeout=60)
+    result = run_cli(
+        "groundtruth",
+        "words-10k",
+        "-k",
+        "5",
+        "-o",
+        str(tmp_path / "gt.hdf5"),
+        f"--ray={address}",
+        timeout=60,
+    )
     assert time.monotonic() - started < 30
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith(f"Error: cannot reach a Ray cluster at "
-                                                   f"{address} (")
+    assert len(lines) == 1 and lines[0].startswith(
+        f"Error: cannot reach a Ray cluster at {address} ("
+    )
     assert not (tmp_path / "gt.hdf5").exists()
 
 
@@ -128,8 +156,19 @@ def test_groundtruth_cli_with_ray_writes_the_local_result(local_ray, tmp_path):
 
     runner = CliRunner()
     for name, extra in (("local", []), ("ray", ["--ray"])):
-        result = runner.invoke(cli, ["groundtruth", "words-10k", "-k", "10", "-q", "-o",
-                                     str(tmp_path / f"{name}.hdf5"), *extra])
+        result = runner.invoke(
+            cli,
+            [
+                "groundtruth",
+                "words-10k",
+                "-k",
+                "10",
+                "-q",
+                "-o",
+                str(tmp_path / f"{name}.hdf5"),
+                *extra,
+            ],
+        )
         assert result.exit_code == 0, result.output
     with h5py.File(tmp_path / "local.hdf5") as local, h5py.File(tmp_path / "ray.hdf5") as other:
         np.testing.assert_array_equal(local["neighbors"][:], other["neighbors"][:])
@@ -169,11 +208,11 @@ def two_nodes():
     if ray.is_initialized():
         ray.shutdown()
     previous = os.environ.get("PYTHONPATH")
-    os.environ["PYTHONPATH"] = os.pathsep.join([str(BENCH_DIR)] + ([previous] if previous
-                                                                     else []))
+    os.environ["PYTHONPATH"] = os.pathsep.join([str(BENCH_DIR)] + ([previous] if previous else []))
     node_args = {"num_cpus": 1, "object_store_memory": OBJECT_STORE}
-    cluster = Cluster(initialize_head=True,
-                      head_node_args={**node_args, "include_dashboard": False})
+    cluster = Cluster(
+        initialize_head=True, head_node_args={**node_args, "include_dashboard": False}
+    )
     cluster.add_node(**node_args)
     ray.init(address=cluster.address, log_to_driver=False, logging_level="ERROR")
     yield cluster
@@ -192,10 +231,10 @@ def test_sweep_on_two_nodes_gives_the_local_recall(two_nodes, tmp_path):
     from annkit.distributed.ray_bench import run_sweep_on_ray
 
     spec = parse_sweep(SWEEP)
-    local = run_sweep(spec, tmp_path / "local" / "res", results_root=tmp_path / "local",
-                      threads=1)
-    distributed = run_sweep_on_ray(spec, tmp_path / "ray" / "res",
-                                   results_root=tmp_path / "ray", threads=1)
+    local = run_sweep(spec, tmp_path / "local" / "res", results_root=tmp_path / "local", threads=1)
+    distributed = run_sweep_on_ray(
+        spec, tmp_path / "ray" / "res", results_root=tmp_path / "ray", threads=1
+    )
     assert distributed.failed == 0 and distributed.builds == 4 and distributed.cached_builds == 0
     local_recall = {r["run_id"]: r["recall"] for r in local.records}
     ray_records = {r["run_id"]: r for r in distributed.records}
@@ -205,8 +244,9 @@ def test_sweep_on_two_nodes_gives_the_local_recall(two_nodes, tmp_path):
     assert len({r["node"] for r in ray_records.values()}) == 2  # both nodes measured
     assert all(r["reference_qps"] > 0 for r in ray_records.values())
     assert all(r["node"] is None for r in local.records)
-    again = run_sweep_on_ray(spec, tmp_path / "ray" / "res", results_root=tmp_path / "ray",
-                             threads=1)
+    again = run_sweep_on_ray(
+        spec, tmp_path / "ray" / "res", results_root=tmp_path / "ray", threads=1
+    )
     assert again.ran == 0 and again.skipped == 7  # resumed: nothing left to do
 
 
@@ -221,15 +261,17 @@ def test_a_worker_killed_mid_task_leaves_a_failed_record(two_nodes, tmp_path):
     from annkit.io import write_dataset_hdf5
 
     rng = np.random.default_rng(3)
-    write_dataset_hdf5(tmp_path / "tiny.hdf5",
-                       base=rng.standard_normal((300, 8)).astype(np.float32),
-                       queries=rng.standard_normal((20, 8)).astype(np.float32),
-                       metric="euclidean")
+    write_dataset_hdf5(
+        tmp_path / "tiny.hdf5",
+        base=rng.standard_normal((300, 8)).astype(np.float32),
+        queries=rng.standard_normal((20, 8)).astype(np.float32),
+        metric="euclidean",
+    )
     register(FakeEngine)
     try:
         spec = parse_sweep(f"""
 [bench]
-dataset = "{tmp_path / 'tiny.hdf5'}"
+dataset = "{tmp_path / "tiny.hdf5"}"
 k = 5
 runs = 1
 
@@ -239,22 +281,26 @@ build = {{ build = ["ok", "crash"] }}
 query = {{ search = ["ok", "crash", "raise", "hang"] }}
 """)
         started = time.monotonic()
-        outcome = run_sweep_on_ray(spec, tmp_path / "res", results_root=tmp_path, threads=1,
-                                   timeout=10)
+        outcome = run_sweep_on_ray(
+            spec, tmp_path / "res", results_root=tmp_path, threads=1, timeout=10
+        )
         assert time.monotonic() - started < 90
     finally:
         unregister(FakeEngine.name)
-    by_setting = {(r["build_params"]["build"], r["query_params"]["search"]): r
-                  for r in outcome.records}
+    by_setting = {
+        (r["build_params"]["build"], r["query_params"]["search"]): r for r in outcome.records
+    }
     assert len(by_setting) == 8  # no setting lost
     for search in ("ok", "crash", "raise", "hang"):  # the build's worker died (SIGSEGV)
         record = by_setting[("crash", search)]
         assert record["status"] == "failed"
-        assert record["error"] == ("build: the engine process died on Ray (its worker exited "
-                                   "or was killed)")
+        assert record["error"] == (
+            "build: the engine process died on Ray (its worker exited or was killed)"
+        )
     assert by_setting[("ok", "ok")]["status"] == "ok"
-    assert by_setting[("ok", "crash")]["error"] == ("the engine process died on Ray (its "
-                                                    "worker exited or was killed)")
+    assert by_setting[("ok", "crash")]["error"] == (
+        "the engine process died on Ray (its worker exited or was killed)"
+    )
     assert by_setting[("ok", "raise")]["status"] == "failed"  # measured by a new actor
     assert by_setting[("ok", "raise")]["error"] == "RuntimeError: boom in search"
     hung = by_setting[("ok", "hang")]

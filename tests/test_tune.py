@@ -41,8 +41,19 @@ def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def tuned(words10k: Dataset, cache: Path):
-    return tune(words10k, "hnsw", TARGET, SLICE, BUILD_GRID, EFFORT_GRID, k=K, mode="batch",
-                runs=1, cache_dir=cache, threads=1)
+    return tune(
+        words10k,
+        "hnsw",
+        TARGET,
+        SLICE,
+        BUILD_GRID,
+        EFFORT_GRID,
+        k=K,
+        mode="batch",
+        runs=1,
+        cache_dir=cache,
+        threads=1,
+    )
 
 
 def _cached_bundle(dataset: Dataset, cache: Path, params: dict):
@@ -52,8 +63,9 @@ def _cached_bundle(dataset: Dataset, cache: Path, params: dict):
 
 
 @pytest.mark.slow
-def test_tune_matches_the_exhaustive_grid_with_fewer_runs(tuned, words10k: Dataset,
-                                                          cache: Path) -> None:
+def test_tune_matches_the_exhaustive_grid_with_fewer_runs(
+    tuned, words10k: Dataset, cache: Path
+) -> None:
     truth = true_kth_distances(words10k, K)
     profile = build_profile(words10k, truth, K)
     assert [setting.build_params["M"] for setting in tuned.settings] == [8, 16]
@@ -61,8 +73,9 @@ def test_tune_matches_the_exhaustive_grid_with_fewer_runs(tuned, words10k: Datas
         bundle = _cached_bundle(words10k, cache, {"M": setting.build_params["M"]})
         scan = {}
         for ef in EFFORT_GRID:
-            evaluation = evaluate(bundle, words10k, K, {"ef": ef}, true_distances=truth,
-                                  profile=profile)
+            evaluation = evaluate(
+                bundle, words10k, K, {"ef": ef}, true_distances=truth, profile=profile
+            )
             scan[ef] = slice_recall(evaluation, SLICE)
         assert setting.grid_choice == exhaustive_choice(scan, TARGET)
         # the probes bisection made saw the same (deterministic) recall as the scan
@@ -77,8 +90,9 @@ def test_tune_matches_the_exhaustive_grid_with_fewer_runs(tuned, words10k: Datas
         failing, passing = setting.bracket
         assert EFFORT_GRID.index(passing) == EFFORT_GRID.index(failing) + 1
         assert passing == setting.grid_choice and failing < setting.chosen <= passing
-        below = evaluate(bundle, words10k, K, {"ef": setting.chosen - 1}, true_distances=truth,
-                         profile=profile)
+        below = evaluate(
+            bundle, words10k, K, {"ef": setting.chosen - 1}, true_distances=truth, profile=profile
+        )
         assert slice_recall(below, SLICE) < TARGET - 1e-9
         refine_probes = len(setting.trace) - len(grid_probes)
         assert refine_probes <= math.ceil(math.log2(passing - failing))
@@ -106,21 +120,42 @@ def test_fastest_setting_is_chosen_by_qps_and_ties_by_cost(tuned) -> None:
     assert out["best"]["build_params"] == tuned.best.build_params
     assert out["best"]["effort"] == tuned.best.chosen
     assert out["evaluations"] == tuned.evaluations and out["slice"] == SLICE
-    assert {"settings", "exhaustive", "target", "param", "fastest", "tied", "choice_rule",
-            "resolution", "qps_tolerance"} <= set(out)
+    assert {
+        "settings",
+        "exhaustive",
+        "target",
+        "param",
+        "fastest",
+        "tied",
+        "choice_rule",
+        "resolution",
+        "qps_tolerance",
+    } <= set(out)
     assert out["best"]["bracket"] == list(tuned.best.bracket)
     assert out["best"]["grid_effort"] == tuned.best.grid_choice
     assert out["best"]["resolution"] == 1 and out["resolution"] == 1
     assert out["best"]["qps_max"] == out["best"]["qps"]
     tied_out = [(entry["build_params"], entry["effort"]) for entry in out["tied"]]
-    assert tied_out == ([] if len(tied) < 2 else
-                        [(setting.build_params, setting.chosen) for setting in tied])
+    assert tied_out == (
+        [] if len(tied) < 2 else [(setting.build_params, setting.chosen) for setting in tied]
+    )
 
 
-def test_cached_indexes_are_reused_and_unreached_targets_reported(words10k: Dataset,
-                                                                  cache: Path, tuned) -> None:
-    outcome = tune(words10k, "hnsw", 1.0, "hard-lid", {"M": [8]}, [10, 20], k=K, runs=1,
-                   cache_dir=cache, threads=1)
+def test_cached_indexes_are_reused_and_unreached_targets_reported(
+    words10k: Dataset, cache: Path, tuned
+) -> None:
+    outcome = tune(
+        words10k,
+        "hnsw",
+        1.0,
+        "hard-lid",
+        {"M": [8]},
+        [10, 20],
+        k=K,
+        runs=1,
+        cache_dir=cache,
+        threads=1,
+    )
     (setting,) = outcome.settings
     assert setting.cached and not setting.reached and setting.chosen is None
     assert outcome.best is None and outcome.to_dict()["best"] is None
@@ -129,8 +164,11 @@ def test_cached_indexes_are_reused_and_unreached_targets_reported(words10k: Data
     assert setting.bracket is None and setting.resolution is None
     closest = outcome.best_reached()
     assert closest is not None and closest[1] == 20 and closest[2] == setting.trace[20]
-    assert outcome.to_dict()["best_reached"] == {"build_params": setting.build_params,
-                                                 "effort": 20, "slice_recall": setting.trace[20]}
+    assert outcome.to_dict()["best_reached"] == {
+        "build_params": setting.build_params,
+        "effort": 20,
+        "slice_recall": setting.trace[20],
+    }
 
 
 def test_unknown_slice_lists_the_available_ones(words10k: Dataset, tmp_path: Path) -> None:
@@ -158,8 +196,12 @@ def test_invalid_inputs() -> None:
 
 def test_build_settings_product_and_defaults() -> None:
     settings = build_settings("hnsw", {"M": ["8", 16, "16"], "ef_construction": [100, 200]})
-    assert settings == [{"M": 8, "ef_construction": 100}, {"M": 8, "ef_construction": 200},
-                        {"M": 16, "ef_construction": 100}, {"M": 16, "ef_construction": 200}]
+    assert settings == [
+        {"M": 8, "ef_construction": 100},
+        {"M": 8, "ef_construction": 200},
+        {"M": 16, "ef_construction": 100},
+        {"M": 16, "ef_construction": 200},
+    ]
     assert build_settings("hnsw", {}) == [{}]
     assert get_engine("hnsw").tune_build_grid(10_000) == {"M": [8, 16, 32]}
     assert get_engine("ivfpq").tune_build_grid(10_000) == {"nlist": [64, 128, 256]}

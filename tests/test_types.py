@@ -19,9 +19,13 @@ ROOT = Path(__file__).resolve().parents[1]
 BASELINE_RUNS = ROOT / "results" / "ci-baseline" / "runs.jsonl"
 DEFAULT_SWEEP_REPORT = ROOT / "results" / "default-sweep-words-10k.json"
 #: keys a record read from an older file may lack, and what they read as
-NEW_KEY_DEFAULTS = {"build_params": {}, "query_params": {}, "latency_ms": {},
-                    "search_threads": 1,  # old records: one search thread
-                    "recall_rule": "tolerant"}  # old records: ann-benchmarks' rule
+NEW_KEY_DEFAULTS = {
+    "build_params": {},
+    "query_params": {},
+    "latency_ms": {},
+    "search_threads": 1,  # old records: one search thread
+    "recall_rule": "tolerant",
+}  # old records: ann-benchmarks' rule
 
 
 def assert_round_trips(record: dict) -> None:
@@ -40,8 +44,10 @@ def with_work_keys(record: dict) -> dict:
     if isinstance(out.get("tail"), dict):
         out["tail"] = {"work": None, **out["tail"]}
     if isinstance(out.get("slices"), dict):
-        out["slices"] = {name: {"work": None, **entry} if isinstance(entry, dict) else entry
-                         for name, entry in out["slices"].items()}
+        out["slices"] = {
+            name: {"work": None, **entry} if isinstance(entry, dict) else entry
+            for name, entry in out["slices"].items()
+        }
     return out
 
 
@@ -78,12 +84,23 @@ def test_records_in_the_default_sweep_report_round_trip():
 
 def test_failed_and_timed_out_records_round_trip():
     failed = {
-        "run_id": "ivfpq-1", "status": "failed", "engine": "ivfpq",
-        "build_params": {"nlist": None, "m": 16}, "query_params": {"nprobe": 4},
-        "metric": "angular", "dataset": "toy", "k": 10, "mode": "batch", "queries": 3,
-        "recall": None, "qps": None,
+        "run_id": "ivfpq-1",
+        "status": "failed",
+        "engine": "ivfpq",
+        "build_params": {"nlist": None, "m": 16},
+        "query_params": {"nprobe": 4},
+        "metric": "angular",
+        "dataset": "toy",
+        "k": 10,
+        "mode": "batch",
+        "queries": 3,
+        "recall": None,
+        "qps": None,
         "latency_ms": {"p50": None, "p95": None, "p99": None, "mean": None},
-        "build_seconds": None, "index_bytes": None, "runs": 1, "cached": None,
+        "build_seconds": None,
+        "index_bytes": None,
+        "runs": 1,
+        "cached": None,
         "error": "build: nlist=64 exceeds the 10 base vectors",
         "finished_at": "2026-01-01T00:00:00Z",
     }
@@ -112,9 +129,16 @@ def test_an_old_runs_file_reads_with_the_new_key_as_none(tmp_path):
 
 
 def test_summaries_round_trip():
-    tail = {"mean": 0.9, "p1": 0.1, "p5": 0.5, "p10": 0.6, "share_below_0_5": 0.03,
-            "share_zero": 0.0, "queries": 1000,
-            "work": {"mean": 560.5, "p50": 557.0, "p95": 690.0, "p99": 754.0}}
+    tail = {
+        "mean": 0.9,
+        "p1": 0.1,
+        "p5": 0.5,
+        "p10": 0.6,
+        "share_below_0_5": 0.03,
+        "share_zero": 0.0,
+        "queries": 1000,
+        "work": {"mean": 560.5, "p50": 557.0, "p95": 690.0, "p99": 754.0},
+    }
     assert TailSummary.from_dict(tail).to_dict() == tail
     entry = {"queries": 400, "recall": 0.86, "p5_recall": 0.5, "work": None}
     assert SliceRecall.from_dict(entry).to_dict() == entry
@@ -122,22 +146,61 @@ def test_summaries_round_trip():
 
 def test_evaluation_to_dict_keeps_the_json_keys_and_adds_distance_computations():
     evaluation = Evaluation(
-        engine="flat", build_params={}, query_params={}, metric="angular", k=10, mode="batch",
-        queries=2, recall=1.0, qps=float("inf"), latency_ms={"p50": None}, build_seconds=0.1,
-        index_bytes=10, search_seconds=0.0, runs=1, per_query_recall=np.ones(2), dataset="toy",
+        engine="flat",
+        build_params={},
+        query_params={},
+        metric="angular",
+        k=10,
+        mode="batch",
+        queries=2,
+        recall=1.0,
+        qps=float("inf"),
+        latency_ms={"p50": None},
+        build_seconds=0.1,
+        index_bytes=10,
+        search_seconds=0.0,
+        runs=1,
+        per_query_recall=np.ones(2),
+        dataset="toy",
         tail=TailSummary(1.0, 1.0, 1.0, 1.0, 0.0, 0.0, 2),
-        slices={"tail": SliceRecall(1, 1.0, 1.0)}, distance_computations=5.0,
+        slices={"tail": SliceRecall(1, 1.0, 1.0)},
+        distance_computations=5.0,
         per_query_distance_computations=np.array([5, 5]),
     )
     out = evaluation.to_dict()
     assert list(out) == [
-        "engine", "build_params", "query_params", "metric", "dataset", "k", "mode", "queries",
-        "recall", "qps", "latency_ms", "build_seconds", "index_bytes", "search_seconds", "runs",
-        "duplicate_ids", "tail", "slices", "weighted_recall", "distance_computations",
-        "qps_min", "qps_median", "qps_max", "qps_runs", "timed_queries", "max_runs",
-        "qps_tolerance", "search_threads", "clients", "recall_rule"]
-    assert out["slices"] == {"tail": {"queries": 1, "recall": 1.0, "p5_recall": 1.0,
-                                      "work": None}}
+        "engine",
+        "build_params",
+        "query_params",
+        "metric",
+        "dataset",
+        "k",
+        "mode",
+        "queries",
+        "recall",
+        "qps",
+        "latency_ms",
+        "build_seconds",
+        "index_bytes",
+        "search_seconds",
+        "runs",
+        "duplicate_ids",
+        "tail",
+        "slices",
+        "weighted_recall",
+        "distance_computations",
+        "qps_min",
+        "qps_median",
+        "qps_max",
+        "qps_runs",
+        "timed_queries",
+        "max_runs",
+        "qps_tolerance",
+        "search_threads",
+        "clients",
+        "recall_rule",
+    ]
+    assert out["slices"] == {"tail": {"queries": 1, "recall": 1.0, "p5_recall": 1.0, "work": None}}
     record = RunRecord.from_evaluation(evaluation, "flat-1", cached=True, build_threads=1)
     assert record.distance_computations == 5.0 and record.slices == evaluation.slices
     assert record.to_dict()["tail"] == out["tail"] and record.status == "ok"
@@ -148,26 +211,47 @@ _counts = st.one_of(st.none(), st.integers(min_value=0, max_value=10**9))
 
 
 @settings(max_examples=100, deadline=None)
-@given(status=st.sampled_from(["ok", "failed", "timeout"]), recall=_numbers, qps=_numbers,
-       distances=_numbers, queries=_counts, cached=st.one_of(st.none(), st.booleans()),
-       tail=st.one_of(st.none(), st.lists(_numbers, min_size=6, max_size=6)),
-       slices=st.one_of(st.none(), st.dictionaries(
-           st.sampled_from(["head", "tail", "hard-lid", "lid-q4"]),
-           st.tuples(_counts, _numbers, _numbers))))
-def test_any_record_survives_json_and_back(status, recall, qps, distances, queries, cached,
-                                           tail, slices):
+@given(
+    status=st.sampled_from(["ok", "failed", "timeout"]),
+    recall=_numbers,
+    qps=_numbers,
+    distances=_numbers,
+    queries=_counts,
+    cached=st.one_of(st.none(), st.booleans()),
+    tail=st.one_of(st.none(), st.lists(_numbers, min_size=6, max_size=6)),
+    slices=st.one_of(
+        st.none(),
+        st.dictionaries(
+            st.sampled_from(["head", "tail", "hard-lid", "lid-q4"]),
+            st.tuples(_counts, _numbers, _numbers),
+        ),
+    ),
+)
+def test_any_record_survives_json_and_back(
+    status, recall, qps, distances, queries, cached, tail, slices
+):
     record = {
-        "run_id": "x-1", "status": status, "engine": "hnsw", "build_params": {"M": 8},
-        "query_params": {"ef": 10}, "recall": recall, "qps": qps, "queries": queries,
-        "distance_computations": distances, "cached": cached,
-        "latency_ms": {"p50": None, "p95": recall}, "error": None if status == "ok" else "x",
+        "run_id": "x-1",
+        "status": status,
+        "engine": "hnsw",
+        "build_params": {"M": 8},
+        "query_params": {"ef": 10},
+        "recall": recall,
+        "qps": qps,
+        "queries": queries,
+        "distance_computations": distances,
+        "cached": cached,
+        "latency_ms": {"p50": None, "p95": recall},
+        "error": None if status == "ok" else "x",
     }
     if tail is not None:
         names = ["mean", "p1", "p5", "p10", "share_below_0_5", "share_zero"]
         record["tail"] = {**dict(zip(names, tail, strict=True)), "queries": queries}
     if slices is not None:
-        record["slices"] = {name: {"queries": n, "recall": r, "p5_recall": p5}
-                            for name, (n, r, p5) in slices.items()}
+        record["slices"] = {
+            name: {"queries": n, "recall": r, "p5_recall": p5}
+            for name, (n, r, p5) in slices.items()
+        }
     assert_round_trips(record)
     again = json.loads(json.dumps(RunRecord.from_dict(record).to_dict(), allow_nan=False))
     assert RunRecord.from_dict(again) == RunRecord.from_dict(record)

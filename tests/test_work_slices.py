@@ -24,8 +24,10 @@ def test_work_summary_of_counts():
 def test_summarize_puts_each_slices_work_in_it():
     recall = np.array([1.0, 1.0, 0.5, 0.0])
     counts = np.array([10, 20, 300, 4000])
-    masks = {"head": np.array([True, True, False, False]),
-             "tail": np.array([False, False, True, True])}
+    masks = {
+        "head": np.array([True, True, False, False]),
+        "tail": np.array([False, False, True, True]),
+    }
     tail, slices, _ = summarize(recall, QueryProfile(masks=masks), counts)
     assert tail.work == WorkSummary.of(counts)
     assert slices["head"].work == WorkSummary(15.0, 15.0, 19.5, 19.9)
@@ -37,8 +39,14 @@ def test_summarize_puts_each_slices_work_in_it():
 
 def _bundle(engine: str, params: dict, words10k, tmp_path):
     built, seconds = build_index(engine, words10k.base, "angular", params, threads=1)
-    return load_bundle(save_bundle(built, tmp_path / engine, build_seconds=seconds,
-                                   dataset_fingerprint=fingerprint_vectors(words10k.base)))
+    return load_bundle(
+        save_bundle(
+            built,
+            tmp_path / engine,
+            build_seconds=seconds,
+            dataset_fingerprint=fingerprint_vectors(words10k.base),
+        )
+    )
 
 
 def test_evaluation_carries_the_cost_tail_through_runs_jsonl(words10k, tmp_path):
@@ -75,8 +83,9 @@ def test_evaluate_tables_show_the_cost_tail(words10k, tmp_path):
     from annkit.cli.main import cli
 
     bundle = _bundle("faiss", {"factory": "IVF64,Flat"}, words10k, tmp_path)
-    result = CliRunner().invoke(cli, ["evaluate", str(bundle.path), "-p", "nprobe=4", "-q"],
-                                env={"COLUMNS": "160"})
+    result = CliRunner().invoke(
+        cli, ["evaluate", str(bundle.path), "-p", "nprobe=4", "-q"], env={"COLUMNS": "160"}
+    )
     assert result.exit_code == 0, result.output
     evaluation = evaluate(bundle, words10k, 10, {"nprobe": 4})
     work = evaluation.slices["tail"].work

@@ -19,8 +19,9 @@ from annkit.slices import QueryProfile, build_profile, summarize
 from annkit.types import Dataset, Evaluation
 
 
-def _run(bundle: Bundle, policy: Policy, queries: np.ndarray, k: int, mode: str
-         ) -> tuple[AdaptiveResult, float, np.ndarray | None]:
+def _run(
+    bundle: Bundle, policy: Policy, queries: np.ndarray, k: int, mode: str
+) -> tuple[AdaptiveResult, float, np.ndarray | None]:
     """One timed run (counting off); batch mode counts in an untimed second pass inside
     adaptive_search, single mode times each query alone and counts afterwards in one
     untimed batch (the same choices: one-thread search is deterministic)."""
@@ -32,17 +33,22 @@ def _run(bundle: Bundle, policy: Policy, queries: np.ndarray, k: int, mode: str
     with paused_gc():
         for row in range(len(queries)):
             start = time.perf_counter()
-            parts.append(adaptive_search(bundle.engine, policy, queries[row:row + 1], k,
-                                         count=False))
+            parts.append(
+                adaptive_search(bundle.engine, policy, queries[row : row + 1], k, count=False)
+            )
             latencies[row] = time.perf_counter() - start
     counted = adaptive_search(bundle.engine, policy, queries, k)
     efforts = np.concatenate([p.efforts for p in parts])
     if not np.array_equal(efforts, counted.efforts):
         raise RuntimeError("single-query searches chose other efforts than the batch")
     merged = AdaptiveResult(
-        ids=np.vstack([p.ids for p in parts]), distances=np.vstack([p.distances for p in parts]),
-        efforts=efforts, second_stage=np.concatenate([p.second_stage for p in parts]),
-        computations=counted.computations, seconds=float(latencies.sum()))
+        ids=np.vstack([p.ids for p in parts]),
+        distances=np.vstack([p.distances for p in parts]),
+        efforts=efforts,
+        second_stage=np.concatenate([p.second_stage for p in parts]),
+        computations=counted.computations,
+        seconds=float(latencies.sum()),
+    )
     return merged, float(latencies.sum()), latencies
 
 
@@ -91,11 +97,13 @@ def evaluate_policy(
     return Evaluation(
         engine=bundle.engine.name,
         build_params=dict(manifest["build_params"]),
-        query_params={"policy": policy.kind, f"mean_{policy.param}":
-                      round(float(result.efforts.mean()), 2),
-                      f"max_{policy.param}": int(result.efforts.max()),
-                      "first_stage": policy.stage.kind,
-                      "second_stage_share": round(float(result.second_stage.mean()), 4)},
+        query_params={
+            "policy": policy.kind,
+            f"mean_{policy.param}": round(float(result.efforts.mean()), 2),
+            f"max_{policy.param}": int(result.efforts.max()),
+            "first_stage": policy.stage.kind,
+            "second_stage_share": round(float(result.second_stage.mean()), 4),
+        },
         metric=dataset.metric,
         k=k,
         mode=mode,
@@ -119,10 +127,19 @@ def evaluate_policy(
     )
 
 
-def evaluate_file_policy(bundle: Bundle, dataset: Dataset, policy_file: str | Path, k: int,
-                         params: dict | None = None, *, mode: str = "batch", runs: int = 1,
-                         cuts: Sequence[float] = DEFAULT_CUTS, clients: int | None = None,
-                         search_threads: int = 1) -> Evaluation:
+def evaluate_file_policy(
+    bundle: Bundle,
+    dataset: Dataset,
+    policy_file: str | Path,
+    k: int,
+    params: dict | None = None,
+    *,
+    mode: str = "batch",
+    runs: int = 1,
+    cuts: Sequence[float] = DEFAULT_CUTS,
+    clients: int | None = None,
+    search_threads: int = 1,
+) -> Evaluation:
     """``annkit evaluate --policy``: load and check the policy file for ``bundle``, refuse
     what a policy cannot combine with (query params, clients, search threads; one line
     each) and run :func:`evaluate_policy`."""
@@ -131,7 +148,8 @@ def evaluate_file_policy(bundle: Bundle, dataset: Dataset, policy_file: str | Pa
     if params:
         raise InputError("--policy chooses each query's effort; drop -p")
     if clients is not None or search_threads != 1:
-        raise InputError("--policy searches with one thread and one client; drop --clients "
-                         "and --search-threads")
+        raise InputError(
+            "--policy searches with one thread and one client; drop --clients and --search-threads"
+        )
     policy = load_policy(policy_file, bundle.manifest)
     return evaluate_policy(bundle, dataset, policy, k, mode=mode, runs=runs, cuts=cuts)

@@ -12,7 +12,13 @@ import numpy as np
 from annkit.types import SearchResult
 
 FIRST_STAGE_FEATURES: tuple[str, ...] = (
-    "d1", "dk", "dk_minus_d1", "dk_over_d1", "mid_position", "spread", "lid_first",
+    "d1",
+    "dk",
+    "dk_minus_d1",
+    "dk_over_d1",
+    "mid_position",
+    "spread",
+    "lid_first",
 )
 CENTROID_FEATURES: tuple[str, ...] = ("c1", "c2_minus_c1", "c_mean_minus_c1")
 KMEANS_SAMPLE = 8192
@@ -60,8 +66,11 @@ def coarse_centroids(base: np.ndarray, metric: str, count: int, seed: int) -> np
 def feature_names(n_centroids: int) -> list[str]:
     """Names of a policy's feature columns: first-stage ones, centroid summaries, then the
     distance to each centroid (``centroid_0`` ..)."""
-    return (list(FIRST_STAGE_FEATURES) + list(CENTROID_FEATURES)
-            + [f"centroid_{i}" for i in range(n_centroids)])
+    return (
+        list(FIRST_STAGE_FEATURES)
+        + list(CENTROID_FEATURES)
+        + [f"centroid_{i}" for i in range(n_centroids)]
+    )
 
 
 def centroid_features(queries: np.ndarray, centroids: np.ndarray, metric: str) -> np.ndarray:
@@ -73,8 +82,7 @@ def centroid_features(queries: np.ndarray, centroids: np.ndarray, metric: str) -
     each = metric_distances(queries, centroids, metric)
     dist = np.sort(each, axis=1)
     second = dist[:, 1] if dist.shape[1] > 1 else dist[:, 0]
-    return np.column_stack([dist[:, 0], second - dist[:, 0], dist.mean(axis=1) - dist[:, 0],
-                            each])
+    return np.column_stack([dist[:, 0], second - dist[:, 0], dist.mean(axis=1) - dist[:, 0], each])
 
 
 def no_first_stage(n_queries: int) -> np.ndarray:
@@ -97,8 +105,9 @@ def first_stage_features(result: SearchResult) -> np.ndarray:
         position = np.where(gap > 0, (middle - d1) / gap, np.nan)
         spread = np.nanstd(d, axis=1) / np.nanmean(np.abs(d), axis=1)
         positive = (d > 0) & (dk[:, None] > 0)
-        logs = np.where(positive, np.log(np.where(positive, d, 1.0) / np.where(dk > 0, dk,
-                                                                            1.0)[:, None]), 0.0)
+        logs = np.where(
+            positive, np.log(np.where(positive, d, 1.0) / np.where(dk > 0, dk, 1.0)[:, None]), 0.0
+        )
         mean_log = logs.sum(axis=1) / np.maximum(positive.sum(axis=1), 1)
         lid = np.where(mean_log < 0, -1.0 / mean_log, np.nan)
     return np.column_stack([d1, dk, gap, ratio, position, spread, lid])

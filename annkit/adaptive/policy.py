@@ -39,8 +39,9 @@ FORMAT_VERSION = 2
 KINDS = ("learned", "threshold")
 MAX_POLICY_BYTES = 64 << 20
 STAGES = ("full", "probe", "none")
-INSTALL_HINT = ("learned policies need lightgbm: pip install 'annkit[adapt]' (or use --kind "
-                "threshold)")
+INSTALL_HINT = (
+    "learned policies need lightgbm: pip install 'annkit[adapt]' (or use --kind threshold)"
+)
 
 
 class PolicyError(InputError):
@@ -139,8 +140,9 @@ class Policy:
         """The feature matrix (nq, len(feature_names())) for queries after the first stage
         (``first`` None: no first stage)."""
         metric = str(self.index["metric"])
-        staged = (no_first_stage(int(queries.shape[0])) if first is None
-                  else first_stage_features(first))
+        staged = (
+            no_first_stage(int(queries.shape[0])) if first is None else first_stage_features(first)
+        )
         return np.hstack([staged, centroid_features(queries, self.centroids, metric)])
 
     def prepare(self) -> None:
@@ -150,8 +152,9 @@ class Policy:
             try:
                 self._booster = lightgbm.Booster(model_str=self.model_text)
             except lightgbm.basic.LightGBMError:
-                raise PolicyError("policy model text cannot be read by lightgbm; retrain it "
-                                  "with annkit adapt") from None
+                raise PolicyError(
+                    "policy model text cannot be read by lightgbm; retrain it with annkit adapt"
+                ) from None
 
     def predicted_log_effort(self, features: np.ndarray) -> np.ndarray:
         """learned: the model's output (nq,) before calibration: log2 effort (``effort``
@@ -174,17 +177,18 @@ class Policy:
             chosen = np.where(risky, int(self.calibration["hard"]), self.first_effort)
         elif self.kind == "learned":
             raw = np.exp2(self.predicted_log_effort(features)) * float(
-                self.calibration["multiplier"])
+                self.calibration["multiplier"]
+            )
             chosen = grid[snap_up(raw, self.grid)]
         else:
             column = self.feature_names().index(self.calibration["feature"])
             values = features[:, column]
             threshold = float(self.calibration["threshold"])
-            harder = (values > threshold) if self.calibration["harder_above"] else (
-                values < threshold)
+            harder = (
+                (values > threshold) if self.calibration["harder_above"] else (values < threshold)
+            )
             harder |= np.isnan(values)
-            chosen = np.where(harder, int(self.calibration["hard"]),
-                              int(self.calibration["easy"]))
+            chosen = np.where(harder, int(self.calibration["hard"]), int(self.calibration["easy"]))
         return np.maximum(chosen, self.first_effort).astype(np.int64)
 
     def manifest(self) -> dict:
@@ -208,8 +212,10 @@ class Policy:
         }
 
     def payload(self) -> dict:
-        return {"model": self.model_text,
-                "centroids": [[float(x) for x in row] for row in self.centroids]}
+        return {
+            "model": self.model_text,
+            "centroids": [[float(x) for x in row] for row in self.centroids],
+        }
 
 
 def _payload_sha256(payload: dict) -> str:
@@ -222,8 +228,7 @@ def save_policy(policy: Policy, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = policy.payload()
-    document = {**policy.manifest(), "payload_sha256": _payload_sha256(payload),
-                "payload": payload}
+    document = {**policy.manifest(), "payload_sha256": _payload_sha256(payload), "payload": payload}
     write_text(path, json.dumps(document, indent=1, sort_keys=True))
     return path
 
@@ -247,23 +252,31 @@ def load_policy(path: str | Path, manifest: dict | None = None) -> Policy:
     if not isinstance(document, dict) or document.get("format") != FORMAT:
         raise PolicyError(f"{path}: not an annkit policy file")
     if document.get("format_version") != FORMAT_VERSION:
-        raise PolicyError(f"{path}: policy format version {document.get('format_version')!r} "
-                          f"is not supported (this annkit reads {FORMAT_VERSION}); retrain it")
+        raise PolicyError(
+            f"{path}: policy format version {document.get('format_version')!r} "
+            f"is not supported (this annkit reads {FORMAT_VERSION}); retrain it"
+        )
     payload = document.get("payload")
-    if not isinstance(payload, dict) or document.get("payload_sha256") != _payload_sha256(
-            payload):
+    if not isinstance(payload, dict) or document.get("payload_sha256") != _payload_sha256(payload):
         raise damaged("checksum mismatch")
     try:
         policy = Policy(
-            kind=str(document["kind"]), index=dict(document["index"]),
-            param=str(document["param"]), grid=[int(v) for v in document["grid"]],
-            k=int(document["k"]), stage=FirstStage(**document["first_stage"]),
+            kind=str(document["kind"]),
+            index=dict(document["index"]),
+            param=str(document["param"]),
+            grid=[int(v) for v in document["grid"]],
+            k=int(document["k"]),
+            stage=FirstStage(**document["first_stage"]),
             calibration=dict(document["calibration"]),
             centroids=np.asarray(payload["centroids"], dtype=np.float32).reshape(
-                int(document["n_centroids"]), -1) if document["n_centroids"] else np.zeros(
-                (0, int(document["index"]["dim"])), dtype=np.float32),
-            seed=int(document["seed"]), target=document.get("target"),
-            model_text=str(payload["model"]), training=dict(document.get("training", {})),
+                int(document["n_centroids"]), -1
+            )
+            if document["n_centroids"]
+            else np.zeros((0, int(document["index"]["dim"])), dtype=np.float32),
+            seed=int(document["seed"]),
+            target=document.get("target"),
+            model_text=str(payload["model"]),
+            training=dict(document.get("training", {})),
         )
     except (KeyError, TypeError, ValueError):
         raise damaged("a manifest field is missing or has the wrong type") from None
@@ -271,12 +284,17 @@ def load_policy(path: str | Path, manifest: dict | None = None) -> Policy:
         raise damaged(f"unknown kind {policy.kind!r} or feature list")
     if policy.kind == "learned" and policy.model not in ("effort", "risk"):
         raise damaged(f"unknown learned model {policy.model!r}")
-    if policy.model == "risk" and (policy.stage.kind != "full" or not is_finite_number(
-            policy.calibration.get("threshold")) or policy.calibration.get("hard")
-            not in policy.grid):
+    if policy.model == "risk" and (
+        policy.stage.kind != "full"
+        or not is_finite_number(policy.calibration.get("threshold"))
+        or policy.calibration.get("hard") not in policy.grid
+    ):
         raise damaged("a risk model needs a full first stage, a threshold and a grid effort")
-    if policy.stage.kind not in STAGES or not policy.grid or (
-            policy.stage.kind == "full" and policy.stage.effort not in policy.grid):
+    if (
+        policy.stage.kind not in STAGES
+        or not policy.grid
+        or (policy.stage.kind == "full" and policy.stage.effort not in policy.grid)
+    ):
         raise damaged("first stage or effort grid")
     if manifest is not None:
         check_policy_index(policy, manifest, path)
@@ -286,8 +304,15 @@ def load_policy(path: str | Path, manifest: dict | None = None) -> Policy:
 def check_policy_index(policy: Policy, manifest: dict, path: str | Path = "policy") -> None:
     """PolicyError unless ``policy`` was trained for the index with this ``manifest``."""
     mine, theirs = policy.index, index_identity(manifest)
-    for key in ("engine", "build_params", "metric", "dim", "count", "dataset_fingerprint",
-                "payload_sha256"):
+    for key in (
+        "engine",
+        "build_params",
+        "metric",
+        "dim",
+        "count",
+        "dataset_fingerprint",
+        "payload_sha256",
+    ):
         if mine.get(key) != theirs.get(key):
             raise PolicyError(
                 f"{path}: policy belongs to another index ({key} differs: trained for "
@@ -322,15 +347,17 @@ def check_policy_engine(engine: Engine, policy: Policy, k: int) -> str:
     is for another engine or parameter or was trained for another k."""
     param = effort_param_of(engine)
     if param != policy.param or engine.name != policy.engine:
-        raise PolicyError(f"policy is for {policy.engine} ({policy.param}), the index is "
-                          f"{engine.name} ({param})")
+        raise PolicyError(
+            f"policy is for {policy.engine} ({policy.param}), the index is {engine.name} ({param})"
+        )
     if k != policy.k:
         raise ParamError(f"policy was trained for k={policy.k}; use -k {policy.k} or retrain")
     return param
 
 
-def adaptive_search(engine: Engine, policy: Policy, queries: np.ndarray, k: int, *,
-                    count: bool = True) -> AdaptiveResult:
+def adaptive_search(
+    engine: Engine, policy: Policy, queries: np.ndarray, k: int, *, count: bool = True
+) -> AdaptiveResult:
     """Search ``queries`` (nq, d) with ``policy``: features, the first stage (a full search at
     the policy's first effort, a small probe, or none), then a search at the policy's effort
     for every query whose effort is not covered by a full first stage (that result replaces
@@ -353,15 +380,17 @@ def adaptive_search(engine: Engine, policy: Policy, queries: np.ndarray, k: int,
     return result
 
 
-def _adaptive_pass(engine: Engine, policy: Policy, queries: np.ndarray, k: int, param: str
-                   ) -> AdaptiveResult:
+def _adaptive_pass(
+    engine: Engine, policy: Policy, queries: np.ndarray, k: int, param: str
+) -> AdaptiveResult:
     """One adaptive search of ``queries`` (see :func:`adaptive_search`), timed."""
     n_queries = int(queries.shape[0])
     start = time.perf_counter()
     first: SearchResult | None = None
     if policy.stage.kind != "none":
-        first = search_with_efforts(engine, queries, policy.stage.k,
-                                    np.full(n_queries, policy.stage.effort), param)
+        first = search_with_efforts(
+            engine, queries, policy.stage.k, np.full(n_queries, policy.stage.effort), param
+        )
     features = policy.features(queries, first)
     efforts = policy.final_efforts(features)
     if policy.stage.kind == "full":
@@ -383,11 +412,18 @@ def _adaptive_pass(engine: Engine, policy: Policy, queries: np.ndarray, k: int, 
             assert second_counts is not None
             second_counts[rows] = result.distance_computations
     seconds = time.perf_counter() - start
-    first_counts = (np.zeros(n_queries, dtype=np.int64) if first is None
-                    else first.distance_computations)
+    first_counts = (
+        np.zeros(n_queries, dtype=np.int64) if first is None else first.distance_computations
+    )
     return AdaptiveResult(
-        ids=ids, distances=distances, efforts=efforts, second_stage=second,
-        computations={"features": np.full(n_queries, policy.n_centroids, dtype=np.int64),
-                      "first": first_counts, "second": second_counts},
+        ids=ids,
+        distances=distances,
+        efforts=efforts,
+        second_stage=second,
+        computations={
+            "features": np.full(n_queries, policy.n_centroids, dtype=np.int64),
+            "first": first_counts,
+            "second": second_counts,
+        },
         seconds=seconds,
     )

@@ -64,12 +64,12 @@ class AdaptReport:
             "mode": self.mode,
             "folds": self.folds,
             "distance_computations_counted": self.exact_counts,
-            "policy": {key: value for key, value in self.policy.manifest().items()
-                       if key not in ("index",)},
+            "policy": {
+                key: value for key, value in self.policy.manifest().items() if key not in ("index",)
+            },
             "comparisons": self.comparisons,
             "frontiers": self.frontiers,
-            "fold_of_query": None if self.fold_of_query is None else
-            self.fold_of_query.tolist(),
+            "fold_of_query": None if self.fold_of_query is None else self.fold_of_query.tolist(),
         }
 
 
@@ -90,8 +90,9 @@ def _band_recall(point: dict, band: str = "tail") -> float | None:
     return None if entry is None else float(entry["recall"])
 
 
-def compare_at_operating_points(frontiers: dict[str, list[dict]], param: str,
-                                table: EffortTable | None = None) -> list[dict]:
+def compare_at_operating_points(
+    frontiers: dict[str, list[dict]], param: str, table: EffortTable | None = None
+) -> list[dict]:
     """For the uniform settings closest to mean recall 0.9 / 0.95 / 0.99: each policy's
     point calibrated (on training queries) to the same recall (learned: and p5) and to the
     same work (within 2%), and
@@ -118,18 +119,22 @@ def compare_at_operating_points(frontiers: dict[str, list[dict]], param: str,
 
 
 def _summary(point: dict, base: dict | None) -> dict:
-    summary = {"setting": point["setting"], "recall": point["recall"],
-               "p5_recall": point["p5_recall"], "tail_band_recall": _band_recall(point),
-               "distance_computations": point["distance_computations"], "qps": point["qps"]}
+    summary = {
+        "setting": point["setting"],
+        "recall": point["recall"],
+        "p5_recall": point["p5_recall"],
+        "tail_band_recall": _band_recall(point),
+        "distance_computations": point["distance_computations"],
+        "qps": point["qps"],
+    }
     if base is not None:
         work, base_work = point["distance_computations"], base["distance_computations"]
-        summary["work_ratio"] = (None if work is None or not base_work else work / base_work)
+        summary["work_ratio"] = None if work is None or not base_work else work / base_work
         summary["qps_ratio"] = point["qps"] / base["qps"] if base["qps"] else None
         summary["recall_change"] = point["recall"] - base["recall"]
         summary["p5_change"] = point["p5_recall"] - base["p5_recall"]
         mine, theirs = _band_recall(point), _band_recall(base)
-        summary["tail_band_change"] = (None if mine is None or theirs is None
-                                       else mine - theirs)
+        summary["tail_band_change"] = None if mine is None or theirs is None else mine - theirs
     return summary
 
 
@@ -143,18 +148,33 @@ def training_dataset(dataset: Dataset, queries: np.ndarray, name: str) -> Datase
     """A dataset of training ``queries`` (n, d) over ``dataset``'s base vectors."""
     queries = np.asarray(queries)
     if queries.ndim != 2 or queries.shape[1] != dataset.dim:
-        raise InputError(f"training queries {name} have shape {queries.shape}, need (n, "
-                         f"{dataset.dim}) like the base vectors")
-    return Dataset(name=name, metric=dataset.metric, base=dataset.base,
-                   queries=np.ascontiguousarray(queries, dtype=np.float32))
+        raise InputError(
+            f"training queries {name} have shape {queries.shape}, need (n, "
+            f"{dataset.dim}) like the base vectors"
+        )
+    return Dataset(
+        name=name,
+        metric=dataset.metric,
+        base=dataset.base,
+        queries=np.ascontiguousarray(queries, dtype=np.float32),
+    )
 
 
-def adapt(bundle: Bundle, dataset: Dataset, k: int = 10, target: float = 0.9, *,
-          train: Dataset | None = None, config: AdaptConfig | None = None,
-          goals: Sequence[Goal] | None = None, oracle_targets: Sequence[float] = ORACLE_TARGETS,
-          grid: Sequence[int] | None = None, truth: np.ndarray | None = None,
-          profile: QueryProfile | None = None,
-          progress: Callable[[str], None] | None = None) -> AdaptReport:
+def adapt(
+    bundle: Bundle,
+    dataset: Dataset,
+    k: int = 10,
+    target: float = 0.9,
+    *,
+    train: Dataset | None = None,
+    config: AdaptConfig | None = None,
+    goals: Sequence[Goal] | None = None,
+    oracle_targets: Sequence[float] = ORACLE_TARGETS,
+    grid: Sequence[int] | None = None,
+    truth: np.ndarray | None = None,
+    profile: QueryProfile | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> AdaptReport:
     """Train a per-query effort policy for ``bundle`` meeting mean recall@k ``target`` and
     score the uniform, policy and oracle frontiers on ``dataset``'s queries.
 
@@ -193,21 +213,33 @@ def adapt(bundle: Bundle, dataset: Dataset, k: int = 10, target: float = 0.9, *,
         truth = true_kth_distances(dataset, k)
     if profile is None:
         profile = build_profile(dataset, truth, k)
-    values = (sorted({int(v) for v in grid}) if grid is not None
-              else refine_grid(engine.effort_grid(k, dataset.n_base)))
-    first_indices = ([index for index in config.first_indices if index < len(values)]
-                     if "full" in config.stages else [])
+    values = (
+        sorted({int(v) for v in grid})
+        if grid is not None
+        else refine_grid(engine.effort_grid(k, dataset.n_base))
+    )
+    first_indices = (
+        [index for index in config.first_indices if index < len(values)]
+        if "full" in config.stages
+        else []
+    )
     probe = probe_stage(engine, param, config) if "probe" in config.stages else None
     centroids = default_centroids(base, metric, config)
     say(f"searching every query at {len(values)} {param} values")
-    table = measure_table(engine, base, dataset.queries, metric, truth, k, values,
-                          first_indices, centroids, probe)
+    table = measure_table(
+        engine, base, dataset.queries, metric, truth, k, values, first_indices, centroids, probe
+    )
     if "none" not in config.stages:
         del table.stages["none"]
     uniform = uniform_points(table, param, profile)
-    goal_list = list(goals) if goals is not None else (
-        [Goal("recall", r) for r in sorted(set(DEFAULT_RECALL_GOALS) | {float(target)})]
-        + _comparison_goals(uniform, param))
+    goal_list = (
+        list(goals)
+        if goals is not None
+        else (
+            [Goal("recall", r) for r in sorted(set(DEFAULT_RECALL_GOALS) | {float(target)})]
+            + _comparison_goals(uniform, param)
+        )
+    )
     scored_queries = np.ascontiguousarray(dataset.queries, dtype=np.float32)
 
     if train is None:
@@ -215,21 +247,35 @@ def adapt(bundle: Bundle, dataset: Dataset, k: int = 10, target: float = 0.9, *,
         scored_rows = [np.flatnonzero(fold_of_query == f) for f in range(config.folds)]
         train_rows = [np.flatnonzero(fold_of_query != f) for f in range(config.folds)]
         fit_table = table
-        mode = (f"cross-fitted over {config.folds} folds: each query is scored by a policy "
-                "trained on the other folds only")
+        mode = (
+            f"cross-fitted over {config.folds} folds: each query is scored by a policy "
+            "trained on the other folds only"
+        )
     else:
         fold_of_query = None
         say("exact neighbours of the training queries")
         train_truth = true_kth_distances(train, k)
         say(f"searching every training query at {len(values)} {param} values")
-        fit_table = measure_table(engine, base, train.queries, metric, train_truth, k, values,
-                                  first_indices, centroids, probe)
+        fit_table = measure_table(
+            engine,
+            base,
+            train.queries,
+            metric,
+            train_truth,
+            k,
+            values,
+            first_indices,
+            centroids,
+            probe,
+        )
         if "none" not in config.stages:
             del fit_table.stages["none"]
         scored_rows = [np.arange(dataset.n_queries)]
         train_rows = [np.arange(train.n_queries)]
-        mode = (f"trained on {train.n_queries} training queries ({train.name}), scored on "
-                f"{dataset.n_queries} other queries")
+        mode = (
+            f"trained on {train.n_queries} training queries ({train.name}), scored on "
+            f"{dataset.n_queries} other queries"
+        )
 
     frontiers: dict[str, list[dict]] = {"uniform": uniform}
     per_query: dict[str, list[dict]] = {}
@@ -237,43 +283,102 @@ def adapt(bundle: Bundle, dataset: Dataset, k: int = 10, target: float = 0.9, *,
         families = []
         if kind == "learned":
             say(f"training LightGBM models on {len(train_rows)} fold(s)")
-            families = [train_families(fit_table, rows, list(fit_table.stages),
-                                       config.label_targets, config.folds, config.seed,
-                                       config.rounds)
-                        for rows in train_rows]
+            families = [
+                train_families(
+                    fit_table,
+                    rows,
+                    list(fit_table.stages),
+                    config.label_targets,
+                    config.folds,
+                    config.seed,
+                    config.rounds,
+                )
+                for rows in train_rows
+            ]
         points, rows_of_points = [], []
         for goal in goal_list:
             say(f"{kind} policy: {goal.label()}")
-            policies = [make_policy(kind, fit_table, rows, goal, config, bundle.manifest,
-                                    param, centroids, families[i] if families else None)
-                        for i, rows in enumerate(train_rows)]
-            scored = score_policies(engine, policies, scored_rows, base, scored_queries,
-                                    metric, truth, k)
-            points.append(frontier_point(
-                {"goal": goal.label()}, scored.recall, scored.computations, scored.seconds,
-                profile, stage_computations=scored.stage_means,
-                mean_effort=float(scored.efforts.mean()),
-                second_stage_share=float(scored.second_stage.mean()),
-                folds=[{"first_stage": p.stage.to_dict(), "calibration": p.calibration,
-                        "training": p.training} for p in policies]))
-            rows_of_points.append({"recall": scored.recall,
-                                   "distance_computations": scored.computations})
+            policies = [
+                make_policy(
+                    kind,
+                    fit_table,
+                    rows,
+                    goal,
+                    config,
+                    bundle.manifest,
+                    param,
+                    centroids,
+                    families[i] if families else None,
+                )
+                for i, rows in enumerate(train_rows)
+            ]
+            scored = score_policies(
+                engine, policies, scored_rows, base, scored_queries, metric, truth, k
+            )
+            points.append(
+                frontier_point(
+                    {"goal": goal.label()},
+                    scored.recall,
+                    scored.computations,
+                    scored.seconds,
+                    profile,
+                    stage_computations=scored.stage_means,
+                    mean_effort=float(scored.efforts.mean()),
+                    second_stage_share=float(scored.second_stage.mean()),
+                    folds=[
+                        {
+                            "first_stage": p.stage.to_dict(),
+                            "calibration": p.calibration,
+                            "training": p.training,
+                        }
+                        for p in policies
+                    ],
+                )
+            )
+            rows_of_points.append(
+                {"recall": scored.recall, "distance_computations": scored.computations}
+            )
         frontiers[kind] = points
         per_query[kind] = rows_of_points
     say("oracle")
-    frontiers["oracle"] = [oracle_point(engine, table, base, scored_queries, metric, truth, k,
-                                        t, profile) for t in oracle_targets]
+    frontiers["oracle"] = [
+        oracle_point(engine, table, base, scored_queries, metric, truth, k, t, profile)
+        for t in oracle_targets
+    ]
     all_rows = np.arange(n_train)
     final_kind = config.kinds[0]
     say(f"final {final_kind} policy on all {n_train} training queries")
-    policy = make_policy(final_kind, fit_table, all_rows, Goal("recall", float(target)), config,
-                         bundle.manifest, param, centroids)
-    info = {"engine": engine.name, "param": param, "grid": values, "k": k,
-            "target": float(target), "queries": dataset.n_queries,
-            "training_queries": n_train, "dataset": dataset.name,
-            "build_params": dict(bundle.manifest["build_params"])}
-    return AdaptReport(policy=policy, mode=mode, folds=config.folds if train is None else 1,
-                       fold_of_query=fold_of_query, train_rows=train_rows,
-                       scored_rows=scored_rows, frontiers=frontiers,
-                       comparisons=compare_at_operating_points(frontiers, param, table),
-                       exact_counts=table.exact, info=info, per_query=per_query)
+    policy = make_policy(
+        final_kind,
+        fit_table,
+        all_rows,
+        Goal("recall", float(target)),
+        config,
+        bundle.manifest,
+        param,
+        centroids,
+    )
+    info = {
+        "engine": engine.name,
+        "param": param,
+        "grid": values,
+        "k": k,
+        "target": float(target),
+        "queries": dataset.n_queries,
+        "training_queries": n_train,
+        "dataset": dataset.name,
+        "build_params": dict(bundle.manifest["build_params"]),
+    }
+    return AdaptReport(
+        policy=policy,
+        mode=mode,
+        folds=config.folds if train is None else 1,
+        fold_of_query=fold_of_query,
+        train_rows=train_rows,
+        scored_rows=scored_rows,
+        frontiers=frontiers,
+        comparisons=compare_at_operating_points(frontiers, param, table),
+        exact_counts=table.exact,
+        info=info,
+        per_query=per_query,
+    )

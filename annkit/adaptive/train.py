@@ -82,15 +82,15 @@ class EffortTable:
         """(nq, G) float64: distance computations, or the effort value when not counted."""
         if self.computations is not None:
             return self.computations.astype(np.float64)
-        return np.broadcast_to(np.asarray(self.grid, dtype=np.float64),
-                               self.recall.shape).copy()
+        return np.broadcast_to(np.asarray(self.grid, dtype=np.float64), self.recall.shape).copy()
 
     def features(self, stage: str) -> np.ndarray:
         return np.hstack([self.stages[stage].features, self.centroid_features])
 
 
-def per_query_recall(base: np.ndarray, queries: np.ndarray, metric: str, truth: np.ndarray,
-                     ids: np.ndarray, k: int) -> np.ndarray:
+def per_query_recall(
+    base: np.ndarray, queries: np.ndarray, metric: str, truth: np.ndarray, ids: np.ndarray, k: int
+) -> np.ndarray:
     """recall@k (nq,) of found ``ids`` against exact distances ``truth`` (nq, >=k)."""
     found = exact_distances(base, queries, ids, metric)
     return recall_per_query(truth, ids, found, k)
@@ -100,10 +100,19 @@ def stage_key(stage: FirstStage) -> str:
     return stage.kind if stage.kind != "full" else f"full@{stage.effort}"
 
 
-def measure_table(engine: Engine, base: np.ndarray, queries: np.ndarray, metric: str,
-                  truth: np.ndarray, k: int, grid: Sequence[int], first_indices: Sequence[int],
-                  centroids: np.ndarray, probe: FirstStage | None = None,
-                  progress: Callable[[int, int], None] | None = None) -> EffortTable:
+def measure_table(
+    engine: Engine,
+    base: np.ndarray,
+    queries: np.ndarray,
+    metric: str,
+    truth: np.ndarray,
+    k: int,
+    grid: Sequence[int],
+    first_indices: Sequence[int],
+    centroids: np.ndarray,
+    probe: FirstStage | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> EffortTable:
     """Search all ``queries`` at every grid value (one timed batch each) and record each
     query's recall and distance computations; candidate first stages: full searches at the
     grid indices ``first_indices``, the ``probe`` (when given) and none."""
@@ -138,23 +147,33 @@ def measure_table(engine: Engine, base: np.ndarray, queries: np.ndarray, metric:
             probe_result = engine.search(queries, probe.k)
     finally:
         engine.set_query_params(**saved)
-    cost = (counts.astype(np.float64) if counts is not None
-            else np.broadcast_to(np.asarray(grid, dtype=np.float64), recall.shape))
+    cost = (
+        counts.astype(np.float64)
+        if counts is not None
+        else np.broadcast_to(np.asarray(grid, dtype=np.float64), recall.shape)
+    )
     stages: dict[str, StageData] = {
-        "none": StageData(FirstStage("none"), no_first_stage(n_queries), np.zeros(n_queries),
-                          None)}
+        "none": StageData(FirstStage("none"), no_first_stage(n_queries), np.zeros(n_queries), None)
+    }
     for column, features in full_features.items():
         stage = FirstStage("full", int(grid[column]), k)
         stages[stage_key(stage)] = StageData(stage, features, cost[:, column].copy(), column)
     if probe is not None and probe_result is not None:
-        probe_cost = (np.full(n_queries, float(probe.effort))
-                      if probe_result.distance_computations is None or counts is None
-                      else probe_result.distance_computations.astype(np.float64))
+        probe_cost = (
+            np.full(n_queries, float(probe.effort))
+            if probe_result.distance_computations is None or counts is None
+            else probe_result.distance_computations.astype(np.float64)
+        )
         stages["probe"] = StageData(probe, first_stage_features(probe_result), probe_cost, None)
-    return EffortTable(grid=[int(v) for v in grid], recall=recall, computations=counts,
-                       seconds=seconds, stages=stages,
-                       centroid_features=centroid_features(queries, centroids, metric),
-                       n_centroids=int(centroids.shape[0]))
+    return EffortTable(
+        grid=[int(v) for v in grid],
+        recall=recall,
+        computations=counts,
+        seconds=seconds,
+        stages=stages,
+        centroid_features=centroid_features(queries, centroids, metric),
+        n_centroids=int(centroids.shape[0]),
+    )
 
 
 def least_effort_index(recall: np.ndarray, target: float) -> np.ndarray:
@@ -218,8 +237,13 @@ class Goal:
         return f"{self.kind} at {int(self.value)}"
 
 
-def _choose(recall: np.ndarray, cost: np.ndarray, recall_target: float | None,
-            budget: float | None, p5_floor: float | None = None) -> int:
+def _choose(
+    recall: np.ndarray,
+    cost: np.ndarray,
+    recall_target: float | None,
+    budget: float | None,
+    p5_floor: float | None = None,
+) -> int:
     """Column of (n, M) outcome matrices that best meets the goal: least mean work with
     mean recall >= ``recall_target`` (and p5 recall >= ``p5_floor`` when given; failing
     that, the best p5 among those meeting the recall), or, within ``budget``, the best p5
@@ -251,20 +275,28 @@ def _choose(recall: np.ndarray, cost: np.ndarray, recall_target: float | None,
     return int(candidates[order[0]])
 
 
-def _outcome(table: EffortTable, cost: np.ndarray, rows: np.ndarray, stage: StageData,
-             final_index: np.ndarray, feature_cost: float) -> tuple[np.ndarray, np.ndarray]:
+def _outcome(
+    table: EffortTable,
+    cost: np.ndarray,
+    rows: np.ndarray,
+    stage: StageData,
+    final_index: np.ndarray,
+    feature_cost: float,
+) -> tuple[np.ndarray, np.ndarray]:
     """Recall and work (n, M) of rows after ``stage`` and a search at ``final_index``
     (n, M); a full first stage's result stands when the final index is not larger."""
     recall_rows, cost_rows = table.recall[rows], cost[rows]
     stage_cost = stage.cost[rows][:, None]
     if stage.reuse is None:
         recall = np.take_along_axis(recall_rows, final_index, axis=1)
-        return recall, feature_cost + stage_cost + np.take_along_axis(cost_rows, final_index,
-                                                                      axis=1)
+        return recall, feature_cost + stage_cost + np.take_along_axis(
+            cost_rows, final_index, axis=1
+        )
     effective = np.maximum(final_index, stage.reuse)
     recall = np.take_along_axis(recall_rows, effective, axis=1)
-    second = np.where(final_index > stage.reuse,
-                      np.take_along_axis(cost_rows, final_index, axis=1), 0.0)
+    second = np.where(
+        final_index > stage.reuse, np.take_along_axis(cost_rows, final_index, axis=1), 0.0
+    )
     return recall, feature_cost + stage_cost + second
 
 
@@ -283,14 +315,26 @@ class LearnedFamily:
 
 
 def _booster_params(seed: int, objective: str = "regression") -> dict:
-    return {"objective": objective, "learning_rate": 0.05, "num_leaves": 15,
-            "min_data_in_leaf": 20, "feature_fraction": 0.9, "bagging_fraction": 0.9,
-            "bagging_freq": 1, "lambda_l2": 1.0, "seed": seed, "deterministic": True,
-            "num_threads": 1, "verbose": -1, "force_row_wise": True}
+    return {
+        "objective": objective,
+        "learning_rate": 0.05,
+        "num_leaves": 15,
+        "min_data_in_leaf": 20,
+        "feature_fraction": 0.9,
+        "bagging_fraction": 0.9,
+        "bagging_freq": 1,
+        "lambda_l2": 1.0,
+        "seed": seed,
+        "deterministic": True,
+        "num_threads": 1,
+        "verbose": -1,
+        "force_row_wise": True,
+    }
 
 
-def _train_text(features: np.ndarray, labels: np.ndarray, seed: int, rounds: int,
-                objective: str = "regression") -> str:
+def _train_text(
+    features: np.ndarray, labels: np.ndarray, seed: int, rounds: int, objective: str = "regression"
+) -> str:
     lightgbm = require_lightgbm()
     names = feature_names(features.shape[1] - len(FIRST_STAGE_FEATURES) - len(CENTROID_FEATURES))
     data = lightgbm.Dataset(features, label=labels, feature_name=names, free_raw_data=False)
@@ -303,8 +347,16 @@ def _predict(model_text: str, features: np.ndarray) -> np.ndarray:
     return np.asarray(lightgbm.Booster(model_str=model_text).predict(features, num_threads=1))
 
 
-def _family(stage: str, label_target: float, model: str, features: np.ndarray,
-            labels: np.ndarray, inner: np.ndarray, seed: int, rounds: int) -> LearnedFamily:
+def _family(
+    stage: str,
+    label_target: float,
+    model: str,
+    features: np.ndarray,
+    labels: np.ndarray,
+    inner: np.ndarray,
+    seed: int,
+    rounds: int,
+) -> LearnedFamily:
     """Fit one family: out-of-fold predictions over the ``inner`` folds, then all rows."""
     objective = "binary" if model == "risk" else "regression"
     oof = np.zeros(labels.size)
@@ -312,13 +364,24 @@ def _family(stage: str, label_target: float, model: str, features: np.ndarray,
         held = inner == fold
         text = _train_text(features[~held], labels[~held], seed, rounds, objective)
         oof[held] = _predict(text, features[held])
-    return LearnedFamily(stage, float(label_target),
-                         _train_text(features, labels, seed, rounds, objective), oof, model)
+    return LearnedFamily(
+        stage,
+        float(label_target),
+        _train_text(features, labels, seed, rounds, objective),
+        oof,
+        model,
+    )
 
 
-def train_families(table: EffortTable, rows: np.ndarray, stages: Sequence[str],
-                   label_targets: Sequence[float], inner_folds: int, seed: int,
-                   rounds: int = 150) -> list[LearnedFamily]:
+def train_families(
+    table: EffortTable,
+    rows: np.ndarray,
+    stages: Sequence[str],
+    label_targets: Sequence[float],
+    inner_folds: int,
+    seed: int,
+    rounds: int = 150,
+) -> list[LearnedFamily]:
     """Train the families on the training ``rows`` only: an effort model per (first stage,
     label target) and, after each full first stage, a risk model per label target (when
     both outcomes occur on the training rows)."""
@@ -330,25 +393,33 @@ def train_families(table: EffortTable, rows: np.ndarray, stages: Sequence[str],
         reuse = table.stages[stage].reuse
         for label_target in label_targets:
             index = least_effort_index(table.recall[rows], label_target)
-            labels = np.log2(np.where(index < grid.size, grid[np.minimum(index, grid.size - 1)],
-                                      2.0 * grid[-1]))
-            families.append(_family(stage, label_target, "effort", features, labels, inner,
-                                     seed, rounds))
+            labels = np.log2(
+                np.where(index < grid.size, grid[np.minimum(index, grid.size - 1)], 2.0 * grid[-1])
+            )
+            families.append(
+                _family(stage, label_target, "effort", features, labels, inner, seed, rounds)
+            )
             if reuse is None:
                 continue
             missed = (table.recall[rows, reuse] < label_target - RECALL_TOLERANCE).astype(float)
             if 0 < missed.sum() < missed.size:
-                families.append(_family(stage, label_target, "risk", features, missed, inner,
-                                        seed, rounds))
+                families.append(
+                    _family(stage, label_target, "risk", features, missed, inner, seed, rounds)
+                )
     return families
 
 
 RISK_QUANTILES = np.linspace(0.0, 1.0, 101)
 
 
-def _risk_outcomes(table: EffortTable, cost: np.ndarray, rows: np.ndarray, stage: StageData,
-                   family: LearnedFamily, feature_cost: float
-                   ) -> tuple[np.ndarray, np.ndarray, list[tuple[float, int]]]:
+def _risk_outcomes(
+    table: EffortTable,
+    cost: np.ndarray,
+    rows: np.ndarray,
+    stage: StageData,
+    family: LearnedFamily,
+    feature_cost: float,
+) -> tuple[np.ndarray, np.ndarray, list[tuple[float, int]]]:
     """Recall and work (n, M) of the risk rule over M (threshold, hard index) pairs: queries
     whose out-of-fold risk exceeds the threshold are searched again at the hard effort."""
     assert stage.reuse is not None
@@ -368,8 +439,9 @@ def _risk_outcomes(table: EffortTable, cost: np.ndarray, rows: np.ndarray, stage
     return np.hstack(recalls), np.hstack(works), pairs
 
 
-def calibrate_learned(table: EffortTable, rows: np.ndarray, families: list[LearnedFamily],
-                      goal: Goal) -> tuple[LearnedFamily, dict, dict]:
+def calibrate_learned(
+    table: EffortTable, rows: np.ndarray, families: list[LearnedFamily], goal: Goal
+) -> tuple[LearnedFamily, dict, dict]:
     """The family and calibration whose out-of-fold predictions on the training ``rows``
     best meet ``goal``: an effort model's multiplier (1/16 .. 64 in 2^(1/16) steps) or a
     risk model's threshold (a percentile of its predictions) and hard effort. Returns
@@ -391,18 +463,30 @@ def calibrate_learned(table: EffortTable, rows: np.ndarray, families: list[Learn
         column = _choose(recall, work, recall_target, budget, p5_floor)
         if family.model == "risk":
             threshold, hard = pairs[column]
-            calibration = {"model": "risk", "threshold": threshold,
-                           "hard": int(table.grid[hard]), "label_target": family.label_target}
+            calibration = {
+                "model": "risk",
+                "threshold": threshold,
+                "hard": int(table.grid[hard]),
+                "label_target": family.label_target,
+            }
         else:
-            calibration = {"model": "effort", "multiplier": float(MULTIPLIERS[column]),
-                           "label_target": family.label_target}
+            calibration = {
+                "model": "effort",
+                "multiplier": float(MULTIPLIERS[column]),
+                "label_target": family.label_target,
+            }
         p5 = float(np.percentile(recall[:, column], 5.0))
-        stats = {"train_recall": float(recall[:, column].mean()),
-                 "train_p5_recall": p5,
-                 "train_share_at_or_below_p5": float(
-                     np.mean(recall[:, column] <= p5 + RECALL_TOLERANCE)),
-                 "train_work": float(work[:, column].mean()),
-                 "recall_goal": recall_target, "work_budget": budget, "p5_floor": p5_floor}
+        stats = {
+            "train_recall": float(recall[:, column].mean()),
+            "train_p5_recall": p5,
+            "train_share_at_or_below_p5": float(
+                np.mean(recall[:, column] <= p5 + RECALL_TOLERANCE)
+            ),
+            "train_work": float(work[:, column].mean()),
+            "recall_goal": recall_target,
+            "work_budget": budget,
+            "p5_floor": p5_floor,
+        }
         if best is None or _better(stats, best[2], recall_target, budget):
             best = (family, calibration, stats)
     assert best is not None
@@ -412,12 +496,13 @@ def calibrate_learned(table: EffortTable, rows: np.ndarray, families: list[Learn
 def _meets(stats: dict, recall_target: float) -> bool:
     """Training stats meet a recall goal (and its p5 floor, when it has one)."""
     floor = stats.get("p5_floor")
-    return bool(stats["train_recall"] >= recall_target - RECALL_TOLERANCE
-                and (floor is None or stats["train_p5_recall"] >= floor - RECALL_TOLERANCE))
+    return bool(
+        stats["train_recall"] >= recall_target - RECALL_TOLERANCE
+        and (floor is None or stats["train_p5_recall"] >= floor - RECALL_TOLERANCE)
+    )
 
 
-def _better(new: dict, old: dict, recall_target: float | None,
-            budget: float | None = None) -> bool:
+def _better(new: dict, old: dict, recall_target: float | None, budget: float | None = None) -> bool:
     """Compare calibrated candidates: meet the goal first (recall >= target, or work <=
     budget); then less work (recall goal) or better p5, fewer queries at or below it and
     better recall (budget goal); a candidate missing the goal loses to one meeting it and,
@@ -428,10 +513,14 @@ def _better(new: dict, old: dict, recall_target: float | None,
         if new_ok != old_ok:
             return new_ok
         if not new_ok:
+
             def closeness(stats: dict) -> tuple:
                 p5 = float(np.nan_to_num(stats["train_p5_recall"], nan=0.0))
-                return (stats["train_recall"] >= recall_target - RECALL_TOLERANCE, p5,
-                        stats["train_recall"])
+                return (
+                    stats["train_recall"] >= recall_target - RECALL_TOLERANCE,
+                    p5,
+                    stats["train_recall"],
+                )
 
             return bool(closeness(new) > closeness(old))
         return bool(new["train_work"] < old["train_work"])
@@ -441,14 +530,15 @@ def _better(new: dict, old: dict, recall_target: float | None,
         return bool(new_ok)
     if not new_ok:
         return bool(new["train_work"] < old["train_work"])
-    return bool((new["train_p5_recall"], -new["train_share_at_or_below_p5"],
-                 new["train_recall"])
-                > (old["train_p5_recall"], -old["train_share_at_or_below_p5"],
-                   old["train_recall"]))
+    return bool(
+        (new["train_p5_recall"], -new["train_share_at_or_below_p5"], new["train_recall"])
+        > (old["train_p5_recall"], -old["train_share_at_or_below_p5"], old["train_recall"])
+    )
 
 
-def fit_threshold(table: EffortTable, rows: np.ndarray, goal: Goal
-                  ) -> tuple[FirstStage, dict, dict]:
+def fit_threshold(
+    table: EffortTable, rows: np.ndarray, goal: Goal
+) -> tuple[FirstStage, dict, dict]:
     """The simple rule: one first-stage feature above (or below) a threshold (a quantile of
     its training values) picks the hard effort, else the easy one; feature, direction,
     threshold and both efforts chosen on the training ``rows`` for ``goal`` (mean recall
@@ -477,20 +567,32 @@ def fit_threshold(table: EffortTable, rows: np.ndarray, goal: Goal
                     hard = (values > threshold) if harder_above else (values < threshold)
                     hard |= np.isnan(values)
                     n = rows.size
-                    mean_recall = (recall_matrix[~hard].sum(axis=0)[:, None]
-                                   + recall_matrix[hard].sum(axis=0)[None, :]) / n
-                    mean_work = (work_matrix[~hard].sum(axis=0)[:, None]
-                                 + work_matrix[hard].sum(axis=0)[None, :]) / n
-                    easy, hard_index = _choose_pair(mean_recall, mean_work, first_index,
-                                                    recall_target, budget)
-                    stats = {"train_recall": float(mean_recall[easy, hard_index]),
-                             "train_work": float(mean_work[easy, hard_index]),
-                             "train_p5_recall": float("nan"),
-                             "recall_goal": recall_target, "work_budget": budget}
-                    calibration = {"feature": name, "threshold": threshold,
-                                   "quantile": quantile, "harder_above": harder_above,
-                                   "easy": table.grid[max(easy, first_index)],
-                                   "hard": table.grid[max(hard_index, first_index)]}
+                    mean_recall = (
+                        recall_matrix[~hard].sum(axis=0)[:, None]
+                        + recall_matrix[hard].sum(axis=0)[None, :]
+                    ) / n
+                    mean_work = (
+                        work_matrix[~hard].sum(axis=0)[:, None]
+                        + work_matrix[hard].sum(axis=0)[None, :]
+                    ) / n
+                    easy, hard_index = _choose_pair(
+                        mean_recall, mean_work, first_index, recall_target, budget
+                    )
+                    stats = {
+                        "train_recall": float(mean_recall[easy, hard_index]),
+                        "train_work": float(mean_work[easy, hard_index]),
+                        "train_p5_recall": float("nan"),
+                        "recall_goal": recall_target,
+                        "work_budget": budget,
+                    }
+                    calibration = {
+                        "feature": name,
+                        "threshold": threshold,
+                        "quantile": quantile,
+                        "harder_above": harder_above,
+                        "easy": table.grid[max(easy, first_index)],
+                        "hard": table.grid[max(hard_index, first_index)],
+                    }
                     candidate = (data.stage, calibration, stats)
                     if best is None or _better_threshold(stats, best[2], recall_target, budget):
                         best = candidate
@@ -498,8 +600,13 @@ def fit_threshold(table: EffortTable, rows: np.ndarray, goal: Goal
     return best
 
 
-def _choose_pair(mean_recall: np.ndarray, mean_work: np.ndarray, first_index: int,
-                 recall_target: float | None, budget: float | None) -> tuple[int, int]:
+def _choose_pair(
+    mean_recall: np.ndarray,
+    mean_work: np.ndarray,
+    first_index: int,
+    recall_target: float | None,
+    budget: float | None,
+) -> tuple[int, int]:
     """(easy, hard) grid indices with easy <= hard, both >= first_index, best for the goal."""
     size = mean_recall.shape[0]
     easy_index, hard_index = np.meshgrid(np.arange(size), np.arange(size), indexing="ij")
@@ -513,14 +620,16 @@ def _choose_pair(mean_recall: np.ndarray, mean_work: np.ndarray, first_index: in
     else:
         assert budget is not None
         ok = valid & (mean_work <= budget)
-        flat = np.where(ok, -mean_recall, np.inf) if ok.any() else np.where(valid, mean_work,
-                                                                             np.inf)
+        flat = (
+            np.where(ok, -mean_recall, np.inf) if ok.any() else np.where(valid, mean_work, np.inf)
+        )
     position = int(np.argmin(flat))
     return position // size, position % size
 
 
-def _better_threshold(new: dict, old: dict, recall_target: float | None,
-                      budget: float | None) -> bool:
+def _better_threshold(
+    new: dict, old: dict, recall_target: float | None, budget: float | None
+) -> bool:
     """As :func:`_better`; within a budget the better mean recall wins."""
     if recall_target is not None:
         return _better(new, old, recall_target)
@@ -556,31 +665,70 @@ class AdaptConfig:
     kinds: tuple[str, ...] = ("learned", "threshold")
 
 
-def make_policy(kind: str, table: EffortTable, rows: np.ndarray, goal: Goal,
-                config: AdaptConfig, manifest: dict, param: str, centroids: np.ndarray,
-                families: list[LearnedFamily] | None = None) -> Policy:
+def make_policy(
+    kind: str,
+    table: EffortTable,
+    rows: np.ndarray,
+    goal: Goal,
+    config: AdaptConfig,
+    manifest: dict,
+    param: str,
+    centroids: np.ndarray,
+    families: list[LearnedFamily] | None = None,
+) -> Policy:
     """Fit one policy of ``kind`` on the training ``rows`` of ``table`` for ``goal``."""
     training = {"queries": int(rows.size), "goal": goal.label()}
     if kind == "learned":
         if families is None:
-            families = train_families(table, rows, list(table.stages), config.label_targets,
-                                      config.folds, config.seed, config.rounds)
+            families = train_families(
+                table,
+                rows,
+                list(table.stages),
+                config.label_targets,
+                config.folds,
+                config.seed,
+                config.rounds,
+            )
         family, learned, stats = calibrate_learned(table, rows, families, goal)
-        return Policy(kind="learned", index=index_identity(manifest), param=param,
-                      grid=list(table.grid), k=config.k, stage=table.stages[family.stage].stage,
-                      calibration=learned,
-                      centroids=centroids, seed=config.seed, target=goal.value,
-                      model_text=family.model_text, training={**training, **stats})
+        return Policy(
+            kind="learned",
+            index=index_identity(manifest),
+            param=param,
+            grid=list(table.grid),
+            k=config.k,
+            stage=table.stages[family.stage].stage,
+            calibration=learned,
+            centroids=centroids,
+            seed=config.seed,
+            target=goal.value,
+            model_text=family.model_text,
+            training={**training, **stats},
+        )
     stage, calibration, stats = fit_threshold(table, rows, goal)
     uses_centroids = calibration["feature"] in CENTROID_FEATURES
-    return Policy(kind="threshold", index=index_identity(manifest), param=param,
-                  grid=list(table.grid), k=config.k, stage=stage, calibration=calibration,
-                  centroids=centroids if uses_centroids else centroids[:0], seed=config.seed,
-                  target=goal.value, training={**training, **stats})
+    return Policy(
+        kind="threshold",
+        index=index_identity(manifest),
+        param=param,
+        grid=list(table.grid),
+        k=config.k,
+        stage=stage,
+        calibration=calibration,
+        centroids=centroids if uses_centroids else centroids[:0],
+        seed=config.seed,
+        target=goal.value,
+        training={**training, **stats},
+    )
 
 
-def frontier_point(setting: dict, recall: np.ndarray, computations: np.ndarray | None,
-                   seconds: float, profile: QueryProfile | None, **extra: object) -> dict:
+def frontier_point(
+    setting: dict,
+    recall: np.ndarray,
+    computations: np.ndarray | None,
+    seconds: float,
+    profile: QueryProfile | None,
+    **extra: object,
+) -> dict:
     """One frontier point: recall, p5_recall, tail, slices, distance computations (mean per
     query, None when not counted; the tail and each slice also get their work tail, as in
     evaluate) and qps."""
@@ -610,9 +758,16 @@ class Scored:
     stage_means: dict = field(default_factory=dict)
 
 
-def score_policies(engine: Engine, policies: Sequence[Policy], groups: Sequence[np.ndarray],
-                   base: np.ndarray, queries: np.ndarray, metric: str, truth: np.ndarray,
-                   k: int) -> Scored:
+def score_policies(
+    engine: Engine,
+    policies: Sequence[Policy],
+    groups: Sequence[np.ndarray],
+    base: np.ndarray,
+    queries: np.ndarray,
+    metric: str,
+    truth: np.ndarray,
+    k: int,
+) -> Scored:
     """Run ``policies[i]`` on the queries ``groups[i]`` (disjoint) with the real adaptive
     search; per-query recall and computations in query order."""
     n_queries = int(queries.shape[0])
@@ -639,14 +794,23 @@ def score_policies(engine: Engine, policies: Sequence[Policy], groups: Sequence[
                 stages[stage] = None
             else:
                 stages[stage][rows] = values  # type: ignore[index]
-    means = {stage: None if values is None else float(values.mean())
-             for stage, values in stages.items()}
+    means = {
+        stage: None if values is None else float(values.mean()) for stage, values in stages.items()
+    }
     return Scored(recall, counts, efforts, second, seconds, means)
 
 
-def oracle_point(engine: Engine, table: EffortTable, base: np.ndarray, queries: np.ndarray,
-                 metric: str, truth: np.ndarray, k: int, target: float,
-                 profile: QueryProfile | None) -> dict:
+def oracle_point(
+    engine: Engine,
+    table: EffortTable,
+    base: np.ndarray,
+    queries: np.ndarray,
+    metric: str,
+    truth: np.ndarray,
+    k: int,
+    target: float,
+    profile: QueryProfile | None,
+) -> dict:
     """Each query searched at its own least grid effort reaching ``target`` (the largest
     grid value when never): uses the ground truth, so a bound, never a policy."""
     index = np.minimum(least_effort_index(table.recall, target), len(table.grid) - 1)
@@ -655,16 +819,26 @@ def oracle_point(engine: Engine, table: EffortTable, base: np.ndarray, queries: 
         start = time.perf_counter()
         result = search_with_efforts(engine, queries, k, efforts)
         seconds = time.perf_counter() - start
-    counts = (search_with_efforts(engine, queries, k, efforts).distance_computations
-              if engine.counts_distances else None)
+    counts = (
+        search_with_efforts(engine, queries, k, efforts).distance_computations
+        if engine.counts_distances
+        else None
+    )
     recall = per_query_recall(base, queries, metric, truth, result.ids, k)
-    return frontier_point({"per_query_target": target}, recall, counts,
-                          seconds, profile, uses_ground_truth=True,
-                          mean_effort=float(efforts.mean()))
+    return frontier_point(
+        {"per_query_target": target},
+        recall,
+        counts,
+        seconds,
+        profile,
+        uses_ground_truth=True,
+        mean_effort=float(efforts.mean()),
+    )
 
 
-def least_work_for_recall(recall: np.ndarray, cost: np.ndarray, goal: float
-                          ) -> tuple[float, np.ndarray] | None:
+def least_work_for_recall(
+    recall: np.ndarray, cost: np.ndarray, goal: float
+) -> tuple[float, np.ndarray] | None:
     """Least mean work to reach mean recall ``goal`` when each query (row) picks one of its
     options (columns: recall (n, m), work (n, m)): the greedy on each query's upper convex
     hull of (work, recall), best recall per work first. That is the linear relaxation's
@@ -740,7 +914,8 @@ def room_bounds(table: EffortTable, column: int) -> dict:
         "oracle_work_ratio": None if oracle is None else ratio(oracle[0]),
         "oracle_p5_recall": None if oracle is None else float(np.percentile(oracle[1], 5.0)),
         "two_stage_oracle_work_ratio": None if two_stage is None else ratio(two_stage[0]),
-        "two_stage_oracle_p5_recall": None if two_stage is None
+        "two_stage_oracle_p5_recall": None
+        if two_stage is None
         else float(np.percentile(two_stage[1], 5.0)),
         "two_stage_first_effort": None if two_stage is None else two_stage[2],
         "work_unit": "distance computations" if table.exact else "effort",
@@ -752,8 +927,15 @@ def uniform_points(table: EffortTable, param: str, profile: QueryProfile | None)
     points = []
     for column, value in enumerate(table.grid):
         computations = None if table.computations is None else table.computations[:, column]
-        points.append(frontier_point({param: value}, table.recall[:, column], computations,
-                                     float(table.seconds[column]), profile))
+        points.append(
+            frontier_point(
+                {param: value},
+                table.recall[:, column],
+                computations,
+                float(table.seconds[column]),
+                profile,
+            )
+        )
     return points
 
 

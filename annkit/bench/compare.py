@@ -69,8 +69,11 @@ class GateThresholds:
                 raise InputError(f"{name} must be a number >= 0, got {value!r}")
 
     def to_dict(self) -> dict[str, float]:
-        return {"max_recall_drop": self.max_recall_drop, "max_qps_drop": self.max_qps_drop,
-                "max_work_increase": self.max_work_increase}
+        return {
+            "max_recall_drop": self.max_recall_drop,
+            "max_qps_drop": self.max_qps_drop,
+            "max_work_increase": self.max_work_increase,
+        }
 
 
 @dataclass(frozen=True)
@@ -91,13 +94,21 @@ class SweepFacts:
     recall_rule: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"path": self.path, "dataset": self.dataset, "metric": self.metric, "k": self.k,
-                "mode": self.mode, "runs": self.runs, "flat_qps": self.flat_qps,
-                "recall_rule": self.recall_rule}
+        return {
+            "path": self.path,
+            "dataset": self.dataset,
+            "metric": self.metric,
+            "k": self.k,
+            "mode": self.mode,
+            "runs": self.runs,
+            "flat_qps": self.flat_qps,
+            "recall_rule": self.recall_rule,
+        }
 
 
-def sweep_facts(records: Records, meta: dict | None = None,
-                path: str | Path | None = None) -> SweepFacts:
+def sweep_facts(
+    records: Records, meta: dict | None = None, path: str | Path | None = None
+) -> SweepFacts:
     """The facts of one sweep, from its ``meta.json`` where present, else its records."""
     records = as_records(records)
     meta = meta or {}
@@ -113,8 +124,7 @@ def sweep_facts(records: Records, meta: dict | None = None,
         mode=meta.get("mode", first.mode if first else None),
         runs=len(records),
         flat_qps=reference_qps(records),
-        recall_rule=next((record.recall_rule for record in records if record.status == "ok"),
-                         None),
+        recall_rule=next((record.recall_rule for record in records if record.status == "ok"), None),
     )
 
 
@@ -129,11 +139,14 @@ def check_comparable(baseline: SweepFacts, current: SweepFacts) -> None:
             differences.append(f"{name} ({old} vs {new})")
 
     if baseline.fingerprint and current.fingerprint:
-        if (baseline.fingerprint != current.fingerprint
-                or (baseline.queries_fingerprint and current.queries_fingerprint
-                    and baseline.queries_fingerprint != current.queries_fingerprint)):
-            differences.append(f"dataset ({baseline.dataset} vs {current.dataset}: "
-                               "different vectors)")
+        if baseline.fingerprint != current.fingerprint or (
+            baseline.queries_fingerprint
+            and current.queries_fingerprint
+            and baseline.queries_fingerprint != current.queries_fingerprint
+        ):
+            differences.append(
+                f"dataset ({baseline.dataset} vs {current.dataset}: different vectors)"
+            )
     else:
         differ("dataset", baseline.dataset, current.dataset)
     differ("metric", baseline.metric, current.metric)
@@ -207,22 +220,37 @@ class SettingChange:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "run_id": self.run_id, "engine": self.engine, "setting": self.setting,
-            "build_params": self.build_params, "query_params": self.query_params,
-            "verdict": self.verdict, "problems": list(self.problems),
-            "recall": {"baseline": self.baseline_recall, "current": self.current_recall,
-                       "change": self.recall_change},
-            "tail_recall": {"baseline": self.baseline_tail_recall,
-                            "current": self.current_tail_recall,
-                            "change": self.tail_recall_change},
+            "run_id": self.run_id,
+            "engine": self.engine,
+            "setting": self.setting,
+            "build_params": self.build_params,
+            "query_params": self.query_params,
+            "verdict": self.verdict,
+            "problems": list(self.problems),
+            "recall": {
+                "baseline": self.baseline_recall,
+                "current": self.current_recall,
+                "change": self.recall_change,
+            },
+            "tail_recall": {
+                "baseline": self.baseline_tail_recall,
+                "current": self.current_tail_recall,
+                "change": self.tail_recall_change,
+            },
             "qps": {"baseline": self.baseline_qps, "current": self.current_qps},
-            "relative_qps": {"baseline": self.baseline_relative_qps,
-                             "current": self.current_relative_qps, "change": self.qps_change},
-            "distance_computations": {"baseline": self.baseline_work,
-                                      "current": self.current_work,
-                                      "change": _finite(self.work_change),
-                                      "status": self.work_status},
-            "current_status": self.current_status, "error": self.error,
+            "relative_qps": {
+                "baseline": self.baseline_relative_qps,
+                "current": self.current_relative_qps,
+                "change": self.qps_change,
+            },
+            "distance_computations": {
+                "baseline": self.baseline_work,
+                "current": self.current_work,
+                "change": _finite(self.work_change),
+                "status": self.work_status,
+            },
+            "current_status": self.current_status,
+            "error": self.error,
         }
 
 
@@ -285,8 +313,11 @@ class Comparison:
     @property
     def work_not_counted(self) -> list[SettingChange]:
         """Compared settings whose work could not be checked (not counted on a side)."""
-        return [row for row in self.rows
-                if row.work_status not in (None, WORK_CHECKED) and row.verdict != NEW]
+        return [
+            row
+            for row in self.rows
+            if row.work_status not in (None, WORK_CHECKED) and row.verdict != NEW
+        ]
 
     def work_summary(self) -> str:
         """``dist/query rise 2% (checked on 6 settings; not counted on 4: hnsw, annoy)``."""
@@ -304,12 +335,22 @@ class Comparison:
         if self.passed:
             text = f"{total} baseline settings compared, none regressed"
         else:
-            counts = [(len(rows), word) for rows, word in (
-                (self.regressed, "regressed"), (self.missing, "missing"),
-                (self.failed, "failed")) if rows]
+            counts = [
+                (len(rows), word)
+                for rows, word in (
+                    (self.regressed, "regressed"),
+                    (self.missing, "missing"),
+                    (self.failed, "failed"),
+                )
+                if rows
+            ]
             (first, word), rest = counts[0], counts[1:]
-            text = ", ".join([f"{first} of {total} baseline settings {word}",
-                              *(f"{count} {what}" for count, what in rest)])
+            text = ", ".join(
+                [
+                    f"{first} of {total} baseline settings {word}",
+                    *(f"{count} {what}" for count, what in rest),
+                ]
+            )
         improved = len(self._with(IMPROVED))
         extras = [f"{improved} improved"] if improved else []
         if self.new:
@@ -319,18 +360,27 @@ class Comparison:
     def verdict(self) -> str:
         """One line: PASSED / FAILED, the summary and the thresholds used."""
         basis = "relative to flat" if self.qps_basis == "flat" else "raw"
-        qps = ("QPS not checked" if self.thresholds.max_qps_drop >= 1
-               else f"QPS drop {self.thresholds.max_qps_drop:.0%} ({basis})")
-        limits = (f"limits: recall@{self.current.k or self.baseline.k} drop "
-                  f"{self.thresholds.max_recall_drop:g}, {qps}, {self.work_summary()}")
+        qps = (
+            "QPS not checked"
+            if self.thresholds.max_qps_drop >= 1
+            else f"QPS drop {self.thresholds.max_qps_drop:.0%} ({basis})"
+        )
+        limits = (
+            f"limits: recall@{self.current.k or self.baseline.k} drop "
+            f"{self.thresholds.max_recall_drop:g}, {qps}, {self.work_summary()}"
+        )
         word = "PASSED" if self.passed else "FAILED"
         return f"{word}: {self.summary()} ({limits})"
 
     def to_dict(self) -> dict[str, Any]:
         def brief(row: SettingChange) -> dict[str, Any]:
             out: dict[str, Any] = {
-                "run_id": row.run_id, "engine": row.engine, "setting": row.setting,
-                "build_params": row.build_params, "query_params": row.query_params}
+                "run_id": row.run_id,
+                "engine": row.engine,
+                "setting": row.setting,
+                "build_params": row.build_params,
+                "query_params": row.query_params,
+            }
             if row.verdict == FAILED:
                 out.update(status=row.current_status, error=row.error)
             return out
@@ -343,11 +393,16 @@ class Comparison:
             "machine_speed": self.machine_speed,
             "baseline": self.baseline.to_dict(),
             "current": self.current.to_dict(),
-            "counts": {"compared": self.compared, "regressed": len(self.regressed),
-                       "missing": len(self.missing), "failed": len(self.failed),
-                       "improved": len(self._with(IMPROVED)), "new": len(self.new),
-                       "work_checked": len(self.work_checked),
-                       "work_not_counted": len(self.work_not_counted)},
+            "counts": {
+                "compared": self.compared,
+                "regressed": len(self.regressed),
+                "missing": len(self.missing),
+                "failed": len(self.failed),
+                "improved": len(self._with(IMPROVED)),
+                "new": len(self.new),
+                "work_checked": len(self.work_checked),
+                "work_not_counted": len(self.work_not_counted),
+            },
             "rows": [row.to_dict() for row in self.rows],
             "regressed": [brief(row) for row in self.regressed],
             "missing": [brief(row) for row in self.missing],
@@ -399,22 +454,33 @@ def compare_records(
         notes.append(
             f"QPS is compared as the speed-up over flat measured in the same sweep (flat: "
             f"{base_flat:,.0f} QPS in the baseline, {current_flat:,.0f} now, so this run was "
-            f"{machine_speed:.2f}x as fast overall); a faster or slower machine cancels out")
+            f"{machine_speed:.2f}x as fast overall); a faster or slower machine cancels out"
+        )
     else:
         qps_basis = "raw"
-        sides = [side for side, flat in (("baseline", base_flat), ("current", current_flat))
-                 if not flat]
+        sides = [
+            side for side, flat in (("baseline", base_flat), ("current", current_flat)) if not flat
+        ]
         notes.append(
             f"no usable flat run in the {' and '.join(sides)} sweep: raw QPS compared, so a "
-            "faster or slower machine counts as a change (add [[engine]] name = \"flat\")")
+            'faster or slower machine counts as a change (add [[engine]] name = "flat")'
+        )
     k = baseline_facts.k or current_facts.k
     named = [*baseline.values(), *(r for run_id, r in current.items() if run_id not in baseline)]
     names = setting_labels(named)  # the report's naming rule, with the engine in front
-    labels = {record.run_id: f"{record.engine} {names[record.run_id]}".strip()
-              for record in named}
-    rows = [_compare_setting(record, current.get(run_id), thresholds, qps_basis,
-                             (base_flat, current_flat), k, labels[run_id])
-            for run_id, record in baseline.items()]
+    labels = {record.run_id: f"{record.engine} {names[record.run_id]}".strip() for record in named}
+    rows = [
+        _compare_setting(
+            record,
+            current.get(run_id),
+            thresholds,
+            qps_basis,
+            (base_flat, current_flat),
+            k,
+            labels[run_id],
+        )
+        for run_id, record in baseline.items()
+    ]
     uncounted = [row for row in rows if row.work_status == WORK_NOT_COUNTED]
     if uncounted:
         engines = ", ".join(dict.fromkeys(row.engine for row in uncounted))
@@ -423,21 +489,27 @@ def compare_records(
         notes.append(
             f"work not counted for {len(uncounted)} setting{'s' * many} ({engines}: the "
             f"library cannot count distance computations), so {its} work is not checked; "
-            f"only {its} recall and QPS are")
+            f"only {its} recall and QPS are"
+        )
     for run_id, record in current.items():
         if run_id not in baseline:
             row = _row(record, labels[run_id], NEW)
             _fill_current(row, record, qps_basis, current_flat)
             rows.append(row)
-    return Comparison(baseline_facts, current_facts, thresholds, qps_basis, machine_speed,
-                      rows, notes)
+    return Comparison(
+        baseline_facts, current_facts, thresholds, qps_basis, machine_speed, rows, notes
+    )
 
 
 def _row(record: RunRecord, label: str, verdict: str) -> SettingChange:
-    return SettingChange(run_id=record.run_id, engine=record.engine,
-                         build_params=dict(record.build_params),
-                         query_params=dict(record.query_params),
-                         setting=label, verdict=verdict)
+    return SettingChange(
+        run_id=record.run_id,
+        engine=record.engine,
+        build_params=dict(record.build_params),
+        query_params=dict(record.query_params),
+        setting=label,
+        verdict=verdict,
+    )
 
 
 def _relative(qps: float | None, basis: str, flat_qps: float | None) -> float | None:
@@ -448,8 +520,7 @@ def _relative(qps: float | None, basis: str, flat_qps: float | None) -> float | 
     return qps
 
 
-def _fill_current(row: SettingChange, record: RunRecord, basis: str,
-                  flat: float | None) -> None:
+def _fill_current(row: SettingChange, record: RunRecord, basis: str, flat: float | None) -> None:
     row.current_status = record.status
     row.error = record.error
     if record.usable:
@@ -460,9 +531,15 @@ def _fill_current(row: SettingChange, record: RunRecord, basis: str,
         row.current_work = record.distance_computations
 
 
-def _compare_setting(base: RunRecord, now: RunRecord | None, thresholds: GateThresholds, basis: str,
-                     flats: tuple[float | None, float | None], k: int | None,
-                     label: str) -> SettingChange:
+def _compare_setting(
+    base: RunRecord,
+    now: RunRecord | None,
+    thresholds: GateThresholds,
+    basis: str,
+    flats: tuple[float | None, float | None],
+    k: int | None,
+    label: str,
+) -> SettingChange:
     row = _row(base, label, OK)
     if base.usable:
         row.baseline_recall = base.recall
@@ -550,11 +627,18 @@ def load_baseline(path: str | Path) -> Baseline:
     return Baseline(folder, records, meta)
 
 
-def compare_results(baseline: str | Path, current: str | Path,
-                    thresholds: GateThresholds | None = None) -> Comparison:
+def compare_results(
+    baseline: str | Path, current: str | Path, thresholds: GateThresholds | None = None
+) -> Comparison:
     """Compare two results folders (or their runs.jsonl files) on disk."""
     reference = load_baseline(baseline)
     current_dir, current_records, current_meta = load_results(current)
-    return compare_records(reference.records, current_records, thresholds,
-                           baseline_meta=reference.meta, current_meta=current_meta,
-                           baseline_path=reference.path, current_path=current_dir)
+    return compare_records(
+        reference.records,
+        current_records,
+        thresholds,
+        baseline_meta=reference.meta,
+        current_meta=current_meta,
+        baseline_path=reference.path,
+        current_path=current_dir,
+    )

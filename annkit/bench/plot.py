@@ -37,17 +37,25 @@ MEASURES = ("recall", "p5", "tail")
 #: line style of a policy series by kind (uniform series: solid lines with dots)
 POLICY_STYLES: dict[str, dict[str, Any]] = {
     "learned": {"marker": "D", "linestyle": (0, (5, 2))},
-    "threshold": {"marker": "s", "linestyle": ":"}}
+    "threshold": {"marker": "s", "linestyle": ":"},
+}
 #: the adapt report's frontiers, in drawing order, with colour, marker and line style
-ADAPT_FRONTIERS = (("uniform", "C0", "o", "-"), ("learned", "C1", "D", "-"),
-                   ("threshold", "C2", "s", "-"), ("oracle", "0.35", "*", "--"))
+ADAPT_FRONTIERS = (
+    ("uniform", "C0", "o", "-"),
+    ("learned", "C1", "D", "-"),
+    ("threshold", "C2", "s", "-"),
+    ("oracle", "0.35", "*", "--"),
+)
 
 
 def measure_label(measure: str, k: int | str | None) -> str:
     """The axis label of a recall ``measure`` (see MEASURES)."""
     depth = f"@{k}" if k is not None else ""
-    return {"recall": f"recall{depth}", "p5": f"p5 per-query recall{depth}",
-            "tail": f"tail-band recall{depth}"}[measure]
+    return {
+        "recall": f"recall{depth}",
+        "p5": f"p5 per-query recall{depth}",
+        "tail": f"tail-band recall{depth}",
+    }[measure]
 
 
 def check_measure(measure: str) -> None:
@@ -63,8 +71,11 @@ def on_measure(records: list[RunRecord], measure: str) -> list[RunRecord]:
     if measure == "recall":
         return records
     read = p5_recall if measure == "p5" else tail_band_recall
-    out = [replace(record, recall=read(record)) for record in records
-           if record.status == "ok" and read(record) is not None]
+    out = [
+        replace(record, recall=read(record))
+        for record in records
+        if record.status == "ok" and read(record) is not None
+    ]
     if records and not out:
         what = "p5 recall" if measure == "p5" else "a tail band (the dataset has no weights?)"
         raise InputError(f"nothing to plot: no run recorded {what}")
@@ -93,21 +104,38 @@ def work_frontiers(records: list[RunRecord]) -> dict[str, list[RunRecord]]:
     for record in records:
         if counted(record):
             by_series.setdefault(names[record.run_id], []).append(record)
-    return {series: [runs[i] for i in pareto_front([work_point(r) for r in runs])]
-            for series, runs in by_series.items()}
+    return {
+        series: [runs[i] for i in pareto_front([work_point(r) for r in runs])]
+        for series, runs in by_series.items()
+    }
 
 
 def qps_error_bars(axes: Any, runs: list[RunRecord], colour: str) -> None:
     """Vertical bars from each run's slowest to fastest timed QPS (records that kept their
     spread; the point itself is the fastest)."""
-    spread = [r for r in runs if r.qps_min is not None and r.qps_max is not None
-              and r.recall is not None and r.qps is not None]
+    spread = [
+        r
+        for r in runs
+        if r.qps_min is not None
+        and r.qps_max is not None
+        and r.recall is not None
+        and r.qps is not None
+    ]
     if not spread:
         return
-    axes.errorbar([r.recall for r in spread], [r.qps for r in spread],
-                  yerr=[[max(0.0, r.qps - r.qps_min) for r in spread],  # type: ignore[operator]
-                        [max(0.0, r.qps_max - r.qps) for r in spread]],  # type: ignore[operator]
-                  fmt="none", ecolor=colour, elinewidth=0.9, capsize=2, alpha=0.7)
+    axes.errorbar(
+        [r.recall for r in spread],
+        [r.qps for r in spread],
+        yerr=[
+            [max(0.0, r.qps - r.qps_min) for r in spread],  # type: ignore[operator]
+            [max(0.0, r.qps_max - r.qps) for r in spread],  # type: ignore[operator]
+        ],
+        fmt="none",
+        ecolor=colour,
+        elinewidth=0.9,
+        capsize=2,
+        alpha=0.7,
+    )
 
 
 def _colours_by_engine(records: list[RunRecord], colours: list[str]) -> dict[str, str]:
@@ -131,9 +159,17 @@ def _save(figure: Any, target: Path, dpi: int) -> None:
         figure.savefig(tmp, format=file_format, dpi=dpi)
 
 
-def plot_sweep(records: Records, target: str | Path, *, title: str | None = None,
-               slice_records: Records | None = None, slice_name: str | None = None,
-               x: str = "qps", y: str = "recall", dpi: int = 120) -> Path:
+def plot_sweep(
+    records: Records,
+    target: str | Path,
+    *,
+    title: str | None = None,
+    slice_records: Records | None = None,
+    slice_name: str | None = None,
+    x: str = "qps",
+    y: str = "recall",
+    dpi: int = 120,
+) -> Path:
     """Draw a sweep's frontiers and write the image to ``target`` (format from its suffix:
     png, svg, pdf...; default png).
 
@@ -176,9 +212,15 @@ def plot_sweep(records: Records, target: str | Path, *, title: str | None = None
         elif x in ("threads", "clients"):
             _draw_concurrency(axes, points, x, colours, title)
         else:
-            _draw_qps(axes, points, slice_points, slice_name, colours,
-                      title or f"{first.dataset or 'dataset'}: {label} vs QPS ({first.mode})",
-                      label)
+            _draw_qps(
+                axes,
+                points,
+                slice_points,
+                slice_name,
+                colours,
+                title or f"{first.dataset or 'dataset'}: {label} vs QPS ({first.mode})",
+                label,
+            )
         axes.grid(True, which="both", alpha=0.25)
         figure.tight_layout()
         _save(figure, target, dpi)
@@ -187,8 +229,15 @@ def plot_sweep(records: Records, target: str | Path, *, title: str | None = None
     return target
 
 
-def _draw_qps(axes: Any, points: list[RunRecord], slice_points: list[RunRecord],
-              slice_name: str, colours: list[str], title: str, label: str) -> None:
+def _draw_qps(
+    axes: Any,
+    points: list[RunRecord],
+    slice_points: list[RunRecord],
+    slice_name: str,
+    colours: list[str],
+    title: str,
+    label: str,
+) -> None:
     frontiers = engine_frontiers(points)
     slice_frontiers = engine_frontiers(slice_points) if slice_points else {}
     names = series_names(points)
@@ -206,12 +255,25 @@ def _draw_qps(axes: Any, points: list[RunRecord], slice_points: list[RunRecord],
         axes.plot(recall, qps, markersize=4, linewidth=1.6, color=colour, label=series, **style)
         if slice_frontiers.get(series):
             recall, qps = zip(*map(point, slice_frontiers[series]), strict=True)
-            axes.plot(recall, qps, marker=style["marker"], markersize=5,
-                      markerfacecolor="none", linestyle="--", linewidth=1.3, color=colour,
-                      label=f"{series} ({slice_name})")
+            axes.plot(
+                recall,
+                qps,
+                marker=style["marker"],
+                markersize=5,
+                markerfacecolor="none",
+                linestyle="--",
+                linewidth=1.3,
+                color=colour,
+                label=f"{series} ({slice_name})",
+            )
     if flat_qps is not None:
-        axes.axhline(flat_qps, color="0.35", linestyle="--", linewidth=1,
-                     label=f"{REFERENCE_ENGINE} (exact): {flat_qps:,.0f} QPS")
+        axes.axhline(
+            flat_qps,
+            color="0.35",
+            linestyle="--",
+            linewidth=1,
+            label=f"{REFERENCE_ENGINE} (exact): {flat_qps:,.0f} QPS",
+        )
         flat_recall = max(point(r)[0] for r in points if r.engine == REFERENCE_ENGINE)
         axes.scatter([flat_recall], [flat_qps], marker="*", s=90, color="0.2", zorder=3)
         qps_error_bars(axes, [r for r in points if r.engine == REFERENCE_ENGINE], "0.2")
@@ -222,16 +284,28 @@ def _draw_qps(axes: Any, points: list[RunRecord], slice_points: list[RunRecord],
     axes.legend(loc="lower left", fontsize=8)
 
 
-def _draw_work(axes: Any, points: list[RunRecord], slice_points: list[RunRecord],
-               slice_name: str, colours: list[str], title: str | None, label: str) -> None:
+def _draw_work(
+    axes: Any,
+    points: list[RunRecord],
+    slice_points: list[RunRecord],
+    slice_name: str,
+    colours: list[str],
+    title: str | None,
+    label: str,
+) -> None:
     first = points[0]
     names = series_names(points)
-    uncounted = [s for s in dict.fromkeys(names[r.run_id] for r in points)
-                 if not any(counted(r) for r in points if names[r.run_id] == s)]
+    uncounted = [
+        s
+        for s in dict.fromkeys(names[r.run_id] for r in points)
+        if not any(counted(r) for r in points if names[r.run_id] == s)
+    ]
     drawn = [r for r in points if counted(r)]
     if not drawn:
-        raise InputError("nothing to plot against work: no run counted its distance "
-                         f"computations (not counted: {', '.join(uncounted)})")
+        raise InputError(
+            "nothing to plot against work: no run counted its distance "
+            f"computations (not counted: {', '.join(uncounted)})"
+        )
     frontiers = work_frontiers(drawn)
     slice_frontiers = work_frontiers(slice_points)
     colour_of = _colours_by_engine(points, colours)
@@ -240,20 +314,38 @@ def _draw_work(axes: Any, points: list[RunRecord], slice_points: list[RunRecord]
         exact = runs[0].engine == REFERENCE_ENGINE and policy_kind(runs[0]) is None
         colour = "0.2" if exact else colour_of[runs[0].engine]
         style = {"marker": "*", "linestyle": "-"} if exact else _line_style(runs[0])
-        axes.scatter([r.distance_computations for r in runs], [r.recall for r in runs],
-                     s=14, color=colour, alpha=0.25, linewidths=0)
-        axes.plot([r.distance_computations for r in front], [r.recall for r in front],
-                  markersize=9 if exact else 4, linewidth=1.6, color=colour,
-                  label=f"{series} (exact)" if exact else series, **style)
+        axes.scatter(
+            [r.distance_computations for r in runs],
+            [r.recall for r in runs],
+            s=14,
+            color=colour,
+            alpha=0.25,
+            linewidths=0,
+        )
+        axes.plot(
+            [r.distance_computations for r in front],
+            [r.recall for r in front],
+            markersize=9 if exact else 4,
+            linewidth=1.6,
+            color=colour,
+            label=f"{series} (exact)" if exact else series,
+            **style,
+        )
         if slice_frontiers.get(series) and not exact:
             front = slice_frontiers[series]
-            axes.plot([r.distance_computations for r in front], [r.recall for r in front],
-                      marker=style["marker"], markersize=5, markerfacecolor="none",
-                      linestyle="--", linewidth=1.3, color=colour,
-                      label=f"{series} ({slice_name})")
+            axes.plot(
+                [r.distance_computations for r in front],
+                [r.recall for r in front],
+                marker=style["marker"],
+                markersize=5,
+                markerfacecolor="none",
+                linestyle="--",
+                linewidth=1.3,
+                color=colour,
+                label=f"{series} ({slice_name})",
+            )
     if uncounted:
-        axes.plot([], [], linestyle="none",
-                  label=f"not counted (left out): {', '.join(uncounted)}")
+        axes.plot([], [], linestyle="none", label=f"not counted (left out): {', '.join(uncounted)}")
     axes.set_xscale("log")
     axes.set_xlabel("distance computations per query (mean, log scale)")
     axes.set_ylabel(label)
@@ -265,22 +357,31 @@ def _draw_work(axes: Any, points: list[RunRecord], slice_points: list[RunRecord]
     axes.legend(loc="lower right", fontsize=8)
 
 
-def _draw_concurrency(axes: Any, points: list[RunRecord], by: str, colours: list[str],
-                      title: str | None) -> None:
+def _draw_concurrency(
+    axes: Any, points: list[RunRecord], by: str, colours: list[str], title: str | None
+) -> None:
     """QPS (y) against search threads or concurrent clients (x), one line per setting
     measured at more than one level (see ``report.concurrency_rows``)."""
     rows = [row for row in concurrency_rows(points) if row["by"] == by]
     if not rows:
         option = "--search-threads 1,2" if by == "threads" else "--clients 1,2,4"
-        raise InputError(f"nothing to plot against {by}: no setting was measured at more than "
-                         f"one level (run annkit bench ... {option})")
+        raise InputError(
+            f"nothing to plot against {by}: no setting was measured at more than "
+            f"one level (run annkit bench ... {option})"
+        )
     first = points[0]
     for position, row in enumerate(rows):
         levels = [entry["level"] for entry in row["levels"]]
         qps = [entry["qps"] for entry in row["levels"]]
-        axes.plot(levels, qps, marker="o", markersize=4, linewidth=1.4,
-                  color=colours[position % len(colours)],
-                  label=f"{row['engine']} {row['setting']}".strip()[:60])
+        axes.plot(
+            levels,
+            qps,
+            marker="o",
+            markersize=4,
+            linewidth=1.4,
+            color=colours[position % len(colours)],
+            label=f"{row['engine']} {row['setting']}".strip()[:60],
+        )
     axes.set_xscale("log", base=2)
     ticks = sorted({entry["level"] for row in rows for entry in row["levels"]})
     axes.set_xticks(ticks, [str(tick) for tick in ticks])
@@ -300,20 +401,33 @@ def load_adapt_report(path: str | Path) -> dict[str, Any]:
     try:
         document = json.loads(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
-        raise InputError(f"{path}: not JSON; expected a bench results folder, its runs.jsonl, "
-                         "or the output of annkit adapt --json") from None
+        raise InputError(
+            f"{path}: not JSON; expected a bench results folder, its runs.jsonl, "
+            "or the output of annkit adapt --json"
+        ) from None
     except OSError as exc:
         raise InputError(f"{path}: cannot be read ({exc.strerror})") from None
     frontiers = document.get("frontiers") if isinstance(document, dict) else None
     known = [name for name, *_ in ADAPT_FRONTIERS]
-    if (not isinstance(frontiers, dict) or not isinstance(frontiers.get("uniform"), list)
-            or not all(isinstance(points, list) and all(
-                isinstance(p, dict) and isinstance(p.get("recall"), int | float)
+    if (
+        not isinstance(frontiers, dict)
+        or not isinstance(frontiers.get("uniform"), list)
+        or not all(
+            isinstance(points, list)
+            and all(
+                isinstance(p, dict)
+                and isinstance(p.get("recall"), int | float)
                 and (p.get("qps") is None or isinstance(p.get("qps"), int | float))
-                for p in points)
-                for name, points in frontiers.items() if name in known)):
-        raise InputError(f"{path}: not the output of annkit adapt --json (no \"frontiers\" "
-                         "with uniform, learned, threshold and oracle points)")
+                for p in points
+            )
+            for name, points in frontiers.items()
+            if name in known
+        )
+    ):
+        raise InputError(
+            f'{path}: not the output of annkit adapt --json (no "frontiers" '
+            "with uniform, learned, threshold and oracle points)"
+        )
     return document
 
 
@@ -339,8 +453,11 @@ def adapt_series(report: dict[str, Any], x: str, y: str) -> dict[str, list[tuple
         for item in report["frontiers"].get(name) or []:
             value = _adapt_measure(item, y)
             across = item.get("distance_computations" if x == "work" else "qps")
-            if value is None or not isinstance(across, int | float) or not (
-                    math.isfinite(across) and across > 0):
+            if (
+                value is None
+                or not isinstance(across, int | float)
+                or not (math.isfinite(across) and across > 0)
+            ):
                 continue
             pairs.append((float(across), value) if x == "work" else (value, float(across)))
         if pairs:
@@ -348,8 +465,15 @@ def adapt_series(report: dict[str, Any], x: str, y: str) -> dict[str, list[tuple
     return out
 
 
-def plot_adaptive(report: dict[str, Any], target: str | Path, *, x: str = "qps",
-                  y: str = "recall", title: str | None = None, dpi: int = 120) -> Path:
+def plot_adaptive(
+    report: dict[str, Any],
+    target: str | Path,
+    *,
+    x: str = "qps",
+    y: str = "recall",
+    title: str | None = None,
+    dpi: int = 120,
+) -> Path:
     """Draw the frontiers of an ``annkit adapt --json`` report (see load_adapt_report):
     uniform effort, the learned and threshold policies (scored on queries they never trained
     on) and the oracle (each query at its own least effort: a bound, it uses the ground
@@ -364,11 +488,15 @@ def plot_adaptive(report: dict[str, Any], target: str | Path, *, x: str = "qps",
     frontiers = report["frontiers"]
     engine = report.get("engine") or "index"
     if x == "work" and not any(
-            isinstance(p.get("distance_computations"), int | float)
-            for points in frontiers.values() for p in points):
-        raise InputError(f"nothing to plot against work: {engine} did not count its distance "
-                         "computations (distance_computations are null in this adapt report); "
-                         "use --x qps")
+        isinstance(p.get("distance_computations"), int | float)
+        for points in frontiers.values()
+        for p in points
+    ):
+        raise InputError(
+            f"nothing to plot against work: {engine} did not count its distance "
+            "computations (distance_computations are null in this adapt report); "
+            "use --x qps"
+        )
     import matplotlib
 
     matplotlib.use("Agg")
@@ -387,16 +515,27 @@ def plot_adaptive(report: dict[str, Any], target: str | Path, *, x: str = "qps",
             pairs = series.get(name)
             if not pairs:
                 continue
-            legend = {"uniform": f"uniform {param}", "learned": "learned policy",
-                      "threshold": "threshold policy",
-                      "oracle": "oracle (uses the ground truth: a bound)"}[name]
-            axes.plot([a for a, _ in pairs], [b for _, b in pairs], marker=marker,
-                      markersize=9 if marker == "*" else 4, linestyle=linestyle,
-                      linewidth=1.4, color=colour, label=legend)
+            legend = {
+                "uniform": f"uniform {param}",
+                "learned": "learned policy",
+                "threshold": "threshold policy",
+                "oracle": "oracle (uses the ground truth: a bound)",
+            }[name]
+            axes.plot(
+                [a for a, _ in pairs],
+                [b for _, b in pairs],
+                marker=marker,
+                markersize=9 if marker == "*" else 4,
+                linestyle=linestyle,
+                linewidth=1.4,
+                color=colour,
+                label=legend,
+            )
         if x == "work":
             axes.set_xscale("log")
-            axes.set_xlabel("distance computations per query (mean, policy's own work "
-                            "included; log scale)")
+            axes.set_xlabel(
+                "distance computations per query (mean, policy's own work included; log scale)"
+            )
             axes.set_ylabel(label)
         else:
             axes.set_yscale("log")
@@ -404,10 +543,16 @@ def plot_adaptive(report: dict[str, Any], target: str | Path, *, x: str = "qps",
             axes.set_ylabel("queries per second (log scale)")
         versus = "distance computations" if x == "work" else "QPS"
         folds = report.get("folds")
-        scored = (f"cross-fitted over {folds} folds" if isinstance(folds, int) and folds > 1
-                  else "scored on held-out queries")
-        axes.set_title(title or f"{report.get('dataset') or 'dataset'}: {engine}, adaptive vs "
-                                f"uniform {param} ({scored})\n{label} vs {versus}")
+        scored = (
+            f"cross-fitted over {folds} folds"
+            if isinstance(folds, int) and folds > 1
+            else "scored on held-out queries"
+        )
+        axes.set_title(
+            title
+            or f"{report.get('dataset') or 'dataset'}: {engine}, adaptive vs "
+            f"uniform {param} ({scored})\n{label} vs {versus}"
+        )
         axes.grid(True, which="both", alpha=0.25)
         axes.legend(loc="lower right" if x == "work" else "lower left", fontsize=8)
         figure.tight_layout()

@@ -23,8 +23,10 @@ from annkit.errors import InputError
 from annkit.types import RunRecord
 
 #: how ``adapt`` runs in a sweep tell a missing lightgbm (one line)
-LIGHTGBM_HINT = ("learned policies need lightgbm: pip install 'annkit[adapt]' (or adapt = "
-                 '{ kinds = ["threshold"], ... })')
+LIGHTGBM_HINT = (
+    "learned policies need lightgbm: pip install 'annkit[adapt]' (or adapt = "
+    '{ kinds = ["threshold"], ... })'
+)
 
 
 def policy_kind(record: RunRecord) -> str | None:
@@ -59,8 +61,11 @@ def policy_text(record: RunRecord) -> str:
     elif source:
         parts.append(str(source))
     text = ", ".join(parts)
-    means = [(name.removeprefix("mean_"), value) for name, value in params.items()
-             if name.startswith("mean_") and isinstance(value, int | float)]
+    means = [
+        (name.removeprefix("mean_"), value)
+        for name, value in params.items()
+        if name.startswith("mean_") and isinstance(value, int | float)
+    ]
     if means:
         name, value = means[0]
         text += f": mean {name} {value:,.1f}"
@@ -71,8 +76,16 @@ def _file_sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def measure_policy_file(bundle: Any, dataset: Any, entry: dict, k: int, mode: str, runs: int,
-                        true_distances: np.ndarray, profile: Any) -> tuple[dict, dict]:
+def measure_policy_file(
+    bundle: Any,
+    dataset: Any,
+    entry: dict,
+    k: int,
+    mode: str,
+    runs: int,
+    true_distances: np.ndarray,
+    profile: Any,
+) -> tuple[dict, dict]:
     """Evaluate the policy file of ``entry`` (a PolicySetting's ``to_job``) on ``bundle``
     with :func:`annkit.adaptive.evaluate.evaluate_policy`: the record fields and the
     per-query arrays. PolicyError (one line) when it belongs to another index."""
@@ -83,24 +96,42 @@ def measure_policy_file(bundle: Any, dataset: Any, entry: dict, k: int, mode: st
     if not path.is_file():
         raise InputError(f"{name}: no such policy file (moved since the sweep started?)")
     if _file_sha256(path) != entry["sha256"]:
-        raise InputError(f"{name}: the policy file changed since the sweep started; run the "
-                         "sweep again")
+        raise InputError(
+            f"{name}: the policy file changed since the sweep started; run the sweep again"
+        )
     policy = load_policy(path)
     check_policy_index(policy, bundle.manifest, name)
-    evaluation = evaluate_policy(bundle, dataset, policy, k, mode=mode, runs=runs,
-                                 true_distances=true_distances, profile=profile)
+    evaluation = evaluate_policy(
+        bundle,
+        dataset,
+        policy,
+        k,
+        mode=mode,
+        runs=runs,
+        true_distances=true_distances,
+        profile=profile,
+    )
     record = evaluation.to_dict()
     measured = {key: value for key, value in evaluation.query_params.items() if key != "policy"}
-    record["query_params"] = {"policy": policy.kind, "source": name, "target": policy.target,
-                              **measured}
-    return record, per_query_arrays(evaluation.per_query_recall,
-                                    evaluation.per_query_distance_computations)
+    record["query_params"] = {
+        "policy": policy.kind,
+        "source": name,
+        "target": policy.target,
+        **measured,
+    }
+    return record, per_query_arrays(
+        evaluation.per_query_recall, evaluation.per_query_distance_computations
+    )
 
 
 def _group_key(entry: dict) -> tuple:
     grid = entry.get("grid")
-    return (entry["folds"], None if grid is None else tuple(grid), entry["seed"],
-            entry["centroids"])
+    return (
+        entry["folds"],
+        None if grid is None else tuple(grid),
+        entry["seed"],
+        entry["centroids"],
+    )
 
 
 class AdaptRuns:
@@ -109,15 +140,23 @@ class AdaptRuns:
     call (cross-fitted: no query is scored by a policy trained on it); then each run is
     that call's frontier point for its kind and target."""
 
-    def __init__(self, bundle: Any, dataset: Any, k: int, true_distances: np.ndarray,
-                 profile: Any, entries: dict[str, dict]) -> None:
+    def __init__(
+        self,
+        bundle: Any,
+        dataset: Any,
+        k: int,
+        true_distances: np.ndarray,
+        profile: Any,
+        entries: dict[str, dict],
+    ) -> None:
         self.bundle = bundle
         self.dataset = dataset
         self.k = k
         self.true_distances = true_distances
         self.profile = profile
-        self.entries = {run_id: entry for run_id, entry in entries.items()
-                        if entry["source"] == "adapt"}
+        self.entries = {
+            run_id: entry for run_id, entry in entries.items() if entry["source"] == "adapt"
+        }
         self.points: dict[str, tuple[dict, dict] | BaseException] = {}
 
     def measure(self, run_id: str) -> tuple[dict, dict]:
@@ -134,8 +173,11 @@ class AdaptRuns:
         from annkit.adaptive import AdaptConfig, Goal, adapt
         from annkit.adaptive.policy import lightgbm_available
 
-        members = {run_id: entry for run_id, entry in self.entries.items()
-                   if _group_key(entry) == group and run_id not in self.points}
+        members = {
+            run_id: entry
+            for run_id, entry in self.entries.items()
+            if _group_key(entry) == group and run_id not in self.points
+        }
         if not lightgbm_available():
             for run_id, entry in members.items():
                 if entry["kind"] == "learned":
@@ -144,17 +186,27 @@ class AdaptRuns:
         if not members:
             return
         # the cheap kind first: adapt also fits its first kind on all queries (not scored)
-        kinds = sorted({entry["kind"] for entry in members.values()},
-                       key=lambda kind: kind != "threshold")
+        kinds = sorted(
+            {entry["kind"] for entry in members.values()}, key=lambda kind: kind != "threshold"
+        )
         targets = sorted({float(entry["target"]) for entry in members.values()})
         folds, grid, seed, centroids = group
-        config = AdaptConfig(k=self.k, folds=folds, seed=seed, n_centroids=centroids,
-                             kinds=tuple(kinds))
+        config = AdaptConfig(
+            k=self.k, folds=folds, seed=seed, n_centroids=centroids, kinds=tuple(kinds)
+        )
         try:
-            report = adapt(self.bundle, self.dataset, self.k, targets[0], config=config,
-                           goals=[Goal("recall", target) for target in targets],
-                           oracle_targets=(), grid=None if grid is None else list(grid),
-                           truth=self.true_distances, profile=self.profile)
+            report = adapt(
+                self.bundle,
+                self.dataset,
+                self.k,
+                targets[0],
+                config=config,
+                goals=[Goal("recall", target) for target in targets],
+                oracle_targets=(),
+                grid=None if grid is None else list(grid),
+                truth=self.true_distances,
+                profile=self.profile,
+            )
         except Exception as exc:  # noqa: BLE001 - each run records the failure
             for run_id in members:
                 self.points[run_id] = exc
@@ -167,36 +219,55 @@ class AdaptRuns:
             if len(points) != len(targets):
                 self.points[run_id] = InputError(
                     f"adapt returned {len(points)} {entry['kind']} points for "
-                    f"{len(targets)} targets")
+                    f"{len(targets)} targets"
+                )
                 continue
             rows = report.per_query[entry["kind"]][position]
-            self.points[run_id] = (self._record(points[position], entry, param, summary),
-                                   per_query_arrays(rows["recall"],
-                                                    rows["distance_computations"]))
+            self.points[run_id] = (
+                self._record(points[position], entry, param, summary),
+                per_query_arrays(rows["recall"], rows["distance_computations"]),
+            )
 
     def _record(self, point: dict, entry: dict, param: str, summary: dict) -> dict:
         manifest = self.bundle.manifest
         qps = float(point["qps"])
         queries = int(self.dataset.n_queries)
-        query_params: dict[str, Any] = {"policy": entry["kind"], "source": "adapt",
-                                        "target": float(entry["target"]),
-                                        "folds": int(entry["folds"])}
+        query_params: dict[str, Any] = {
+            "policy": entry["kind"],
+            "source": "adapt",
+            "target": float(entry["target"]),
+            "folds": int(entry["folds"]),
+        }
         if point.get("mean_effort") is not None:
             query_params[f"mean_{param}"] = round(float(point["mean_effort"]), 2)
         if point.get("second_stage_share") is not None:
             query_params["second_stage_share"] = round(float(point["second_stage_share"]), 4)
         return {
-            "engine": manifest["engine"], "build_params": dict(manifest["build_params"]),
-            "query_params": query_params, "metric": self.dataset.metric,
-            "dataset": self.dataset.name, "k": self.k, "mode": "batch", "queries": queries,
-            "recall": float(point["recall"]), "qps": qps,
+            "engine": manifest["engine"],
+            "build_params": dict(manifest["build_params"]),
+            "query_params": query_params,
+            "metric": self.dataset.metric,
+            "dataset": self.dataset.name,
+            "k": self.k,
+            "mode": "batch",
+            "queries": queries,
+            "recall": float(point["recall"]),
+            "qps": qps,
             "latency_ms": {"p50": None, "p95": None, "p99": None, "mean": None},
             "build_seconds": float(manifest["build_seconds"]),
             "index_bytes": self.bundle.index_bytes,
             "search_seconds": queries / qps if qps > 0 and math.isfinite(qps) else None,
-            "runs": 1, "duplicate_ids": None, "tail": point.get("tail"),
-            "slices": point.get("slices"), "weighted_recall": point.get("weighted_recall"),
+            "runs": 1,
+            "duplicate_ids": None,
+            "tail": point.get("tail"),
+            "slices": point.get("slices"),
+            "weighted_recall": point.get("weighted_recall"),
             "distance_computations": point.get("distance_computations"),
-            "qps_runs": [qps], "timed_queries": queries, "max_runs": 1, "qps_tolerance": None,
-            "search_threads": 1, "clients": None, "recall_rule": "tolerant",
+            "qps_runs": [qps],
+            "timed_queries": queries,
+            "max_runs": 1,
+            "qps_tolerance": None,
+            "search_threads": 1,
+            "clients": None,
+            "recall_rule": "tolerant",
         }

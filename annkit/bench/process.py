@@ -36,14 +36,18 @@ class WorkerProcess:
         package_root = str(Path(annkit.__file__).resolve().parent.parent)
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(
-            [package_root] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
+            [package_root] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])
+        )
         # -P: never import a same-named source folder from the working directory
         command = [sys.executable, "-P", "-m", "annkit.bench.worker", str(child_socket.fileno())]
         previous = ignore_interrupts()  # inherited: Ctrl-C is for the runner to handle
         try:
             self.process = subprocess.Popen(
-                command, pass_fds=(child_socket.fileno(),), env=env,
-                stdin=subprocess.DEVNULL, close_fds=True,
+                command,
+                pass_fds=(child_socket.fileno(),),
+                env=env,
+                stdin=subprocess.DEVNULL,
+                close_fds=True,
             )
         finally:
             restore_interrupts(previous)

@@ -35,8 +35,11 @@ def usable(record: RunRecord | Mapping[str, Any]) -> bool:
 
 def reference_qps(records: Records) -> float | None:
     """QPS of the exact reference (best ``flat`` run), or None when the sweep has none."""
-    values = [r.qps for r in as_records(records)
-              if r.engine == REFERENCE_ENGINE and r.usable and r.qps is not None]
+    values = [
+        r.qps
+        for r in as_records(records)
+        if r.engine == REFERENCE_ENGINE and r.usable and r.qps is not None
+    ]
     return max(values) if values else None
 
 
@@ -78,9 +81,10 @@ def _fixed_defaults(record: RunRecord) -> dict[str, dict[str, Any]]:
         specs = {"build": cls.build_params, "query": cls.query_specs(record.build_params)}
     except (AnnkitError, KeyError, TypeError, ValueError):
         return {"build": {}, "query": {}}
-    return {kind: {name: spec.default for name, spec in kind_specs.items()
-                   if spec.default is not None}
-            for kind, kind_specs in specs.items()}
+    return {
+        kind: {name: spec.default for name, spec in kind_specs.items() if spec.default is not None}
+        for kind, kind_specs in specs.items()
+    }
 
 
 def setting_labels(records: Records) -> dict[str, str]:
@@ -89,8 +93,10 @@ def setting_labels(records: Records) -> dict[str, str]:
     among the engine's records (None, a failed build's unresolved value, aside) or when it
     differs from a fixed (not data-derived) engine default. Report and compare both name
     settings with it (compare prefixes the engine: ``hnsw M=8 | ef=40``)."""
-    return {run_id: " | ".join(part for part in parts if part)
-            for run_id, parts in _label_parts(records).items()}
+    return {
+        run_id: " | ".join(part for part in parts if part)
+        for run_id, parts in _label_parts(records).items()
+    }
 
 
 def _label_parts(records: Records) -> dict[str, tuple[str, str]]:
@@ -107,7 +113,8 @@ def _label_parts(records: Records) -> dict[str, tuple[str, str]]:
             for name, value in params.items():
                 if value is not None:
                     seen.setdefault((record.engine, kind, name), set()).add(
-                        json.dumps(value, default=str))
+                        json.dumps(value, default=str)
+                    )
     labels = {}
     for record in records:
         defaults = _fixed_defaults(record)
@@ -117,27 +124,41 @@ def _label_parts(records: Records) -> dict[str, tuple[str, str]]:
                 texts.append(policy_text(record))
                 continue
             shown = [
-                f"{name}={value}" for name, value in params.items()
-                if value is not None and (
+                f"{name}={value}"
+                for name, value in params.items()
+                if value is not None
+                and (
                     len(seen[(record.engine, kind, name)]) > 1
-                    or (name in defaults[kind] and defaults[kind][name] != value))
+                    or (name in defaults[kind] and defaults[kind][name] != value)
+                )
             ]
             texts.append(" ".join(shown))
         labels[record.run_id] = (texts[0], texts[1])
     return labels
 
 
-def _summary(record: RunRecord, flat_qps: float | None, labels: dict[str, str],
-             series: dict[str, str] | None = None) -> dict[str, Any]:
+def _summary(
+    record: RunRecord,
+    flat_qps: float | None,
+    labels: dict[str, str],
+    series: dict[str, str] | None = None,
+) -> dict[str, Any]:
     return {
-        "run_id": record.run_id, "engine": record.engine,
+        "run_id": record.run_id,
+        "engine": record.engine,
         "series": (series or {}).get(record.run_id, record.engine),
         "setting": labels.get(record.run_id, ""),
-        "build_params": dict(record.build_params), "query_params": dict(record.query_params),
-        "recall": record.recall, "qps": record.qps, "latency_ms": dict(record.latency_ms),
-        "qps_min": record.qps_min, "qps_median": record.qps_median, "qps_max": record.qps_max,
+        "build_params": dict(record.build_params),
+        "query_params": dict(record.query_params),
+        "recall": record.recall,
+        "qps": record.qps,
+        "latency_ms": dict(record.latency_ms),
+        "qps_min": record.qps_min,
+        "qps_median": record.qps_median,
+        "qps_max": record.qps_max,
         "runs": record.runs,
-        "build_seconds": record.build_seconds, "index_bytes": record.index_bytes,
+        "build_seconds": record.build_seconds,
+        "index_bytes": record.index_bytes,
         "distance_computations": record.distance_computations,
         "work": work_percentiles(record),
         "speedup_vs_flat": _speedup(record, flat_qps),
@@ -167,9 +188,12 @@ def best_at(records: Records, threshold: float) -> RunRecord | None:
     return max(candidates, key=lambda r: point(r)[1]) if candidates else None
 
 
-def build_report(records: Records, meta: dict | None = None,
-                 results_dir: str | Path | None = None,
-                 thresholds: tuple[float, ...] = THRESHOLDS) -> dict[str, Any]:
+def build_report(
+    records: Records,
+    meta: dict | None = None,
+    results_dir: str | Path | None = None,
+    thresholds: tuple[float, ...] = THRESHOLDS,
+) -> dict[str, Any]:
     """The report of a sweep as one JSON-ready dict; every run in it carries its
     ``setting`` name (:func:`setting_labels`). ``engines`` and the headlines are per series
     (:func:`series_names`): an engine's uniform settings, and each index's policies of one
@@ -192,11 +216,13 @@ def build_report(records: Records, meta: dict | None = None,
             best = best_at(members[name], threshold)
             per_engine[name] = _summary(best, flat_qps, labels, series) if best else None
         overall = best_at(records, threshold)
-        headlines.append({
-            "threshold": threshold,
-            "best": _summary(overall, flat_qps, labels, series) if overall else None,
-            "engines": per_engine,
-        })
+        headlines.append(
+            {
+                "threshold": threshold,
+                "best": _summary(overall, flat_qps, labels, series) if overall else None,
+                "engines": per_engine,
+            }
+        )
     counts = {status: sum(r.status == status for r in records) for status in RUN_STATUSES}
     return {
         "results_dir": str(results_dir) if results_dir is not None else None,
@@ -212,8 +238,7 @@ def build_report(records: Records, meta: dict | None = None,
                 "policy": policy_kind(members[name][0]),
                 "runs": len(members[name]),
                 "ok": sum(r.usable for r in members[name]),
-                "pareto": [_summary(r, flat_qps, labels, series)
-                           for r in frontiers.get(name, [])],
+                "pareto": [_summary(r, flat_qps, labels, series) for r in frontiers.get(name, [])],
             }
             for name in names
         },
@@ -221,10 +246,17 @@ def build_report(records: Records, meta: dict | None = None,
         "policies": policy_rows(records, labels, series),
         "concurrency": concurrency_rows(records, labels),
         "failed": [
-            {"run_id": r.run_id, "engine": r.engine, "setting": labels.get(r.run_id, ""),
-             "build_params": dict(r.build_params), "query_params": dict(r.query_params),
-             "status": r.status, "error": r.error}
-            for r in records if r.status != "ok"
+            {
+                "run_id": r.run_id,
+                "engine": r.engine,
+                "setting": labels.get(r.run_id, ""),
+                "build_params": dict(r.build_params),
+                "query_params": dict(r.query_params),
+                "status": r.status,
+                "error": r.error,
+            }
+            for r in records
+            if r.status != "ok"
         ],
     }
 
@@ -241,10 +273,15 @@ def p5_recall(record: RunRecord) -> float | None:
 
 
 def _brief(record: RunRecord, labels: dict[str, str]) -> dict[str, Any]:
-    return {"run_id": record.run_id, "setting": labels.get(record.run_id, ""),
-            "recall": record.recall, "p5_recall": p5_recall(record),
-            "tail_recall": tail_band_recall(record),
-            "distance_computations": record.distance_computations, "qps": record.qps}
+    return {
+        "run_id": record.run_id,
+        "setting": labels.get(record.run_id, ""),
+        "recall": record.recall,
+        "p5_recall": p5_recall(record),
+        "tail_recall": tail_band_recall(record),
+        "distance_computations": record.distance_computations,
+        "qps": record.qps,
+    }
 
 
 def uniform_match(policy_run: RunRecord, records: Records) -> RunRecord | None:
@@ -252,11 +289,17 @@ def uniform_match(policy_run: RunRecord, records: Records) -> RunRecord | None:
     policy run's recall at the least cost: the fewest distance computations per query when
     both count them, else the highest QPS; None when no uniform setting reaches it."""
     assert policy_run.recall is not None
-    same = [r for r in as_records(records)
-            if r.usable and policy_kind(r) is None and r.engine == policy_run.engine
-            and r.build_params == policy_run.build_params
-            and r.search_threads == 1 and r.clients is None
-            and point(r)[0] >= policy_run.recall]
+    same = [
+        r
+        for r in as_records(records)
+        if r.usable
+        and policy_kind(r) is None
+        and r.engine == policy_run.engine
+        and r.build_params == policy_run.build_params
+        and r.search_threads == 1
+        and r.clients is None
+        and point(r)[0] >= policy_run.recall
+    ]
     if not same:
         return None
     counted = [r for r in same if r.distance_computations is not None]
@@ -265,8 +308,9 @@ def uniform_match(policy_run: RunRecord, records: Records) -> RunRecord | None:
     return max(same, key=lambda r: point(r)[1])
 
 
-def policy_rows(records: Records, labels: dict[str, str] | None = None,
-                series: dict[str, str] | None = None) -> list[dict[str, Any]]:
+def policy_rows(
+    records: Records, labels: dict[str, str] | None = None, series: dict[str, str] | None = None
+) -> list[dict[str, Any]]:
     """Each usable policy run (recall, p5, tail-band recall, work, QPS) beside the cheapest
     uniform setting of its index reaching its recall (:func:`uniform_match`, None when none
     does), with the policy's work and QPS as ratios of that setting's. [] without policies."""
@@ -278,9 +322,13 @@ def policy_rows(records: Records, labels: dict[str, str] | None = None,
         if not record.usable or policy_kind(record) is None:
             continue
         match = uniform_match(record, records)
-        row = {"series": series[record.run_id], **_brief(record, labels),
-               "uniform": None if match is None else _brief(match, labels),
-               "work_ratio": None, "qps_ratio": None}
+        row = {
+            "series": series[record.run_id],
+            **_brief(record, labels),
+            "uniform": None if match is None else _brief(match, labels),
+            "work_ratio": None,
+            "qps_ratio": None,
+        }
         if match is not None:
             if record.distance_computations is not None and match.distance_computations:
                 row["work_ratio"] = record.distance_computations / match.distance_computations
@@ -295,8 +343,9 @@ def concurrency_level(record: RunRecord) -> int:
     return record.clients if record.clients is not None else record.search_threads
 
 
-def concurrency_rows(records: Records, labels: dict[str, str] | None = None
-                     ) -> list[dict[str, Any]]:
+def concurrency_rows(
+    records: Records, labels: dict[str, str] | None = None
+) -> list[dict[str, Any]]:
     """Each setting measured at more than one concurrency level (``bench --search-threads
     1,2`` or ``--clients 1,2,4``): its QPS, recall and latency at each level, lowest first,
     and ``scaling`` (QPS at the highest level / at the lowest). [] for a sweep without."""
@@ -304,9 +353,15 @@ def concurrency_rows(records: Records, labels: dict[str, str] | None = None
     labels = labels if labels is not None else setting_labels(usable_records)
     groups: dict[str, list[RunRecord]] = {}
     for record in usable_records:
-        key = json.dumps([record.engine, sorted(record.build_params.items()),
-                          sorted(record.query_params.items()), record.clients is not None],
-                         default=str)
+        key = json.dumps(
+            [
+                record.engine,
+                sorted(record.build_params.items()),
+                sorted(record.query_params.items()),
+                record.clients is not None,
+            ],
+            default=str,
+        )
         groups.setdefault(key, []).append(record)
     rows = []
     for runs in groups.values():
@@ -315,13 +370,24 @@ def concurrency_rows(records: Records, labels: dict[str, str] | None = None
         runs = sorted(runs, key=concurrency_level)
         first, last = runs[0], runs[-1]
         assert first.qps is not None and last.qps is not None
-        rows.append({
-            "engine": first.engine, "setting": labels.get(first.run_id, ""),
-            "by": "clients" if first.clients is not None else "threads",
-            "levels": [{"level": concurrency_level(r), "run_id": r.run_id, "qps": r.qps,
-                        "recall": r.recall, "latency_ms": dict(r.latency_ms)} for r in runs],
-            "scaling": last.qps / first.qps,
-        })
+        rows.append(
+            {
+                "engine": first.engine,
+                "setting": labels.get(first.run_id, ""),
+                "by": "clients" if first.clients is not None else "threads",
+                "levels": [
+                    {
+                        "level": concurrency_level(r),
+                        "run_id": r.run_id,
+                        "qps": r.qps,
+                        "recall": r.recall,
+                        "latency_ms": dict(r.latency_ms),
+                    }
+                    for r in runs
+                ],
+                "scaling": last.qps / first.qps,
+            }
+        )
     return rows
 
 
@@ -366,12 +432,23 @@ def on_slice(records: Records, slice_name: str) -> list[RunRecord]:
             continue
         entry = (record.slices or {})[slice_name]
         work = entry.work
-        out.append(replace(
-            record, recall=record.slice_recall(slice_name),
-            distance_computations=work.mean if work is not None else None,
-            tail=TailSummary(mean=entry.recall, p1=None, p5=entry.p5_recall, p10=None,
-                             share_below_0_5=None, share_zero=None, queries=entry.queries,
-                             work=work)))
+        out.append(
+            replace(
+                record,
+                recall=record.slice_recall(slice_name),
+                distance_computations=work.mean if work is not None else None,
+                tail=TailSummary(
+                    mean=entry.recall,
+                    p1=None,
+                    p5=entry.p5_recall,
+                    p10=None,
+                    share_below_0_5=None,
+                    share_zero=None,
+                    queries=entry.queries,
+                    work=work,
+                ),
+            )
+        )
     if slice_name not in available:
         names = ", ".join(["all", *available]) if available else "none recorded"
         raise InputError(f"unknown slice {slice_name!r} (available: {names})")

@@ -90,8 +90,9 @@ def describe_setting(engine: str, build: dict, query: dict | None = None) -> str
 Level = tuple[int, "int | None"]
 
 
-def concurrency_levels(search_threads: list[int] | None = None,
-                       clients: list[int] | None = None) -> list[Level]:
+def concurrency_levels(
+    search_threads: list[int] | None = None, clients: list[int] | None = None
+) -> list[Level]:
     """The (search threads, clients) levels each query setting is measured at: one per
     client count when ``clients`` is given, else one per search-thread count (default 1)."""
     if clients:
@@ -135,10 +136,22 @@ def _utc_now() -> str:
 class _Sweep:
     """State of one run of :func:`run_sweep`."""
 
-    def __init__(self, spec: SweepSpec, store: ResultsStore, dataset: Dataset, *,
-                 fingerprint: str, truth_path: Path, cache_dir: Path, threads: int,
-                 rebuild: bool, timeout: float | None, on_event: EventHandler | None,
-                 memory_check: bool = True, levels: dict[str, Level] | None = None) -> None:
+    def __init__(
+        self,
+        spec: SweepSpec,
+        store: ResultsStore,
+        dataset: Dataset,
+        *,
+        fingerprint: str,
+        truth_path: Path,
+        cache_dir: Path,
+        threads: int,
+        rebuild: bool,
+        timeout: float | None,
+        on_event: EventHandler | None,
+        memory_check: bool = True,
+        levels: dict[str, Level] | None = None,
+    ) -> None:
         self.spec = spec
         self.levels = levels or {}
         self.store = store
@@ -157,8 +170,12 @@ class _Sweep:
         for build in spec.builds:
             cls = get_engine(build.engine)
             engine_refs[build.engine] = (cls.__module__, cls.__qualname__)
-        self.worker_args = (spec.dataset_kwargs(), str(truth_path), engine_refs,
-                            str(store.path / WORKER_LOG))
+        self.worker_args = (
+            spec.dataset_kwargs(),
+            str(truth_path),
+            engine_refs,
+            str(store.path / WORKER_LOG),
+        )
         self.worker: WorkerProcess | None = None
 
     def emit(self, kind: str, message: str = "", record: dict | None = None) -> None:
@@ -174,22 +191,38 @@ class _Sweep:
                 self.worker.kill()
             self.worker = None
 
-    def _record(self, build: BuildSetting, query: QuerySetting, status: str,
-                error: str | None = None, measured: dict | None = None,
-                per_query: Any = None, build_info: dict | None = None) -> None:
+    def _record(
+        self,
+        build: BuildSetting,
+        query: QuerySetting,
+        status: str,
+        error: str | None = None,
+        measured: dict | None = None,
+        per_query: Any = None,
+        build_info: dict | None = None,
+    ) -> None:
         build_info = build_info or {}
         if measured is not None:
             record = {"run_id": query.run_id, "status": status, **measured}
         else:
             record = {
-                "run_id": query.run_id, "status": status, "engine": build.engine,
-                "build_params": dict(build.resolved), "query_params": dict(query.params),
-                "metric": self.dataset.metric, "dataset": self.dataset.name,
-                "k": self.spec.k, "mode": self.spec.mode, "queries": self.dataset.n_queries,
-                "recall": None, "qps": None,
+                "run_id": query.run_id,
+                "status": status,
+                "engine": build.engine,
+                "build_params": dict(build.resolved),
+                "query_params": dict(query.params),
+                "metric": self.dataset.metric,
+                "dataset": self.dataset.name,
+                "k": self.spec.k,
+                "mode": self.spec.mode,
+                "queries": self.dataset.n_queries,
+                "recall": None,
+                "qps": None,
                 "latency_ms": {"p50": None, "p95": None, "p99": None, "mean": None},
-                "build_seconds": build_info.get("build_seconds"), "index_bytes": None,
-                "runs": self.spec.runs, "cached": build_info.get("cached"),
+                "build_seconds": build_info.get("build_seconds"),
+                "index_bytes": None,
+                "runs": self.spec.runs,
+                "cached": build_info.get("cached"),
                 "recall_rule": self.spec.recall_rule,
             }
             threads, clients = self.levels.get(query.run_id, (1, None))
@@ -201,35 +234,59 @@ class _Sweep:
         self.outcome_counts["ran"] += 1
         if status != "ok":
             self.outcome_counts["failed"] += 1
-        self.emit("record", describe_setting(build.engine, build.params, query.params),
-                  self.store.records[query.run_id])
+        self.emit(
+            "record",
+            describe_setting(build.engine, build.params, query.params),
+            self.store.records[query.run_id],
+        )
 
     def index_directory(self, build: BuildSetting) -> Path:
         """Where the cache keeps the index of ``build``."""
-        params = cache_params(build.engine, build.resolved, self.dataset.metric,
-                              self.dataset.dim, self.dataset.n_base)
-        return index_dir(self.cache_dir, index_key(self.fingerprint, build.engine, params,
-                                                   self.dataset.metric))
+        params = cache_params(
+            build.engine, build.resolved, self.dataset.metric, self.dataset.dim, self.dataset.n_base
+        )
+        return index_dir(
+            self.cache_dir, index_key(self.fingerprint, build.engine, params, self.dataset.metric)
+        )
 
     def job(self, build: BuildSetting, remaining: list[QuerySetting], rebuild: bool) -> dict:
         """The job a worker runs for ``remaining`` query settings of ``build``."""
         return {
-            "engine": build.engine, "params": build.params,
+            "engine": build.engine,
+            "params": build.params,
             "index_dir": str(self.index_directory(build)),
-            "rebuild": rebuild, "memory_check": self.memory_check,
-            "threads": self.threads, "fingerprint": self.fingerprint,
-            "k": self.spec.k, "mode": self.spec.mode, "runs": self.spec.runs,
-            "recall_rule": self.spec.recall_rule, "qps_tolerance": self.spec.qps_tolerance,
+            "rebuild": rebuild,
+            "memory_check": self.memory_check,
+            "threads": self.threads,
+            "fingerprint": self.fingerprint,
+            "k": self.spec.k,
+            "mode": self.spec.mode,
+            "runs": self.spec.runs,
+            "recall_rule": self.spec.recall_rule,
+            "qps_tolerance": self.spec.qps_tolerance,
             "queries": [(query.run_id, query.params) for query in remaining],
-            "concurrency": {query.run_id: self.levels[query.run_id]
-                            for query in remaining if query.run_id in self.levels},
-            "policies": {query.run_id: query.policy.to_job()
-                         for query in remaining if query.policy is not None},
+            "concurrency": {
+                query.run_id: self.levels[query.run_id]
+                for query in remaining
+                if query.run_id in self.levels
+            },
+            "policies": {
+                query.run_id: query.policy.to_job()
+                for query in remaining
+                if query.policy is not None
+            },
         }
 
-    def record(self, build: BuildSetting, query: QuerySetting, status: str,
-               error: str | None = None, measured: dict | None = None,
-               per_query: Any = None, build_info: dict | None = None) -> None:
+    def record(
+        self,
+        build: BuildSetting,
+        query: QuerySetting,
+        status: str,
+        error: str | None = None,
+        measured: dict | None = None,
+        per_query: Any = None,
+        build_info: dict | None = None,
+    ) -> None:
         """Store one setting's outcome (measured: the worker's record) and report it."""
         self._record(build, query, status, error, measured, per_query, build_info)
 
@@ -259,18 +316,28 @@ class _Sweep:
                         limit = f"{self.timeout:g}s"
                         if phase == "build":
                             for query in remaining:
-                                self._record(build, query, "timeout",
-                                             f"building the index took longer than {limit}",
-                                             build_info=build_info)
+                                self._record(
+                                    build,
+                                    query,
+                                    "timeout",
+                                    f"building the index took longer than {limit}",
+                                    build_info=build_info,
+                                )
                             remaining = []
                         else:
                             assert current is not None
                             for query in self._timed_out(current, remaining):
-                                self._record(build, query, "timeout", (
-                                    f"the query run took longer than {limit}"
-                                    if query.policy is None or query.policy.source != "adapt"
-                                    else f"training its adapt policies took longer than "
-                                         f"{limit}"), build_info=build_info)
+                                self._record(
+                                    build,
+                                    query,
+                                    "timeout",
+                                    (
+                                        f"the query run took longer than {limit}"
+                                        if query.policy is None or query.policy.source != "adapt"
+                                        else f"training its adapt policies took longer than {limit}"
+                                    ),
+                                    build_info=build_info,
+                                )
                                 remaining.remove(query)
                         break
                     kind = message[0]
@@ -292,13 +359,13 @@ class _Sweep:
                         break  # a failed build ends the job
                     elif kind == "query_start":
                         current = by_id[message[1]]
-                        self.emit("query", describe_setting(build.engine, build.params,
-                                                            current.params))
+                        self.emit(
+                            "query", describe_setting(build.engine, build.params, current.params)
+                        )
                         deadline = self._deadline()
                     elif kind == "result":
                         query = by_id[message[1]]
-                        self._record(build, query, "ok", measured=message[2],
-                                     per_query=message[3])
+                        self._record(build, query, "ok", measured=message[2], per_query=message[3])
                         remaining.remove(query)
                     elif kind == "query_failed":
                         query = by_id[message[1]]
@@ -312,8 +379,9 @@ class _Sweep:
                 self.worker = None
                 if phase == "build" or current is None:
                     for query in remaining:
-                        self._record(build, query, "failed", f"build: {reason}",
-                                     build_info=build_info)
+                        self._record(
+                            build, query, "failed", f"build: {reason}", build_info=build_info
+                        )
                     remaining = []
                 else:
                     self._record(build, current, "failed", reason, build_info=build_info)
@@ -327,9 +395,13 @@ class _Sweep:
         group = current.policy.adapt_group() if current.policy is not None else None
         if group is None:
             return [current]
-        return [current] + [query for query in remaining if query is not current
-                            and query.policy is not None
-                            and query.policy.adapt_group() == group]
+        return [current] + [
+            query
+            for query in remaining
+            if query is not current
+            and query.policy is not None
+            and query.policy.adapt_group() == group
+        ]
 
     def _deadline(self) -> float | None:
         return None if self.timeout is None else time.monotonic() + self.timeout
@@ -339,8 +411,7 @@ class _Sweep:
 PlanRunner = Callable[["_Sweep", list[tuple[BuildSetting, list[QuerySetting]]]], None]
 
 
-def run_plan_locally(sweep: _Sweep, plan: list[tuple[BuildSetting, list[QuerySetting]]]
-                     ) -> None:
+def run_plan_locally(sweep: _Sweep, plan: list[tuple[BuildSetting, list[QuerySetting]]]) -> None:
     """Each build and its pending query settings in turn, in one local worker process."""
     for build, pending in plan:
         if pending:
@@ -357,9 +428,11 @@ def check_resumable(meta: dict | None, identity: dict, dataset_facts: dict, path
     if meta is None:
         return
     old_dataset = meta.get("dataset", {})
-    if (old_dataset.get("fingerprint") != dataset_facts["fingerprint"]
-            or old_dataset.get("queries_fingerprint") != dataset_facts["queries_fingerprint"]
-            or old_dataset.get("metric") != dataset_facts["metric"]):
+    if (
+        old_dataset.get("fingerprint") != dataset_facts["fingerprint"]
+        or old_dataset.get("queries_fingerprint") != dataset_facts["queries_fingerprint"]
+        or old_dataset.get("metric") != dataset_facts["metric"]
+    ):
         raise SweepError(
             f"{path} holds results for another dataset ({old_dataset.get('name', '?')}); "
             "choose another -o, or pass --force to start it over"
@@ -385,11 +458,14 @@ def check_policy_sweep(spec: SweepSpec, elsewhere: bool) -> None:
     """InputError (one line) for what policy runs cannot do: a strict recall rule (policies
     are scored like annkit evaluate --policy, tolerant), or a plan run elsewhere (Ray)."""
     if spec.recall_rule != "tolerant":
-        raise InputError(f"{spec.source}: policy runs are scored with the tolerant recall "
-                         "rule; drop the strict rule or the policies")
+        raise InputError(
+            f"{spec.source}: policy runs are scored with the tolerant recall "
+            "rule; drop the strict rule or the policies"
+        )
     if elsewhere:
-        raise InputError(f"{spec.source}: policy runs are measured locally; drop --ray or the "
-                         "policies")
+        raise InputError(
+            f"{spec.source}: policy runs are measured locally; drop --ray or the policies"
+        )
 
 
 def run_sweep(
@@ -430,8 +506,10 @@ def run_sweep(
     started = time.perf_counter()
     results_root = Path(results_root)
     if clients and spec.mode != "single":
-        raise InputError(f"{spec.source}: --clients sends one query per call: set "
-                         'mode = "single" in the sweep\'s [bench] table')
+        raise InputError(
+            f"{spec.source}: --clients sends one query per call: set "
+            'mode = "single" in the sweep\'s [bench] table'
+        )
     levels = concurrency_levels(search_threads, clients)
     for level_threads, level_clients in levels:
         check_concurrency(spec.mode, level_threads, level_clients)
@@ -441,24 +519,34 @@ def run_sweep(
     if dataset is None:
         dataset = open_dataset(**spec.dataset_kwargs())
     if spec.k > dataset.n_base:
-        raise InputError(f"{spec.source}: k={spec.k} exceeds the {dataset.n_base} base vectors "
-                         f"of {dataset.name}")
+        raise InputError(
+            f"{spec.source}: k={spec.k} exceeds the {dataset.n_base} base vectors of {dataset.name}"
+        )
     timeout = timeout if timeout is not None else spec.timeout
     threads = threads or os.cpu_count() or 1
     fingerprint = fingerprint_vectors(dataset.base)
     dataset_facts = {
-        "name": dataset.name, "source": dataset.source, "metric": dataset.metric,
-        "base": dataset.n_base, "queries": dataset.n_queries, "dim": dataset.dim,
-        "fingerprint": fingerprint, "queries_fingerprint": fingerprint_vectors(dataset.queries),
+        "name": dataset.name,
+        "source": dataset.source,
+        "metric": dataset.metric,
+        "base": dataset.n_base,
+        "queries": dataset.n_queries,
+        "dim": dataset.dim,
+        "fingerprint": fingerprint,
+        "queries_fingerprint": fingerprint_vectors(dataset.queries),
         "ground_truth_depth": dataset.gt_depth,
     }
     for setting in policy_files(spec):
-        problem = policy_dataset_problem(setting, dataset.metric, dataset.dim, dataset.n_base,
-                                         fingerprint)
+        problem = policy_dataset_problem(
+            setting, dataset.metric, dataset.dim, dataset.n_base, fingerprint
+        )
         if problem is not None:
             raise SweepError(problem)
-    path = Path(results_dir) if results_dir is not None else (
-        results_root / default_results_name(dataset.name))
+    path = (
+        Path(results_dir)
+        if results_dir is not None
+        else (results_root / default_results_name(dataset.name))
+    )
     cache_dir = results_root / CACHE_DIR
     store = ResultsStore(path)
     identity = spec.identity()
@@ -472,32 +560,59 @@ def run_sweep(
             check_resumable(meta, identity, dataset_facts, path)
         if meta is None:
             meta = {
-                "annkit": __version__, "created": _utc_now(), "sweep_source": spec.source,
-                "sweep": spec.text, "identity": identity, "dataset": dataset_facts,
-                "k": spec.k, "mode": spec.mode, "runs": spec.runs,
+                "annkit": __version__,
+                "created": _utc_now(),
+                "sweep_source": spec.source,
+                "sweep": spec.text,
+                "identity": identity,
+                "dataset": dataset_facts,
+                "k": spec.k,
+                "mode": spec.mode,
+                "runs": spec.runs,
                 "machine": machine_facts(),
             }
             if spec.has_policies:
-                meta["policy_files"] = [{"path": setting.name, "sha256": setting.sha256}
-                                        for setting in policy_files(spec)]
+                meta["policy_files"] = [
+                    {"path": setting.name, "sha256": setting.sha256}
+                    for setting in policy_files(spec)
+                ]
         meta["timeout"] = timeout
         meta["threads"] = threads
         meta["updated"] = _utc_now()
         store.write_meta(meta)
         if on_event is not None:
-            on_event(SweepEvent("groundtruth", 0, spec.n_runs,
-                                f"exact neighbours of {dataset.n_queries:,} queries"))
+            on_event(
+                SweepEvent(
+                    "groundtruth",
+                    0,
+                    spec.n_runs,
+                    f"exact neighbours of {dataset.n_queries:,} queries",
+                )
+            )
             notice = ground_truth_notice(dataset, spec.k)
             if notice:
                 on_event(SweepEvent("notice", 0, spec.n_runs, notice))
-        _, truth_path, _ = cached_true_distances(cache_dir, dataset, spec.k,
-                                                 memory_check=memory_check)
-        sweep = _Sweep(spec, store, dataset, fingerprint=fingerprint, truth_path=truth_path,
-                       cache_dir=cache_dir, threads=threads, rebuild=rebuild, timeout=timeout,
-                       on_event=on_event, memory_check=memory_check, levels=level_of)
+        _, truth_path, _ = cached_true_distances(
+            cache_dir, dataset, spec.k, memory_check=memory_check
+        )
+        sweep = _Sweep(
+            spec,
+            store,
+            dataset,
+            fingerprint=fingerprint,
+            truth_path=truth_path,
+            cache_dir=cache_dir,
+            threads=threads,
+            rebuild=rebuild,
+            timeout=timeout,
+            on_event=on_event,
+            memory_check=memory_check,
+            levels=level_of,
+        )
         finished = store.ok_run_ids()
-        plan = [(build, [q for q in build.queries if q.run_id not in finished])
-                for build in spec.builds]
+        plan = [
+            (build, [q for q in build.queries if q.run_id not in finished]) for build in spec.builds
+        ]
         skipped = spec.n_runs - sum(len(pending) for _, pending in plan)
         sweep.done = skipped
         sweep.emit("start", f"{spec.n_runs} settings, {skipped} already done")
@@ -509,11 +624,17 @@ def run_sweep(
         sweep.close()
         sweep.emit("finish")
         order = {run_id: position for position, run_id in enumerate(spec.run_ids())}
-        records = sorted(store.records.values(),
-                         key=lambda record: order.get(record["run_id"], len(order)))
+        records = sorted(
+            store.records.values(), key=lambda record: order.get(record["run_id"], len(order))
+        )
     return SweepOutcome(
-        results_dir=path, records=records, meta=meta, ran=sweep.outcome_counts["ran"],
-        skipped=skipped, failed=sweep.outcome_counts["failed"],
-        seconds=time.perf_counter() - started, builds=sweep.outcome_counts["builds"],
+        results_dir=path,
+        records=records,
+        meta=meta,
+        ran=sweep.outcome_counts["ran"],
+        skipped=skipped,
+        failed=sweep.outcome_counts["failed"],
+        seconds=time.perf_counter() - started,
+        builds=sweep.outcome_counts["builds"],
         cached_builds=sweep.outcome_counts["cached_builds"],
     )

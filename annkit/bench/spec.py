@@ -89,8 +89,18 @@ query = { expansion_search = [16, 32, 64, 128] }
 name = "flat"           # exact search: the reference for speed-ups
 """
 
-BENCH_KEYS = ("dataset", "queries", "groundtruth", "metric", "k", "runs", "mode", "timeout",
-              "recall", "qps_tolerance")
+BENCH_KEYS = (
+    "dataset",
+    "queries",
+    "groundtruth",
+    "metric",
+    "k",
+    "runs",
+    "mode",
+    "timeout",
+    "recall",
+    "qps_tolerance",
+)
 #: how recall@k is scored (see annkit.metrics.RECALL_RULES)
 RECALL_RULE_NAMES = ("tolerant", "strict")
 ENGINE_KEYS = ("name", "build", "query", "policy", "adapt")
@@ -129,9 +139,11 @@ class PolicySetting:
     def describe(self) -> dict[str, Any]:
         """The query params a record of this policy starts from: ``policy`` (kind),
         ``source`` ("adapt" or the file as written), ``target`` (and ``folds`` for adapt)."""
-        params: dict[str, Any] = {"policy": self.kind,
-                                  "source": "adapt" if self.source == "adapt" else self.name,
-                                  "target": self.target}
+        params: dict[str, Any] = {
+            "policy": self.kind,
+            "source": "adapt" if self.source == "adapt" else self.name,
+            "target": self.target,
+        }
         if self.source == "adapt":
             params["folds"] = self.folds
         return params
@@ -141,10 +153,16 @@ class PolicySetting:
         adapt setting."""
         if self.source == "file":
             return {"policy": self.kind, "policy_sha256": self.sha256}
-        return {"policy": self.kind, "adapt": {
-            "target": self.target, "folds": self.folds, "seed": self.seed,
-            "centroids": self.centroids,
-            "grid": "default" if self.grid is None else list(self.grid)}}
+        return {
+            "policy": self.kind,
+            "adapt": {
+                "target": self.target,
+                "folds": self.folds,
+                "seed": self.seed,
+                "centroids": self.centroids,
+                "grid": "default" if self.grid is None else list(self.grid),
+            },
+        }
 
     def adapt_group(self) -> tuple | None:
         """adapt: the settings one ``adapt`` call trains all its runs' policies with (folds,
@@ -155,10 +173,18 @@ class PolicySetting:
 
     def to_job(self) -> dict[str, Any]:
         """The worker's description of this policy (plain values)."""
-        return {"source": self.source, "kind": self.kind, "target": self.target,
-                "path": self.path, "name": self.name, "sha256": self.sha256,
-                "folds": self.folds, "grid": None if self.grid is None else list(self.grid),
-                "seed": self.seed, "centroids": self.centroids}
+        return {
+            "source": self.source,
+            "kind": self.kind,
+            "target": self.target,
+            "path": self.path,
+            "name": self.name,
+            "sha256": self.sha256,
+            "folds": self.folds,
+            "grid": None if self.grid is None else list(self.grid),
+            "seed": self.seed,
+            "centroids": self.centroids,
+        }
 
 
 @dataclass(frozen=True)
@@ -228,20 +254,28 @@ class SweepSpec:
         for path in paths:
             policy, setting = read_policy_file(Path(path), path)
             check_policy_k(policy, self.k, path)
-            matched = [position for position, build in enumerate(builds)
-                       if policy_fits_build(policy, build.engine, build.resolved)]
+            matched = [
+                position
+                for position, build in enumerate(builds)
+                if policy_fits_build(policy, build.engine, build.resolved)
+            ]
             if not matched:
                 raise SweepError(
                     f"{path}: no build of {self.source} is the index this policy was trained "
-                    f"for ({describe_policy_index(policy)}); add that build to the sweep")
+                    f"for ({describe_policy_index(policy)}); add that build to the sweep"
+                )
             for position in matched:
                 build = builds[position]
-                run_id = make_run_id(build.engine, build.resolved, setting.key(), self.k,
-                                     self.mode)
+                run_id = make_run_id(build.engine, build.resolved, setting.key(), self.k, self.mode)
                 if any(query.run_id == run_id for query in build.queries):
                     continue
-                builds[position] = replace(build, queries=(*build.queries, QuerySetting(
-                    run_id=run_id, params=setting.describe(), policy=setting)))
+                builds[position] = replace(
+                    build,
+                    queries=(
+                        *build.queries,
+                        QuerySetting(run_id=run_id, params=setting.describe(), policy=setting),
+                    ),
+                )
         return replace(self, builds=tuple(builds))
 
     def dataset_kwargs(self) -> dict[str, Any]:
@@ -269,8 +303,9 @@ class SweepSpec:
 
         Separate query / ground-truth files and the metric of the sweep file are dropped: they
         belong to its dataset."""
-        return replace(self, dataset=dataset, queries=None, groundtruth=None, metric=None,
-                       base_dir=None)
+        return replace(
+            self, dataset=dataset, queries=None, groundtruth=None, metric=None, base_dir=None
+        )
 
     def with_recall_rule(self, rule: str) -> SweepSpec:
         """The same sweep scored under recall ``rule`` (tolerant or strict)."""
@@ -281,8 +316,12 @@ class SweepSpec:
     def identity(self) -> dict[str, Any]:
         """What makes two sweeps the same for resuming: settings, k, runs and mode (and the
         recall rule when strict: older folders, all tolerant, keep resuming)."""
-        identity: dict[str, Any] = {"k": self.k, "runs": self.runs, "mode": self.mode,
-                                    "run_ids": sorted(self.run_ids())}
+        identity: dict[str, Any] = {
+            "k": self.k,
+            "runs": self.runs,
+            "mode": self.mode,
+            "run_ids": sorted(self.run_ids()),
+        }
         if self.recall_rule != "tolerant":
             identity["recall_rule"] = self.recall_rule
         if self.qps_tolerance != DEFAULT_QPS_TOLERANCE:
@@ -294,7 +333,8 @@ def make_run_id(engine: str, build_params: dict, query_params: dict, k: int, mod
     """A stable key of one (build, query) setting: ``<engine>-<12 hex digits>``."""
     key = json.dumps(
         [engine, sorted(build_params.items()), sorted(query_params.items()), int(k), mode],
-        sort_keys=True, default=str,
+        sort_keys=True,
+        default=str,
     )
     return f"{engine}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
 
@@ -306,15 +346,23 @@ def read_policy_file(path: Path, written: str) -> tuple[Any, PolicySetting]:
 
     policy = load_policy(path)
     sha256 = hashlib.sha256(path.read_bytes()).hexdigest()
-    return policy, PolicySetting(source="file", kind=policy.kind, target=policy.target,
-                                 path=str(path.resolve()), name=written, sha256=sha256)
+    return policy, PolicySetting(
+        source="file",
+        kind=policy.kind,
+        target=policy.target,
+        path=str(path.resolve()),
+        name=written,
+        sha256=sha256,
+    )
 
 
 def check_policy_k(policy: Any, k: int, written: str) -> None:
     """SweepError unless ``policy`` was trained for recall@``k``."""
     if int(policy.k) != int(k):
-        raise SweepError(f"{written}: policy was trained for k={policy.k}, the sweep measures "
-                         f"k={k}; retrain it with annkit adapt -k {k}")
+        raise SweepError(
+            f"{written}: policy was trained for k={policy.k}, the sweep measures "
+            f"k={k}; retrain it with annkit adapt -k {k}"
+        )
 
 
 def policy_fits_build(policy: Any, engine: str, resolved: dict[str, Any]) -> bool:
@@ -322,20 +370,26 @@ def policy_fits_build(policy: Any, engine: str, resolved: dict[str, Any]) -> boo
     ``resolved`` (params still None, derived from the data, match any value)."""
     trained = policy.index.get("build_params", {})
     return policy.engine == engine and all(
-        value is None or trained.get(name) == value for name, value in resolved.items())
+        value is None or trained.get(name) == value for name, value in resolved.items()
+    )
 
 
 def describe_policy_index(policy: Any) -> str:
     """``hnsw M=16 ef_construction=200 seed=100, 10000 x 384``."""
     index = policy.index
-    params = " ".join(f"{name}={value}" for name, value in index.get("build_params", {}).items()
-                      if value is not None)
+    params = " ".join(
+        f"{name}={value}"
+        for name, value in index.get("build_params", {}).items()
+        if value is not None
+    )
     return f"{index.get('engine')} {params}, {index.get('count')} x {index.get('dim')}".replace(
-        "  ", " ")
+        "  ", " "
+    )
 
 
-def policy_dataset_problem(setting: PolicySetting, metric: str, dim: int, count: int,
-                           fingerprint: str) -> str | None:
+def policy_dataset_problem(
+    setting: PolicySetting, metric: str, dim: int, count: int, fingerprint: str
+) -> str | None:
     """Why the policy file of ``setting`` cannot belong to an index over this dataset
     (metric, dim, count, dataset fingerprint), or None. Its payload can only be checked
     once the index is built (the run then fails with the reason)."""
@@ -344,16 +398,22 @@ def policy_dataset_problem(setting: PolicySetting, metric: str, dim: int, count:
     assert setting.path is not None
     policy = load_policy(setting.path)
     index = policy.index
-    for key, value in (("metric", metric), ("dim", dim), ("count", count),
-                       ("dataset_fingerprint", fingerprint)):
+    for key, value in (
+        ("metric", metric),
+        ("dim", dim),
+        ("count", count),
+        ("dataset_fingerprint", fingerprint),
+    ):
         theirs = index.get(key)
         if key == "dataset_fingerprint" and not theirs:
             continue
         if theirs != value:
-            return (f"{setting.name}: policy belongs to another dataset ({key} differs: "
-                    f"trained for {describe_policy_index(policy)}); retrain "
-                    "it with annkit adapt on this sweep's index, or use adapt = { target = ... } "
-                    "in the [[engine]] entry")
+            return (
+                f"{setting.name}: policy belongs to another dataset ({key} differs: "
+                f"trained for {describe_policy_index(policy)}); retrain "
+                "it with annkit adapt on this sweep's index, or use adapt = { target = ... } "
+                "in the [[engine]] entry"
+            )
     return None
 
 
@@ -478,43 +538,51 @@ class _Reader:
         line = self.locator.table_key
         for key in table:
             if key not in BENCH_KEYS:
-                raise self.fail(line("bench", key),
-                                f"unknown [bench] key {key!r} (known: {', '.join(BENCH_KEYS)})")
+                raise self.fail(
+                    line("bench", key),
+                    f"unknown [bench] key {key!r} (known: {', '.join(BENCH_KEYS)})",
+                )
         out: dict[str, Any] = {}
         for key in ("dataset", "queries", "groundtruth", "metric", "mode", "recall"):
             if key in table:
                 if not isinstance(table[key], str) or not table[key].strip():
-                    raise self.fail(line("bench", key),
-                                    f"[bench] {key} must be a non-empty string")
+                    raise self.fail(line("bench", key), f"[bench] {key} must be a non-empty string")
                 out[key] = table[key]
         for key, default in (("k", 10), ("runs", 3)):
             value = table.get(key, default)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise self.fail(line("bench", key),
-                                f"[bench] {key} must be an integer >= 1, got {value!r}")
+                raise self.fail(
+                    line("bench", key), f"[bench] {key} must be an integer >= 1, got {value!r}"
+                )
             out[key] = value
         out.setdefault("mode", "batch")
         out.setdefault("recall", "tolerant")
         if out["recall"] not in RECALL_RULE_NAMES:
-            raise self.fail(line("bench", "recall"),
-                            "[bench] recall must be tolerant (ann-benchmarks) or strict (id "
-                            f"overlap), got {out['recall']!r}")
+            raise self.fail(
+                line("bench", "recall"),
+                "[bench] recall must be tolerant (ann-benchmarks) or strict (id "
+                f"overlap), got {out['recall']!r}",
+            )
         if out["mode"] not in MODES:
-            raise self.fail(line("bench", "mode"),
-                            f"[bench] mode must be one of {', '.join(MODES)}, got {out['mode']!r}")
+            raise self.fail(
+                line("bench", "mode"),
+                f"[bench] mode must be one of {', '.join(MODES)}, got {out['mode']!r}",
+            )
         if "timeout" in table:
             value = table["timeout"]
             if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-                raise self.fail(line("bench", "timeout"),
-                                f"[bench] timeout must be a number of seconds > 0, got {value!r}")
+                raise self.fail(
+                    line("bench", "timeout"),
+                    f"[bench] timeout must be a number of seconds > 0, got {value!r}",
+                )
             out["timeout"] = float(value)
         if "qps_tolerance" in table:
             value = table["qps_tolerance"]
-            if (isinstance(value, bool) or not isinstance(value, int | float)
-                    or not 0 <= value < 1):
-                raise self.fail(line("bench", "qps_tolerance"),
-                                f"[bench] qps_tolerance must be a fraction in [0, 1), "
-                                f"got {value!r}")
+            if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < 1:
+                raise self.fail(
+                    line("bench", "qps_tolerance"),
+                    f"[bench] qps_tolerance must be a fraction in [0, 1), got {value!r}",
+                )
             out["qps_tolerance"] = float(value)
         if "metric" in out:
             from annkit.types import normalize_metric
@@ -526,43 +594,51 @@ class _Reader:
         out.setdefault("dataset", "words-10k")
         return out
 
-    def grid(self, position: int, engine: str, kind: str, table: Any,
-             specs: dict) -> list[dict[str, Any]]:
+    def grid(
+        self, position: int, engine: str, kind: str, table: Any, specs: dict
+    ) -> list[dict[str, Any]]:
         """The cartesian product of one engine's build or query table, coerced."""
         locate = self.locator.engine_key
         if table is None:
             table = {}
         if not isinstance(table, dict):
-            raise self.fail(locate(position, kind),
-                            f"engine {engine!r}: {kind} must be a table of parameters, "
-                            f"e.g. {kind} = {{ name = [1, 2] }}")
+            raise self.fail(
+                locate(position, kind),
+                f"engine {engine!r}: {kind} must be a table of parameters, "
+                f"e.g. {kind} = {{ name = [1, 2] }}",
+            )
         names = list(table)
         axes: list[list[Any]] = []
         for name in names:
             if name not in specs:
                 known = ", ".join(sorted(specs)) or "none"
-                raise self.fail(locate(position, name, kind),
-                                f"engine {engine!r} has no {kind} parameter {name!r} "
-                                f"(known: {known})")
+                raise self.fail(
+                    locate(position, name, kind),
+                    f"engine {engine!r} has no {kind} parameter {name!r} (known: {known})",
+                )
             values = table[name] if isinstance(table[name], list) else [table[name]]
             if not values:
-                raise self.fail(locate(position, name, kind),
-                                f"engine {engine!r}: {kind} parameter {name!r} has an empty "
-                                "list (nothing to run)")
+                raise self.fail(
+                    locate(position, name, kind),
+                    f"engine {engine!r}: {kind} parameter {name!r} has an empty "
+                    "list (nothing to run)",
+                )
             coerced = []
             for value in values:
                 try:
                     item = specs[name].coerce(name, value)
                 except ParamError as exc:
-                    raise self.fail(locate(position, name, kind),
-                                    f"engine {engine!r}: {kind} {exc}") from None
+                    raise self.fail(
+                        locate(position, name, kind), f"engine {engine!r}: {kind} {exc}"
+                    ) from None
                 if item not in coerced:
                     coerced.append(item)
             axes.append(coerced)
         return [dict(zip(names, combo, strict=True)) for combo in itertools.product(*axes)]
 
-    def policy_files(self, position: int, engine: str, value: Any, k: int,
-                     base_dir: Path | None) -> list[tuple[Any, PolicySetting]]:
+    def policy_files(
+        self, position: int, engine: str, value: Any, k: int, base_dir: Path | None
+    ) -> list[tuple[Any, PolicySetting]]:
         """The trained policy files of an entry's ``policy`` key (paths from the sweep
         file's folder), read and checked."""
         if value is None:
@@ -570,8 +646,11 @@ class _Reader:
         line = self.locator.engine_key(position, "policy")
         names = value if isinstance(value, list) else [value]
         if not names or not all(isinstance(name, str) and name.strip() for name in names):
-            raise self.fail(line, f"engine {engine!r}: policy must be a policy file or a list "
-                                  'of them, e.g. policy = ["hnsw16.policy.json"]')
+            raise self.fail(
+                line,
+                f"engine {engine!r}: policy must be a policy file or a list "
+                'of them, e.g. policy = ["hnsw16.policy.json"]',
+            )
         out = []
         for name in dict.fromkeys(names):
             path = Path(name)
@@ -583,31 +662,39 @@ class _Reader:
             except AnnkitError as exc:
                 raise self.fail(line, f"engine {engine!r}: {exc}") from None
             if policy.engine != engine:
-                raise self.fail(line, f"engine {engine!r}: {name} is a policy for "
-                                      f"{policy.engine}, not {engine}")
+                raise self.fail(
+                    line, f"engine {engine!r}: {name} is a policy for {policy.engine}, not {engine}"
+                )
             out.append((policy, setting))
         return out
 
-    def adapt_table(self, position: int, engine: str, table: Any, mode: str
-                    ) -> dict[str, Any] | None:
+    def adapt_table(
+        self, position: int, engine: str, table: Any, mode: str
+    ) -> dict[str, Any] | None:
         """An entry's ``adapt`` table, checked: targets, kinds, folds, grid, seed, centroids."""
         if table is None:
             return None
         locate = self.locator.engine_key
         if not isinstance(table, dict):
-            raise self.fail(locate(position, "adapt"),
-                            f"engine {engine!r}: adapt must be a table, e.g. "
-                            "adapt = { target = [0.95, 0.99] }")
+            raise self.fail(
+                locate(position, "adapt"),
+                f"engine {engine!r}: adapt must be a table, e.g. "
+                "adapt = { target = [0.95, 0.99] }",
+            )
         for key in table:
             if key not in ADAPT_KEYS:
-                raise self.fail(locate(position, key, "adapt"),
-                                f"engine {engine!r}: unknown adapt key {key!r} (known: "
-                                f"{', '.join(ADAPT_KEYS)})")
+                raise self.fail(
+                    locate(position, key, "adapt"),
+                    f"engine {engine!r}: unknown adapt key {key!r} (known: "
+                    f"{', '.join(ADAPT_KEYS)})",
+                )
         if mode != "batch":
-            raise self.fail(locate(position, "adapt"),
-                            "adapt scores its policies with batch searches: set mode = "
-                            '"batch" in [bench], or list trained policy files with policy = '
-                            "[...]")
+            raise self.fail(
+                locate(position, "adapt"),
+                "adapt scores its policies with batch searches: set mode = "
+                '"batch" in [bench], or list trained policy files with policy = '
+                "[...]",
+            )
 
         def listed(key: str) -> list[Any]:
             value = table[key]
@@ -617,47 +704,64 @@ class _Reader:
             return isinstance(value, int | float) and not isinstance(value, bool)
 
         if "target" not in table:
-            raise self.fail(locate(position, "adapt"),
-                            f"engine {engine!r}: adapt needs target = <mean recall@k> or a "
-                            "list of them, e.g. adapt = { target = [0.95, 0.99] }")
+            raise self.fail(
+                locate(position, "adapt"),
+                f"engine {engine!r}: adapt needs target = <mean recall@k> or a "
+                "list of them, e.g. adapt = { target = [0.95, 0.99] }",
+            )
         targets = listed("target")
         if not targets or not all(number(t) and 0 < t <= 1 for t in targets):
-            raise self.fail(locate(position, "target", "adapt"),
-                            f"engine {engine!r}: adapt target must be a mean recall in (0, 1] "
-                            f"or a list of them, got {table['target']!r}")
+            raise self.fail(
+                locate(position, "target", "adapt"),
+                f"engine {engine!r}: adapt target must be a mean recall in (0, 1] "
+                f"or a list of them, got {table['target']!r}",
+            )
         kinds = listed("kinds") if "kinds" in table else list(ADAPT_KINDS)
         if not kinds or not all(kind in ADAPT_KINDS for kind in kinds):
-            raise self.fail(locate(position, "kinds", "adapt"),
-                            f"engine {engine!r}: adapt kinds must be among "
-                            f"{', '.join(ADAPT_KINDS)}, got {table['kinds']!r}")
-        out: dict[str, Any] = {"targets": list(dict.fromkeys(float(t) for t in targets)),
-                               "kinds": list(dict.fromkeys(kinds)), "grid": None}
+            raise self.fail(
+                locate(position, "kinds", "adapt"),
+                f"engine {engine!r}: adapt kinds must be among "
+                f"{', '.join(ADAPT_KINDS)}, got {table['kinds']!r}",
+            )
+        out: dict[str, Any] = {
+            "targets": list(dict.fromkeys(float(t) for t in targets)),
+            "kinds": list(dict.fromkeys(kinds)),
+            "grid": None,
+        }
         for key, least in (("folds", 2), ("seed", 0), ("centroids", 0)):
             value = table.get(key, ADAPT_DEFAULTS[key])
             if isinstance(value, bool) or not isinstance(value, int) or value < least:
-                raise self.fail(locate(position, key, "adapt"),
-                                f"engine {engine!r}: adapt {key} must be an integer >= "
-                                f"{least}, got {value!r}")
+                raise self.fail(
+                    locate(position, key, "adapt"),
+                    f"engine {engine!r}: adapt {key} must be an integer >= {least}, got {value!r}",
+                )
             out[key] = value
         if "grid" in table:
             grid = listed("grid")
-            if (len(set(grid)) < 2 or not all(isinstance(v, int) and not isinstance(v, bool)
-                                              and v >= 1 for v in grid)):
-                raise self.fail(locate(position, "grid", "adapt"),
-                                f"engine {engine!r}: adapt grid must list at least two effort "
-                                f"values >= 1, got {table['grid']!r}")
+            if len(set(grid)) < 2 or not all(
+                isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in grid
+            ):
+                raise self.fail(
+                    locate(position, "grid", "adapt"),
+                    f"engine {engine!r}: adapt grid must list at least two effort "
+                    f"values >= 1, got {table['grid']!r}",
+                )
             out["grid"] = tuple(sorted(set(grid)))
         return out
 
-    def engines(self, blocks: Any, k: int, mode: str,
-                base_dir: Path | None = None) -> tuple[BuildSetting, ...]:
+    def engines(
+        self, blocks: Any, k: int, mode: str, base_dir: Path | None = None
+    ) -> tuple[BuildSetting, ...]:
         locate = self.locator.engine_key
         if blocks is None:
-            raise self.fail(None, "no [[engine]] tables: nothing to run "
-                                  f"(engines: {', '.join(engine_names())})")
+            raise self.fail(
+                None, f"no [[engine]] tables: nothing to run (engines: {', '.join(engine_names())})"
+            )
         if isinstance(blocks, dict):
-            raise self.fail(self.locator.table("engine"),
-                            "write each engine as an [[engine]] table (double brackets)")
+            raise self.fail(
+                self.locator.table("engine"),
+                "write each engine as an [[engine]] table (double brackets)",
+            )
         if not isinstance(blocks, list) or not blocks:
             raise self.fail(None, "'engine' must be a list of [[engine]] tables")
         builds: dict[str, tuple[str, dict, dict, dict[str, QuerySetting]]] = {}
@@ -667,22 +771,26 @@ class _Reader:
                 raise self.fail(locate(position, "name"), "each [[engine]] must be a table")
             for key in block:
                 if key not in ENGINE_KEYS:
-                    raise self.fail(locate(position, key),
-                                    f"unknown [[engine]] key {key!r} (known: "
-                                    f"{', '.join(ENGINE_KEYS)})")
+                    raise self.fail(
+                        locate(position, key),
+                        f"unknown [[engine]] key {key!r} (known: {', '.join(ENGINE_KEYS)})",
+                    )
             name = block.get("name")
             if not isinstance(name, str):
-                raise self.fail(locate(position, "name"),
-                                "[[engine]] needs name = \"<engine>\" "
-                                f"(engines: {', '.join(engine_names())})")
+                raise self.fail(
+                    locate(position, "name"),
+                    f'[[engine]] needs name = "<engine>" (engines: {", ".join(engine_names())})',
+                )
             try:
                 engine_class = get_engine(name)
             except ParamError:
-                raise self.fail(locate(position, "name"),
-                                f"unknown engine {name!r} (known: {', '.join(engine_names())})"
-                                ) from None
-            build_grid = self.grid(position, name, "build", block.get("build"),
-                                   engine_class.build_params)
+                raise self.fail(
+                    locate(position, "name"),
+                    f"unknown engine {name!r} (known: {', '.join(engine_names())})",
+                ) from None
+            build_grid = self.grid(
+                position, name, "build", block.get("build"), engine_class.build_params
+            )
             policies = self.policy_files(position, name, block.get("policy"), k, base_dir)
             adapting = self.adapt_table(position, name, block.get("adapt"), mode)
             fitted: set[int] = set()
@@ -704,44 +812,60 @@ class _Reader:
                             f"[[engine]] block {position + 1} ({name}) repeats a setting of "
                             f"block {earlier + 1}: "
                             f"{_setting_text(resolved, query)}; remove the duplicate "
-                            "(each setting is measured once)")
+                            "(each setting is measured once)",
+                        )
                     entry[3].setdefault(run_id, QuerySetting(run_id=run_id, params=query))
                 if not policies and adapting is None:
                     continue
                 effort = engine_class.effort_param_for(resolved)
                 if effort is None:
                     key = "adapt" if adapting is not None else "policy"
-                    raise self.fail(locate(position, key),
-                                    f"engine {name!r} has no per-query effort parameter (it "
-                                    f"searches exactly): {key} needs an engine with one")
+                    raise self.fail(
+                        locate(position, key),
+                        f"engine {name!r} has no per-query effort parameter (it "
+                        f"searches exactly): {key} needs an engine with one",
+                    )
                 settings = []
                 for number, (policy, setting) in enumerate(policies):
                     if policy_fits_build(policy, name, resolved):
                         fitted.add(number)
                         settings.append(setting)
                 if adapting is not None:
-                    settings += adapt_settings(adapting, [
-                        {**{p: spec.default for p, spec in query_specs.items()}, **q}.get(effort)
-                        for q in query_grid])
+                    settings += adapt_settings(
+                        adapting,
+                        [
+                            {**{p: spec.default for p, spec in query_specs.items()}, **q}.get(
+                                effort
+                            )
+                            for q in query_grid
+                        ],
+                    )
                 for setting in settings:
                     run_id = make_run_id(name, resolved, setting.key(), k, mode)
                     earlier = first_block.setdefault(run_id, position)
                     if earlier != position:
-                        raise self.fail(locate(position, "name"),
-                                        f"[[engine]] block {position + 1} ({name}) repeats a "
-                                        f"policy of block {earlier + 1}: "
-                                        f"{_setting_text(resolved, setting.describe())}")
-                    entry[3].setdefault(run_id, QuerySetting(
-                        run_id=run_id, params=setting.describe(), policy=setting))
+                        raise self.fail(
+                            locate(position, "name"),
+                            f"[[engine]] block {position + 1} ({name}) repeats a "
+                            f"policy of block {earlier + 1}: "
+                            f"{_setting_text(resolved, setting.describe())}",
+                        )
+                    entry[3].setdefault(
+                        run_id,
+                        QuerySetting(run_id=run_id, params=setting.describe(), policy=setting),
+                    )
             for number, (policy, setting) in enumerate(policies):
                 if number not in fitted:
-                    raise self.fail(locate(position, "policy"),
-                                    f"engine {name!r}: {setting.name} was trained for "
-                                    f"{describe_policy_index(policy)}, not an index this "
-                                    "[[engine]] builds")
+                    raise self.fail(
+                        locate(position, "policy"),
+                        f"engine {name!r}: {setting.name} was trained for "
+                        f"{describe_policy_index(policy)}, not an index this "
+                        "[[engine]] builds",
+                    )
         return tuple(
-            BuildSetting(engine=name, params=given, resolved=resolved,
-                         queries=tuple(queries.values()))
+            BuildSetting(
+                engine=name, params=given, resolved=resolved, queries=tuple(queries.values())
+            )
             for name, given, resolved, queries in builds.values()
         )
 
@@ -758,15 +882,27 @@ def adapt_settings(table: dict[str, Any], efforts: list[Any]) -> list[PolicySett
             from annkit.adaptive.search import refine_grid
 
             grid = tuple(refine_grid(values))
-    return [PolicySetting(source="adapt", kind=kind, target=target, folds=table["folds"],
-                          grid=grid, seed=table["seed"], centroids=table["centroids"])
-            for kind in table["kinds"] for target in table["targets"]]
+    return [
+        PolicySetting(
+            source="adapt",
+            kind=kind,
+            target=target,
+            folds=table["folds"],
+            grid=grid,
+            seed=table["seed"],
+            centroids=table["centroids"],
+        )
+        for kind in table["kinds"]
+        for target in table["targets"]
+    ]
 
 
 def _setting_text(build: dict[str, Any], query: dict[str, Any]) -> str:
     """``M=16 ef_construction=200 | ef=40`` (build | query params)."""
+
     def text(params: dict[str, Any]) -> str:
         return " ".join(f"{name}={value}" for name, value in params.items()) or "(defaults)"
+
     return f"{text(build)} | {text(query)}"
 
 
@@ -784,10 +920,19 @@ def parse_sweep(text: str, source: str = "sweep.toml", base_dir: Path | None = N
     bench = reader.bench(document.get("bench"))
     builds = reader.engines(document.get("engine"), bench["k"], bench["mode"], base_dir)
     return SweepSpec(
-        source=source, text=text, dataset=bench["dataset"], k=bench["k"], runs=bench["runs"],
-        mode=bench["mode"], builds=builds, timeout=bench.get("timeout"),
-        queries=bench.get("queries"), groundtruth=bench.get("groundtruth"),
-        metric=bench.get("metric"), base_dir=base_dir, recall_rule=bench["recall"],
+        source=source,
+        text=text,
+        dataset=bench["dataset"],
+        k=bench["k"],
+        runs=bench["runs"],
+        mode=bench["mode"],
+        builds=builds,
+        timeout=bench.get("timeout"),
+        queries=bench.get("queries"),
+        groundtruth=bench.get("groundtruth"),
+        metric=bench.get("metric"),
+        base_dir=base_dir,
+        recall_rule=bench["recall"],
         qps_tolerance=bench.get("qps_tolerance", DEFAULT_QPS_TOLERANCE),
     )
 

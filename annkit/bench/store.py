@@ -36,8 +36,20 @@ WORKER_LOG = "worker.log"
 STATUSES = ("ok", "failed", "timeout")
 #: keys present in every record, whatever its status (null when unmeasured)
 REQUIRED_KEYS = (
-    "run_id", "status", "engine", "build_params", "query_params", "k", "mode", "recall", "qps",
-    "latency_ms", "build_seconds", "index_bytes", "dataset", "finished_at",
+    "run_id",
+    "status",
+    "engine",
+    "build_params",
+    "query_params",
+    "k",
+    "mode",
+    "recall",
+    "qps",
+    "latency_ms",
+    "build_seconds",
+    "index_bytes",
+    "dataset",
+    "finished_at",
 )
 
 
@@ -132,14 +144,17 @@ def machine_facts() -> dict[str, Any]:
     }
 
 
-def per_query_arrays(recall: Any, counts: Any | None,
-                     ids: np.ndarray | None = None) -> dict[str, np.ndarray | None]:
+def per_query_arrays(
+    recall: Any, counts: Any | None, ids: np.ndarray | None = None
+) -> dict[str, np.ndarray | None]:
     """One run's per-query arrays as :meth:`ResultsStore.add` takes them (and compact for a
     pipe): recall float32, distance computations int64 (None when the engine cannot count)
     and the returned ids (None when not kept)."""
-    return {"recall": np.asarray(recall, dtype=np.float32),
-            "distance_computations": None if counts is None else
-            np.asarray(counts, dtype=np.int64), "ids": ids}
+    return {
+        "recall": np.asarray(recall, dtype=np.float32),
+        "distance_computations": None if counts is None else np.asarray(counts, dtype=np.int64),
+        "ids": ids,
+    }
 
 
 class ResultsStore:
@@ -184,8 +199,11 @@ class ResultsStore:
         write_text(self.runs_path, "")
         self.perquery_path.unlink(missing_ok=True)
 
-    def add(self, record: RunRecord | Mapping[str, Any],
-            per_query: np.ndarray | Mapping[str, np.ndarray | None] | None = None) -> None:
+    def add(
+        self,
+        record: RunRecord | Mapping[str, Any],
+        per_query: np.ndarray | Mapping[str, np.ndarray | None] | None = None,
+    ) -> None:
         """Store one finished run: its per-query arrays first, then the record (the commit).
 
         ``per_query`` is the per-query recall (nq,), or a mapping with ``recall``,
@@ -209,8 +227,13 @@ class ResultsStore:
         text = "".join(json.dumps(item, allow_nan=False) + "\n" for item in self.records.values())
         write_text(self.runs_path, text)
 
-    def _write_per_query(self, run_id: str, recall: np.ndarray,
-                         counts: np.ndarray | None, ids: np.ndarray | None = None) -> None:
+    def _write_per_query(
+        self,
+        run_id: str,
+        recall: np.ndarray,
+        counts: np.ndarray | None,
+        ids: np.ndarray | None = None,
+    ) -> None:
         import h5py
 
         with atomic_write(self.perquery_path, make_parents=True) as tmp:
@@ -222,11 +245,11 @@ class ResultsStore:
                         del handle[name]
                 handle.create_dataset(run_id, data=np.asarray(recall, dtype=np.float32))
                 if counts is not None:
-                    handle.create_dataset(run_id + DISTANCES_SUFFIX,
-                                          data=np.asarray(counts, dtype=np.int64))
+                    handle.create_dataset(
+                        run_id + DISTANCES_SUFFIX, data=np.asarray(counts, dtype=np.int64)
+                    )
                 if ids is not None:
-                    handle.create_dataset(run_id + IDS_SUFFIX,
-                                          data=np.asarray(ids, dtype=np.int64))
+                    handle.create_dataset(run_id + IDS_SUFFIX, data=np.asarray(ids, dtype=np.int64))
 
     def _read_per_query(self, name: str) -> np.ndarray | None:
         if not self.perquery_path.is_file():

@@ -62,7 +62,9 @@ def _register_engines(engine_refs: dict[str, tuple[str, str]]) -> None:
         except ParamError:
             current = None
         if current is not None and (current.__module__, current.__qualname__) == (
-                module_name, qualname):
+            module_name,
+            qualname,
+        ):
             continue
         target: Any = importlib.import_module(module_name)
         for part in qualname.split("."):
@@ -70,8 +72,9 @@ def _register_engines(engine_refs: dict[str, tuple[str, str]]) -> None:
         register(target)
 
 
-def _run_job(conn: Any, job: dict, dataset: Any, true_distances: np.ndarray,
-             profiles: dict) -> None:
+def _run_job(
+    conn: Any, job: dict, dataset: Any, true_distances: np.ndarray, profiles: dict
+) -> None:
     from annkit.cache import obtain_index
     from annkit.evaluate import DEFAULT_QPS_TOLERANCE, evaluate, true_neighbor_ids
     from annkit.slices import build_profile
@@ -81,16 +84,29 @@ def _run_job(conn: Any, job: dict, dataset: Any, true_distances: np.ndarray,
     conn.send(("build_start", will_load))
     try:
         bundle, cached = obtain_index(
-            directory, job["engine"], job["params"], dataset,
-            fingerprint=job["fingerprint"], threads=job["threads"], rebuild=job["rebuild"],
+            directory,
+            job["engine"],
+            job["params"],
+            dataset,
+            fingerprint=job["fingerprint"],
+            threads=job["threads"],
+            rebuild=job["rebuild"],
             memory_check=job.get("memory_check", True),
         )
     except Exception as exc:  # noqa: BLE001 - any engine failure becomes a failed run
         traceback.print_exc()
         conn.send(("build_failed", describe_error(exc)))
         return
-    conn.send(("build_done", {"cached": cached, "build_seconds": bundle.build_seconds,
-                              "build_threads": bundle.manifest.get("build_threads")}))
+    conn.send(
+        (
+            "build_done",
+            {
+                "cached": cached,
+                "build_seconds": bundle.build_seconds,
+                "build_threads": bundle.manifest.get("build_threads"),
+            },
+        )
+    )
     levels = job.get("concurrency", {})
     policies = job.get("policies", {})
     adapt_runs = None
@@ -112,38 +128,63 @@ def _run_job(conn: Any, job: dict, dataset: Any, true_distances: np.ndarray,
                 entry = policies[run_id]
                 if entry["source"] == "file":
                     measured, per_query = measure_policy_file(
-                        bundle, dataset, entry, job["k"], job["mode"], job["runs"],
-                        true_distances, profiles[job["k"]])
+                        bundle,
+                        dataset,
+                        entry,
+                        job["k"],
+                        job["mode"],
+                        job["runs"],
+                        true_distances,
+                        profiles[job["k"]],
+                    )
                 else:  # trained here, cross-fitted: each query scored out of fold
                     if adapt_runs is None:
-                        adapt_runs = AdaptRuns(bundle, dataset, job["k"], true_distances,
-                                               profiles[job["k"]], policies)
+                        adapt_runs = AdaptRuns(
+                            bundle, dataset, job["k"], true_distances, profiles[job["k"]], policies
+                        )
                     measured, per_query = adapt_runs.measure(run_id)
             else:
-                evaluation = evaluate(bundle, dataset, job["k"], query_params,
-                                      mode=job["mode"], runs=job["runs"],
-                                      true_distances=true_distances,
-                                      qps_tolerance=job.get("qps_tolerance",
-                                                            DEFAULT_QPS_TOLERANCE),
-                                      profile=profiles[job["k"]],
-                                      search_threads=search_threads, clients=clients,
-                                      recall_rule=rule, true_ids=true_ids)
+                evaluation = evaluate(
+                    bundle,
+                    dataset,
+                    job["k"],
+                    query_params,
+                    mode=job["mode"],
+                    runs=job["runs"],
+                    true_distances=true_distances,
+                    qps_tolerance=job.get("qps_tolerance", DEFAULT_QPS_TOLERANCE),
+                    profile=profiles[job["k"]],
+                    search_threads=search_threads,
+                    clients=clients,
+                    recall_rule=rule,
+                    true_ids=true_ids,
+                )
                 measured = evaluation.to_dict()
-                per_query = per_query_arrays(evaluation.per_query_recall,
-                                             evaluation.per_query_distance_computations,
-                                             evaluation.returned_ids)
+                per_query = per_query_arrays(
+                    evaluation.per_query_recall,
+                    evaluation.per_query_distance_computations,
+                    evaluation.returned_ids,
+                )
         except Exception as exc:  # noqa: BLE001
             traceback.print_exc()
             conn.send(("query_failed", run_id, describe_error(exc)))
             continue
-        record = {**measured, "cached": cached,
-                  "build_threads": bundle.manifest.get("build_threads")}
+        record = {
+            **measured,
+            "cached": cached,
+            "build_threads": bundle.manifest.get("build_threads"),
+        }
         conn.send(("result", run_id, record, per_query))
     conn.send(("job_done",))
 
 
-def serve(conn: Any, dataset_kwargs: dict, truth_path: str,
-          engine_refs: dict[str, tuple[str, str]], log_path: str | None) -> None:
+def serve(
+    conn: Any,
+    dataset_kwargs: dict,
+    truth_path: str,
+    engine_refs: dict[str, tuple[str, str]],
+    log_path: str | None,
+) -> None:
     """Worker main loop: open the dataset once, then run jobs until told to stop."""
     _redirect_output(log_path)
     try:

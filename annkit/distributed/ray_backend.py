@@ -110,9 +110,13 @@ def ray_session(address: str | None = None, *, num_cpus: int | None = None) -> I
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise RayUnavailable(f"cannot join the Ray cluster at {address}: {first}") from None
     else:
-        ray.init(num_cpus=num_cpus, include_dashboard=False,
-                 object_store_memory=object_store_bytes(), log_to_driver=False,
-                 logging_level=logging.ERROR)
+        ray.init(
+            num_cpus=num_cpus,
+            include_dashboard=False,
+            object_store_memory=object_store_bytes(),
+            log_to_driver=False,
+            logging_level=logging.ERROR,
+        )
     try:
         yield ray
     finally:
@@ -138,12 +142,27 @@ def open_base(stored: np.ndarray | None, path: tuple | None) -> np.ndarray:
     return stored
 
 
-def _shard_task(stored: np.ndarray | None, path: tuple | None, prepared_queries: np.ndarray,
-                start: int, stop: int, pool: int, metric: str,
-                block_rows: int) -> ShardCandidates:
+def _shard_task(
+    stored: np.ndarray | None,
+    path: tuple | None,
+    prepared_queries: np.ndarray,
+    start: int,
+    stop: int,
+    pool: int,
+    metric: str,
+    block_rows: int,
+) -> ShardCandidates:
     """One Ray task: the candidates of base rows [start, stop) on one thread."""
-    return shard_candidates(open_base(stored, path), prepared_queries, start, stop, pool,
-                            metric, threads=1, block_rows=block_rows)
+    return shard_candidates(
+        open_base(stored, path),
+        prepared_queries,
+        start,
+        stop,
+        pool,
+        metric,
+        threads=1,
+        block_rows=block_rows,
+    )
 
 
 def shard_bounds(n_base: int, shards: int) -> list[tuple[int, int]]:
@@ -187,15 +206,19 @@ def ray_ground_truth(
         bounds = shard_bounds(n_base, count)
         # the driver holds every shard's candidates at once before merging them
         merged_bytes = len(bounds) * n_queries * pool * 12
-        check_memory(ground_truth_bytes(n_base, n_queries, dim, k, 0) + merged_bytes,
-                     f"merging exact ground truth for {n_queries:,} queries from "
-                     f"{len(bounds)} shards", "use fewer shards or split the queries",
-                     force=not memory_check)
+        check_memory(
+            ground_truth_bytes(n_base, n_queries, dim, k, 0) + merged_bytes,
+            f"merging exact ground truth for {n_queries:,} queries from {len(bounds)} shards",
+            "use fewer shards or split the queries",
+            force=not memory_check,
+        )
         stored, path = base_handle(ray, base)
         prepared = ray.put(prepare(queries, metric))
         task = ray.remote(num_cpus=1, max_retries=1)(_shard_task)
-        pending = [task.remote(stored, path, prepared, start, stop, pool, metric, block_rows)
-                   for start, stop in bounds]
+        pending = [
+            task.remote(stored, path, prepared, start, stop, pool, metric, block_rows)
+            for start, stop in bounds
+        ]
         done: list[ShardCandidates] = []
         while pending:
             ready, pending = ray.wait(pending, num_returns=1)
@@ -204,23 +227,38 @@ def ray_ground_truth(
             except ray.exceptions.RayError as exc:
                 for ref in pending:
                     ray.cancel(ref, force=True)
-                raise EngineError(f"a ground-truth shard failed on Ray: {one_line(exc)}"
-                                  ) from None
+                raise EngineError(f"a ground-truth shard failed on Ray: {one_line(exc)}") from None
             if progress is not None:
                 progress(len(done), len(bounds))
     merged = merge_shards(done, pool)
-    return finish_ground_truth(base, queries, merged, k, metric,
-                               threads=threads or os.cpu_count() or 1)
+    return finish_ground_truth(
+        base, queries, merged, k, metric, threads=threads or os.cpu_count() or 1
+    )
 
 
 def ray_compute(address: str | None, shards: int | None = None) -> Callable[..., GroundTruth]:
     """A ``compute`` for :func:`annkit.groundtruth.write_ground_truth` running on Ray."""
 
-    def compute(base: np.ndarray, queries: np.ndarray, k: int, metric: str, *,
-                threads: int | None = None, progress: Callable[[int, int], None] | None = None,
-                memory_check: bool = True) -> GroundTruth:
-        return ray_ground_truth(base, queries, k, metric, address=address, shards=shards,
-                                threads=threads, progress=progress, memory_check=memory_check)
+    def compute(
+        base: np.ndarray,
+        queries: np.ndarray,
+        k: int,
+        metric: str,
+        *,
+        threads: int | None = None,
+        progress: Callable[[int, int], None] | None = None,
+        memory_check: bool = True,
+    ) -> GroundTruth:
+        return ray_ground_truth(
+            base,
+            queries,
+            k,
+            metric,
+            address=address,
+            shards=shards,
+            threads=threads,
+            progress=progress,
+            memory_check=memory_check,
+        )
 
     return compute
-

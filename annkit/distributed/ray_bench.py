@@ -37,8 +37,9 @@ class IndexActor:
     """Lives on one node for one build: builds or loads its index, then measures query
     settings on it (wrapped by ``ray.remote`` in :func:`run_plan_on_ray`)."""
 
-    def __init__(self, dataset: Any, true_distances: np.ndarray,
-                 engine_refs: dict[str, tuple[str, str]]) -> None:
+    def __init__(
+        self, dataset: Any, true_distances: np.ndarray, engine_refs: dict[str, tuple[str, str]]
+    ) -> None:
         _register_engines(engine_refs)
         self.dataset = dataset
         self.true_distances = true_distances
@@ -56,19 +57,29 @@ class IndexActor:
         self.job = job
         try:
             self.bundle, self.cached = obtain_index(
-                Path(job["index_dir"]), job["engine"], job["params"], self.dataset,
-                fingerprint=job["fingerprint"], threads=job["threads"],
-                rebuild=job["rebuild"], memory_check=job.get("memory_check", True))
+                Path(job["index_dir"]),
+                job["engine"],
+                job["params"],
+                self.dataset,
+                fingerprint=job["fingerprint"],
+                threads=job["threads"],
+                rebuild=job["rebuild"],
+                memory_check=job.get("memory_check", True),
+            )
         except Exception as exc:  # noqa: BLE001 - any engine failure becomes a failed run
             traceback.print_exc()
             return ("build_failed", describe_error(exc))
-        return ("build_done", {"cached": self.cached,
-                               "build_seconds": self.bundle.build_seconds,
-                               "build_threads": self.bundle.manifest.get("build_threads"),
-                               "node": self.node})
+        return (
+            "build_done",
+            {
+                "cached": self.cached,
+                "build_seconds": self.bundle.build_seconds,
+                "build_threads": self.bundle.manifest.get("build_threads"),
+                "node": self.node,
+            },
+        )
 
-    def measure(self, run_id: str, query_params: dict, threads: int,
-                clients: int | None) -> tuple:
+    def measure(self, run_id: str, query_params: dict, threads: int, clients: int | None) -> tuple:
         """("result", run_id, record, per_query) or ("query_failed", run_id, message)."""
         try:
             evaluation = self._evaluate(self.bundle, query_params, threads, clients)
@@ -76,24 +87,41 @@ class IndexActor:
         except Exception as exc:  # noqa: BLE001
             traceback.print_exc()
             return ("query_failed", run_id, describe_error(exc))
-        record = {**evaluation.to_dict(), "cached": self.cached,
-                  "build_threads": self.bundle.manifest.get("build_threads"),
-                  "node": self.node, "reference_qps": reference}
-        return ("result", run_id, record,
-                per_query_arrays(evaluation.per_query_recall,
-                                 evaluation.per_query_distance_computations))
+        record = {
+            **evaluation.to_dict(),
+            "cached": self.cached,
+            "build_threads": self.bundle.manifest.get("build_threads"),
+            "node": self.node,
+            "reference_qps": reference,
+        }
+        return (
+            "result",
+            run_id,
+            record,
+            per_query_arrays(
+                evaluation.per_query_recall, evaluation.per_query_distance_computations
+            ),
+        )
 
-    def _evaluate(self, bundle: Any, query_params: dict, threads: int,
-                  clients: int | None) -> Any:
+    def _evaluate(self, bundle: Any, query_params: dict, threads: int, clients: int | None) -> Any:
         from annkit.evaluate import evaluate
         from annkit.slices import build_profile
 
         job = self.job
         if self.profile is None:
             self.profile = build_profile(self.dataset, self.true_distances, job["k"])
-        return evaluate(bundle, self.dataset, job["k"], query_params, mode=job["mode"],
-                        runs=job["runs"], true_distances=self.true_distances,
-                        profile=self.profile, search_threads=threads, clients=clients)
+        return evaluate(
+            bundle,
+            self.dataset,
+            job["k"],
+            query_params,
+            mode=job["mode"],
+            runs=job["runs"],
+            true_distances=self.true_distances,
+            profile=self.profile,
+            search_threads=threads,
+            clients=clients,
+        )
 
     def _reference(self, threads: int, clients: int | None) -> float | None:
         """QPS of exact ``flat`` search on this node at the same concurrency (measured once
@@ -103,12 +131,19 @@ class IndexActor:
         level = (threads, clients)
         if level not in self.references:
             job = self.job
-            directory = index_dir(Path(job["index_dir"]).parent,
-                                  index_key(job["fingerprint"], REFERENCE_ENGINE, {},
-                                            self.dataset.metric))
-            flat, _ = obtain_index(directory, REFERENCE_ENGINE, {}, self.dataset,
-                                   fingerprint=job["fingerprint"], threads=1,
-                                   memory_check=job.get("memory_check", True))
+            directory = index_dir(
+                Path(job["index_dir"]).parent,
+                index_key(job["fingerprint"], REFERENCE_ENGINE, {}, self.dataset.metric),
+            )
+            flat, _ = obtain_index(
+                directory,
+                REFERENCE_ENGINE,
+                {},
+                self.dataset,
+                fingerprint=job["fingerprint"],
+                threads=1,
+                memory_check=job.get("memory_check", True),
+            )
             self.references[level] = self._evaluate(flat, {}, threads, clients).qps
         return self.references[level]
 
@@ -175,8 +210,9 @@ def run_plan_on_ray(sweep: _Sweep, plan: Plan) -> None:
         ray.kill(state.actor, no_restart=True)
         if state.phase == "build":
             for query in state.remaining:
-                sweep.record(state.build, query, status, f"build: {error}",
-                             build_info=state.build_info)
+                sweep.record(
+                    state.build, query, status, f"build: {error}", build_info=state.build_info
+                )
             return
         assert state.current is not None
         sweep.record(state.build, state.current, status, error, build_info=state.build_info)
@@ -195,8 +231,7 @@ def run_plan_on_ray(sweep: _Sweep, plan: Plan) -> None:
             for ref, state in list(running.items()):
                 if state.deadline is not None and state.deadline <= now:
                     del running[ref]
-                    what = ("building the index" if state.phase == "build"
-                            else "the query run")
+                    what = "building the index" if state.phase == "build" else "the query run"
                     fail(state, "timeout", f"{what} took longer than {sweep.timeout:g}s")
             continue
         ref = ready[0]
@@ -221,11 +256,11 @@ def run_plan_on_ray(sweep: _Sweep, plan: Plan) -> None:
             current = state.current
             assert current is not None and message[1] == current.run_id
             if kind == "result":
-                sweep.record(state.build, current, "ok", measured=message[2],
-                             per_query=message[3])
+                sweep.record(state.build, current, "ok", measured=message[2], per_query=message[3])
             else:
-                sweep.record(state.build, current, "failed", message[2],
-                             build_info=state.build_info)
+                sweep.record(
+                    state.build, current, "failed", message[2], build_info=state.build_info
+                )
             state.remaining.remove(current)
             next_query(state)
 
@@ -245,9 +280,14 @@ def _death(exc: BaseException) -> str:
     return one_line(exc)
 
 
-def run_sweep_on_ray(spec: SweepSpec, results_dir: str | Path | None = None, *,
-                     address: str | None = None,
-                     num_cpus: int | None = None, **kwargs: Any) -> SweepOutcome:
+def run_sweep_on_ray(
+    spec: SweepSpec,
+    results_dir: str | Path | None = None,
+    *,
+    address: str | None = None,
+    num_cpus: int | None = None,
+    **kwargs: Any,
+) -> SweepOutcome:
     """:func:`annkit.bench.runner.run_sweep` with builds and query settings on Ray: the
     cluster at ``address``, the Ray instance already initialised in this process, or a new
     local one (``num_cpus``, default all). ``kwargs`` as run_sweep's."""

@@ -19,5 +19,12 @@ from annkit.engines.base import (
     unregister,
 )
 
-__all__ = ["Engine", "ParamSpec", "engine_names", "get_engine", "plugin_errors", "register",
-           "unregister"]
+__all__ = [
+    "Engine",
+    "ParamSpec",
+    "engine_names",
+    "get_engine",
+    "plugin_errors",
+    "register",
+    "unregister",
+]

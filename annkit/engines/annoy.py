@@ -46,8 +46,12 @@ def _check_nodes(path: Path, metric: str, dim: int, count: int) -> None:
         bucket = inner & (descendants <= bucket_size)
         ids = block[bucket, first_child : first_child + bucket_size]
         used = np.arange(bucket_size) < descendants[bucket, None]
-        if (np.any(inner & (descendants < 1)) or np.any(children < 0)
-                or np.any(children >= n_nodes) or np.any(used & ((ids < 0) | (ids >= count)))):
+        if (
+            np.any(inner & (descendants < 1))
+            or np.any(children < 0)
+            or np.any(children >= n_nodes)
+            or np.any(used & ((ids < 0) | (ids >= count)))
+        ):
             raise EngineError(
                 f"{path}: not an annoy index of {count} {metric} vectors of dimension {dim} "
                 "(its tree nodes point outside the file)"

@@ -76,9 +76,7 @@ def resolve_params(
     unknown = sorted(set(given) - set(specs))
     if unknown:
         known = ", ".join(sorted(specs)) or "none"
-        raise ParamError(
-            f"engine {engine} has no {kind} parameter {unknown[0]!r} (known: {known})"
-        )
+        raise ParamError(f"engine {engine} has no {kind} parameter {unknown[0]!r} (known: {known})")
     resolved = {name: spec.default for name, spec in specs.items()}
     for name, value in given.items():
         resolved[name] = specs[name].coerce(name, value)
@@ -131,8 +129,9 @@ class Engine(ABC):
         if isinstance(legacy, Mapping):
             cls.default_query_params = dict(legacy)
             delattr(cls, "query_params")
-        if "effort_param" in cls.__dict__ and not isinstance(cls.__dict__["effort_param"],
-                                                             property):
+        if "effort_param" in cls.__dict__ and not isinstance(
+            cls.__dict__["effort_param"], property
+        ):
             delattr(cls, "effort_param")
 
     def __init__(self, metric: str, dim: int, **params: Any) -> None:
@@ -211,9 +210,11 @@ class Engine(ABC):
             raise ParamError(f"search threads must be >= 1, got {threads}")
         limit = self.max_search_threads
         if limit is not None and threads > limit:
-            raise ParamError(f"engine {self.name} searches with at most {limit} thread"
-                             f"{'s' if limit > 1 else ''}; use --search-threads {limit} "
-                             "(or --clients for concurrent single-query callers)")
+            raise ParamError(
+                f"engine {self.name} searches with at most {limit} thread"
+                f"{'s' if limit > 1 else ''}; use --search-threads {limit} "
+                "(or --clients for concurrent single-query callers)"
+            )
         self.search_threads = threads
 
     @contextmanager
@@ -343,7 +344,8 @@ def _load_plugins() -> None:
             taken = _REGISTRY.get(loaded.name)
             if taken is not None and taken is not loaded:
                 _PLUGIN_ERRORS[entry.name] = (
-                    f"its engine name {loaded.name!r} is taken by {taken.__module__}")
+                    f"its engine name {loaded.name!r} is taken by {taken.__module__}"
+                )
                 continue
             _REGISTRY[loaded.name] = loaded
         elif not isinstance(loaded, ModuleType):
@@ -362,8 +364,10 @@ def get_engine(name: str) -> type[Engine]:
     if name in _REGISTRY:
         return _REGISTRY[name]
     if name in _PLUGIN_ERRORS:
-        raise EngineError(f"engine plugin {name!r} could not be loaded ({_PLUGIN_ERRORS[name]}); "
-                          "fix or uninstall its package")
+        raise EngineError(
+            f"engine plugin {name!r} could not be loaded ({_PLUGIN_ERRORS[name]}); "
+            "fix or uninstall its package"
+        )
     raise ParamError(f"unknown engine {name!r} (known: {', '.join(sorted(_REGISTRY))})")
 
 

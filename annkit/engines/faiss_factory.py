@@ -32,8 +32,10 @@ from annkit.types import SearchResult
 
 PAYLOAD = "index.faiss"
 _ADD_BLOCK = 131_072
-_TRANSFORM = re.compile(r"^(OPQ(\d+)(?:_(\d+))?|PCAW?R?(\d+)|RR(\d+)|L2norm|Pad(\d+)|ITQ(\d*)"
-                        r"(?:_(\d+))?)$")
+_TRANSFORM = re.compile(
+    r"^(OPQ(\d+)(?:_(\d+))?|PCAW?R?(\d+)|RR(\d+)|L2norm|Pad(\d+)|ITQ(\d*)"
+    r"(?:_(\d+))?)$"
+)
 _MAX_TRANSFORM_DIM = 65_536
 _REFINE = re.compile(r"^(RFlat|Refine\((.+)\))$")
 
@@ -70,20 +72,24 @@ def parse_factory(factory: str) -> FactoryShape:
         raise ParamError(f"faiss: index_factory string {factory!r} has an empty component")
     for match in re.finditer(r"HNSW(\d+)", text):
         if not 2 <= int(match.group(1)) <= 2048:
-            raise ParamError(f"faiss: HNSW{match.group(1)} in {factory!r}: the graph degree "
-                             "must be between 2 and 2048")
+            raise ParamError(
+                f"faiss: HNSW{match.group(1)} in {factory!r}: the graph degree "
+                "must be between 2 and 2048"
+            )
     for match in re.finditer(r"(?<![\d.])0+(?![\d.])", text):  # faiss aborts on HNSW0, PQ8x0..
         token = re.search(r"[A-Za-z_+(]*[\dx_]*$", text[: match.end()])
-        raise ParamError(f"faiss: {token.group(0) if token else '0'} in {factory!r}: sizes "
-                         "must be at least 1")
+        raise ParamError(
+            f"faiss: {token.group(0) if token else '0'} in {factory!r}: sizes must be at least 1"
+        )
     for match in re.finditer(r"(?:OPQ\d+_|PCAW?R?|RR|Pad|ITQ_?)(\d+)", text):
         if int(match.group(1)) > _MAX_TRANSFORM_DIM:
-            raise ParamError(f"faiss: {match.group(0)} in {factory!r}: at most "
-                             f"{_MAX_TRANSFORM_DIM} output dimensions")
+            raise ParamError(
+                f"faiss: {match.group(0)} in {factory!r}: at most "
+                f"{_MAX_TRANSFORM_DIM} output dimensions"
+            )
     for match in re.finditer(r"PQ\d+x(\d+)", text):
         if int(match.group(1)) > 24:
-            raise ParamError(f"faiss: {match.group(0)} in {factory!r}: at most 24 bits per "
-                             "code")
+            raise ParamError(f"faiss: {match.group(0)} in {factory!r}: at most 24 bits per code")
     refine = bool(_REFINE.match(parts[-1])) and len(parts) > 1
     main = parts[:-1] if refine else parts
     while len(main) > 1 and _TRANSFORM.match(main[0]):
@@ -104,12 +110,12 @@ def _effective_dim(factory: str, dim: int) -> int:
             break
         out = match.group(3) or match.group(4) or match.group(5) or match.group(6)
         if match.group(2) and dim % int(match.group(2)) and not match.group(3):
-            raise ParamError(f"faiss: {part} needs {match.group(2)} to divide the dimension "
-                             f"{dim}")
+            raise ParamError(f"faiss: {part} needs {match.group(2)} to divide the dimension {dim}")
         if out:
             if match.group(4) and int(out) > dim:
-                raise ParamError(f"faiss: {part} in {factory!r}: PCA cannot output {out} "
-                                 f"dimensions from {dim}")
+                raise ParamError(
+                    f"faiss: {part} in {factory!r}: PCA cannot output {out} dimensions from {dim}"
+                )
             if match.group(2) and int(out) % int(match.group(2)):
                 raise ParamError(f"faiss: {part}: {match.group(2)} must divide {out}")
             dim = int(out)
@@ -123,8 +129,10 @@ def _check_pq(factory: str, inner: int) -> None:
         for match in re.finditer(r"(?<![A-Za-z])PQ(\d+)", part):
             m = int(match.group(1))
             if m < 1 or inner % m:
-                raise ParamError(f"faiss: {match.group(0)} in {factory!r}: {m} sub-quantizers "
-                                 f"must divide the dimension {inner}")
+                raise ParamError(
+                    f"faiss: {match.group(0)} in {factory!r}: {m} sub-quantizers "
+                    f"must divide the dimension {inner}"
+                )
 
 
 @functools.lru_cache(maxsize=256)
@@ -142,8 +150,9 @@ def check_factory_syntax(factory: str) -> None:
     try:
         faiss.index_factory(trial, factory, faiss.METRIC_L2)
     except RuntimeError as exc:
-        raise ParamError(f"faiss rejects index_factory string {factory!r}: "
-                         f"{faiss_reason(exc)}") from None
+        raise ParamError(
+            f"faiss rejects index_factory string {factory!r}: {faiss_reason(exc)}"
+        ) from None
 
 
 def check_factory(factory: str, dim: int) -> None:
@@ -156,8 +165,10 @@ def check_factory(factory: str, dim: int) -> None:
     try:
         faiss.index_factory(dim, factory, faiss.METRIC_L2)
     except RuntimeError as exc:
-        raise ParamError(f"faiss rejects index_factory string {factory!r} for dimension {dim}: "
-                         f"{faiss_reason(exc)}") from None
+        raise ParamError(
+            f"faiss rejects index_factory string {factory!r} for dimension {dim}: "
+            f"{faiss_reason(exc)}"
+        ) from None
 
 
 def faiss_reason(exc: BaseException) -> str:
@@ -172,17 +183,21 @@ def factory_query_specs(factory: str) -> dict[str, ParamSpec]:
     shape = parse_factory(factory)
     specs: dict[str, ParamSpec] = {}
     if shape.kind == "ivf":
-        specs["nprobe"] = ParamSpec(int, 16, "inverted lists visited per query", minimum=1,
-                                    effort=True)
+        specs["nprobe"] = ParamSpec(
+            int, 16, "inverted lists visited per query", minimum=1, effort=True
+        )
         if shape.hnsw_quantizer:
             specs["quantizer_efSearch"] = ParamSpec(
-                int, 64, "candidate list of the HNSW coarse quantizer", minimum=1)
+                int, 64, "candidate list of the HNSW coarse quantizer", minimum=1
+            )
     elif shape.kind == "hnsw":
-        specs["efSearch"] = ParamSpec(int, 64, "candidate list size while searching", minimum=1,
-                                      effort=True)
+        specs["efSearch"] = ParamSpec(
+            int, 64, "candidate list size while searching", minimum=1, effort=True
+        )
     if shape.refine:
-        specs["k_factor"] = ParamSpec(float, 1.0, "re-rank k_factor*k candidates exactly",
-                                      minimum=1.0, maximum=1000.0)
+        specs["k_factor"] = ParamSpec(
+            float, 1.0, "re-rank k_factor*k candidates exactly", minimum=1.0, maximum=1000.0
+        )
     return specs
 
 
@@ -235,12 +250,15 @@ class FaissFactoryEngine(Engine):
     description = "any faiss index_factory string (IVF, PQ fast-scan, HNSW, OPQ, SQ, refine)"
     build_params = {
         "factory": ParamSpec(str, "HNSW32,Flat", "faiss index_factory string"),
-        "train_size": ParamSpec(int, None, "training sample size (default min(n, "
-                                "max(65536, 64*nlist)))", minimum=1),
-        "seed": ParamSpec(int, 1234, "seed for the training sample, k-means and HNSW levels",
-                          minimum=0),
-        "efConstruction": ParamSpec(int, None, "HNSW candidate list while building (faiss "
-                                    "default 40)", minimum=1),
+        "train_size": ParamSpec(
+            int, None, "training sample size (default min(n, max(65536, 64*nlist)))", minimum=1
+        ),
+        "seed": ParamSpec(
+            int, 1234, "seed for the training sample, k-means and HNSW levels", minimum=0
+        ),
+        "efConstruction": ParamSpec(
+            int, None, "HNSW candidate list while building (faiss default 40)", minimum=1
+        ),
     }
     counts_distances = True
     contract_settings = ({"factory": "IVF64,Flat"}, {"nprobe": 32})
@@ -253,8 +271,10 @@ class FaissFactoryEngine(Engine):
         check_factory_syntax(self.params["factory"])
         self._shape = parse_factory(self.params["factory"])
         if self.params["efConstruction"] is not None and self._shape.kind != "hnsw":
-            raise ParamError(f"faiss: efConstruction applies to HNSW graphs only, not to "
-                             f"{self.params['factory']!r}")
+            raise ParamError(
+                f"faiss: efConstruction applies to HNSW graphs only, not to "
+                f"{self.params['factory']!r}"
+            )
         self._index: Any = None
         self._layout_of: tuple[Any, tuple[bool, Any, str | None]] | None = None
 
@@ -303,8 +323,9 @@ class FaissFactoryEngine(Engine):
         train = min(count, self.params["train_size"] or max(65_536, 64 * self._nlist()))
         vectors = count * self.dim * 4  # upper bound: Flat storage, or a refine copy
         graph = count * 32 * 2 * 4 if "HNSW" in self.params["factory"] else 0
-        return int(vectors + graph + 2 * train * self.dim * 4
-                   + min(count, _ADD_BLOCK) * self.dim * 4)
+        return int(
+            vectors + graph + 2 * train * self.dim * 4 + min(count, _ADD_BLOCK) * self.dim * 4
+        )
 
     # ------------------------------------------------------------------ build
 
@@ -318,12 +339,16 @@ class FaissFactoryEngine(Engine):
         factory = self.params["factory"]
         for match in re.finditer(r"IVF(\d+)", factory):
             if int(match.group(1)) > train:
-                raise ParamError(f"faiss: {match.group(0)} needs at least {match.group(1)} "
-                                 f"training vectors, have {train} (of {count} base vectors)")
+                raise ParamError(
+                    f"faiss: {match.group(0)} needs at least {match.group(1)} "
+                    f"training vectors, have {train} (of {count} base vectors)"
+                )
         for match in re.finditer(r"(?<![A-Za-z])PQ\d+x(\d+)", factory):
             if 2 ** int(match.group(1)) > train:
-                raise ParamError(f"faiss: {match.group(0)} needs at least "
-                                 f"{2 ** int(match.group(1))} training vectors, have {train}")
+                raise ParamError(
+                    f"faiss: {match.group(0)} needs at least "
+                    f"{2 ** int(match.group(1))} training vectors, have {train}"
+                )
 
     def _seed_everything(self, index: Any, seed: int) -> None:
         """Seed every k-means and level generator reachable from ``index``."""
@@ -354,8 +379,9 @@ class FaissFactoryEngine(Engine):
         try:
             index = faiss.index_factory(self.dim, p["factory"], self._faiss_metric())
         except RuntimeError as exc:
-            raise ParamError(f"faiss rejects index_factory string {p['factory']!r}: "
-                             f"{faiss_reason(exc)}") from None
+            raise ParamError(
+                f"faiss rejects index_factory string {p['factory']!r}: {faiss_reason(exc)}"
+            ) from None
         self._seed_everything(index, p["seed"])
         try:
             with faiss_threads(threads):
@@ -366,8 +392,9 @@ class FaissFactoryEngine(Engine):
                 for start in range(0, count, _ADD_BLOCK):
                     index.add(prepare(base[start : start + _ADD_BLOCK], self.metric))
         except RuntimeError as exc:
-            raise EngineError(f"faiss could not build {p['factory']!r}: "
-                              f"{faiss_reason(exc)}") from None
+            raise EngineError(
+                f"faiss could not build {p['factory']!r}: {faiss_reason(exc)}"
+            ) from None
         self._index = index
         self.count = count
         if self._shape.kind == "hnsw":
@@ -397,7 +424,8 @@ class FaissFactoryEngine(Engine):
             quantizer = _downcast(index.quantizer)
             if isinstance(quantizer, faiss.IndexHNSW) and "quantizer_efSearch" in self.query:
                 quantizer_params = faiss.SearchParametersHNSW(
-                    efSearch=self.query["quantizer_efSearch"])
+                    efSearch=self.query["quantizer_efSearch"]
+                )
                 keep.append(quantizer_params)
                 params.quantizer_params = quantizer_params
         elif isinstance(index, faiss.IndexHNSW) and "efSearch" in self.query:
@@ -430,9 +458,9 @@ class FaissFactoryEngine(Engine):
                 how = "per_call"
         elif isinstance(index, faiss.IndexHNSW):
             how = None if refine else "per_call"  # faiss does not say how many candidates
-        elif isinstance(index, faiss.IndexFlat | faiss.IndexScalarQuantizer
-                        | faiss.IndexPQFastScan) or (
-                isinstance(index, faiss.IndexPQ) and index.search_type == faiss.IndexPQ.ST_PQ):
+        elif isinstance(
+            index, faiss.IndexFlat | faiss.IndexScalarQuantizer | faiss.IndexPQFastScan
+        ) or (isinstance(index, faiss.IndexPQ) and index.search_type == faiss.IndexPQ.ST_PQ):
             how = "scan"
         self._layout_of = (self._index, (refine, index, how))
         return refine, index, how
@@ -468,8 +496,9 @@ class FaissFactoryEngine(Engine):
             counts += min(k_base, inner.ntotal)
         return counts
 
-    def _search_counted(self, prepared: np.ndarray, k: int, params: Any, refine: bool,
-                         k_base: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _search_counted(
+        self, prepared: np.ndarray, k: int, params: Any, refine: bool, k_base: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Search one query per call, reading faiss' process-wide counters (reset before
         each call) after it: (scores, ids, exact count per query)."""
         faiss = _faiss()
@@ -487,12 +516,10 @@ class FaissFactoryEngine(Engine):
             scores[row], ids[row] = row_scores[0], row_ids[0]
             scanned = int(ivf_stats.ndis)
             # a refine stage re-ranks every candidate the inverted file found (at most k_base)
-            counts[row] = scanned + int(hnsw_stats.ndis) + (min(k_base, scanned) if refine
-                                                              else 0)
+            counts[row] = scanned + int(hnsw_stats.ndis) + (min(k_base, scanned) if refine else 0)
         return scores, ids, counts
 
-    def _count_ivf(self, ivf: Any, prepared: np.ndarray, k_base: int,
-                   refine: bool) -> np.ndarray:
+    def _count_ivf(self, ivf: Any, prepared: np.ndarray, k_base: int, refine: bool) -> np.ndarray:
         """Per query: nlist (the flat coarse quantizer) + the sizes of the probed lists
         (+ the candidates a refine stage re-ranks). The probed lists come from one batched
         quantizer search, the same call faiss makes inside the batch search."""
@@ -522,13 +549,16 @@ class FaissFactoryEngine(Engine):
         return [PAYLOAD]
 
     @classmethod
-    def load(cls, directory: Path, metric: str, dim: int, count: int,
-             params: dict) -> FaissFactoryEngine:
+    def load(
+        cls, directory: Path, metric: str, dim: int, count: int, params: dict
+    ) -> FaissFactoryEngine:
         engine = cls(metric, dim, **params)
         index = read_index(directory / PAYLOAD)
         if index.d != dim or index.ntotal != count:
-            raise EngineError(f"{directory / PAYLOAD}: holds {index.ntotal} vectors of "
-                              f"dimension {index.d}, manifest says {count} of dimension {dim}")
+            raise EngineError(
+                f"{directory / PAYLOAD}: holds {index.ntotal} vectors of "
+                f"dimension {index.d}, manifest says {count} of dimension {dim}"
+            )
         engine._index = index
         engine.count = count
         engine._check_structure(directory / PAYLOAD)
@@ -539,11 +569,19 @@ class FaissFactoryEngine(Engine):
         knobs would not fit)."""
         faiss = _faiss()
         refine, inner, _ = self._layout()
-        actual = ("ivf" if isinstance(inner, faiss.IndexIVF) else
-                  "hnsw" if isinstance(inner, faiss.IndexHNSW) else "other")
-        quantizer = (isinstance(_downcast(inner.quantizer), faiss.IndexHNSW)
-                     if actual == "ivf" else False)
+        actual = (
+            "ivf"
+            if isinstance(inner, faiss.IndexIVF)
+            else "hnsw"
+            if isinstance(inner, faiss.IndexHNSW)
+            else "other"
+        )
+        quantizer = (
+            isinstance(_downcast(inner.quantizer), faiss.IndexHNSW) if actual == "ivf" else False
+        )
         if FactoryShape(actual, quantizer, refine) != self._shape:
-            raise EngineError(f"{path}: holds a faiss {type(inner).__name__}"
-                              f"{' with refine' if refine else ''}, not what the manifest's "
-                              f"factory {self.params['factory']!r} builds")
+            raise EngineError(
+                f"{path}: holds a faiss {type(inner).__name__}"
+                f"{' with refine' if refine else ''}, not what the manifest's "
+                f"factory {self.params['factory']!r} builds"
+            )

@@ -46,8 +46,10 @@ class FlatEngine(Engine):
     def build(self, base: np.ndarray, threads: int = 1) -> None:
         import faiss
 
-        index = faiss.IndexFlatL2(self.dim) if self.metric == "euclidean" else faiss.IndexFlatIP(
-            self.dim
+        index = (
+            faiss.IndexFlatL2(self.dim)
+            if self.metric == "euclidean"
+            else faiss.IndexFlatIP(self.dim)
         )
         block = 262_144
         for start in range(0, int(base.shape[0]), block):
@@ -58,8 +60,9 @@ class FlatEngine(Engine):
     def search(self, queries: np.ndarray, k: int) -> SearchResult:
         with faiss_threads(self.search_threads):
             scores, ids = self._index.search(prepare(queries, self.metric), k)
-        result = pad_result(ids, to_metric_distance(scores, self.metric,
-                                                    self.metric == "euclidean"))
+        result = pad_result(
+            ids, to_metric_distance(scores, self.metric, self.metric == "euclidean")
+        )
         computations = np.full(len(scores), self.count, dtype=np.int64)
         return replace(result, distance_computations=computations)
 
@@ -78,9 +81,12 @@ class FlatEngine(Engine):
         expected = faiss.METRIC_L2 if metric == "euclidean" else faiss.METRIC_INNER_PRODUCT
         kind = type(faiss.downcast_index(index))  # (a view: ``index`` keeps the object)
         if kind not in (faiss.IndexFlatL2, faiss.IndexFlatIP, faiss.IndexFlat) or (
-                index.metric_type != expected):
-            raise EngineError(f"{directory / PAYLOAD}: holds a faiss {kind.__name__}, "
-                              "not the exact flat index its manifest says")
+            index.metric_type != expected
+        ):
+            raise EngineError(
+                f"{directory / PAYLOAD}: holds a faiss {kind.__name__}, "
+                "not the exact flat index its manifest says"
+            )
         engine._index = index
         engine.count = count
         return engine

@@ -109,8 +109,9 @@ class HnswEngine(Engine):
         queries = as_float32_rows(queries)
         k_found = min(k, self.count)
         try:
-            labels, distances = self._index.knn_query(queries, k=k_found,
-                                                      num_threads=self.search_threads)
+            labels, distances = self._index.knn_query(
+                queries, k=k_found, num_threads=self.search_threads
+            )
         except RuntimeError:
             return self._search_rows(queries, k)
         ids = labels.astype(np.int64)

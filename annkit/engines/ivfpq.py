@@ -116,8 +116,13 @@ class IvfPqEngine(Engine):
         train = self.params["train_size"] or min(count, max(64 * nlist, 64 * 2**nbits))
         codes = count * (m * nbits // 8 + 1 + 8)
         refine = count * self.dim * 4 if self.params["refine"] else 0
-        return int(min(train, count) * self.dim * 4 * 2 + codes + refine + nlist * self.dim * 4
-                   + 131_072 * self.dim * 4)
+        return int(
+            min(train, count) * self.dim * 4 * 2
+            + codes
+            + refine
+            + nlist * self.dim * 4
+            + 131_072 * self.dim * 4
+        )
 
     def build(self, base: np.ndarray, threads: int = 1) -> None:
         import faiss

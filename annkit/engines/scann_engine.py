@@ -26,8 +26,10 @@ from annkit.types import SearchResult
 ASSETS = "scann_assets.pbtxt"
 _MEASURES = {"angular": "dot_product", "ip": "dot_product", "euclidean": "squared_l2"}
 # absl INFO / WARNING lines ("I0000 00:00:17.. 20220 file.cc:58] ...") and absl's notice
-_ABSL_NOISE = re.compile(rb"^(?:[IW]\d{4} [\d:.]+ +\d+ \S+:\d+\] |WARNING: All log "
-                         rb"messages before absl::InitializeLog\(\) is called)")
+_ABSL_NOISE = re.compile(
+    rb"^(?:[IW]\d{4} [\d:.]+ +\d+ \S+:\d+\] |WARNING: All log "
+    rb"messages before absl::InitializeLog\(\) is called)"
+)
 
 
 @contextmanager
@@ -46,8 +48,11 @@ def quiet_absl() -> Iterator[None]:
             os.dup2(saved, 2)
             os.close(saved)
             capture.seek(0)
-            kept = [line for line in capture.read().splitlines(keepends=True)
-                    if not _ABSL_NOISE.match(line)]
+            kept = [
+                line
+                for line in capture.read().splitlines(keepends=True)
+                if not _ABSL_NOISE.match(line)
+            ]
             if kept:
                 sys.stderr.write(b"".join(kept).decode("utf-8", "replace"))
                 sys.stderr.flush()
@@ -61,8 +66,11 @@ def default_num_leaves(count: int) -> int:
 def _seeded(config: str, seed: int) -> str:
     """ScaNN's text config with its k-means and sampling seeds set."""
     config = config.replace("partitioning {", f"partitioning {{\n clustering_seed: {seed}", 1)
-    return config.replace("asymmetric_hash {", f"asymmetric_hash {{\n clustering_seed: "
-                          f"{seed + 1}\n sampling_seed: {seed + 1}", 1)
+    return config.replace(
+        "asymmetric_hash {",
+        f"asymmetric_hash {{\n clustering_seed: {seed + 1}\n sampling_seed: {seed + 1}",
+        1,
+    )
 
 
 def _check_assets(directory: Path, assets: str, dim: int, count: int) -> None:
@@ -82,8 +90,10 @@ def _check_assets(directory: Path, assets: str, dim: int, count: int) -> None:
             except (ValueError, OSError, EOFError) as exc:
                 raise EngineError(f"{directory / name}: not a ScaNN array ({exc})") from None
             if rows.shape[0] != count or (name == "dataset.npy" and rows.shape != (count, dim)):
-                raise EngineError(f"{directory / name}: holds shape {rows.shape}, manifest says "
-                                  f"{count} vectors of dimension {dim}")
+                raise EngineError(
+                    f"{directory / name}: holds shape {rows.shape}, manifest says "
+                    f"{count} vectors of dimension {dim}"
+                )
 
 
 class ScannEngine(Engine):
@@ -100,20 +110,29 @@ class ScannEngine(Engine):
     name = "scann"
     description = "ScaNN tree + anisotropic hashing + reordering (optional extra)"
     build_params = {
-        "num_leaves": ParamSpec(int, None, "k-means tree leaves (default ~2*sqrt(n), at most "
-                                "n/50)", minimum=1),
-        "train_size": ParamSpec(int, None, "training sample for the tree and the hashing "
-                                "(default min(n, 100000))", minimum=1),
-        "seed": ParamSpec(int, 1234, "seed for k-means and sampling", minimum=0,
-                          maximum=2**31 - 2),
+        "num_leaves": ParamSpec(
+            int, None, "k-means tree leaves (default ~2*sqrt(n), at most n/50)", minimum=1
+        ),
+        "train_size": ParamSpec(
+            int,
+            None,
+            "training sample for the tree and the hashing (default min(n, 100000))",
+            minimum=1,
+        ),
+        "seed": ParamSpec(int, 1234, "seed for k-means and sampling", minimum=0, maximum=2**31 - 2),
         "dims_per_block": ParamSpec(int, 2, "dimensions per hashing block", minimum=1),
         "anisotropic_quantization_threshold": ParamSpec(
-            float, None, "anisotropic loss threshold (default 0.2; 0 = off; off for "
-            "euclidean)", minimum=0.0, maximum=1.0),
+            float,
+            None,
+            "anisotropic loss threshold (default 0.2; 0 = off; off for euclidean)",
+            minimum=0.0,
+            maximum=1.0,
+        ),
     }
     default_query_params = {
-        "leaves_to_search": ParamSpec(int, 32, "tree leaves searched per query", minimum=1,
-                                      effort=True),
+        "leaves_to_search": ParamSpec(
+            int, 32, "tree leaves searched per query", minimum=1, effort=True
+        ),
         "reorder": ParamSpec(int, 100, "candidates re-scored exactly (at least k)", minimum=1),
     }
     contract_settings = ({"num_leaves": 100}, {"leaves_to_search": 40, "reorder": 200})
@@ -123,20 +142,25 @@ class ScannEngine(Engine):
         super().__init__(metric, dim, **params)
         if self.params["anisotropic_quantization_threshold"] is None:
             self.params["anisotropic_quantization_threshold"] = (
-                0.0 if metric == "euclidean" else 0.2)
+                0.0 if metric == "euclidean" else 0.2
+            )
         self._searcher: Any = None
 
     def effort_grid(self, k: int, n_base: int) -> list[int]:
         """leaves_to_search doubling from 1 to num_leaves."""
         leaves = self.params["num_leaves"] or default_num_leaves(n_base)
-        return sorted({min(leaves, 2**power) for power in range(int(math.log2(leaves)) + 1)}
-                      | {leaves})
+        return sorted(
+            {min(leaves, 2**power) for power in range(int(math.log2(leaves)) + 1)} | {leaves}
+        )
 
     @classmethod
     def tune_build_grid(cls, n_base: int) -> dict[str, list[Any]]:
         leaves = default_num_leaves(n_base)
-        return {"num_leaves": sorted({max(1, leaves // 2), leaves, max(1, min(2 * leaves,
-                                                                               n_base // 50))})}
+        return {
+            "num_leaves": sorted(
+                {max(1, leaves // 2), leaves, max(1, min(2 * leaves, n_base // 50))}
+            )
+        }
 
     @classmethod
     def library_versions(cls) -> dict[str, str]:
@@ -166,36 +190,43 @@ class ScannEngine(Engine):
         p = self.params
         if p["dims_per_block"] > self.dim:  # here, not in __init__: callers may validate
             # params with a placeholder dimension before reading the data
-            raise ParamError(f"scann: dims_per_block={p['dims_per_block']} exceeds the "
-                             f"dimension {self.dim}")
+            raise ParamError(
+                f"scann: dims_per_block={p['dims_per_block']} exceeds the dimension {self.dim}"
+            )
         if p["num_leaves"] is None:
             p["num_leaves"] = default_num_leaves(count)
         if p["num_leaves"] > count:
-            raise ParamError(f"scann: num_leaves={p['num_leaves']} exceeds the {count} base "
-                             "vectors")
+            raise ParamError(
+                f"scann: num_leaves={p['num_leaves']} exceeds the {count} base vectors"
+            )
         p["train_size"] = min(count, p["train_size"] or 100_000)
         if p["train_size"] < p["num_leaves"]:
-            raise ParamError(f"scann: train_size={p['train_size']} is smaller than "
-                             f"num_leaves={p['num_leaves']}")
+            raise ParamError(
+                f"scann: train_size={p['train_size']} is smaller than num_leaves={p['num_leaves']}"
+            )
         threshold = p["anisotropic_quantization_threshold"]
         data = self._prepare(base)
         builder = (
             scann_ops_pybind.builder(data, 10, _MEASURES[self.metric])
-            .tree(num_leaves=p["num_leaves"],
-                  num_leaves_to_search=min(p["num_leaves"], self.query["leaves_to_search"]),
-                  training_sample_size=p["train_size"],
-                  random_init=False)  # k-means++ follows clustering_seed; random init does not
-            .score_ah(p["dims_per_block"],
-                      anisotropic_quantization_threshold=threshold if threshold > 0
-                      else float("nan"),
-                      training_sample_size=p["train_size"])
+            .tree(
+                num_leaves=p["num_leaves"],
+                num_leaves_to_search=min(p["num_leaves"], self.query["leaves_to_search"]),
+                training_sample_size=p["train_size"],
+                random_init=False,
+            )  # k-means++ follows clustering_seed; random init does not
+            .score_ah(
+                p["dims_per_block"],
+                anisotropic_quantization_threshold=threshold if threshold > 0 else float("nan"),
+                training_sample_size=p["train_size"],
+            )
             .reorder(self.query["reorder"])
         )
         config = _seeded(builder.create_config(), p["seed"])
         try:
             with quiet_absl():
                 self._searcher = scann_ops_pybind.create_searcher(
-                    data, config, training_threads=max(1, threads))
+                    data, config, training_threads=max(1, threads)
+                )
         except (RuntimeError, ValueError) as exc:
             raise EngineError(f"scann could not build: {str(exc).strip()[:200]}") from None
         self.count = count
@@ -205,12 +236,15 @@ class ScannEngine(Engine):
         threads = self.search_threads
         if threads > 1:
             self._searcher.set_num_threads(threads)
-        search = (self._searcher.search_batched_parallel if threads > 1
-                  else self._searcher.search_batched)
+        search = (
+            self._searcher.search_batched_parallel if threads > 1 else self._searcher.search_batched
+        )
         ids, scores = search(
-            prepared, final_num_neighbors=k,
+            prepared,
+            final_num_neighbors=k,
             leaves_to_search=min(self.query["leaves_to_search"], self.params["num_leaves"]),
-            pre_reorder_num_neighbors=max(k, self.query["reorder"]))
+            pre_reorder_num_neighbors=max(k, self.query["reorder"]),
+        )
         ids = np.asarray(ids).astype(np.int64)
         scores = np.asarray(scores, dtype=np.float32)
         missing = ~np.isfinite(scores)
@@ -231,8 +265,7 @@ class ScannEngine(Engine):
         return sorted(set(os.listdir(directory)) - before)
 
     @classmethod
-    def load(cls, directory: Path, metric: str, dim: int, count: int,
-             params: dict) -> ScannEngine:
+    def load(cls, directory: Path, metric: str, dim: int, count: int, params: dict) -> ScannEngine:
         from scann.scann_ops.py import scann_ops_pybind
 
         engine = cls(metric, dim, **params)
@@ -251,13 +284,16 @@ class ScannEngine(Engine):
                 # built directly rather than with scann's load_searcher, which would unpickle
                 # a scann_docids.pkl found in the directory
                 searcher = scann_ops_pybind.ScannSearcher(
-                    scann_ops_pybind.scann_pybind.ScannNumpy(str(directory), assets), None)
+                    scann_ops_pybind.scann_pybind.ScannNumpy(str(directory), assets), None
+                )
         except (RuntimeError, ValueError) as exc:
-            raise EngineError(f"scann could not load {directory}: "
-                              f"{str(exc).strip()[:200]}") from None
+            raise EngineError(
+                f"scann could not load {directory}: {str(exc).strip()[:200]}"
+            ) from None
         if searcher.size() != count:
-            raise EngineError(f"{directory}: holds {searcher.size()} vectors, manifest says "
-                              f"{count}")
+            raise EngineError(
+                f"{directory}: holds {searcher.size()} vectors, manifest says {count}"
+            )
         engine._searcher = searcher
         engine.count = count
         return engine

@@ -39,16 +39,19 @@ def check_header(path: Path, metric: str, dim: int, count: int, dtype: str) -> N
         raise EngineError(f"{path}: not a usearch index ({exc})") from None
     if not meta:
         raise EngineError(f"{path}: not a usearch index (no readable header)")
-    stored = (int(meta.get("count_present", -1)), int(meta.get("dimensions", -1)),
-              _scalar_name(meta.get("kind_scalar")))
+    stored = (
+        int(meta.get("count_present", -1)),
+        int(meta.get("dimensions", -1)),
+        _scalar_name(meta.get("kind_scalar")),
+    )
     if stored != (count, dim, dtype) or int(meta.get("count_deleted", 0)) != 0:
         raise EngineError(
             f"{path}: holds {stored[0]} vectors of dimension {stored[1]} ({stored[2]}), "
-            f"manifest says {count} of dimension {dim} ({dtype})")
+            f"manifest says {count} of dimension {dim} ({dtype})"
+        )
     metric_name = str(getattr(meta.get("kind_metric"), "name", "")).lower()
     if metric_name != _METRICS[metric]:
-        raise EngineError(f"{path}: built for metric {metric_name or '?'}, manifest says "
-                          f"{metric}")
+        raise EngineError(f"{path}: built for metric {metric_name or '?'}, manifest says {metric}")
 
 
 @register
@@ -74,19 +77,23 @@ class UsearchEngine(Engine):
     name = "usearch"
     description = "HNSW graph (USearch), f32 / f16 / i8 storage"
     build_params = {
-        "connectivity": ParamSpec(int, 16, "graph degree (links per node)", minimum=2,
-                                  maximum=1024),
+        "connectivity": ParamSpec(
+            int, 16, "graph degree (links per node)", minimum=2, maximum=1024
+        ),
         "expansion_add": ParamSpec(int, 128, "candidate list size while building", minimum=1),
         "dtype": ParamSpec(str, "f32", "stored scalar type", choices=_DTYPES),
     }
     default_query_params = {
-        "expansion_search": ParamSpec(int, 64, "candidate list size while searching",
-                                      minimum=1, effort=True),
+        "expansion_search": ParamSpec(
+            int, 64, "candidate list size while searching", minimum=1, effort=True
+        ),
     }
     counts_distances = True
     max_search_threads = None  # usearch search(threads=N) over the batch
-    contract_settings = ({"connectivity": 16, "expansion_add": 128, "dtype": "f32"},
-                         {"expansion_search": 128})
+    contract_settings = (
+        {"connectivity": 16, "expansion_add": 128, "dtype": "f32"},
+        {"expansion_search": 128},
+    )
 
     def __init__(self, metric: str, dim: int, **params: Any) -> None:
         super().__init__(metric, dim, **params)
@@ -117,22 +124,29 @@ class UsearchEngine(Engine):
     def _new_index(self) -> Any:
         from usearch.index import Index
 
-        return Index(ndim=self.dim, metric=_METRICS[self.metric], dtype=self.params["dtype"],
-                     connectivity=self.params["connectivity"],
-                     expansion_add=self.params["expansion_add"],
-                     expansion_search=self.query["expansion_search"])
+        return Index(
+            ndim=self.dim,
+            metric=_METRICS[self.metric],
+            dtype=self.params["dtype"],
+            connectivity=self.params["connectivity"],
+            expansion_add=self.params["expansion_add"],
+            expansion_search=self.query["expansion_search"],
+        )
 
     def build(self, base: np.ndarray, threads: int = 1) -> None:
         # here, not in __init__: callers may validate params before they know the metric
         if self.params["dtype"] == "i8" and self.metric != "angular":
-            raise ParamError("usearch: dtype i8 suits unit-length vectors; use it with the "
-                             f"angular metric, not {self.metric}")
+            raise ParamError(
+                "usearch: dtype i8 suits unit-length vectors; use it with the "
+                f"angular metric, not {self.metric}"
+            )
         count = int(base.shape[0])
         index = self._new_index()
         for start in range(0, count, _ADD_BLOCK):
             rows = self._prepare(base[start : start + _ADD_BLOCK])
-            index.add(np.arange(start, start + len(rows), dtype=np.uint64), rows,
-                      threads=max(1, threads))
+            index.add(
+                np.arange(start, start + len(rows), dtype=np.uint64), rows, threads=max(1, threads)
+            )
         self._index = index
         self.count = count
 
@@ -178,8 +192,9 @@ class UsearchEngine(Engine):
         return [PAYLOAD]
 
     @classmethod
-    def load(cls, directory: Path, metric: str, dim: int, count: int,
-             params: dict) -> UsearchEngine:
+    def load(
+        cls, directory: Path, metric: str, dim: int, count: int, params: dict
+    ) -> UsearchEngine:
         engine = cls(metric, dim, **params)
         path = directory / PAYLOAD
         check_header(path, metric, dim, count, engine.params["dtype"])
@@ -189,10 +204,11 @@ class UsearchEngine(Engine):
         except (RuntimeError, ValueError, MemoryError) as exc:
             raise EngineError(f"usearch could not load {path}: {exc}") from None
         if len(index) != count or index.ndim != dim:
-            raise EngineError(f"{path}: holds {len(index)} vectors of dimension {index.ndim}, "
-                              f"manifest says {count} of dimension {dim}")
+            raise EngineError(
+                f"{path}: holds {len(index)} vectors of dimension {index.ndim}, "
+                f"manifest says {count} of dimension {dim}"
+            )
         engine._index = index
         engine.count = count
         engine._apply_query_params()
         return engine
-

@@ -423,8 +423,10 @@ def write_dataset_hdf5(
                 f"{name}: {weight_arr.shape[0]} weights but there are {n_queries} queries"
             )
     texts = {}
-    for key, values, count in (("train_text", base_text, base_arr.shape[0]),
-                               ("test_text", query_text, n_queries)):
+    for key, values, count in (
+        ("train_text", base_text, base_arr.shape[0]),
+        ("test_text", query_text, n_queries),
+    ):
         if values is not None:
             if len(values) != count:
                 raise InputError(f"{name}: {len(values)} {key} strings for {count} vectors")

@@ -79,8 +79,7 @@ class SlowEffortEngine(FakeEngine):
         "delay": ParamSpec(float, 0.5, "seconds each search call sleeps", minimum=0),
     }
     query_params = {
-        "effort": ParamSpec(int, 8, "does nothing but name the effort", minimum=1,
-                            effort=True),
+        "effort": ParamSpec(int, 8, "does nothing but name the effort", minimum=1, effort=True),
     }
 
     def build(self, base: np.ndarray, threads: int = 1) -> None:

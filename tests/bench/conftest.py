@@ -15,9 +15,12 @@ def tiny_file(tmp_path):
     """A tiny seeded euclidean dataset file: 300 x 8 base, 20 queries, no ground truth."""
     rng = np.random.default_rng(11)
     path = tmp_path / "tiny.hdf5"
-    write_dataset_hdf5(path, base=rng.standard_normal((300, 8)).astype(np.float32),
-                       queries=rng.standard_normal((20, 8)).astype(np.float32),
-                       metric="euclidean")
+    write_dataset_hdf5(
+        path,
+        base=rng.standard_normal((300, 8)).astype(np.float32),
+        queries=rng.standard_normal((20, 8)).astype(np.float32),
+        metric="euclidean",
+    )
     return path
 
 

@@ -22,13 +22,13 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 def test_pareto_on_hand_made_points():
     points = [
         (0.50, 1000.0),  # 0 on the front
-        (0.70, 900.0),   # 1 on the front
-        (0.60, 800.0),   # 2 dominated by 1
-        (0.70, 700.0),   # 3 same recall as 1, slower: dominated
-        (0.90, 300.0),   # 4 on the front
-        (0.90, 300.0),   # 5 equal to 4: neither dominates, both kept
+        (0.70, 900.0),  # 1 on the front
+        (0.60, 800.0),  # 2 dominated by 1
+        (0.70, 700.0),  # 3 same recall as 1, slower: dominated
+        (0.90, 300.0),  # 4 on the front
+        (0.90, 300.0),  # 5 equal to 4: neither dominates, both kept
         (0.40, 1000.0),  # 6 same qps as 0, lower recall: dominated
-        (0.99, 100.0),   # 7 on the front
+        (0.99, 100.0),  # 7 on the front
         (float("nan"), 5000.0),  # 8 never on the front
     ]
     assert pareto_front(points) == [0, 1, 4, 5, 7]
@@ -38,21 +38,37 @@ def test_pareto_on_hand_made_points():
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.tuples(st.sampled_from([0.1, 0.5, 0.9, 1.0]),
-                          st.sampled_from([10.0, 100.0, 1000.0])), max_size=12))
+@given(
+    st.lists(
+        st.tuples(st.sampled_from([0.1, 0.5, 0.9, 1.0]), st.sampled_from([10.0, 100.0, 1000.0])),
+        max_size=12,
+    )
+)
 def test_pareto_matches_the_definition(points):
-    expected = [i for i, p in enumerate(points)
-                if not any(dominates(q, p) for j, q in enumerate(points) if j != i)]
+    expected = [
+        i
+        for i, p in enumerate(points)
+        if not any(dominates(q, p) for j, q in enumerate(points) if j != i)
+    ]
     assert sorted(pareto_front(points)) == expected
 
 
 def record(run_id, engine, recall, qps, status="ok", **build):
     return {
-        "run_id": run_id, "status": status, "engine": engine, "build_params": build,
-        "query_params": {"q": run_id}, "k": 10, "mode": "batch", "dataset": "toy",
-        "recall": recall if status == "ok" else None, "qps": qps if status == "ok" else None,
-        "latency_ms": {"p50": None, "p95": None, "p99": None}, "build_seconds": 1.0,
-        "index_bytes": 100, "finished_at": "2026-01-01T00:00:00Z",
+        "run_id": run_id,
+        "status": status,
+        "engine": engine,
+        "build_params": build,
+        "query_params": {"q": run_id},
+        "k": 10,
+        "mode": "batch",
+        "dataset": "toy",
+        "recall": recall if status == "ok" else None,
+        "qps": qps if status == "ok" else None,
+        "latency_ms": {"p50": None, "p95": None, "p99": None},
+        "build_seconds": 1.0,
+        "index_bytes": 100,
+        "finished_at": "2026-01-01T00:00:00Z",
         "error": None if status == "ok" else "boom",
     }
 
@@ -138,11 +154,20 @@ def test_report_on_a_slice_uses_the_slice_recall():
     from annkit.bench.report import on_slice
     from annkit.errors import InputError
 
-    records = [RunRecord.from_dict(record) for record in (
-        {"run_id": "h1", "status": "ok", "engine": "hnsw", "recall": 0.9, "qps": 10.0,
-         "slices": {"tail": {"recall": 0.8, "queries": 4, "p5_recall": 0.5}}},
-        {"run_id": "h2", "status": "failed", "engine": "hnsw", "recall": None, "qps": None},
-    )]
+    records = [
+        RunRecord.from_dict(record)
+        for record in (
+            {
+                "run_id": "h1",
+                "status": "ok",
+                "engine": "hnsw",
+                "recall": 0.9,
+                "qps": 10.0,
+                "slices": {"tail": {"recall": 0.8, "queries": 4, "p5_recall": 0.5}},
+            },
+            {"run_id": "h2", "status": "failed", "engine": "hnsw", "recall": None, "qps": None},
+        )
+    ]
     tail = on_slice(records, "tail")
     assert tail[0].recall == 0.8 and records[0].recall == 0.9
     assert tail[0].slices == records[0].slices
@@ -157,11 +182,18 @@ def test_plot_draws_the_slice_frontier_beside_the_overall_one(tmp_path):
 
     from annkit.bench.report import on_slice
 
-    records = [{**r, "slices": {"tail": {"queries": 4, "recall": (r["recall"] or 0) - 0.1}}}
-               for r in RECORDS if r["status"] == "ok"]
+    records = [
+        {**r, "slices": {"tail": {"queries": 4, "recall": (r["recall"] or 0) - 0.1}}}
+        for r in RECORDS
+        if r["status"] == "ok"
+    ]
     with matplotlib.rc_context({"svg.fonttype": "none"}):
-        svg = plot_sweep(records, tmp_path / "both.svg", slice_name="tail",
-                         slice_records=on_slice(records, "tail")).read_text()
+        svg = plot_sweep(
+            records,
+            tmp_path / "both.svg",
+            slice_name="tail",
+            slice_records=on_slice(records, "tail"),
+        ).read_text()
         alone = plot_sweep(records, tmp_path / "alone.svg").read_text()
     for engine in ("hnsw", "annoy"):
         assert f"{engine} (tail)" in svg and f"{engine} (tail)" not in alone
@@ -170,8 +202,7 @@ def test_plot_draws_the_slice_frontier_beside_the_overall_one(tmp_path):
 def test_store_keeps_per_query_distance_computations_next_to_recall(tmp_path):
     store = ResultsStore(tmp_path)
     counted = dict(RECORDS[6], distance_computations=3.0)
-    store.add(counted, {"recall": np.array([1.0, 1.0]),
-                        "distance_computations": np.array([3, 3])})
+    store.add(counted, {"recall": np.array([1.0, 1.0]), "distance_computations": np.array([3, 3])})
     store.add(RECORDS[0], {"recall": np.array([0.5, 1.0]), "distance_computations": None})
     store.add(RECORDS[5])  # a failed run: no arrays, distance_computations null
     reopened = ResultsStore(tmp_path)

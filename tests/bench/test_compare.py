@@ -20,32 +20,58 @@ from annkit.bench.report import build_report, setting_labels
 from annkit.errors import InputError
 
 
-def record(run_id, engine, recall, qps, *, tail=None, status="ok", build=None, query=None,
-           k=10, dataset="toy"):
+def record(
+    run_id,
+    engine,
+    recall,
+    qps,
+    *,
+    tail=None,
+    status="ok",
+    build=None,
+    query=None,
+    k=10,
+    dataset="toy",
+):
     """A bench record as runs.jsonl holds it (slices only when ``tail`` is given)."""
     out = {
-        "run_id": run_id, "status": status, "engine": engine,
+        "run_id": run_id,
+        "status": status,
+        "engine": engine,
         "build_params": build if build is not None else {},
         "query_params": query if query is not None else {},
-        "metric": "angular", "dataset": dataset, "k": k, "mode": "batch",
-        "recall": recall if status == "ok" else None, "qps": qps if status == "ok" else None,
+        "metric": "angular",
+        "dataset": dataset,
+        "k": k,
+        "mode": "batch",
+        "recall": recall if status == "ok" else None,
+        "qps": qps if status == "ok" else None,
         "error": None if status == "ok" else "boom",
     }
     if tail is not None and status == "ok":
-        out["slices"] = {"head": {"queries": 2, "recall": 1.0, "p5_recall": 1.0},
-                         "tail": {"queries": 4, "recall": tail, "p5_recall": 0.5}}
+        out["slices"] = {
+            "head": {"queries": 2, "recall": 1.0, "p5_recall": 1.0},
+            "tail": {"queries": 4, "recall": tail, "p5_recall": 0.5},
+        }
     return out
 
 
 BASELINE = [
     record("h16", "hnsw", 0.90, 20000.0, tail=0.85, build={"M": 16}, query={"ef": 16}),
     record("h32", "hnsw", 0.95, 12000.0, tail=0.93, build={"M": 16}, query={"ef": 32}),
-    record("a1", "annoy", 0.80, 3000.0, tail=0.75, build={"n_trees": 20},
-           query={"search_k": 400}),
+    record("a1", "annoy", 0.80, 3000.0, tail=0.75, build={"n_trees": 20}, query={"search_k": 400}),
     record("f", "flat", 1.0, 10000.0, tail=1.0),
 ]
-META = {"dataset": {"name": "toy", "fingerprint": "abc", "queries_fingerprint": "q1",
-                    "metric": "angular"}, "k": 10, "mode": "batch"}
+META = {
+    "dataset": {
+        "name": "toy",
+        "fingerprint": "abc",
+        "queries_fingerprint": "q1",
+        "metric": "angular",
+    },
+    "k": 10,
+    "mode": "batch",
+}
 
 
 def changed(records, run_id, **fields):
@@ -73,8 +99,9 @@ def by_id(comparison):
 
 
 def test_identical_sweeps_pass():
-    comparison = compare_records(BASELINE, copy.deepcopy(BASELINE), baseline_meta=META,
-                                 current_meta=META)
+    comparison = compare_records(
+        BASELINE, copy.deepcopy(BASELINE), baseline_meta=META, current_meta=META
+    )
     assert comparison.passed
     assert [row.verdict for row in comparison.rows] == ["ok"] * 4
     assert comparison.qps_basis == "flat" and comparison.machine_speed == 1.0
@@ -82,7 +109,8 @@ def test_identical_sweeps_pass():
     assert comparison.verdict() == (
         "PASSED: 4 baseline settings compared, none regressed (limits: recall@10 drop 0.005, "
         "QPS drop 15% (relative to flat), dist/query rise 2% (checked on 0 settings; not "
-        "counted on 4: hnsw, annoy, flat))")
+        "counted on 4: hnsw, annoy, flat))"
+    )
     row = by_id(comparison)["h32"]
     assert row.recall_change == 0.0 and row.tail_recall_change == 0.0 and row.qps_change == 0.0
     assert row.baseline_relative_qps == pytest.approx(1.2)
@@ -90,15 +118,17 @@ def test_identical_sweeps_pass():
 
 def test_settings_are_matched_by_run_id_whatever_the_order():
     current = list(reversed(copy.deepcopy(BASELINE)))
-    current.append(record("h64", "hnsw", 0.99, 6000.0, tail=0.98, build={"M": 16},
-                          query={"ef": 64}))
+    current.append(
+        record("h64", "hnsw", 0.99, 6000.0, tail=0.98, build={"M": 16}, query={"ef": 64})
+    )
     comparison = compare_records(BASELINE, current)
     assert comparison.passed
     assert [row.run_id for row in comparison.rows] == ["h16", "h32", "a1", "f", "h64"]
     assert [row.verdict for row in comparison.rows][-1] == "new"
     assert [row.run_id for row in comparison.new] == ["h64"]
-    assert comparison.summary() == ("4 baseline settings compared, none regressed; "
-                                    "1 new (not in the baseline)")
+    assert comparison.summary() == (
+        "4 baseline settings compared, none regressed; 1 new (not in the baseline)"
+    )
 
 
 def test_recall_drop_beyond_the_limit_fails():
@@ -113,8 +143,9 @@ def test_recall_drop_beyond_the_limit_fails():
 def test_recall_drop_of_exactly_the_limit_passes():
     comparison = compare_records(BASELINE, changed(BASELINE, "h32", recall=0.945))
     assert comparison.passed and by_id(comparison)["h32"].verdict == "ok"
-    looser = compare_records(BASELINE, changed(BASELINE, "h32", recall=0.94),
-                             GateThresholds(max_recall_drop=0.02))
+    looser = compare_records(
+        BASELINE, changed(BASELINE, "h32", recall=0.94), GateThresholds(max_recall_drop=0.02)
+    )
     assert looser.passed
 
 
@@ -149,8 +180,7 @@ def test_qps_drop_relative_to_flat_fails():
     assert row.qps_change == pytest.approx(-0.2) and row.problems == ["QPS x flat -20.0%"]
     # the same setting on a machine twice as fast that did not get faster itself
     faster_machine = changed(scaled_qps(BASELINE, 2.0), "h16", qps=20000.0)
-    assert by_id(compare_records(BASELINE, faster_machine))["h16"].problems == [
-        "QPS x flat -50.0%"]
+    assert by_id(compare_records(BASELINE, faster_machine))["h16"].problems == ["QPS x flat -50.0%"]
     # a 10% drop is within the default 15%
     assert compare_records(BASELINE, changed(BASELINE, "h16", qps=18000.0)).passed
 
@@ -174,7 +204,8 @@ def test_without_a_flat_run_raw_qps_is_compared_and_said_so():
     assert comparison.qps_basis == "raw" and comparison.machine_speed is None
     assert comparison.notes[0] == (
         "no usable flat run in the baseline and current sweep: raw QPS compared, so a faster "
-        'or slower machine counts as a change (add [[engine]] name = "flat")')
+        'or slower machine counts as a change (add [[engine]] name = "flat")'
+    )
     assert not comparison.passed
     assert by_id(comparison)["h16"].problems == ["QPS -50.0%"]
     one_side = compare_records(BASELINE, [r for r in BASELINE if r["engine"] != "flat"])
@@ -183,8 +214,9 @@ def test_without_a_flat_run_raw_qps_is_compared_and_said_so():
 
 def test_missing_and_failed_settings_fail_the_gate():
     current = [r for r in copy.deepcopy(BASELINE) if r["run_id"] != "a1"]
-    current[0] = record("h16", "hnsw", None, None, status="timeout", build={"M": 16},
-                        query={"ef": 16})
+    current[0] = record(
+        "h16", "hnsw", None, None, status="timeout", build={"M": 16}, query={"ef": 16}
+    )
     current[0]["error"] = "the query run took longer than 5s"
     comparison = compare_records(BASELINE, current)
     rows = by_id(comparison)
@@ -195,10 +227,17 @@ def test_missing_and_failed_settings_fail_the_gate():
     assert comparison.summary() == "1 of 4 baseline settings missing, 1 failed"
     result = comparison.to_dict()
     assert [item["run_id"] for item in result["missing"]] == ["a1"]
-    assert result["failed"] == [{
-        "run_id": "h16", "engine": "hnsw", "setting": "hnsw ef=16", "build_params": {"M": 16},
-        "query_params": {"ef": 16}, "status": "timeout",
-        "error": "the query run took longer than 5s"}]
+    assert result["failed"] == [
+        {
+            "run_id": "h16",
+            "engine": "hnsw",
+            "setting": "hnsw ef=16",
+            "build_params": {"M": 16},
+            "query_params": {"ef": 16},
+            "status": "timeout",
+            "error": "the query run took longer than 5s",
+        }
+    ]
 
 
 def test_an_ok_record_without_recall_counts_as_failed():
@@ -209,8 +248,11 @@ def test_an_ok_record_without_recall_counts_as_failed():
 
 def test_a_setting_that_failed_in_the_baseline_is_not_a_regression():
     baseline = changed(BASELINE, "a1", status="failed", recall=None, qps=None)
-    for current in (copy.deepcopy(baseline), BASELINE, [r for r in BASELINE
-                                                        if r["run_id"] != "a1"]):
+    for current in (
+        copy.deepcopy(baseline),
+        BASELINE,
+        [r for r in BASELINE if r["run_id"] != "a1"],
+    ):
         comparison = compare_records(baseline, current)
         assert comparison.passed and by_id(comparison)["a1"].verdict == "baseline failed"
 
@@ -222,25 +264,59 @@ def test_improvements_are_reported_and_pass():
 
 
 def test_json_shape():
-    result = compare_records(BASELINE, changed(BASELINE, "h32", recall=0.90),
-                             baseline_meta=META, current_meta=META, baseline_path="base",
-                             current_path="now").to_dict()
-    assert set(result) == {"passed", "verdict", "thresholds", "qps_basis", "machine_speed",
-                           "baseline", "current", "counts", "rows", "regressed", "missing",
-                           "failed", "new", "notes"}
+    result = compare_records(
+        BASELINE,
+        changed(BASELINE, "h32", recall=0.90),
+        baseline_meta=META,
+        current_meta=META,
+        baseline_path="base",
+        current_path="now",
+    ).to_dict()
+    assert set(result) == {
+        "passed",
+        "verdict",
+        "thresholds",
+        "qps_basis",
+        "machine_speed",
+        "baseline",
+        "current",
+        "counts",
+        "rows",
+        "regressed",
+        "missing",
+        "failed",
+        "new",
+        "notes",
+    }
     assert result["passed"] is False
-    assert result["thresholds"] == {"max_recall_drop": 0.005, "max_qps_drop": 0.15,
-                                    "max_work_increase": 0.02}
-    assert result["counts"] == {"compared": 4, "regressed": 1, "missing": 0, "failed": 0,
-                                "improved": 0, "new": 0, "work_checked": 0,
-                                "work_not_counted": 4}
-    assert result["baseline"] == {"path": "base", "dataset": "toy", "metric": "angular",
-                                  "k": 10, "mode": "batch", "runs": 4, "flat_qps": 10000.0,
-                                  "recall_rule": "tolerant"}
+    assert result["thresholds"] == {
+        "max_recall_drop": 0.005,
+        "max_qps_drop": 0.15,
+        "max_work_increase": 0.02,
+    }
+    assert result["counts"] == {
+        "compared": 4,
+        "regressed": 1,
+        "missing": 0,
+        "failed": 0,
+        "improved": 0,
+        "new": 0,
+        "work_checked": 0,
+        "work_not_counted": 4,
+    }
+    assert result["baseline"] == {
+        "path": "base",
+        "dataset": "toy",
+        "metric": "angular",
+        "k": 10,
+        "mode": "batch",
+        "runs": 4,
+        "flat_qps": 10000.0,
+        "recall_rule": "tolerant",
+    }
     row = result["rows"][1]
     assert row["setting"] == "hnsw ef=32" and row["verdict"] == "regressed"
-    assert row["recall"] == {"baseline": 0.95, "current": 0.90,
-                             "change": pytest.approx(-0.05)}
+    assert row["recall"] == {"baseline": 0.95, "current": 0.90, "change": pytest.approx(-0.05)}
     assert row["relative_qps"] == {"baseline": 1.2, "current": 1.2, "change": 0.0}
     json.dumps(result)  # JSON-ready as it is
 
@@ -251,13 +327,17 @@ def test_like_with_like_is_checked():
         compare_records(BASELINE, other_k)
     assert str(error.value) == (
         "cannot compare: the baseline and current sweeps differ in k (10 vs 20); a gate "
-        "compares like with like (make a new baseline)")
+        "compares like with like (make a new baseline)"
+    )
     other_vectors = {**META, "dataset": {**META["dataset"], "fingerprint": "zzz"}}
     with pytest.raises(InputError, match=r"dataset \(toy vs toy: different vectors\)"):
         compare_records(BASELINE, BASELINE, baseline_meta=META, current_meta=other_vectors)
     other_name = [dict(r, dataset="other", metric="euclidean") for r in BASELINE]
-    with pytest.raises(InputError, match=r"dataset \(toy vs other\), metric \(angular vs "
-                                         r"euclidean\)"):
+    with pytest.raises(
+        InputError,
+        match=r"dataset \(toy vs other\), metric \(angular vs "
+        r"euclidean\)",
+    ):
         compare_records(BASELINE, other_name)
     # a fact unknown on one side is not checked
     check_comparable(sweep_facts(BASELINE, META), SweepFacts(k=10))
@@ -280,34 +360,58 @@ def test_thresholds_must_be_non_negative():
 def test_setting_labels_show_what_varies_or_differs_from_a_fixed_default():
     records = [
         *BASELINE,
-        record("i1", "ivfpq", 0.5, 1.0, build={"nlist": 64, "m": 16, "refine": True},
-               query={"nprobe": 4, "rerank": 0}),
-        record("i2", "ivfpq", 0.5, 1.0, build={"nlist": None, "m": 16, "refine": True},
-               query={"nprobe": 4, "rerank": 10}),
+        record(
+            "i1",
+            "ivfpq",
+            0.5,
+            1.0,
+            build={"nlist": 64, "m": 16, "refine": True},
+            query={"nprobe": 4, "rerank": 0},
+        ),
+        record(
+            "i2",
+            "ivfpq",
+            0.5,
+            1.0,
+            build={"nlist": None, "m": 16, "refine": True},
+            query={"nprobe": 4, "rerank": 10},
+        ),
     ]
     labels = setting_labels(records)
     # M=16 is hnsw's default; nlist None (a failed build) does not count as varying; m and
     # nlist have data-derived defaults; nprobe=4 differs from the fixed default 16
-    assert labels == {"h16": "ef=16", "h32": "ef=32", "a1": "n_trees=20 | search_k=400",
-                      "f": "", "i1": "nprobe=4 rerank=0", "i2": "nprobe=4 rerank=10"}
+    assert labels == {
+        "h16": "ef=16",
+        "h32": "ef=32",
+        "a1": "n_trees=20 | search_k=400",
+        "f": "",
+        "i1": "nprobe=4 rerank=0",
+        "i2": "nprobe=4 rerank=10",
+    }
 
 
 def test_report_and_compare_name_a_setting_alike():
     now = changed(BASELINE, "h16", recall=0.5)
     report = build_report(now)
-    reported = {run["run_id"]: f"{engine} {run['setting']}".strip()
-                for engine, entry in report["engines"].items() for run in entry["pareto"]}
+    reported = {
+        run["run_id"]: f"{engine} {run['setting']}".strip()
+        for engine, entry in report["engines"].items()
+        for run in entry["pareto"]
+    }
     rows = {row.run_id: row.setting for row in compare_records(BASELINE, now).rows}
     assert reported and all(rows[run_id] == name for run_id, name in reported.items())
-    assert rows == {"h16": "hnsw ef=16", "h32": "hnsw ef=32",
-                    "a1": "annoy n_trees=20 | search_k=400", "f": "flat"}
+    assert rows == {
+        "h16": "hnsw ef=16",
+        "h32": "hnsw ef=32",
+        "a1": "annoy n_trees=20 | search_k=400",
+        "f": "flat",
+    }
 
 
 def test_compare_results_reads_folders_and_runs_files(tmp_path):
     for name, records in (("base", BASELINE), ("now", changed(BASELINE, "h16", recall=0.5))):
         (tmp_path / name).mkdir()
-        (tmp_path / name / "runs.jsonl").write_text(
-            "".join(json.dumps(r) + "\n" for r in records))
+        (tmp_path / name / "runs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
     (tmp_path / "base" / "meta.json").write_text(json.dumps(META))
     comparison = compare_results(tmp_path / "base", tmp_path / "now" / "runs.jsonl")
     assert [row.run_id for row in comparison.regressed] == ["h16"]

@@ -11,12 +11,29 @@ from annkit.types import RunRecord
 
 
 def _record(run_id: str, engine: str, recall: float, runs: list[float] | None) -> RunRecord:
-    spread = {} if runs is None else {"qps_runs": runs, "qps_min": min(runs),
-                                      "qps_median": float(np.median(runs)),
-                                      "qps_max": max(runs)}
-    return RunRecord.from_dict({"run_id": run_id, "status": "ok", "engine": engine,
-                                "recall": recall, "qps": max(runs or [500.0]), "k": 10,
-                                "mode": "batch", "dataset": "toy", **spread})
+    spread = (
+        {}
+        if runs is None
+        else {
+            "qps_runs": runs,
+            "qps_min": min(runs),
+            "qps_median": float(np.median(runs)),
+            "qps_max": max(runs),
+        }
+    )
+    return RunRecord.from_dict(
+        {
+            "run_id": run_id,
+            "status": "ok",
+            "engine": engine,
+            "recall": recall,
+            "qps": max(runs or [500.0]),
+            "k": 10,
+            "mode": "batch",
+            "dataset": "toy",
+            **spread,
+        }
+    )
 
 
 def test_error_bars_span_the_slowest_to_the_fastest_run(tmp_path: Path) -> None:
@@ -25,9 +42,11 @@ def test_error_bars_span_the_slowest_to_the_fastest_run(tmp_path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    records = [_record("a", "hnsw", 0.9, [800.0, 1000.0, 950.0]),
-               _record("b", "hnsw", 0.95, [600.0, 640.0]),
-               _record("old", "hnsw", 0.97, None)]  # an old record: no spread, no bar
+    records = [
+        _record("a", "hnsw", 0.9, [800.0, 1000.0, 950.0]),
+        _record("b", "hnsw", 0.95, [600.0, 640.0]),
+        _record("old", "hnsw", 0.97, None),
+    ]  # an old record: no spread, no bar
     figure, axes = plt.subplots()
     try:
         qps_error_bars(axes, records, "C0")
@@ -37,6 +56,5 @@ def test_error_bars_span_the_slowest_to_the_fastest_run(tmp_path: Path) -> None:
         assert spans == [(600.0, 640.0), (800.0, 1000.0)]
     finally:
         plt.close(figure)
-    target = plot_sweep(records + [_record("f", "flat", 1.0, [50.0, 55.0])],
-                        tmp_path / "plot.png")
+    target = plot_sweep(records + [_record("f", "flat", 1.0, [50.0, 55.0])], tmp_path / "plot.png")
     assert target.stat().st_size > 0

@@ -32,12 +32,29 @@ from annkit.engines.faiss_factory import FaissFactoryEngine
 from annkit.types import SearchResult
 
 
-def record(run_id: str, engine: str, recall: float, work: float | None,
-           qps: float = 1000.0, tail: float | None = None) -> dict:
+def record(
+    run_id: str,
+    engine: str,
+    recall: float,
+    work: float | None,
+    qps: float = 1000.0,
+    tail: float | None = None,
+) -> dict:
     """A runs.jsonl record with a mean distance-computation count (None: not counted)."""
-    out = {"run_id": run_id, "status": "ok", "engine": engine, "build_params": {},
-           "query_params": {"q": run_id}, "metric": "angular", "dataset": "toy", "k": 10,
-           "mode": "batch", "recall": recall, "qps": qps, "distance_computations": work}
+    out = {
+        "run_id": run_id,
+        "status": "ok",
+        "engine": engine,
+        "build_params": {},
+        "query_params": {"q": run_id},
+        "metric": "angular",
+        "dataset": "toy",
+        "k": 10,
+        "mode": "batch",
+        "recall": recall,
+        "qps": qps,
+        "distance_computations": work,
+    }
     if tail is not None:
         out["slices"] = {"tail": {"queries": 4, "recall": tail, "p5_recall": 0.5}}
     return out
@@ -74,10 +91,12 @@ def test_unchanged_work_passes_and_says_what_was_checked():
     assert by_id["h"].work_status == WORK_NOT_COUNTED
     assert [row.run_id for row in comparison.work_checked] == ["g", "i", "f"]
     assert comparison.verdict().endswith(
-        "dist/query rise 2% (checked on 3 settings; not counted on 1: hnsw))")
+        "dist/query rise 2% (checked on 3 settings; not counted on 1: hnsw))"
+    )
     assert comparison.notes[-1] == (
         "work not counted for 1 setting (hnsw: the library cannot count distance "
-        "computations), so its work is not checked; only its recall and QPS are")
+        "computations), so its work is not checked; only its recall and QPS are"
+    )
 
 
 @pytest.mark.parametrize(("work", "passes"), [(612.0, True), (612.1, False), (1800.0, False)])
@@ -98,13 +117,13 @@ def test_more_work_at_lower_recall_fails_on_both():
 
 def test_more_work_that_bought_recall_is_a_trade_off_not_a_regression():
     for fields in ({"recall": 0.97}, {"tail": 0.96}):
-        comparison = compare_records(BASELINE, changed("g", distance_computations=1200.0,
-                                                       **fields))
+        comparison = compare_records(BASELINE, changed("g", distance_computations=1200.0, **fields))
         assert comparison.passed, fields
         assert rows(comparison)["g"].verdict == "improved"
     # a recall rise within the recall tolerance is "the same recall"
-    assert not compare_records(BASELINE, changed("g", recall=0.954,
-                                                 distance_computations=1200.0)).passed
+    assert not compare_records(
+        BASELINE, changed("g", recall=0.954, distance_computations=1200.0)
+    ).passed
 
 
 def test_less_work_is_an_improvement():
@@ -117,7 +136,8 @@ def test_counts_that_vanish_fail_and_counts_that_appear_pass():
     assert not lost.passed
     assert rows(lost)["g"].work_status == WORK_NO_LONGER_COUNTED
     assert rows(lost)["g"].problems == [
-        "distance computations no longer counted (work not checked)"]
+        "distance computations no longer counted (work not checked)"
+    ]
     gained = compare_records(BASELINE, changed("h", distance_computations=700.0))
     assert gained.passed and rows(gained)["h"].work_status == WORK_NEWLY_COUNTED
 
@@ -143,16 +163,21 @@ def test_cli_json_markdown_and_table_carry_the_work_gate(tmp_path):
     output = json.loads(result.stdout)
     assert output["thresholds"]["max_work_increase"] == 0.02
     row = next(r for r in output["rows"] if r["run_id"] == "g")
-    assert row["distance_computations"] == {"baseline": 600.0, "current": 1800.0,
-                                            "change": pytest.approx(2.0),
-                                            "status": "checked"}
+    assert row["distance_computations"] == {
+        "baseline": 600.0,
+        "current": 1800.0,
+        "change": pytest.approx(2.0),
+        "status": "checked",
+    }
     hnsw = next(r for r in output["rows"] if r["run_id"] == "h")
     assert hnsw["distance_computations"]["status"] == "work not counted"
     assert output["counts"]["work_checked"] == 3 and output["counts"]["work_not_counted"] == 1
     assert result.stderr == "Error: regression gate failed: 1 of 4 baseline settings regressed\n"
     markdown = runner.invoke(cli, ["compare", str(base), str(worse), "--markdown"]).stdout
-    assert "| 600 → 1,800 (+200%) | **regressed: dist/query +200.0% at the same or lower " \
-           "recall** |" in markdown
+    assert (
+        "| 600 → 1,800 (+200%) | **regressed: dist/query +200.0% at the same or lower "
+        "recall** |" in markdown
+    )
     assert "| work not counted | ok |" in markdown
     table = runner.invoke(cli, ["compare", str(base), str(worse)])
     assert "600 → 1,800" in table.stdout and "(+200%)" in table.stdout  # (wrapped cells)
@@ -201,8 +226,10 @@ def baseline(tmp_path_factory) -> tuple[Path, Path]:
 def effort_changed(folder: Path, target: Path) -> Path:
     """The runs of ``folder`` relabelled as the baseline's settings: a sweep that ran at a
     different effort than it claims (the code under test changed how much it searches)."""
-    base = [json.loads(line) for line in (folder.parent / "baseline" / "runs.jsonl")
-            .read_text().splitlines()]
+    base = [
+        json.loads(line)
+        for line in (folder.parent / "baseline" / "runs.jsonl").read_text().splitlines()
+    ]
     runs = [json.loads(line) for line in (folder / "runs.jsonl").read_text().splitlines()]
     for old, new in zip(base, runs, strict=True):
         assert old["engine"] == new["engine"]
@@ -216,8 +243,9 @@ def test_three_times_the_effort_fails_on_work_while_recall_passes(baseline, tmp_
     # the HNSW graph searched with 3x the efSearch it is given (768 for 256): recall is
     # already ~0.998 and barely moves
     tripled = effort_changed(sweep(root, "tripled", ef=3 * 256), tmp_path / "tripled")
-    recall_only = compare_results(base, tripled, GateThresholds(max_qps_drop=1.0,
-                                                                max_work_increase=1e9))
+    recall_only = compare_results(
+        base, tripled, GateThresholds(max_qps_drop=1.0, max_work_increase=1e9)
+    )
     assert recall_only.passed  # the recall gate alone misses it
     comparison = compare_results(base, tripled, GateThresholds(max_qps_drop=1.0))
     assert not comparison.passed
@@ -240,8 +268,9 @@ class SearchTwice(FaissFactoryEngine):
         second = super().search(queries, k)
         if first.distance_computations is None or second.distance_computations is None:
             return second  # a timed (uncounted) pass: counted afterwards, searching twice again
-        return SearchResult(second.ids, second.distances,
-                            first.distance_computations + second.distance_computations)
+        return SearchResult(
+            second.ids, second.distances, first.distance_computations + second.distance_computations
+        )
 
 
 @pytest.fixture()
@@ -254,9 +283,9 @@ def search_twice():
 
 
 @pytest.mark.slow
-def test_an_engine_that_searches_twice_fails_on_work_with_recall_identical(baseline,
-                                                                            search_twice,
-                                                                            tmp_path):
+def test_an_engine_that_searches_twice_fails_on_work_with_recall_identical(
+    baseline, search_twice, tmp_path
+):
     root, base = baseline
     twice = sweep(root, "twice")  # same settings, same cached indexes, the changed engine
     comparison = compare_results(base, twice, GateThresholds(max_qps_drop=1.0))
@@ -275,20 +304,44 @@ def test_an_engine_that_searches_twice_fails_on_work_with_recall_identical(basel
 def test_bench_baseline_passes_the_work_limit_through(tmp_path):
     """``annkit bench --baseline`` gates work as compare does (flat: n per query, exactly)."""
     sweep_file = tmp_path / "flat.toml"
-    sweep_file.write_text('[bench]\ndataset = "words-10k"\nk = 10\nruns = 1\n\n'
-                          '[[engine]]\nname = "flat"\n')
+    sweep_file.write_text(
+        '[bench]\ndataset = "words-10k"\nk = 10\nruns = 1\n\n[[engine]]\nname = "flat"\n'
+    )
     runner = CliRunner()
-    first = runner.invoke(cli, ["bench", str(sweep_file), "-o", str(tmp_path / "base"),
-                                "--results-root", str(tmp_path / "root"), "-q", "--json"])
+    first = runner.invoke(
+        cli,
+        [
+            "bench",
+            str(sweep_file),
+            "-o",
+            str(tmp_path / "base"),
+            "--results-root",
+            str(tmp_path / "root"),
+            "-q",
+            "--json",
+        ],
+    )
     assert first.exit_code == 0, first.output
-    [base] = [json.loads(line) for line in (tmp_path / "base" / "runs.jsonl").read_text()
-              .splitlines()]
+    [base] = [
+        json.loads(line) for line in (tmp_path / "base" / "runs.jsonl").read_text().splitlines()
+    ]
     assert base["distance_computations"] == 10_000.0
     base["distance_computations"] = 9_000.0  # the baseline did 10% less work
     (tmp_path / "base" / "runs.jsonl").write_text(json.dumps(base) + "\n")
-    args = ["bench", str(sweep_file), "-o", str(tmp_path / "now"), "--results-root",
-            str(tmp_path / "root"), "-q", "--json", "--baseline", str(tmp_path / "base"),
-            "--max-qps-drop", "1"]
+    args = [
+        "bench",
+        str(sweep_file),
+        "-o",
+        str(tmp_path / "now"),
+        "--results-root",
+        str(tmp_path / "root"),
+        "-q",
+        "--json",
+        "--baseline",
+        str(tmp_path / "base"),
+        "--max-qps-drop",
+        "1",
+    ]
     gated = runner.invoke(cli, args)
     assert gated.exit_code == 1, gated.output
     [row] = json.loads(gated.stdout)["compare"]["rows"]

@@ -54,8 +54,10 @@ def test_report_json_carries_dist_per_query_and_its_tail(results):
         work = run["work"]
         assert run["distance_computations"] > 64  # the quantizer's 64 plus the lists scanned
         assert work["p50"] <= work["p95"] <= work["p99"]
-    assert all(run["work"] is None and run["distance_computations"] is None
-               for run in report["engines"]["hnsw"]["pareto"])
+    assert all(
+        run["work"] is None and run["distance_computations"] is None
+        for run in report["engines"]["hnsw"]["pareto"]
+    )
     flat = report["engines"]["flat"]["pareto"][0]
     assert flat["distance_computations"] == 10_000 and flat["work"]["p99"] == 10_000
     headline = report["headlines"][0]["engines"]["faiss"]  # best at recall >= 0.90
@@ -87,8 +89,9 @@ def test_report_cli_shows_the_cost_tail_on_a_slice(results):
     for run in report["engines"]["faiss"]["pareto"]:
         work = by_id[run["run_id"]].slices["tail"].work
         assert run["work"] == {"p50": work.p50, "p95": work.p95, "p99": work.p99}
-    table = CliRunner().invoke(cli, ["report", str(results), "--slice", "tail"],
-                               env={"COLUMNS": "160"})
+    table = CliRunner().invoke(
+        cli, ["report", str(results), "--slice", "tail"], env={"COLUMNS": "160"}
+    )
     assert "dist p50/p95/p99" in table.stdout and "on slice 'tail'" in table.stdout
 
 
@@ -98,13 +101,18 @@ def test_plot_against_work_leaves_out_engines_that_do_not_count(results, tmp_pat
     assert set(fronts) == {"faiss", "flat"}
     works = [r.distance_computations for r in fronts["faiss"]]
     assert works == sorted(works)  # more work, more recall along the frontier
-    result = CliRunner().invoke(cli, ["plot", str(results), "--x", "work", "--slice", "tail",
-                                      "-o", str(tmp_path / "work.png")])
+    result = CliRunner().invoke(
+        cli,
+        ["plot", str(results), "--x", "work", "--slice", "tail", "-o", str(tmp_path / "work.png")],
+    )
     assert result.exit_code == 0, result.output
     assert (tmp_path / "work.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     only_hnsw = [r for r in records if r.engine == "hnsw"]
-    with pytest.raises(InputError, match=r"no run counted its distance computations "
-                                         r"\(not counted: hnsw\)"):
+    with pytest.raises(
+        InputError,
+        match=r"no run counted its distance computations "
+        r"\(not counted: hnsw\)",
+    ):
         plot_sweep(only_hnsw, tmp_path / "none.png", x="work")
     with pytest.raises(InputError, match="unknown plot axis 'speed'"):
         plot_sweep(records, tmp_path / "x.png", x="speed")

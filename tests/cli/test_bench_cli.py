@@ -65,8 +65,9 @@ def swept(tmp_path_factory):
     root = tmp_path_factory.mktemp("bench")
     sweep = root / "sweep.toml"
     sweep.write_text(SWEEP)
-    result = run("bench", sweep, "-o", "e2e", "--results-root", root / "results",
-                 "--threads", "1", "--json")
+    result = run(
+        "bench", sweep, "-o", "e2e", "--results-root", root / "results", "--threads", "1", "--json"
+    )
     assert result.exit_code == 0, result.output
     return root, json.loads(result.stdout)
 
@@ -84,17 +85,23 @@ def test_sweep_writes_one_valid_record_per_setting(swept):
         assert record["build_seconds"] > 0 and record["index_bytes"] > 0
         assert record["dataset"] == "words-10k" and record["k"] == 10
     assert [(r["engine"], r["query_params"]) for r in records][:2] == [
-        ("hnsw", {"ef": 10}), ("hnsw", {"ef": 40})]
+        ("hnsw", {"ef": 10}),
+        ("hnsw", {"ef": 40}),
+    ]
     # distance computations: exact where the engine counts (flat: every base vector), else null
     counted = {r["run_id"] for r in records if r["engine"] == "flat"}
     assert all(r["distance_computations"] == 10_000 for r in records if r["run_id"] in counted)
     assert all(r["distance_computations"] is None for r in records if r["engine"] != "flat")
     with h5py.File(folder / "perquery.h5", "r") as handle:
-        assert sorted(handle) == sorted([r["run_id"] for r in records]
-                                        + [run_id + DISTANCES_SUFFIX for run_id in counted]
-                                        + [r["run_id"] + ".ids" for r in records])
-        assert all(handle[r["run_id"]].shape == (1000,)
-                   and handle[r["run_id"]].dtype == "float32" for r in records)
+        assert sorted(handle) == sorted(
+            [r["run_id"] for r in records]
+            + [run_id + DISTANCES_SUFFIX for run_id in counted]
+            + [r["run_id"] + ".ids" for r in records]
+        )
+        assert all(
+            handle[r["run_id"]].shape == (1000,) and handle[r["run_id"]].dtype == "float32"
+            for r in records
+        )
         for run_id in counted:
             per_query = handle[run_id + DISTANCES_SUFFIX][()]
             assert per_query.dtype == "int64" and (per_query == 10_000).all()
@@ -110,8 +117,9 @@ def test_sweep_writes_one_valid_record_per_setting(swept):
 def test_recall_equals_annkit_evaluate(swept, tmp_path):
     root, _ = swept
     records = read_runs(root / "results" / "e2e" / "runs.jsonl")
-    measured = {(r["engine"], json.dumps(r["query_params"], sort_keys=True)): r["recall"]
-                for r in records}
+    measured = {
+        (r["engine"], json.dumps(r["query_params"], sort_keys=True)): r["recall"] for r in records
+    }
     for engine, build_params, query_settings in SETTINGS:
         index = tmp_path / engine
         args = ["build", "words-10k", "-e", engine, "--threads", "1", "-o", index]
@@ -142,8 +150,10 @@ def test_report_json_has_headlines_and_speedups(swept):
     flat = report["engines"]["flat"]["pareto"][0]
     assert flat["recall"] == 1.0 and flat["speedup_vs_flat"] == 1.0
     assert flat["distance_computations"] == 10_000 and flat["setting"] == ""
-    assert all(run_summary["distance_computations"] is None
-               for run_summary in report["engines"]["hnsw"]["pareto"])
+    assert all(
+        run_summary["distance_computations"] is None
+        for run_summary in report["engines"]["hnsw"]["pareto"]
+    )
     for engine in ("hnsw", "annoy", "ivfpq"):
         for run_summary in report["engines"][engine]["pareto"]:
             expected = run_summary["qps"] / report["flat_qps"]
@@ -151,8 +161,9 @@ def test_report_json_has_headlines_and_speedups(swept):
     best = report["headlines"][0]["best"]
     assert best["recall"] >= 0.90 and best["speedup_vs_flat"] is not None
     # the same from the runs.jsonl path, as a table
-    table = CliRunner().invoke(cli, ["report", str(root / "results" / "e2e" / "runs.jsonl")],
-                               env={"COLUMNS": "200"})  # wide enough for unwrapped cells
+    table = CliRunner().invoke(
+        cli, ["report", str(root / "results" / "e2e" / "runs.jsonl")], env={"COLUMNS": "200"}
+    )  # wide enough for unwrapped cells
     assert table.exit_code == 0
     assert "Pareto-optimal runs" in table.stdout
     assert "best QPS at recall@10 >= 0.90:" in table.stdout
@@ -170,8 +181,9 @@ def test_plot_command_writes_a_png(swept, tmp_path):
     assert result.stdout.strip() == str(tmp_path / "p.png")
     assert (tmp_path / "p.png").read_bytes()[:8] == PNG_MAGIC
     for extra in ([], ["--slice-only"]):
-        sliced = run("plot", root / "results" / "e2e", "--slice", "tail", *extra,
-                     "-o", tmp_path / "tail.png")
+        sliced = run(
+            "plot", root / "results" / "e2e", "--slice", "tail", *extra, "-o", tmp_path / "tail.png"
+        )
         assert sliced.exit_code == 0, sliced.output
         assert (tmp_path / "tail.png").read_bytes()[:8] == PNG_MAGIC
     unknown = run("plot", root / "results" / "e2e", "--slice", "nope")
@@ -180,8 +192,9 @@ def test_plot_command_writes_a_png(swept, tmp_path):
 
 def test_second_sweep_reuses_cached_indexes(swept):
     root, _ = swept
-    result = run("bench", root / "sweep.toml", "-o", "again", "--results-root",
-                 root / "results", "--json")
+    result = run(
+        "bench", root / "sweep.toml", "-o", "again", "--results-root", root / "results", "--json"
+    )
     assert result.exit_code == 0, result.output
     assert result.stdout and json.loads(result.stdout)["sweep"]["cached_builds"] == 4
     first = read_runs(root / "results" / "e2e" / "runs.jsonl")
@@ -210,10 +223,23 @@ def test_killed_sweep_resumes_without_duplicates_or_losses(tmp_path):
     sweep = tmp_path / "resume.toml"
     sweep.write_text(RESUME_SWEEP)
     runs_file = tmp_path / "res" / "x" / "runs.jsonl"
-    command = [sys.executable, "-m", "annkit", "bench", str(sweep), "-o", "x",
-               "--results-root", str(tmp_path / "res"), "--threads", "1", "-q"]
-    process = subprocess.Popen(command, start_new_session=True, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE)
+    command = [
+        sys.executable,
+        "-m",
+        "annkit",
+        "bench",
+        str(sweep),
+        "-o",
+        "x",
+        "--results-root",
+        str(tmp_path / "res"),
+        "--threads",
+        "1",
+        "-q",
+    ]
+    process = subprocess.Popen(
+        command, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     deadline = time.monotonic() + 120
     try:
         while time.monotonic() < deadline and process.poll() is None:
@@ -238,20 +264,35 @@ def test_killed_sweep_resumes_without_duplicates_or_losses(tmp_path):
     assert leftovers == []
 
 
-@pytest.mark.parametrize("text, message", [
-    ('[[engine]]\nname = "hnswx"\n',
-     f"Error: sweep.toml line 2: unknown engine 'hnswx' (known: {', '.join(engine_names())})"),
-    ('[bench]\nk = 10\n\n[[engine]]\nname = "hnsw"\nbuild = { M = [8] }\nquery = { eff = 10 }\n',
-     "Error: sweep.toml line 7: engine 'hnsw' has no query parameter 'eff' (known: ef)"),
-    ('[[engine]]\nname = "hnsw"\nbuild = { M = [8, "x"] }\n',
-     "Error: sweep.toml line 3: engine 'hnsw': build parameter M: expected int, got 'x'"),
-    ('[[engine]]\nname = "hnsw"\nquery = { ef = [] }\n',
-     "Error: sweep.toml line 3: engine 'hnsw': query parameter 'ef' has an empty list "
-     "(nothing to run)"),
-    ('[[engine]\nname = "hnsw"\n',
-     "Error: sweep.toml: invalid TOML: Expected ']]' at the end of an array "
-     "declaration (at line 1, column 9)"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        (
+            '[[engine]]\nname = "hnswx"\n',
+            "Error: sweep.toml line 2: unknown engine 'hnswx' "
+            f"(known: {', '.join(engine_names())})",
+        ),
+        (
+            '[bench]\nk = 10\n\n[[engine]]\nname = "hnsw"\n'
+            "build = { M = [8] }\nquery = { eff = 10 }\n",
+            "Error: sweep.toml line 7: engine 'hnsw' has no query parameter 'eff' (known: ef)",
+        ),
+        (
+            '[[engine]]\nname = "hnsw"\nbuild = { M = [8, "x"] }\n',
+            "Error: sweep.toml line 3: engine 'hnsw': build parameter M: expected int, got 'x'",
+        ),
+        (
+            '[[engine]]\nname = "hnsw"\nquery = { ef = [] }\n',
+            "Error: sweep.toml line 3: engine 'hnsw': query parameter 'ef' has an empty list "
+            "(nothing to run)",
+        ),
+        (
+            '[[engine]\nname = "hnsw"\n',
+            "Error: sweep.toml: invalid TOML: Expected ']]' at the end of an array "
+            "declaration (at line 1, column 9)",
+        ),
+    ],
+)
 def test_bad_sweep_files_give_one_line_and_exit_2(text, message, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     Path("sweep.toml").write_text(text)
@@ -271,7 +312,8 @@ def test_report_of_a_missing_folder(tmp_path):
     result = run("report", tmp_path / "empty")
     assert result.exit_code == 2
     assert result.output.strip() == (
-        f"Error: {tmp_path / 'empty'}: no runs.jsonl here (not an annkit bench results folder)")
+        f"Error: {tmp_path / 'empty'}: no runs.jsonl here (not an annkit bench results folder)"
+    )
 
 
 def test_help_texts():

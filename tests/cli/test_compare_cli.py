@@ -19,9 +19,18 @@ def run(*args):
 
 def record(run_id, engine, recall, qps, tail, query=None, k=10):
     return {
-        "run_id": run_id, "status": "ok", "engine": engine, "build_params": {},
-        "query_params": query or {}, "metric": "angular", "dataset": "toy", "k": k,
-        "mode": "batch", "recall": recall, "qps": qps, "error": None,
+        "run_id": run_id,
+        "status": "ok",
+        "engine": engine,
+        "build_params": {},
+        "query_params": query or {},
+        "metric": "angular",
+        "dataset": "toy",
+        "k": k,
+        "mode": "batch",
+        "recall": recall,
+        "qps": qps,
+        "error": None,
         "slices": {"tail": {"queries": 4, "recall": tail, "p5_recall": 0.5}},
     }
 
@@ -46,8 +55,11 @@ def folders(tmp_path):
     """(baseline, same results on a machine twice as slow, h32 with lower recall)."""
     slower = [{**r, "qps": r["qps"] / 2} for r in RECORDS]
     worse = [{**r, "recall": 0.93} if r["run_id"] == "h32" else r for r in RECORDS]
-    return (write_results(tmp_path / "base", RECORDS), write_results(tmp_path / "slow", slower),
-            write_results(tmp_path / "worse", worse))
+    return (
+        write_results(tmp_path / "base", RECORDS),
+        write_results(tmp_path / "slow", slower),
+        write_results(tmp_path / "worse", worse),
+    )
 
 
 def test_a_slower_machine_passes_with_the_reason_shown(folders):
@@ -59,7 +71,8 @@ def test_a_slower_machine_passes_with_the_reason_shown(folders):
     assert result.stdout.rstrip().splitlines()[-1] == (
         "PASSED: 3 baseline settings compared, none regressed (limits: recall@10 drop 0.005, "
         "QPS drop 15% (relative to flat), dist/query rise 2% (checked on 0 settings; not "
-        "counted on 3: hnsw, flat))")
+        "counted on 3: hnsw, flat))"
+    )
     assert result.stderr == ""
 
 
@@ -80,8 +93,11 @@ def test_json_output(folders):
     assert result.exit_code == 1
     output = json.loads(result.stdout)
     assert output["passed"] is False
-    assert output["thresholds"] == {"max_recall_drop": 0.005, "max_qps_drop": 0.15,
-                                    "max_work_increase": 0.02}
+    assert output["thresholds"] == {
+        "max_recall_drop": 0.005,
+        "max_qps_drop": 0.15,
+        "max_work_increase": 0.02,
+    }
     assert output["qps_basis"] == "flat"
     assert [row["run_id"] for row in output["rows"]] == ["h16", "h32", "f"]
     assert [row["verdict"] for row in output["rows"]] == ["ok", "regressed", "ok"]
@@ -97,8 +113,10 @@ def test_markdown_output(folders):
     assert lines[0] == "### annkit regression gate: ❌ failed"
     assert "| setting | recall@10 | tail recall@10 | QPS x flat | dist/query | verdict |" in lines
     assert "|---|---:|---:|---:|---:|---|" in lines
-    assert ("| hnsw ef=32 | 0.9500 → 0.9300 (-0.0200) | 0.9300 | 1.20x → 1.20x (+0%) | "
-            "work not counted | **regressed: recall@10 -0.0200** |") in lines
+    assert (
+        "| hnsw ef=32 | 0.9500 → 0.9300 (-0.0200) | 0.9300 | 1.20x → 1.20x (+0%) | "
+        "work not counted | **regressed: recall@10 -0.0200** |"
+    ) in lines
     assert lines[-1].startswith("**FAILED: 1 of 3 baseline settings regressed")
     passed = run("compare", base, slow, "--markdown")
     assert passed.exit_code == 0
@@ -116,7 +134,8 @@ def test_bad_inputs_exit_2_with_one_line(folders, tmp_path):
     assert result.exit_code == 2
     assert result.stderr == (
         "Error: cannot compare: the baseline and current sweeps differ in k (10 vs 20); a gate "
-        "compares like with like (make a new baseline)\n")
+        "compares like with like (make a new baseline)\n"
+    )
     result = run("compare", base, base, "--json", "--markdown")
     assert result.exit_code == 2
     assert result.stderr == "Error: choose one of --json and --markdown\n"
@@ -143,8 +162,18 @@ def baseline_sweep(tmp_path_factory):
     """A tiny real sweep on words-10k, built with one thread: the baseline."""
     root = tmp_path_factory.mktemp("gate")
     (root / "sweep.toml").write_text(SWEEP)
-    result = run("bench", root / "sweep.toml", "-o", root / "base", "--results-root", root,
-                 "--threads", "1", "-q", "--json")
+    result = run(
+        "bench",
+        root / "sweep.toml",
+        "-o",
+        root / "base",
+        "--results-root",
+        root,
+        "--threads",
+        "1",
+        "-q",
+        "--json",
+    )
     assert result.exit_code == 0, result.output
     return root
 
@@ -153,9 +182,22 @@ def test_bench_with_baseline_rebuilds_and_passes(baseline_sweep):
     root = baseline_sweep
     # rebuilt from scratch: single-threaded hnsw gives the same recall; QPS of a one-run
     # sweep in a test is too noisy to check, so its limit is off
-    result = run("bench", root / "sweep.toml", "-o", root / "again", "--results-root", root,
-                 "--threads", "1", "--rebuild", "--json", "--baseline", root / "base",
-                 "--max-qps-drop", "1")
+    result = run(
+        "bench",
+        root / "sweep.toml",
+        "-o",
+        root / "again",
+        "--results-root",
+        root,
+        "--threads",
+        "1",
+        "--rebuild",
+        "--json",
+        "--baseline",
+        root / "base",
+        "--max-qps-drop",
+        "1",
+    )
     assert result.exit_code == 0, result.output
     output = json.loads(result.stdout)
     assert output["sweep"]["ran"] == 3 and output["sweep"]["cached_builds"] == 0
@@ -172,8 +214,19 @@ def test_bench_with_a_better_baseline_fails(baseline_sweep):
     (root / "better").mkdir()
     (root / "better" / "runs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
     (root / "better" / "meta.json").write_text((root / "base" / "meta.json").read_text())
-    result = run("bench", root / "sweep.toml", "-o", root / "base", "--results-root", root,
-                 "-q", "--baseline", root / "better", "--max-qps-drop", "1")
+    result = run(
+        "bench",
+        root / "sweep.toml",
+        "-o",
+        root / "base",
+        "--results-root",
+        root,
+        "-q",
+        "--baseline",
+        root / "better",
+        "--max-qps-drop",
+        "1",
+    )
     assert result.exit_code == 1
     assert "0 settings measured" in result.stdout  # nothing to redo in a finished folder
     assert "regression gate:" in result.stdout and "regressed: recall@10 -0.0100" in result.stdout
@@ -182,16 +235,25 @@ def test_bench_with_a_better_baseline_fails(baseline_sweep):
 
 def test_bench_refuses_a_bad_baseline_before_sweeping(baseline_sweep, tmp_path):
     root = baseline_sweep
-    result = run("bench", root / "sweep.toml", "--results-root", tmp_path / "r",
-                 "--baseline", tmp_path / "nope")
+    result = run(
+        "bench",
+        root / "sweep.toml",
+        "--results-root",
+        tmp_path / "r",
+        "--baseline",
+        tmp_path / "nope",
+    )
     assert result.exit_code == 2
-    assert result.stderr == (f"Error: {tmp_path / 'nope'}: no such results folder or "
-                             "runs.jsonl file\n")
+    assert result.stderr == (
+        f"Error: {tmp_path / 'nope'}: no such results folder or runs.jsonl file\n"
+    )
     (tmp_path / "k5.toml").write_text(SWEEP.replace("k = 10", "k = 5"))
-    result = run("bench", tmp_path / "k5.toml", "--results-root", tmp_path / "r",
-                 "--baseline", root / "base")
+    result = run(
+        "bench", tmp_path / "k5.toml", "--results-root", tmp_path / "r", "--baseline", root / "base"
+    )
     assert result.exit_code == 2
     assert result.stderr == (
         "Error: cannot compare: the baseline and current sweeps differ in k (10 vs 5); a gate "
-        "compares like with like (make a new baseline)\n")
+        "compares like with like (make a new baseline)\n"
+    )
     assert not (tmp_path / "r").exists()  # nothing ran

@@ -29,8 +29,21 @@ def test_help_for_every_command():
 @pytest.fixture(scope="module")
 def hnsw_index(tmp_path_factory):
     path = tmp_path_factory.mktemp("cli") / "idx"
-    result = run("build", "words-10k", "-e", "hnsw", "-p", "M=8", "-p", "ef_construction=100",
-                 "--threads", "1", "-o", str(path), "--json")
+    result = run(
+        "build",
+        "words-10k",
+        "-e",
+        "hnsw",
+        "-p",
+        "M=8",
+        "-p",
+        "ef_construction=100",
+        "--threads",
+        "1",
+        "-o",
+        str(path),
+        "--json",
+    )
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     assert summary["count"] == 10_000 and summary["metric"] == "angular"
@@ -42,8 +55,19 @@ def test_evaluate_json(hnsw_index):
     result = run("evaluate", str(hnsw_index), "-k", "10", "-p", "ef=64", "--json")
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout)
-    for key in ("engine", "build_params", "query_params", "k", "recall", "qps", "latency_ms",
-                "build_seconds", "index_bytes", "queries", "mode"):
+    for key in (
+        "engine",
+        "build_params",
+        "query_params",
+        "k",
+        "recall",
+        "qps",
+        "latency_ms",
+        "build_seconds",
+        "index_bytes",
+        "queries",
+        "mode",
+    ):
         assert key in out
     assert out["query_params"] == {"ef": 64} and out["mode"] == "batch" and out["k"] == 10
     assert out["queries"] == 1000 and 0.9 < out["recall"] <= 1
@@ -66,8 +90,7 @@ def test_evaluate_recall_matches_library(hnsw_index, words10k):
 
 def test_query_outputs(hnsw_index, tmp_path, words10k):
     out_h5 = tmp_path / "nn.hdf5"
-    result = run("query", str(hnsw_index), "words-10k", "-k", "5", "-p", "ef=64", "-o",
-                 str(out_h5))
+    result = run("query", str(hnsw_index), "words-10k", "-k", "5", "-p", "ef=64", "-o", str(out_h5))
     assert result.exit_code == 0, result.output
     with h5py.File(out_h5) as handle:
         ids = handle["neighbors"][:]
@@ -84,8 +107,19 @@ def test_groundtruth_writes_dataset_and_evaluate_uses_it(hnsw_index, tmp_path, w
     np.save(tmp_path / "base.npy", words10k.base)
     np.save(tmp_path / "queries.npy", words10k.queries[:50])
     out = tmp_path / "gt.hdf5"
-    result = run("groundtruth", str(tmp_path / "base.npy"), str(tmp_path / "queries.npy"),
-                 "-k", "20", "--metric", "angular", "-o", str(out), "--json", "-q")
+    result = run(
+        "groundtruth",
+        str(tmp_path / "base.npy"),
+        str(tmp_path / "queries.npy"),
+        "-k",
+        "20",
+        "--metric",
+        "angular",
+        "-o",
+        str(out),
+        "--json",
+        "-q",
+    )
     assert result.exit_code == 0, result.output
     with h5py.File(out) as handle:
         np.testing.assert_array_equal(handle["neighbors"][:], words10k.neighbors[:50, :20])
@@ -101,9 +135,20 @@ def test_evaluate_with_separate_files(hnsw_index, tmp_path, words10k):
     words10k.neighbors[:30].astype(np.int32).tofile(tmp_path / "gt.raw")
     header = np.array([30, 100], dtype="<u4").tobytes()
     (tmp_path / "gt.ibin").write_bytes(header + (tmp_path / "gt.raw").read_bytes())
-    result = run("evaluate", str(hnsw_index), str(tmp_path / "base.npy"), "--queries",
-                 str(tmp_path / "queries.npy"), "--groundtruth", str(tmp_path / "gt.ibin"),
-                 "--metric", "angular", "-p", "ef=64", "--json")
+    result = run(
+        "evaluate",
+        str(hnsw_index),
+        str(tmp_path / "base.npy"),
+        "--queries",
+        str(tmp_path / "queries.npy"),
+        "--groundtruth",
+        str(tmp_path / "gt.ibin"),
+        "--metric",
+        "angular",
+        "-p",
+        "ef=64",
+        "--json",
+    )
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["queries"] == 30
 
@@ -124,20 +169,33 @@ def test_engines_listing():
 @pytest.mark.parametrize(
     "args, message",
     [
-        (("build", "words-10k", "-e", "nope", "-o", "{tmp}/x"),
-         f"Error: unknown engine 'nope' (known: {', '.join(engine_names())})"),
-        (("build", "words-10k", "-e", "hnsw", "-p", "M=x", "-o", "{tmp}/x"),
-         "Error: parameter M: expected int, got 'x'"),
-        (("build", "{tmp}/missing.fvecs", "-e", "hnsw", "-o", "{tmp}/x"),
-         "Error: {tmp}/missing.fvecs: no such file, and not a bundled dataset "
-         "(bundled: words-10k)"),
+        (
+            ("build", "words-10k", "-e", "nope", "-o", "{tmp}/x"),
+            f"Error: unknown engine 'nope' (known: {', '.join(engine_names())})",
+        ),
+        (
+            ("build", "words-10k", "-e", "hnsw", "-p", "M=x", "-o", "{tmp}/x"),
+            "Error: parameter M: expected int, got 'x'",
+        ),
+        (
+            ("build", "{tmp}/missing.fvecs", "-e", "hnsw", "-o", "{tmp}/x"),
+            "Error: {tmp}/missing.fvecs: no such file, and not a bundled dataset "
+            "(bundled: words-10k)",
+        ),
         (("evaluate", "{tmp}/noindex"), "Error: {tmp}/noindex: no such index directory"),
-        (("evaluate", "{index}", "-p", "eff=3"),
-         "Error: engine hnsw has no query parameter 'eff' (known: ef)"),
-        (("query", "{index}", "words-10k", "-o", "{tmp}/out.csv"),
-         "Error: {tmp}/out.csv: output must end in .hdf5, .h5 or .npy"),
-        (("info", "{tmp}/nothing.xyz"),
-         "Error: {tmp}/nothing.xyz: no such file, and not a bundled dataset (bundled: words-10k)"),
+        (
+            ("evaluate", "{index}", "-p", "eff=3"),
+            "Error: engine hnsw has no query parameter 'eff' (known: ef)",
+        ),
+        (
+            ("query", "{index}", "words-10k", "-o", "{tmp}/out.csv"),
+            "Error: {tmp}/out.csv: output must end in .hdf5, .h5 or .npy",
+        ),
+        (
+            ("info", "{tmp}/nothing.xyz"),
+            "Error: {tmp}/nothing.xyz: no such file, and not a bundled dataset "
+            "(bundled: words-10k)",
+        ),
     ],
 )
 def test_errors_are_one_line_exit_2(args, message, tmp_path, hnsw_index):
@@ -174,8 +232,9 @@ def test_python_m_annkit_entry_point():
     import subprocess
     import sys
 
-    done = subprocess.run([sys.executable, "-m", "annkit", "--version"], capture_output=True,
-                          text=True, check=False)
+    done = subprocess.run(
+        [sys.executable, "-m", "annkit", "--version"], capture_output=True, text=True, check=False
+    )
     assert done.returncode == 0 and "annkit" in done.stdout
 
 
@@ -207,15 +266,17 @@ def test_evaluate_shows_distance_computations_where_the_engine_counts(hnsw_index
     index = tmp_path / "flat"
     assert run("build", "words-10k", "-e", "flat", "-o", str(index)).exit_code == 0
     out = tmp_path / "flat.csv"
-    result = CliRunner().invoke(cli, ["evaluate", str(index), "--per-query", str(out)],
-                                env={"COLUMNS": "200"})
+    result = CliRunner().invoke(
+        cli, ["evaluate", str(index), "--per-query", str(out)], env={"COLUMNS": "200"}
+    )
     assert result.exit_code == 0, result.output
     row = next(line for line in result.stdout.splitlines() if "dist/query" in line)
     assert row.split("│")[2].strip().startswith("10,000")  # then its p50/p95/p99
     with open(out, newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert len(rows) == 1000 and {r["distance_computations"] for r in rows} == {"10000"}
-    table = CliRunner().invoke(cli, ["evaluate", str(hnsw_index), "-p", "ef=10"],
-                               env={"COLUMNS": "200"})
+    table = CliRunner().invoke(
+        cli, ["evaluate", str(hnsw_index), "-p", "ef=10"], env={"COLUMNS": "200"}
+    )
     row = next(line for line in table.stdout.splitlines() if "dist/query" in line)
     assert row.split("│")[2].strip() == "-"

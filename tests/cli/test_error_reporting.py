@@ -12,8 +12,10 @@ from click.testing import CliRunner
 
 from annkit.cli.main import cli
 
-TRUNCATED = ("Error: bad.fvecs: truncated file: 40 bytes is not a whole number of 36-byte "
-             "records (dimension 8, from the first record)")
+TRUNCATED = (
+    "Error: bad.fvecs: truncated file: 40 bytes is not a whole number of 36-byte "
+    "records (dimension 8, from the first record)"
+)
 
 
 @pytest.fixture()
@@ -44,8 +46,9 @@ def test_debug_shows_the_traceback_then_the_same_line(bad_file, how):
     assert result.exit_code == 2
     lines = result.stderr.splitlines()
     assert lines[0] == "Traceback (most recent call last):"
-    assert any(line.startswith("annkit.errors.DatasetError: bad.fvecs: truncated file")
-               for line in lines)
+    assert any(
+        line.startswith("annkit.errors.DatasetError: bad.fvecs: truncated file") for line in lines
+    )
     assert lines[-1] == TRUNCATED
 
 
@@ -56,8 +59,9 @@ def test_unexpected_exception_is_one_line_and_points_to_debug(bad_file, monkeypa
     monkeypatch.setattr("annkit.cli.info.describe_file", broken)
     result = run("info", bad_file)
     assert result.exit_code == 2
-    assert result.stderr == ("Error: unexpected ZeroDivisionError: boom second line "
-                             "(rerun with --debug for details)\n")
+    assert result.stderr == (
+        "Error: unexpected ZeroDivisionError: boom second line (rerun with --debug for details)\n"
+    )
     debug = run("--debug", "info", bad_file)
     assert debug.exit_code == 2
     assert debug.stderr.startswith("Traceback (most recent call last):")
@@ -72,8 +76,7 @@ def test_os_error_is_one_line(bad_file, monkeypatch):
     monkeypatch.setattr("annkit.cli.info.describe_file", denied)
     result = run("info", bad_file)
     assert result.exit_code == 2
-    assert result.stderr == (
-        "Error: PermissionError: [Errno 13] Permission denied: 'bad.fvecs'\n")
+    assert result.stderr == ("Error: PermissionError: [Errno 13] Permission denied: 'bad.fvecs'\n")
 
 
 def test_interrupt_exits_130_without_traceback(bad_file, monkeypatch):
@@ -86,16 +89,23 @@ def test_interrupt_exits_130_without_traceback(bad_file, monkeypatch):
     assert result.stderr.strip() == "annkit: interrupted"  # info writes nothing
 
 
-@pytest.mark.parametrize("args, message", [
-    (["nope"], "Error: No such command 'nope'."),
-    (["info"], "Error: Missing argument 'PATH'."),
-    (["info", "words-10k", "--nope"], "Error: No such option '--nope'."),
-    (["query", "idx", "q.npy", "-k", "0", "-o", "o.npy"],
-     "Error: Invalid value for '-k': 0 is not in the range x>=1."),
-    (["build", "words-10k", "-o", "x"], "Error: Missing option '-e' / '--engine'."),
-    (["evaluate", "idx", "--mode", "fast"], "Error: Invalid value for '--mode': 'fast' is not "
-                                            "one of 'batch', 'single'."),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["nope"], "Error: No such command 'nope'."),
+        (["info"], "Error: Missing argument 'PATH'."),
+        (["info", "words-10k", "--nope"], "Error: No such option '--nope'."),
+        (
+            ["query", "idx", "q.npy", "-k", "0", "-o", "o.npy"],
+            "Error: Invalid value for '-k': 0 is not in the range x>=1.",
+        ),
+        (["build", "words-10k", "-o", "x"], "Error: Missing option '-e' / '--engine'."),
+        (
+            ["evaluate", "idx", "--mode", "fast"],
+            "Error: Invalid value for '--mode': 'fast' is not one of 'batch', 'single'.",
+        ),
+    ],
+)
 def test_usage_errors_exit_2_with_click_usage_text(args, message, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     result = run(*args)
@@ -107,11 +117,21 @@ def test_usage_errors_exit_2_with_click_usage_text(args, message, tmp_path, monk
 
 def test_real_process_debug_and_default(bad_file, tmp_path):
     """The same through the installed entry point (a real stderr, a real exit status)."""
-    plain = subprocess.run([sys.executable, "-m", "annkit", "info", bad_file], cwd=tmp_path,
-                           capture_output=True, text=True, check=False)
+    plain = subprocess.run(
+        [sys.executable, "-m", "annkit", "info", bad_file],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert (plain.returncode, plain.stderr, plain.stdout) == (2, TRUNCATED + "\n", "")
-    debug = subprocess.run([sys.executable, "-m", "annkit", "--debug", "info", bad_file],
-                           cwd=tmp_path, capture_output=True, text=True, check=False)
+    debug = subprocess.run(
+        [sys.executable, "-m", "annkit", "--debug", "info", bad_file],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert debug.returncode == 2
     assert debug.stderr.startswith("Traceback (most recent call last):")
     assert 'File "' in debug.stderr and debug.stderr.splitlines()[-1] == TRUNCATED

@@ -67,7 +67,13 @@ def test_every_example_runs(tmp_path, monkeypatch):
             assert result.exit_code == 0, (line, result.output)
             ran += 1
     assert ran == sum(len(lines) for name, lines in EXAMPLES.items() if name not in NEEDS)
-    for written in ("hnsw8", "q.csv", "neighbours.npy", "gt10.hdf5", "policy.json",
-                    "results/mine/runs.jsonl", "tail.png"):
+    for written in (
+        "hnsw8",
+        "q.csv",
+        "neighbours.npy",
+        "gt10.hdf5",
+        "policy.json",
+        "results/mine/runs.jsonl",
+        "tail.png",
+    ):
         assert (tmp_path / written).exists(), written
-

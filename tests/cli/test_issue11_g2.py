@@ -21,11 +21,13 @@ def run(*args: str):
 
 # item 1 -------------------------------------------------------------------------------------
 
+
 def test_report_on_a_slice_says_so_in_every_title():
     result = run("report", str(BASELINE), "--slice", "tail")
     assert result.exit_code == 0, result.output
-    assert ("Pareto-optimal runs on slice 'tail' (400 queries): recall@10 vs QPS "
-            "(words-10k, batch)") in result.stdout
+    assert (
+        "Pareto-optimal runs on slice 'tail' (400 queries): recall@10 vs QPS (words-10k, batch)"
+    ) in result.stdout
     assert "best QPS at recall@10 >= threshold on slice 'tail' (400 queries)" in result.stdout
     unsliced = run("report", str(BASELINE))
     assert "on slice" not in unsliced.stdout
@@ -49,6 +51,7 @@ def test_plot_title_label():
 
 # item 4 -------------------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def euclidean_flat(tmp_path_factory):
     path = tmp_path_factory.mktemp("metric") / "flat-l2"
@@ -64,31 +67,55 @@ def test_metric_mismatch_says_which_metric_the_index_has(euclidean_flat, extra):
     assert result.stderr == (
         f"Error: index {euclidean_flat} uses metric euclidean, dataset words-10k is scored "
         "with angular: rebuild the index with --metric angular, or evaluate it with "
-        "--metric euclidean\n")
+        "--metric euclidean\n"
+    )
 
 
 def test_evaluating_with_the_index_metric_works(euclidean_flat):
-    result = run("evaluate", str(euclidean_flat), "words-10k", "--metric", "euclidean",
-                 "--json", "--runs", "1")
+    result = run(
+        "evaluate",
+        str(euclidean_flat),
+        "words-10k",
+        "--metric",
+        "euclidean",
+        "--json",
+        "--runs",
+        "1",
+    )
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["metric"] == "euclidean"
 
 
 # item 9 -------------------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def hnsw_small(tmp_path_factory):
     path = tmp_path_factory.mktemp("strict") / "hnsw8"
-    result = run("build", "words-10k", "-e", "hnsw", "-p", "M=8", "-p", "ef_construction=60",
-                 "--threads", "1", "-o", str(path))
+    result = run(
+        "build",
+        "words-10k",
+        "-e",
+        "hnsw",
+        "-p",
+        "M=8",
+        "-p",
+        "ef_construction=60",
+        "--threads",
+        "1",
+        "-o",
+        str(path),
+    )
     assert result.exit_code == 0, result.output
     return path
 
 
 def independent_strict(true_ids, found_ids, k):
     """Strict recall@k the plain way: one Python set per query."""
-    return [len({int(i) for i in found[:k] if i >= 0} & {int(i) for i in true[:k]}) / k
-            for true, found in zip(true_ids, found_ids, strict=True)]
+    return [
+        len({int(i) for i in found[:k] if i >= 0} & {int(i) for i in true[:k]}) / k
+        for true, found in zip(true_ids, found_ids, strict=True)
+    ]
 
 
 def test_strict_recall_matches_an_independent_count_on_words10k(hnsw_small, words10k):
@@ -105,8 +132,9 @@ def test_strict_recall_matches_an_independent_count_on_words10k(hnsw_small, word
     assert np.array_equal(strict.returned_ids, tolerant.returned_ids)
     expected = independent_strict(words10k.neighbors, strict.returned_ids, 10)
     assert np.allclose(strict.per_query_recall, expected)
-    assert np.allclose(strict_recall_per_query(words10k.neighbors, strict.returned_ids, 10),
-                       expected)
+    assert np.allclose(
+        strict_recall_per_query(words10k.neighbors, strict.returned_ids, 10), expected
+    )
     # an id inside the true top-k is within the k-th true distance: tolerant >= strict
     assert np.all(tolerant.per_query_recall >= strict.per_query_recall - 1e-12)
     assert 0.5 < strict.recall < 0.99  # a low-effort setting misses some neighbours
@@ -124,8 +152,9 @@ def test_strict_recall_of_duplicates_and_missing_ids():
 
 
 def test_evaluate_recall_flag_and_json(hnsw_small):
-    strict = run("evaluate", str(hnsw_small), "-p", "ef=12", "--recall", "strict", "--json",
-                 "--runs", "1")
+    strict = run(
+        "evaluate", str(hnsw_small), "-p", "ef=12", "--recall", "strict", "--json", "--runs", "1"
+    )
     tolerant = run("evaluate", str(hnsw_small), "-p", "ef=12", "--json", "--runs", "1")
     assert strict.exit_code == 0 and tolerant.exit_code == 0, strict.output + tolerant.output
     strict_out, tolerant_out = json.loads(strict.stdout), json.loads(tolerant.stdout)
@@ -134,14 +163,33 @@ def test_evaluate_recall_flag_and_json(hnsw_small):
 
 
 def test_effort_and_tune_take_the_rule(hnsw_small, tmp_path):
-    effort = run("effort", str(hnsw_small), "--recall", "strict", "--json", "-q",
-                 "--grid", "10,20,40,80")
+    effort = run(
+        "effort", str(hnsw_small), "--recall", "strict", "--json", "-q", "--grid", "10,20,40,80"
+    )
     assert effort.exit_code == 0, effort.output
     assert json.loads(effort.stdout)["recall_rule"] == "strict"
-    tuned = run("tune", "-e", "hnsw", "--build-grid", "M=8", "--build-grid",
-                "ef_construction=60", "--effort-grid", "10,20,40", "--target", "0.5",
-                "--recall", "strict", "--json", "--runs", "1", "--threads", "1",
-                "--cache-dir", str(tmp_path / "cache"))
+    tuned = run(
+        "tune",
+        "-e",
+        "hnsw",
+        "--build-grid",
+        "M=8",
+        "--build-grid",
+        "ef_construction=60",
+        "--effort-grid",
+        "10,20,40",
+        "--target",
+        "0.5",
+        "--recall",
+        "strict",
+        "--json",
+        "--runs",
+        "1",
+        "--threads",
+        "1",
+        "--cache-dir",
+        str(tmp_path / "cache"),
+    )
     assert tuned.exit_code == 0, tuned.output
     out = json.loads(tuned.stdout)
     assert out["recall_rule"] == "strict" and out["best"]["recall_rule"] == "strict"
@@ -160,15 +208,20 @@ def test_compare_refuses_runs_scored_under_different_rules(tmp_path):
     strict = tmp_path / "strict"
     strict.mkdir()
     (strict / "meta.json").write_text((BASELINE / "meta.json").read_text())
-    lines = [json.loads(line) for line in
-             (BASELINE / "runs.jsonl").read_text().splitlines() if line.strip()]
+    lines = [
+        json.loads(line)
+        for line in (BASELINE / "runs.jsonl").read_text().splitlines()
+        if line.strip()
+    ]
     (strict / "runs.jsonl").write_text(
-        "".join(json.dumps({**line, "recall_rule": "strict"}) + "\n" for line in lines))
+        "".join(json.dumps({**line, "recall_rule": "strict"}) + "\n" for line in lines)
+    )
     result = run("compare", str(BASELINE), str(strict))
     assert result.exit_code == 2
     assert result.stderr == (
         "Error: cannot compare: the baseline and current sweeps differ in recall rule "
-        "(tolerant vs strict); a gate compares like with like (make a new baseline)\n")
+        "(tolerant vs strict); a gate compares like with like (make a new baseline)\n"
+    )
     assert run("compare", str(strict), str(strict)).exit_code == 0
 
 
@@ -181,17 +234,30 @@ def test_sweep_recall_key(tmp_path):
     assert spec.recall_rule == "strict" and spec.identity()["recall_rule"] == "strict"
     assert "recall_rule" not in load_sweep(None).identity()  # old folders keep resuming
     sweep.write_text('[bench]\nrecall = "exact"\n\n[[engine]]\nname = "flat"\n')
-    with pytest.raises(SweepError, match=r"s.toml line 2: \[bench\] recall must be tolerant "
-                                         r"\(ann-benchmarks\) or strict \(id overlap\), "
-                                         "got 'exact'"):
+    with pytest.raises(
+        SweepError,
+        match=r"s.toml line 2: \[bench\] recall must be tolerant "
+        r"\(ann-benchmarks\) or strict \(id overlap\), "
+        "got 'exact'",
+    ):
         load_sweep(sweep)
 
 
 def test_bench_records_carry_the_rule(tmp_path):
     sweep = tmp_path / "s.toml"
     sweep.write_text('[bench]\nruns = 1\n\n[[engine]]\nname = "flat"\n')
-    result = run("bench", str(sweep), "-o", "strict", "--results-root", str(tmp_path / "r"),
-                 "--recall", "strict", "--json", "-q")
+    result = run(
+        "bench",
+        str(sweep),
+        "-o",
+        "strict",
+        "--results-root",
+        str(tmp_path / "r"),
+        "--recall",
+        "strict",
+        "--json",
+        "-q",
+    )
     assert result.exit_code == 0, result.output
     from annkit.bench.store import read_runs
 
@@ -202,14 +268,16 @@ def test_bench_records_carry_the_rule(tmp_path):
 
 # item 7: sweep files ------------------------------------------------------------------------
 
+
 def test_relative_sweep_paths_resolve_against_the_sweep_folder(tmp_path, monkeypatch):
     from annkit.bench.spec import load_sweep
 
     folder = tmp_path / "sweeps"
     folder.mkdir()
     sweep = folder / "s.toml"
-    sweep.write_text('[bench]\ndataset = "data/mine.hdf5"\nqueries = "q.npy"\n\n'
-                     '[[engine]]\nname = "flat"\n')
+    sweep.write_text(
+        '[bench]\ndataset = "data/mine.hdf5"\nqueries = "q.npy"\n\n[[engine]]\nname = "flat"\n'
+    )
     # a file of that name in the current folder must not be picked instead
     monkeypatch.chdir(tmp_path)
     (tmp_path / "data").mkdir()
@@ -225,48 +293,65 @@ def test_duplicate_engine_blocks_are_refused(tmp_path):
     from annkit.bench.spec import SweepError, load_sweep
 
     sweep = tmp_path / "s.toml"
-    sweep.write_text('[[engine]]\nname = "hnsw"\nbuild = { M = 8 }\nquery = { ef = [10, 20] }\n'
-                     '\n[[engine]]\nname = "hnsw"\nbuild = { M = 8 }\nquery = { ef = 20 }\n')
+    sweep.write_text(
+        '[[engine]]\nname = "hnsw"\nbuild = { M = 8 }\nquery = { ef = [10, 20] }\n'
+        '\n[[engine]]\nname = "hnsw"\nbuild = { M = 8 }\nquery = { ef = 20 }\n'
+    )
     with pytest.raises(SweepError) as caught:
         load_sweep(sweep)
     assert str(caught.value) == (
         f"{sweep} line 7: [[engine]] block 2 (hnsw) repeats a setting of block 1: "
         "M=8 ef_construction=200 seed=100 | ef=20; remove the duplicate (each setting is "
-        "measured once)")
+        "measured once)"
+    )
     # two blocks of one engine with different settings are fine
-    sweep.write_text('[[engine]]\nname = "hnsw"\nbuild = { M = 8 }\nquery = { ef = 10 }\n'
-                     '\n[[engine]]\nname = "hnsw"\nbuild = { M = 16 }\nquery = { ef = 20 }\n')
+    sweep.write_text(
+        '[[engine]]\nname = "hnsw"\nbuild = { M = 8 }\nquery = { ef = 10 }\n'
+        '\n[[engine]]\nname = "hnsw"\nbuild = { M = 16 }\nquery = { ef = 20 }\n'
+    )
     assert load_sweep(sweep).n_runs == 2
 
 
 # item 7: notices ----------------------------------------------------------------------------
 
-DEFAULT_NOTICE = ("annkit: no DATA given: using the bundled dataset words-10k (pass DATA to "
-                  "use your own)\n")
+DEFAULT_NOTICE = (
+    "annkit: no DATA given: using the bundled dataset words-10k (pass DATA to use your own)\n"
+)
 
 
 def test_missing_data_says_the_bundled_dataset_is_used(hnsw_small, tmp_path):
     implicit = run("evaluate", str(hnsw_small), "-p", "ef=12", "--runs", "1", "--json")
     assert implicit.exit_code == 0, implicit.output
     assert implicit.stderr == DEFAULT_NOTICE
-    explicit = run("evaluate", str(hnsw_small), "words-10k", "-p", "ef=12", "--runs", "1",
-                   "--json")
+    explicit = run("evaluate", str(hnsw_small), "words-10k", "-p", "ef=12", "--runs", "1", "--json")
     assert explicit.exit_code == 0 and explicit.stderr == ""
     built = run("build", "-e", "flat", "-o", str(tmp_path / "flat"), "--json")
     assert built.exit_code == 0 and built.stderr == DEFAULT_NOTICE
 
 
 def test_k_deeper_than_the_ground_truth_says_it_is_recomputed(hnsw_small):
-    result = run("evaluate", str(hnsw_small), "words-10k", "-k", "101", "-p", "ef=150",
-                 "--runs", "1", "--json")
+    result = run(
+        "evaluate",
+        str(hnsw_small),
+        "words-10k",
+        "-k",
+        "101",
+        "-p",
+        "ef=150",
+        "--runs",
+        "1",
+        "--json",
+    )
     assert result.exit_code == 0, result.output
     assert result.stderr == (
         "annkit: words-10k holds 100 true neighbours per query, fewer than k=101: computing "
-        "the exact top-202 instead (this takes a while on large data)\n")
+        "the exact top-202 instead (this takes a while on large data)\n"
+    )
     assert json.loads(result.stdout)["k"] == 101
 
 
 # item 10: smaller things ---------------------------------------------------------------------
+
 
 def test_groundtruth_keeps_texts_and_weights(tmp_path):
     import h5py
@@ -277,8 +362,10 @@ def test_groundtruth_keeps_texts_and_weights(tmp_path):
     out = tmp_path / "gt.hdf5"
     result = run("groundtruth", "words-10k", "-k", "10", "-o", str(out), "--json", "-q")
     assert result.exit_code == 0, result.output
-    with h5py.File(resolve_dataset_path("words-10k"), "r") as source, \
-            h5py.File(out, "r") as written:
+    with (
+        h5py.File(resolve_dataset_path("words-10k"), "r") as source,
+        h5py.File(out, "r") as written,
+    ):
         for key in ("test_text", "train_text", "test_weights"):
             assert key in written, key
             assert np.array_equal(written[key][:], source[key][:]), key
@@ -302,16 +389,34 @@ def test_effort_all_slices_and_the_old_name(hnsw_small):
 
 def test_tune_reuses_an_index_bench_cached(tmp_path):
     sweep = tmp_path / "s.toml"
-    sweep.write_text('[bench]\nruns = 1\n\n[[engine]]\nname = "hnsw"\n'
-                     'build = { M = 8, ef_construction = 40 }\nquery = { ef = 10 }\n')
+    sweep.write_text(
+        '[bench]\nruns = 1\n\n[[engine]]\nname = "hnsw"\n'
+        "build = { M = 8, ef_construction = 40 }\nquery = { ef = 10 }\n"
+    )
     root = tmp_path / "results"
     bench = run("bench", str(sweep), "-o", "a", "--results-root", str(root), "-q", "--json")
     assert bench.exit_code == 0, bench.output
     cached = sorted((root / ".cache" / "indexes").iterdir())
     assert len(cached) == 1
-    tuned = run("tune", "words-10k", "-e", "hnsw", "--build-grid", "M=8", "--build-grid",
-                "ef_construction=40", "--effort-grid", "10,20", "--target", "0.5", "--runs",
-                "1", "--cache-dir", str(root / ".cache"), "--json")
+    tuned = run(
+        "tune",
+        "words-10k",
+        "-e",
+        "hnsw",
+        "--build-grid",
+        "M=8",
+        "--build-grid",
+        "ef_construction=40",
+        "--effort-grid",
+        "10,20",
+        "--target",
+        "0.5",
+        "--runs",
+        "1",
+        "--cache-dir",
+        str(root / ".cache"),
+        "--json",
+    )
     assert tuned.exit_code == 0, tuned.output
     (setting,) = json.loads(tuned.stdout)["settings"]
     assert setting["cached"] is True
@@ -320,6 +425,7 @@ def test_tune_reuses_an_index_bench_cached(tmp_path):
 
 # item 8: returned ids and explain -----------------------------------------------------------
 
+
 def test_per_query_csv_keeps_the_returned_ids(hnsw_small, tmp_path):
     import csv
 
@@ -327,8 +433,17 @@ def test_per_query_csv_keeps_the_returned_ids(hnsw_small, tmp_path):
     from annkit.evaluate import evaluate
 
     out = tmp_path / "q.csv"
-    result = run("evaluate", str(hnsw_small), "words-10k", "-p", "ef=12", "--runs", "1",
-                 "--per-query", str(out))
+    result = run(
+        "evaluate",
+        str(hnsw_small),
+        "words-10k",
+        "-p",
+        "ef=12",
+        "--runs",
+        "1",
+        "--per-query",
+        str(out),
+    )
     assert result.exit_code == 0, result.output
     with open(out, newline="") as handle:
         rows = list(csv.DictReader(handle))
@@ -349,14 +464,16 @@ def test_perquery_h5_keeps_the_returned_ids(tmp_path):
 
     sweep = tmp_path / "s.toml"
     sweep.write_text('[bench]\nruns = 1\n\n[[engine]]\nname = "flat"\n')
-    result = run("bench", str(sweep), "-o", "ids", "--results-root", str(tmp_path / "r"),
-                 "--json", "-q")
+    result = run(
+        "bench", str(sweep), "-o", "ids", "--results-root", str(tmp_path / "r"), "--json", "-q"
+    )
     assert result.exit_code == 0, result.output
     from annkit.bench.store import ResultsStore
 
     folder = tmp_path / "r" / "ids"
-    (run_id,) = [json.loads(line)["run_id"] for line in
-                 (folder / "runs.jsonl").read_text().splitlines()]
+    (run_id,) = [
+        json.loads(line)["run_id"] for line in (folder / "runs.jsonl").read_text().splitlines()
+    ]
     with h5py.File(folder / "perquery.h5", "r") as handle:
         ids = handle[run_id + ".ids"][()]
     words = _words10k()
@@ -372,10 +489,10 @@ def failing_query(hnsw_small):
     from annkit.bundle import load_bundle
     from annkit.evaluate import evaluate
 
-    evaluation = evaluate(load_bundle(hnsw_small), _words10k(), 10, {"ef": 10}, runs=1,
-                          recall_rule="strict")
-    return int(next(row for row, value in enumerate(evaluation.per_query_recall)
-                    if value <= 0.7))
+    evaluation = evaluate(
+        load_bundle(hnsw_small), _words10k(), 10, {"ef": 10}, runs=1, recall_rule="strict"
+    )
+    return int(next(row for row, value in enumerate(evaluation.per_query_recall) if value <= 0.7))
 
 
 def test_explain_json_sets_returned_beside_true_neighbours(hnsw_small, failing_query):
@@ -386,8 +503,16 @@ def test_explain_json_sets_returned_beside_true_neighbours(hnsw_small, failing_q
 
     words = _words10k()
     texts = read_text(words.source, "test_text")
-    result = run("explain", str(hnsw_small), "words-10k", "--query-text",
-                 texts[failing_query], "-p", "ef=10", "--json")
+    result = run(
+        "explain",
+        str(hnsw_small),
+        "words-10k",
+        "--query-text",
+        texts[failing_query],
+        "-p",
+        "ef=10",
+        "--json",
+    )
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout)
     assert out["query"] == failing_query and out["query_text"] == texts[failing_query]
@@ -416,18 +541,23 @@ def test_explain_json_sets_returned_beside_true_neighbours(hnsw_small, failing_q
         if effort is None:
             continue
         engine.set_query_params(ef=effort)
-        assert entry["id"] in engine.search(words.queries[failing_query:failing_query + 1],
-                                            10).ids[0]
+        assert (
+            entry["id"]
+            in engine.search(words.queries[failing_query : failing_query + 1], 10).ids[0]
+        )
         position = grid.index(effort)
         if position:
             engine.set_query_params(ef=grid[position - 1])
-            assert entry["id"] not in engine.search(
-                words.queries[failing_query:failing_query + 1], 10).ids[0]
+            assert (
+                entry["id"]
+                not in engine.search(words.queries[failing_query : failing_query + 1], 10).ids[0]
+            )
 
 
 def test_explain_table_marks_the_missed(hnsw_small, failing_query):
-    result = run("explain", str(hnsw_small), "words-10k", "--query", str(failing_query),
-                 "-p", "ef=10")
+    result = run(
+        "explain", str(hnsw_small), "words-10k", "--query", str(failing_query), "-p", "ef=10"
+    )
     assert result.exit_code == 0, result.output
     assert "returned (left) and true (right) neighbours" in result.stdout
     assert "missed true #" in result.stdout and "found from ef=" in result.stdout
@@ -436,8 +566,9 @@ def test_explain_table_marks_the_missed(hnsw_small, failing_query):
 def test_explain_errors(hnsw_small):
     result = run("explain", str(hnsw_small), "words-10k", "--query", "1000")
     assert result.exit_code == 2
-    assert result.stderr == ("Error: --query 1000 is out of range: words-10k has 1000 "
-                             "queries (0..999)\n")
+    assert result.stderr == (
+        "Error: --query 1000 is out of range: words-10k has 1000 queries (0..999)\n"
+    )
     result = run("explain", str(hnsw_small), "words-10k", "--query-text", "no such word x")
     assert result.exit_code == 2
     assert result.stderr == "Error: no query of words-10k has the text 'no such word x'\n"
@@ -449,9 +580,11 @@ def test_bench_prints_one_plain_line_per_setting_when_stderr_is_not_a_terminal(t
     import re
 
     sweep = tmp_path / "s.toml"
-    sweep.write_text('[bench]\nruns = 1\n\n[[engine]]\nname = "hnsw"\n'
-                     'build = { M = 8, ef_construction = 40 }\nquery = { ef = [10, 20] }\n'
-                     '\n[[engine]]\nname = "flat"\n')
+    sweep.write_text(
+        '[bench]\nruns = 1\n\n[[engine]]\nname = "hnsw"\n'
+        "build = { M = 8, ef_construction = 40 }\nquery = { ef = [10, 20] }\n"
+        '\n[[engine]]\nname = "flat"\n'
+    )
     result = run("bench", str(sweep), "-o", "plain", "--results-root", str(tmp_path / "r"))
     assert result.exit_code == 0, result.output
     lines = [line for line in result.stderr.splitlines() if line.startswith("[")]
@@ -459,8 +592,7 @@ def test_bench_prints_one_plain_line_per_setting_when_stderr_is_not_a_terminal(t
     for number, line in enumerate(lines, start=1):
         assert re.fullmatch(rf"\[{number}/3\] .+: recall@10 [01]\.\d{{4}}, [\d,]+ QPS", line), line
     assert "flat" in lines[2]
-    quiet = run("bench", str(sweep), "-o", "plain2", "--results-root", str(tmp_path / "r"),
-                "-q")
+    quiet = run("bench", str(sweep), "-o", "plain2", "--results-root", str(tmp_path / "r"), "-q")
     assert not [line for line in quiet.stderr.splitlines() if line.startswith("[")]
 
 
@@ -470,17 +602,30 @@ def test_a_default_and_its_explicit_value_share_one_cached_index(tmp_path):
     from annkit.engines.ivfpq import default_nlist
 
     sweep = tmp_path / "s.toml"
-    sweep.write_text('[bench]\nruns = 1\n\n[[engine]]\nname = "ivfpq"\n'
-                     'query = { nprobe = 4 }\n')
+    sweep.write_text('[bench]\nruns = 1\n\n[[engine]]\nname = "ivfpq"\nquery = { nprobe = 4 }\n')
     root = tmp_path / "results"
     bench = run("bench", str(sweep), "-o", "a", "--results-root", str(root), "-q", "--json")
     assert bench.exit_code == 0, bench.output
     cached = sorted((root / ".cache" / "indexes").iterdir())
     assert len(cached) == 1
     nlist = default_nlist(10_000)
-    tuned = run("tune", "words-10k", "-e", "ivfpq", "--build-grid", f"nlist={nlist}",
-                "--effort-grid", "1,4,16", "--target", "0.3", "--runs", "1",
-                "--cache-dir", str(root / ".cache"), "--json")
+    tuned = run(
+        "tune",
+        "words-10k",
+        "-e",
+        "ivfpq",
+        "--build-grid",
+        f"nlist={nlist}",
+        "--effort-grid",
+        "1,4,16",
+        "--target",
+        "0.3",
+        "--runs",
+        "1",
+        "--cache-dir",
+        str(root / ".cache"),
+        "--json",
+    )
     assert tuned.exit_code == 0, tuned.output
     (setting,) = json.loads(tuned.stdout)["settings"]
     assert setting["cached"] is True
@@ -488,8 +633,9 @@ def test_a_default_and_its_explicit_value_share_one_cached_index(tmp_path):
 
 
 def test_evaluate_table_says_strict(hnsw_small):
-    strict = run("evaluate", str(hnsw_small), "words-10k", "-p", "ef=12", "--runs", "1",
-                 "--recall", "strict")
+    strict = run(
+        "evaluate", str(hnsw_small), "words-10k", "-p", "ef=12", "--runs", "1", "--recall", "strict"
+    )
     assert strict.exit_code == 0 and "recall@10 (strict)" in strict.stdout
     tolerant = run("evaluate", str(hnsw_small), "words-10k", "-p", "ef=12", "--runs", "1")
     assert "(strict)" not in tolerant.stdout
@@ -500,6 +646,7 @@ def test_bench_says_when_k_is_deeper_than_the_ground_truth(tmp_path):
     sweep.write_text('[bench]\nk = 101\nruns = 1\n\n[[engine]]\nname = "flat"\n')
     result = run("bench", str(sweep), "-o", "deep", "--results-root", str(tmp_path / "r"))
     assert result.exit_code == 0, result.output
-    assert ("annkit: words-10k holds 100 true neighbours per query, fewer than k=101: "
-            "computing the exact top-202 instead (this takes a while on large data)"
-            ) in result.stderr.splitlines()
+    assert (
+        "annkit: words-10k holds 100 true neighbours per query, fewer than k=101: "
+        "computing the exact top-202 instead (this takes a while on large data)"
+    ) in result.stderr.splitlines()

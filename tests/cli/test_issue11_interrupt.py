@@ -17,8 +17,12 @@ from annkit.cli.main import INTERRUPTED, interrupt_message
 def interrupt_after(args: list[str], wait: float) -> tuple[int, float, str]:
     """Run ``annkit ARGS`` in a child process, send SIGINT after ``wait`` seconds (it must
     still be running then): (exit code, seconds from the signal to the exit, stderr)."""
-    child = subprocess.Popen([sys.executable, "-m", "annkit", *args],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    child = subprocess.Popen(
+        [sys.executable, "-m", "annkit", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         time.sleep(wait)
         assert child.poll() is None, child.communicate()
@@ -39,8 +43,22 @@ def test_ctrl_c_stops_a_long_native_build_at_once(tmp_path):
     output = tmp_path / "idx"
     # imports and data loading take ~2 s; then it is building
     returncode, elapsed, stderr = interrupt_after(
-        ["build", "words-10k", "-e", "hnsw", "-p", "M=48", "-p", "ef_construction=400",
-         "--threads", "1", "-o", str(output)], 4.0)
+        [
+            "build",
+            "words-10k",
+            "-e",
+            "hnsw",
+            "-p",
+            "M=48",
+            "-p",
+            "ef_construction=400",
+            "--threads",
+            "1",
+            "-o",
+            str(output),
+        ],
+        4.0,
+    )
     assert returncode == 130
     assert elapsed < 2.0, elapsed
     assert stderr.strip().splitlines()[-1] == "annkit: interrupted: no index was written"
@@ -48,22 +66,26 @@ def test_ctrl_c_stops_a_long_native_build_at_once(tmp_path):
     assert os.listdir(tmp_path) == []  # neither the bundle nor its temporary folder
 
 
-@pytest.mark.parametrize(("argv", "message"), [
-    (["build", "x"], "annkit: interrupted: no index was written"),
-    (["--debug", "bench", "s.toml"], INTERRUPTED["bench"]),
-    (["evaluate", "idx"], "annkit: interrupted: nothing was written"),
-    (["groundtruth", "b.npy"], "annkit: interrupted: no ground-truth file was written"),
-    (["tune", "-e", "hnsw"], INTERRUPTED["tune"]),
-    (["info", "x"], "annkit: interrupted"),
-])
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["build", "x"], "annkit: interrupted: no index was written"),
+        (["--debug", "bench", "s.toml"], INTERRUPTED["bench"]),
+        (["evaluate", "idx"], "annkit: interrupted: nothing was written"),
+        (["groundtruth", "b.npy"], "annkit: interrupted: no ground-truth file was written"),
+        (["tune", "-e", "hnsw"], INTERRUPTED["tune"]),
+        (["info", "x"], "annkit: interrupted"),
+    ],
+)
 def test_each_command_says_what_an_interrupt_left(argv, message):
     assert interrupt_message(argv) == message
 
 
 def test_bench_message_says_how_to_resume():
-    assert INTERRUPTED["bench"] == ("annkit: interrupted: finished runs were kept; run the "
-                                    "same command again to resume the sweep")
-
+    assert INTERRUPTED["bench"] == (
+        "annkit: interrupted: finished runs were kept; run the "
+        "same command again to resume the sweep"
+    )
 
 
 def test_ctrl_c_stops_an_exact_search_at_once(shared_words, tmp_path):
@@ -82,13 +104,29 @@ def test_ctrl_c_stops_an_exact_search_at_once(shared_words, tmp_path):
     output.parent.mkdir()
     # the files are read (~1 s); then faiss searches for > 10 s
     returncode, elapsed, stderr = interrupt_after(
-        ["groundtruth", str(tmp_path / "base.npy"), str(tmp_path / "queries.npy"), "-k", "100",
-         "--metric", "angular", "--threads", "1", "-q", "-o", str(output)], 5.0)
+        [
+            "groundtruth",
+            str(tmp_path / "base.npy"),
+            str(tmp_path / "queries.npy"),
+            "-k",
+            "100",
+            "--metric",
+            "angular",
+            "--threads",
+            "1",
+            "-q",
+            "-o",
+            str(output),
+        ],
+        5.0,
+    )
     assert returncode == 130
     assert elapsed < 3.0, elapsed
-    assert stderr.strip().splitlines()[-1] == ("annkit: interrupted: no ground-truth file was "
-                                               "written")
+    assert stderr.strip().splitlines()[-1] == (
+        "annkit: interrupted: no ground-truth file was written"
+    )
     assert os.listdir(output.parent) == []
+
 
 def test_ctrl_c_stops_a_long_batch_search_at_once(tmp_path):
     """evaluate of hnsw with ef=10,000 over words-10k: the one batch of 1,000 queries runs
@@ -96,12 +134,28 @@ def test_ctrl_c_stops_a_long_batch_search_at_once(tmp_path):
     library that blocks signal handling cannot delay it), and the interrupt lands at once,
     with evaluate's message."""
     index = tmp_path / "hnsw"
-    built = subprocess.run([sys.executable, "-m", "annkit", "build", "words-10k", "-e", "hnsw",
-                            "-p", "M=16", "-o", str(index)], capture_output=True, text=True)
+    built = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "annkit",
+            "build",
+            "words-10k",
+            "-e",
+            "hnsw",
+            "-p",
+            "M=16",
+            "-o",
+            str(index),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert built.returncode == 0, built.stderr
     # start-up and the exact truth take ~2 s; then the batch runs
     returncode, elapsed, stderr = interrupt_after(
-        ["evaluate", str(index), "words-10k", "-p", "ef=10000", "--runs", "1"], 4.0)
+        ["evaluate", str(index), "words-10k", "-p", "ef=10000", "--runs", "1"], 4.0
+    )
     assert returncode == 130
     assert elapsed < 1.5, elapsed
     assert stderr.strip().splitlines()[-1] == "annkit: interrupted: nothing was written"

@@ -60,24 +60,50 @@ def json_output(*args: object) -> dict:
 def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An hnsw index on words-10k and a small sweep's results."""
     root = tmp_path_factory.mktemp("tables80")
-    result = run("build", "words-10k", "-e", "hnsw", "-p", "M=8", "--threads", "1",
-                 "-o", root / "hnsw")
+    result = run(
+        "build", "words-10k", "-e", "hnsw", "-p", "M=8", "--threads", "1", "-o", root / "hnsw"
+    )
     assert result.exit_code == 0, result.output
     (root / "sweep.toml").write_text(SWEEP, encoding="utf-8")
-    result = run("bench", root / "sweep.toml", "--results-root", root, "-o", "sweep",
-                 "--threads", "1", "-q")
+    result = run(
+        "bench", root / "sweep.toml", "--results-root", root, "-o", "sweep", "--threads", "1", "-q"
+    )
     assert result.exit_code == 0, result.output
     return root
 
 
 def test_the_table_rule_stacks_a_table_too_wide_for_its_longest_words() -> None:
     table = Table(title="wide")
-    headers = ["build params", "ef", "QPS (min-max)", "all", "head", "torso", "tail",
-               "hard-lid", "hard-rc", "hard-expansion", "hard-ood", "evals"]
+    headers = [
+        "build params",
+        "ef",
+        "QPS (min-max)",
+        "all",
+        "head",
+        "torso",
+        "tail",
+        "hard-lid",
+        "hard-rc",
+        "hard-expansion",
+        "hard-ood",
+        "evals",
+    ]
     for header in headers:
         table.add_column(header)
-    cells = ["M=8 ef_construction=200", "65", "5,376 (5,216-5,376)", "0.9618", "0.9820",
-             "0.9635", "0.9500", "0.8750", "0.8880", "0.9230", "0.8970", "9"]
+    cells = [
+        "M=8 ef_construction=200",
+        "65",
+        "5,376 (5,216-5,376)",
+        "0.9618",
+        "0.9820",
+        "0.9635",
+        "0.9500",
+        "0.8750",
+        "0.8880",
+        "0.9230",
+        "0.8970",
+        "9",
+    ]
     table.add_row(*cells)
     console = stdout_console()
     with console.capture() as captured:
@@ -97,9 +123,25 @@ def test_the_table_rule_stacks_a_table_too_wide_for_its_longest_words() -> None:
 
 @pytest.mark.slow
 def test_tune_table(folder: Path) -> None:
-    args = ("tune", "words-10k", "-e", "hnsw", "--build-grid", "M=8,12", "--effort-grid",
-            "10,20,40,80,160", "--target", "0.95", "--runs", "1", "--threads", "1",
-            "--cache-dir", folder / "cache", "-q")
+    args = (
+        "tune",
+        "words-10k",
+        "-e",
+        "hnsw",
+        "--build-grid",
+        "M=8,12",
+        "--effort-grid",
+        "10,20,40,80,160",
+        "--target",
+        "0.95",
+        "--runs",
+        "1",
+        "--threads",
+        "1",
+        "--cache-dir",
+        folder / "cache",
+        "-q",
+    )
     out = json_output(*args)
     text = table_output(*args)
     for setting in out["settings"]:
@@ -115,15 +157,25 @@ def test_tune_table(folder: Path) -> None:
 
 
 def test_evaluate_table(folder: Path) -> None:
-    args = ("evaluate", folder / "hnsw", "words-10k", "-p", "ef=40", "--runs", "2",
-            "--all-slices", "-q")
+    args = (
+        "evaluate",
+        folder / "hnsw",
+        "words-10k",
+        "-p",
+        "ef=40",
+        "--runs",
+        "2",
+        "--all-slices",
+        "-q",
+    )
     out = json_output(*args)
     text = table_output(*args)
     assert f"{out['recall']:.4f}" in text
     for entry in out["slices"].values():
         assert f"{entry['recall']:.4f}" in text
-    assert re.search(r"QPS \(min-max\) +│ +[\d,]+ \([\d,]+-[\d,]+\) \(batch, fastest of 2",
-                     text), text
+    assert re.search(r"QPS \(min-max\) +│ +[\d,]+ \([\d,]+-[\d,]+\) \(batch, fastest of 2", text), (
+        text
+    )
 
 
 def test_report_and_bench_tables(folder: Path) -> None:
@@ -135,8 +187,17 @@ def test_report_and_bench_tables(folder: Path) -> None:
             assert f"{run_entry['qps']:,.0f}" in text
             if run_entry["qps_min"] != run_entry["qps_max"]:
                 assert f"{run_entry['qps_min']:,.0f}-{run_entry['qps_max']:,.0f}" in text
-    again = table_output("bench", folder / "sweep.toml", "--results-root", folder, "-o",
-                         "sweep", "--threads", "1", "-q")  # finished: reports it again
+    again = table_output(
+        "bench",
+        folder / "sweep.toml",
+        "--results-root",
+        folder,
+        "-o",
+        "sweep",
+        "--threads",
+        "1",
+        "-q",
+    )  # finished: reports it again
     for entry in out["engines"].values():
         for run_entry in entry["pareto"]:
             assert f"{run_entry['recall']:.4f}" in again
@@ -178,9 +239,23 @@ def test_engines_and_info_tables(folder: Path) -> None:
 
 @pytest.mark.slow
 def test_adapt_table(folder: Path) -> None:
-    args = ("adapt", folder / "hnsw", "words-10k", "--kind", "threshold", "--folds", "2",
-            "--grid", "10,20,40,80", "--target", "0.9", "--force", "-o",
-            folder / "policy.json", "-q")
+    args = (
+        "adapt",
+        folder / "hnsw",
+        "words-10k",
+        "--kind",
+        "threshold",
+        "--folds",
+        "2",
+        "--grid",
+        "10,20,40,80",
+        "--target",
+        "0.9",
+        "--force",
+        "-o",
+        folder / "policy.json",
+        "-q",
+    )
     out = json_output(*args)
     text = table_output(*args)
     for comparison in out["comparisons"]:  # recall is deterministic: the same in both runs

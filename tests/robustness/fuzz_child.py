@@ -70,8 +70,9 @@ def _operations(kind: str, path: Path, extra: dict) -> list[tuple[str, Callable[
                 _touch(part)
 
     def dataset_files() -> None:
-        loaded = load_dataset_files(path, extra["queries"], extra.get("groundtruth"),
-                                    metric="angular")
+        loaded = load_dataset_files(
+            path, extra["queries"], extra.get("groundtruth"), metric="angular"
+        )
         _touch(loaded.base)
 
     def base() -> None:
@@ -95,9 +96,14 @@ def _operations(kind: str, path: Path, extra: dict) -> list[tuple[str, Callable[
         "vectors": [("describe", lambda: describe_file(path)), ("read_vectors", vectors)],
         "ids": [("describe", lambda: describe_file(path)), ("read_ids", ids)],
         "weights": [("read_weights", weights)],
-        "hdf5": [("describe", lambda: describe_file(path)), ("load_dataset", dataset),
-                 ("read_vectors", vectors), ("read_ids", ids), ("open_base", base),
-                 ("open_queries", queries)],
+        "hdf5": [
+            ("describe", lambda: describe_file(path)),
+            ("load_dataset", dataset),
+            ("read_vectors", vectors),
+            ("read_ids", ids),
+            ("open_base", base),
+            ("open_queries", queries),
+        ],
         "pair": [("load_dataset_files", dataset_files)],
         "bundle": [("read_manifest", manifest), ("load_and_search", bundle)],
         # for the harness's own test: a crash, a hang and a stray exception

@@ -39,8 +39,15 @@ def _bytes_i32(value: int) -> bytes:
     return np.array([value], dtype="<i4").tobytes()
 
 
-def byte_damage(data: bytes, rng: np.random.Generator, *, header: int, flips: int,
-                overwrites: int, truncations: int) -> Iterator[tuple[str, str, bytes]]:
+def byte_damage(
+    data: bytes,
+    rng: np.random.Generator,
+    *,
+    header: int,
+    flips: int,
+    overwrites: int,
+    truncations: int,
+) -> Iterator[tuple[str, str, bytes]]:
     """(kind, label, damaged bytes): truncations, bit flips, byte overwrites and shifts.
 
     The first ``header`` bytes get exhaustive treatment (every cut, every bit, four special
@@ -68,7 +75,7 @@ def byte_damage(data: bytes, rng: np.random.Generator, *, header: int, flips: in
         damaged[position] = value
         yield "byte overwrite", f"byte {position} set to {value:#04x}", bytes(damaged)
     for position in sorted({int(p) for p in rng.integers(0, size, size=6)} | {header}):
-        yield "shift", f"byte {position} deleted", data[:position] + data[position + 1:]
+        yield "shift", f"byte {position} deleted", data[:position] + data[position + 1 :]
         yield "shift", f"byte 0x5a inserted at {position}", data[:position] + b"Z" + data[position:]
     for count in (1, 3, 4, 7, 64):
         yield "shift", f"{count} garbage bytes appended", data + rng.bytes(count)
@@ -82,15 +89,23 @@ class Writer:
         folder.mkdir(parents=True, exist_ok=True)
         self.cases: list[Case] = []
 
-    def add(self, kind: str, category: str, label: str, data: bytes, suffix: str,
-            extra: dict | None = None) -> Path:
+    def add(
+        self,
+        kind: str,
+        category: str,
+        label: str,
+        data: bytes,
+        suffix: str,
+        extra: dict | None = None,
+    ) -> Path:
         path = self.folder / f"c{len(self.cases):05d}{suffix}"
         path.write_bytes(data)
         self.cases.append(Case(kind, str(path), category, label, extra))
         return path
 
-    def add_existing(self, kind: str, category: str, label: str, path: Path,
-                     extra: dict | None = None) -> None:
+    def add_existing(
+        self, kind: str, category: str, label: str, path: Path, extra: dict | None = None
+    ) -> None:
         self.cases.append(Case(kind, str(path), category, label, extra))
 
 
@@ -99,8 +114,10 @@ class Writer:
 
 def _vecs(array: np.ndarray, dtype: str) -> bytes:
     with np.errstate(over="ignore", invalid="ignore"):
-        rows = [np.array([array.shape[1]], "<i4").tobytes() + np.asarray(row, dtype).tobytes()
-                for row in array]
+        rows = [
+            np.array([array.shape[1]], "<i4").tobytes() + np.asarray(row, dtype).tobytes()
+            for row in array
+        ]
     return b"".join(rows)
 
 
@@ -139,9 +156,25 @@ def _valid_files(rng: np.random.Generator) -> dict[str, tuple[str, bytes, str, n
 
 
 def _bin_headers(n: int, d: int) -> list[tuple[int, int]]:
-    return [(0, d), (n, 0), (0, 0), (n + 1, d), (n - 1, d), (n, d + 1), (n, d - 1), (d, n),
-            (1, n * d), (n * d, 1), (U32, d), (n, U32), (U32, U32), (2**31, 2**31),
-            (2**16, 2**16), (2**20, 2**12), (n, 2**31)]
+    return [
+        (0, d),
+        (n, 0),
+        (0, 0),
+        (n + 1, d),
+        (n - 1, d),
+        (n, d + 1),
+        (n, d - 1),
+        (d, n),
+        (1, n * d),
+        (n * d, 1),
+        (U32, d),
+        (n, U32),
+        (U32, U32),
+        (2**31, 2**31),
+        (2**16, 2**16),
+        (2**20, 2**12),
+        (n, 2**31),
+    ]
 
 
 def _vecs_dims(d: int) -> list[int]:
@@ -154,14 +187,58 @@ def _npy_header(shape: str, descr: str = "'<f4'", fortran: str = "False") -> byt
     return b"\x93NUMPY\x01\x00" + np.array([len(text)], "<u2").tobytes() + text.encode("latin1")
 
 
-_NPY_SHAPES = ["(13, 8)", "(12, 9)", "(96,)", "(12, 8, 1)", "()", "(0, 8)", "(12, 0)",
-               "(2**40, 8)", "(1099511627776, 8)", "(4611686018427387904, 4611686018427387904)",
-               "(-1, 8)", "(12, -8)", "(12.0, 8)", "('12', 8)", "(12, 8", "[12, 8]", "None",
-               "(8, 12)", "(1, 96)", "(96, 1)", "(6, 8)", "(12, 4)", "(True, 8)"]
-_NPY_DESCRS = ["'<f8'", "'<f2'", "'>f4'", "'|u1'", "'|i1'", "'<i4'", "'<i8'", "'<u8'",
-               "'<c8'", "'|b1'", "'|O'", "'|V4'", "'<U1'", "'|S4'", "[('a', '<f4')]",
-               "'float32'", "'<f3'", "'<M8[s]'", "'<m8'", "object", "'<f4' + 1", "1", "None",
-               "{'names': ['a'], 'formats': ['<f4']}", "('<f4', (2,))"]
+_NPY_SHAPES = [
+    "(13, 8)",
+    "(12, 9)",
+    "(96,)",
+    "(12, 8, 1)",
+    "()",
+    "(0, 8)",
+    "(12, 0)",
+    "(2**40, 8)",
+    "(1099511627776, 8)",
+    "(4611686018427387904, 4611686018427387904)",
+    "(-1, 8)",
+    "(12, -8)",
+    "(12.0, 8)",
+    "('12', 8)",
+    "(12, 8",
+    "[12, 8]",
+    "None",
+    "(8, 12)",
+    "(1, 96)",
+    "(96, 1)",
+    "(6, 8)",
+    "(12, 4)",
+    "(True, 8)",
+]
+_NPY_DESCRS = [
+    "'<f8'",
+    "'<f2'",
+    "'>f4'",
+    "'|u1'",
+    "'|i1'",
+    "'<i4'",
+    "'<i8'",
+    "'<u8'",
+    "'<c8'",
+    "'|b1'",
+    "'|O'",
+    "'|V4'",
+    "'<U1'",
+    "'|S4'",
+    "[('a', '<f4')]",
+    "'float32'",
+    "'<f3'",
+    "'<M8[s]'",
+    "'<m8'",
+    "object",
+    "'<f4' + 1",
+    "1",
+    "None",
+    "{'names': ['a'], 'formats': ['<f4']}",
+    "('<f4', (2,))",
+]
 
 
 def _npy_header_cases(body: bytes) -> Iterator[tuple[str, bytes]]:
@@ -175,12 +252,21 @@ def _npy_header_cases(body: bytes) -> Iterator[tuple[str, bytes]]:
     for version in (b"\x00\x00", b"\x02\x00", b"\x03\x00", b"\x09\x09", b"\xff\xff"):
         yield f"version bytes {version.hex()}", good[:6] + version + good[8:] + body
     for length in (0, 1, 10, 117, 119, 0xFFFF):
-        yield f"header length {length}", good[:8] + np.array([length], "<u2").tobytes() + \
-            good[10:] + body
-    for text in ("{}", "{'descr': '<f4'}", "[1, 2]", "__import__('os').system('true')",
-                 "{'descr': '<f4', 'fortran_order': False, 'shape': (12, 8), 'x': 1}",
-                 "{'descr': '<f4', 'fortran_order': False, 'shape': (12, 8)} garbage",
-                 "{" * 5000, "\xff\xfe", "{'descr': '<f4', 'shape': (12, 8)}"):
+        yield (
+            f"header length {length}",
+            good[:8] + np.array([length], "<u2").tobytes() + good[10:] + body,
+        )
+    for text in (
+        "{}",
+        "{'descr': '<f4'}",
+        "[1, 2]",
+        "__import__('os').system('true')",
+        "{'descr': '<f4', 'fortran_order': False, 'shape': (12, 8), 'x': 1}",
+        "{'descr': '<f4', 'fortran_order': False, 'shape': (12, 8)} garbage",
+        "{" * 5000,
+        "\xff\xfe",
+        "{'descr': '<f4', 'shape': (12, 8)}",
+    ):
         padded = text + " " * (-(len(text) + 11) % 64) + "\n"
         encoded = padded.encode("latin1")
         header = b"\x93NUMPY\x01\x00" + np.array([len(encoded)], "<u2").tobytes() + encoded
@@ -194,34 +280,65 @@ def vector_file_cases(writer: Writer, seed: int) -> None:
         writer.add(kind, f"{fmt} valid", "undamaged", data, suffix)
         header = 128 if suffix == ".npy" else 16
         flips = 40 if suffix == ".npy" else 160
-        for damage, label, damaged in byte_damage(data, rng, header=header, flips=flips,
-                                                  overwrites=40, truncations=24):
+        for damage, label, damaged in byte_damage(
+            data, rng, header=header, flips=flips, overwrites=40, truncations=24
+        ):
             writer.add(kind, f"{fmt} {damage}", label, damaged, suffix)
         if kind == "weights":
             continue
         n, d = array.shape
         if suffix in (".fbin", ".u8bin", ".i8bin", ".ibin"):
             for claim in _bin_headers(n, d):
-                writer.add(kind, f"{fmt} header value", f"header n, d = {claim}",
-                           _bytes_u32(*claim) + data[8:], suffix)
-            writer.add(kind, f"{fmt} header value", "header only, huge n and d",
-                       _bytes_u32(U32, U32), suffix)
+                writer.add(
+                    kind,
+                    f"{fmt} header value",
+                    f"header n, d = {claim}",
+                    _bytes_u32(*claim) + data[8:],
+                    suffix,
+                )
+            writer.add(
+                kind,
+                f"{fmt} header value",
+                "header only, huge n and d",
+                _bytes_u32(U32, U32),
+                suffix,
+            )
         elif suffix in (".fvecs", ".bvecs", ".ivecs"):
             record = len(data) // n
             for dim in _vecs_dims(d):
-                writer.add(kind, f"{fmt} header value", f"first dimension field {dim}",
-                           _bytes_i32(dim) + data[4:], suffix)
+                writer.add(
+                    kind,
+                    f"{fmt} header value",
+                    f"first dimension field {dim}",
+                    _bytes_i32(dim) + data[4:],
+                    suffix,
+                )
                 middle = (n // 2) * record
-                writer.add(kind, f"{fmt} header value", f"record {n // 2} dimension {dim}",
-                           data[:middle] + _bytes_i32(dim) + data[middle + 4:], suffix)
-            writer.add(kind, f"{fmt} header value", "only a dimension field claiming 2**31-1",
-                       _bytes_i32(I32_MAX), suffix)
+                writer.add(
+                    kind,
+                    f"{fmt} header value",
+                    f"record {n // 2} dimension {dim}",
+                    data[:middle] + _bytes_i32(dim) + data[middle + 4 :],
+                    suffix,
+                )
+            writer.add(
+                kind,
+                f"{fmt} header value",
+                "only a dimension field claiming 2**31-1",
+                _bytes_i32(I32_MAX),
+                suffix,
+            )
         elif kind == "vectors":
             for label, damaged in _npy_header_cases(data[128:]):
                 writer.add(kind, f"{fmt} header value", label, damaged, suffix)
         if kind == "vectors":
-            for label, value in (("NaN", np.nan), ("+inf", np.inf), ("-inf", -np.inf),
-                                 ("zero row", 0.0), ("huge float64", 1e300)):
+            for label, value in (
+                ("NaN", np.nan),
+                ("+inf", np.inf),
+                ("-inf", -np.inf),
+                ("zero row", 0.0),
+                ("huge float64", 1e300),
+            ):
                 if array.dtype.kind != "f" and label != "zero row":
                     continue
                 bad = array.astype(np.float64 if label == "huge float64" else array.dtype)
@@ -242,8 +359,11 @@ def vector_file_cases(writer: Writer, seed: int) -> None:
         else:
             bad_ids = array.copy()
             bad_ids[1, 2] = -5
-            encoded = {".ivecs": lambda a: _vecs(a, "<i4"), ".ibin": lambda a: _bin(a, "<i4"),
-                       ".npy": _npy}[suffix](bad_ids)
+            encoded = {
+                ".ivecs": lambda a: _vecs(a, "<i4"),
+                ".ibin": lambda a: _bin(a, "<i4"),
+                ".npy": _npy,
+            }[suffix](bad_ids)
             writer.add(kind, f"{fmt} values", "id -5", encoded, suffix)
 
 
@@ -251,21 +371,36 @@ def pair_cases(writer: Writer, seed: int) -> None:
     """Separate base / query / ground-truth files that do not fit together."""
     rng = np.random.default_rng(seed)
     base = rng.standard_normal((20, 8)).astype(np.float32)
-    queries_ok = writer.add("vectors", "pair parts", "valid queries",
-                            _vecs(rng.standard_normal((4, 8)), "<f4"), ".fvecs")
+    queries_ok = writer.add(
+        "vectors",
+        "pair parts",
+        "valid queries",
+        _vecs(rng.standard_normal((4, 8)), "<f4"),
+        ".fvecs",
+    )
     # label -> (queries file bytes and suffix, or None; ground-truth bytes and suffix, or None)
     variants: dict[str, tuple[tuple[bytes, str] | None, tuple[bytes, str] | None]] = {
         "queries of dimension 9": ((_vecs(rng.standard_normal((4, 9)), "<f4"), ".fvecs"), None),
-        "queries of dimension 7 (.fbin)": ((_bin(rng.standard_normal((4, 7)), "<f4"), ".fbin"),
-                                           None),
-        "ground truth id 20 of 20 base vectors": (None, (_bin(np.full((4, 3), 20), "<i4"),
-                                                         ".ibin")),
+        "queries of dimension 7 (.fbin)": (
+            (_bin(rng.standard_normal((4, 7)), "<f4"), ".fbin"),
+            None,
+        ),
+        "ground truth id 20 of 20 base vectors": (
+            None,
+            (_bin(np.full((4, 3), 20), "<i4"), ".ibin"),
+        ),
         "ground truth with 5 rows for 4 queries": (
-            None, (_bin(rng.integers(0, 20, (5, 3)), "<i4"), ".ibin")),
+            None,
+            (_bin(rng.integers(0, 20, (5, 3)), "<i4"), ".ibin"),
+        ),
         "ground truth with 3 rows for 4 queries": (
-            None, (_vecs(rng.integers(0, 20, (3, 3)), "<i4"), ".ivecs")),
+            None,
+            (_vecs(rng.integers(0, 20, (3, 3)), "<i4"), ".ivecs"),
+        ),
         "ground truth given as float vectors": (
-            None, (_vecs(rng.standard_normal((4, 3)), "<f4"), ".fvecs")),
+            None,
+            (_vecs(rng.standard_normal((4, 3)), "<f4"), ".fvecs"),
+        ),
     }
     base_path = writer.add("vectors", "pair parts", "valid base", _vecs(base, "<f4"), ".fvecs")
     for label, (query_file, truth_file) in variants.items():
@@ -281,8 +416,15 @@ def pair_cases(writer: Writer, seed: int) -> None:
 # ------------------------------------------------------------------------------- HDF5
 
 
-def _ann_file(path: Path, rng: np.random.Generator, *, chunked: bool = False,
-              attrs: dict | None = None, libver: str = "earliest", **overrides: object) -> Path:
+def _ann_file(
+    path: Path,
+    rng: np.random.Generator,
+    *,
+    chunked: bool = False,
+    attrs: dict | None = None,
+    libver: str = "earliest",
+    **overrides: object,
+) -> Path:
     datasets: dict[str, object] = {
         "train": rng.standard_normal((40, 8)).astype(np.float32),
         "test": rng.standard_normal((5, 8)).astype(np.float32),
@@ -298,10 +440,12 @@ def _ann_file(path: Path, rng: np.random.Generator, *, chunked: bool = False,
             if isinstance(value, h5py.Empty) or np.ndim(value) == 0 or not chunked:
                 handle.create_dataset(key, data=value)
             else:
-                handle.create_dataset(key, data=value, chunks=True, compression="gzip",
-                                      shuffle=True)
-        for key, value in ({"distance": "angular", "point_type": "float"} if attrs is None
-                           else attrs).items():
+                handle.create_dataset(
+                    key, data=value, chunks=True, compression="gzip", shuffle=True
+                )
+        for key, value in (
+            {"distance": "angular", "point_type": "float"} if attrs is None else attrs
+        ).items():
             handle.attrs[key] = value
     return path
 
@@ -348,12 +492,17 @@ def _structure_variants(rng: np.random.Generator) -> Iterator[tuple[str, dict]]:
     yield "'test_weights' strings", {"test_weights": np.array([b"a"] * 5)}
     for value in ("hamming", "", "ANGULAR", "x" * 5000, np.bytes_(b"angular\x00x")):
         yield f"distance attribute {value[:12]!r}", {"attrs": {"distance": value}}
-    for label, value in (("int", 3), ("float array", np.arange(4.0)), ("bytes", b"angular"),
-                         ("array of strings", np.array([b"angular", b"ip"])),
-                         ):
+    for label, value in (
+        ("int", 3),
+        ("float array", np.arange(4.0)),
+        ("bytes", b"angular"),
+        ("array of strings", np.array([b"angular", b"ip"])),
+    ):
         yield f"distance attribute {label}", {"attrs": {"distance": value}}
-    yield "distance attribute huge array (dense storage)", {
-        "attrs": {"distance": np.zeros(300_000)}, "libver": "latest"}
+    yield (
+        "distance attribute huge array (dense storage)",
+        {"attrs": {"distance": np.zeros(300_000)}, "libver": "latest"},
+    )
     yield "valid, latest file format", {"libver": "latest"}
     yield "no attributes", {"attrs": {}}
 
@@ -378,8 +527,7 @@ def hdf5_cases(writer: Writer, seed: int) -> None:
     _ann_file(huge_path, rng, train=None)
     with h5py.File(huge_path, "a") as handle:  # claimed 4 TiB, never written: all fill value
         handle.create_dataset("train", shape=(2**32, 256), dtype="<f4", chunks=(1024, 256))
-    writer.add_existing("hdf5", "hdf5 structure", "'train' claims 4 TiB, never written",
-                        huge_path)
+    writer.add_existing("hdf5", "hdf5 structure", "'train' claims 4 TiB, never written", huge_path)
     sources = {
         "contiguous": _ann_file(writer.folder / "valid-contiguous.h5", rng),
         "gzip": _ann_file(writer.folder / "valid-gzip.h5", rng, chunked=True),
@@ -387,8 +535,9 @@ def hdf5_cases(writer: Writer, seed: int) -> None:
     }
     for name, path in sources.items():
         data = path.read_bytes()
-        for damage, label, damaged in byte_damage(data, rng, header=64, flips=700,
-                                                  overwrites=250, truncations=60):
+        for damage, label, damaged in byte_damage(
+            data, rng, header=64, flips=700, overwrites=250, truncations=60
+        ):
             writer.add("hdf5", f"hdf5 {damage}", f"{name}: {label}", damaged, ".hdf5")
 
 
@@ -402,10 +551,15 @@ def build_bundles(folder: Path, seed: int) -> dict[str, Path]:
 
     rng = np.random.default_rng(seed)
     base = rng.standard_normal((700, 16)).astype(np.float32)
-    settings = {"hnsw": {"M": 8, "ef_construction": 40}, "annoy": {"n_trees": 4},
-                "ivfpq": {"nlist": 4, "m": 4, "nbits": 4}, "flat": {},
-                "faiss": {"factory": "IVF4,PQ4x4fs,RFlat"}, "usearch": {"connectivity": 8},
-                "scann": {"num_leaves": 4}}
+    settings = {
+        "hnsw": {"M": 8, "ef_construction": 40},
+        "annoy": {"n_trees": 4},
+        "ivfpq": {"nlist": 4, "m": 4, "nbits": 4},
+        "flat": {},
+        "faiss": {"factory": "IVF4,PQ4x4fs,RFlat"},
+        "usearch": {"connectivity": 8},
+        "scann": {"num_leaves": 4},
+    }
     bundles = {}
     for engine, params in settings.items():
         if engine not in engine_names():  # scann is an optional extra
@@ -419,15 +573,20 @@ def build_bundles(folder: Path, seed: int) -> dict[str, Path]:
     return bundles
 
 
-SWAPS = ("payload missing", "payload is a folder", "payload is a symlink", "payload empty",
-         "manifest missing", "manifest is a folder",
-         "other engine's payload under this name, sizes differ")
+SWAPS = (
+    "payload missing",
+    "payload is a folder",
+    "payload is a symlink",
+    "payload empty",
+    "manifest missing",
+    "manifest is a folder",
+    "other engine's payload under this name, sizes differ",
+)
 
 
 def _swap(bundle: Path, label: str, payload: Path, other_payload: Path) -> None:
     """Replace a bundle's payload or manifest as ``label`` (one of SWAPS) says."""
-    target = bundle / (payload.name if label.startswith(("payload", "other")) else
-                       "manifest.json")
+    target = bundle / (payload.name if label.startswith(("payload", "other")) else "manifest.json")
     target.unlink()
     if label.endswith("folder"):
         target.mkdir()
@@ -449,9 +608,11 @@ def _copy_bundle(source: Path, target: Path) -> None:
             os.link(item, target / item.name)
 
 
-def _manifest_edits(manifest: dict, payload: str,
-                    other_payload: str) -> Iterator[tuple[str, object]]:
+def _manifest_edits(
+    manifest: dict, payload: str, other_payload: str
+) -> Iterator[tuple[str, object]]:
     """(label, new manifest object or raw text/bytes)."""
+
     def edited(**changes: object) -> dict:
         copy = json.loads(json.dumps(manifest))
         copy.update(changes)
@@ -462,49 +623,109 @@ def _manifest_edits(manifest: dict, payload: str,
         return edited(files={payload: entry})
 
     entry = manifest["files"][payload]
-    for key in ("format", "format_version", "engine", "metric", "dim", "count", "build_params",
-                "files", "build_seconds"):
+    for key in (
+        "format",
+        "format_version",
+        "engine",
+        "metric",
+        "dim",
+        "count",
+        "build_params",
+        "files",
+        "build_seconds",
+    ):
         copy = edited()
         del copy[key]
         yield f"field {key!r} removed", copy
     for key, values in {
         "format": ["annkit-indexx", 1, None],
         "format_version": [0, 2, 99, "1", 1.0, True, None, -1],
-        "engine": ["nope", "", "HNSW", 3, None, "../hnsw", "annoy", "hnsw", "ivfpq", "flat",
-                   "faiss", "usearch", "scann"],
+        "engine": [
+            "nope",
+            "",
+            "HNSW",
+            3,
+            None,
+            "../hnsw",
+            "annoy",
+            "hnsw",
+            "ivfpq",
+            "flat",
+            "faiss",
+            "usearch",
+            "scann",
+        ],
         "metric": ["angular", "ip", "hamming", "", 1, None],
         "dim": [0, -1, 1, 15, 17, 32, 8, 2**31, 2**62, 16.0, "16", True, None],
         "count": [0, -1, 1, 699, 701, 1400, 2**31, 2**62, 700.5, "700", True, None],
         "build_seconds": [-1, "x", None, 1e308],
-        "build_params": [{}, [], None, "M=8", {"M": "x"}, {"M": -3}, {"M": 10**9},
-                         {"n_trees": 0}, {"nlist": 0}, {"m": 5}, {"unknown": 1},
-                         {"seed": -1}, {"nbits": 99}, {"factory": "HNSW8,Flat"},
-                         {"factory": "IVF,PQ"}, {"factory": "HNSW0,Flat"}, {"factory": 7},
-                         {"dtype": "i8"}, {"dtype": "f64"}, {"connectivity": 1},
-                         {"num_leaves": 0}, {"dims_per_block": 99}],
+        "build_params": [
+            {},
+            [],
+            None,
+            "M=8",
+            {"M": "x"},
+            {"M": -3},
+            {"M": 10**9},
+            {"n_trees": 0},
+            {"nlist": 0},
+            {"m": 5},
+            {"unknown": 1},
+            {"seed": -1},
+            {"nbits": 99},
+            {"factory": "HNSW8,Flat"},
+            {"factory": "IVF,PQ"},
+            {"factory": "HNSW0,Flat"},
+            {"factory": 7},
+            {"dtype": "i8"},
+            {"dtype": "f64"},
+            {"connectivity": 1},
+            {"num_leaves": 0},
+            {"dims_per_block": 99},
+        ],
         "files": [{}, [], None, "x", {payload: None}, {payload: []}],
     }.items():
         for value in values:
             if manifest.get(key) != value or key == "engine":
                 yield f"{key} = {json.dumps(value)}", edited(**{key: value})
-    for name in ("../x", "../" + payload, "/etc/passwd", "/" + payload, "", ".", "..",
-                 "sub/" + payload, "a\\b", "manifest.json", "x\x00y", "./" + payload,
-                 payload + "/", "~/" + payload, "C:\\x"):
+    for name in (
+        "../x",
+        "../" + payload,
+        "/etc/passwd",
+        "/" + payload,
+        "",
+        ".",
+        "..",
+        "sub/" + payload,
+        "a\\b",
+        "manifest.json",
+        "x\x00y",
+        "./" + payload,
+        payload + "/",
+        "~/" + payload,
+        "C:\\x",
+    ):
         yield f"files lists {name!r}", edited(files={name: entry})
         yield f"files lists {payload!r} and {name!r}", edited(files={payload: entry, name: entry})
-    yield f"files lists {other_payload!r} too", edited(files={payload: entry,
-                                                             other_payload: entry})
-    for label, changes in (("bytes + 1", {"bytes": entry["bytes"] + 1}),
-                           ("bytes - 1", {"bytes": entry["bytes"] - 1}),
-                           ("bytes 0", {"bytes": 0}), ("bytes -1", {"bytes": -1}),
-                           ("bytes huge", {"bytes": 2**70}), ("bytes '12'", {"bytes": "12"}),
-                           ("bytes 1.5", {"bytes": 1.5}), ("bytes true", {"bytes": True}),
-                           ("sha256 of nothing", {"sha256": "e3b0c442" + "0" * 56}),
-                           ("sha256 upper case", {"sha256": entry["sha256"].upper()}),
-                           ("sha256 empty", {"sha256": ""}), ("sha256 7", {"sha256": 7}),
-                           ("sha256 last digit changed",
-                            {"sha256": entry["sha256"][:-1] + ("0" if entry["sha256"][-1] != "0"
-                                                               else "1")})):
+    yield f"files lists {other_payload!r} too", edited(files={payload: entry, other_payload: entry})
+    for label, changes in (
+        ("bytes + 1", {"bytes": entry["bytes"] + 1}),
+        ("bytes - 1", {"bytes": entry["bytes"] - 1}),
+        ("bytes 0", {"bytes": 0}),
+        ("bytes -1", {"bytes": -1}),
+        ("bytes huge", {"bytes": 2**70}),
+        ("bytes '12'", {"bytes": "12"}),
+        ("bytes 1.5", {"bytes": 1.5}),
+        ("bytes true", {"bytes": True}),
+        ("sha256 of nothing", {"sha256": "e3b0c442" + "0" * 56}),
+        ("sha256 upper case", {"sha256": entry["sha256"].upper()}),
+        ("sha256 empty", {"sha256": ""}),
+        ("sha256 7", {"sha256": 7}),
+        (
+            "sha256 last digit changed",
+            {"sha256": entry["sha256"][:-1] + ("0" if entry["sha256"][-1] != "0" else "1")},
+        ),
+    ):
         yield f"payload entry {label}", file_entry(**changes)
     text = json.dumps(manifest, indent=2, sort_keys=True)
     yield "not JSON: empty", b""
@@ -534,8 +755,9 @@ def bundle_cases(writer: Writer, bundles: dict[str, Path], seed: int) -> None:
         other = bundles[engines[(position + 1) % len(engines)]]
         other_payload = next(iter(json.loads((other / "manifest.json").read_text())["files"]))
 
-        def new_case(category: str, label: str, engine: str = engine,
-                     source: Path = source) -> Path:
+        def new_case(
+            category: str, label: str, engine: str = engine, source: Path = source
+        ) -> Path:
             path = writer.folder / f"c{len(writer.cases):05d}-{engine}"
             _copy_bundle(source, path)
             writer.add_existing("bundle", category, f"{engine}: {label}", path)
@@ -543,14 +765,19 @@ def bundle_cases(writer: Writer, bundles: dict[str, Path], seed: int) -> None:
 
         new_case("bundle valid", "undamaged")
         data = (source / payload).read_bytes()
-        for damage, label, damaged in byte_damage(data, rng, header=4, flips=40,
-                                                  overwrites=10, truncations=8):
+        for damage, label, damaged in byte_damage(
+            data, rng, header=4, flips=40, overwrites=10, truncations=8
+        ):
             path = new_case(f"bundle payload {damage}", label)
             (path / payload).unlink()
             (path / payload).write_bytes(damaged)
         for label in SWAPS:
-            _swap(new_case("bundle payload swap", label), label, source / payload,
-                  other / other_payload)
+            _swap(
+                new_case("bundle payload swap", label),
+                label,
+                source / payload,
+                other / other_payload,
+            )
         for label, content in _manifest_edits(manifest, payload, other_payload):
             path = new_case("bundle manifest", label)
             if isinstance(content, bytes):
@@ -565,12 +792,14 @@ def bundle_cases(writer: Writer, bundles: dict[str, Path], seed: int) -> None:
         (path / payload).unlink()
         shutil.copyfile(other / other_payload, path / payload)
         foreign = json.loads(json.dumps(manifest))
-        foreign["files"] = {payload: json.loads((other / "manifest.json").read_text())["files"][
-            other_payload]}
+        foreign["files"] = {
+            payload: json.loads((other / "manifest.json").read_text())["files"][other_payload]
+        }
         (path / "manifest.json").write_text(json.dumps(foreign))
         text = (source / "manifest.json").read_bytes()
-        for damage, label, damaged in byte_damage(text, rng, header=0, flips=120,
-                                                  overwrites=60, truncations=40):
+        for damage, label, damaged in byte_damage(
+            text, rng, header=0, flips=120, overwrites=60, truncations=40
+        ):
             path = new_case(f"bundle manifest {damage}", label)
             (path / "manifest.json").write_bytes(damaged)
 

@@ -55,15 +55,18 @@ class Verdict:
             if family != "annkit":
                 found.append(f"{where}: {operation} raised {error_class}: {message[:300]}")
             elif "\n" in message or not message.strip():
-                found.append(f"{where}: {operation}: {error_class} message is not one line: "
-                             f"{message[:300]!r}")
+                found.append(
+                    f"{where}: {operation}: {error_class} message is not one line: "
+                    f"{message[:300]!r}"
+                )
         return found
 
 
 def _run_share(cases: list[Case], folder: Path, share: int, stall_seconds: float) -> list[Verdict]:
     cases_file = folder / f"cases-{share}.json"
-    cases_file.write_text(json.dumps([
-        {"kind": c.kind, "path": c.path, "extra": c.extra or {}} for c in cases]))
+    cases_file.write_text(
+        json.dumps([{"kind": c.kind, "path": c.path, "extra": c.extra or {}} for c in cases])
+    )
     report = folder / f"report-{share}.txt"
     verdicts: dict[int, Verdict] = {}
     start = 0
@@ -72,8 +75,11 @@ def _run_share(cases: list[Case], folder: Path, share: int, stall_seconds: float
         report.write_text("")
         process = subprocess.Popen(
             [sys.executable, "-P", str(CHILD), str(cases_file), str(report), str(start)],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            start_new_session=True, env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+            env=env,
         )
         seen = 0
         last_progress = time.monotonic()
@@ -114,14 +120,18 @@ def _run_share(cases: list[Case], folder: Path, share: int, stall_seconds: float
     return [verdicts[index] for index in range(len(cases))]
 
 
-def run_cases(cases: list[Case], folder: Path, *, workers: int = 2,
-              stall_seconds: float = 30.0) -> list[Verdict]:
+def run_cases(
+    cases: list[Case], folder: Path, *, workers: int = 2, stall_seconds: float = 30.0
+) -> list[Verdict]:
     """Load every case in ``workers`` child processes at once; one verdict per case, in order."""
     folder.mkdir(parents=True, exist_ok=True)
     shares = [cases[position::workers] for position in range(workers)]
     with ThreadPoolExecutor(workers) as pool:
-        results = list(pool.map(lambda item: _run_share(item[1], folder, item[0], stall_seconds),
-                                enumerate(shares)))
+        results = list(
+            pool.map(
+                lambda item: _run_share(item[1], folder, item[0], stall_seconds), enumerate(shares)
+            )
+        )
     verdicts: list[Verdict] = []
     for position in range(len(cases)):
         verdicts.append(results[position % workers][position // workers])
@@ -133,8 +143,10 @@ def summarise(verdicts: list[Verdict]) -> dict:
     hangs, non-annkit exceptions."""
     summary: dict[str, dict[str, int]] = {}
     for verdict in verdicts:
-        row = summary.setdefault(verdict.case.category, {
-            "cases": 0, "loaded": 0, "refused": 0, "crashes": 0, "other_exceptions": 0})
+        row = summary.setdefault(
+            verdict.case.category,
+            {"cases": 0, "loaded": 0, "refused": 0, "crashes": 0, "other_exceptions": 0},
+        )
         row["cases"] += 1
         if verdict.crash is not None:
             row["crashes"] += 1

@@ -21,8 +21,11 @@ def test_npy_shape_of_booleans_is_refused(tmp_path):
     text += " " * (-(len(text) + 11) % 64) + "\n"
     header = b"\x93NUMPY\x01\x00" + np.array([len(text)], "<u2").tobytes() + text.encode()
     (tmp_path / "v.npy").write_bytes(header + np.ones(8, "<f4").tobytes())
-    with pytest.raises(DatasetError, match=r"^v\.npy: not a valid \.npy file \(shape \(True, 8\) "
-                                           "is not a tuple of non-negative integers\\)$"):
+    with pytest.raises(
+        DatasetError,
+        match=r"^v\.npy: not a valid \.npy file \(shape \(True, 8\) "
+        "is not a tuple of non-negative integers\\)$",
+    ):
         read_vectors(tmp_path / "v.npy")
 
 
@@ -82,11 +85,14 @@ def test_deeply_nested_manifest(bundles):
         load_bundle(bundles["flat"])
 
 
-@pytest.mark.parametrize("changes, message", [
-    ({"count": 201}, "holds 200 vectors of dimension 8, manifest says 201 of dimension 8"),
-    ({"dim": 9}, "holds 200 vectors of dimension 8, manifest says 200 of dimension 9"),
-    ({"dim": 2**31}, "manifest says 200 of dimension 2147483648"),
-])
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"count": 201}, "holds 200 vectors of dimension 8, manifest says 201 of dimension 8"),
+        ({"dim": 9}, "holds 200 vectors of dimension 8, manifest says 200 of dimension 9"),
+        ({"dim": 2**31}, "manifest says 200 of dimension 2147483648"),
+    ],
+)
 def test_hnsw_header_must_match_the_manifest(bundles, changes, message):
     """hnswlib trusts both numbers: a huge count overflowed its allocation (heap corruption,
     abort: in the fuzz test, in a child process), a wrong dim made it read past each vector,
@@ -101,8 +107,11 @@ def test_annoy_nodes_must_fit_the_manifest_metric(bundles, metric):
     """A euclidean annoy file read as 'ip' has the same node size, so annoy loaded it and
     the first search followed a float as a node number: a segmentation fault."""
     _edit(bundles["annoy"], metric=metric)
-    with pytest.raises(EngineError, match=f"annoy.ann: (not an annoy index of 200 {metric} "
-                                          f"vectors|.* is not a whole number of {metric} nodes)"):
+    with pytest.raises(
+        EngineError,
+        match=f"annoy.ann: (not an annoy index of 200 {metric} "
+        f"vectors|.* is not a whole number of {metric} nodes)",
+    ):
         load_bundle(bundles["annoy"])
 
 
@@ -124,5 +133,6 @@ def test_evaluate_error_is_the_only_line_on_stderr(bundles):
 
     result = CliRunner().invoke(cli, ["evaluate", str(bundles["flat"]), "words-10k"])
     assert result.exit_code == 2
-    assert result.stderr == (f"Error: index {bundles['flat']} has dimension 8, dataset "
-                             "words-10k has 384\n")
+    assert result.stderr == (
+        f"Error: index {bundles['flat']} has dimension 8, dataset words-10k has 384\n"
+    )

@@ -45,15 +45,23 @@ def fuzzed(tmp_path_factory):
         totals = Counter()
         for row in summary.values():
             totals.update(row)
-        Path(report, "fuzz.json").write_text(json.dumps(
-            {"seed": SEED, "total": dict(totals), "categories": summary}, indent=1))
+        Path(report, "fuzz.json").write_text(
+            json.dumps({"seed": SEED, "total": dict(totals), "categories": summary}, indent=1)
+        )
     yield folder, verdicts, summary
     shutil.rmtree(folder, ignore_errors=True)  # ~170 MB of small files
 
 
 FILE_DAMAGE = {"truncation", "bit flip", "byte overwrite", "shift"}
-BUNDLE_DAMAGE = {"payload truncation", "payload bit flip", "payload swap", "manifest",
-                 "manifest truncation", "manifest bit flip", "manifest byte overwrite"}
+BUNDLE_DAMAGE = {
+    "payload truncation",
+    "payload bit flip",
+    "payload swap",
+    "manifest",
+    "manifest truncation",
+    "manifest bit flip",
+    "manifest byte overwrite",
+}
 
 
 @pytest.mark.slow
@@ -61,8 +69,7 @@ def test_corpus_covers_every_format_and_damage_kind(fuzzed):
     _, verdicts, summary = fuzzed
     assert len(verdicts) >= 10_000
     for fmt in FORMATS:
-        kinds = {category[len(fmt) + 1:] for category in summary
-                 if category.startswith(f"{fmt} ")}
+        kinds = {category[len(fmt) + 1 :] for category in summary if category.startswith(f"{fmt} ")}
         assert (BUNDLE_DAMAGE if fmt == "bundle" else FILE_DAMAGE) <= kinds, (fmt, kinds)
         if fmt in ("fvecs", "bvecs", "ivecs", "fbin", "u8bin", "i8bin", "ibin", "npy"):
             assert "header value" in kinds, fmt
@@ -74,8 +81,12 @@ def test_corpus_covers_every_format_and_damage_kind(fuzzed):
 def test_undamaged_files_load(fuzzed):
     """The harness must see success where there is success (or every check below is void)."""
     _, verdicts, _ = fuzzed
-    valid = [v for v in verdicts if v.case.category.endswith(" valid")
-             or (v.case.category == "hdf5 structure" and v.case.label.startswith("valid"))]
+    valid = [
+        v
+        for v in verdicts
+        if v.case.category.endswith(" valid")
+        or (v.case.category == "hdf5 structure" and v.case.label.startswith("valid"))
+    ]
     from annkit.engines import engine_names
 
     bundles = 6 + ("scann" in engine_names())  # one per engine; scann is an optional extra
@@ -107,14 +118,33 @@ def test_a_truncated_vecs_file_loads_only_when_whole_records_remain(fuzzed):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("category", [
-    "fbin truncation", "u8bin truncation",
-    "i8bin truncation", "ibin truncation", "npy truncation", "hdf5 truncation",
-    "fvecs shift", "fbin shift", "ivecs shift", "fvecs header value", "ivecs header value",
-    "bundle payload bit flip", "bundle payload truncation", "bundle payload shift",
-    "bundle payload byte overwrite", "bundle payload swap", "bundle manifest truncation",
-    "pair mismatch", "fvecs values", "fbin values", "npy values", "ibin values",
-])
+@pytest.mark.parametrize(
+    "category",
+    [
+        "fbin truncation",
+        "u8bin truncation",
+        "i8bin truncation",
+        "ibin truncation",
+        "npy truncation",
+        "hdf5 truncation",
+        "fvecs shift",
+        "fbin shift",
+        "ivecs shift",
+        "fvecs header value",
+        "ivecs header value",
+        "bundle payload bit flip",
+        "bundle payload truncation",
+        "bundle payload shift",
+        "bundle payload byte overwrite",
+        "bundle payload swap",
+        "bundle manifest truncation",
+        "pair mismatch",
+        "fvecs values",
+        "fbin values",
+        "npy values",
+        "ibin values",
+    ],
+)
 def test_damage_that_changes_sizes_or_checksums_is_always_refused(fuzzed, category):
     """No truncated / shifted file, no changed payload and no bad value slips through."""
     _, verdicts, _ = fuzzed
@@ -127,8 +157,13 @@ def test_damage_that_changes_sizes_or_checksums_is_always_refused(fuzzed, catego
 @pytest.mark.slow
 def test_unsafe_payload_names_are_refused_before_anything_is_read(fuzzed):
     _, verdicts, _ = fuzzed
-    chosen = [v for v in verdicts if v.case.category == "bundle manifest"
-              and "files lists" in v.case.label and "too" not in v.case.label]
+    chosen = [
+        v
+        for v in verdicts
+        if v.case.category == "bundle manifest"
+        and "files lists" in v.case.label
+        and "too" not in v.case.label
+    ]
     assert len(chosen) >= 100
     for verdict in chosen:
         manifest_result = dict(verdict.outcome)["read_manifest"]
@@ -142,15 +177,23 @@ def test_harness_pins_signal_deaths_hangs_and_stray_exceptions(tmp_path):
     non-annkit exception are each reported against the right case; the rest still run."""
     good = tmp_path / "good.fvecs"
     good.write_bytes(np.array([2], "<i4").tobytes() + np.ones(2, "<f4").tobytes())
-    cases = [Case("vectors", str(good), "ok", "first"),
-             Case("selftest-crash", str(good), "crash", "segfault"),
-             Case("vectors", str(good), "ok", "after the crash"),
-             Case("selftest-hang", str(good), "hang", "sleeps"),
-             Case("selftest-raise", str(good), "raise", "ValueError"),
-             Case("vectors", str(good), "ok", "last")]
+    cases = [
+        Case("vectors", str(good), "ok", "first"),
+        Case("selftest-crash", str(good), "crash", "segfault"),
+        Case("vectors", str(good), "ok", "after the crash"),
+        Case("selftest-hang", str(good), "hang", "sleeps"),
+        Case("selftest-raise", str(good), "raise", "ValueError"),
+        Case("vectors", str(good), "ok", "last"),
+    ]
     verdicts = run_cases(cases, tmp_path / "work", workers=1, stall_seconds=3)
     assert [v.crash for v in verdicts] == [
-        None, "died by SIGSEGV", None, "hang (no progress for 3s)", None, None]
+        None,
+        "died by SIGSEGV",
+        None,
+        "hang (no progress for 3s)",
+        None,
+        None,
+    ]
     assert verdicts[4].outcome == [["raise", "other:ValueError:not an annkit error"]]
     assert all(r == "ok" for v in (verdicts[0], verdicts[2], verdicts[5]) for _, r in v.outcome)
     assert summarise(verdicts)["raise"]["other_exceptions"] == 1
@@ -183,22 +226,42 @@ def _cli_sample(verdicts: list, tmp_path: Path) -> list[tuple[list[str], str]]:
             if header:
                 path = rng.choice(header).case.path
                 commands.append((["info", path], Path(path).name))
-            data = [v for v in chosen if not refused(v, "describe")
-                    and refused(v, "read_vectors" if v.case.kind != "hdf5" else "open_base")
-                    and v.case.kind != "ids"]
+            data = [
+                v
+                for v in chosen
+                if not refused(v, "describe")
+                and refused(v, "read_vectors" if v.case.kind != "hdf5" else "open_base")
+                and v.case.kind != "ids"
+            ]
             if data:
                 path = rng.choice(data).case.path
-                commands.append((["build", path, "-e", "flat", "--metric", "angular", "-o",
-                                  str(tmp_path / "never")],
-                                 Path(path).name))
+                commands.append(
+                    (
+                        [
+                            "build",
+                            path,
+                            "-e",
+                            "flat",
+                            "--metric",
+                            "angular",
+                            "-o",
+                            str(tmp_path / "never"),
+                        ],
+                        Path(path).name,
+                    )
+                )
         elif chosen[0].case.kind == "bundle":
             manifest = [v for v in chosen if refused(v, "read_manifest")]
             for verdict in rng.sample(manifest, min(1, len(manifest))):
                 commands.append((["info", verdict.case.path], Path(verdict.case.path).name))
             loading = [v for v in chosen if refused(v, "load_and_search")]
             for verdict in rng.sample(loading, min(2, len(loading))):
-                commands.append((["query", verdict.case.path, str(queries), "-o",
-                                  str(tmp_path / "out.npy")], Path(verdict.case.path).name))
+                commands.append(
+                    (
+                        ["query", verdict.case.path, str(queries), "-o", str(tmp_path / "out.npy")],
+                        Path(verdict.case.path).name,
+                    )
+                )
     return rng.sample(commands, min(CLI_SAMPLE, len(commands)))
 
 
@@ -209,17 +272,29 @@ def test_real_cli_on_a_sample_of_damaged_files(fuzzed, tmp_path):
     assert len(commands) == CLI_SAMPLE
 
     def run(command: list[str]) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "annkit", *command], capture_output=True,
-                              text=True, cwd=tmp_path, timeout=120, check=False)
+        return subprocess.run(
+            [sys.executable, "-m", "annkit", *command],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            timeout=120,
+            check=False,
+        )
 
     with ThreadPoolExecutor(2) as pool:
         results = list(pool.map(run, [command for command, _ in commands]))
     failures = []
     for (command, name), done in zip(commands, results, strict=True):
         lines = done.stderr.splitlines()
-        if (done.returncode != 2 or len(lines) != 1 or not lines[0].startswith("Error: ")
-                or name not in lines[0] or "Traceback" in done.stderr
-                or "unexpected" in done.stderr or done.stdout):
+        if (
+            done.returncode != 2
+            or len(lines) != 1
+            or not lines[0].startswith("Error: ")
+            or name not in lines[0]
+            or "Traceback" in done.stderr
+            or "unexpected" in done.stderr
+            or done.stdout
+        ):
             failures.append((command, done.returncode, done.stderr[-500:]))
     assert failures == []
     assert not (tmp_path / "never").exists() and not (tmp_path / "out.npy").exists()
@@ -230,8 +305,17 @@ def test_nothing_is_ever_unpickled():
     offenders = []
     for path in sorted((ROOT / "annkit").rglob("*.py")) + sorted((ROOT / "cli").rglob("*.py")):
         text = path.read_text()
-        for pattern in ("import pickle", "from pickle", "pickle.load", "allow_pickle=True",
-                        "cPickle", "dill", "joblib.load", "torch.load", "pandas.read_pickle"):
+        for pattern in (
+            "import pickle",
+            "from pickle",
+            "pickle.load",
+            "allow_pickle=True",
+            "cPickle",
+            "dill",
+            "joblib.load",
+            "torch.load",
+            "pandas.read_pickle",
+        ):
             if pattern in text:
                 offenders.append(f"{path.relative_to(ROOT)}: {pattern}")
         for line in text.splitlines():

@@ -93,12 +93,30 @@ class Tally:
 
 
 def bench(root: Path, sweep: Path, log: Path) -> subprocess.Popen:
-    command = [sys.executable, "-m", "annkit", "bench", str(sweep), "-o", "x",
-               "--results-root", str(root), "--threads", "1", "-q", "--json"]
+    command = [
+        sys.executable,
+        "-m",
+        "annkit",
+        "bench",
+        str(sweep),
+        "-o",
+        "x",
+        "--results-root",
+        str(root),
+        "--threads",
+        "1",
+        "-q",
+        "--json",
+    ]
     with open(log, "ab") as stderr:
-        return subprocess.Popen(command, start_new_session=True, cwd=root.parent,
-                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                stderr=stderr)
+        return subprocess.Popen(
+            command,
+            start_new_session=True,
+            cwd=root.parent,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        )
 
 
 def count_lines(path: Path) -> int:
@@ -215,8 +233,9 @@ def write_summary(tally: Tally) -> dict:
     report = os.environ.get("ANNKIT_ROBUSTNESS_REPORT")
     if report:
         Path(report).mkdir(parents=True, exist_ok=True)
-        Path(report, "sigkill.json").write_text(json.dumps(
-            {**summary, "problems": tally.problems}, indent=1))
+        Path(report, "sigkill.json").write_text(
+            json.dumps({**summary, "problems": tally.problems}, indent=1)
+        )
     return summary
 
 
@@ -282,8 +301,11 @@ def test_sigkilled_sweeps_resume_without_loss_duplicates_or_torn_files(tmp_path)
             else:  # just after the next record is committed
                 runs, seen = root / "x" / "runs.jsonl", len(before)
                 deadline = time.monotonic() + 60
-                while (process.poll() is None and count_lines(runs) <= seen
-                       and time.monotonic() < deadline):
+                while (
+                    process.poll() is None
+                    and count_lines(runs) <= seen
+                    and time.monotonic() < deadline
+                ):
                     time.sleep(0.005)
                 time.sleep(rng.uniform(0.0, 0.3))
             if process.poll() is None:
@@ -350,10 +372,22 @@ def test_a_damaged_runs_file_is_reported_not_resumed_over(tmp_path, damage):
 
     folder = tmp_path / "x"
     store = ResultsStore(folder)
-    record = {"run_id": "a", "status": "ok", "engine": "flat", "build_params": {},
-              "query_params": {}, "k": 10, "mode": "batch", "recall": 1.0, "qps": 1.0,
-              "latency_ms": {}, "build_seconds": 0.1, "index_bytes": 1, "dataset": "d",
-              "finished_at": "now"}
+    record = {
+        "run_id": "a",
+        "status": "ok",
+        "engine": "flat",
+        "build_params": {},
+        "query_params": {},
+        "k": 10,
+        "mode": "batch",
+        "recall": 1.0,
+        "qps": 1.0,
+        "latency_ms": {},
+        "build_seconds": 0.1,
+        "index_bytes": 1,
+        "dataset": "d",
+        "finished_at": "now",
+    }
     store.add(record)
     store.add({**record, "run_id": "b"})
     text = (folder / "runs.jsonl").read_text()
