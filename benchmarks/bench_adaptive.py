@@ -16,25 +16,23 @@ the issue's target comparisons.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+from common import RESULTS, dataset_file, machine, parser, write_figures
 
 from annkit.adaptive import AdaptConfig, adapt
 from annkit.adaptive.search import refine_grid
-from annkit.bench.store import machine_facts
 from annkit.bundle import fingerprint_vectors
 from annkit.cache import cached_true_distances, index_dir, index_key, obtain_index
-from annkit.files import json_ready, write_text
 from annkit.sources import open_dataset
 from annkit.types import Dataset
 
-ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_DATASET = ROOT.parent / "shared" / "data" / "words-minilm-384-angular.hdf5"
+#: the index and ground-truth cache, shared with study_adaptive.py (it studies the same index)
+CACHE = Path("/tmp/annkit-adaptive-cache")
 K = 10
 FAISS = ("faiss", {"factory": "HNSW16,Flat", "efConstruction": 200, "seed": 1234})
 HNSWLIB = ("hnsw", {"M": 16, "ef_construction": 200, "seed": 100})
@@ -243,32 +241,29 @@ def plot(results: dict, path: Path) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dataset", type=Path, default=DEFAULT_DATASET)
-    parser.add_argument(
+    arguments = parser(__doc__, dataset=True, workdir=CACHE, output="adaptive_benchmark.json")
+    arguments.add_argument(
         "--queries", type=int, default=None, help="use a seeded sample of N queries"
     )
-    parser.add_argument("--folds", type=int, default=5)
-    parser.add_argument("--target", type=float, default=0.99)
-    parser.add_argument("--workdir", type=Path, default=Path("/tmp/annkit-adaptive-cache"))
-    parser.add_argument("--no-hnswlib", action="store_true")
-    parser.add_argument("--output", type=Path, default=ROOT / "results" / "adaptive_benchmark.json")
-    parser.add_argument("--plot", type=Path, default=ROOT / "results" / "adaptive-frontier.png")
-    parser.add_argument(
+    arguments.add_argument("--folds", type=int, default=5)
+    arguments.add_argument("--target", type=float, default=0.99)
+    arguments.add_argument("--no-hnswlib", action="store_true")
+    arguments.add_argument("--plot", type=Path, default=RESULTS / "adaptive-frontier.png")
+    arguments.add_argument(
         "--plot-only", action="store_true", help="redraw the plot from --output without measuring"
     )
-    args = parser.parse_args()
+    args = arguments.parse_args()
     if args.plot_only:
         plot(json.loads(args.output.read_text()), args.plot)
         return
-    dataset = subset(open_dataset(str(args.dataset)), args.queries)
+    dataset = subset(open_dataset(str(dataset_file(args.dataset))), args.queries)
     truth, _, _ = cached_true_distances(args.workdir, dataset, K)
     results: dict = {
         "dataset": dataset.name,
         "queries": dataset.n_queries,
         "k": K,
         "folds": args.folds,
-        "machine": machine_facts(),
+        "machine": machine(),
         "engines": {},
         "command": " ".join(sys.argv),
     }
@@ -278,7 +273,7 @@ def main() -> None:
             name, params, dataset, truth, args.workdir, args.folds, args.target
         )
     results["targets"] = target_checks(results["engines"]["faiss"])
-    write_text(args.output, json.dumps(json_ready(results), indent=1, allow_nan=False))
+    write_figures(args.output, results, indent=1)
     plot(results, args.plot)
     for name, result in results["engines"].items():
         print(f"\n{name} {result['index']['build_params']} - {result['mode']}")

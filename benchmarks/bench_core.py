@@ -13,24 +13,19 @@ Writes results/core_benchmark.json (atomically) and prints a summary.
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
-import platform
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+from common import dataset_file, machine, parser, write_figures
 
 from annkit.bundle import build_index, fingerprint_vectors, load_bundle, save_bundle
-from annkit.evaluate import evaluate, paused_gc, true_kth_distances
+from annkit.evaluate import evaluate, paused_gc, true_neighbor_distances
 from annkit.groundtruth import compute_ground_truth
 from annkit.io import load_dataset
-
-ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_DATASET = ROOT.parent / "shared" / "data" / "words-minilm-384-angular.hdf5"
 
 # engine: (build params, fixed query params, effort parameter, its grid); the first grid
 # value reaching recall@10 >= 0.9 is the one reported. ivfpq re-ranks 10x the candidates
@@ -108,7 +103,7 @@ def hnsw_overhead_figures(dataset, workdir: Path, repeats: int, ef: int = 40) ->
     native = bundle.engine._index  # the very same loaded hnswlib index
     native.set_ef(ef)
     queries = np.ascontiguousarray(dataset.queries, dtype=np.float32)
-    truth = true_kth_distances(dataset, 10)
+    truth = true_neighbor_distances(dataset, 10)
     figures: dict = {"ef": ef}
     for mode in ("batch", "single"):
         if mode == "batch":
@@ -143,7 +138,7 @@ def hnsw_overhead_figures(dataset, workdir: Path, repeats: int, ef: int = 40) ->
 
 
 def engine_figures(dataset, workdir: Path, runs: int) -> dict:
-    truth = true_kth_distances(dataset, 10)
+    truth = true_neighbor_distances(dataset, 10)
     out = {}
     for name, (build_params, fixed, effort, grid) in ENGINE_GRIDS.items():
         engine, seconds = build_index(
@@ -181,30 +176,15 @@ def engine_figures(dataset, workdir: Path, runs: int) -> dict:
     return out
 
 
-def machine() -> dict:
-    model = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"cpu": model, "cores": os.cpu_count(), "python": platform.python_version()}
-
-
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dataset", default=str(DEFAULT_DATASET))
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--output", default=str(ROOT / "results" / "core_benchmark.json"))
-    args = parser.parse_args()
-    dataset = load_dataset(args.dataset)
+    args = parser(__doc__, dataset=True, repeats=5, output="core_benchmark.json").parse_args()
+    dataset_path = dataset_file(args.dataset)
+    dataset = load_dataset(str(dataset_path))
     started = time.time()
     with tempfile.TemporaryDirectory(prefix="annkit-bench-") as tmp:
         workdir = Path(tmp)
         report = {
-            "dataset": str(args.dataset),
+            "dataset": str(dataset_path),
             "base": dataset.n_base,
             "queries": dataset.n_queries,
             "machine": machine(),
@@ -213,11 +193,7 @@ def main() -> int:
             "engines": engine_figures(dataset, workdir, runs=3),
         }
     report["wall_seconds"] = time.time() - started
-    output = Path(args.output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    tmp_path = output.with_name(output.name + ".tmp")
-    tmp_path.write_text(json.dumps(report, indent=2))
-    os.replace(tmp_path, output)
+    output = write_figures(args.output, report)
     gt = report["ground_truth"]
     print(
         f"ground truth k=100: annkit {gt['annkit_qps']:.0f} QPS vs bare faiss "

@@ -27,31 +27,25 @@ results/engines_words100k_work.png, and prints a summary.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from common import RESULTS, ROOT, dataset_file, machine, parser, run_annkit, write_figures
 
 from annkit.bench.report import as_records, best_at, load_results, on_slice
-from annkit.bench.store import machine_facts
 from annkit.bundle import load_bundle
-from annkit.evaluate import evaluate, paused_gc, true_kth_distances
-from annkit.files import write_text
+from annkit.evaluate import evaluate, paused_gc, true_neighbor_distances
 from annkit.sources import open_dataset
 from annkit.types import RunRecord
 
-ROOT = Path(__file__).resolve().parents[1]
 SWEEP = ROOT / "benchmarks" / "engines-sweep.toml"
-RESULTS = ROOT / "results" / "engines_words100k"
-CACHE = ROOT / "results" / ".cache"
-OUTPUT = ROOT / "results" / "engines_benchmark.json"
-DATASET = (ROOT / ".." / "shared" / "data" / "words-minilm-384-angular.hdf5").resolve()
+SWEEP_RESULTS = RESULTS / "engines_words100k"
+CACHE = RESULTS / ".cache"
 THRESHOLDS = (0.90, 0.95, 0.99)
 BARE_ENGINES = ("faiss", "usearch", "scann")
 K = 10
@@ -59,12 +53,7 @@ K = 10
 
 def annkit_cli(*args: str) -> str:
     """Run ``annkit ARGS`` and return its stdout (the sweep's progress goes to stderr)."""
-    process = subprocess.run(
-        [sys.executable, "-m", "annkit", *args], cwd=ROOT, capture_output=True, text=True
-    )
-    if process.returncode != 0:
-        raise SystemExit(f"annkit {' '.join(args)} failed: {process.stderr.strip()}")
-    return process.stdout
+    return run_annkit(*args)[1]
 
 
 def variant(record: RunRecord) -> str:
@@ -276,7 +265,7 @@ BARE = {"faiss": BareFaiss, "usearch": BareUsearch, "scann": BareScann}
 
 def bare_comparison(records: list[RunRecord], dataset: Any, repeats: int) -> list[dict]:
     """annkit's reported batch QPS next to the bare library loop, per new-engine index."""
-    true_distances = true_kth_distances(dataset, K)
+    truth_distances = true_neighbor_distances(dataset, K)
     rows: list[dict[str, Any]] = []
     for name in dict.fromkeys(variant(r) for r in records if r.engine in BARE_ENGINES):
         mine = [r for r in records if variant(r) == name and r.usable]
@@ -296,7 +285,7 @@ def bare_comparison(records: list[RunRecord], dataset: Any, repeats: int) -> lis
                 K,
                 dict(chosen.query_params),
                 runs=1,
-                true_distances=true_distances,
+                true_distances=truth_distances,
                 with_slices=False,
             )
             annkit_qps.append(evaluation.qps)
@@ -337,15 +326,16 @@ def bare_comparison(records: list[RunRecord], dataset: Any, repeats: int) -> lis
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=7, help="interleaved timed batches")
-    parser.add_argument("--skip-bare", action="store_true", help="sweep and table only")
-    parser.add_argument(
+    arguments = parser(__doc__, repeats=7, output="engines_benchmark.json")
+    arguments.add_argument("--skip-bare", action="store_true", help="sweep and table only")
+    arguments.add_argument(
         "--force",
         action="store_true",
         help="measure every setting again (cached indexes are reused)",
     )
-    args = parser.parse_args()
+    args = arguments.parse_args()
+    # the sweep reads it too (engines-sweep.toml names it); fail before a long sweep
+    dataset = dataset_file(other="benchmarks/engines-sweep.toml names it relative to itself")
     started = time.perf_counter()
     load_before = os.getloadavg()
     print("sweep (annkit bench) ...", flush=True)
@@ -354,7 +344,7 @@ def main() -> int:
             "bench",
             str(SWEEP),
             "-o",
-            str(RESULTS),
+            str(SWEEP_RESULTS),
             "--threads",
             "2",
             "-q",
@@ -363,45 +353,47 @@ def main() -> int:
         )
     )["sweep"]
     sweep_seconds = time.perf_counter() - started
-    report_all = json.loads(annkit_cli("report", str(RESULTS), "--json"))
-    report_tail = json.loads(annkit_cli("report", str(RESULTS), "--slice", "tail", "--json"))
+    report_all = json.loads(annkit_cli("report", str(SWEEP_RESULTS), "--json"))
+    report_tail = json.loads(annkit_cli("report", str(SWEEP_RESULTS), "--slice", "tail", "--json"))
     annkit_cli(
         "plot",
-        str(RESULTS),
+        str(SWEEP_RESULTS),
         "--slice",
         "tail",
         "-o",
-        str(ROOT / "results" / "engines_words100k.png"),
+        str(RESULTS / "engines_words100k.png"),
     )
     annkit_cli(
         "plot",
-        str(RESULTS),
+        str(SWEEP_RESULTS),
         "--x",
         "work",
         "-o",
-        str(ROOT / "results" / "engines_words100k_work.png"),
+        str(RESULTS / "engines_words100k_work.png"),
     )
-    _, records, meta = load_results(RESULTS)
+    _, records, meta = load_results(SWEEP_RESULTS)
     records = as_records(records)
     table = side_by_side(records)
     bare: list[dict] = []
     if not args.skip_bare:
         print("bare library loops ...", flush=True)
-        bare = bare_comparison(records, open_dataset(str(DATASET)), args.repeats)
+        bare = bare_comparison(records, open_dataset(str(dataset)), args.repeats)
+    folder = SWEEP_RESULTS.relative_to(ROOT)
     report = {
-        "dataset": str(DATASET),
+        "dataset": str(dataset),
         "k": K,
         "mode": "batch",
         "build_threads": 2,
         "search_threads": 1,
         "commands": [
-            f"annkit bench {SWEEP.relative_to(ROOT)} -o {RESULTS.relative_to(ROOT)} --threads 2",
-            f"annkit report {RESULTS.relative_to(ROOT)} --json",
-            f"annkit report {RESULTS.relative_to(ROOT)} --slice tail --json",
+            f"annkit bench {SWEEP.relative_to(ROOT)} -o {folder} --threads 2",
+            f"annkit report {folder} --json",
+            f"annkit report {folder} --slice tail --json",
         ],
         "sweep_seconds": sweep_seconds,
         "sweep": sweep,  # ran / skipped (measured by an earlier run of this script) / seconds
-        "machine": (meta or {}).get("machine") or machine_facts(),
+        # the sweep's machine facts where it stored them, with this run's date, load and commit
+        "machine": {**machine(), **((meta or {}).get("machine") or {})},
         "engines": table,
         "report_headlines": {"all": report_all["headlines"], "tail": report_tail["headlines"]},
         "bare_loop": bare,
@@ -410,7 +402,7 @@ def main() -> int:
         # the machine is shared: 1/5/15-minute load averages at the start and the end
         "load_average": {"start": load_before, "end": os.getloadavg()},
     }
-    write_text(OUTPUT, json.dumps(report, indent=2) + "\n")
+    output = write_figures(args.output, report)
     for name, entry in table.items():
         cells = []
         for where in ("all", "tail"):
@@ -425,7 +417,7 @@ def main() -> int:
                     )
                 )
         print(f"{name}: " + "; ".join(cells))
-    print(f"wrote {OUTPUT.relative_to(ROOT)} in {report['seconds']:.0f}s")
+    print(f"wrote {output} in {report['seconds']:.0f}s")
     return 0
 
 

@@ -20,7 +20,6 @@ Writes results/ci-gate.json (atomically) and prints a summary.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import statistics
@@ -31,18 +30,15 @@ import time
 from pathlib import Path
 
 import numpy as np
+from common import RESULTS, ROOT, machine, parser, write_figures
 
 from annkit.bench.spec import load_sweep
-from annkit.bench.store import machine_facts
 from annkit.bundle import build_index
-from annkit.files import write_text
 from annkit.sources import open_dataset
 
-ROOT = Path(__file__).resolve().parents[1]
 GATE = ROOT / ".ci" / "gate"
 SWEEP = ROOT / "benchmarks" / "ci-sweep.toml"
-BASELINE = ROOT / "results" / "ci-baseline"
-OUTPUT = ROOT / "results" / "ci-gate.json"
+BASELINE = RESULTS / "ci-baseline"
 
 HALF_EF = """\
 from annkit.engines.hnsw import HnswEngine
@@ -120,21 +116,26 @@ def run_gate(*extra: str, env: dict | None = None, sweep_text: str | None = None
     }
 
 
-def worst_changes(comparison: dict) -> dict:
-    """The largest drop / change of one comparison's rows, and the rows it flagged."""
-    rows = [row for row in comparison["rows"] if row["relative_qps"]["change"] is not None]
-    worst = min(rows, key=lambda row: row["relative_qps"]["change"])
-    recall = [
+def largest_recall_change(rows: list[dict]) -> float | None:
+    """The largest absolute change of recall or tail recall over a comparison's rows."""
+    changes = [
         abs(row[key]["change"])
         for row in rows
         for key in ("recall", "tail_recall")
         if row[key]["change"] is not None
     ]
+    return round(max(changes), 6) if changes else None
+
+
+def worst_changes(comparison: dict) -> dict:
+    """The largest drop / change of one comparison's rows, and the rows it flagged."""
+    rows = [row for row in comparison["rows"] if row["relative_qps"]["change"] is not None]
+    worst = min(rows, key=lambda row: row["relative_qps"]["change"])
     return {
         "worst_qps_change": round(worst["relative_qps"]["change"], 4),
         "worst_qps_setting": worst["setting"],
         "best_qps_change": round(max(row["relative_qps"]["change"] for row in rows), 4),
-        "largest_recall_change": round(max(recall), 6),
+        "largest_recall_change": largest_recall_change(rows),
         "machine_speed": round(comparison["machine_speed"] or 0.0, 3),
         "flagged": brief({"exit_code": 0, "stderr": [""], "compare": comparison})["flagged"],
     }
@@ -179,10 +180,7 @@ def determinism() -> dict:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=20, help="unchanged gate runs")
-    parser.add_argument("--output", type=Path, default=OUTPUT, help="JSON file to write")
-    args = parser.parse_args()
+    args = parser(__doc__, runs=20, output="ci-gate.json").parse_args()
 
     print("determinism ...", file=sys.stderr)
     same = determinism()
@@ -264,18 +262,14 @@ def main() -> int:
     }
     report = {
         "what": "false-alarm rate and regression detection of .ci/gate (benchmarks/bench_gate.py)",
-        "machine": {
-            key: value
-            for key, value in machine_facts().items()
-            if key in ("cpu", "cores", "platform")
-        },
+        "machine": machine(),
         "date": time.strftime("%Y-%m-%d"),
         "thresholds": thresholds,
         "determinism": same,
         "unchanged_runs": unchanged,
         "regressions": cases,
     }
-    write_text(args.output, json.dumps(report, indent=2) + "\n")
+    write_figures(args.output, report)
     print(
         f"unchanged: {passes}/{len(runs)} passed, worst QPS change "
         f"{unchanged['worst_qps_change']:+.1%}, largest recall change "

@@ -19,20 +19,23 @@ Writes results/longtail_benchmark.json (atomically) and prints a summary.
 
 from __future__ import annotations
 
-import argparse
-import json
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-from annkit.bench.report import best_at, load_results, on_slice, usable
-from annkit.bench.store import machine_facts
-from annkit.files import write_text
+from common import (
+    RESULTS,
+    ROOT,
+    dataset_file,
+    machine,
+    parser,
+    run_annkit,
+    utc_now,
+    write_figures,
+)
 
-ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_DATASET = ROOT.parent / "shared" / "data" / "words-minilm-384-angular.hdf5"
+from annkit.bench.report import best_at, load_results, on_slice, usable
+
 SLICES = ("all", "head", "torso", "tail", "hard-lid", "hard-rc", "hard-expansion", "hard-ood")
 THRESHOLDS = (0.90, 0.95)
 TARGET = 0.95
@@ -125,19 +128,10 @@ def recall_curves(records: list[dict]) -> dict:
     return curves
 
 
-def annkit_cli(*args: str) -> str:
-    command = [sys.executable, "-m", "annkit", *args]
-    completed = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
-    if completed.returncode != 0:
-        raise SystemExit(f"{' '.join(args[:2])} failed: {completed.stderr.strip()}")
-    return completed.stdout
-
-
 def part_sweep(dataset: str, workdir: Path) -> dict:
     sweep = workdir / "longtail.toml"
     sweep.write_text(SWEEP, encoding="utf-8")
-    start = time.perf_counter()
-    annkit_cli(
+    seconds, _ = run_annkit(
         "bench",
         str(sweep),
         "--dataset",
@@ -149,13 +143,12 @@ def part_sweep(dataset: str, workdir: Path) -> dict:
         "-q",
         "--json",
     )
-    seconds = time.perf_counter() - start
     folder = workdir / "results" / "longtail"
     records = [record.to_dict() for record in load_results(folder)[1]]
     plots = {}
     for slice_name in ("tail", "hard-lid"):
-        target = ROOT / "results" / f"longtail-{slice_name}.png"
-        annkit_cli("plot", str(folder), "--slice", slice_name, "-o", str(target))
+        target = RESULTS / f"longtail-{slice_name}.png"
+        run_annkit("plot", str(folder), "--slice", slice_name, "-o", str(target))
         plots[slice_name] = str(target.relative_to(ROOT))
     return {
         "sweep": SWEEP,
@@ -171,13 +164,13 @@ def part_tune(dataset_path: str, workdir: Path) -> dict:
     from annkit.bundle import fingerprint_vectors, load_bundle
     from annkit.cache import index_dir, index_key
     from annkit.engines.base import get_engine, resolve_params
-    from annkit.evaluate import evaluate, true_kth_distances
+    from annkit.evaluate import evaluate, true_neighbor_distances
     from annkit.io import load_dataset
     from annkit.slices import build_profile
     from annkit.tune import build_settings, exhaustive_choice, slice_recall, tune
 
     dataset = load_dataset(dataset_path)
-    truth = true_kth_distances(dataset, 10)
+    truth = true_neighbor_distances(dataset, 10)
     profile = build_profile(dataset, truth, 10)
     fingerprint = fingerprint_vectors(dataset.base)
     out: dict = {}
@@ -202,7 +195,7 @@ def part_tune(dataset_path: str, workdir: Path) -> dict:
         scan: list[dict] = []
         start = time.perf_counter()
         for given in build_settings(engine, build_grid):
-            resolved = resolve_params(engine, get_engine(engine).build_params, given, "build")
+            resolved = resolve_params(engine, get_engine(engine).build_specs, given, "build")
             bundle = load_bundle(
                 index_dir(cache, index_key(fingerprint, engine, resolved, dataset.metric))
             )
@@ -284,25 +277,15 @@ def part_tune(dataset_path: str, workdir: Path) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--dataset", type=Path, default=DEFAULT_DATASET)
-    parser.add_argument("--parts", default="sweep,tune")
-    parser.add_argument(
-        "--workdir",
-        type=Path,
-        default=None,
-        help="keep results and indexes here (default: a temporary folder)",
-    )
-    parser.add_argument("--output", type=Path, default=ROOT / "results" / "longtail_benchmark.json")
-    options = parser.parse_args()
-    if not options.dataset.is_file():
-        raise SystemExit(f"dataset not found: {options.dataset}")
+    arguments = parser(__doc__, dataset=True, workdir=True, output="longtail_benchmark.json")
+    arguments.add_argument("--parts", default="sweep,tune", help="sweep, tune or sweep,tune")
+    options = arguments.parse_args()
     parts = {part.strip() for part in options.parts.split(",")}
-    dataset = str(options.dataset.resolve())
+    dataset = str(dataset_file(options.dataset))
     figures: dict = {
         "dataset": dataset,
-        "machine": machine_facts(),
-        "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": machine(),
+        "measured_at": utc_now(),
     }
     with tempfile.TemporaryDirectory(prefix="annkit-longtail-") as tmp:
         workdir = options.workdir.resolve() if options.workdir else Path(tmp)
@@ -311,7 +294,7 @@ def main() -> None:
             figures["sweep"] = part_sweep(dataset, workdir)
         if "tune" in parts:
             figures["tune"] = part_tune(dataset, workdir)
-    write_text(options.output, json.dumps(figures, indent=2) + "\n")
+    write_figures(options.output, figures)
     for engine, rows in figures.get("sweep", {}).get("costs", {}).items():
         for slice_name in ("all", "tail", "hard-lid"):
             best = rows.get(slice_name, {}).get(f"{TARGET:.2f}")

@@ -23,7 +23,6 @@ Parts (each updates its own key of results/scale.json, written atomically):
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import resource
@@ -35,14 +34,11 @@ import time
 from pathlib import Path
 
 import numpy as np
+from common import RESULTS, WORDS_100K, dataset_file, machine, parser, utc_now, write_figures
 
-ROOT = Path(__file__).resolve().parent.parent
-WORDS = Path(
-    os.environ.get(
-        "ANNKIT_WORDS100K", ROOT.parent / "shared" / "data" / "words-minilm-384-angular.hdf5"
-    )
-)
-OUTPUT = ROOT / "results" / "scale.json"
+#: words-100k, or the file ANNKIT_WORDS100K names (check it with words_file())
+WORDS = Path(os.environ.get("ANNKIT_WORDS100K", WORDS_100K))
+OUTPUT = RESULTS / "scale.json"
 WORK = Path(os.environ.get("ANNKIT_SCALE_DIR", "/tmp/annkit-scale"))
 SIZES = (10_000, 30_000, 100_000, 300_000, 1_000_000)
 SIGMA, SEED = 0.02, 13
@@ -54,11 +50,16 @@ EFS = (16, 32, 64)
 # ------------------------------------------------------------------------------ data
 
 
+def words_file() -> Path:
+    """WORDS, or an exit saying where it was looked for."""
+    return dataset_file(WORDS, other="set ANNKIT_WORDS100K to use another file")
+
+
 def words() -> tuple[np.ndarray, np.ndarray]:
     """(train (100000, 384), test (5000, 384)) float32 of words-100k."""
     import h5py
 
-    with h5py.File(WORDS, "r") as handle:
+    with h5py.File(words_file(), "r") as handle:
         return np.asarray(handle["train"], dtype=np.float32), np.asarray(
             handle["test"], dtype=np.float32
         )
@@ -273,7 +274,7 @@ def part_threads(rounds: int = 3) -> dict:
     from annkit.evaluate import evaluate
     from annkit.sources import open_dataset
 
-    dataset = open_dataset(str(WORDS))
+    dataset = open_dataset(str(words_file()))
     path = WORK / "hnsw-words100k-M16"
     if not (path / "manifest.json").is_file():
         engine, seconds = build_index(
@@ -338,7 +339,7 @@ def part_ray() -> dict:
     from annkit.groundtruth import compute_ground_truth
     from annkit.sources import open_dataset
 
-    dataset = open_dataset(str(WORDS))
+    dataset = open_dataset(str(words_file()))
     base, queries = np.asarray(dataset.base), np.asarray(dataset.queries)
     k = 100
     local_seconds = []
@@ -457,28 +458,26 @@ def markdown_table() -> str:
 
 
 def update(key: str, value: dict) -> None:
-    from annkit.bench.store import machine_facts
-    from annkit.files import write_text
-
+    """Replace one part's figures in results/scale.json, the machine's facts with today's."""
     current = json.loads(OUTPUT.read_text()) if OUTPUT.is_file() else {}
-    current[key] = {**value, "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-    current["machine"] = machine_facts()
-    write_text(OUTPUT, json.dumps(current, indent=2, default=float) + "\n")
+    current[key] = {**value, "measured_at": utc_now()}
+    current["machine"] = machine()
+    write_figures(OUTPUT, current)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
+    arguments = parser(__doc__)
+    arguments.add_argument(
         "part", choices=["scale", "threads", "ray", "mmap", "gil", "table", "_child"]
     )
-    parser.add_argument("args", nargs="*")
-    parser.add_argument("--sizes", default=",".join(str(n) for n in SIZES))
-    parser.add_argument(
+    arguments.add_argument("args", nargs="*")
+    arguments.add_argument("--sizes", default=",".join(str(n) for n in SIZES))
+    arguments.add_argument(
         "--gt-only",
         action="store_true",
         help="scale: redo ground truth only, keep the stored hnsw figures",
     )
-    options = parser.parse_args()
+    options = arguments.parse_args()
     if options.part == "_child":
         kind, value = options.args
         function = {"gt": child_groundtruth, "hnsw": child_hnsw, "mmap": child_mmap}[kind]

@@ -19,20 +19,15 @@ Writes results/bench_sweep.json (atomically) and prints a summary.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-from annkit.bench.spec import DEFAULT_SWEEP, load_sweep, parse_sweep
-from annkit.bench.store import machine_facts
-from annkit.files import write_text
+from common import dataset_file, machine, parser, run_bench, utc_now, write_figures
 
-ROOT = Path(__file__).resolve().parents[1]
+from annkit.bench.spec import DEFAULT_SWEEP, load_sweep, parse_sweep
 
 GRID = """\
 [bench]
@@ -53,23 +48,12 @@ name = "flat"
 """
 
 
-def run_bench(args: list[str]) -> tuple[float, dict]:
-    """Wall seconds and JSON output of ``python -m annkit bench ARGS -q --json``."""
-    command = [sys.executable, "-m", "annkit", "bench", *args, "-q", "--json"]
-    start = time.perf_counter()
-    completed = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
-    seconds = time.perf_counter() - start
-    if completed.returncode != 0:
-        raise SystemExit(f"annkit bench failed: {completed.stderr.strip()}")
-    return seconds, json.loads(completed.stdout)
-
-
 def part_a(sweep: Path, workdir: Path, threads: int) -> dict:
     root = workdir / "a"
     common = ["--results-root", str(root), "--threads", str(threads)]
-    cold, cold_out = run_bench([str(sweep), "-o", "first", *common])
-    resumed, resumed_out = run_bench([str(sweep), "-o", "first", *common])
-    cached, cached_out = run_bench([str(sweep), "-o", "second", *common])
+    cold, cold_out = run_bench(str(sweep), "-o", "first", *common)
+    resumed, resumed_out = run_bench(str(sweep), "-o", "first", *common)
+    cached, cached_out = run_bench(str(sweep), "-o", "second", *common)
     return {
         "settings": cold_out["runs"]["total"],
         "failed": cold_out["runs"]["failed"] + cold_out["runs"]["timeout"],
@@ -88,14 +72,14 @@ def part_a(sweep: Path, workdir: Path, threads: int) -> dict:
 def naive_loop(grid_text: str, dataset_spec: str, threads: int) -> tuple[float, list[dict]]:
     """Build the index again for every (build, query) pair; returns (seconds, recalls)."""
     from annkit.bundle import Bundle, build_index, fingerprint_vectors
-    from annkit.evaluate import evaluate, true_kth_distances
+    from annkit.evaluate import evaluate, true_neighbor_distances
     from annkit.slices import build_profile
     from annkit.sources import open_dataset
 
     start = time.perf_counter()
     spec = parse_sweep(grid_text, "grid").with_dataset(dataset_spec)
     dataset = open_dataset(**spec.dataset_kwargs())
-    truth = true_kth_distances(dataset, spec.k)
+    truth = true_neighbor_distances(dataset, spec.k)
     profile = build_profile(dataset, truth, spec.k)
     fingerprint = fingerprint_vectors(dataset.base)
     measured = []
@@ -110,7 +94,7 @@ def naive_loop(grid_text: str, dataset_spec: str, threads: int) -> tuple[float, 
                 "metric": engine.metric,
                 "dataset_fingerprint": fingerprint,
                 "files": {},
-                "build_params": engine.resolved_build_params(),
+                "build_params": engine.built_params(),
                 "build_seconds": seconds,
             }
             bundle = Bundle(path=Path("<memory>"), manifest=manifest, engine=engine)
@@ -141,17 +125,15 @@ def part_b(grid: Path | None, dataset_spec: str, workdir: Path, threads: int) ->
     grid_file.write_text(grid_text, encoding="utf-8")
     spec = parse_sweep(grid_text, "grid")
     bench_seconds, bench_out = run_bench(
-        [
-            str(grid_file),
-            "--dataset",
-            dataset_spec,
-            "-o",
-            "b",
-            "--results-root",
-            str(workdir / "b"),
-            "--threads",
-            str(threads),
-        ]
+        str(grid_file),
+        "--dataset",
+        dataset_spec,
+        "-o",
+        "b",
+        "--results-root",
+        str(workdir / "b"),
+        "--threads",
+        str(threads),
     )
     naive_seconds, naive = naive_loop(grid_text, dataset_spec, threads)
     records = [
@@ -180,27 +162,27 @@ def part_b(grid: Path | None, dataset_spec: str, workdir: Path, threads: int) ->
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument(
+    arguments = parser(__doc__, threads=os.cpu_count() or 1, output="bench_sweep.json")
+    arguments.add_argument(
         "--sweep",
         type=Path,
         default=None,
         help="sweep for part a (default: the built-in default sweep)",
     )
-    parser.add_argument("--dataset", default="words-10k", help="dataset for part b")
-    parser.add_argument("--grid", type=Path, default=None, help="sweep TOML for part b")
-    parser.add_argument("--parts", default="a,b", help="which parts to run: a, b or a,b")
-    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
-    parser.add_argument("--output", type=Path, default=ROOT / "results" / "bench_sweep.json")
-    options = parser.parse_args()
+    arguments.add_argument(
+        "--dataset", default="words-10k", help="dataset for part b: words-10k or a file"
+    )
+    arguments.add_argument("--grid", type=Path, default=None, help="sweep TOML for part b")
+    arguments.add_argument("--parts", default="a,b", help="which parts to run: a, b or a,b")
+    options = arguments.parse_args()
     parts = {part.strip() for part in options.parts.split(",")}
     dataset_spec = options.dataset
-    if dataset_spec != "words-10k":
-        dataset_spec = str(Path(dataset_spec).resolve())
+    if dataset_spec != "words-10k" and "b" in parts:
+        dataset_spec = str(dataset_file(dataset_spec))
     figures: dict = {
-        "machine": machine_facts(),
+        "machine": machine(),
         "threads": options.threads,
-        "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "measured_at": utc_now(),
     }
     with tempfile.TemporaryDirectory(prefix="annkit-bench-sweep-") as tmp:
         workdir = Path(tmp)
@@ -215,8 +197,7 @@ def main() -> None:
             )
         if "b" in parts:
             figures["bench_vs_naive"] = part_b(options.grid, dataset_spec, workdir, options.threads)
-    options.output.parent.mkdir(parents=True, exist_ok=True)
-    write_text(options.output, json.dumps(figures, indent=2) + "\n")
+    write_figures(options.output, figures)
     a = figures.get("default_sweep") or figures.get("sweep")
     if a:
         print(

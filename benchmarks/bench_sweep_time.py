@@ -21,20 +21,15 @@ times of the runs already in it under ``earlier_runs``.
 
 from __future__ import annotations
 
-import argparse
 import json
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-from annkit.bench.store import machine_facts
-from annkit.evaluate import DEFAULT_QPS_TOLERANCE, TIMING_SAMPLE
-from annkit.files import write_text
+from common import ROOT, dataset_file, machine, parser, run_bench, utc_now, write_figures
 
-ROOT = Path(__file__).resolve().parents[1]
-DATASET = ROOT.parent / "shared" / "data" / "words-minilm-384-angular.hdf5"
+from annkit.evaluate import DEFAULT_QPS_TOLERANCE, TIMING_SAMPLE
+
 #: ann-benchmarks' wall time on this grid (without flat) as reported in issue 11, minutes
 REPORTED_ANN_BENCHMARKS_MIN = (6.5, 7.2)
 TARGET_RATIO = 0.7
@@ -90,29 +85,9 @@ name = "flat"
 """
 
 
-def run_bench(sweep: Path, root: Path, name: str, threads: int) -> tuple[float, dict]:
+def sweep_into(sweep: Path, root: Path, name: str, threads: int) -> tuple[float, dict]:
     """Wall seconds and JSON output of ``python -m annkit bench SWEEP`` into root/name."""
-    command = [
-        sys.executable,
-        "-m",
-        "annkit",
-        "bench",
-        str(sweep),
-        "-o",
-        name,
-        "--results-root",
-        str(root),
-        "--threads",
-        str(threads),
-        "-q",
-        "--json",
-    ]
-    start = time.perf_counter()
-    completed = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
-    seconds = time.perf_counter() - start
-    if completed.returncode != 0:
-        raise SystemExit(f"annkit bench failed: {completed.stderr.strip()}")
-    return seconds, json.loads(completed.stdout)
+    return run_bench(str(sweep), "-o", name, "--results-root", str(root), "--threads", str(threads))
 
 
 def read_records(folder: Path) -> list[dict]:
@@ -159,14 +134,8 @@ def earlier_runs(path: Path) -> list[dict]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dataset", type=Path, default=DATASET)
-    parser.add_argument("--threads", type=int, default=2, help="build threads")
-    parser.add_argument("--output", type=Path, default=ROOT / "results" / "sweep_time.json")
-    args = parser.parse_args()
-    dataset = args.dataset.resolve()
-    if not dataset.exists():
-        raise SystemExit(f"dataset not found: {dataset}")
+    args = parser(__doc__, dataset=True, threads=2, output="sweep_time.json").parse_args()
+    dataset = dataset_file(args.dataset)
 
     with tempfile.TemporaryDirectory(prefix="annkit-sweep-time-") as scratch:
         work = Path(scratch)
@@ -175,9 +144,9 @@ def main() -> None:
         warm_sweep.write_text(HEADER.format(dataset=dataset) + WARM_GRID, encoding="utf-8")
         root = work / "results"
         print("cold sweep (empty cache) ...", file=sys.stderr)
-        cold_seconds, cold_out = run_bench(cold_sweep, root, "cold", args.threads)
+        cold_seconds, cold_out = sweep_into(cold_sweep, root, "cold", args.threads)
         print(f"cold: {cold_seconds:.1f} s; warm rerun, changed query grid ...", file=sys.stderr)
-        warm_seconds, warm_out = run_bench(warm_sweep, root, "warm", args.threads)
+        warm_seconds, warm_out = sweep_into(warm_sweep, root, "warm", args.threads)
         cold_rows = setting_rows(read_records(root / "cold"))
         warm_rows = setting_rows(read_records(root / "warm"))
 
@@ -216,13 +185,13 @@ def main() -> None:
         },
         "cold_vs_reported_figure": [cold_seconds / high, cold_seconds / low],
         "target_vs_reported_figure": TARGET_RATIO,
-        "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": machine_facts(),
+        "measured_at": utc_now(),
+        "machine": machine(),
         "cold_runs": cold_rows,
         "warm_runs": warm_rows,
     }
     result["earlier_runs"] = earlier_runs(args.output)
-    write_text(args.output, json.dumps(result, indent=2) + "\n")
+    write_figures(args.output, result)
     ratio_low, ratio_high = result["cold_vs_reported_figure"]
     print(
         f"cold sweep {cold_seconds / 60:.2f} min ({len(cold_rows)} settings), "

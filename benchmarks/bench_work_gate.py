@@ -19,8 +19,6 @@ Writes results/work-gate.json (atomically) and prints a summary.
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import statistics
 import sys
@@ -28,16 +26,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench_gate import run_gate
-
-from annkit.bench.store import machine_facts
-from annkit.files import write_text
-
-ROOT = Path(__file__).resolve().parents[1]
-OUTPUT = ROOT / "results" / "work-gate.json"
+from bench_gate import largest_recall_change, run_gate
+from common import machine, parser, write_figures
 
 TRIPLE_EFFORT = """\
-from annkit.engines.faiss_factory import FaissFactoryEngine
+from annkit.engines.faiss import FaissFactoryEngine
 
 _search = FaissFactoryEngine.search
 
@@ -58,7 +51,7 @@ FaissFactoryEngine.search = _tripled
 SEARCH_TWICE = """\
 from dataclasses import replace
 
-from annkit.engines.faiss_factory import FaissFactoryEngine
+from annkit.engines.faiss import FaissFactoryEngine
 
 _search = FaissFactoryEngine.search
 
@@ -81,19 +74,13 @@ def work_facts(comparison: dict) -> dict:
         for row in checked
         if row["distance_computations"]["change"] is not None
     ]
-    recall = [
-        abs(row[key]["change"])
-        for row in rows
-        for key in ("recall", "tail_recall")
-        if row[key]["change"] is not None
-    ]
     return {
         "work_checked": len(checked),
         "work_not_counted": sum(
             row["distance_computations"]["status"] == "work not counted" for row in rows
         ),
         "largest_work_change": max(changes) if changes else None,
-        "largest_recall_change": round(max(recall), 6) if recall else None,
+        "largest_recall_change": largest_recall_change(rows),
         "work_problems": [
             f"{row['setting']}: {problem}"
             for row in rows
@@ -149,10 +136,7 @@ def trip(code: str, work: str) -> dict:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=20, help="unchanged gate runs")
-    parser.add_argument("--output", type=Path, default=OUTPUT, help="JSON file to write")
-    args = parser.parse_args()
+    args = parser(__doc__, runs=20, output="work-gate.json").parse_args()
     started = time.perf_counter()
     runs = []
     thresholds = None
@@ -177,11 +161,7 @@ def main() -> int:
     report = {
         "what": "false alarms and trips of the work gate in .ci/gate "
         "(benchmarks/bench_work_gate.py)",
-        "machine": {
-            key: value
-            for key, value in machine_facts().items()
-            if key in ("cpu", "cores", "platform")
-        },
+        "machine": machine(),
         "date": time.strftime("%Y-%m-%d"),
         "thresholds": thresholds,
         "unchanged_runs": {
@@ -199,7 +179,7 @@ def main() -> int:
         "trips": {"3x the effort (efSearch / nprobe x3)": tripled, "every search run twice": twice},
         "seconds": round(time.perf_counter() - started, 1),
     }
-    write_text(args.output, json.dumps(report, indent=2) + "\n")
+    write_figures(args.output, report)
     unchanged = report["unchanged_runs"]
     print(
         f"unchanged: {unchanged['gate_passes']}/{len(runs)} gate passes, "
@@ -213,7 +193,7 @@ def main() -> int:
         )
         for problem in case["work_problems"]:
             print(f"  {problem}")
-    print(f"wrote {args.output.relative_to(ROOT)}")
+    print(f"wrote {args.output}")
     ok = (
         false_alarms == 0
         and tripled["tripped_on_work"]

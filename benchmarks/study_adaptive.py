@@ -25,7 +25,6 @@ Writes results/adaptive_study.json.
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from pathlib import Path
@@ -33,19 +32,17 @@ from pathlib import Path
 import faiss
 import lightgbm
 import numpy as np
+from bench_adaptive import CACHE, FAISS, K
+from common import dataset_file, machine, parser, write_figures
 
 from annkit.adaptive.features import first_stage_features
 from annkit.adaptive.search import refine_grid
 from annkit.adaptive.train import least_effort_index, measure_table
-from annkit.bench.store import machine_facts
 from annkit.bundle import fingerprint_vectors
 from annkit.cache import cached_true_distances, index_dir, index_key, obtain_index
-from annkit.files import json_ready, write_text
 from annkit.sources import open_dataset
 
-ROOT = Path(__file__).resolve().parents[1]
-K = 10
-PARAMS = {"factory": "HNSW16,Flat", "efConstruction": 200, "seed": 1234}
+PARAMS = FAISS[1]  # the faiss HNSW16 index of bench_adaptive.py
 BOOST = {
     "learning_rate": 0.05,
     "num_leaves": 15,
@@ -136,18 +133,11 @@ def scored(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--dataset",
-        type=Path,
-        default=ROOT.parent / "shared" / "data" / "words-minilm-384-angular.hdf5",
-    )
-    parser.add_argument("--workdir", type=Path, default=Path("/tmp/annkit-adaptive-cache"))
-    parser.add_argument("--output", type=Path, default=ROOT / "results" / "adaptive_study.json")
-    args = parser.parse_args()
+    arguments = parser(__doc__, dataset=True, workdir=CACHE, output="adaptive_study.json")
+    args = arguments.parse_args()
     faiss.omp_set_num_threads(1)
     started = time.perf_counter()
-    dataset = open_dataset(str(args.dataset))
+    dataset = open_dataset(str(dataset_file(args.dataset)))
     truth, _, _ = cached_true_distances(args.workdir, dataset, K)
     fingerprint = fingerprint_vectors(dataset.base)
     bundle, _ = obtain_index(
@@ -182,7 +172,7 @@ def main() -> None:
     results: dict = {
         "dataset": dataset.name,
         "grid": grid,
-        "machine": machine_facts(),
+        "machine": machine(),
         "uniform": {"efSearch": 80, "recall": goal, "p5_recall": goal_p5, "work": base_work},
     }
 
@@ -374,7 +364,7 @@ def main() -> None:
     }
     results["graph_repair"] = repair
     results["seconds"] = time.perf_counter() - started
-    write_text(args.output, json.dumps(json_ready(results), indent=1, allow_nan=False))
+    write_figures(args.output, results, indent=1)
     print(
         json.dumps({key: results[key] for key in ("effort_model", "risk")}, indent=1, default=str)
     )
