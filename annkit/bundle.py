@@ -120,7 +120,7 @@ def save_bundle(
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
             "engine": engine.name,
-            "build_params": engine.resolved_build_params(),
+            "build_params": engine.built_params(),
             "metric": engine.metric,
             "dim": engine.dim,
             "count": engine.count,
@@ -236,7 +236,7 @@ def load_bundle(path: str | Path) -> Bundle:
     params = {
         name: value
         for name, value in manifest["build_params"].items()
-        if name in engine_class.build_params
+        if name in engine_class.build_specs
     }
     try:
         engine = engine_class.load(
@@ -354,7 +354,7 @@ def build_bundle(
     return BuiltBundle(
         index=str(path),
         engine=engine.name,
-        build_params=engine.resolved_build_params(),
+        build_params=engine.built_params(),
         metric=chosen_metric,
         dim=engine.dim,
         count=engine.count,

@@ -28,7 +28,7 @@ from annkit.bundle import (
 )
 from annkit.engines.base import get_engine
 from annkit.errors import AnnkitError, BundleError, EngineError
-from annkit.evaluate import true_kth_distances
+from annkit.evaluate import true_neighbor_distances
 from annkit.files import atomic_write
 from annkit.types import Dataset
 
@@ -61,7 +61,7 @@ def cache_params(engine: str, params: dict, metric: str, dim: int, count: int) -
     try:
         engine_class = get_engine(engine)
         given = {name: value for name, value in params.items() if value is not None}
-        return engine_class(metric, dim, **given).resolve_build_params(count)
+        return engine_class(metric, dim, **given).build_params_for(count)
     except (AnnkitError, ValueError, TypeError):
         return dict(params)
 
@@ -135,7 +135,7 @@ def cached_true_distances(
     memory_check: bool = True,
 ) -> tuple[np.ndarray, Path, bool]:
     """Exact true-neighbour distances (nq, depth >= k) float64 ascending of ``dataset``
-    (see ``true_kth_distances``), computed once and cached.
+    (see ``true_neighbor_distances``), computed once and cached.
 
     Returns (distances, cache file, whether it came from the cache). ``memory_check`` as in
     :func:`annkit.groundtruth.compute_ground_truth`."""
@@ -153,7 +153,7 @@ def cached_true_distances(
         except (OSError, ValueError):
             pass
     distances = np.ascontiguousarray(
-        true_kth_distances(dataset, k, progress=progress, memory_check=memory_check),
+        true_neighbor_distances(dataset, k, progress=progress, memory_check=memory_check),
         dtype=np.float64,
     )
     with atomic_write(path, make_parents=True) as tmp, open(tmp, "wb") as handle:

@@ -24,7 +24,7 @@ from annkit.errors import InputError, ParamError
 from annkit.evaluate import (
     check_compatible,
     check_recall_rule,
-    true_kth_distances,
+    true_neighbor_distances,
     true_neighbor_ids,
 )
 from annkit.hardness import HARDER_IS_HIGHER, spearman
@@ -71,7 +71,7 @@ def _with_defaults(
     engine_class: type[Engine], build_params: Mapping[str, Any] | None = None
 ) -> dict[str, Any]:
     """``build_params`` over the engine's build defaults."""
-    merged = {name: spec.default for name, spec in engine_class.build_params.items()}
+    merged = {name: spec.default for name, spec in engine_class.build_specs.items()}
     merged.update(build_params or {})
     return merged
 
@@ -184,7 +184,7 @@ def minimum_effort(
         engine.params,
     )
     if truth is None:
-        truth = true_kth_distances(dataset, k)
+        truth = true_neighbor_distances(dataset, k)
     if check_recall_rule(recall_rule) == "strict" and true_ids is None:
         true_ids = true_neighbor_ids(dataset, k)
     if truth.shape[0] != dataset.n_queries or truth.shape[1] < k:

@@ -24,7 +24,7 @@ from annkit.evaluate import (
     check_compatible,
     check_recall_rule,
     ground_truth_notice,
-    true_kth_distances,
+    true_neighbor_distances,
 )
 from annkit.io.table import read_query_text, write_csv_columns
 from annkit.longtail import DEFAULT_CUTS
@@ -93,7 +93,7 @@ def study_effort(
         data, queries=queries, groundtruth=groundtruth, weights=weights, metric=metric
     )
     check_compatible(bundle, dataset)
-    truth = true_kth_distances(dataset, k, memory_check=memory_check)
+    truth = true_neighbor_distances(dataset, k, memory_check=memory_check)
     profile = build_profile(dataset, truth, k, cuts=cuts)
     result = minimum_effort(
         bundle,

@@ -78,7 +78,7 @@ def check_compatible(bundle: Bundle, dataset: Dataset) -> None:
 
 def ground_truth_notice(dataset: Dataset, k: int) -> str | None:
     """The one-line notice for ground truth that is too shallow for ``k`` and is therefore
-    recomputed exactly (see :func:`true_kth_distances`); None when it is deep enough or when
+    recomputed exactly (see :func:`true_neighbor_distances`); None when it is deep enough or when
     the dataset has none (computing it is then the documented behaviour)."""
     if dataset.neighbors is None or dataset.gt_depth >= k:
         return None
@@ -89,7 +89,7 @@ def ground_truth_notice(dataset: Dataset, k: int) -> str | None:
     )
 
 
-def true_kth_distances(
+def true_neighbor_distances(
     dataset: Dataset,
     k: int,
     progress: Callable[[int, int], None] | None = None,
@@ -391,7 +391,7 @@ def evaluate(
     engine.set_query_params(**(query_params or {}))
     engine.set_search_threads(search_threads)
     if true_distances is None:
-        true_distances = true_kth_distances(dataset, k)
+        true_distances = true_neighbor_distances(dataset, k)
     if profile is None and with_slices:
         profile = build_profile(dataset, true_distances, k, cuts=cuts)
     queries = np.ascontiguousarray(dataset.queries, dtype=np.float32)

@@ -37,7 +37,7 @@ from annkit.evaluate import (
     MODES,
     check_recall_rule,
     evaluate,
-    true_kth_distances,
+    true_neighbor_distances,
     true_neighbor_ids,
 )
 from annkit.longtail import DEFAULT_CUTS
@@ -58,7 +58,7 @@ CHOICE_RULE = (
 def build_settings(engine_name: str, build_grid: Mapping[str, Sequence[Any]]) -> list[dict]:
     """The product of the build grid's value lists (values coerced, duplicates dropped), in
     the grid's order; unknown parameter names are a ParamError."""
-    specs = get_engine(engine_name).build_params
+    specs = get_engine(engine_name).build_specs
     unknown = [name for name in build_grid if name not in specs]
     if unknown:
         raise ParamError(
@@ -420,7 +420,7 @@ def tune(
     # an engine's effort knob may depend on the build: one parameter per tune
     efforts = [
         effort_parameter(
-            engine_class, resolve_params(engine, engine_class.build_params, given, "build")
+            engine_class, resolve_params(engine, engine_class.build_specs, given, "build")
         )
         for given in settings
     ]
@@ -444,9 +444,9 @@ def tune(
                 f"build setting {given} of {engine} is tuned by {effort_name}, "
                 f"the first by {param}: tune them separately"
             )
-        build_params = resolve_params(engine, engine_class.build_params, given, "build")
+        build_params = resolve_params(engine, engine_class.build_specs, given, "build")
         resolve_params(engine, engine_class.query_specs(build_params), fixed, "query")
-    first_build = resolve_params(engine, engine_class.build_params, settings[0], "build")
+    first_build = resolve_params(engine, engine_class.build_specs, settings[0], "build")
     fixed_grid = (
         check_grid(engine_class, effort_grid, first_build) if effort_grid is not None else None
     )
@@ -463,7 +463,7 @@ def tune(
             "use fewer vectors or a smaller build grid",
         )
     notify("exact truth and query profile")
-    truth = true_kth_distances(dataset, k, memory_check=memory_check)
+    truth = true_neighbor_distances(dataset, k, memory_check=memory_check)
     true_ids = (
         true_neighbor_ids(dataset, k, memory_check=memory_check)
         if recall_rule == "strict"
@@ -477,7 +477,7 @@ def tune(
         root = Path(cache_dir) if cache_dir is not None else Path(scratch)
         outcomes: list[TuneSetting] = []
         for number, given in enumerate(settings, start=1):
-            resolved = resolve_params(engine, engine_class.build_params, given, "build")
+            resolved = resolve_params(engine, engine_class.build_specs, given, "build")
             keyed = cache_params(engine, resolved, dataset.metric, dataset.dim, dataset.n_base)
             directory = index_dir(root, index_key(fingerprint, engine, keyed, dataset.metric))
             label = " ".join(f"{name}={value}" for name, value in given.items()) or "defaults"

@@ -43,6 +43,7 @@ from annkit.cli.options import (
     threads_option,
 )
 from annkit.cli.render import format_bytes, format_qps
+from annkit.engines.base import reference_engine
 from annkit.errors import InputError
 from annkit.types import RunRecord
 
@@ -283,7 +284,7 @@ def render_report(console: Console, report: dict) -> None:
         ("setting (build | query)", "left"),
         (f"recall@{k}", "right"),
         ("QPS (min-max)", "right"),
-        ("x flat", "right"),
+        (f"x {reference_engine()}", "right"),
         ("dist/query", "right"),
     ]
     if counted:
@@ -315,7 +316,7 @@ def render_report(console: Console, report: dict) -> None:
         ("setting", "left"),
         (f"recall@{k}", "right"),
         ("QPS", "right"),
-        ("x flat", "right"),
+        (f"x {reference_engine()}", "right"),
         ("dist/query", "right"),
     ):
         headline.add_column(column, justify=justify)  # type: ignore[arg-type]
@@ -345,7 +346,7 @@ def render_report(console: Console, report: dict) -> None:
             console.print(lead + "not reached by any run")
         else:
             speed = (
-                f" ({_speedup(best['speedup_vs_flat'])} flat)"
+                f" ({_speedup(best['speedup_vs_flat'])} {reference_engine()})"
                 if best["speedup_vs_flat"] is not None
                 else ""
             )
@@ -383,7 +384,10 @@ def render_report(console: Console, report: dict) -> None:
         console.print(scaling)
     if report["flat_qps"] is None:
         console.print(
-            Text('no flat run in this sweep: no speed-ups (add [[engine]] name = "flat")')
+            Text(
+                f"no {reference_engine()} run in this sweep: no speed-ups "
+                f'(add [[engine]] name = "{reference_engine()}")'
+            )
         )
     if report["failed"]:
         failed = Table(title="failed runs", title_justify="left")
@@ -474,7 +478,7 @@ def render_report(console: Console, report: dict) -> None:
 @ray_option(
     "Run builds and query settings as Ray tasks: a new local Ray instance, or the "
     "cluster at --ray=HOST:PORT (extra annkit[ray]). Each query setting runs on the "
-    "node holding its index, next to a flat reference measured there."
+    "node holding its index, next to an exact reference measured there."
 )
 def bench(
     sweep_file: str | None,

@@ -30,7 +30,7 @@ from annkit.sources import default_data_notice
     "--engine",
     "engine_name",
     required=True,
-    help="Engine: hnsw, annoy, ivfpq or flat (see `annkit engines`).",
+    help="Engine name (every registered engine: see `annkit engines`).",
 )
 @param_option("Build parameter, e.g. -p M=16 -p ef_construction=200 (repeatable).")
 @metric_option
@@ -94,14 +94,14 @@ def engines(as_json: bool) -> None:
     listing: dict[str, dict[str, Any]] = {}
     for name in engine_names():
         engine_class = get_engine(name)
-        defaults = {p: s.default for p, s in engine_class.build_params.items()}
+        defaults = {p: s.default for p, s in engine_class.build_specs.items()}
         listing[name] = {
             "description": engine_class.description,
             "effort_param": engine_class.effort_param_for(defaults),
             "counts_distances": engine_class.counts_distances,
             "build_params": {
                 p: {"type": s.type.__name__, "default": s.default, "help": s.help}
-                for p, s in engine_class.build_params.items()
+                for p, s in engine_class.build_specs.items()
             },
             "query_params": {
                 p: {"type": s.type.__name__, "default": s.default, "help": s.help}

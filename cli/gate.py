@@ -42,7 +42,7 @@ def _qps_cell(row: SettingChange, basis: str) -> str:
     def shown(value: float | None) -> str:
         if value is None:
             return "-"
-        return f"{value:.2f}x" if basis == "flat" else f"{value:,.0f}"
+        return f"{value:.2f}x" if basis != "raw" else f"{value:,.0f}"
 
     change = row.qps_change
     return f"{shown(old)} → {shown(new)}" + (f" ({change:+.0%})" if change is not None else "")
@@ -76,7 +76,7 @@ def _verdict_cell(row: SettingChange) -> str:
 
 def _headers(comparison: Comparison) -> list[str]:
     k = comparison.current.k or comparison.baseline.k
-    qps = "QPS x flat" if comparison.qps_basis == "flat" else "QPS (raw)"
+    qps = f"QPS x {comparison.qps_basis}" if comparison.qps_basis != "raw" else "QPS (raw)"
     return ["setting", f"recall@{k}", f"tail recall@{k}", qps, "dist/query", "verdict"]
 
 

@@ -246,7 +246,7 @@ def gate_options(func: Callable[..., Any]) -> Callable[..., Any]:
             default=DEFAULT_MAX_QPS_DROP,
             show_default=True,
             metavar="FRACTION",
-            help="Fail when a setting's QPS, as speed-up over the flat run of the "
+            help="Fail when a setting's QPS, as speed-up over the exact reference run of the "
             "same sweep, drops by more than this fraction (0.15 = 15%; "
             ">= 1 turns the QPS check off).",
         ),

@@ -47,7 +47,7 @@ from annkit.tune import ALL, TuneResult, TuneSetting, tune
     "--engine",
     "engine_name",
     required=True,
-    help="Engine with an effort parameter, e.g. hnsw (see `annkit engines`).",
+    help="Engine with an effort parameter (see `annkit engines`).",
 )
 @click.option(
     "--target",

@@ -401,10 +401,10 @@ def test_missing_lightgbm_is_one_line(
 def test_labels_are_annkit_effort_minimum_efforts(hnsw_index: Bundle, words10k: Dataset) -> None:
     from annkit.adaptive.train import least_effort_index, measure_table
     from annkit.effort import minimum_effort
-    from annkit.evaluate import true_kth_distances
+    from annkit.evaluate import true_neighbor_distances
 
     dataset = subset(words10k, 200)
-    truth = true_kth_distances(dataset, K)
+    truth = true_neighbor_distances(dataset, K)
     table = measure_table(
         hnsw_index.engine,
         dataset.base,
@@ -435,10 +435,10 @@ def test_risk_model_searches_again_exactly_the_queries_it_flags(
         measure_table,
         train_families,
     )
-    from annkit.evaluate import true_kth_distances
+    from annkit.evaluate import true_neighbor_distances
 
     dataset = subset(words10k, 300)
-    truth = true_kth_distances(dataset, K)
+    truth = true_neighbor_distances(dataset, K)
     config = AdaptConfig(k=K, folds=3, seed=0, n_centroids=4, rounds=20)
     centroids = default_centroids(dataset.base, dataset.metric, config)
     table = measure_table(

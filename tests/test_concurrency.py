@@ -109,7 +109,7 @@ class OldStyleEngine(Engine):
 
     name = "old-style-exact"
     description = "numpy brute force"
-    build_params: ClassVar[dict[str, ParamSpec]] = {}
+    build_specs: ClassVar[dict[str, ParamSpec]] = {}
 
     def build(self, base: np.ndarray, threads: int = 1) -> None:
         self._base = np.asarray(base, dtype=np.float32)

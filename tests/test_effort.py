@@ -19,7 +19,7 @@ from annkit.effort import (
 )
 from annkit.engines.base import Engine, ParamSpec, engine_names, get_engine, register, unregister
 from annkit.errors import InputError, ParamError
-from annkit.evaluate import true_kth_distances
+from annkit.evaluate import true_neighbor_distances
 from annkit.metrics import exact_distances, recall_per_query
 from annkit.slices import build_profile
 from annkit.types import Dataset, SearchResult
@@ -42,7 +42,7 @@ def hnsw_bundle(words10k: Dataset, tmp_path_factory: pytest.TempPathFactory) -> 
 
 @pytest.fixture(scope="module")
 def truth(words10k: Dataset) -> np.ndarray:
-    return true_kth_distances(words10k, K)
+    return true_neighbor_distances(words10k, K)
 
 
 @pytest.fixture(scope="module")
@@ -169,7 +169,7 @@ def test_flat_engine_has_no_effort(words10k: Dataset, tmp_path: Path) -> None:
         name
         for name in engine_names()
         if get_engine(name).effort_param_for(
-            {param: spec.default for param, spec in get_engine(name).build_params.items()}
+            {param: spec.default for param, spec in get_engine(name).build_specs.items()}
         )
     ]
     assert {"annoy", "hnsw", "ivfpq"} <= set(usable) and "flat" not in usable
@@ -258,7 +258,7 @@ def test_bisection_finds_each_querys_threshold(grid_size: int) -> None:
     queries[:, 1:] = rng.standard_normal((n_queries, 3))
     base = rng.standard_normal((n_base, 4)).astype(np.float32) * 50
     dataset = Dataset(name="fake", metric="euclidean", base=base, queries=queries)
-    truth_full = true_kth_distances(dataset, k)  # computed exactly (no ground truth given)
+    truth_full = true_neighbor_distances(dataset, k)  # computed exactly (no ground truth given)
     all_d = ((queries[:, None, :].astype(np.float64) - base[None]) ** 2).sum(-1)
     neighbours = np.argsort(all_d, axis=1)
     grid = [2**i for i in range(grid_size)]

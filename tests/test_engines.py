@@ -14,7 +14,7 @@ from annkit.bundle import MANIFEST, build_index, load_bundle, save_bundle
 from annkit.engines import engine_names, get_engine
 from annkit.engines.base import Engine, ParamSpec, register, unregister
 from annkit.errors import BundleError, ParamError
-from annkit.evaluate import evaluate, true_kth_distances
+from annkit.evaluate import evaluate, true_neighbor_distances
 from annkit.metrics import exact_distances
 from annkit.types import SearchResult
 
@@ -24,7 +24,7 @@ ENGINES = engine_names()
 
 @pytest.fixture(scope="module")
 def truth10(words10k):
-    return true_kth_distances(words10k, K)
+    return true_neighbor_distances(words10k, K)
 
 
 @pytest.fixture(scope="module", params=ENGINES)
@@ -114,15 +114,15 @@ def test_contract_interface(built, words10k):
     """What effort, tune and the listing ask of every engine."""
     _, engine, _, query_params = built
     engine_class = type(engine)
-    assert set(query_params) <= set(engine.query_params())
+    assert set(query_params) <= set(engine.index_query_specs())
     param = engine.effort_param
     assert param == engine_class.effort_param_for(engine.params)
     if param is not None:
-        assert engine.query_params()[param].effort
+        assert engine.index_query_specs()[param].effort
         grid = engine.effort_grid(K, words10k.n_base)
         assert grid == sorted(set(grid)) and len(grid) >= 2 and grid[0] >= 1
     build_grid = engine_class.tune_build_grid(words10k.n_base)
-    assert set(build_grid) <= set(engine_class.build_params)
+    assert set(build_grid) <= set(engine_class.build_specs)
     assert all(isinstance(value, str) for value in engine_class.library_versions().values())
 
 
@@ -282,7 +282,7 @@ class _KnobEngine(Engine):
 
     name = "knob-test"
     description = "test double"
-    build_params = {"mode": ParamSpec(str, "a", "a or b", choices=("a", "b"))}
+    build_specs = {"mode": ParamSpec(str, "a", "a or b", choices=("a", "b"))}
 
     @classmethod
     def query_specs(cls, build_params):  # type: ignore[no-untyped-def]
@@ -339,7 +339,7 @@ def test_old_interface_engines_still_work():
             return dict(cls.default_query_params)
 
     engine = Old("euclidean", 4)
-    assert engine.query_params() == {"ef": ParamSpec(int, 3, "effort", minimum=1, effort=True)}
+    assert engine.index_query_specs() == {"ef": ParamSpec(int, 3, "effort", minimum=1, effort=True)}
     assert engine.effort_param == "ef" and engine.query == {"ef": 3}
 
 

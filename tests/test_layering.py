@@ -7,6 +7,7 @@ The table below is the architecture (README, "Architecture"). Every module of ``
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -205,3 +206,44 @@ def test_a_lower_or_same_group_import_is_fine():
         )
         == []
     )
+
+
+def _docstrings(tree: ast.AST) -> set[int]:
+    """ids of the docstring constants in ``tree`` (modules, classes, functions)."""
+    owners = (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)
+    found: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, owners) and node.body:
+            first = node.body[0]
+            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant):
+                found.add(id(first.value))
+    return found
+
+
+def engine_name_mentions() -> list[str]:
+    """Strings in code outside ``annkit/engines/`` that name a registered engine (the exact
+    reference included). Docstrings and ``annkit ...`` command examples of --help are
+    documentation, not branches, and are allowed."""
+    from annkit.engines import engine_names
+
+    word = re.compile(r"\b(" + "|".join(map(re.escape, engine_names())) + r")\b")
+    found = []
+    for module, path in module_files().items():
+        if module.startswith("annkit.engines"):
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        docs = _docstrings(tree)
+        for node in ast.walk(tree):
+            if not (isinstance(node, ast.Constant) and isinstance(node.value, str)):
+                continue
+            if id(node) in docs or node.value.startswith("annkit "):
+                continue
+            match = word.search(node.value)
+            if match:
+                found.append(f"{path.relative_to(ROOT)}:{node.lineno}: {match.group(0)!r}")
+    return found
+
+
+def test_no_engine_is_named_outside_the_engines_package() -> None:
+    """Engine knowledge lives in the engine's file: no code elsewhere names one."""
+    assert engine_name_mentions() == []

@@ -94,7 +94,7 @@ def test_latency_percentiles():
 
 def test_recall_equals_independent_bruteforce_on_bundled_data(words10k):
     """annkit's recall of a perturbed result equals a from-scratch numpy computation."""
-    from annkit.evaluate import true_kth_distances
+    from annkit.evaluate import true_neighbor_distances
 
     k = 10
     base, queries = words10k.base, words10k.queries
@@ -115,7 +115,7 @@ def test_recall_equals_independent_bruteforce_on_bundled_data(words10k):
     expected = np.array(
         [np.sum(dist[i, found[i]] <= truth_kth[i] + 1e-3) / k for i in range(len(q))]
     )
-    true = true_kth_distances(words10k, k)
+    true = true_neighbor_distances(words10k, k)
     got = recall_per_query(true, found, exact_distances(base, queries, found, "angular"), k)
     np.testing.assert_allclose(got, expected)
     assert 0.4 < got.mean() < 0.9

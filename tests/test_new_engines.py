@@ -18,7 +18,7 @@ from click.testing import CliRunner
 from annkit.bundle import MANIFEST, build_index, load_bundle, save_bundle, sha256_file
 from annkit.cli.main import cli
 from annkit.engines import get_engine
-from annkit.engines.scann_engine import AVAILABLE as SCANN_AVAILABLE
+from annkit.engines.scann import AVAILABLE as SCANN_AVAILABLE
 from annkit.errors import EngineError, ParamError
 from annkit.faiss_util import normalized_rows
 
@@ -180,7 +180,7 @@ def test_faiss_cli_build_with_a_pq_factory(tmp_path, words10k):
     assert outcome.exit_code == 0, outcome.output
     bundle = load_bundle(tmp_path / "index")
     assert bundle.manifest["build_params"]["factory"] == "IVF4,PQ48x4fs,RFlat"
-    assert set(bundle.engine.query_params()) == {"nprobe", "k_factor"}
+    assert set(bundle.engine.index_query_specs()) == {"nprobe", "k_factor"}
 
 
 def test_faiss_too_few_training_vectors(subset):

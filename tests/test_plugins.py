@@ -23,7 +23,7 @@ from annkit.cli.main import cli
 from annkit.effort import minimum_effort
 from annkit.engines.base import Engine, ParamSpec, engine_names, register, unregister
 from annkit.errors import EngineError
-from annkit.evaluate import evaluate, true_kth_distances
+from annkit.evaluate import evaluate, true_neighbor_distances
 from annkit.tune import tune
 from annkit.types import Dataset, SearchResult
 
@@ -36,7 +36,7 @@ class ScanEngine(Engine):
 
     name = "scan-test"
     description = "prefix scan of a seeded permutation (tests only)"
-    build_params = {"seed": ParamSpec(int, 0, "permutation seed", minimum=0)}
+    build_specs = {"seed": ParamSpec(int, 0, "permutation seed", minimum=0)}
     default_query_params = {
         "scan": ParamSpec(int, 256, "vectors examined per query", minimum=1, effort=True),
     }
@@ -141,7 +141,7 @@ def test_registered_engine_through_the_library(scan_engine, small: Dataset, tmp_
     engine, seconds = build_index("scan-test", small.base, small.metric, {"seed": 3})
     bundle = load_bundle(save_bundle(engine, tmp_path / "index", build_seconds=seconds))
     assert bundle.manifest["library_versions"]["numpy"] == np.__version__
-    truth = true_kth_distances(small, 10)
+    truth = true_neighbor_distances(small, 10)
     full = evaluate(bundle, small, 10, {"scan": small.n_base}, true_distances=truth)
     partial = evaluate(bundle, small, 10, {"scan": 500}, true_distances=truth)
     assert full.recall == 1.0 and partial.recall < 0.5
@@ -323,7 +323,7 @@ from annkit.types import SearchResult
 class ToyEngine(Engine):
     name = "toy"
     description = "exact search in numpy (a plugin)"
-    build_params = {}
+    build_specs = {}
     default_query_params = {}
     counts_distances = True
 

@@ -12,7 +12,7 @@ from annkit.bundle import fingerprint_vectors, load_bundle
 from annkit.cache import index_dir, index_key
 from annkit.engines.base import get_engine, resolve_params
 from annkit.errors import InputError, ParamError
-from annkit.evaluate import evaluate, true_kth_distances
+from annkit.evaluate import evaluate, true_neighbor_distances
 from annkit.slices import build_profile
 from annkit.tune import (
     _bisect_setting,
@@ -66,7 +66,7 @@ def _cached_bundle(dataset: Dataset, cache: Path, params: dict):
 def test_tune_matches_the_exhaustive_grid_with_fewer_runs(
     tuned, words10k: Dataset, cache: Path
 ) -> None:
-    truth = true_kth_distances(words10k, K)
+    truth = true_neighbor_distances(words10k, K)
     profile = build_profile(words10k, truth, K)
     assert [setting.build_params["M"] for setting in tuned.settings] == [8, 16]
     for setting in tuned.settings:

@@ -12,7 +12,7 @@ import numpy as np
 from annkit.adaptive.policy import AdaptiveResult, Policy, adaptive_search, check_policy_index
 from annkit.bundle import Bundle
 from annkit.errors import InputError
-from annkit.evaluate import MODES, check_compatible, paused_gc, true_kth_distances
+from annkit.evaluate import MODES, check_compatible, paused_gc, true_neighbor_distances
 from annkit.longtail import DEFAULT_CUTS
 from annkit.metrics import duplicate_count, exact_distances, latency_percentiles, recall_per_query
 from annkit.slices import QueryProfile, build_profile, summarize
@@ -78,7 +78,7 @@ def evaluate_policy(
     check_compatible(bundle, dataset)
     check_policy_index(policy, bundle.manifest)
     if true_distances is None:
-        true_distances = true_kth_distances(dataset, k)
+        true_distances = true_neighbor_distances(dataset, k)
     if profile is None and with_slices:
         profile = build_profile(dataset, true_distances, k, cuts=cuts)
     queries = np.ascontiguousarray(dataset.queries, dtype=np.float32)

@@ -30,7 +30,7 @@ from annkit.adaptive.train import (
 from annkit.bundle import Bundle
 from annkit.engines.base import Engine
 from annkit.errors import InputError, ParamError
-from annkit.evaluate import check_compatible, true_kth_distances
+from annkit.evaluate import check_compatible, true_neighbor_distances
 from annkit.slices import QueryProfile, build_profile
 from annkit.types import Dataset
 
@@ -140,7 +140,7 @@ def _summary(point: dict, base: dict | None) -> dict:
 
 def probe_stage(engine: Engine, param: str, config: AdaptConfig) -> FirstStage:
     """The probe: ``config.probe_k`` neighbours at the effort parameter's smallest value."""
-    spec = engine.query_params()[param]
+    spec = engine.index_query_specs()[param]
     return FirstStage("probe", max(1, int(spec.minimum or 1)), int(config.probe_k))
 
 
@@ -210,7 +210,7 @@ def adapt(
     base, metric = dataset.base, dataset.metric
     if truth is None:
         say("exact neighbours of the queries")
-        truth = true_kth_distances(dataset, k)
+        truth = true_neighbor_distances(dataset, k)
     if profile is None:
         profile = build_profile(dataset, truth, k)
     values = (
@@ -254,7 +254,7 @@ def adapt(
     else:
         fold_of_query = None
         say("exact neighbours of the training queries")
-        train_truth = true_kth_distances(train, k)
+        train_truth = true_neighbor_distances(train, k)
         say(f"searching every training query at {len(values)} {param} values")
         fit_table = measure_table(
             engine,

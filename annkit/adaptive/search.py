@@ -25,7 +25,7 @@ def effort_param_of(engine: Engine) -> str:
         usable = []
         for name in engine_names():
             engine_class = get_engine(name)
-            defaults = {key: spec.default for key, spec in engine_class.build_params.items()}
+            defaults = {key: spec.default for key, spec in engine_class.build_specs.items()}
             if engine_class.effort_param_for(defaults) is not None:
                 usable.append(name)
         raise ParamError(

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from annkit.bench.report import Records, as_records, load_results, reference_qps, setting_labels
+from annkit.engines.base import reference_engine
 from annkit.errors import InputError
 from annkit.types import RunRecord
 
@@ -359,7 +360,7 @@ class Comparison:
 
     def verdict(self) -> str:
         """One line: PASSED / FAILED, the summary and the thresholds used."""
-        basis = "relative to flat" if self.qps_basis == "flat" else "raw"
+        basis = f"relative to {self.qps_basis}" if self.qps_basis != "raw" else "raw"
         qps = (
             "QPS not checked"
             if self.thresholds.max_qps_drop >= 1
@@ -447,12 +448,14 @@ def compare_records(
     baseline = _latest_by_run_id(baseline_records)
     current = _latest_by_run_id(current_records)
     notes: list[str] = []
+    reference = reference_engine()
     base_flat, current_flat = baseline_facts.flat_qps, current_facts.flat_qps
     machine_speed = current_flat / base_flat if base_flat and current_flat else None
     if machine_speed is not None:
-        qps_basis = "flat"
+        qps_basis = reference
         notes.append(
-            f"QPS is compared as the speed-up over flat measured in the same sweep (flat: "
+            f"QPS is compared as the speed-up over {reference} measured in the same sweep "
+            f"({reference}: "
             f"{base_flat:,.0f} QPS in the baseline, {current_flat:,.0f} now, so this run was "
             f"{machine_speed:.2f}x as fast overall); a faster or slower machine cancels out"
         )
@@ -462,8 +465,9 @@ def compare_records(
             side for side, flat in (("baseline", base_flat), ("current", current_flat)) if not flat
         ]
         notes.append(
-            f"no usable flat run in the {' and '.join(sides)} sweep: raw QPS compared, so a "
-            'faster or slower machine counts as a change (add [[engine]] name = "flat")'
+            f"no usable {reference} run in the {' and '.join(sides)} sweep: raw QPS compared, "
+            f"so a faster or slower machine counts as a change "
+            f'(add [[engine]] name = "{reference}")'
         )
     k = baseline_facts.k or current_facts.k
     named = [*baseline.values(), *(r for run_id, r in current.items() if run_id not in baseline)]
@@ -515,7 +519,7 @@ def _row(record: RunRecord, label: str, verdict: str) -> SettingChange:
 def _relative(qps: float | None, basis: str, flat_qps: float | None) -> float | None:
     if qps is None:
         return None
-    if basis == "flat":
+    if basis != "raw":
         return qps / flat_qps if flat_qps else None
     return qps
 
@@ -574,7 +578,7 @@ def _compare_setting(
     improved = _check_work(row, thresholds, recall_rose) or improved
     qps_change = row.qps_change
     if qps_change is not None and thresholds.max_qps_drop < 1:  # >= 1: QPS not checked
-        what = "QPS x flat" if basis == "flat" else "QPS"
+        what = f"QPS x {basis}" if basis != "raw" else "QPS"
         if -qps_change > thresholds.max_qps_drop + _SLACK:
             row.problems.append(f"{what} {qps_change:+.1%}")
         elif qps_change > thresholds.max_qps_drop + _SLACK:

@@ -14,7 +14,6 @@ from typing import Any
 from annkit.bench.pareto import pareto_front
 from annkit.bench.policies import policy_kind
 from annkit.bench.report import (
-    REFERENCE_ENGINE,
     Records,
     as_records,
     concurrency_rows,
@@ -25,6 +24,7 @@ from annkit.bench.report import (
     series_names,
     tail_band_recall,
 )
+from annkit.engines.base import is_reference, reference_engine
 from annkit.errors import InputError
 from annkit.files import atomic_write
 from annkit.types import RunRecord
@@ -140,7 +140,7 @@ def qps_error_bars(axes: Any, runs: list[RunRecord], colour: str) -> None:
 
 def _colours_by_engine(records: list[RunRecord], colours: list[str]) -> dict[str, str]:
     """One colour per engine (flat aside), shared by its uniform and policy series."""
-    engines = [e for e in dict.fromkeys(r.engine for r in records) if e != REFERENCE_ENGINE]
+    engines = [e for e in dict.fromkeys(r.engine for r in records) if not is_reference(e)]
     return {engine: colours[position % len(colours)] for position, engine in enumerate(engines)}
 
 
@@ -245,7 +245,7 @@ def _draw_qps(
     flat_qps = reference_qps(points)
     for series, front in frontiers.items():
         runs = [r for r in points if names[r.run_id] == series]
-        if runs[0].engine == REFERENCE_ENGINE and policy_kind(runs[0]) is None:
+        if is_reference(runs[0].engine) and policy_kind(runs[0]) is None:
             continue
         colour, style = colour_of[runs[0].engine], _line_style(runs[0])
         recall, qps = zip(*map(point, runs), strict=True)
@@ -272,11 +272,11 @@ def _draw_qps(
             color="0.35",
             linestyle="--",
             linewidth=1,
-            label=f"{REFERENCE_ENGINE} (exact): {flat_qps:,.0f} QPS",
+            label=f"{reference_engine()} (exact): {flat_qps:,.0f} QPS",
         )
-        flat_recall = max(point(r)[0] for r in points if r.engine == REFERENCE_ENGINE)
+        flat_recall = max(point(r)[0] for r in points if is_reference(r.engine))
         axes.scatter([flat_recall], [flat_qps], marker="*", s=90, color="0.2", zorder=3)
-        qps_error_bars(axes, [r for r in points if r.engine == REFERENCE_ENGINE], "0.2")
+        qps_error_bars(axes, [r for r in points if is_reference(r.engine)], "0.2")
     axes.set_yscale("log")
     axes.set_xlabel(label)
     axes.set_ylabel("queries per second (log scale)")
@@ -311,7 +311,7 @@ def _draw_work(
     colour_of = _colours_by_engine(points, colours)
     for series, front in frontiers.items():
         runs = [r for r in drawn if names[r.run_id] == series]
-        exact = runs[0].engine == REFERENCE_ENGINE and policy_kind(runs[0]) is None
+        exact = is_reference(runs[0].engine) and policy_kind(runs[0]) is None
         colour = "0.2" if exact else colour_of[runs[0].engine]
         style = {"marker": "*", "linestyle": "-"} if exact else _line_style(runs[0])
         axes.scatter(

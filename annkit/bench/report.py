@@ -13,12 +13,11 @@ from typing import Any
 from annkit.bench.pareto import pareto_front
 from annkit.bench.policies import policy_kind, policy_text, series_name
 from annkit.bench.store import META_FILE, RUNS_FILE, locate_results, read_records
-from annkit.engines.base import get_engine
+from annkit.engines.base import get_engine, is_reference
 from annkit.errors import AnnkitError, InputError
 from annkit.types import RUN_STATUSES, RunRecord, TailSummary
 
 THRESHOLDS = (0.90, 0.95, 0.99)
-REFERENCE_ENGINE = "flat"
 
 Records = Iterable[RunRecord | Mapping[str, Any]]
 
@@ -34,11 +33,11 @@ def usable(record: RunRecord | Mapping[str, Any]) -> bool:
 
 
 def reference_qps(records: Records) -> float | None:
-    """QPS of the exact reference (best ``flat`` run), or None when the sweep has none."""
+    """QPS of the exact reference (its best run), or None when the sweep has none."""
     values = [
         r.qps
         for r in as_records(records)
-        if r.engine == REFERENCE_ENGINE and r.usable and r.qps is not None
+        if is_reference(r.engine) and r.usable and r.qps is not None
     ]
     return max(values) if values else None
 
@@ -78,7 +77,7 @@ def _fixed_defaults(record: RunRecord) -> dict[str, dict[str, Any]]:
     """The engine's build and query defaults that do not depend on the data."""
     try:
         cls = get_engine(record.engine)
-        specs = {"build": cls.build_params, "query": cls.query_specs(record.build_params)}
+        specs = {"build": cls.build_specs, "query": cls.query_specs(record.build_params)}
     except (AnnkitError, KeyError, TypeError, ValueError):
         return {"build": {}, "query": {}}
     return {

@@ -33,6 +33,7 @@ import json
 import re
 import tomllib
 from dataclasses import dataclass, replace
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -42,52 +43,8 @@ from annkit.evaluate import DEFAULT_QPS_TOLERANCE, MODES
 
 DEFAULT_SWEEP_NAME = "default sweep"
 
-DEFAULT_SWEEP = """\
-# annkit default sweep: the built-in engines (scann needs its extra) on the bundled
-# words-10k dataset.
-# Start your own from this: annkit bench --print-default > sweep.toml
-[bench]
-dataset = "words-10k"   # a bundled name, or a path (relative paths: from this file's folder)
-k = 10                  # recall@k
-runs = 3                # most timed runs per query setting (stops once the two fastest
-                        # agree within 5%): QPS from the fastest, with the min-max spread
-mode = "batch"          # batch: one call for all queries; single: one call per query (latency)
-# timeout = 600         # seconds allowed per build and per query setting
-
-[[engine]]
-name = "hnsw"
-build = { M = [8, 16, 32], ef_construction = 200 }
-query = { ef = [10, 20, 40, 80, 160, 320] }
-# adapt = { target = [0.95, 0.99] }   # + per-query effort policies trained on each index
-                                      #   (cross-fitted), as their own series beside ef
-
-[[engine]]
-name = "annoy"
-build = { n_trees = [10, 50] }
-query = { search_k = [200, 1000, 5000, 20000] }
-
-[[engine]]
-name = "ivfpq"          # nlist, m and nbits derived from the data
-query = { nprobe = [1, 4, 16, 64, 256], rerank = [0, 10] }
-
-[[engine]]
-name = "faiss"          # any faiss index_factory string; knobs follow from it
-build = { factory = "HNSW32,Flat" }
-query = { efSearch = [16, 32, 64, 128] }
-
-[[engine]]
-name = "faiss"          # fast-scan IVF-PQ (4-bit codes) with an exact refine stage
-build = { factory = "IVF100,PQ48x4fs,RFlat" }
-query = { nprobe = [4, 16, 64], k_factor = [1, 10] }
-
-[[engine]]
-name = "usearch"
-build = { connectivity = 16 }
-query = { expansion_search = [16, 32, 64, 128] }
-
-[[engine]]
-name = "flat"           # exact search: the reference for speed-ups
-"""
+#: the default sweep's TOML text (``annkit bench --print-default``), from the package file
+DEFAULT_SWEEP = (resources.files("annkit.bench") / "default-sweep.toml").read_text(encoding="utf-8")
 
 BENCH_KEYS = (
     "dataset",
@@ -789,13 +746,13 @@ class _Reader:
                     f"unknown engine {name!r} (known: {', '.join(engine_names())})",
                 ) from None
             build_grid = self.grid(
-                position, name, "build", block.get("build"), engine_class.build_params
+                position, name, "build", block.get("build"), engine_class.build_specs
             )
             policies = self.policy_files(position, name, block.get("policy"), k, base_dir)
             adapting = self.adapt_table(position, name, block.get("adapt"), mode)
             fitted: set[int] = set()
             for given in build_grid:
-                resolved = {p: spec.default for p, spec in engine_class.build_params.items()}
+                resolved = {p: spec.default for p, spec in engine_class.build_specs.items()}
                 resolved.update(given)
                 query_specs = engine_class.query_specs(resolved)  # may depend on the build
                 query_grid = self.grid(position, name, "query", block.get("query"), query_specs)

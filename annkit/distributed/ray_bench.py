@@ -23,12 +23,12 @@ from typing import Any
 
 import numpy as np
 
-from annkit.bench.report import REFERENCE_ENGINE
 from annkit.bench.runner import SweepOutcome, _Sweep, run_sweep
 from annkit.bench.spec import BuildSetting, QuerySetting, SweepSpec
 from annkit.bench.store import per_query_arrays
 from annkit.bench.worker import _register_engines, describe_error
 from annkit.distributed.ray_backend import cluster_cpus, one_line, ray_session
+from annkit.engines.base import reference_engine
 
 Plan = list[tuple[BuildSetting, list[QuerySetting]]]
 
@@ -133,11 +133,11 @@ class IndexActor:
             job = self.job
             directory = index_dir(
                 Path(job["index_dir"]).parent,
-                index_key(job["fingerprint"], REFERENCE_ENGINE, {}, self.dataset.metric),
+                index_key(job["fingerprint"], reference_engine(), {}, self.dataset.metric),
             )
             flat, _ = obtain_index(
                 directory,
-                REFERENCE_ENGINE,
+                reference_engine(),
                 {},
                 self.dataset,
                 fingerprint=job["fingerprint"],

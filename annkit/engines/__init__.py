@@ -2,12 +2,12 @@
 
 from annkit.engines import (  # noqa: F401 - importing registers them
     annoy,
-    faiss_factory,
+    faiss,
     flat,
     hnsw,
     ivfpq,
-    scann_engine,
-    usearch_hnsw,
+    scann,
+    usearch,
 )
 from annkit.engines.base import (
     Engine,

@@ -65,7 +65,7 @@ class AnnoyEngine(Engine):
 
     name = "annoy"
     description = "random-projection trees (annoy)"
-    build_params = {
+    build_specs = {
         "n_trees": ParamSpec(int, 50, "number of trees", minimum=1, maximum=100_000),
         "seed": ParamSpec(int, 42, "random seed for the tree splits", minimum=0),
     }

@@ -100,10 +100,12 @@ class Engine(ABC):
 
     name: ClassVar[str]
     description: ClassVar[str]
-    build_params: ClassVar[dict[str, ParamSpec]]
+    build_specs: ClassVar[dict[str, ParamSpec]]
     #: query params of every build (an engine whose knobs depend on the build overrides
     #: :meth:`query_specs`)
     default_query_params: ClassVar[dict[str, ParamSpec]] = {}
+    #: True for the exact engine a sweep measures speed-ups against (one per registry)
+    exact_reference: ClassVar[bool] = False
     #: True when search() fills SearchResult.distance_computations exactly
     counts_distances: ClassVar[bool] = False
     #: True when every query costs the same and a batch search returns what one query at a
@@ -121,10 +123,15 @@ class Engine(ABC):
     counting: bool = True
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
-        """Accept engines written against the old interface: a dict ``query_params`` class
-        attribute becomes ``default_query_params``; a string ``effort_param`` is dropped (the
+        """Accept engines written against the old interface: a dict ``build_params`` class
+        attribute becomes ``build_specs``, a dict ``query_params`` one
+        ``default_query_params``; a string ``effort_param`` is dropped (the
         query spec marked ``effort=True`` names it)."""
         super().__init_subclass__(**kwargs)
+        legacy_build = cls.__dict__.get("build_params")
+        if isinstance(legacy_build, Mapping):
+            cls.build_specs = dict(legacy_build)
+            delattr(cls, "build_params")
         legacy = cls.__dict__.get("query_params")
         if isinstance(legacy, Mapping):
             cls.default_query_params = dict(legacy)
@@ -137,8 +144,8 @@ class Engine(ABC):
     def __init__(self, metric: str, dim: int, **params: Any) -> None:
         self.metric = metric
         self.dim = int(dim)
-        self.params = resolve_params(self.name, self.build_params, params, "build")
-        self.query = resolve_params(self.name, self.query_params(), {}, "query")
+        self.params = resolve_params(self.name, self.build_specs, params, "build")
+        self.query = resolve_params(self.name, self.index_query_specs(), {}, "query")
         self.count = 0
 
     @classmethod
@@ -146,7 +153,7 @@ class Engine(ABC):
         """The query parameters of an index built with ``build_params``."""
         return dict(cls.default_query_params)
 
-    def query_params(self) -> dict[str, ParamSpec]:
+    def index_query_specs(self) -> dict[str, ParamSpec]:
         """The query parameters of this index (its build params decide them)."""
         return self.query_specs(self.params)
 
@@ -172,7 +179,7 @@ class Engine(ABC):
         param = self.effort_param
         if param is None:
             raise ParamError(f"engine {self.name} has no effort parameter (it searches exactly)")
-        spec = self.query_params()[param]
+        spec = self.index_query_specs()[param]
         low = max(1, int(spec.minimum or 1))
         centre = spec.default if isinstance(spec.default, int) and spec.default > 0 else 32
         values = {max(low, int(centre * 2.0**power)) for power in range(-3, 4)}
@@ -193,7 +200,7 @@ class Engine(ABC):
 
     def set_query_params(self, **params: Any) -> None:
         """Set query params (unknown names are an error); unspecified ones keep their value."""
-        specs = self.query_params()
+        specs = self.index_query_specs()
         resolved = resolve_params(self.name, specs, params, "query")
         # the specs may have changed since __init__ (build params resolved by build/load)
         self.query = {name: self.query.get(name, resolved[name]) for name in specs}
@@ -246,11 +253,11 @@ class Engine(ABC):
     def _apply_query_params(self) -> None:  # noqa: B027 - optional hook
         """Push ``self.query`` into the native index (engines override when needed)."""
 
-    def resolved_build_params(self) -> dict[str, Any]:
+    def built_params(self) -> dict[str, Any]:
         """Build params with data-derived defaults filled in (valid after build/load)."""
         return dict(self.params)
 
-    def resolve_build_params(self, count: int) -> dict[str, Any]:
+    def build_params_for(self, count: int) -> dict[str, Any]:
         """Build params with every data-derived default filled in as a build over ``count``
         vectors would fill it, before building: the index cache keys on these, so that a
         default and its explicit value share one cached index. Engines whose defaults
@@ -369,6 +376,23 @@ def get_engine(name: str) -> type[Engine]:
             "fix or uninstall its package"
         )
     raise ParamError(f"unknown engine {name!r} (known: {', '.join(sorted(_REGISTRY))})")
+
+
+def reference_engine() -> str:
+    """Name of the exact engine that sweeps measure speed-ups against (the registered
+    engine declaring ``exact_reference``)."""
+    _load_plugins()
+    for name, cls in _REGISTRY.items():
+        if cls.exact_reference:
+            return name
+    raise EngineError("no registered engine declares exact_reference: annkit is damaged")
+
+
+def is_reference(name: str) -> bool:
+    """True when ``name`` is the registered exact reference engine."""
+    _load_plugins()
+    cls = _REGISTRY.get(name)
+    return cls is not None and cls.exact_reference
 
 
 def engine_names() -> list[str]:

@@ -38,7 +38,8 @@ class FlatEngine(Engine):
 
     name = "flat"
     description = "exact brute force (faiss IndexFlat)"
-    build_params: ClassVar[dict[str, ParamSpec]] = {}
+    build_specs: ClassVar[dict[str, ParamSpec]] = {}
+    exact_reference = True  # sweeps measure speed-ups against exact search
     counts_distances = True  # every query computes one distance per base vector
     max_search_threads = None  # faiss OpenMP threads over the batch
     constant_query_cost = True  # every query reads the whole base: time a sample of them

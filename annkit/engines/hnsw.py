@@ -50,7 +50,7 @@ class HnswEngine(Engine):
 
     name = "hnsw"
     description = "HNSW graph (hnswlib)"
-    build_params = {
+    build_specs = {
         "M": ParamSpec(int, 16, "graph degree (links per node)", minimum=2, maximum=2048),
         "ef_construction": ParamSpec(int, 200, "candidate list size while building", minimum=1),
         "seed": ParamSpec(int, 100, "random seed for level assignment", minimum=0),

@@ -46,7 +46,7 @@ class IvfPqEngine(Engine):
 
     name = "ivfpq"
     description = "inverted file + product quantisation (faiss IndexIVFPQ)"
-    build_params = {
+    build_specs = {
         "nlist": ParamSpec(int, None, "inverted lists (default ~4*sqrt(n))", minimum=1),
         "m": ParamSpec(int, None, "PQ sub-quantizers, must divide dim (default ~dim/8)", minimum=1),
         "nbits": ParamSpec(int, None, "bits per PQ code (default 8)", minimum=1, maximum=16),
@@ -67,7 +67,7 @@ class IvfPqEngine(Engine):
         super().__init__(metric, dim, **params)
         self._index: Any = None
 
-    def resolve_build_params(self, count: int) -> dict[str, Any]:
+    def build_params_for(self, count: int) -> dict[str, Any]:
         """nlist, m, nbits and train_size as a build over ``count`` vectors derives them."""
         self._resolve_defaults(count)
         return dict(self.params)

@@ -36,7 +36,7 @@ class FakeEngine(Engine):
 
     name = "fake"
     description = "exact search that fails on demand (tests only)"
-    build_params = {
+    build_specs = {
         "build": ParamSpec(str, "ok", "ok | raise | crash | hang", choices=BEHAVIOURS),
         "copies": ParamSpec(int, 1, "distinguishes otherwise identical builds", minimum=1),
     }
@@ -75,7 +75,7 @@ class SlowEffortEngine(FakeEngine):
 
     name = "fake-effort"
     description = "exact search with a slow effort parameter (tests only)"
-    build_params = {
+    build_specs = {
         "delay": ParamSpec(float, 0.5, "seconds each search call sleeps", minimum=0),
     }
     query_params = {

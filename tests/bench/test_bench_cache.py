@@ -19,7 +19,7 @@ def test_groundtruth_is_cached_and_reused(tiny_file, tmp_path, monkeypatch):
     def fail(*_args, **_kwargs):
         raise AssertionError("ground truth recomputed although it was cached")
 
-    monkeypatch.setattr(cache, "true_kth_distances", fail)
+    monkeypatch.setattr(cache, "true_neighbor_distances", fail)
     again, again_path, hit = cached_true_distances(tmp_path, dataset, 5)
     assert hit and again_path == path
     np.testing.assert_array_equal(first, again)

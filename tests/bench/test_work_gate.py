@@ -28,7 +28,7 @@ from annkit.bench.runner import run_sweep
 from annkit.bench.spec import parse_sweep
 from annkit.cli.main import cli
 from annkit.engines.base import get_engine, register
-from annkit.engines.faiss_factory import FaissFactoryEngine
+from annkit.engines.faiss import FaissFactoryEngine
 from annkit.types import SearchResult
 
 

@@ -17,7 +17,7 @@ WITH_EFFORT = ", ".join(  # engines whose default build has an effort parameter
     name
     for name in engine_names()
     if get_engine(name).effort_param_for(
-        {param: spec.default for param, spec in get_engine(name).build_params.items()}
+        {param: spec.default for param, spec in get_engine(name).build_specs.items()}
     )
 )
 

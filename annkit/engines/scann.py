@@ -109,7 +109,7 @@ class ScannEngine(Engine):
 
     name = "scann"
     description = "ScaNN tree + anisotropic hashing + reordering (optional extra)"
-    build_params = {
+    build_specs = {
         "num_leaves": ParamSpec(
             int, None, "k-means tree leaves (default ~2*sqrt(n), at most n/50)", minimum=1
         ),
@@ -175,7 +175,7 @@ class ScannEngine(Engine):
     def _prepare(self, vectors: np.ndarray) -> np.ndarray:
         return normalized_rows(vectors) if self.metric == "angular" else as_float32_rows(vectors)
 
-    def resolve_build_params(self, count: int) -> dict[str, Any]:
+    def build_params_for(self, count: int) -> dict[str, Any]:
         """num_leaves and train_size as a build over ``count`` vectors derives them."""
         params = dict(self.params)
         if params["num_leaves"] is None:

@@ -248,7 +248,7 @@ class FaissFactoryEngine(Engine):
 
     name = "faiss"
     description = "any faiss index_factory string (IVF, PQ fast-scan, HNSW, OPQ, SQ, refine)"
-    build_params = {
+    build_specs = {
         "factory": ParamSpec(str, "HNSW32,Flat", "faiss index_factory string"),
         "train_size": ParamSpec(
             int, None, "training sample size (default min(n, max(65536, 64*nlist)))", minimum=1
@@ -278,7 +278,7 @@ class FaissFactoryEngine(Engine):
         self._index: Any = None
         self._layout_of: tuple[Any, tuple[bool, Any, str | None]] | None = None
 
-    def resolved_build_params(self) -> dict[str, Any]:
+    def built_params(self) -> dict[str, Any]:
         """Build params as built: efConstruction resolved for HNSW graphs, left out for the
         other kinds (it does not apply to them)."""
         params = dict(self.params)
@@ -288,7 +288,7 @@ class FaissFactoryEngine(Engine):
 
     @classmethod
     def query_specs(cls, build_params: Any) -> dict[str, ParamSpec]:
-        factory = str(build_params.get("factory") or cls.build_params["factory"].default)
+        factory = str(build_params.get("factory") or cls.build_specs["factory"].default)
         check_factory_syntax(factory)  # a string faiss cannot parse has no knobs to name
         return factory_query_specs(factory)
 

@@ -76,7 +76,7 @@ class UsearchEngine(Engine):
 
     name = "usearch"
     description = "HNSW graph (USearch), f32 / f16 / i8 storage"
-    build_params = {
+    build_specs = {
         "connectivity": ParamSpec(
             int, 16, "graph degree (links per node)", minimum=2, maximum=1024
         ),
