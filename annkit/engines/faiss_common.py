@@ -9,7 +9,14 @@ from typing import Any
 from annkit.errors import EngineError
 from annkit.faiss_util import faiss_threads, prepare
 
-__all__ = ["faiss_threads", "faiss_version", "prepare", "read_index", "write_index"]
+__all__ = [
+    "faiss_module",
+    "faiss_threads",
+    "faiss_version",
+    "prepare",
+    "read_index",
+    "write_index",
+]
 
 
 def write_index(index: Any, path: Path) -> None:
@@ -35,3 +42,10 @@ def faiss_version() -> dict[str, str]:
     import faiss
 
     return {"faiss": faiss.__version__}
+
+
+def faiss_module() -> Any:
+    """The faiss module, untyped (its bundled stubs lag behind the library)."""
+    import importlib
+
+    return importlib.import_module("faiss")
