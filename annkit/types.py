@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import MISSING, dataclass, field, fields
 from typing import Any, Literal
 
 import numpy as np
@@ -49,6 +49,12 @@ class Dataset:
     neighbors: np.ndarray | None = None
     weights: np.ndarray | None = None
     source: str = ""
+    #: the files the base vectors and the queries came from (texts are read from them);
+    #: "" when ``source`` is that one file
+    base_file: str = ""
+    query_file: str = ""
+    #: the queries' row numbers in ``query_file`` when they are a sample of it (--max-queries)
+    query_rows: np.ndarray | None = None
 
     @property
     def dim(self) -> int:
@@ -263,123 +269,93 @@ class QueryProfile:
         return list(self.masks)
 
 
-@dataclass(frozen=True)
-class Evaluation:
-    """Everything measured for one (index, query params) setting on one query set.
-
-    ``per_query_recall`` (nq,) and ``per_query_distance_computations`` (nq,) int64 (None when
-    the engine cannot count) come from the timed best run; ``distance_computations`` is their
-    mean per query. ``tail`` / ``slices`` / ``weighted_recall`` summarise the per-query recall
-    (slices empty and weighted recall None without a profile or weights).
-
-    Timing: ``qps`` is the fastest run's; ``qps_runs`` the QPS of every timed run in order
-    (``runs`` of them, at most ``max_runs``: timing stops once the two fastest agree within
-    ``qps_tolerance``); ``timed_queries`` how many queries each run timed (fewer than
-    ``queries`` when a constant-cost engine is timed on a sample; recall is on all)."""
-
-    engine: str
-    build_params: dict
-    query_params: dict
-    metric: str
-    k: int
-    mode: str
-    queries: int
-    recall: float
-    qps: float
-    latency_ms: dict
-    build_seconds: float
-    index_bytes: int
-    search_seconds: float
-    runs: int
-    per_query_recall: np.ndarray = field(repr=False)
-    dataset: str = ""
-    duplicate_ids: int = 0
-    tail: TailSummary | None = None
-    slices: dict[str, SliceRecall] = field(default_factory=dict)
-    weighted_recall: float | None = None
-    distance_computations: float | None = None
-    per_query_distance_computations: np.ndarray | None = field(default=None, repr=False)
-    profile: QueryProfile | None = field(default=None, repr=False)
-    qps_runs: tuple[float, ...] = ()
-    timed_queries: int | None = None
-    max_runs: int | None = None
-    qps_tolerance: float | None = None
-    #: threads of the engine's own batch search (1 = single-threaded)
-    search_threads: int = 1
-    #: concurrent single-query clients of the run (None = one caller, no concurrency)
-    clients: int | None = None
-    #: how recall was scored: "tolerant" (ann-benchmarks) or "strict" (id overlap)
-    recall_rule: str = "tolerant"
-    #: the ids (nq, k) int64 the scored run returned (-1 = none), or None
-    returned_ids: np.ndarray | None = field(default=None, repr=False)
-    #: one-line notices for the user (e.g. ground truth recomputed), shown on stderr
-    notices: tuple[str, ...] = field(default=(), repr=False)
-
-    @property
-    def qps_min(self) -> float | None:
-        return qps_spread(self.qps_runs)[0]
-
-    @property
-    def qps_median(self) -> float | None:
-        return qps_spread(self.qps_runs)[1]
-
-    @property
-    def qps_max(self) -> float | None:
-        return qps_spread(self.qps_runs)[2]
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict (per-query arrays and the profile left out)."""
-        return {
-            "engine": self.engine,
-            "build_params": dict(self.build_params),
-            "query_params": dict(self.query_params),
-            "metric": self.metric,
-            "dataset": self.dataset,
-            "k": self.k,
-            "mode": self.mode,
-            "queries": self.queries,
-            "recall": self.recall,
-            "qps": self.qps,
-            "latency_ms": dict(self.latency_ms),
-            "build_seconds": self.build_seconds,
-            "index_bytes": self.index_bytes,
-            "search_seconds": self.search_seconds,
-            "runs": self.runs,
-            "duplicate_ids": self.duplicate_ids,
-            "tail": None if self.tail is None else self.tail.to_dict(),
-            "slices": slices_to_dict(self.slices),
-            "weighted_recall": self.weighted_recall,
-            "distance_computations": self.distance_computations,
-            "qps_min": self.qps_min,
-            "qps_median": self.qps_median,
-            "qps_max": self.qps_max,
-            "qps_runs": list(self.qps_runs),
-            "timed_queries": self.timed_queries,
-            "max_runs": self.max_runs,
-            "qps_tolerance": self.qps_tolerance,
-            "search_threads": self.search_threads,
-            "clients": self.clients,
-            "recall_rule": self.recall_rule,
-        }
+def _mapping(value: Any) -> dict[str, Any]:
+    return dict(value or {})
 
 
-#: run record statuses: measured, failed (an error), timed out
-RUN_STATUSES: tuple[str, ...] = ("ok", "failed", "timeout")
+def _object(value: Any) -> dict[str, Any]:
+    return dict(value) if isinstance(value, Mapping) else {}
 
 
-@dataclass(frozen=True)
-class RunRecord:
-    """One line of a sweep's ``runs.jsonl``: one (engine, build, query) setting's outcome.
+def _tail(value: Any) -> TailSummary | None:
+    return TailSummary.from_dict(value) if isinstance(value, Mapping) else None
 
-    An ``ok`` record holds an :class:`Evaluation`'s fields plus where the index came from
-    (``cached``, ``build_threads``); a failed or timed-out one holds the setting, ``error``
-    and None for what was not measured. Keys missing from an older file read as None
-    (``qps_min`` / ``qps_median`` / ``qps_max`` / ``qps_runs``: the QPS spread over the timed
-    runs; ``timed_queries``, ``max_runs``, ``qps_tolerance``: how it was timed)."""
 
-    run_id: str
-    status: str
-    engine: str
+def _slices(value: Any) -> dict[str, SliceRecall] | None:
+    return slices_from_dict(value) if isinstance(value, Mapping) else None
+
+
+#: how a JSON value is read into a field, by the field's annotation (fields not listed here
+#: take the value as it is; ``str`` / ``int`` fields read a missing value as their default)
+_READERS: dict[str, Any] = {
+    "float | None": _optional_float,
+    "int | None": _optional_int,
+    "dict[str, Any]": _mapping,
+    "dict[str, float | None]": _object,
+    "TailSummary | None": _tail,
+    "dict[str, SliceRecall] | None": _slices,
+    "Sequence[float] | None": _optional_floats,
+    "WorkSummary | None": lambda value: WorkSummary.from_dict(value),
+}
+
+#: field metadata of a value kept in memory only (never written to JSON)
+IN_MEMORY: dict[str, Any] = {"json": False}
+
+
+def _json_value(value: Any) -> Any:
+    if hasattr(value, "to_dict"):
+        return value.to_dict()
+    if isinstance(value, Mapping):
+        return {key: _json_value(item) for key, item in value.items()}
+    if isinstance(value, tuple | list):
+        return [_json_value(item) for item in value]
+    return value
+
+
+def json_fields(instance: Any) -> dict[str, Any]:
+    """The JSON form of a dataclass: each field not marked :data:`IN_MEMORY`, in field
+    order (nested summaries by their ``to_dict``, tuples as lists)."""
+    return {
+        item.name: _json_value(getattr(instance, item.name))
+        for item in fields(instance)
+        if item.metadata.get("json", True)
+    }
+
+
+def read_fields(cls: Any, data: Mapping[str, Any]) -> dict[str, Any]:
+    """Keyword arguments of ``cls`` read from its JSON form ``data`` (see :data:`_READERS`;
+    a field's ``read`` metadata overrides). TypeError / ValueError for a wrong value."""
+    values: dict[str, Any] = {}
+    for item in fields(cls):
+        if not item.metadata.get("json", True) or not item.init:
+            continue
+        value: Any = data.get(item.name)
+        read = item.metadata.get("read") or _READERS.get(str(item.type))
+        if read is not None:
+            values[item.name] = read(value)
+        elif str(item.type) in ("str", "int") and not value and item.default is not MISSING:
+            values[item.name] = item.default
+        elif str(item.type) == "int":
+            values[item.name] = int(value)
+        elif str(item.type) == "str":
+            values[item.name] = str(value)
+        else:
+            values[item.name] = value
+    return values
+
+
+def _engine_name(value: Any) -> str:
+    return str(value or "?")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Measurement:
+    """What one (engine, build params, query params) setting measured: the fields an
+    :class:`Evaluation` and a :class:`RunRecord` share, each declared once here, in the JSON
+    order of an evaluation and a runs.jsonl record (``to_dict`` / ``from_dict`` walk them).
+    None = not measured (a failed run, or a key an older file lacked)."""
+
+    engine: str = field(metadata={"read": _engine_name})
     build_params: dict[str, Any] = field(default_factory=dict)
     query_params: dict[str, Any] = field(default_factory=dict)
     metric: str | None = None
@@ -399,68 +375,122 @@ class RunRecord:
     slices: dict[str, SliceRecall] | None = None
     weighted_recall: float | None = None
     distance_computations: float | None = None
+    #: QPS of every timed run, in order (their min / median / max: ``qps_spread``)
+    qps_runs: Sequence[float] | None = None
+    timed_queries: int | None = None
+    max_runs: int | None = None
+    qps_tolerance: float | None = None
+    #: threads of the engine's own batch search (1 = single-threaded)
+    search_threads: int = 1
+    #: concurrent single-query clients of the run (None = one caller, no concurrency)
+    clients: int | None = None
+    #: how recall was scored: "tolerant" (ann-benchmarks) or "strict" (id overlap); records
+    #: written before it existed read as "tolerant"
+    recall_rule: str = "tolerant"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form: every field (None = not measured), per-query arrays left out."""
+        return json_fields(self)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Evaluation(Measurement):
+    """Everything measured for one (index, query params) setting on one query set.
+
+    The fields it shares with a run record are :class:`Measurement`'s; an evaluation always
+    holds those it measures (narrowed here to their non-None types).
+
+    ``per_query_recall`` (nq,) and ``per_query_distance_computations`` (nq,) int64 (None when
+    the engine cannot count) come from the timed best run; ``distance_computations`` is their
+    mean per query. ``tail`` / ``slices`` / ``weighted_recall`` summarise the per-query recall
+    (slices empty and weighted recall None without a profile or weights).
+
+    Timing: ``qps`` is the fastest run's; ``qps_runs`` the QPS of every timed run in order
+    (``runs`` of them, at most ``max_runs``: timing stops once the two fastest agree within
+    ``qps_tolerance``); ``timed_queries`` how many queries each run timed (fewer than
+    ``queries`` when a constant-cost engine is timed on a sample; recall is on all)."""
+
+    build_params: dict
+    query_params: dict
+    metric: str
+    k: int
+    mode: str
+    queries: int
+    recall: float
+    qps: float
+    latency_ms: dict
+    build_seconds: float
+    index_bytes: int
+    search_seconds: float
+    runs: int
+    dataset: str = ""
+    duplicate_ids: int = 0
+    slices: dict[str, SliceRecall] = field(default_factory=dict)
+    qps_runs: tuple[float, ...] = ()
+    per_query_recall: np.ndarray = field(repr=False, metadata=IN_MEMORY)
+    per_query_distance_computations: np.ndarray | None = field(
+        default=None, repr=False, metadata=IN_MEMORY
+    )
+    profile: QueryProfile | None = field(default=None, repr=False, metadata=IN_MEMORY)
+    #: the ids (nq, k) int64 the scored run returned (-1 = none), or None
+    returned_ids: np.ndarray | None = field(default=None, repr=False, metadata=IN_MEMORY)
+    #: one-line notices for the user (e.g. ground truth recomputed), shown on stderr
+    notices: tuple[str, ...] = field(default=(), repr=False, metadata=IN_MEMORY)
+
+    @property
+    def qps_min(self) -> float | None:
+        return qps_spread(self.qps_runs)[0]
+
+    @property
+    def qps_median(self) -> float | None:
+        return qps_spread(self.qps_runs)[1]
+
+    @property
+    def qps_max(self) -> float | None:
+        return qps_spread(self.qps_runs)[2]
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (per-query arrays and the profile left out), with the QPS
+        spread (``qps_min`` / ``qps_median`` / ``qps_max``) before ``qps_runs``."""
+        out: dict[str, Any] = {}
+        for name, value in json_fields(self).items():
+            if name == "qps_runs":
+                out.update(qps_min=self.qps_min, qps_median=self.qps_median, qps_max=self.qps_max)
+            out[name] = value
+        return out
+
+
+#: run record statuses: measured, failed (an error), timed out
+RUN_STATUSES: tuple[str, ...] = ("ok", "failed", "timeout")
+
+#: the latency object of a run that measured none
+NO_LATENCY: dict[str, float | None] = {"p50": None, "p95": None, "p99": None, "mean": None}
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunRecord(Measurement):
+    """One line of a sweep's ``runs.jsonl``: one (engine, build, query) setting's outcome.
+
+    An ``ok`` record holds an :class:`Evaluation`'s fields (:class:`Measurement`) plus where
+    the index came from (``cached``, ``build_threads``); a failed or timed-out one holds the
+    setting, ``error`` and None for what was not measured. Keys missing from an older file
+    read as None (``qps_min`` / ``qps_median`` / ``qps_max`` / ``qps_runs``: the QPS spread
+    over the timed runs; ``timed_queries``, ``max_runs``, ``qps_tolerance``: how it was
+    timed). Build records with :meth:`from_evaluation` (measured) or :meth:`failed`."""
+
+    run_id: str
+    status: str
     cached: bool | None = None
     build_threads: int | None = None
     error: str | None = None
     finished_at: str | None = None
-    #: how recall was scored; records written before it existed read as "tolerant"
-    recall_rule: str = "tolerant"
     qps_min: float | None = None
     qps_median: float | None = None
     qps_max: float | None = None
-    qps_runs: list[float] | None = None
-    timed_queries: int | None = None
-    max_runs: int | None = None
-    qps_tolerance: float | None = None
-    search_threads: int = 1
-    clients: int | None = None
     #: where a distributed sweep measured the run (None: locally) and the QPS of exact
     #: ``flat`` search measured there at the same concurrency (None: not measured there)
     node: str | None = None
     reference_qps: float | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        """The runs.jsonl form (every key present; None = not measured)."""
-        return {
-            "run_id": self.run_id,
-            "status": self.status,
-            "engine": self.engine,
-            "build_params": dict(self.build_params),
-            "query_params": dict(self.query_params),
-            "metric": self.metric,
-            "dataset": self.dataset,
-            "k": self.k,
-            "mode": self.mode,
-            "queries": self.queries,
-            "recall": self.recall,
-            "qps": self.qps,
-            "latency_ms": dict(self.latency_ms),
-            "build_seconds": self.build_seconds,
-            "index_bytes": self.index_bytes,
-            "search_seconds": self.search_seconds,
-            "runs": self.runs,
-            "duplicate_ids": self.duplicate_ids,
-            "tail": None if self.tail is None else self.tail.to_dict(),
-            "slices": None if self.slices is None else slices_to_dict(self.slices),
-            "weighted_recall": self.weighted_recall,
-            "distance_computations": self.distance_computations,
-            "cached": self.cached,
-            "build_threads": self.build_threads,
-            "error": self.error,
-            "finished_at": self.finished_at,
-            "recall_rule": self.recall_rule,
-            "qps_min": self.qps_min,
-            "qps_median": self.qps_median,
-            "qps_max": self.qps_max,
-            "qps_runs": None if self.qps_runs is None else list(self.qps_runs),
-            "timed_queries": self.timed_queries,
-            "max_runs": self.max_runs,
-            "qps_tolerance": self.qps_tolerance,
-            "search_threads": self.search_threads,
-            "clients": self.clients,
-            "node": self.node,
-            "reference_qps": self.reference_qps,
-        }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> RunRecord:
@@ -471,49 +501,8 @@ class RunRecord:
         run_id, status = data.get("run_id"), data.get("status")
         if not isinstance(run_id, str) or not isinstance(status, str):
             raise InputError("not an annkit bench record (no run_id or status)")
-        tail, slices = data.get("tail"), data.get("slices")
-        latency = data.get("latency_ms")
         try:
-            return cls(
-                run_id=run_id,
-                status=status,
-                engine=str(data.get("engine") or "?"),
-                build_params=dict(data.get("build_params") or {}),
-                query_params=dict(data.get("query_params") or {}),
-                metric=data.get("metric"),
-                dataset=data.get("dataset"),
-                k=_optional_int(data.get("k")),
-                mode=data.get("mode"),
-                queries=_optional_int(data.get("queries")),
-                recall=_optional_float(data.get("recall")),
-                qps=_optional_float(data.get("qps")),
-                latency_ms=dict(latency) if isinstance(latency, Mapping) else {},
-                build_seconds=_optional_float(data.get("build_seconds")),
-                index_bytes=_optional_int(data.get("index_bytes")),
-                search_seconds=_optional_float(data.get("search_seconds")),
-                runs=_optional_int(data.get("runs")),
-                duplicate_ids=_optional_int(data.get("duplicate_ids")),
-                tail=TailSummary.from_dict(tail) if isinstance(tail, Mapping) else None,
-                slices=slices_from_dict(slices) if isinstance(slices, Mapping) else None,
-                weighted_recall=_optional_float(data.get("weighted_recall")),
-                distance_computations=_optional_float(data.get("distance_computations")),
-                cached=data.get("cached"),
-                build_threads=_optional_int(data.get("build_threads")),
-                error=data.get("error"),
-                finished_at=data.get("finished_at"),
-                recall_rule=str(data.get("recall_rule") or "tolerant"),
-                qps_min=_optional_float(data.get("qps_min")),
-                qps_median=_optional_float(data.get("qps_median")),
-                qps_max=_optional_float(data.get("qps_max")),
-                qps_runs=_optional_floats(data.get("qps_runs")),
-                timed_queries=_optional_int(data.get("timed_queries")),
-                max_runs=_optional_int(data.get("max_runs")),
-                qps_tolerance=_optional_float(data.get("qps_tolerance")),
-                search_threads=int(data.get("search_threads") or 1),
-                clients=_optional_int(data.get("clients")),
-                node=data.get("node"),
-                reference_qps=_optional_float(data.get("reference_qps")),
-            )
+            return cls(**read_fields(cls, data))
         except (TypeError, ValueError) as exc:
             raise InputError(f"record {run_id}: a field has the wrong type ({exc})") from None
 
@@ -535,17 +524,65 @@ class RunRecord:
         finished_at: str | None = None,
     ) -> RunRecord:
         """The record of a measured run."""
-        return cls.from_dict(
-            {
-                **evaluation.to_dict(),
-                "run_id": run_id,
-                "status": status,
-                "cached": cached,
-                "build_threads": build_threads,
-                "error": error,
-                "finished_at": finished_at,
-            }
+        shared = {
+            item.name: getattr(evaluation, item.name)
+            for item in fields(Measurement)
+            if item.name not in ("build_params", "query_params", "latency_ms", "slices", "qps_runs")
+        }
+        return cls(
+            **shared,
+            build_params=dict(evaluation.build_params),
+            query_params=dict(evaluation.query_params),
+            latency_ms=dict(evaluation.latency_ms),
+            slices=dict(evaluation.slices),
+            qps_runs=list(evaluation.qps_runs),
+            run_id=run_id,
+            status=status,
+            cached=cached,
+            build_threads=build_threads,
+            error=error,
+            finished_at=finished_at,
+            qps_min=evaluation.qps_min,
+            qps_median=evaluation.qps_median,
+            qps_max=evaluation.qps_max,
         )
+
+    @classmethod
+    def failed(
+        cls,
+        run_id: str,
+        status: str,
+        error: str,
+        *,
+        engine: str,
+        build_params: Mapping[str, Any],
+        query_params: Mapping[str, Any],
+        measured_on: Mapping[str, Any],
+        cached: bool | None = None,
+        build_seconds: float | None = None,
+        finished_at: str | None = None,
+    ) -> RunRecord:
+        """The record of a setting that was not measured (status "failed" or "timeout"):
+        the setting, how it was to be measured (``measured_on``: fields of
+        :class:`Measurement` such as metric, dataset, queries, k, mode, runs, recall_rule,
+        search_threads, clients), the ``error`` and None for every measured value."""
+        return cls(
+            run_id=run_id,
+            status=status,
+            error=error,
+            engine=engine,
+            build_params=dict(build_params),
+            query_params=dict(query_params),
+            latency_ms=dict(NO_LATENCY),
+            cached=cached,
+            build_seconds=build_seconds,
+            finished_at=finished_at,
+            **measured_on,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The runs.jsonl form (every key present; None = not measured)."""
+        return json_fields(self)
 
     @property
     def usable(self) -> bool:
