@@ -37,7 +37,7 @@ from common import dataset_file, machine, parser, write_figures
 
 from annkit.adaptive.features import first_stage_features
 from annkit.adaptive.search import refine_grid
-from annkit.adaptive.train import least_effort_index, measure_table
+from annkit.adaptive.table import least_effort_index, measure_table
 from annkit.bundle import fingerprint_vectors
 from annkit.cache import cached_true_distances, index_dir, index_key, obtain_index
 from annkit.sources import open_dataset

@@ -399,7 +399,7 @@ def test_missing_lightgbm_is_one_line(
 
 
 def test_labels_are_annkit_effort_minimum_efforts(hnsw_index: Bundle, words10k: Dataset) -> None:
-    from annkit.adaptive.train import least_effort_index, measure_table
+    from annkit.adaptive.table import least_effort_index, measure_table
     from annkit.effort import minimum_effort
     from annkit.evaluate import true_neighbor_distances
 
@@ -428,13 +428,11 @@ def test_labels_are_annkit_effort_minimum_efforts(hnsw_index: Bundle, words10k: 
 def test_risk_model_searches_again_exactly_the_queries_it_flags(
     counting_index: Bundle, words10k: Dataset, tmp_path: Path
 ) -> None:
+    from annkit.adaptive.calibrate import calibrate_learned
+    from annkit.adaptive.families import train_families
     from annkit.adaptive.policy import Policy, index_identity
-    from annkit.adaptive.train import (
-        calibrate_learned,
-        default_centroids,
-        measure_table,
-        train_families,
-    )
+    from annkit.adaptive.table import measure_table
+    from annkit.adaptive.train import default_centroids
     from annkit.evaluate import true_neighbor_distances
 
     dataset = subset(words10k, 300)
@@ -501,7 +499,7 @@ def test_risk_model_searches_again_exactly_the_queries_it_flags(
 def test_least_work_for_recall_against_brute_force() -> None:
     import itertools
 
-    from annkit.adaptive.train import least_work_for_recall
+    from annkit.adaptive.frontier import least_work_for_recall
 
     rng = np.random.default_rng(0)
     for _ in range(300):
@@ -541,7 +539,7 @@ def test_room_bounds_at_each_operating_point(small_report) -> None:
 
 
 def test_recall_matched_calibration_keeps_the_uniform_p5() -> None:
-    from annkit.adaptive.train import _choose
+    from annkit.adaptive.calibrate import _choose
 
     # column 0: cheapest with the mean recall, p5 0.5; column 1: dearer, p5 0.95
     recall = np.array([[1.0, 0.95]] * 17 + [[0.5, 0.95]] * 3)

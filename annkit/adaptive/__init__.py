@@ -1,6 +1,8 @@
 """Tail rescue: per-query effort policies (learned and a simple rule), the per-query effort
 search they run through the ordinary engine interface, and their checksummed files."""
 
+from annkit.adaptive.folds import fold_assignment
+from annkit.adaptive.goal import Goal
 from annkit.adaptive.policy import (
     AdaptiveResult,
     Policy,
@@ -12,7 +14,7 @@ from annkit.adaptive.policy import (
 )
 from annkit.adaptive.run import AdaptReport, adapt
 from annkit.adaptive.search import search_with_efforts
-from annkit.adaptive.train import AdaptConfig, Goal, fold_assignment
+from annkit.adaptive.train import AdaptConfig
 
 __all__ = [
     "AdaptConfig",

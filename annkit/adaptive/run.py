@@ -8,25 +8,21 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from annkit.adaptive.policy import KINDS, FirstStage, Policy, require_lightgbm
-from annkit.adaptive.search import effort_param_of, refine_grid
-from annkit.adaptive.train import (
+from annkit.adaptive.families import train_families
+from annkit.adaptive.folds import check_query_count, fold_assignment
+from annkit.adaptive.frontier import (
     ORACLE_TARGETS,
-    AdaptConfig,
-    EffortTable,
-    Goal,
-    check_query_count,
-    default_centroids,
-    fold_assignment,
     frontier_point,
-    make_policy,
-    measure_table,
     oracle_point,
     room_bounds,
     score_policies,
-    train_families,
     uniform_points,
 )
+from annkit.adaptive.goal import Goal
+from annkit.adaptive.policy import KINDS, FirstStage, Policy, require_lightgbm
+from annkit.adaptive.search import effort_param_of, refine_grid
+from annkit.adaptive.table import EffortTable, measure_table
+from annkit.adaptive.train import AdaptConfig, default_centroids, make_policy
 from annkit.bundle import Bundle
 from annkit.engines.base import Engine
 from annkit.errors import InputError, ParamError
