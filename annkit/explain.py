@@ -17,11 +17,11 @@ import numpy as np
 from annkit.bundle import Bundle, load_bundle
 from annkit.effort import check_grid, effort_parameter
 from annkit.errors import InputError
-from annkit.evaluate import check_compatible
+from annkit.evaluate import check_compatible, true_neighbor_distances
 from annkit.groundtruth import compute_ground_truth
-from annkit.io.table import read_text
+from annkit.hardness import HARDER_IS_HIGHER, hardness_measures
 from annkit.metrics import EPSILON, exact_distances
-from annkit.sources import open_dataset
+from annkit.sources import base_texts, open_dataset, query_texts
 from annkit.types import Dataset
 
 
@@ -59,6 +59,63 @@ class Neighbour:
 
 
 @dataclass(frozen=True)
+class Hardness:
+    """One hardness measure of the query: its ``value`` and ``harder_than``, the share of the
+    dataset's queries that are easier by this measure (its percentile, 0..1)."""
+
+    value: float
+    harder_than: float
+
+    def to_dict(self) -> dict[str, float | None]:
+        return {
+            "value": None if np.isnan(self.value) else round(float(self.value), 6),
+            "harder_than": round(float(self.harder_than), 4),
+        }
+
+
+#: missed neighbours this close (relative) to the farthest returned one are "barely nearer"
+LOW_CONTRAST = 0.05
+
+
+def search_ending(returned: np.ndarray, missed: np.ndarray, true_kth: float) -> str | None:
+    """Where the search ended, from exact distances (float64, the metric's convention) of
+    the returned neighbours and of the true ones it missed: None when none was missed;
+    "wrong basin" when even the best returned neighbour lies beyond the true k-th (the
+    search ended in another region); "low contrast" when every missed neighbour is within
+    LOW_CONTRAST (relative) of the farthest returned one (barely nearer: the region was
+    right, the order hard to tell); else "partial" (the right region, stopped before the
+    clearly nearer ones)."""
+    if missed.size == 0:
+        return None
+    valid = returned[np.isfinite(returned)]
+    if valid.size == 0 or float(valid.min()) > true_kth + EPSILON:
+        return "wrong basin"
+    farthest = float(valid.max())
+    scale = max(abs(farthest), 1e-12)
+    if (farthest - float(missed.min())) / scale <= LOW_CONTRAST:
+        return "low contrast"
+    return "partial"
+
+
+def _hardness_of(dataset: Dataset, row: int, k: int) -> dict[str, Hardness]:
+    """The query's hardness measures and their percentiles among the dataset's queries."""
+    truth = true_neighbor_distances(dataset, k, memory_check=False)
+    measures = hardness_measures(truth, dataset.base, dataset.queries, dataset.metric, k)
+    out: dict[str, Hardness] = {}
+    for name, values in measures.items():
+        value = float(values[row])
+        finite = values[np.isfinite(values)]
+        if np.isnan(value):
+            share = 1.0  # undefined: slices put it with the hardest
+        elif HARDER_IS_HIGHER[name]:
+            share = float(np.mean(finite < value)) if finite.size else 0.0
+        else:
+            share = float(np.mean(finite > value)) if finite.size else 0.0
+        out[name] = Hardness(value, share)
+    return out
+
+
+@dataclass(frozen=True)
 class Explanation:
     """One query searched at one setting: what came back and what should have.
 
@@ -81,6 +138,11 @@ class Explanation:
     strict_recall: float
     param: str | None = None
     grid: list[Any] = field(default_factory=list)
+    #: per hardness measure (lid, rc, expansion, ood): the query's value and the share of
+    #: the dataset's queries it is harder than (0 = easiest, 1 = hardest)
+    hardness: dict[str, Hardness] = field(default_factory=dict)
+    #: where the search ended (see :func:`search_ending`); None when every neighbour was found
+    ending: str | None = None
 
     @property
     def missed(self) -> list[Neighbour]:
@@ -102,6 +164,8 @@ class Explanation:
             "param": self.param,
             "grid": list(self.grid),
             "missed": [entry.id for entry in self.missed],
+            "hardness": {name: value.to_dict() for name, value in self.hardness.items()},
+            "ending": self.ending,
             "returned": [entry.to_dict() for entry in self.returned],
             "truth": [entry.to_dict() for entry in self.truth],
         }
@@ -118,13 +182,25 @@ def find_query(dataset: Dataset, query: int | None, query_text: str | None) -> i
                 f"{dataset.n_queries} queries (0..{dataset.n_queries - 1})"
             )
         return int(query)
-    texts = read_text(dataset.source, "test_text") if dataset.source else None
+    texts = query_texts(dataset)
     if texts is None:
         raise InputError(f"{dataset.name} has no query texts (test_text): use --query N")
-    matches = [row for row, text in enumerate(texts) if text == query_text]
-    if not matches:
+    assert query_text is not None
+    exact = [row for row, text in enumerate(texts) if text == query_text]
+    if exact:
+        return exact[0]
+    wanted = query_text.casefold()
+    starting = [row for row, text in enumerate(texts) if text.casefold().startswith(wanted)]
+    if len(starting) == 1:
+        return starting[0]
+    if not starting:
         raise InputError(f"no query of {dataset.name} has the text {query_text!r}")
-    return matches[0]
+    shown = ", ".join(f"{row}: {texts[row]!r}" for row in starting[:5])
+    more = f" and {len(starting) - 5} more" if len(starting) > 5 else ""
+    raise InputError(
+        f"{len(starting)} queries of {dataset.name} start with {query_text!r} ({shown}{more}): "
+        "give more of the text or --query N"
+    )
 
 
 def _true_ids(dataset: Dataset, row: int, k: int) -> np.ndarray:
@@ -196,7 +272,13 @@ def explain_query(
     if k < 1:
         raise InputError(f"k must be >= 1, got {k}")
     bundle = load_bundle(index)
-    dataset = open_dataset(data, queries=queries, groundtruth=groundtruth, metric=metric)
+    dataset = open_dataset(
+        data,
+        queries=queries,
+        groundtruth=groundtruth,
+        metric=metric,
+        fallback_metric=(f"index {index}", bundle.manifest["metric"]),
+    )
     check_compatible(bundle, dataset)
     if k > dataset.n_base:
         raise InputError(f"k={k} exceeds the {dataset.n_base} base vectors")
@@ -212,10 +294,8 @@ def explain_query(
     distances = exact_distances(dataset.base, np.repeat(vector, 2, axis=0), both, dataset.metric)
     returned_dist, true_dist = distances
     kth = float(true_dist.max())
-    base_text = read_text(dataset.source, "train_text") if dataset.source else None
-    if base_text is not None and len(base_text) != dataset.n_base:
-        base_text = None
-    query_texts = read_text(dataset.source, "test_text") if dataset.source else None
+    base_text = base_texts(dataset)
+    texts = query_texts(dataset)
 
     def text(node: int) -> str | None:
         return base_text[node] if base_text is not None and node >= 0 else None
@@ -274,11 +354,7 @@ def explain_query(
         dataset=dataset.name,
         metric=dataset.metric,
         query=row,
-        query_text=(
-            query_texts[row]
-            if query_texts is not None and len(query_texts) == dataset.n_queries
-            else None
-        ),
+        query_text=texts[row] if texts is not None else None,
         k=k,
         query_params=settings,
         returned=returned,
@@ -287,6 +363,12 @@ def explain_query(
         strict_recall=strict_recall,
         param=param,
         grid=values,
+        hardness=_hardness_of(dataset, row, k),
+        ending=search_ending(
+            returned_dist,
+            np.asarray([entry.distance for entry in truth if not entry.found]),
+            kth,
+        ),
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +16,11 @@ from annkit.io import (
     resolve_dataset_path,
     validate_vectors,
 )
-from annkit.types import Dataset, normalize_metric
+from annkit.io._common import display_name
+from annkit.io.dataset import choose_metric
+from annkit.io.dispatch import declared_metric, read_queries
+from annkit.io.table import read_text
+from annkit.types import Dataset
 
 DEFAULT_DATASET = "words-10k"
 HDF5_SUFFIXES = (".hdf5", ".h5")
@@ -58,55 +63,128 @@ def open_dataset(
     groundtruth: str | Path | None = None,
     weights: str | Path | None = None,
     metric: str | None = None,
+    max_queries: int | None = None,
+    seed: int = 0,
+    name: str | None = None,
+    fallback_metric: tuple[str, str] | None = None,
 ) -> Dataset:
     """A dataset from a bundled name / dataset HDF5 (``data``), or from separate files
-    (``data`` = base vectors plus ``queries`` and optional ``groundtruth``)."""
-    metric = normalize_metric(metric) if metric else None
+    (``data`` = base vectors plus ``queries`` and optional ``groundtruth``, each of which
+    may be an ann-benchmarks HDF5 file). The metric is ``metric``, else the one the files
+    declare, else ``fallback_metric`` (e.g. the index's); never a silent default.
+    ``max_queries`` keeps a seeded sample of that many queries (their original rows in
+    ``query_rows``); ``name`` labels the dataset."""
     if queries is not None:
         if data is None:
             raise InputError("--queries needs the base vectors file as DATA")
-        return load_dataset_files(
-            data, queries, groundtruth, metric=metric or "euclidean", weights=weights
+        dataset = load_dataset_files(
+            resolve_dataset_path(data),
+            queries,
+            groundtruth,
+            metric=metric,
+            weights=weights,
+            fallback_metric=fallback_metric,
         )
-    if groundtruth is not None:
-        raise InputError("--groundtruth goes with --queries (separate base/query files)")
-    dataset = load_dataset(data if data is not None else DEFAULT_DATASET, metric=metric)
-    if weights is not None:
-        values = read_weights(weights)
-        if values.shape != (dataset.n_queries,):
-            raise InputError(
-                f"{weights}: {values.size} weights for {dataset.n_queries} queries "
-                f"of {dataset.name}"
-            )
-        dataset = Dataset(
-            name=dataset.name,
-            metric=dataset.metric,
-            base=dataset.base,
-            queries=dataset.queries,
-            neighbors=dataset.neighbors,
-            weights=values,
-            source=dataset.source,
+    else:
+        if groundtruth is not None:
+            raise InputError("--groundtruth goes with --queries (separate base/query files)")
+        dataset = load_dataset(
+            data if data is not None else DEFAULT_DATASET,
+            metric=metric,
+            fallback_metric=fallback_metric,
         )
+        if weights is not None:
+            values = read_weights(weights)
+            if values.shape != (dataset.n_queries,):
+                raise InputError(
+                    f"{weights}: {values.size} weights for {dataset.n_queries} queries "
+                    f"of {dataset.name}"
+                )
+            dataset = replace(dataset, weights=values)
+    if max_queries is not None:
+        dataset = sample_queries(dataset, max_queries, seed)
+    if name is not None:
+        if not name.strip():
+            raise InputError("--name must not be empty")
+        dataset = replace(dataset, name=name.strip())
     return dataset
+
+
+def sample_queries(dataset: Dataset, max_queries: int, seed: int = 0) -> Dataset:
+    """``dataset`` with a seeded sample of at most ``max_queries`` of its queries (in their
+    original order, with their weights and ground truth); the name says it is a sample."""
+    rows = sample_rows(dataset.n_queries, max_queries, seed)
+    if rows is None:
+        return dataset
+    previous = dataset.query_rows
+    return replace(
+        dataset,
+        name=f"{dataset.name}[{max_queries} of {dataset.n_queries} queries, seed {seed}]",
+        queries=np.ascontiguousarray(dataset.queries[rows]),
+        neighbors=None if dataset.neighbors is None else dataset.neighbors[rows],
+        weights=None if dataset.weights is None else dataset.weights[rows],
+        query_rows=rows if previous is None else previous[rows],
+    )
+
+
+def query_texts(dataset: Dataset) -> list[str] | None:
+    """The text of each query (``test_text`` of the file the queries came from, following a
+    sample's rows), or None when that file has none."""
+    texts = read_text(dataset.query_file or dataset.source, "test_text")
+    if texts is None:
+        return None
+    rows = dataset.query_rows
+    if rows is None:
+        return texts if len(texts) == dataset.n_queries else None
+    return [texts[int(row)] for row in rows] if int(rows.max()) < len(texts) else None
+
+
+def base_texts(dataset: Dataset) -> list[str] | None:
+    """The text of each base vector (``train_text`` of the base file), or None."""
+    texts = read_text(dataset.base_file or dataset.source, "train_text")
+    return texts if texts is not None and len(texts) == dataset.n_base else None
 
 
 def open_base(data: str | Path | None, metric: str | None) -> tuple[np.ndarray, str, str]:
     """Base vectors to index: a dataset's ``train`` set (its metric unless overridden) or
-    any vector file (metric default euclidean). Returns (vectors, metric, name)."""
+    any vector file (an HDF5 file's declared metric, else --metric is required). Returns
+    (vectors, metric, name)."""
     spec = data if data is not None else DEFAULT_DATASET
     if is_dataset_file(spec):
         dataset = load_dataset(spec, metric=metric)
         return dataset.base, dataset.metric, dataset.name
-    chosen = normalize_metric(metric) if metric else "euclidean"
-    vectors = read_vectors(spec)
+    path = resolve_dataset_path(spec)
+    chosen = choose_metric(metric, [(display_name(path), declared_metric(path))])
+    vectors = read_vectors(path)
     validate_vectors(vectors, f"{spec}", chosen)
     return vectors, chosen, Path(str(spec)).stem
 
 
-def open_queries(spec: str | Path, metric: str) -> np.ndarray:
-    """Query vectors: a dataset's ``test`` set or any vector file."""
-    if is_dataset_file(spec):
-        return load_dataset(spec, metric=metric).queries
-    vectors = read_vectors(spec)
+def open_queries(
+    spec: str | Path, metric: str, max_queries: int | None = None, seed: int = 0
+) -> np.ndarray:
+    """Query vectors scored with ``metric`` (the index's): a dataset HDF5's ``test`` set
+    (``train`` optional) or any vector file; a file declaring another metric is refused.
+    ``max_queries`` keeps the same seeded sample :func:`sample_queries` keeps."""
+    path = resolve_dataset_path(spec)
+    declared = declared_metric(path)
+    if declared is not None and declared != metric:
+        raise InputError(
+            f"{display_name(path)} says {declared} but the index is built with {metric}: "
+            "use queries of the index's metric, or rebuild the index"
+        )
+    vectors, _ = read_queries(path)
     validate_vectors(vectors, f"{spec}", metric)
-    return vectors
+    rows = None if max_queries is None else sample_rows(len(vectors), max_queries, seed)
+    return vectors if rows is None else np.ascontiguousarray(vectors[rows])
+
+
+def sample_rows(count: int, max_queries: int, seed: int = 0) -> np.ndarray | None:
+    """Sorted row numbers of a seeded sample of ``max_queries`` of ``count`` queries, or
+    None when that keeps them all."""
+    if max_queries < 1:
+        raise InputError(f"--max-queries must be >= 1, got {max_queries}")
+    if max_queries >= count:
+        return None
+    rng = np.random.default_rng(seed)
+    return np.sort(rng.choice(count, size=max_queries, replace=False))

@@ -32,7 +32,7 @@ from annkit.explain import Explanation, Neighbour, explain_query
     "--query-text",
     default=None,
     metavar="TEXT",
-    help="The query by its text (when the file has test_text).",
+    help="The query by its text, or a unique start of it, any case (when the file has test_text).",
 )
 @click.option("-k", type=click.IntRange(min=1), default=10, show_default=True, help="Recall depth.")
 @param_option("Query parameter, e.g. -p ef=64 (repeatable).")
@@ -80,6 +80,16 @@ def explain(
     render_explanation(explanation)
 
 
+#: what each search ending means, as printed
+ENDINGS = {
+    "wrong basin": "wrong basin: even its best result lies beyond the true top-k, so the "
+    "search ended in another region",
+    "low contrast": "low contrast: the missed neighbours are within 5% of its farthest "
+    "result, barely nearer",
+    "partial": "partial: the right region, but it stopped before clearly nearer neighbours",
+}
+
+
 def _cell(entry: Neighbour) -> tuple[str, str, str]:
     return str(entry.id), f"{entry.distance:.4f}", entry.text or ""
 
@@ -120,6 +130,25 @@ def render_explanation(result: Explanation) -> None:
             found = "missed"
         table.add_row(str(position + 1), *_cell(left), ok, *_cell(right), found)
     print_table(out, table)
+    if result.hardness:
+        out.print(
+            "hardness: "
+            + ", ".join(
+                f"{name} {value.value:.3g} (harder than {value.harder_than:.0%} of queries)"
+                for name, value in result.hardness.items()
+            ),
+            highlight=False,
+            markup=False,
+        )
+    if result.ending is not None:
+        best = min((e.distance for e in result.returned if e.id >= 0), default=float("nan"))
+        out.print(
+            f"search ended: {ENDINGS[result.ending]} (best returned at {best:.4f}; true "
+            f"nearest at {result.truth[0].distance:.4f}, true #{result.k} at "
+            f"{result.truth[-1].distance:.4f})",
+            highlight=False,
+            markup=False,
+        )
     missed = result.missed
     if not missed:
         out.print("every true neighbour was returned", highlight=False)

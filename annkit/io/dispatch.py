@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from annkit.errors import DatasetError
+from annkit.errors import DatasetError, InputError
 from annkit.io import bin as bin_files
 from annkit.io import hdf5, npy, vecs
 from annkit.io._common import (
@@ -52,6 +52,35 @@ def read_vectors(path: PathLike) -> np.ndarray:
     if suffix in bin_files.BIN_DTYPES:
         return bin_files.read_bin_vectors(p)
     return hdf5.read_hdf5_vectors(p)
+
+
+def read_queries(path: PathLike) -> tuple[np.ndarray, np.ndarray | None]:
+    """Query vectors and the query weights the file carries (or None). An HDF5 file gives
+    its ``test`` set and ``test_weights`` (ann-benchmarks layout, ``train`` optional); any
+    other format is read as :func:`read_vectors` reads it."""
+    p = require_file(path)
+    suffix = _suffix(p, VECTOR_SUFFIXES, "vector")
+    if suffix in HDF5:
+        queries = hdf5.read_hdf5_queries(p)
+        return queries.vectors, queries.weights
+    return read_vectors(p), None
+
+
+def declared_metric(path: PathLike) -> str | None:
+    """The metric a file declares (an HDF5 file's ``distance`` attribute, normalised), or
+    None for formats that cannot declare one and for HDF5 files without the attribute."""
+    p = require_file(path)
+    if p.suffix.lower() not in HDF5:
+        return None
+    distance = hdf5.read_declared_distance(p)
+    if distance is None:
+        return None
+    from annkit.types import normalize_metric
+
+    try:
+        return normalize_metric(distance)
+    except InputError as exc:
+        raise DatasetError(f"{display_name(p)}: 'distance' attribute: {exc}") from exc
 
 
 def read_ids(path: PathLike) -> np.ndarray:

@@ -358,6 +358,48 @@ def read_ann_benchmarks(path: PathLike) -> AnnBenchmarksFile:
     return AnnBenchmarksFile(base, queries, neighbors, weights, distance)
 
 
+def read_declared_distance(path: PathLike) -> str | None:
+    """The root ``distance`` attribute of an HDF5 file (its metric as written), or None when
+    the file has none; a non-string attribute is an error."""
+    p = require_file(path)
+    with open_hdf5(p) as handle:
+        if "distance" not in handle.attrs:
+            return None
+        distance = read_root_attrs(p, handle, ["distance"])["distance"]
+    if distance is None:
+        raise DatasetError(
+            f"{display_name(p)}: the 'distance' attribute is not a string; "
+            "expected e.g. 'euclidean' or 'angular'"
+        )
+    return distance
+
+
+@dataclass(frozen=True)
+class QueryFile:
+    """The query side of an HDF5 file: ``test`` vectors and, when present, ``test_weights``
+    and the ground truth ``neighbors`` (used only when the file is named as ground truth)."""
+
+    vectors: np.ndarray
+    weights: np.ndarray | None
+
+
+def read_hdf5_queries(path: PathLike) -> QueryFile:
+    """Queries from an HDF5 file: its ``test`` set (with ``test_weights``) when it has one,
+    so an ann-benchmarks file with or without ``train`` serves as a queries file; else the
+    file's only 2-D dataset (see :func:`read_hdf5_vectors`)."""
+    p = require_file(path)
+    with open_hdf5(p) as handle:
+        if "test" not in handle:
+            return QueryFile(read_hdf5_vectors(p), None)
+        vectors = read_vector_dataset(p, handle, "test", "queries")
+        weights = read_weight_dataset(handle, "test_weights") if "test_weights" in handle else None
+    if weights is not None and weights.shape[0] != vectors.shape[0]:
+        raise DatasetError(
+            f"{display_name(p)}: {weights.shape[0]} test_weights for {vectors.shape[0]} queries"
+        )
+    return QueryFile(vectors, weights)
+
+
 def _write_matrix(handle: h5py.File, key: str, array: np.ndarray, dtype: str) -> None:
     ds = handle.create_dataset(key, shape=array.shape, dtype=dtype)
     for start in range(0, array.shape[0], BLOCK_ROWS):

@@ -70,7 +70,10 @@ def test_load_ann_benchmarks_file(ann_file):
 
 
 def test_metric_default_override_and_bytes_attribute(ann_file):
-    assert load_dataset(ann_file("a.hdf5", attrs={})).metric == "euclidean"
+    # no distance attribute and no --metric: refused, never a silent euclidean (issue 19)
+    with pytest.raises(InputError, match=r"^no metric: a\.hdf5 declares none; pass --metric"):
+        load_dataset(ann_file("a.hdf5", attrs={}))
+    assert load_dataset(ann_file("a.hdf5", attrs={}), metric="l2").metric == "euclidean"
     assert load_dataset(ann_file("b.hdf5", attrs={"distance": b"dot"})).metric == "ip"
     assert load_dataset(ann_file("c.hdf5"), metric="angular").metric == "angular"
     with pytest.raises(InputError, match="unknown metric 'hamming'"):
@@ -222,7 +225,7 @@ def test_load_dataset_files(files):
         metric="l2",
         weights=folder / "weights.txt",
     )
-    assert dataset.name == "sift"
+    assert dataset.name == "sift+queries"  # the queries come from another file
     assert dataset.metric == "euclidean"
     np.testing.assert_array_equal(dataset.base, base)
     np.testing.assert_array_equal(dataset.queries, queries)
@@ -233,7 +236,9 @@ def test_load_dataset_files(files):
 
 def test_load_dataset_files_minimal_with_name(files):
     folder, _, _ = files
-    dataset = load_dataset_files(folder / "sift.fvecs", folder / "queries.fbin", name="mine")
+    dataset = load_dataset_files(
+        folder / "sift.fvecs", folder / "queries.fbin", name="mine", metric="l2"
+    )
     assert dataset.name == "mine" and dataset.neighbors is None and dataset.weights is None
 
 
@@ -241,7 +246,7 @@ def test_load_dataset_files_dimension_mismatch(files, rng, raw):
     folder, _, _ = files
     raw.bin(folder / "q3.fbin", rng.random((6, 3)), "<f4")
     with pytest.raises(DatasetError) as excinfo:
-        load_dataset_files(folder / "sift.fvecs", folder / "q3.fbin")
+        load_dataset_files(folder / "sift.fvecs", folder / "q3.fbin", metric="l2")
     assert str(excinfo.value) == (
         "sift.fvecs + q3.fbin: base vectors have dimension 4 but queries have dimension 3"
     )
@@ -252,7 +257,7 @@ def test_load_dataset_files_weights_wrong_length(files):
     (folder / "w5.txt").write_text("1\n2\n3\n4\n5\n")
     with pytest.raises(DatasetError) as excinfo:
         load_dataset_files(
-            folder / "sift.fvecs", folder / "queries.fbin", weights=folder / "w5.txt"
+            folder / "sift.fvecs", folder / "queries.fbin", weights=folder / "w5.txt", metric="l2"
         )
     assert str(excinfo.value) == "w5.txt: 5 query weights but there are 6 queries"
 
@@ -265,16 +270,18 @@ def test_load_dataset_files_groundtruth_rows(files, rng, raw):
         match=r"^gt7\.ivecs: ground truth has 7 rows but there are 6 "
         r"queries$",
     ):
-        load_dataset_files(folder / "sift.fvecs", folder / "queries.fbin", folder / "gt7.ivecs")
+        load_dataset_files(
+            folder / "sift.fvecs", folder / "queries.fbin", folder / "gt7.ivecs", metric="l2"
+        )
 
 
 def test_load_dataset_files_empty_queries_and_angular_zero(files, raw):
     folder, _, _ = files
     raw.bin(folder / "none.fbin", np.zeros((0, 4)), "<f4")
     with pytest.raises(DatasetError, match=r"^none\.fbin: empty: the header says 0 vectors$"):
-        load_dataset_files(folder / "sift.fvecs", folder / "none.fbin")
+        load_dataset_files(folder / "sift.fvecs", folder / "none.fbin", metric="l2")
     raw.bin(folder / "zero.fbin", np.zeros((2, 4)), "<f4")
     with pytest.raises(DatasetError, match=r"^zero\.fbin: 2 of 2 rows are zero vectors"):
         load_dataset_files(folder / "sift.fvecs", folder / "zero.fbin", metric="cosine")
-    dataset = load_dataset_files(folder / "sift.fvecs", folder / "zero.fbin")
+    dataset = load_dataset_files(folder / "sift.fvecs", folder / "zero.fbin", metric="l2")
     assert dataset.n_queries == 2

@@ -456,4 +456,4 @@ def test_float64_beyond_float32_range_becomes_inf_quietly(tmp_path, raw):
         warnings.simplefilter("error")
         assert np.isinf(read_vectors(tmp_path / "big.npy")[0, 0])
     with pytest.raises(DatasetError, match=r"^big\.npy: 1 of 2 rows contain NaN or inf values"):
-        load_dataset_files(tmp_path / "big.npy", tmp_path / "q.fbin")
+        load_dataset_files(tmp_path / "big.npy", tmp_path / "q.fbin", metric="l2")
