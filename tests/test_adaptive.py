@@ -116,6 +116,7 @@ def test_exact_engine_is_refused(tmp_path: Path, words10k: Dataset) -> None:
         adapt(flat, subset(words10k, 150), K, 0.9, config=SMALL)
 
 
+@pytest.mark.slow
 def test_cross_fitting_never_scores_a_query_with_a_policy_trained_on_it(
     small_report, words10k: Dataset
 ) -> None:
@@ -201,6 +202,7 @@ def test_damaged_and_foreign_policy_files(
     )
 
 
+@pytest.mark.slow
 def test_reported_work_is_the_sum_of_the_engine_counts_over_stages(
     counting_index: Bundle, words10k: Dataset
 ) -> None:
@@ -319,6 +321,7 @@ def test_cli_adapt_json_and_train_queries(
     assert load_policy(policy, hnsw_index.manifest).kind == "threshold"
 
 
+@pytest.mark.slow
 def test_query_and_evaluate_with_a_policy(
     small_report, hnsw_index: Bundle, words10k: Dataset, tmp_path: Path
 ) -> None:
@@ -425,6 +428,7 @@ def test_labels_are_annkit_effort_minimum_efforts(hnsw_index: Bundle, words10k: 
         assert np.array_equal(labels[monotone], bisected[monotone])
 
 
+@pytest.mark.slow
 def test_risk_model_searches_again_exactly_the_queries_it_flags(
     counting_index: Bundle, words10k: Dataset, tmp_path: Path
 ) -> None:

@@ -59,6 +59,7 @@ def _recall_alone(bundle: Bundle, dataset: Dataset, truth: np.ndarray, row: int,
     return float(recall_per_query(truth[row : row + 1], found.ids, distances, K)[0])
 
 
+@pytest.mark.slow
 def test_reported_minimum_reaches_target_and_previous_value_does_not(
     result, hnsw_bundle: Bundle, words10k: Dataset, truth: np.ndarray
 ) -> None:
@@ -81,6 +82,7 @@ def test_reported_minimum_reaches_target_and_previous_value_does_not(
     assert below_before == reached.size
 
 
+@pytest.mark.slow
 def test_bisection_matches_a_full_scan_on_a_sample(
     result, hnsw_bundle: Bundle, words10k: Dataset, truth: np.ndarray
 ) -> None:

@@ -1,11 +1,18 @@
-"""The shared engine contract, run over every registered engine on the bundled real data,
-plus the built-in engines' own parameters, grids and checks."""
+"""The shared engine contract, run over every registered engine (its engine list and
+settings come from the registry: an engine added as one file is tested with no edit here),
+plus the built-in engines' own parameters, grids and checks.
+
+Each engine is tested at two sizes: ``small`` (2,000 vectors of words-10k at the engine's
+``small_contract_settings``, in the quick loop) and ``words10k`` (all of it at its
+``contract_settings``, marked slow)."""
 
 from __future__ import annotations
 
 import json
 import subprocess
 import sys
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,55 +23,110 @@ from annkit.engines.base import Engine, ParamSpec, register, unregister
 from annkit.errors import BundleError, ParamError
 from annkit.evaluate import evaluate, true_neighbor_distances
 from annkit.metrics import exact_distances
-from annkit.types import SearchResult
+from annkit.types import Dataset, SearchResult
 
 K = 10
 ENGINES = engine_names()
+SMALL_BASE = 2000
+SMALL_QUERIES = 200
+SIZES = ("small", "words10k")
+
+
+def contract_settings(engine_class: type[Engine], size: str) -> tuple[dict, dict]:
+    """(build params, query params) the engine declares for the contract at ``size``."""
+    if size == "small" and engine_class.small_contract_settings is not None:
+        return engine_class.small_contract_settings
+    return engine_class.contract_settings
+
+
+def contract_params() -> list:
+    """One (engine, size) per registered engine and size; the words-10k size is slow."""
+    return [
+        pytest.param(
+            (name, size),
+            id=f"{name}-{size}",
+            marks=pytest.mark.slow if size == "words10k" else (),
+        )
+        for name in engine_names()
+        for size in SIZES
+    ]
+
+
+@dataclass
+class Built:
+    """One engine built at its contract settings and saved as a bundle."""
+
+    name: str
+    engine: Engine
+    path: Path
+    query_params: dict
+    dataset: Dataset
+    size: str
 
 
 @pytest.fixture(scope="module")
-def truth10(words10k):
-    return true_neighbor_distances(words10k, K)
+def contract_datasets(words10k) -> dict[str, Dataset]:
+    small = Dataset(
+        name="words-10k-small",
+        metric=words10k.metric,
+        base=words10k.base[:SMALL_BASE],
+        queries=words10k.queries[:SMALL_QUERIES],
+    )
+    return {"small": small, "words10k": words10k}
 
 
-@pytest.fixture(scope="module", params=ENGINES)
-def built(request, words10k, tmp_path_factory):
-    """One engine built at its contract settings on words-10k and saved as a bundle."""
-    name = request.param
-    build_params, query_params = get_engine(name).contract_settings
-    engine, seconds = build_index(name, words10k.base, "angular", build_params, threads=2)
-    path = tmp_path_factory.mktemp(name) / "index"
+@pytest.fixture(scope="module")
+def truths(contract_datasets) -> dict[str, np.ndarray]:
+    """Exact top-K distances per size, computed when first asked for."""
+
+    class Lazy(dict):
+        def __missing__(self, size: str) -> np.ndarray:
+            self[size] = true_neighbor_distances(contract_datasets[size], K)
+            return self[size]
+
+    return Lazy()
+
+
+@pytest.fixture(scope="module", params=contract_params())
+def built(request, contract_datasets, tmp_path_factory) -> Built:
+    """One engine built at its contract settings for one size and saved as a bundle."""
+    name, size = request.param
+    dataset = contract_datasets[size]
+    build_params, query_params = contract_settings(get_engine(name), size)
+    engine, seconds = build_index(name, dataset.base, "angular", build_params, threads=2)
+    path = tmp_path_factory.mktemp(f"{name}-{size}") / "index"
     save_bundle(engine, path, build_seconds=seconds)
     engine.set_query_params(**query_params)
-    return name, engine, path, query_params
+    return Built(name, engine, path, query_params, dataset, size)
 
 
-def test_contract_search(built, words10k):
-    name, engine, _, _ = built
-    result = engine.search(words10k.queries, K)
-    assert result.ids.shape == (words10k.n_queries, K) and result.ids.dtype == np.int64
-    assert result.distances.shape == (words10k.n_queries, K)
-    assert np.all((result.ids >= 0) & (result.ids < words10k.n_base))
+def test_contract_search(built):
+    name, engine, dataset = built.name, built.engine, built.dataset
+    result = engine.search(dataset.queries, K)
+    assert result.ids.shape == (dataset.n_queries, K) and result.ids.dtype == np.int64
+    assert result.distances.shape == (dataset.n_queries, K)
+    assert np.all((result.ids >= 0) & (result.ids < dataset.n_base))
     assert all(len(set(row)) == K for row in result.ids.tolist()), "duplicate ids"
     assert np.all(np.diff(result.distances, axis=1) >= -1e-5), "not best first"
     # distances are in the metric's convention: they match the exact ones
-    exact = exact_distances(words10k.base, words10k.queries, result.ids, "angular")
+    exact = exact_distances(dataset.base, dataset.queries, result.ids, "angular")
     np.testing.assert_allclose(result.distances, exact, atol=1e-3)
     counts = result.distance_computations
     if type(engine).counts_distances:
         assert isinstance(counts, np.ndarray) and counts.dtype == np.int64
-        assert counts.shape == (words10k.n_queries,) and np.all(counts > 0)
+        assert counts.shape == (dataset.n_queries,) and np.all(counts > 0)
     else:
         assert counts is None, f"{name} does not count distances, so it must report None"
 
 
-def test_contract_recall_and_save_load(built, words10k, truth10):
-    name, engine, path, query_params = built
-    result = engine.search(words10k.queries, K)
+def test_contract_recall_and_save_load(built, truths):
+    name, engine, path, query_params = built.name, built.engine, built.path, built.query_params
+    dataset, truth = built.dataset, truths[built.size]
+    result = engine.search(dataset.queries, K)
     bundle = load_bundle(path)
-    evaluation = evaluate(bundle, words10k, K, query_params, true_distances=truth10)
+    evaluation = evaluate(bundle, dataset, K, query_params, true_distances=truth)
     assert evaluation.recall >= 0.9, (name, evaluation.recall)
-    again = bundle.engine.search(words10k.queries, K)
+    again = bundle.engine.search(dataset.queries, K)
     np.testing.assert_array_equal(again.ids, result.ids)  # save/load gives identical results
     np.testing.assert_allclose(again.distances, result.distances)
     if result.distance_computations is not None:
@@ -72,7 +134,7 @@ def test_contract_recall_and_save_load(built, words10k, truth10):
 
 
 def test_contract_damaged_payload_refused(built, tmp_path):
-    _, _, path, _ = built
+    path = built.path
     manifest = json.loads((path / MANIFEST).read_text())
     copy = tmp_path / "damaged"
     copy.mkdir()
@@ -90,7 +152,7 @@ def test_contract_payload_not_fitting_its_manifest_refused(built, tmp_path):
     """A payload whose vector count differs from the manifest's (a hand-edited or foreign
     bundle) is refused with an AnnkitError, not loaded and not a crash (run in a child process
     so a native crash fails this test only)."""
-    _, _, path, _ = built
+    path = built.path
     manifest = json.loads((path / MANIFEST).read_text())
     copy = tmp_path / "edited"
     copy.mkdir()
@@ -110,18 +172,18 @@ def test_contract_payload_not_fitting_its_manifest_refused(built, tmp_path):
     assert str(copy) in child.stdout
 
 
-def test_contract_interface(built, words10k):
+def test_contract_interface(built):
     """What effort, tune and the listing ask of every engine."""
-    _, engine, _, query_params = built
+    engine, query_params, dataset = built.engine, built.query_params, built.dataset
     engine_class = type(engine)
     assert set(query_params) <= set(engine.index_query_specs())
     param = engine.effort_param
     assert param == engine_class.effort_param_for(engine.params)
     if param is not None:
         assert engine.index_query_specs()[param].effort
-        grid = engine.effort_grid(K, words10k.n_base)
+        grid = engine.effort_grid(K, dataset.n_base)
         assert grid == sorted(set(grid)) and len(grid) >= 2 and grid[0] >= 1
-    build_grid = engine_class.tune_build_grid(words10k.n_base)
+    build_grid = engine_class.tune_build_grid(dataset.n_base)
     assert set(build_grid) <= set(engine_class.build_specs)
     assert all(isinstance(value, str) for value in engine_class.library_versions().values())
 
@@ -191,6 +253,7 @@ def test_other_metrics_return_metric_distances(name, metric):
     np.testing.assert_allclose(result.distances, exact, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.slow
 def test_top1_distance_agrees_with_flat(words10k):
     base = words10k.base[:3000]
     flat, _ = build_index("flat", base, "angular", {})

@@ -25,6 +25,7 @@ def hnsw_bundle(words10k, tmp_path_factory):
     return load_bundle(path)
 
 
+@pytest.mark.slow
 def test_batch_and_single(hnsw_bundle, words10k):
     batch = evaluate(hnsw_bundle, words10k, 10, {"ef": 40})
     single = evaluate(hnsw_bundle, words10k, 10, {"ef": 40}, mode="single", runs=2)
@@ -53,6 +54,7 @@ def test_batch_and_single(hnsw_bundle, words10k):
     assert len(single.per_query_recall) == 1000
 
 
+@pytest.mark.slow
 def test_more_effort_more_recall(hnsw_bundle, words10k):
     low = evaluate(hnsw_bundle, words10k, 10, {"ef": 10}).recall
     high = evaluate(hnsw_bundle, words10k, 10, {"ef": 200}).recall

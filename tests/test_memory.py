@@ -91,6 +91,7 @@ def test_library_build_and_ground_truth_paths_check_memory(tmp_path, monkeypatch
     assert truth.ids.shape == (len(queries), 5)
 
 
+@pytest.mark.slow
 def test_bench_records_a_build_that_cannot_fit_and_can_be_forced(tmp_path, monkeypatch):
     sweep = tmp_path / "s.toml"
     sweep.write_text(

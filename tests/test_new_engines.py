@@ -65,6 +65,7 @@ def test_faiss_factory_strings_build_and_recall(subset, factory, query_params, l
     assert result.distance_computations.shape == (N_QUERIES,)
 
 
+@pytest.mark.slow
 def test_faiss_opq_ivf_pq_counts_every_list_when_all_are_probed():
     base = np.random.default_rng(3).standard_normal((1000, 32)).astype(np.float32)
     engine, _ = build_index("faiss", base, "euclidean", {"factory": "OPQ8_16,IVF8,PQ8x4"})
@@ -365,6 +366,7 @@ def test_usearch_i8_needs_angular(subset):
 # ------------------------------------------------------------------------------ scann
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not SCANN_AVAILABLE, reason="the scann extra is not installed")
 def test_scann_recall_no_counts_and_quiet(subset, capfd):
     base, queries, truth = subset

@@ -162,6 +162,7 @@ def test_registered_engine_through_the_library(scan_engine, small: Dataset, tmp_
     )
 
 
+@pytest.mark.slow
 def test_registered_engine_through_bench(scan_engine, tmp_path: Path) -> None:
     spec = parse_sweep(
         textwrap.dedent("""\

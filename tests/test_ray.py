@@ -25,6 +25,8 @@ from annkit.distributed.ray_backend import (  # noqa: E402
 )
 from annkit.groundtruth import compute_ground_truth  # noqa: E402
 
+pytestmark = pytest.mark.slow  # a local Ray instance per module (~20 s to start)
+
 ROOT = Path(__file__).resolve().parent.parent
 OBJECT_STORE = 150 << 20
 

@@ -141,6 +141,7 @@ def test_fastest_setting_is_chosen_by_qps_and_ties_by_cost(tuned) -> None:
     )
 
 
+@pytest.mark.slow
 def test_cached_indexes_are_reused_and_unreached_targets_reported(
     words10k: Dataset, cache: Path, tuned
 ) -> None:

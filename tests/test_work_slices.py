@@ -67,6 +67,7 @@ def test_evaluation_carries_the_cost_tail_through_runs_jsonl(words10k, tmp_path)
     assert again.slices["tail"].work == evaluation.slices["tail"].work
 
 
+@pytest.mark.slow
 def test_an_engine_that_cannot_count_has_no_cost_tail(words10k, tmp_path):
     bundle = _bundle("hnsw", {"M": 8}, words10k, tmp_path)
     evaluation = evaluate(bundle, words10k, 10, {"ef": 20})
@@ -77,6 +78,7 @@ def test_an_engine_that_cannot_count_has_no_cost_tail(words10k, tmp_path):
     assert out["tail"]["work"] is None and out["slices"]["tail"]["work"] is None
 
 
+@pytest.mark.slow
 def test_evaluate_tables_show_the_cost_tail(words10k, tmp_path):
     from click.testing import CliRunner
 

@@ -75,6 +75,7 @@ class AnnoyEngine(Engine):
         ),
     }
     contract_settings = ({"n_trees": 50}, {"search_k": 50_000})
+    small_contract_settings = ({"n_trees": 4}, {"search_k": 20_000})
     #: annoy has no batch search; get_nns_by_vector releases the GIL (measured), so N
     #: Python threads each search their own rows of the batch
     max_search_threads = None

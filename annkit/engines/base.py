@@ -118,6 +118,10 @@ class Engine(ABC):
     search_threads: int = 1
     #: (build params, query params) reaching recall@10 >= 0.9 on the bundled words-10k
     contract_settings: ClassVar[tuple[dict[str, Any], dict[str, Any]]] = ({}, {})
+    #: (build params, query params) small and quick to build: the quick contract test uses
+    #: them on 2,000 vectors of words-10k (recall@10 >= 0.9), the fuzz corpus its build
+    #: params on 700 random vectors of dimension 16; None means :attr:`contract_settings`
+    small_contract_settings: ClassVar[tuple[dict[str, Any], dict[str, Any]] | None] = None
     #: False while a caller times :meth:`search` (see :meth:`uncounted`): an engine whose
     #: counting costs work beyond the search skips it then
     counting: bool = True

@@ -97,6 +97,7 @@ class FaissFactoryEngine(Engine):
     }
     counts_distances = True
     contract_settings = ({"factory": "IVF64,Flat"}, {"nprobe": 32})
+    small_contract_settings = ({"factory": "IVF4,PQ4x4fs,RFlat"}, {"nprobe": 4, "k_factor": 100})
     max_search_threads = None  # faiss OpenMP threads over the batch
 
     def __init__(self, metric: str, dim: int, **params: Any) -> None:

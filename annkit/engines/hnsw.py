@@ -59,6 +59,7 @@ class HnswEngine(Engine):
         "ef": ParamSpec(int, 50, "candidate list size while searching", minimum=1, effort=True),
     }
     contract_settings = ({"M": 16, "ef_construction": 200}, {"ef": 200})
+    small_contract_settings = ({"M": 8, "ef_construction": 40}, {"ef": 200})
     max_search_threads = None  # knn_query(num_threads=N) splits the batch by rows
 
     def __init__(self, metric: str, dim: int, **params: Any) -> None:

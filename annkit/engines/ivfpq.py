@@ -61,6 +61,7 @@ class IvfPqEngine(Engine):
         ),
     }
     contract_settings = ({"nlist": 64}, {"nprobe": 64, "rerank": 10})
+    small_contract_settings = ({"nlist": 4, "m": 4, "nbits": 4}, {"nprobe": 4, "rerank": 100})
     max_search_threads = None  # faiss OpenMP threads over the batch
 
     def __init__(self, metric: str, dim: int, **params: Any) -> None:

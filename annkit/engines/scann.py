@@ -136,6 +136,7 @@ class ScannEngine(Engine):
         "reorder": ParamSpec(int, 100, "candidates re-scored exactly (at least k)", minimum=1),
     }
     contract_settings = ({"num_leaves": 100}, {"leaves_to_search": 40, "reorder": 200})
+    small_contract_settings = ({"num_leaves": 4}, {"leaves_to_search": 4, "reorder": 200})
     max_search_threads = None  # search_batched_parallel on the searcher's own pool
 
     def __init__(self, metric: str, dim: int, **params: Any) -> None:

@@ -94,6 +94,7 @@ class UsearchEngine(Engine):
         {"connectivity": 16, "expansion_add": 128, "dtype": "f32"},
         {"expansion_search": 128},
     )
+    small_contract_settings = ({"connectivity": 8}, {"expansion_search": 200})
 
     def __init__(self, metric: str, dim: int, **params: Any) -> None:
         super().__init__(metric, dim, **params)

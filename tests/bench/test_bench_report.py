@@ -137,6 +137,7 @@ def test_damaged_runs_file_is_reported_with_its_line(tmp_path):
         read_runs(path)
 
 
+@pytest.mark.slow
 def test_plot_is_a_png_written_atomically(tmp_path):
     target = plot_sweep(RECORDS, tmp_path / "plot.png")
     assert target.read_bytes()[:8] == PNG_MAGIC

@@ -72,6 +72,7 @@ def test_failures_and_timeouts_are_recorded_and_the_sweep_goes_on(
     assert "boom in search" in (tmp_path / "res" / "worker.log").read_text()
 
 
+@pytest.mark.slow
 def test_cached_indexes_are_reused_by_later_sweeps(tmp_path, tiny_file):
     spec = sweep(
         '[[engine]]\nname = "hnsw"\nbuild = { M = 8 }\nquery = { ef = [10, 40] }\n'

@@ -37,6 +37,7 @@ def test_qps_tolerance_key_is_read_and_checked() -> None:
         parse_sweep(SWEEP.format(extra="qps_tolerance = 1.5"))
 
 
+@pytest.mark.slow
 def test_sweep_records_keep_every_run_and_stop_by_the_tolerance(tmp_path) -> None:
     every = run_sweep(
         parse_sweep(SWEEP.format(extra="qps_tolerance = 0")),

@@ -17,6 +17,8 @@ from annkit.bench.spec import parse_sweep
 from annkit.cli.main import cli
 from annkit.errors import InputError
 
+pytestmark = pytest.mark.slow  # sweeps run once per module
+
 SWEEP = """\
 [bench]
 dataset = "words-10k"

@@ -19,6 +19,8 @@ from annkit.bench.store import DISTANCES_SUFFIX, REQUIRED_KEYS, read_runs
 from annkit.cli.main import cli
 from annkit.engines import engine_names
 
+pytestmark = pytest.mark.slow  # sweeps on words-10k
+
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 SWEEP = """\

@@ -178,6 +178,7 @@ def baseline_sweep(tmp_path_factory):
     return root
 
 
+@pytest.mark.slow
 def test_bench_with_baseline_rebuilds_and_passes(baseline_sweep):
     root = baseline_sweep
     # rebuilt from scratch: single-threaded hnsw gives the same recall; QPS of a one-run
@@ -207,6 +208,7 @@ def test_bench_with_baseline_rebuilds_and_passes(baseline_sweep):
     assert gate["baseline"]["path"] == str(root / "base")
 
 
+@pytest.mark.slow
 def test_bench_with_a_better_baseline_fails(baseline_sweep):
     root = baseline_sweep
     records = read_runs(root / "base" / "runs.jsonl")

@@ -51,6 +51,7 @@ def hnsw_index(tmp_path_factory):
     return path
 
 
+@pytest.mark.slow
 def test_evaluate_json(hnsw_index):
     result = run("evaluate", str(hnsw_index), "-k", "10", "-p", "ef=64", "--json")
     assert result.exit_code == 0, result.output
@@ -260,6 +261,7 @@ def test_evaluate_slices_and_per_query_csv(hnsw_index, tmp_path, words10k):
     assert all(r["distance_computations"] == "" for r in rows)
 
 
+@pytest.mark.slow
 def test_evaluate_shows_distance_computations_where_the_engine_counts(hnsw_index, tmp_path):
     import csv
 

@@ -39,6 +39,7 @@ def indexes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return paths
 
 
+@pytest.mark.slow
 def test_effort_json_and_per_query_csv(indexes: dict[str, Path], tmp_path: Path) -> None:
     table = tmp_path / "per_query.csv"
     result = run(

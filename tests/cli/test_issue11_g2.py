@@ -118,6 +118,7 @@ def independent_strict(true_ids, found_ids, k):
     ]
 
 
+@pytest.mark.slow
 def test_strict_recall_matches_an_independent_count_on_words10k(hnsw_small, words10k):
     import numpy as np
 
@@ -162,6 +163,7 @@ def test_evaluate_recall_flag_and_json(hnsw_small):
     assert strict_out["recall"] <= tolerant_out["recall"]
 
 
+@pytest.mark.slow
 def test_effort_and_tune_take_the_rule(hnsw_small, tmp_path):
     effort = run(
         "effort", str(hnsw_small), "--recall", "strict", "--json", "-q", "--grid", "10,20,40,80"
@@ -243,6 +245,7 @@ def test_sweep_recall_key(tmp_path):
         load_sweep(sweep)
 
 
+@pytest.mark.slow
 def test_bench_records_carry_the_rule(tmp_path):
     sweep = tmp_path / "s.toml"
     sweep.write_text('[bench]\nruns = 1\n\n[[engine]]\nname = "flat"\n')
@@ -378,6 +381,7 @@ def test_groundtruth_help_says_what_the_threads_do():
     assert "Threads for building" not in result.stdout
 
 
+@pytest.mark.slow
 def test_effort_all_slices_and_the_old_name(hnsw_small):
     for flag in ("--all-slices", "--slice-report"):
         result = run("effort", str(hnsw_small), "words-10k", "--grid", "10,40,160", flag, "-q")
@@ -387,6 +391,7 @@ def test_effort_all_slices_and_the_old_name(hnsw_small):
     assert "--all-slices" in run("effort", "--help").stdout
 
 
+@pytest.mark.slow
 def test_tune_reuses_an_index_bench_cached(tmp_path):
     sweep = tmp_path / "s.toml"
     sweep.write_text(
@@ -459,6 +464,7 @@ def _words10k():
     return load_dataset("words-10k")
 
 
+@pytest.mark.slow
 def test_perquery_h5_keeps_the_returned_ids(tmp_path):
     import h5py
 
@@ -576,6 +582,7 @@ def test_explain_errors(hnsw_small):
     assert result.stderr == "Error: name one query: --query N or --query-text TEXT\n"
 
 
+@pytest.mark.slow
 def test_bench_prints_one_plain_line_per_setting_when_stderr_is_not_a_terminal(tmp_path):
     import re
 
@@ -596,6 +603,7 @@ def test_bench_prints_one_plain_line_per_setting_when_stderr_is_not_a_terminal(t
     assert not [line for line in quiet.stderr.splitlines() if line.startswith("[")]
 
 
+@pytest.mark.slow
 def test_a_default_and_its_explicit_value_share_one_cached_index(tmp_path):
     """The default sweep leaves ivfpq's nlist to the data; tune's default grid names it.
     Both are the same index, so tune must load the one bench cached (issue: 35.7 s rebuilt)."""
@@ -641,6 +649,7 @@ def test_evaluate_table_says_strict(hnsw_small):
     assert "(strict)" not in tolerant.stdout
 
 
+@pytest.mark.slow
 def test_bench_says_when_k_is_deeper_than_the_ground_truth(tmp_path):
     sweep = tmp_path / "s.toml"
     sweep.write_text('[bench]\nk = 101\nruns = 1\n\n[[engine]]\nname = "flat"\n')

@@ -36,6 +36,7 @@ def interrupt_after(args: list[str], wait: float) -> tuple[int, float, str]:
     return child.returncode, elapsed, stderr
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_a_long_native_build_at_once(tmp_path):
     """hnsw M=48 ef_construction=400 on words-10k with one thread builds for well over 10 s;
     hnswlib blocks Python's signal handling while it runs, so without the build thread the
@@ -88,6 +89,8 @@ def test_bench_message_says_how_to_resume():
     )
 
 
+@pytest.mark.slow
+@pytest.mark.shared
 def test_ctrl_c_stops_an_exact_search_at_once(shared_words, tmp_path):
     """groundtruth of 20,000 queries over 100k x 384 vectors with one thread searches for
     well over 10 s; faiss checks for an interrupt between blocks of its search, so it lands
@@ -128,6 +131,7 @@ def test_ctrl_c_stops_an_exact_search_at_once(shared_words, tmp_path):
     assert os.listdir(output.parent) == []
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_a_long_batch_search_at_once(tmp_path):
     """evaluate of hnsw with ef=10,000 over words-10k: the one batch of 1,000 queries runs
     for several seconds in native code; the timed passes run in their own thread (so even a

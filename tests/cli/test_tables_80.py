@@ -16,6 +16,8 @@ from annkit.cli.console import stacked_lines, stdout_console
 from annkit.cli.main import cli
 from annkit.engines import engine_names
 
+pytestmark = pytest.mark.slow  # every command run on words-10k
+
 ELLIPSIS = "…"
 BOX = "┏┃┡│└┌├╇┗┣"
 SWEEP = """\

@@ -545,25 +545,17 @@ def hdf5_cases(writer: Writer, seed: int) -> None:
 
 
 def build_bundles(folder: Path, seed: int) -> dict[str, Path]:
-    """One small valid bundle per engine over 700 seeded random vectors (dim 16)."""
+    """One small valid bundle per registered engine over 700 seeded random vectors (dim 16),
+    built with the build params of the engine's ``small_contract_settings``."""
     from annkit.bundle import build_index, save_bundle
-    from annkit.engines import engine_names
+    from annkit.engines import engine_names, get_engine
 
     rng = np.random.default_rng(seed)
     base = rng.standard_normal((700, 16)).astype(np.float32)
-    settings = {
-        "hnsw": {"M": 8, "ef_construction": 40},
-        "annoy": {"n_trees": 4},
-        "ivfpq": {"nlist": 4, "m": 4, "nbits": 4},
-        "flat": {},
-        "faiss": {"factory": "IVF4,PQ4x4fs,RFlat"},
-        "usearch": {"connectivity": 8},
-        "scann": {"num_leaves": 4},
-    }
     bundles = {}
-    for engine, params in settings.items():
-        if engine not in engine_names():  # scann is an optional extra
-            continue
+    for engine in engine_names():
+        engine_class = get_engine(engine)
+        params = (engine_class.small_contract_settings or engine_class.contract_settings)[0]
         built, _ = build_index(engine, base, "euclidean", params, threads=1)
         path = save_bundle(built, folder / f"valid-{engine}", build_seconds=1.0)
         manifest = json.loads((path / "manifest.json").read_text())
@@ -612,6 +604,7 @@ def _manifest_edits(
     manifest: dict, payload: str, other_payload: str
 ) -> Iterator[tuple[str, object]]:
     """(label, new manifest object or raw text/bytes)."""
+    from annkit.engines import engine_names
 
     def edited(**changes: object) -> dict:
         copy = json.loads(json.dumps(manifest))
@@ -640,21 +633,7 @@ def _manifest_edits(
     for key, values in {
         "format": ["annkit-indexx", 1, None],
         "format_version": [0, 2, 99, "1", 1.0, True, None, -1],
-        "engine": [
-            "nope",
-            "",
-            "HNSW",
-            3,
-            None,
-            "../hnsw",
-            "annoy",
-            "hnsw",
-            "ivfpq",
-            "flat",
-            "faiss",
-            "usearch",
-            "scann",
-        ],
+        "engine": ["nope", "", "HNSW", 3, None, "../hnsw", *engine_names()],
         "metric": ["angular", "ip", "hamming", "", 1, None],
         "dim": [0, -1, 1, 15, 17, 32, 8, 2**31, 2**62, 16.0, "16", True, None],
         "count": [0, -1, 1, 699, 701, 1400, 2**31, 2**62, 700.5, "700", True, None],
