@@ -26,10 +26,10 @@ from annkit.evaluate import (
     ground_truth_notice,
     true_neighbor_distances,
 )
-from annkit.io.table import read_query_text, write_csv_columns
+from annkit.io.table import write_csv_columns
 from annkit.longtail import DEFAULT_CUTS
 from annkit.slices import build_profile
-from annkit.sources import open_dataset
+from annkit.sources import open_dataset, query_texts
 from annkit.types import QueryProfile
 
 
@@ -63,6 +63,8 @@ def study_effort(
     groundtruth: str | Path | None = None,
     weights: str | Path | None = None,
     metric: str | None = None,
+    max_queries: int | None = None,
+    name: str | None = None,
     k: int = 10,
     target: float = 0.9,
     grid: Sequence[Any] | None = None,
@@ -90,7 +92,14 @@ def study_effort(
     resolve_params(engine_name, get_engine(engine_name).query_specs(built), fixed, "query")
     bundle = load_bundle(index)
     dataset = open_dataset(
-        data, queries=queries, groundtruth=groundtruth, weights=weights, metric=metric
+        data,
+        queries=queries,
+        groundtruth=groundtruth,
+        weights=weights,
+        metric=metric,
+        max_queries=max_queries,
+        name=name,
+        fallback_metric=(f"index {index}", manifest["metric"]),
     )
     check_compatible(bundle, dataset)
     truth = true_neighbor_distances(dataset, k, memory_check=memory_check)
@@ -107,7 +116,7 @@ def study_effort(
         recall_rule=recall_rule,
     )
     report = {**effort_report(result, profile), "index": str(index), "recall_rule": recall_rule}
-    text = read_query_text(dataset.source)
+    text = query_texts(dataset)
     if per_query_file is not None:
         write_csv_columns(per_query_file, per_query_columns(result, profile, text))
     notice = ground_truth_notice(dataset, k)

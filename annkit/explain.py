@@ -263,6 +263,8 @@ def explain_query(
     queries: str | Path | None = None,
     groundtruth: str | Path | None = None,
     metric: str | None = None,
+    max_queries: int | None = None,
+    name: str | None = None,
 ) -> Explanation:
     """Search one query of ``data`` (opened as :func:`annkit.sources.open_dataset` does)
     with ``index`` at ``query_params`` and set its k returned neighbours beside its k true
@@ -277,6 +279,8 @@ def explain_query(
         queries=queries,
         groundtruth=groundtruth,
         metric=metric,
+        max_queries=max_queries,
+        name=name,
         fallback_metric=(f"index {index}", bundle.manifest["metric"]),
     )
     check_compatible(bundle, dataset)

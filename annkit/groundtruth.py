@@ -18,7 +18,6 @@ import numpy as np
 from annkit.errors import InputError
 from annkit.faiss_util import as_float32_rows, faiss_threads, prepare
 from annkit.io import write_dataset_hdf5, write_neighbors_hdf5
-from annkit.io.table import read_text
 from annkit.memory import (
     available_bytes,
     check_memory,
@@ -27,7 +26,7 @@ from annkit.memory import (
 )
 from annkit.metrics import exact_distances
 from annkit.parallel import for_each_block
-from annkit.sources import open_dataset
+from annkit.sources import base_texts, open_dataset, query_texts
 from annkit.types import GroundTruth
 
 Progress = Callable[[int, int], None]
@@ -327,11 +326,6 @@ class GroundTruthRun:
         }
 
 
-def _if_count(texts: list[str] | None, count: int) -> list[str] | None:
-    """``texts`` when there is one per vector, else None (texts that do not fit are left out)."""
-    return texts if texts is not None and len(texts) == count else None
-
-
 def write_ground_truth(
     base: str | Path,
     queries: str | Path | None,
@@ -344,13 +338,14 @@ def write_ground_truth(
     memory_check: bool = True,
     progress: Progress | None = None,
     compute: Callable[..., GroundTruth] | None = None,
+    max_queries: int | None = None,
 ) -> GroundTruthRun:
     """Exact top-``k`` of ``queries`` over ``base`` (or of a dataset file's test set over its
     train set when ``queries`` is None), written atomically to ``output``: a complete
     ann-benchmarks dataset, or only neighbors / distances when ``ids_only``. ``compute``
     (default :func:`compute_ground_truth`, same arguments) does the exact search, e.g.
     sharded over a Ray cluster."""
-    dataset = open_dataset(base, queries=queries, metric=metric)
+    dataset = open_dataset(base, queries=queries, metric=metric, max_queries=max_queries)
     started = time.perf_counter()
     truth = (compute or compute_ground_truth)(
         dataset.base,
@@ -363,11 +358,20 @@ def write_ground_truth(
     )
     seconds = time.perf_counter() - started
     if ids_only:
-        write_neighbors_hdf5(output, truth.ids, truth.distances)
+        write_neighbors_hdf5(
+            output,
+            truth.ids,
+            truth.distances,
+            attrs={
+                "distance": dataset.metric,
+                "k": int(truth.ids.shape[1]),
+                "source": dataset.source or str(base),
+                "dataset": dataset.name,
+            },
+        )
     else:  # the texts (and weights) of a dataset file go along with its vectors
-        source = dataset.source or str(base)  # a bundled name's file
-        base_text = read_text(source, "train_text")
-        query_text = read_text(source if queries is None else queries, "test_text")
+        base_text = base_texts(dataset)
+        query_text = query_texts(dataset)
         write_dataset_hdf5(
             output,
             base=dataset.base,
@@ -376,8 +380,8 @@ def write_ground_truth(
             neighbors=truth.ids,
             distances=truth.distances,
             weights=dataset.weights,
-            base_text=_if_count(base_text, dataset.n_base),
-            query_text=_if_count(query_text, dataset.n_queries),
+            base_text=base_text,
+            query_text=query_text,
         )
     return GroundTruthRun(
         output=str(output),

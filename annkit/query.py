@@ -45,17 +45,20 @@ def query_to_file(
     output: str | Path,
     params: dict[str, Any] | None = None,
     policy: str | Path | None = None,
+    max_queries: int | None = None,
 ) -> QueryRun:
     """Search the bundle ``index`` with ``queries`` (a vector file, or a dataset HDF5's test
     set) at depth ``k`` with query ``params``, and write the result atomically to ``output``:
     ``.hdf5`` / ``.h5`` (neighbors (nq, k) int64 + distances) or ``.npy`` (ids only).
-    ``policy``: a policy file from ``annkit adapt``; each query then gets its own effort."""
+    ``policy``: a policy file from ``annkit adapt``; each query then gets its own effort.
+    ``max_queries``: search a seeded sample of that many queries (as --max-queries does
+    everywhere)."""
     suffix = Path(output).suffix.lower()
     if suffix not in OUTPUT_SUFFIXES:
         raise InputError(f"{output}: output must end in .hdf5, .h5 or .npy")
     bundle = load_bundle(index)
     bundle.engine.set_query_params(**(params or {}))
-    vectors = open_queries(queries, bundle.manifest["metric"])
+    vectors = open_queries(queries, bundle.manifest["metric"], max_queries)
     if vectors.shape[1] != bundle.manifest["dim"]:
         raise InputError(
             f"{queries}: queries have dimension {vectors.shape[1]}, "

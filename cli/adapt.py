@@ -90,6 +90,8 @@ def adapt_command(
     groundtruth_file: str | None,
     weights_file: str | None,
     metric: str | None,
+    max_queries: int | None,
+    dataset_name: str | None,
     k: int,
     target: float,
     train_file: str | None,
@@ -118,6 +120,9 @@ def adapt_command(
         groundtruth=groundtruth_file,
         weights=weights_file,
         metric=metric,
+        max_queries=max_queries,
+        name=dataset_name,
+        fallback_metric=(f"index {index}", bundle.manifest["metric"]),
     )
     train = None
     if train_file is not None:

@@ -51,6 +51,8 @@ def explain(
     groundtruth_file: str | None,
     weights_file: str | None,
     metric: str | None,
+    max_queries: int | None,
+    dataset_name: str | None,
     query_row: int | None,
     query_text: str | None,
     k: int,
@@ -73,6 +75,8 @@ def explain(
         queries=queries_file,
         groundtruth=groundtruth_file,
         metric=metric,
+        max_queries=max_queries,
+        name=dataset_name,
     )
     if as_json:
         click.echo(to_json(explanation.to_dict()))

@@ -8,6 +8,7 @@ from annkit.cli.console import progress_bar, stdout_console, to_json
 from annkit.cli.options import (
     LOCAL_RAY,
     json_option,
+    max_queries_option,
     memory_check_option,
     metric_option,
     quiet_option,
@@ -30,8 +31,12 @@ from annkit.groundtruth import write_ground_truth
     "-o", "--output", required=True, type=click.Path(dir_okay=False), help="HDF5 file to write."
 )
 @click.option(
-    "--ids-only", is_flag=True, help="Write only neighbors/distances, not a complete dataset file."
+    "--ids-only",
+    is_flag=True,
+    help="Write only neighbors/distances (with the metric, k and source as attributes), "
+    "not a complete dataset file.",
 )
+@max_queries_option
 @memory_check_option
 @ray_option(
     "Shard the base over Ray tasks: a new local Ray instance, or the cluster at "
@@ -47,6 +52,7 @@ def groundtruth(
     threads: int | None,
     output: str,
     ids_only: bool,
+    max_queries: int | None,
     skip_memory_check: bool,
     ray_address: str | None,
     as_json: bool,
@@ -74,6 +80,7 @@ def groundtruth(
             memory_check=not skip_memory_check,
             progress=progress,
             compute=compute,
+            max_queries=max_queries,
         )
     if as_json:
         click.echo(to_json(run.to_dict()))

@@ -171,9 +171,18 @@ def echo_notices(*notices: str | None) -> None:
             click.echo(notice, err=True)
 
 
+max_queries_option = click.option(
+    "--max-queries",
+    type=click.IntRange(min=1),
+    default=None,
+    metavar="N",
+    help="Use a seeded random sample of N queries (seed 0), e.g. to try a slow command.",
+)
+
+
 def dataset_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    """DATA argument plus --queries / --groundtruth / --weights / --metric; a notice on
-    stderr when DATA is left out and the bundled dataset is used."""
+    """DATA argument plus --queries / --groundtruth / --weights / --metric / --max-queries /
+    --name; a notice on stderr when DATA is left out and the bundled dataset is used."""
 
     inner = func
 
@@ -190,14 +199,15 @@ def dataset_options(func: Callable[..., Any]) -> Callable[..., Any]:
             "queries_file",
             type=click.Path(dir_okay=False),
             default=None,
-            help="Query vectors file; DATA is then the base vectors file.",
+            help="Query vectors file (an HDF5 file gives its test set); DATA is then the "
+            "base vectors file.",
         ),
         click.option(
             "--groundtruth",
             "groundtruth_file",
             type=click.Path(dir_okay=False),
             default=None,
-            help="Ground-truth ids file (.ivecs, .ibin, .npy).",
+            help="Ground-truth ids file (.ivecs, .ibin, .npy, or an HDF5 file's neighbors).",
         ),
         click.option(
             "--weights",
@@ -207,6 +217,15 @@ def dataset_options(func: Callable[..., Any]) -> Callable[..., Any]:
             help="Query weights (frequency), one per query (.npy or text).",
         ),
         metric_option,
+        max_queries_option,
+        click.option(
+            "--name",
+            "dataset_name",
+            default=None,
+            metavar="NAME",
+            help="Label for the dataset in reports (default: the base file's name, joined "
+            "with the queries file's when the queries come from elsewhere).",
+        ),
     ]
     for decorator in reversed(decorators):
         func = decorator(func)

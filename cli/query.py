@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from annkit.cli.console import stdout_console, to_json
-from annkit.cli.options import json_option, param_option, parse_params
+from annkit.cli.options import json_option, max_queries_option, param_option, parse_params
 from annkit.cli.render import format_params, key_value_table
 from annkit.query import query_to_file
 
@@ -30,6 +30,7 @@ from annkit.query import query_to_file
     default=None,
     help="Per-query effort policy from annkit adapt.",
 )
+@max_queries_option
 @json_option
 def query(
     index: str,
@@ -38,10 +39,12 @@ def query(
     params: tuple[str, ...],
     output: str,
     policy: str | None,
+    max_queries: int | None,
     as_json: bool,
 ) -> None:
-    """Search INDEX with QUERIES (a vector file or a dataset HDF5, whose test set is used)."""
-    run = query_to_file(index, queries, k, output, parse_params(params), policy)
+    """Search INDEX with QUERIES (a vector file, or an HDF5 file whose test set is used;
+    train is optional)."""
+    run = query_to_file(index, queries, k, output, parse_params(params), policy, max_queries)
     if as_json:
         click.echo(to_json(run.to_dict()))
         return

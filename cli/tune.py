@@ -121,6 +121,8 @@ def tune_command(
     groundtruth_file: str | None,
     weights_file: str | None,
     metric: str | None,
+    max_queries: int | None,
+    dataset_name: str | None,
     engine_name: str,
     target: float,
     slice_name: str,
@@ -153,6 +155,8 @@ def tune_command(
         groundtruth=groundtruth_file,
         weights=weights_file,
         metric=metric,
+        max_queries=max_queries,
+        name=dataset_name,
     )
     echo_notices(ground_truth_notice(dataset, k))
     console = stderr_console()

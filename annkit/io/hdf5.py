@@ -488,9 +488,15 @@ def write_dataset_hdf5(
         handle.attrs["point_type"] = "float"
 
 
-def write_neighbors_hdf5(path: PathLike, neighbors: np.ndarray, distances: np.ndarray) -> None:
+def write_neighbors_hdf5(
+    path: PathLike,
+    neighbors: np.ndarray,
+    distances: np.ndarray,
+    attrs: dict[str, str | int] | None = None,
+) -> None:
     """Write search output atomically: ``neighbors`` (nq, k) int64 and ``distances`` (nq, k)
-    float32 in the metric's convention."""
+    float32 in the metric's convention, with root ``attrs`` (e.g. ``distance``, ``k``,
+    ``source``) so the file says how it was made."""
     p = Path(path)
     name = display_name(p)
     neighbor_arr = _check_matrix_arg(neighbors, f"{name}: neighbors")
@@ -503,6 +509,8 @@ def write_neighbors_hdf5(path: PathLike, neighbors: np.ndarray, distances: np.nd
     with atomic_write(p) as tmp, h5py.File(tmp, "w") as handle:
         _write_matrix(handle, "neighbors", neighbor_arr, "<i8")
         _write_matrix(handle, "distances", distance_arr, "<f4")
+        for key, value in (attrs or {}).items():
+            handle.attrs[key] = value
 
 
 def describe_hdf5(path: PathLike) -> dict:
