@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from annkit.bundle import Bundle
 from annkit.io import load_dataset
 from annkit.types import Dataset
 
@@ -18,6 +19,16 @@ SHARED_DATA = ROOT.parent / "shared" / "data" / "words-minilm-384-angular.hdf5"
 def words10k() -> Dataset:
     """The bundled real dataset (10,000 x 384 angular, 1,000 queries, weights)."""
     return load_dataset("words-10k")
+
+
+@pytest.fixture(scope="session")
+def hnsw_words10k(words10k: Dataset, tmp_path_factory: pytest.TempPathFactory) -> Bundle:
+    """One hnsw bundle of words-10k (M=8, ef_construction=64, one thread: deterministic),
+    built once per session and shared: tests set query params per call, never rebuild it."""
+    from bundles import make_index
+
+    folder = tmp_path_factory.mktemp("hnsw-words10k") / "hnsw"
+    return make_index(folder, words10k, "hnsw", {"M": 8, "ef_construction": 64})
 
 
 @pytest.fixture()

@@ -59,12 +59,6 @@ def subset(dataset: Dataset, count: int) -> Dataset:
 
 
 @pytest.fixture(scope="module")
-def hnsw_index(tmp_path_factory: pytest.TempPathFactory, words10k: Dataset) -> Bundle:
-    folder = tmp_path_factory.mktemp("adaptive") / "hnsw"
-    return make_index(folder, words10k, "hnsw", {"M": 8, "ef_construction": 64})
-
-
-@pytest.fixture(scope="module")
 def counting_index(tmp_path_factory: pytest.TempPathFactory, words10k: Dataset) -> Bundle:
     """An index whose engine counts distance computations exactly and has an effort knob."""
     if "faiss" not in engine_names():
@@ -74,9 +68,9 @@ def counting_index(tmp_path_factory: pytest.TempPathFactory, words10k: Dataset) 
 
 
 @pytest.fixture(scope="module")
-def small_report(hnsw_index: Bundle, words10k: Dataset):
+def small_report(hnsw_words10k: Bundle, words10k: Dataset):
     return adapt(
-        hnsw_index,
+        hnsw_words10k,
         subset(words10k, 150),
         K,
         0.95,
@@ -88,9 +82,9 @@ def small_report(hnsw_index: Bundle, words10k: Dataset):
 
 
 def test_per_query_search_equals_uniform_when_efforts_are_equal(
-    hnsw_index: Bundle, words10k: Dataset
+    hnsw_words10k: Bundle, words10k: Dataset
 ) -> None:
-    engine, queries = hnsw_index.engine, words10k.queries[:200]
+    engine, queries = hnsw_words10k.engine, words10k.queries[:200]
     engine.set_query_params(ef=40)
     uniform = engine.search(queries, K)
     engine.set_query_params(ef=17)
@@ -140,9 +134,9 @@ def test_cross_fitting_never_scores_a_query_with_a_policy_trained_on_it(
     assert report.frontiers["oracle"][0]["uses_ground_truth"] is True
 
 
-def test_too_few_queries_says_how_many_are_needed(hnsw_index: Bundle, words10k: Dataset) -> None:
+def test_too_few_queries_says_how_many_are_needed(hnsw_words10k: Bundle, words10k: Dataset) -> None:
     with pytest.raises(InputError) as error:
-        adapt(hnsw_index, subset(words10k, 30), K, 0.9, config=AdaptConfig(folds=5))
+        adapt(hnsw_words10k, subset(words10k, 30), K, 0.9, config=AdaptConfig(folds=5))
     assert str(error.value) == (
         "adapt needs at least 100 training queries for 5 folds (20 per fold), got 30; give "
         "more queries, fewer --folds, or --train-queries FILE"
@@ -150,15 +144,15 @@ def test_too_few_queries_says_how_many_are_needed(hnsw_index: Bundle, words10k: 
 
 
 def test_policy_file_round_trip(
-    small_report, hnsw_index: Bundle, words10k: Dataset, tmp_path: Path
+    small_report, hnsw_words10k: Bundle, words10k: Dataset, tmp_path: Path
 ) -> None:
     path = save_policy(small_report.policy, tmp_path / "policy.json")
-    loaded = load_policy(path, hnsw_index.manifest)
+    loaded = load_policy(path, hnsw_words10k.manifest)
     assert loaded.manifest() == small_report.policy.manifest()
     assert np.array_equal(loaded.centroids, small_report.policy.centroids)
     queries = words10k.queries[200:400]
-    first = adaptive_search(hnsw_index.engine, small_report.policy, queries, K)
-    second = adaptive_search(hnsw_index.engine, loaded, queries, K)
+    first = adaptive_search(hnsw_words10k.engine, small_report.policy, queries, K)
+    second = adaptive_search(hnsw_words10k.engine, loaded, queries, K)
     assert np.array_equal(first.ids, second.ids)
     assert np.array_equal(first.efforts, second.efforts)
     assert np.all(first.efforts >= loaded.first_effort)
@@ -168,7 +162,7 @@ def test_policy_file_round_trip(
 
 
 def test_damaged_and_foreign_policy_files(
-    small_report, hnsw_index: Bundle, words10k: Dataset, tmp_path: Path
+    small_report, hnsw_words10k: Bundle, words10k: Dataset, tmp_path: Path
 ) -> None:
     path = save_policy(small_report.policy, tmp_path / "policy.json")
     document = json.loads(path.read_text())
@@ -176,7 +170,7 @@ def test_damaged_and_foreign_policy_files(
     damaged = tmp_path / "damaged.json"
     damaged.write_text(json.dumps(document))
     with pytest.raises(PolicyError) as error:
-        load_policy(damaged, hnsw_index.manifest)
+        load_policy(damaged, hnsw_words10k.manifest)
     assert str(error.value) == (
         f"{damaged}: damaged policy file (checksum mismatch); retrain it with annkit adapt"
     )
@@ -245,7 +239,7 @@ def run(*args: object):
 
 
 def test_cli_refuses_exact_engine_and_existing_output(
-    tmp_path: Path, words10k: Dataset, hnsw_index: Bundle
+    tmp_path: Path, words10k: Dataset, hnsw_words10k: Bundle
 ) -> None:
     flat = make_index(tmp_path / "flat", subset(words10k, 150), "flat", {})
     result = run("adapt", flat.path, "words-10k", "-o", tmp_path / "p.json")
@@ -254,14 +248,14 @@ def test_cli_refuses_exact_engine_and_existing_output(
     assert len(result.stderr.strip().splitlines()) == 1
     existing = tmp_path / "exists.json"
     existing.write_text("{}")
-    result = run("adapt", hnsw_index.path, "words-10k", "-o", existing)
+    result = run("adapt", hnsw_words10k.path, "words-10k", "-o", existing)
     assert result.exit_code == 2
     assert result.stderr == f"Error: {existing} already exists (use --force to replace it)\n"
 
 
 @pytest.mark.slow
 def test_cli_adapt_json_and_train_queries(
-    tmp_path: Path, words10k: Dataset, hnsw_index: Bundle
+    tmp_path: Path, words10k: Dataset, hnsw_words10k: Bundle
 ) -> None:
     base, queries = tmp_path / "base.npy", tmp_path / "queries.npy"
     np.save(base, words10k.base)
@@ -269,7 +263,7 @@ def test_cli_adapt_json_and_train_queries(
     policy = tmp_path / "policy.json"
     result = run(
         "adapt",
-        hnsw_index.path,
+        hnsw_words10k.path,
         base,
         "--queries",
         queries,
@@ -292,12 +286,12 @@ def test_cli_adapt_json_and_train_queries(
     assert out["mode"].startswith("cross-fitted over 2 folds")
     assert set(out["frontiers"]) == {"uniform", "learned", "threshold", "oracle"}
     assert len(out["fold_of_query"]) == 120 and out["policy_file"] == str(policy)
-    assert load_policy(policy, hnsw_index.manifest).kind == "learned"
+    assert load_policy(policy, hnsw_words10k.manifest).kind == "learned"
     train = tmp_path / "train.npy"
     np.save(train, words10k.queries[500:620])
     result = run(
         "adapt",
-        hnsw_index.path,
+        hnsw_words10k.path,
         base,
         "--queries",
         queries,
@@ -318,12 +312,12 @@ def test_cli_adapt_json_and_train_queries(
     out = json.loads(result.stdout)
     assert out["mode"].startswith("trained on 120 training queries (train.npy), scored on 120")
     assert out["fold_of_query"] is None
-    assert load_policy(policy, hnsw_index.manifest).kind == "threshold"
+    assert load_policy(policy, hnsw_words10k.manifest).kind == "threshold"
 
 
 @pytest.mark.slow
 def test_query_and_evaluate_with_a_policy(
-    small_report, hnsw_index: Bundle, words10k: Dataset, tmp_path: Path
+    small_report, hnsw_words10k: Bundle, words10k: Dataset, tmp_path: Path
 ) -> None:
     from annkit.adaptive.evaluate import evaluate_policy
 
@@ -331,9 +325,13 @@ def test_query_and_evaluate_with_a_policy(
     queries = tmp_path / "queries.npy"
     np.save(queries, words10k.queries[200:260])
     output = tmp_path / "ids.npy"
-    result = run("query", hnsw_index.path, queries, "-o", output, "--policy", policy_file, "--json")
+    result = run(
+        "query", hnsw_words10k.path, queries, "-o", output, "--policy", policy_file, "--json"
+    )
     assert result.exit_code == 0, result.output
-    expected = adaptive_search(hnsw_index.engine, small_report.policy, words10k.queries[200:260], K)
+    expected = adaptive_search(
+        hnsw_words10k.engine, small_report.policy, words10k.queries[200:260], K
+    )
     assert np.array_equal(np.load(output), expected.ids)
     assert json.loads(result.stdout)["query_params"] == {"policy": str(policy_file)}
     damaged = tmp_path / "damaged.json"
@@ -342,18 +340,20 @@ def test_query_and_evaluate_with_a_policy(
         .replace('"seed": 0', '"seed": 1', 1)
         .replace('"model": "tree', '"model": "tree ', 1)
     )
-    result = run("query", hnsw_index.path, queries, "-o", output, "--policy", damaged)
+    result = run("query", hnsw_words10k.path, queries, "-o", output, "--policy", damaged)
     assert result.exit_code == 2
     assert result.stderr == (
         f"Error: {damaged}: damaged policy file (checksum mismatch); retrain it with annkit adapt\n"
     )
-    result = run("evaluate", hnsw_index.path, "words-10k", "--policy", policy_file, "--json")
+    result = run("evaluate", hnsw_words10k.path, "words-10k", "--policy", policy_file, "--json")
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["query_params"]["policy"] == "learned"
-    result = run("evaluate", hnsw_index.path, "words-10k", "--policy", policy_file, "-p", "ef=20")
+    result = run(
+        "evaluate", hnsw_words10k.path, "words-10k", "--policy", policy_file, "-p", "ef=20"
+    )
     assert result.exit_code == 2
     assert result.stderr == "Error: --policy chooses each query's effort; drop -p\n"
-    evaluation = evaluate_policy(hnsw_index, subset(words10k, 300), small_report.policy)
+    evaluation = evaluate_policy(hnsw_words10k, subset(words10k, 300), small_report.policy)
     assert 0.0 <= evaluation.recall <= 1.0 and evaluation.k == K
     assert evaluation.query_params["policy"] == "learned"
     assert evaluation.distance_computations is None  # hnswlib cannot count
@@ -361,10 +361,10 @@ def test_query_and_evaluate_with_a_policy(
 
 @pytest.mark.slow
 def test_work_matched_policies_stay_within_the_training_budget(
-    hnsw_index: Bundle, words10k: Dataset
+    hnsw_words10k: Bundle, words10k: Dataset
 ) -> None:
     report = adapt(
-        hnsw_index,
+        hnsw_words10k,
         subset(words10k, 150),
         K,
         0.95,
@@ -390,10 +390,10 @@ def test_work_matched_policies_stay_within_the_training_budget(
 
 
 def test_missing_lightgbm_is_one_line(
-    monkeypatch: pytest.MonkeyPatch, hnsw_index: Bundle, tmp_path: Path
+    monkeypatch: pytest.MonkeyPatch, hnsw_words10k: Bundle, tmp_path: Path
 ) -> None:
     monkeypatch.setitem(sys.modules, "lightgbm", None)  # as if the adapt extra were absent
-    result = run("adapt", hnsw_index.path, "words-10k", "-o", tmp_path / "p.json")
+    result = run("adapt", hnsw_words10k.path, "words-10k", "-o", tmp_path / "p.json")
     assert result.exit_code == 2
     assert result.stderr == (
         "Error: learned policies need lightgbm: pip install "
@@ -401,7 +401,7 @@ def test_missing_lightgbm_is_one_line(
     )
 
 
-def test_labels_are_annkit_effort_minimum_efforts(hnsw_index: Bundle, words10k: Dataset) -> None:
+def test_labels_are_annkit_effort_minimum_efforts(hnsw_words10k: Bundle, words10k: Dataset) -> None:
     from annkit.adaptive.table import least_effort_index, measure_table
     from annkit.effort import minimum_effort
     from annkit.evaluate import true_neighbor_distances
@@ -409,7 +409,7 @@ def test_labels_are_annkit_effort_minimum_efforts(hnsw_index: Bundle, words10k: 
     dataset = subset(words10k, 200)
     truth = true_neighbor_distances(dataset, K)
     table = measure_table(
-        hnsw_index.engine,
+        hnsw_words10k.engine,
         dataset.base,
         dataset.queries,
         dataset.metric,
@@ -422,7 +422,7 @@ def test_labels_are_annkit_effort_minimum_efforts(hnsw_index: Bundle, words10k: 
     for target in (0.9, 1.0):
         index = least_effort_index(table.recall, target)
         labels = np.where(index < len(GRID), np.asarray(GRID + [0])[index], np.inf)
-        bisected = minimum_effort(hnsw_index, dataset, K, target, GRID, truth).min_effort
+        bisected = minimum_effort(hnsw_words10k, dataset, K, target, GRID, truth).min_effort
         monotone = np.all(np.diff(table.recall, axis=1) >= -1e-9, axis=1)
         assert monotone.mean() > 0.9
         assert np.array_equal(labels[monotone], bisected[monotone])

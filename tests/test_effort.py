@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from annkit.bundle import Bundle, build_index, fingerprint_vectors, load_bundle, save_bundle
+from annkit.bundle import Bundle, build_index, load_bundle, save_bundle
 from annkit.effort import (
     check_grid,
     effort_parameter,
@@ -29,25 +29,13 @@ TARGET = 0.9
 
 
 @pytest.fixture(scope="module")
-def hnsw_bundle(words10k: Dataset, tmp_path_factory: pytest.TempPathFactory) -> Bundle:
-    engine, seconds = build_index("hnsw", words10k.base, words10k.metric, {"M": 8}, threads=1)
-    path = save_bundle(
-        engine,
-        tmp_path_factory.mktemp("effort") / "hnsw",
-        build_seconds=seconds,
-        dataset_fingerprint=fingerprint_vectors(words10k.base),
-    )
-    return load_bundle(path)
-
-
-@pytest.fixture(scope="module")
 def truth(words10k: Dataset) -> np.ndarray:
     return true_neighbor_distances(words10k, K)
 
 
 @pytest.fixture(scope="module")
-def result(hnsw_bundle: Bundle, words10k: Dataset, truth: np.ndarray):
-    return minimum_effort(hnsw_bundle, words10k, K, TARGET, truth=truth)
+def result(hnsw_words10k: Bundle, words10k: Dataset, truth: np.ndarray):
+    return minimum_effort(hnsw_words10k, words10k, K, TARGET, truth=truth)
 
 
 def _recall_alone(bundle: Bundle, dataset: Dataset, truth: np.ndarray, row: int, ef: int) -> float:
@@ -61,19 +49,19 @@ def _recall_alone(bundle: Bundle, dataset: Dataset, truth: np.ndarray, row: int,
 
 @pytest.mark.slow
 def test_reported_minimum_reaches_target_and_previous_value_does_not(
-    result, hnsw_bundle: Bundle, words10k: Dataset, truth: np.ndarray
+    result, hnsw_words10k: Bundle, words10k: Dataset, truth: np.ndarray
 ) -> None:
     grid = result.grid
-    assert grid == hnsw_bundle.engine.effort_grid(K, words10k.n_base) and result.param == "ef"
+    assert grid == hnsw_words10k.engine.effort_grid(K, words10k.n_base) and result.param == "ef"
     reached = np.flatnonzero(result.reached)
     assert reached.size > 0.95 * words10k.n_queries
     reaches = below_before = 0
     for row in reached:
         position = grid.index(int(result.min_effort[row]))
-        reaches += _recall_alone(hnsw_bundle, words10k, truth, row, grid[position]) >= TARGET
+        reaches += _recall_alone(hnsw_words10k, words10k, truth, row, grid[position]) >= TARGET
         if (
             position == 0
-            or _recall_alone(hnsw_bundle, words10k, truth, row, grid[position - 1]) < TARGET
+            or _recall_alone(hnsw_words10k, words10k, truth, row, grid[position - 1]) < TARGET
         ):
             below_before += 1
     # hnswlib's single-threaded search is deterministic per query, and the bisection tested
@@ -84,14 +72,14 @@ def test_reported_minimum_reaches_target_and_previous_value_does_not(
 
 @pytest.mark.slow
 def test_bisection_matches_a_full_scan_on_a_sample(
-    result, hnsw_bundle: Bundle, words10k: Dataset, truth: np.ndarray
+    result, hnsw_words10k: Bundle, words10k: Dataset, truth: np.ndarray
 ) -> None:
     rows = np.sort(np.random.default_rng(0).choice(words10k.n_queries, 150, replace=False))
     queries = words10k.queries[rows]
     meets = []
     for ef in result.grid:
-        hnsw_bundle.engine.set_query_params(ef=ef)
-        found = hnsw_bundle.engine.search(queries, K)
+        hnsw_words10k.engine.set_query_params(ef=ef)
+        found = hnsw_words10k.engine.search(queries, K)
         distances = exact_distances(words10k.base, queries, found.ids, words10k.metric)
         meets.append(recall_per_query(truth[rows], found.ids, distances, K) >= TARGET)
     meets_by_query = np.array(meets).T
@@ -113,11 +101,11 @@ def test_search_counts(result, words10k: Dataset) -> None:
 
 
 def test_engine_query_params_are_restored(
-    hnsw_bundle: Bundle, words10k: Dataset, truth: np.ndarray
+    hnsw_words10k: Bundle, words10k: Dataset, truth: np.ndarray
 ) -> None:
-    hnsw_bundle.engine.set_query_params(ef=77)
-    minimum_effort(hnsw_bundle, words10k, K, TARGET, grid=[10, 40], truth=truth)
-    assert hnsw_bundle.engine.query["ef"] == 77
+    hnsw_words10k.engine.set_query_params(ef=77)
+    minimum_effort(hnsw_words10k, words10k, K, TARGET, grid=[10, 40], truth=truth)
+    assert hnsw_words10k.engine.query["ef"] == 77
 
 
 def test_report_distribution_heavy_and_correlations(
@@ -153,8 +141,8 @@ def test_report_distribution_heavy_and_correlations(
     ]
 
 
-def test_not_reached_queries(hnsw_bundle: Bundle, words10k: Dataset, truth: np.ndarray) -> None:
-    outcome = minimum_effort(hnsw_bundle, words10k, K, 1.0, grid=[10, 12], truth=truth)
+def test_not_reached_queries(hnsw_words10k: Bundle, words10k: Dataset, truth: np.ndarray) -> None:
+    outcome = minimum_effort(hnsw_words10k, words10k, K, 1.0, grid=[10, 12], truth=truth)
     missing = ~outcome.reached
     assert missing.any() and np.isinf(outcome.min_effort[missing]).all()
     report = effort_report(outcome, None)
@@ -189,28 +177,28 @@ def test_flat_engine_has_no_effort(words10k: Dataset, tmp_path: Path) -> None:
 
 
 def test_default_grid_comes_from_the_engine(
-    hnsw_bundle: Bundle, words10k: Dataset, truth: np.ndarray
+    hnsw_words10k: Bundle, words10k: Dataset, truth: np.ndarray
 ) -> None:
     """The effort grid is the engine's own: a different grid on the instance is used as is."""
-    engine = hnsw_bundle.engine
+    engine = hnsw_words10k.engine
     engine.effort_grid = lambda k, n_base: [70, 7]  # type: ignore[method-assign]
     try:
-        outcome = minimum_effort(hnsw_bundle, words10k, K, TARGET, truth=truth)
+        outcome = minimum_effort(hnsw_words10k, words10k, K, TARGET, truth=truth)
     finally:
         del engine.effort_grid
     assert outcome.grid == [7, 70]
 
 
-def test_grid_and_target_validation(hnsw_bundle: Bundle, words10k: Dataset) -> None:
+def test_grid_and_target_validation(hnsw_words10k: Bundle, words10k: Dataset) -> None:
     assert check_grid("hnsw", ["40", 10, "10"]) == [10, 40]
     with pytest.raises(ParamError, match="parameter ef: expected int, got 'x'"):
         check_grid("hnsw", ["x"])
     with pytest.raises(ParamError, match="search_k grid values must be >= 1"):
         check_grid("annoy", [-1, 100])
     with pytest.raises(InputError, match=r"target recall must be in \(0, 1\], got 1.5"):
-        minimum_effort(hnsw_bundle, words10k, K, 1.5)
+        minimum_effort(hnsw_words10k, words10k, K, 1.5)
     with pytest.raises(ParamError, match="ef is the effort parameter"):
-        minimum_effort(hnsw_bundle, words10k, K, TARGET, query_params={"ef": 5})
+        minimum_effort(hnsw_words10k, words10k, K, TARGET, query_params={"ef": 5})
 
 
 # --------------------------------------------------------------------------- exact bisection

@@ -11,24 +11,10 @@ from annkit.evaluate import TIMING_SAMPLE, evaluate, time_runs, timing_is_stable
 from annkit.types import Dataset, RunRecord, SearchResult
 
 
-@pytest.fixture(scope="module")
-def hnsw_bundle(words10k, tmp_path_factory):
-    engine, seconds = build_index("hnsw", words10k.base, "angular", {"M": 8}, threads=2)
-    from annkit.bundle import fingerprint_vectors
-
-    path = save_bundle(
-        engine,
-        tmp_path_factory.mktemp("e") / "idx",
-        build_seconds=seconds,
-        dataset_fingerprint=fingerprint_vectors(words10k.base),
-    )
-    return load_bundle(path)
-
-
 @pytest.mark.slow
-def test_batch_and_single(hnsw_bundle, words10k):
-    batch = evaluate(hnsw_bundle, words10k, 10, {"ef": 40})
-    single = evaluate(hnsw_bundle, words10k, 10, {"ef": 40}, mode="single", runs=2)
+def test_batch_and_single(hnsw_words10k, words10k):
+    batch = evaluate(hnsw_words10k, words10k, 10, {"ef": 40})
+    single = evaluate(hnsw_words10k, words10k, 10, {"ef": 40}, mode="single", runs=2)
     assert batch.recall == single.recall  # same index, same setting: same answers
     assert 0.85 < batch.recall <= 1.0
     assert batch.latency_ms["p50"] is None
@@ -55,13 +41,13 @@ def test_batch_and_single(hnsw_bundle, words10k):
 
 
 @pytest.mark.slow
-def test_more_effort_more_recall(hnsw_bundle, words10k):
-    low = evaluate(hnsw_bundle, words10k, 10, {"ef": 10}).recall
-    high = evaluate(hnsw_bundle, words10k, 10, {"ef": 200}).recall
+def test_more_effort_more_recall(hnsw_words10k, words10k):
+    low = evaluate(hnsw_words10k, words10k, 10, {"ef": 10}).recall
+    high = evaluate(hnsw_words10k, words10k, 10, {"ef": 200}).recall
     assert low < high
 
 
-def test_ground_truth_computed_when_absent(hnsw_bundle, words10k):
+def test_ground_truth_computed_when_absent(hnsw_words10k, words10k):
     without = Dataset(
         name="nogt", metric="angular", base=words10k.base, queries=words10k.queries[:200]
     )
@@ -72,22 +58,22 @@ def test_ground_truth_computed_when_absent(hnsw_bundle, words10k):
         queries=words10k.queries[:200],
         neighbors=words10k.neighbors[:200],
     )
-    a = evaluate(hnsw_bundle, without, 10, {"ef": 20})
-    b = evaluate(hnsw_bundle, with_gt, 10, {"ef": 20})
+    a = evaluate(hnsw_words10k, without, 10, {"ef": 20})
+    b = evaluate(hnsw_words10k, with_gt, 10, {"ef": 20})
     np.testing.assert_array_equal(a.per_query_recall, b.per_query_recall)
 
 
-def test_incompatible_dataset_refused(hnsw_bundle, words10k):
+def test_incompatible_dataset_refused(hnsw_words10k, words10k):
     other = Dataset(
         name="other", metric="angular", base=words10k.base[::-1].copy(), queries=words10k.queries
     )
     with pytest.raises(InputError, match="was built from different base vectors"):
-        evaluate(hnsw_bundle, other, 10)
+        evaluate(hnsw_words10k, other, 10)
     smaller = Dataset(
         name="small", metric="angular", base=words10k.base[:10], queries=words10k.queries
     )
     with pytest.raises(InputError, match="holds 10000 vectors, dataset small has 10 base"):
-        evaluate(hnsw_bundle, smaller, 10)
+        evaluate(hnsw_words10k, smaller, 10)
     euclid = Dataset(name="e", metric="euclidean", base=words10k.base, queries=words10k.queries)
     with pytest.raises(
         InputError,
@@ -95,9 +81,9 @@ def test_incompatible_dataset_refused(hnsw_bundle, words10k):
         "euclidean: rebuild the index with --metric euclidean, or evaluate it "
         "with --metric angular",
     ):
-        evaluate(hnsw_bundle, euclid, 10)
+        evaluate(hnsw_words10k, euclid, 10)
     with pytest.raises(InputError, match="unknown mode 'fast'"):
-        evaluate(hnsw_bundle, words10k, 10, mode="fast")
+        evaluate(hnsw_words10k, words10k, 10, mode="fast")
 
 
 def test_flat_counts_every_base_vector_per_query(words10k, tmp_path):
@@ -120,8 +106,8 @@ def test_flat_counts_every_base_vector_per_query(words10k, tmp_path):
         assert evaluation.to_dict()["distance_computations"] == words10k.n_base
 
 
-def test_an_engine_that_cannot_count_reports_none(hnsw_bundle, words10k):
-    evaluation = evaluate(hnsw_bundle, words10k, 10, {"ef": 20}, mode="single")
+def test_an_engine_that_cannot_count_reports_none(hnsw_words10k, words10k):
+    evaluation = evaluate(hnsw_words10k, words10k, 10, {"ef": 20}, mode="single")
     assert evaluation.distance_computations is None
     assert evaluation.per_query_distance_computations is None
     assert evaluation.to_dict()["distance_computations"] is None
@@ -165,8 +151,8 @@ def test_time_runs_stops_once_stable_and_keeps_every_run():
     assert len(always.seconds) == 3
 
 
-def test_evaluation_keeps_the_qps_of_every_run(hnsw_bundle, words10k):
-    evaluation = evaluate(hnsw_bundle, words10k, 10, {"ef": 40}, runs=4, qps_tolerance=0.0)
+def test_evaluation_keeps_the_qps_of_every_run(hnsw_words10k, words10k):
+    evaluation = evaluate(hnsw_words10k, words10k, 10, {"ef": 40}, runs=4, qps_tolerance=0.0)
     assert evaluation.runs == 4 and evaluation.max_runs == 4 and len(evaluation.qps_runs) == 4
     assert evaluation.qps == max(evaluation.qps_runs) == evaluation.qps_max
     assert evaluation.qps_min == min(evaluation.qps_runs)
@@ -190,12 +176,12 @@ def test_evaluation_keeps_the_qps_of_every_run(hnsw_bundle, words10k):
     assert legacy.timed_queries is None and legacy.max_runs is None
 
 
-def test_runs_is_a_maximum_with_a_tolerance(hnsw_bundle, words10k):
-    loose = evaluate(hnsw_bundle, words10k, 10, {"ef": 40}, runs=5, qps_tolerance=0.99)
+def test_runs_is_a_maximum_with_a_tolerance(hnsw_words10k, words10k):
+    loose = evaluate(hnsw_words10k, words10k, 10, {"ef": 40}, runs=5, qps_tolerance=0.99)
     assert loose.runs == 2 and loose.max_runs == 5 and len(loose.qps_runs) == 2
     assert loose.to_dict()["qps_tolerance"] == 0.99
     with pytest.raises(InputError, match=r"QPS tolerance must be in \[0, 1\), got 1.5"):
-        evaluate(hnsw_bundle, words10k, 10, {"ef": 40}, qps_tolerance=1.5)
+        evaluate(hnsw_words10k, words10k, 10, {"ef": 40}, qps_tolerance=1.5)
 
 
 def test_constant_cost_engine_timed_on_a_sample_scored_on_all(words10k, tmp_path):

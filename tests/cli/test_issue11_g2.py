@@ -90,24 +90,9 @@ def test_evaluating_with_the_index_metric_works(euclidean_flat):
 
 
 @pytest.fixture(scope="module")
-def hnsw_small(tmp_path_factory):
-    path = tmp_path_factory.mktemp("strict") / "hnsw8"
-    result = run(
-        "build",
-        "words-10k",
-        "-e",
-        "hnsw",
-        "-p",
-        "M=8",
-        "-p",
-        "ef_construction=60",
-        "--threads",
-        "1",
-        "-o",
-        str(path),
-    )
-    assert result.exit_code == 0, result.output
-    return path
+def hnsw_small(hnsw_words10k):
+    """The path of the session's hnsw bundle of words-10k."""
+    return hnsw_words10k.path
 
 
 def independent_strict(true_ids, found_ids, k):
