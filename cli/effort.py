@@ -104,9 +104,10 @@ def effort(
     as_json: bool,
     quiet: bool,
 ) -> None:
-    """For each query of DATA (default words-10k), the smallest effort of INDEX (hnsw ef,
-    annoy search_k, ivfpq nprobe) at which its recall@k reaches --target, found by per-query
-    bisection over the effort grid; reported per frequency band and hardness slice."""
+    """For each query of DATA (default words-10k), the smallest effort of INDEX (its
+    engine's effort parameter: see `annkit engines`) at which its recall@k reaches
+    --target, found by per-query bisection over the effort grid; reported per frequency
+    band and hardness slice."""
     with progress_bar("bisecting effort", quiet or as_json) as progress:
         study = study_effort(
             index,
@@ -140,6 +141,28 @@ def effort(
         console.print(
             heaviest_table(report, study.result.min_effort, study.profile, study.query_text)
         )
+        shown = min(report["heavy"]["count"], HEAVIEST_SHOWN)
+        if shown < report["heavy"]["count"]:
+            console.print(
+                f"showing {shown} of {report['heavy']['count']:,} heavy queries "
+                "(--json or --per-query FILE.csv lists them all)",
+                highlight=False,
+            )
+    unreached = int(np.count_nonzero(~np.isfinite(study.result.min_effort)))
+    if unreached:
+        console.print(
+            f"{unreached:,} queries do not reach the target within {report['param']} <= "
+            f"{report['grid'][-1]}: try a wider grid, e.g. --grid "
+            f"{','.join(str(v) for v in wider_grid(report['grid']))}",
+            highlight=False,
+            markup=False,
+        )
+
+
+def wider_grid(grid: list[int]) -> list[int]:
+    """The grid continued by doubling its last value three times (a suggestion to try)."""
+    last = grid[-1]
+    return [*grid, last * 2, last * 4, last * 8]
 
 
 def summary_table(report: dict) -> Table:

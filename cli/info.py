@@ -57,14 +57,10 @@ def info(path: str, as_json: bool) -> None:
                 for name, spec in value.items()
             ]
         elif key == "attrs" and isinstance(value, dict):
-            rows += [(f"  @{name}", _shorten(str(text))) for name, text in value.items()]
+            rows += [(f"  @{name}", str(text)) for name, text in value.items()]
         else:
             rows.append((str(key), value if not isinstance(value, dict | list) else to_json(value)))
     stdout_console().print(key_value_table(f"file {path}", rows))
-
-
-def _shorten(text: str, limit: int = 120) -> str:
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 COMMANDS = [info]

@@ -37,7 +37,7 @@ from annkit.cli.render import (
 from annkit.errors import TargetNotMet
 from annkit.evaluate import ground_truth_notice
 from annkit.sources import open_dataset
-from annkit.tune import ALL, TuneResult, TuneSetting, tune
+from annkit.tune import ALL, TuneResult, TuneSetting, slice_recall, tune
 
 
 @click.command("tune")
@@ -230,9 +230,10 @@ def render_tune(result: TuneResult, full: bool = False) -> None:
 
 def answer_lines(result: TuneResult, best: TuneSetting) -> list[str]:
     """The chosen effort with its precision, then the tie notice when there is one."""
+    tuned = slice_recall(best.evaluation, result.slice_name)
     lines = [
         f"answer: {format_params(best.build_params)} {result.param}={best.chosen:,} "
-        f"({best.precision()})"
+        f"({best.precision()}): recall@{result.k} on {result.slice_name} {tuned:.4f}"
     ]
     tied = result.tied
     if len(tied) > 1:
@@ -262,9 +263,11 @@ def _qps(setting: TuneSetting) -> str:
     return format_qps(evaluation.qps, evaluation.qps_min, evaluation.qps_max)
 
 
-def _shown_slices(setting: TuneSetting, full: bool) -> list[str]:
+def _shown_slices(setting: TuneSetting, full: bool, tuned: str | None = None) -> list[str]:
+    """The slices shown: all with ``full``, else all but the hardness quartiles, and always
+    the ``tuned`` slice."""
     names = list(setting.recall_by_slice())
-    return [name for name in names if full or "-q" not in name]
+    return [name for name in names if full or "-q" not in name or name == tuned]
 
 
 def settings_table(result: TuneResult, full: bool = False) -> Table:
@@ -273,7 +276,7 @@ def settings_table(result: TuneResult, full: bool = False) -> Table:
         f"{result.engine}: smallest {result.param} with recall@{result.k} >= "
         f"{result.target:g} on {result.slice_name}"
     )
-    slices = _shown_slices(result.settings[0], full) if result.settings else []
+    slices = _shown_slices(result.settings[0], full, result.slice_name) if result.settings else []
     for column in ["build params", result.param, "QPS (min-max)", *slices, "evals"]:
         table.add_column(column, justify="left" if column == "build params" else "right")
     for setting in result.settings:
@@ -302,7 +305,8 @@ def best_table(result: TuneResult, best: TuneSetting, full: bool = False) -> Tab
     ]
     recall = best.recall_by_slice()
     rows += [
-        (f"recall@{result.k} {name}", f"{recall[name]:.4f}") for name in _shown_slices(best, full)
+        (f"recall@{result.k} {name}", f"{recall[name]:.4f}")
+        for name in _shown_slices(best, full, result.slice_name)
     ]
     weighted = best.evaluation.weighted_recall
     if weighted is not None:

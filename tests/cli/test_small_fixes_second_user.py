@@ -1,0 +1,80 @@
+"""Smaller things the second new user tripped on (issue 19, items 6, 13, 14, 18): each
+reproduced, each failing before its fix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from annkit.cli.main import cli
+
+
+def run(*args: object):
+    return CliRunner().invoke(cli, [str(arg) for arg in args])
+
+
+@pytest.fixture(scope="module")
+def hnsw_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("idx") / "hnsw8"
+    result = run("build", "words-10k", "-e", "hnsw", "-p", "M=8", "--threads", "1", "-o", out)
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def test_effort_says_the_heavy_list_is_cut_and_suggests_a_wider_grid(hnsw_index: Path) -> None:
+    result = run("effort", hnsw_index, "words-10k", "--target", "0.99", "--grid", "10,20,40", "-q")
+    assert result.exit_code == 0, result.output
+    assert "showing 10 of " in result.output and " heavy queries (--json or " in result.output
+    assert "do not reach the target within ef <= 40: try a wider grid, e.g. --grid " in (
+        result.output.replace("\n", " ")
+    )
+    assert "10,20,40,80,160,320" in result.output
+
+
+def test_help_names_no_stale_engine_list() -> None:
+    assert "hnsw, annoy, ivfpq or flat" not in run("build", "--help").output
+    assert "ivfpq nprobe)" not in run("effort", "--help").output.replace("\n", " ")
+
+
+def test_info_never_cuts_an_attribute_value(tmp_path: Path) -> None:
+    path = tmp_path / "long.hdf5"
+    text = "x" * 300 + " end"
+    with h5py.File(path, "w") as handle:
+        handle.attrs["note"] = text
+        handle["train"] = np.zeros((2, 3), dtype=np.float32)
+    result = CliRunner().invoke(cli, ["info", str(path)], terminal_width=400)
+    assert result.exit_code == 0, result.output
+    assert "..." not in result.output
+    assert "".join(result.output.split()).count("x" * 300 + "end") == 1
+
+
+def test_tune_prints_the_recall_on_the_slice_it_tuned_for(tmp_path: Path) -> None:
+    result = run(
+        "tune",
+        "words-10k",
+        "-e",
+        "hnsw",
+        "--build-grid",
+        "M=8",
+        "--effort-grid",
+        "10,20,40,80",
+        "--target",
+        "0.9",
+        "--slice",
+        "lid-q4",
+        "--threads",
+        "1",
+        "--max-queries",
+        "300",
+        "--cache-dir",
+        tmp_path / "cache",
+        "-q",
+    )
+    assert result.exit_code == 0, result.output
+    flat = " ".join(result.output.split())
+    assert "recall@10 on lid-q4 0." in flat
+    assert "recall@10 lid-q4" in flat  # the chosen setting's table shows the tuned slice
