@@ -1,18 +1,17 @@
 """THE evaluation path: search a loaded index, time it, and score it against exact truth.
 
-``annkit evaluate``, the benchmark runner and tuning all call :func:`evaluate`, so one
-setting gives the same recall wherever it is measured.
+``annkit evaluate``, the benchmark worker, tuning and adaptive policies all end in
+:func:`score`, so one setting gives the same recall wherever it is measured: a uniform
+setting through :func:`measure_setting` (or its keyword form :func:`evaluate`), a per-query
+effort policy through :func:`annkit.adaptive.evaluate.evaluate_policy`. How a setting is
+measured is one :class:`~annkit.measure.Measure`; the exact truth is one :class:`Truth`; the
+timing loops are :mod:`annkit.timing`'s.
 """
 
 from __future__ import annotations
 
-import gc
-import itertools
-import threading
-import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -21,9 +20,16 @@ from annkit.engines.base import Engine
 from annkit.errors import InputError
 from annkit.groundtruth import compute_ground_truth
 from annkit.longtail import DEFAULT_CUTS
+from annkit.measure import (
+    DEFAULT_QPS_TOLERANCE,
+    DEFAULT_RUNS,
+    MODES,
+    Measure,
+    check_concurrency,
+    check_recall_rule,
+)
 from annkit.metrics import (
     DEFAULT_RECALL_RULE,
-    RECALL_RULES,
     duplicate_count,
     exact_distances,
     latency_percentiles,
@@ -32,22 +38,48 @@ from annkit.metrics import (
 )
 from annkit.parallel import run_interruptibly
 from annkit.slices import build_profile, summarize
+from annkit.timing import (
+    TIMING_SAMPLE,
+    TIMING_SEED,
+    RunOutcome,
+    Search,
+    TimedRuns,
+    paused_gc,
+    run_batch,
+    run_clients,
+    run_single,
+    time_runs,
+    timing_is_stable,
+    timing_sample,
+)
 from annkit.types import Dataset, Evaluation, QueryProfile, SearchResult
 
-MODES = ("batch", "single")
-
-#: default number of timed runs (the maximum: timing stops once stable), for evaluate, bench
-#: and tune alike
-DEFAULT_RUNS = 3
-#: default stopping tolerance: stop once the two fastest runs' QPS differ by at most 5% of
-#: the fastest (after at least 2 runs)
-DEFAULT_QPS_TOLERANCE = 0.05
-#: queries timed in single mode for an engine with ``constant_query_cost`` (seeded sample)
-TIMING_SAMPLE = 500
-TIMING_SEED = 0
-
-#: one timed run: its result, search seconds, and per-query latencies (single mode) or None
-RunOutcome = tuple[SearchResult, float, "np.ndarray | None"]
+__all__ = [
+    "DEFAULT_QPS_TOLERANCE",
+    "DEFAULT_RUNS",
+    "MODES",
+    "TIMING_SAMPLE",
+    "TIMING_SEED",
+    "Measure",
+    "RunOutcome",
+    "TimedRuns",
+    "Truth",
+    "check_compatible",
+    "check_concurrency",
+    "check_recall_rule",
+    "count_distances",
+    "evaluate",
+    "ground_truth_notice",
+    "measure_setting",
+    "paused_gc",
+    "score",
+    "score_recall",
+    "time_runs",
+    "timing_is_stable",
+    "timing_sample",
+    "true_neighbor_distances",
+    "true_neighbor_ids",
+]
 
 
 def check_compatible(bundle: Bundle, dataset: Dataset) -> None:
@@ -127,13 +159,6 @@ def true_neighbor_ids(dataset: Dataset, k: int, *, memory_check: bool = True) ->
     return np.asarray(truth.ids[:, :k], dtype=np.int64)
 
 
-def check_recall_rule(rule: str) -> str:
-    """``rule`` when it is a known recall rule, else a one-line InputError."""
-    if rule not in RECALL_RULES:
-        raise InputError(f"unknown recall rule {rule!r}: use {' or '.join(RECALL_RULES)}")
-    return rule
-
-
 def score_recall(
     dataset: Dataset,
     found_ids: np.ndarray,
@@ -152,106 +177,42 @@ def score_recall(
     return recall_per_query(true_distances, found_ids, found, k)
 
 
-@contextmanager
-def paused_gc() -> Iterator[None]:
-    """Keep Python's cyclic garbage collector out of a timed loop (as timeit does): its
-    pauses belong to the process's other objects, not to the index."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
+class Truth:
+    """The exact truth of a query set at ``k``, read once: the true neighbours' distances
+    (nq, depth >= k) ascending (tolerant recall, hardness) and the true top-k ids (nq, k)
+    (strict recall), each on first use: given arrays as they are, else read from the
+    dataset's ground truth or computed exactly."""
 
+    def __init__(
+        self,
+        dataset: Dataset,
+        k: int,
+        distances: np.ndarray | None = None,
+        ids: np.ndarray | None = None,
+    ) -> None:
+        self.dataset = dataset
+        self.k = k
+        self._distances = distances
+        self._ids = ids
 
-def _run_batch(bundle: Bundle, queries: np.ndarray, k: int) -> tuple[SearchResult, float, None]:
-    with paused_gc():
-        start = time.perf_counter()
-        result = bundle.engine.search(queries, k)
-        return result, time.perf_counter() - start, None
+    @property
+    def distances(self) -> np.ndarray:
+        """The true neighbours' distances (nq, >=k) ascending (computed on first use)."""
+        if self._distances is None:
+            self._distances = true_neighbor_distances(self.dataset, self.k)
+        return self._distances
 
+    @property
+    def ids(self) -> np.ndarray:
+        """The true top-k ids (nq, >=k) int64, nearest first (computed on first use)."""
+        if self._ids is None:
+            self._ids = true_neighbor_ids(self.dataset, self.k)
+        return self._ids
 
-def _run_single(
-    bundle: Bundle, queries: np.ndarray, k: int
-) -> tuple[SearchResult, float, np.ndarray]:
-    search = bundle.engine.search
-    clock = time.perf_counter
-    n_queries = len(queries)
-    ids = np.empty((n_queries, k), dtype=np.int64)
-    distances = np.empty((n_queries, k), dtype=np.float32)
-    latencies = np.empty(n_queries, dtype=np.float64)
-    counts: np.ndarray | None = np.empty(n_queries, dtype=np.int64)
-    with paused_gc():
-        for row in range(n_queries):
-            query = queries[row : row + 1]
-            start = clock()
-            result = search(query, k)
-            latencies[row] = clock() - start
-            ids[row] = result.ids[0]
-            distances[row] = result.distances[0]
-            if counts is not None:
-                if result.distance_computations is None:
-                    counts = None  # one query the library could not count: none counted
-                else:
-                    counts[row] = result.distance_computations[0]
-    result = SearchResult(ids=ids, distances=distances, distance_computations=counts)
-    return result, float(latencies.sum()), latencies
-
-
-def _run_clients(
-    bundle: Bundle, queries: np.ndarray, k: int, clients: int
-) -> tuple[SearchResult, float, np.ndarray]:
-    """``clients`` threads, each sending one query per search call and taking the next
-    unanswered query until all are done: wall-clock seconds for all of them and each query's
-    latency under that load. Every engine library annkit ships releases the GIL while it
-    searches (measured in benchmarks/bench_scale.py), so the clients really overlap. With
-    more than one client the distance computations are not kept here (some libraries count
-    in process-wide counters that concurrent calls would mix): :func:`evaluate` counts them
-    afterwards, one query per call."""
-    search = bundle.engine.search
-    clock = time.perf_counter
-    n_queries = len(queries)
-    ids = np.empty((n_queries, k), dtype=np.int64)
-    distances = np.empty((n_queries, k), dtype=np.float32)
-    latencies = np.empty(n_queries, dtype=np.float64)
-    counts = np.empty(n_queries, dtype=np.int64)
-    counted = [clients == 1]
-    next_row = itertools.count()  # next() on it is atomic under the GIL
-    errors: list[BaseException] = []
-
-    def client() -> None:
-        try:
-            while (row := next(next_row)) < n_queries:
-                start = clock()
-                result = search(queries[row : row + 1], k)
-                latencies[row] = clock() - start
-                ids[row] = result.ids[0]
-                distances[row] = result.distances[0]
-                if result.distance_computations is None:
-                    counted[0] = False
-                else:
-                    counts[row] = result.distance_computations[0]
-        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
-            errors.append(exc)
-
-    workers = [
-        threading.Thread(target=client, name=f"annkit-client-{number}", daemon=True)
-        for number in range(clients)
-    ]
-    with paused_gc():
-        start = clock()
-        for worker in workers:
-            worker.start()
-        for worker in workers:
-            worker.join()
-        seconds = clock() - start
-    if errors:
-        raise errors[0]
-    result = SearchResult(
-        ids=ids, distances=distances, distance_computations=counts if counted[0] else None
-    )
-    return result, seconds, latencies
+    def recall(self, found_ids: np.ndarray, rule: str) -> np.ndarray:
+        """Per-query recall@k (nq,) of ``found_ids`` under ``rule`` (see :func:`score_recall`)."""
+        true_ids = self.ids if check_recall_rule(rule) == "strict" else None
+        return score_recall(self.dataset, found_ids, self.k, rule, self.distances, true_ids)
 
 
 def count_distances(
@@ -274,62 +235,149 @@ def count_distances(
     return counts
 
 
-def timing_is_stable(qps_runs: Sequence[float], tolerance: float) -> bool:
-    """True once at least 2 runs were made and the two fastest differ by at most
-    ``tolerance`` (a fraction) of the fastest; never with ``tolerance`` <= 0."""
-    if tolerance <= 0 or len(qps_runs) < 2:
-        return False
-    fastest, second = sorted(qps_runs, reverse=True)[:2]
-    return fastest - second <= tolerance * fastest
+def check_setting(bundle: Bundle, dataset: Dataset, measure: Measure) -> None:
+    """Refuse an index, dataset and measure that do not fit together (InputError)."""
+    check_compatible(bundle, dataset)
+    if measure.k > dataset.n_base:
+        raise InputError(f"k={measure.k} exceeds the {dataset.n_base} base vectors")
 
 
-@dataclass(frozen=True)
-class TimedRuns:
-    """Repeated timing of one search: the fastest run's outcome, and the search seconds of
-    every run made, in order."""
+def score(
+    bundle: Bundle,
+    dataset: Dataset,
+    measure: Measure,
+    timing: TimedRuns,
+    result: SearchResult,
+    *,
+    query_params: dict[str, Any],
+    timed_queries: int,
+    truth: Truth,
+    profile: QueryProfile | None,
+    counts: np.ndarray | None,
+) -> Evaluation:
+    """THE scoring function: the :class:`Evaluation` of one timed setting.
 
-    best: RunOutcome
-    seconds: list[float]
+    ``timing`` holds every timed run (the fastest gives QPS and, in single mode, the latency
+    percentiles); ``result`` the ids scored for all queries (recall under the measure's
+    rule, against ``truth``); ``counts`` (nq,) the distance computations per query, None
+    when not counted; ``timed_queries`` how many queries each run timed."""
+    k = measure.k
+    _, seconds, latencies = timing.best
+    per_query = truth.recall(result.ids, measure.recall_rule)
+    if counts is not None:
+        counts = np.asarray(counts, dtype=np.int64).reshape(dataset.n_queries)
+    tail, slices, weighted = summarize(per_query, profile, counts)
+    manifest = bundle.manifest
+    return Evaluation(
+        engine=bundle.engine.name,
+        build_params=dict(manifest["build_params"]),
+        query_params=query_params,
+        metric=dataset.metric,
+        k=k,
+        mode=measure.mode,
+        queries=dataset.n_queries,
+        recall=float(per_query.mean()),
+        qps=float(timed_queries / seconds) if seconds > 0 else float("inf"),
+        latency_ms=latency_percentiles(latencies),
+        build_seconds=float(manifest["build_seconds"]),
+        index_bytes=bundle.index_bytes,
+        search_seconds=float(seconds),
+        runs=len(timing.seconds),
+        per_query_recall=per_query,
+        profile=profile,
+        dataset=dataset.name,
+        duplicate_ids=duplicate_count(result.ids),
+        tail=tail,
+        slices=slices,
+        weighted_recall=weighted,
+        distance_computations=None if counts is None else float(counts.mean()),
+        per_query_distance_computations=counts,
+        qps_runs=tuple(timing.qps_runs(timed_queries)),
+        timed_queries=timed_queries,
+        max_runs=measure.runs,
+        qps_tolerance=measure.qps_tolerance,
+        search_threads=measure.search_threads,
+        clients=measure.clients,
+        recall_rule=measure.recall_rule,
+        returned_ids=np.asarray(result.ids[:, :k], dtype=np.int64),
+        notices=tuple(note for note in (ground_truth_notice(dataset, k),) if note),
+    )
 
-    def qps_runs(self, n_queries: int) -> list[float]:
-        """QPS of each run when each searched ``n_queries`` queries."""
-        return [n_queries / value if value > 0 else float("inf") for value in self.seconds]
 
-
-def time_runs(
-    run: Callable[[], RunOutcome],
-    max_runs: int,
-    n_queries: int,
-    tolerance: float = DEFAULT_QPS_TOLERANCE,
+def measure_setting(
+    bundle: Bundle,
+    dataset: Dataset,
+    measure: Measure,
+    query_params: dict | None = None,
+    *,
+    truth: Truth | None = None,
+    profile: QueryProfile | None = None,
+    with_slices: bool = True,
+    cuts: Sequence[float] = DEFAULT_CUTS,
     progress: Callable[[int, int], None] | None = None,
-) -> TimedRuns:
-    """Call ``run`` (one timed pass over ``n_queries`` queries) up to ``max_runs`` times,
-    stopping early once :func:`timing_is_stable` holds; keep the fastest outcome.
-    ``progress(done, max_runs)`` after each run (``(done, done)`` when stopping early)."""
-    best: RunOutcome | None = None
-    seconds: list[float] = []
-    for attempt in range(max_runs):
-        outcome = run()
-        seconds.append(outcome[1])
-        if best is None or outcome[1] < best[1]:
-            best = outcome
-        stable = timing_is_stable(
-            [n_queries / value if value > 0 else float("inf") for value in seconds], tolerance
-        )
-        if progress is not None:
-            progress(attempt + 1, attempt + 1 if stable else max_runs)
-        if stable:
-            break
-    assert best is not None
-    return TimedRuns(best=best, seconds=seconds)
+) -> Evaluation:
+    """Search ``dataset.queries`` with ``bundle``'s index at ``query_params`` as ``measure``
+    says, and score the fastest run (:func:`score`).
 
+    Concurrency: in batch mode the engine's own batch search uses ``measure.search_threads``
+    threads; in single mode ``measure.clients`` (None = one caller) concurrent threads each
+    send one query per call, QPS is all queries over the wall-clock time and the latency
+    percentiles are each query's under that load. Either way recall is the same as with one
+    thread. In single mode an engine with ``constant_query_cost`` is timed on a seeded sample
+    of :data:`TIMING_SAMPLE` queries while its results for recall come from one untimed batch
+    search of all of them. ``truth`` (computed when None) and ``profile`` (the query slices;
+    computed when None and ``with_slices``, with frequency band cut points ``cuts``) save
+    recomputing what is the same for every setting. ``progress(done, total)`` after each
+    timed run. Distance computations are counted outside the timed runs where the engine
+    cannot count while it searches."""
+    check_setting(bundle, dataset, measure)
+    k, mode, clients = measure.k, measure.mode, measure.clients
+    engine = bundle.engine
+    engine.set_query_params(**(query_params or {}))
+    engine.set_search_threads(measure.search_threads)
+    if truth is None:
+        truth = Truth(dataset, k)
+    if profile is None and with_slices:
+        profile = build_profile(dataset, truth.distances, k, cuts=cuts)
+    queries = np.ascontiguousarray(dataset.queries, dtype=np.float32)
+    sampled = (
+        mode == "single"
+        and clients is None
+        and type(engine).constant_query_cost
+        and dataset.n_queries > TIMING_SAMPLE
+    )
+    timed = queries[timing_sample(dataset.n_queries)] if sampled else queries
+    search: Search = engine.search
 
-def timing_sample(n_queries: int, size: int = TIMING_SAMPLE, seed: int = TIMING_SEED) -> np.ndarray:
-    """Sorted row numbers of the seeded sample of queries timed for a constant-cost engine
-    (all rows when there are no more than ``size``)."""
-    if n_queries <= size:
-        return np.arange(n_queries)
-    return np.sort(np.random.default_rng(seed).choice(n_queries, size, replace=False))
+    def one_run() -> RunOutcome:
+        if clients is not None:
+            return run_clients(search, timed, k, clients)
+        return run_batch(search, timed, k) if mode == "batch" else run_single(search, timed, k)
+
+    def timed_passes() -> TimedRuns:
+        with engine.uncounted():  # counting that costs extra work stays out of the clock
+            return time_runs(one_run, measure.runs, len(timed), measure.qps_tolerance, progress)
+
+    # in a thread of their own, so Ctrl-C stops even a long native batch search at once
+    timing = run_interruptibly(timed_passes)
+    result = timing.best[0]
+    if sampled:  # constant cost: the results of all queries from one untimed batch search
+        result = engine.search(queries, k)
+    counts = result.distance_computations
+    if counts is None:
+        counts = count_distances(engine, queries, k, one_at_a_time=mode == "single")
+    return score(
+        bundle,
+        dataset,
+        measure,
+        timing,
+        result,
+        query_params=dict(engine.query),
+        timed_queries=len(timed),
+        truth=truth,
+        profile=profile,
+        counts=counts,
+    )
 
 
 def evaluate(
@@ -351,131 +399,28 @@ def evaluate(
     recall_rule: str = DEFAULT_RECALL_RULE,
     true_ids: np.ndarray | None = None,
 ) -> Evaluation:
-    """Search ``dataset.queries`` with ``bundle``'s index up to ``runs`` times and score the
-    best run.
-
-    Concurrency: in batch mode the engine's own batch search uses ``search_threads``
-    threads; in single mode ``clients`` (None = one caller) concurrent threads each send one
-    query per call, QPS is all queries over the wall-clock time and the latency percentiles
-    are each query's under that load. Either way recall is the same as with one thread.
-
-    QPS (and, in single mode, latency percentiles) come from the fastest run; timing stops
-    early once the two fastest runs' QPS agree within ``qps_tolerance`` (a fraction of the
-    fastest; at least 2 runs; 0 = always ``runs``), and the QPS of every run is kept
-    (``Evaluation.qps_runs``). In single mode an engine with ``constant_query_cost`` is timed
-    on a seeded sample of :data:`TIMING_SAMPLE` queries while its results for recall come
-    from one untimed batch search of all of them (``Evaluation.timed_queries`` says how many
-    were timed). recall@k is computed from distances recomputed exactly from the base vectors
-    (ann-benchmarks rule, ``recall_rule="tolerant"``) or, with ``"strict"``, as the overlap
-    with the true top-k ids (``true_ids`` (nq, >=k), computed when None).
-    ``true_distances`` (nq, >=k), when given, saves recomputing the exact truth; ``profile``
-    likewise saves recomputing the query slices (computed when None and ``with_slices``,
-    with frequency band cut points ``cuts``).
-    ``distance_computations`` is the best run's mean number of distance computations per
-    query (``per_query_distance_computations`` per query), None when the engine cannot count.
-    """
-    if mode not in MODES:
-        raise InputError(f"unknown mode {mode!r}: use batch or single")
-    if k < 1:
-        raise InputError(f"k must be >= 1, got {k}")
-    if runs < 1:
-        raise InputError(f"runs must be >= 1, got {runs}")
-    if not 0.0 <= qps_tolerance < 1.0:
-        raise InputError(f"QPS tolerance must be in [0, 1), got {qps_tolerance}")
-    check_concurrency(mode, search_threads, clients)
-    check_recall_rule(recall_rule)
-    check_compatible(bundle, dataset)
-    if k > dataset.n_base:
-        raise InputError(f"k={k} exceeds the {dataset.n_base} base vectors")
-    engine = bundle.engine
-    engine.set_query_params(**(query_params or {}))
-    engine.set_search_threads(search_threads)
-    if true_distances is None:
-        true_distances = true_neighbor_distances(dataset, k)
-    if profile is None and with_slices:
-        profile = build_profile(dataset, true_distances, k, cuts=cuts)
-    queries = np.ascontiguousarray(dataset.queries, dtype=np.float32)
-    sampled = (
-        mode == "single"
-        and clients is None
-        and type(engine).constant_query_cost
-        and dataset.n_queries > TIMING_SAMPLE
-    )
-    timed = queries[timing_sample(dataset.n_queries)] if sampled else queries
-    run: Callable[[Bundle, np.ndarray, int], RunOutcome] = (
-        _run_batch if mode == "batch" else _run_single
-    )
-    if clients is not None:
-        concurrent = clients
-        run = lambda bundle, queries, k: _run_clients(bundle, queries, k, concurrent)  # noqa: E731
-
-    def timed_passes() -> TimedRuns:
-        with engine.uncounted():  # counting that costs extra work stays out of the clock
-            return time_runs(
-                lambda: run(bundle, timed, k), runs, len(timed), qps_tolerance, progress
-            )
-
-    # in a thread of their own, so Ctrl-C stops even a long native batch search at once
-    timing = run_interruptibly(timed_passes)
-    result, seconds, latencies = timing.best
-    if sampled:  # constant cost: the results of all queries from one untimed batch search
-        result = engine.search(queries, k)
-    per_query = score_recall(dataset, result.ids, k, recall_rule, true_distances, true_ids)
-    counts = result.distance_computations
-    if counts is None:
-        counts = count_distances(engine, queries, k, one_at_a_time=mode == "single")
-    if counts is not None:
-        counts = np.asarray(counts, dtype=np.int64).reshape(dataset.n_queries)
-    tail, slices, weighted = summarize(per_query, profile, counts)
-    manifest = bundle.manifest
-    return Evaluation(
-        engine=engine.name,
-        build_params=dict(manifest["build_params"]),
-        query_params=dict(engine.query),
-        metric=dataset.metric,
+    """:func:`measure_setting` with the :class:`Measure` spelled out as keywords (k, mode,
+    runs, qps_tolerance, search_threads, clients, recall_rule; InputError for a bad one) and
+    the truth as arrays: ``true_distances`` (nq, >=k) and ``true_ids`` (nq, >=k; strict
+    rule), each computed when None."""
+    measure = Measure(
         k=k,
         mode=mode,
-        queries=dataset.n_queries,
-        recall=float(per_query.mean()),
-        qps=float(len(timed) / seconds) if seconds > 0 else float("inf"),
-        latency_ms=latency_percentiles(latencies),
-        build_seconds=float(manifest["build_seconds"]),
-        index_bytes=bundle.index_bytes,
-        search_seconds=float(seconds),
-        runs=len(timing.seconds),
-        per_query_recall=per_query,
-        profile=profile,
-        dataset=dataset.name,
-        duplicate_ids=duplicate_count(result.ids),
-        tail=tail,
-        slices=slices,
-        weighted_recall=weighted,
-        distance_computations=None if counts is None else float(counts.mean()),
-        per_query_distance_computations=counts,
-        qps_runs=tuple(timing.qps_runs(len(timed))),
-        timed_queries=len(timed),
-        max_runs=runs,
+        runs=runs,
         qps_tolerance=qps_tolerance,
+        recall_rule=recall_rule,
         search_threads=search_threads,
         clients=clients,
-        recall_rule=recall_rule,
-        returned_ids=np.asarray(result.ids[:, :k], dtype=np.int64),
-        notices=tuple(note for note in (ground_truth_notice(dataset, k),) if note),
     )
-
-
-def check_concurrency(mode: str, search_threads: int, clients: int | None) -> None:
-    """Refuse concurrency settings that do not fit together (InputError, one line)."""
-    if search_threads < 1:
-        raise InputError(f"--search-threads must be >= 1, got {search_threads}")
-    if clients is not None and clients < 1:
-        raise InputError(f"--clients must be >= 1, got {clients}")
-    if clients is not None and search_threads > 1:
-        raise InputError(
-            "use either --search-threads (one batch, the engine's threads) or "
-            "--clients (concurrent single-query callers), not both"
-        )
-    if clients is not None and mode != "single":
-        raise InputError("--clients sends one query per call: use it with --mode single")
-    if search_threads > 1 and mode != "batch":
-        raise InputError("--search-threads applies to batch mode; in single mode use --clients")
+    check_setting(bundle, dataset, measure)
+    return measure_setting(
+        bundle,
+        dataset,
+        measure,
+        query_params,
+        truth=Truth(dataset, k, true_distances, true_ids),
+        profile=profile,
+        with_slices=with_slices,
+        cuts=cuts,
+        progress=progress,
+    )

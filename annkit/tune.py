@@ -34,13 +34,14 @@ from annkit.errors import InputError, ParamError
 from annkit.evaluate import (
     DEFAULT_QPS_TOLERANCE,
     DEFAULT_RUNS,
-    MODES,
+    Truth,
     check_recall_rule,
-    evaluate,
+    measure_setting,
     true_neighbor_distances,
     true_neighbor_ids,
 )
 from annkit.longtail import DEFAULT_CUTS
+from annkit.measure import Measure
 from annkit.memory import check_memory
 from annkit.slices import QueryProfile, build_profile
 from annkit.types import Dataset, Evaluation, slices_to_dict
@@ -429,10 +430,9 @@ def tune(
         raise InputError(f"target recall must be in (0, 1], got {target}")
     if not 1 <= k <= dataset.n_base:
         raise InputError(f"k must be between 1 and the {dataset.n_base} base vectors, got {k}")
-    if mode not in MODES:
-        raise InputError(f"unknown mode {mode!r}: use batch or single")
-    if runs < 1:
-        raise InputError(f"runs must be >= 1, got {runs}")
+    probe_measure = Measure(
+        k=k, mode=mode, runs=runs, qps_tolerance=qps_tolerance, recall_rule=recall_rule
+    )
     if resolution < 1:
         raise InputError(f"resolution must be >= 1, got {resolution}")
     fixed = dict(query_params or {})
@@ -469,6 +469,7 @@ def tune(
         if recall_rule == "strict"
         else None
     )
+    exact = Truth(dataset, k, truth, true_ids)
     profile = build_profile(dataset, truth, k, cuts=cuts)
     check_slice(slice_name, profile)
     fingerprint = fingerprint_vectors(dataset.base)
@@ -509,18 +510,13 @@ def tune(
                 label: str = label,
                 evaluations: dict[int, Evaluation] = evaluations,
             ) -> float:
-                evaluation = evaluate(
+                evaluation = measure_setting(
                     bundle,
                     dataset,
-                    k,
+                    probe_measure,
                     {**fixed, param: effort},
-                    mode=mode,
-                    runs=runs,
-                    qps_tolerance=qps_tolerance,
-                    true_distances=truth,
+                    truth=exact,
                     profile=profile,
-                    recall_rule=recall_rule,
-                    true_ids=true_ids,
                 )
                 evaluations[effort] = evaluation
                 recall = slice_recall(evaluation, slice_name)

@@ -20,9 +20,10 @@ from annkit.cli.options import (
     timing_options,
 )
 from annkit.cli.render import evaluation_table, slice_table
-from annkit.evaluate import evaluate as run_evaluation
-from annkit.io.table import read_query_text, write_csv_columns
-from annkit.sources import open_dataset
+from annkit.evaluate import measure_setting
+from annkit.io.table import write_csv_columns
+from annkit.measure import Measure
+from annkit.sources import open_dataset, query_texts
 from annkit.types import Evaluation
 
 
@@ -71,6 +72,8 @@ def evaluate(
     groundtruth_file: str | None,
     weights_file: str | None,
     metric: str | None,
+    max_queries: int | None,
+    dataset_name: str | None,
     k: int,
     params: tuple[str, ...],
     mode: str | None,
@@ -95,42 +98,38 @@ def evaluate(
         groundtruth=groundtruth_file,
         weights=weights_file,
         metric=metric,
+        max_queries=max_queries,
+        name=dataset_name,
+        fallback_metric=(f"index {index}", bundle.manifest["metric"]),
     )
-    mode = mode or ("single" if clients is not None else "batch")
+    measure = Measure(
+        k=k,
+        mode=mode or ("single" if clients is not None else "batch"),
+        runs=runs,
+        qps_tolerance=qps_tolerance,
+        recall_rule=recall_rule,
+        search_threads=search_threads,
+        clients=clients,
+    )
     if policy is not None:
         from annkit.adaptive.evaluate import evaluate_file_policy
 
         evaluation = evaluate_file_policy(
-            bundle,
-            dataset,
-            policy,
-            k,
-            parse_params(params),
-            mode=mode,
-            runs=runs,
-            cuts=parse_cuts(bands),
-            clients=clients,
-            search_threads=search_threads,
+            bundle, dataset, policy, measure, parse_params(params), cuts=parse_cuts(bands)
         )
     else:
-        with progress_bar(f"searching ({mode})", quiet or as_json) as progress:
-            evaluation = run_evaluation(
+        with progress_bar(f"searching ({measure.mode})", quiet or as_json) as progress:
+            evaluation = measure_setting(
                 bundle,
                 dataset,
-                k,
+                measure,
                 parse_params(params),
-                mode=mode,
-                runs=runs,
-                qps_tolerance=qps_tolerance,
                 progress=progress,
                 cuts=parse_cuts(bands),
-                search_threads=search_threads,
-                clients=clients,
-                recall_rule=recall_rule,
             )
     echo_notices(*evaluation.notices)
     if per_query_file:
-        write_csv_columns(per_query_file, per_query_columns(evaluation, dataset.source))
+        write_csv_columns(per_query_file, per_query_columns(evaluation, query_texts(dataset)))
     if as_json:
         click.echo(to_json(evaluation.to_dict()))
         return
@@ -140,12 +139,11 @@ def evaluate(
         console.print(slice_table(evaluation.slices, evaluation.k, full=all_slices))
 
 
-def per_query_columns(evaluation: Evaluation, source: str) -> dict:
+def per_query_columns(evaluation: Evaluation, text: list[str] | None) -> dict:
     """Columns of the per-query table: recall, distance computations (empty where the engine
     cannot count), weight, band, hardness, text when known."""
     n_queries = len(evaluation.per_query_recall)
     columns: dict = {"query": list(range(n_queries))}
-    text = read_query_text(source)
     if text is not None and len(text) == n_queries:
         columns["text"] = text
     columns[f"recall@{evaluation.k}"] = evaluation.per_query_recall

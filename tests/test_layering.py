@@ -32,10 +32,12 @@ LAYERS: list[tuple[str, int, tuple[str, ...]]] = [
         ),
     ),
     ("io", 1, ("annkit.io", "annkit.sources")),
-    ("metrics", 1, ("annkit.metrics", "annkit.longtail", "annkit.hardness")),
+    # measure: the one frozen Measure (k, mode, runs, recall rule, threads, clients)
+    ("metrics", 1, ("annkit.metrics", "annkit.longtail", "annkit.hardness", "annkit.measure")),
     ("groundtruth", 2, ("annkit.groundtruth", "annkit.fromtext")),
     ("engines", 2, ("annkit.engines", "annkit.bundle")),
-    ("evaluate", 3, ("annkit.evaluate", "annkit.slices", "annkit.cache")),
+    # timing: every timed search loop; evaluate: the one scoring function
+    ("evaluate", 3, ("annkit.evaluate", "annkit.timing", "annkit.slices", "annkit.cache")),
     # adaptive imports nothing above evaluate; bench measures policies (files and its own
     # cross-fitted training) beside uniform settings, so adaptive sits below bench
     ("adaptive", 4, ("annkit.adaptive",)),
