@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from bundles import make_index
-from click.testing import CliRunner
+from cli_runner import run_cli
 
 from annkit.adaptive import (
     AdaptConfig,
@@ -24,7 +24,6 @@ from annkit.adaptive import (
 )
 from annkit.adaptive.search import refine_grid
 from annkit.bundle import Bundle
-from annkit.cli.main import cli
 from annkit.engines import engine_names
 from annkit.errors import InputError, ParamError
 from annkit.types import Dataset
@@ -234,21 +233,17 @@ def test_refine_grid_inserts_geometric_midpoints() -> None:
     assert refine_grid([1, 2, 4], steps=4) == [1, 2, 3, 4]
 
 
-def run(*args: object):
-    return CliRunner().invoke(cli, [str(arg) for arg in args])
-
-
 def test_cli_refuses_exact_engine_and_existing_output(
     tmp_path: Path, words10k: Dataset, hnsw_words10k: Bundle
 ) -> None:
     flat = make_index(tmp_path / "flat", subset(words10k, 150), "flat", {})
-    result = run("adapt", flat.path, "words-10k", "-o", tmp_path / "p.json")
+    result = run_cli("adapt", flat.path, "words-10k", "-o", tmp_path / "p.json")
     assert result.exit_code == 2
     assert result.stderr.startswith("Error: engine flat has no per-query effort parameter")
     assert len(result.stderr.strip().splitlines()) == 1
     existing = tmp_path / "exists.json"
     existing.write_text("{}")
-    result = run("adapt", hnsw_words10k.path, "words-10k", "-o", existing)
+    result = run_cli("adapt", hnsw_words10k.path, "words-10k", "-o", existing)
     assert result.exit_code == 2
     assert result.stderr == f"Error: {existing} already exists (use --force to replace it)\n"
 
@@ -261,7 +256,7 @@ def test_cli_adapt_json_and_train_queries(
     np.save(base, words10k.base)
     np.save(queries, words10k.queries[:120])
     policy = tmp_path / "policy.json"
-    result = run(
+    result = run_cli(
         "adapt",
         hnsw_words10k.path,
         base,
@@ -289,7 +284,7 @@ def test_cli_adapt_json_and_train_queries(
     assert load_policy(policy, hnsw_words10k.manifest).kind == "learned"
     train = tmp_path / "train.npy"
     np.save(train, words10k.queries[500:620])
-    result = run(
+    result = run_cli(
         "adapt",
         hnsw_words10k.path,
         base,
@@ -325,7 +320,7 @@ def test_query_and_evaluate_with_a_policy(
     queries = tmp_path / "queries.npy"
     np.save(queries, words10k.queries[200:260])
     output = tmp_path / "ids.npy"
-    result = run(
+    result = run_cli(
         "query", hnsw_words10k.path, queries, "-o", output, "--policy", policy_file, "--json"
     )
     assert result.exit_code == 0, result.output
@@ -340,15 +335,15 @@ def test_query_and_evaluate_with_a_policy(
         .replace('"seed": 0', '"seed": 1', 1)
         .replace('"model": "tree', '"model": "tree ', 1)
     )
-    result = run("query", hnsw_words10k.path, queries, "-o", output, "--policy", damaged)
+    result = run_cli("query", hnsw_words10k.path, queries, "-o", output, "--policy", damaged)
     assert result.exit_code == 2
     assert result.stderr == (
         f"Error: {damaged}: damaged policy file (checksum mismatch); retrain it with annkit adapt\n"
     )
-    result = run("evaluate", hnsw_words10k.path, "words-10k", "--policy", policy_file, "--json")
+    result = run_cli("evaluate", hnsw_words10k.path, "words-10k", "--policy", policy_file, "--json")
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["query_params"]["policy"] == "learned"
-    result = run(
+    result = run_cli(
         "evaluate", hnsw_words10k.path, "words-10k", "--policy", policy_file, "-p", "ef=20"
     )
     assert result.exit_code == 2
@@ -393,7 +388,7 @@ def test_missing_lightgbm_is_one_line(
     monkeypatch: pytest.MonkeyPatch, hnsw_words10k: Bundle, tmp_path: Path
 ) -> None:
     monkeypatch.setitem(sys.modules, "lightgbm", None)  # as if the adapt extra were absent
-    result = run("adapt", hnsw_words10k.path, "words-10k", "-o", tmp_path / "p.json")
+    result = run_cli("adapt", hnsw_words10k.path, "words-10k", "-o", tmp_path / "p.json")
     assert result.exit_code == 2
     assert result.stderr == (
         "Error: learned policies need lightgbm: pip install "

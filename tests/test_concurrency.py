@@ -7,6 +7,7 @@ from typing import ClassVar
 
 import numpy as np
 import pytest
+from cli_runner import run_cli
 
 from annkit.bundle import build_index, fingerprint_vectors, load_bundle, save_bundle
 from annkit.engines.base import Engine, ParamSpec, engine_names, get_engine
@@ -154,9 +155,6 @@ def test_records_carry_threads_and_clients_and_old_ones_read_as_one_and_none():
 
 
 def test_evaluate_cli_takes_clients_and_search_threads(tmp_path, words10k):
-    from click.testing import CliRunner
-
-    from annkit.cli.main import cli
 
     engine, seconds = build_index("hnsw", words10k.base, "angular", {"M": 8}, threads=1)
     index = save_bundle(
@@ -165,24 +163,21 @@ def test_evaluate_cli_takes_clients_and_search_threads(tmp_path, words10k):
         build_seconds=seconds,
         dataset_fingerprint=fingerprint_vectors(words10k.base),
     )
-    runner = CliRunner()
-    zero = runner.invoke(cli, ["evaluate", str(index), "--clients", "0"])
+    zero = run_cli("evaluate", str(index), "--clients", "0")
     assert (
         zero.exit_code == 2
         and "Invalid value for '--clients': 0 is not in the range x>=1" in zero.output
     )
-    both = runner.invoke(cli, ["evaluate", str(index), "--clients", "2", "--mode", "batch"])
+    both = run_cli("evaluate", str(index), "--clients", "2", "--mode", "batch")
     assert both.exit_code == 2
     assert both.output.strip().endswith(
         "--clients sends one query per call: use it with --mode single"
     )
     import json
 
-    loaded = runner.invoke(
-        cli, ["evaluate", str(index), "--clients", "2", "--runs", "1", "--json", "-q"]
-    )
-    threaded = runner.invoke(
-        cli, ["evaluate", str(index), "--search-threads", "2", "--runs", "1", "--json", "-q"]
+    loaded = run_cli("evaluate", str(index), "--clients", "2", "--runs", "1", "--json", "-q")
+    threaded = run_cli(
+        "evaluate", str(index), "--search-threads", "2", "--runs", "1", "--json", "-q"
     )
     assert loaded.exit_code == 0 and threaded.exit_code == 0, loaded.output + threaded.output
     loaded_out, threaded_out = json.loads(loaded.stdout), json.loads(threaded.stdout)
@@ -252,10 +247,7 @@ def test_bench_with_clients(tmp_path):
 
 
 def test_bench_cli_refuses_zero_clients(tmp_path):
-    from click.testing import CliRunner
 
-    from annkit.cli.main import cli
-
-    result = CliRunner().invoke(cli, ["bench", "--clients", "0", "-o", str(tmp_path / "r")])
+    result = run_cli("bench", "--clients", "0", "-o", str(tmp_path / "r"))
     assert result.exit_code == 2
     assert "Invalid value for --clients: expected counts >= 1 like 1,2,4, got '0'" in result.output

@@ -13,11 +13,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
+from cli_runner import run_cli
 from exact_engine import ExactNumpyEngine
 
 from annkit.bundle import load_bundle
-from annkit.cli.main import cli
 from annkit.engines import engine_names
 from annkit.engines.base import register, unregister
 from annkit.io import write_dataset_hdf5
@@ -50,10 +49,6 @@ def tiny_file(tmp_path: Path) -> Path:
         metric="euclidean",
     )
     return path
-
-
-def run(*args: object):
-    return CliRunner().invoke(cli, [str(arg) for arg in args])
 
 
 def test_the_contract_tests_are_parametrised_by_the_registry(exact_engine):
@@ -127,10 +122,10 @@ def test_the_fuzz_corpus_builds_and_damages_a_bundle_of_it(exact_engine, tmp_pat
 
 
 def test_annkit_engines_lists_it(exact_engine):
-    listing = run("engines", "--json")
+    listing = run_cli("engines", "--json")
     assert listing.exit_code == 0, listing.output
     assert json.loads(listing.stdout)[NAME]["effort_param"] == "scan"
-    table = run("engines")
+    table = run_cli("engines")
     assert table.exit_code == 0 and NAME in table.stdout
 
 
@@ -140,7 +135,7 @@ def test_annkit_bench_sweeps_it(exact_engine, tiny_file, tmp_path):
         f'[bench]\nruns = 1\n\n[[engine]]\nname = "{NAME}"\nquery = {{ scan = [8, 400] }}\n'
     )
     root = tmp_path / "results"
-    result = run(
+    result = run_cli(
         "bench", sweep, "--dataset", tiny_file, "-o", "one-file", "--results-root", root, "-q"
     )
     assert result.exit_code == 0, result.output
@@ -153,7 +148,7 @@ def test_annkit_bench_sweeps_it(exact_engine, tiny_file, tmp_path):
 
 
 def test_annkit_tune_tunes_it(exact_engine, tiny_file, tmp_path):
-    result = run(
+    result = run_cli(
         "tune",
         tiny_file,
         "-e",

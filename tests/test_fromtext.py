@@ -10,9 +10,8 @@ import zlib
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
+from cli_runner import run_cli
 
-from annkit.cli.main import cli
 from annkit.errors import InputError
 from annkit.fromtext import dataset_from_text, read_documents, read_query_log
 from annkit.io import load_dataset
@@ -162,20 +161,17 @@ def _texts(tmp_path):
 
 def test_cli_refuses_a_missing_model_folder(tmp_path):
     docs, log = _texts(tmp_path)
-    result = CliRunner().invoke(
-        cli,
-        [
-            "datasets",
-            "from-text",
-            "--docs",
-            str(docs),
-            "--queries",
-            str(log),
-            "--model",
-            str(tmp_path / "nope"),
-            "-o",
-            str(tmp_path / "out.hdf5"),
-        ],
+    result = run_cli(
+        "datasets",
+        "from-text",
+        "--docs",
+        str(docs),
+        "--queries",
+        str(log),
+        "--model",
+        str(tmp_path / "nope"),
+        "-o",
+        str(tmp_path / "out.hdf5"),
     )
     assert result.exit_code == 2
     assert "not a folder" in result.stderr and len(result.stderr.strip().splitlines()) == 1
@@ -187,20 +183,17 @@ def test_cli_refuses_a_missing_model_folder(tmp_path):
 )
 def test_cli_without_the_extra_says_how_to_install_it(tmp_path):
     docs, log = _texts(tmp_path)
-    result = CliRunner().invoke(
-        cli,
-        [
-            "datasets",
-            "from-text",
-            "--docs",
-            str(docs),
-            "--queries",
-            str(log),
-            "--model",
-            str(tmp_path),
-            "-o",
-            str(tmp_path / "out.hdf5"),
-        ],
+    result = run_cli(
+        "datasets",
+        "from-text",
+        "--docs",
+        str(docs),
+        "--queries",
+        str(log),
+        "--model",
+        str(tmp_path),
+        "-o",
+        str(tmp_path / "out.hdf5"),
     )
     assert result.exit_code == 2 and "pip install 'annkit[embed]'" in result.stderr
 
@@ -239,23 +232,20 @@ def test_cli_with_a_real_local_model(tmp_path):
     model = os.environ.get("ANNKIT_TEST_MODEL") or _tiny_local_model(tmp_path / "model")
     docs, log = _texts(tmp_path)
     out = tmp_path / "out.hdf5"
-    result = CliRunner().invoke(
-        cli,
-        [
-            "datasets",
-            "from-text",
-            "--docs",
-            str(docs),
-            "--queries",
-            str(log),
-            "--model",
-            model,
-            "-o",
-            str(out),
-            "-k",
-            "5",
-            "-q",
-        ],
+    result = run_cli(
+        "datasets",
+        "from-text",
+        "--docs",
+        str(docs),
+        "--queries",
+        str(log),
+        "--model",
+        model,
+        "-o",
+        str(out),
+        "-k",
+        "5",
+        "-q",
     )
     assert result.exit_code == 0, result.output
     dataset = load_dataset(out)

@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from click.testing import CliRunner
+from cli_runner import run_cli
 
-from annkit.cli.main import cli
 from annkit.engines import get_engine
 from annkit.errors import ResourceError
 from annkit.memory import available_bytes, check_memory, ground_truth_bytes
@@ -39,19 +38,16 @@ def test_check_memory(monkeypatch):
 
 def test_cli_refuses_and_can_be_forced(tmp_path, monkeypatch):
     monkeypatch.setenv("ANNKIT_MEMORY_LIMIT", "1000000")
-    runner = CliRunner()
-    result = runner.invoke(cli, ["build", "-e", "flat", "-o", str(tmp_path / "i")])
+    result = run_cli("build", "-e", "flat", "-o", str(tmp_path / "i"))
     assert result.exit_code == 2
     assert result.output.splitlines()[-1].startswith(
         "Error: building flat over 10,000 x 384 vectors needs about"
     )
     assert not (tmp_path / "i").exists()
-    result = runner.invoke(
-        cli, ["groundtruth", "words-10k", "-k", "5", "-o", str(tmp_path / "g.hdf5")]
-    )
+    result = run_cli("groundtruth", "words-10k", "-k", "5", "-o", str(tmp_path / "g.hdf5"))
     assert result.exit_code == 2 and "exact ground truth for 1,000 queries" in result.output
-    result = runner.invoke(
-        cli, ["tune", "-e", "hnsw", "--build-grid", "M=8,16", "--cache-dir", str(tmp_path / "c")]
+    result = run_cli(
+        "tune", "-e", "hnsw", "--build-grid", "M=8,16", "--cache-dir", str(tmp_path / "c")
     )
     assert result.exit_code == 2
     assert result.output.splitlines()[-1].startswith(
@@ -59,9 +55,7 @@ def test_cli_refuses_and_can_be_forced(tmp_path, monkeypatch):
     )
     assert "use fewer vectors or a smaller build grid" in result.output
     assert not (tmp_path / "c").exists()
-    result = runner.invoke(
-        cli, ["build", "-e", "flat", "-o", str(tmp_path / "i"), "--no-memory-check"]
-    )
+    result = run_cli("build", "-e", "flat", "-o", str(tmp_path / "i"), "--no-memory-check")
     assert result.exit_code == 0, result.output
 
 
@@ -98,14 +92,13 @@ def test_bench_records_a_build_that_cannot_fit_and_can_be_forced(tmp_path, monke
         '[bench]\ndataset = "words-10k"\nk = 10\nruns = 1\n\n[[engine]]\nname = "flat"\n'
     )
     monkeypatch.setenv("ANNKIT_MEMORY_LIMIT", str(20 * 2**20))  # flat needs ~29 MiB
-    runner = CliRunner()
     args = ["bench", str(sweep), "--results-root", str(tmp_path), "-q", "--json"]
-    result = runner.invoke(cli, [*args, "-o", str(tmp_path / "refused")])
+    result = run_cli(*args, "-o", str(tmp_path / "refused"))
     assert result.exit_code == 0, result.output
     (record,) = [json.loads(line) for line in (tmp_path / "refused" / "runs.jsonl").open()]
     assert record["status"] == "failed"
     assert record["error"].startswith("build: building flat over 10,000 x 384 vectors needs")
-    result = runner.invoke(cli, [*args, "-o", str(tmp_path / "forced"), "--no-memory-check"])
+    result = run_cli(*args, "-o", str(tmp_path / "forced"), "--no-memory-check")
     assert result.exit_code == 0, result.output
     (record,) = [json.loads(line) for line in (tmp_path / "forced" / "runs.jsonl").open()]
     assert record["status"] == "ok" and record["recall"] == 1.0

@@ -13,10 +13,9 @@ import textwrap
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
+from cli_runner import run_cli
 
 from annkit.bundle import MANIFEST, build_index, load_bundle, save_bundle, sha256_file
-from annkit.cli.main import cli
 from annkit.engines import get_engine
 from annkit.engines.scann import AVAILABLE as SCANN_AVAILABLE
 from annkit.errors import EngineError, ParamError
@@ -142,20 +141,17 @@ def test_faiss_factory_string_wrong_for_the_dimension(subset, factory, message):
 def _cli_build(tmp_path, base, factory):
     data = tmp_path / "base.npy"
     np.save(data, base)
-    return CliRunner().invoke(
-        cli,
-        [
-            "build",
-            str(data),
-            "-e",
-            "faiss",
-            "-p",
-            f"factory={factory}",
-            "--metric",
-            "angular",
-            "-o",
-            str(tmp_path / "index"),
-        ],
+    return run_cli(
+        "build",
+        str(data),
+        "-e",
+        "faiss",
+        "-p",
+        f"factory={factory}",
+        "--metric",
+        "angular",
+        "-o",
+        str(tmp_path / "index"),
     )
 
 
@@ -394,20 +390,17 @@ def test_scann_param_checks(subset):
 def test_scann_cli_build(tmp_path, words10k):
     data = tmp_path / "base.npy"
     np.save(data, words10k.base[:500])
-    outcome = CliRunner().invoke(
-        cli,
-        [
-            "build",
-            str(data),
-            "-e",
-            "scann",
-            "-p",
-            "num_leaves=8",
-            "--metric",
-            "angular",
-            "-o",
-            str(tmp_path / "index"),
-        ],
+    outcome = run_cli(
+        "build",
+        str(data),
+        "-e",
+        "scann",
+        "-p",
+        "num_leaves=8",
+        "--metric",
+        "angular",
+        "-o",
+        str(tmp_path / "index"),
     )
     assert outcome.exit_code == 0, outcome.output
     assert load_bundle(tmp_path / "index").engine.count == 500

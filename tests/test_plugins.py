@@ -14,12 +14,11 @@ from typing import Any
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
+from cli_runner import run_cli
 
 from annkit.bench.runner import run_sweep
 from annkit.bench.spec import parse_sweep
 from annkit.bundle import build_index, load_bundle, save_bundle
-from annkit.cli.main import cli
 from annkit.effort import minimum_effort
 from annkit.engines.base import Engine, ParamSpec, engine_names, register, unregister
 from annkit.errors import EngineError
@@ -131,10 +130,6 @@ def small(words10k: Dataset) -> Dataset:
     )
 
 
-def run(*args: Any):
-    return CliRunner().invoke(cli, [str(arg) for arg in args])
-
-
 @pytest.mark.slow
 def test_registered_engine_through_the_library(scan_engine, small: Dataset, tmp_path: Path) -> None:
     assert "scan-test" in engine_names()
@@ -192,25 +187,25 @@ def test_registered_engine_through_bench(scan_engine, tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_registered_engine_through_the_cli(scan_engine, tmp_path: Path) -> None:
-    listing = json.loads(run("engines", "--json").stdout)
+    listing = json.loads(run_cli("engines", "--json").stdout)
     assert listing["scan-test"]["effort_param"] == "scan"
     assert set(listing["scan-test"]["query_params"]) == {"scan"}
 
     index = tmp_path / "index"
-    result = run("build", "words-10k", "-e", "scan-test", "-p", "seed=5", "-o", index, "--json")
+    result = run_cli("build", "words-10k", "-e", "scan-test", "-p", "seed=5", "-o", index, "--json")
     assert result.exit_code == 0, result.output
-    result = run(
+    result = run_cli(
         "query", index, "words-10k", "-k", "5", "-p", "scan=10000", "-o", tmp_path / "found.npy"
     )
     assert result.exit_code == 0, result.output
     assert np.load(tmp_path / "found.npy").shape == (1000, 5)
-    result = run("evaluate", index, "-p", "scan=10000", "--json")
+    result = run_cli("evaluate", index, "-p", "scan=10000", "--json")
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["recall"] == 1.0
-    result = run("effort", index, "--grid", "100,1000,10000", "--json")
+    result = run_cli("effort", index, "--grid", "100,1000,10000", "--json")
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["param"] == "scan"
-    result = run(
+    result = run_cli(
         "tune",
         "words-10k",
         "--engine",
@@ -233,7 +228,7 @@ def test_registered_engine_through_the_cli(scan_engine, tmp_path: Path) -> None:
         '[bench]\ndataset = "words-10k"\nk = 10\nruns = 1\n\n[[engine]]\n'
         'name = "scan-test"\nquery = { scan = [10000] }\n'
     )
-    result = run(
+    result = run_cli(
         "bench",
         sweep,
         "-o",
@@ -250,7 +245,7 @@ def test_registered_engine_through_the_cli(scan_engine, tmp_path: Path) -> None:
 def test_unregistered_engine_is_gone(scan_engine) -> None:
     unregister("scan-test")
     assert "scan-test" not in engine_names()
-    result = run("build", "words-10k", "-e", "scan-test", "-o", "unused")
+    result = run_cli("build", "words-10k", "-e", "scan-test", "-o", "unused")
     assert result.exit_code == 2
     assert result.stderr == (
         f"Error: unknown engine 'scan-test' (known: {', '.join(engine_names())})\n"

@@ -19,6 +19,8 @@ import pytest
 os.environ["RAY_USAGE_STATS_ENABLED"] = "0"  # before Ray is imported anywhere
 ray = pytest.importorskip("ray")
 
+from cli_runner import run_cli  # noqa: E402
+
 from annkit.distributed.ray_backend import (  # noqa: E402
     ray_ground_truth,
     shard_bounds,
@@ -96,9 +98,10 @@ def test_memory_mapped_base_is_read_by_path(local_ray, tmp_path):
     assert_identical(local, ray_ground_truth(mapped, queries, 5, "euclidean", shards=4))
 
 
-def run_cli(
+def run_annkit_process(
     *args: str, env: dict | None = None, timeout: float = 120
 ) -> subprocess.CompletedProcess:
+    """``python -m annkit *args`` in a child process (its own imports and environment)."""
     return subprocess.run(
         [sys.executable, "-m", "annkit", *args],
         capture_output=True,
@@ -113,7 +116,7 @@ def test_ray_without_the_extra_says_how_to_install_it(tmp_path):
     fake = tmp_path / "ray"
     fake.mkdir()
     (fake / "__init__.py").write_text("raise ImportError(\"No module named 'ray'\")\n")
-    result = run_cli(
+    result = run_annkit_process(
         "groundtruth",
         "words-10k",
         "-k",
@@ -131,7 +134,7 @@ def test_ray_without_the_extra_says_how_to_install_it(tmp_path):
 @pytest.mark.parametrize("address", ["127.0.0.1:1", "192.0.2.1:6379"])
 def test_unreachable_address_is_one_line_within_30_seconds(tmp_path, address):
     started = time.monotonic()
-    result = run_cli(
+    result = run_annkit_process(
         "groundtruth",
         "words-10k",
         "-k",
@@ -152,24 +155,17 @@ def test_unreachable_address_is_one_line_within_30_seconds(tmp_path, address):
 
 def test_groundtruth_cli_with_ray_writes_the_local_result(local_ray, tmp_path):
     import h5py
-    from click.testing import CliRunner
 
-    from annkit.cli.main import cli
-
-    runner = CliRunner()
     for name, extra in (("local", []), ("ray", ["--ray"])):
-        result = runner.invoke(
-            cli,
-            [
-                "groundtruth",
-                "words-10k",
-                "-k",
-                "10",
-                "-q",
-                "-o",
-                str(tmp_path / f"{name}.hdf5"),
-                *extra,
-            ],
+        result = run_cli(
+            "groundtruth",
+            "words-10k",
+            "-k",
+            "10",
+            "-q",
+            "-o",
+            str(tmp_path / f"{name}.hdf5"),
+            *extra,
         )
         assert result.exit_code == 0, result.output
     with h5py.File(tmp_path / "local.hdf5") as local, h5py.File(tmp_path / "ray.hdf5") as other:

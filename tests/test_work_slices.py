@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+from cli_runner import run_cli
 
 from annkit.bundle import build_index, fingerprint_vectors, load_bundle, save_bundle
 from annkit.evaluate import evaluate
@@ -80,14 +81,9 @@ def test_an_engine_that_cannot_count_has_no_cost_tail(words10k, tmp_path):
 
 @pytest.mark.slow
 def test_evaluate_tables_show_the_cost_tail(words10k, tmp_path):
-    from click.testing import CliRunner
-
-    from annkit.cli.main import cli
 
     bundle = _bundle("faiss", {"factory": "IVF64,Flat"}, words10k, tmp_path)
-    result = CliRunner().invoke(
-        cli, ["evaluate", str(bundle.path), "-p", "nprobe=4", "-q"], env={"COLUMNS": "160"}
-    )
+    result = run_cli("evaluate", str(bundle.path), "-p", "nprobe=4", "-q", env={"COLUMNS": "160"})
     assert result.exit_code == 0, result.output
     evaluation = evaluate(bundle, words10k, 10, {"nprobe": 4})
     work = evaluation.slices["tail"].work

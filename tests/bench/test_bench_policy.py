@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
+from cli_runner import run_cli
 
 from annkit.adaptive import AdaptConfig, Goal, adapt, load_policy, save_policy
 from annkit.adaptive.evaluate import evaluate_policy
@@ -19,7 +19,6 @@ from annkit.bench.runner import run_sweep
 from annkit.bench.spec import SweepError, load_sweep, make_run_id, parse_sweep
 from annkit.bench.store import ResultsStore, read_runs
 from annkit.bundle import load_bundle
-from annkit.cli.main import cli
 from annkit.errors import InputError
 from annkit.io import write_dataset_hdf5
 from annkit.sources import open_dataset
@@ -45,10 +44,6 @@ name = "flat"
 """
 ADAPT = 'adapt = { target = [0.9, 0.97], kinds = ["threshold"], folds = 2, centroids = 8 }\n'
 SERIES = "faiss factory=HNSW8,Flat + threshold policy"
-
-
-def invoke(*args: object):
-    return CliRunner().invoke(cli, [str(a) for a in args])
 
 
 def small_dataset(words10k: Dataset, path: Path, base: int = 4000) -> Path:
@@ -80,7 +75,7 @@ def swept(tmp_path_factory: pytest.TempPathFactory, words10k: Dataset) -> dict:
     (folder / "sweep.toml").write_text(HEAD + ENGINE + ADAPT + FLAT)
     (folder / "plain.toml").write_text(HEAD + ENGINE + FLAT)
     root = folder / "results"
-    result = invoke(
+    result = run_cli(
         "bench",
         folder / "sweep.toml",
         "-o",
@@ -183,14 +178,14 @@ def test_policy_runs_are_their_own_series_in_report_and_plot(swept, tmp_path):
         assert row["work_ratio"] == pytest.approx(
             row["distance_computations"] / uniform["distance_computations"]
         )
-    text = invoke("report", swept["results"])
+    text = run_cli("report", swept["results"])
     assert text.exit_code == 0
     assert "per-query effort policies" in text.stdout and SERIES in text.stdout
     for args, name in (
         (["--y", "p5", "--x", "work"], "plot-work-p5.png"),
         (["--y", "tail"], "plot-tail.png"),
     ):
-        result = invoke("plot", swept["results"], *args)
+        result = run_cli("plot", swept["results"], *args)
         assert result.exit_code == 0, result.output
         assert result.stdout.strip() == str(swept["results"] / name)
         assert (swept["results"] / name).read_bytes()[:8] == PNG_MAGIC
@@ -198,7 +193,7 @@ def test_policy_runs_are_their_own_series_in_report_and_plot(swept, tmp_path):
 
 @pytest.mark.slow
 def test_rerun_resumes_without_training_again(swept):
-    result = invoke(
+    result = run_cli(
         "bench",
         swept["folder"] / "sweep.toml",
         "-o",
@@ -242,7 +237,7 @@ def policy_file(swept) -> Path:
 def test_a_policy_file_run_is_evaluate_policy_on_the_same_index(swept, policy_file):
     folder = swept["folder"]
     (folder / "files.toml").write_text(HEAD + ENGINE + 'policy = ["policy.json"]\n')
-    result = invoke(
+    result = run_cli(
         "bench",
         folder / "files.toml",
         "-o",
@@ -271,7 +266,7 @@ def test_a_policy_file_run_is_evaluate_policy_on_the_same_index(swept, policy_fi
     )
     assert series_names(records)[record.run_id] == f"{SERIES} (policy.json)"
     # the same file given on the command line is the same setting (same run id)
-    flag = invoke(
+    flag = run_cli(
         "bench",
         folder / "plain.toml",
         "--policy",
@@ -297,7 +292,7 @@ def test_a_policy_of_another_build_is_a_failed_run_with_one_line(swept, policy_f
     policy = load_policy(policy_file)
     policy.index["payload_sha256"] = {name: "0" * 64 for name in policy.index["payload_sha256"]}
     save_policy(policy, "foreign.json")
-    result = invoke(
+    result = run_cli(
         "bench",
         "plain.toml",
         "--policy",
@@ -331,7 +326,7 @@ def test_a_policy_of_another_dataset_is_refused_before_anything_runs(
 ):
     monkeypatch.chdir(swept["folder"])
     small_dataset(words10k, Path("other.hdf5"), base=3000)
-    result = invoke(
+    result = run_cli(
         "bench",
         "plain.toml",
         "--policy",
@@ -359,7 +354,7 @@ def test_a_policy_of_another_dataset_is_refused_before_anything_runs(
 def test_a_policy_for_no_build_of_the_sweep_is_one_line(swept, policy_file, monkeypatch):
     monkeypatch.chdir(swept["folder"])
     Path("hnsw16.toml").write_text(HEAD + ENGINE.replace("HNSW8", "HNSW16"))
-    result = invoke(
+    result = run_cli(
         "bench",
         "hnsw16.toml",
         "--policy",

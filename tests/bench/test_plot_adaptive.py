@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from bundles import make_index
-from click.testing import CliRunner
+from cli_runner import run_cli
 
 from annkit.adaptive import AdaptConfig, Goal, adapt, save_policy
 from annkit.bench.plot import (
@@ -21,7 +21,6 @@ from annkit.bench.plot import (
     plot_sweep,
 )
 from annkit.cli.console import to_json
-from annkit.cli.main import cli
 from annkit.errors import InputError
 from annkit.io import write_dataset_hdf5
 from annkit.types import Dataset, RunRecord
@@ -30,10 +29,6 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 K = 10
 GRID = [16, 23, 32, 45, 64, 91, 128]
 CONFIG = AdaptConfig(k=K, folds=2, seed=0, n_centroids=8, kinds=("threshold",))
-
-
-def invoke(*args: object):
-    return CliRunner().invoke(cli, [str(a) for a in args])
 
 
 def small(words10k: Dataset) -> Dataset:
@@ -78,11 +73,11 @@ def reports(tmp_path_factory: pytest.TempPathFactory, words10k: Dataset) -> dict
 
 
 def test_adapt_json_is_drawn_against_qps_and_work(reports, tmp_path):
-    result = invoke("plot", reports["faiss"])
+    result = run_cli("plot", reports["faiss"])
     assert result.exit_code == 0, result.output
     default = reports["faiss"].with_name("faiss.png")
     assert result.stdout.strip() == str(default) and default.read_bytes()[:8] == PNG_MAGIC
-    result = invoke(
+    result = run_cli(
         "plot", reports["faiss"], "--x", "work", "--y", "p5", "-o", tmp_path / "work.svg"
     )
     assert result.exit_code == 0, result.output
@@ -106,7 +101,7 @@ def test_adapt_json_is_drawn_against_qps_and_work(reports, tmp_path):
 
 def test_work_axis_is_refused_when_the_engine_did_not_count(reports, tmp_path):
     target = tmp_path / "never.png"
-    result = invoke("plot", reports["hnsw"], "--x", "work", "-o", target)
+    result = run_cli("plot", reports["hnsw"], "--x", "work", "-o", target)
     assert result.exit_code == 2
     assert result.stderr == (
         "Error: nothing to plot against work: hnsw did not count its "
@@ -114,7 +109,7 @@ def test_work_axis_is_refused_when_the_engine_did_not_count(reports, tmp_path):
         "adapt report); use --x qps\n"
     )
     assert not target.exists()
-    result = invoke("plot", reports["hnsw"], "--y", "tail", "-o", tmp_path / "tail.png")
+    result = run_cli("plot", reports["hnsw"], "--y", "tail", "-o", tmp_path / "tail.png")
     assert result.exit_code == 0, result.output
     assert (tmp_path / "tail.png").read_bytes()[:8] == PNG_MAGIC
 
@@ -134,12 +129,12 @@ def test_work_axis_is_refused_when_the_engine_did_not_count(reports, tmp_path):
     ],
 )
 def test_adapt_json_refuses_what_it_cannot_show(reports, args, message):
-    result = invoke("plot", reports["faiss"], *args)
+    result = run_cli("plot", reports["faiss"], *args)
     assert result.exit_code == 2 and result.stderr == message
 
 
 def test_other_files_are_refused_with_one_line(reports, tmp_path):
-    result = invoke("plot", reports["faiss-policy"])
+    result = run_cli("plot", reports["faiss-policy"])
     assert result.exit_code == 2
     assert result.stderr == (
         f"Error: {reports['faiss-policy']}: not the output of annkit "
@@ -147,7 +142,7 @@ def test_other_files_are_refused_with_one_line(reports, tmp_path):
         "and oracle points)\n"
     )
     (tmp_path / "notes.txt").write_text("not json")
-    result = invoke("plot", tmp_path / "notes.txt")
+    result = run_cli("plot", tmp_path / "notes.txt")
     assert result.exit_code == 2
     assert result.stderr == (
         f"Error: {tmp_path / 'notes.txt'}: not JSON; expected a bench "
@@ -282,7 +277,7 @@ def test_the_json_annkit_adapt_prints_is_plotted(reports, words10k, tmp_path):
         metric=dataset.metric,
     )
     index = reports["faiss"].parent / "faiss"
-    result = invoke(
+    result = run_cli(
         "adapt",
         index,
         data,
@@ -301,7 +296,7 @@ def test_the_json_annkit_adapt_prints_is_plotted(reports, words10k, tmp_path):
     assert result.exit_code == 0, result.output
     (tmp_path / "adapt.json").write_text(result.stdout)
     for args, name in (([], "adapt.png"), (["--x", "work", "--y", "tail"], "adapt-work-tail.png")):
-        plotted = invoke("plot", tmp_path / "adapt.json", *args)
+        plotted = run_cli("plot", tmp_path / "adapt.json", *args)
         assert plotted.exit_code == 0, plotted.output
         assert (tmp_path / name).read_bytes()[:8] == PNG_MAGIC
     series = adapt_series(load_adapt_report(tmp_path / "adapt.json"), "work", "recall")

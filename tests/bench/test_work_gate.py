@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
+from cli_runner import run_cli
 
 from annkit.bench.compare import (
     WORK_CHECKED,
@@ -26,7 +26,6 @@ from annkit.bench.compare import (
 )
 from annkit.bench.runner import run_sweep
 from annkit.bench.spec import parse_sweep
-from annkit.cli.main import cli
 from annkit.engines.base import get_engine, register
 from annkit.engines.faiss import FaissFactoryEngine
 from annkit.types import SearchResult
@@ -157,8 +156,7 @@ def write_results(folder: Path, records: list[dict]) -> Path:
 def test_cli_json_markdown_and_table_carry_the_work_gate(tmp_path):
     base = write_results(tmp_path / "base", BASELINE)
     worse = write_results(tmp_path / "worse", changed("g", distance_computations=1800.0))
-    runner = CliRunner()
-    result = runner.invoke(cli, ["compare", str(base), str(worse), "--json"])
+    result = run_cli("compare", str(base), str(worse), "--json")
     assert result.exit_code == 1
     output = json.loads(result.stdout)
     assert output["thresholds"]["max_work_increase"] == 0.02
@@ -173,16 +171,16 @@ def test_cli_json_markdown_and_table_carry_the_work_gate(tmp_path):
     assert hnsw["distance_computations"]["status"] == "work not counted"
     assert output["counts"]["work_checked"] == 3 and output["counts"]["work_not_counted"] == 1
     assert result.stderr == "Error: regression gate failed: 1 of 4 baseline settings regressed\n"
-    markdown = runner.invoke(cli, ["compare", str(base), str(worse), "--markdown"]).stdout
+    markdown = run_cli("compare", str(base), str(worse), "--markdown").stdout
     assert (
         "| 600 → 1,800 (+200%) | **regressed: dist/query +200.0% at the same or lower "
         "recall** |" in markdown
     )
     assert "| work not counted | ok |" in markdown
-    table = runner.invoke(cli, ["compare", str(base), str(worse)])
+    table = run_cli("compare", str(base), str(worse))
     assert "600 → 1,800" in table.stdout and "(+200%)" in table.stdout  # (wrapped cells)
     assert "work not" in table.stdout and "dist/query rise 2% (checked on 3" in table.stdout
-    looser = runner.invoke(cli, ["compare", str(base), str(worse), "--max-work-increase", "2"])
+    looser = run_cli("compare", str(base), str(worse), "--max-work-increase", "2")
     assert looser.exit_code == 0, looser.output
 
 
@@ -307,19 +305,15 @@ def test_bench_baseline_passes_the_work_limit_through(tmp_path):
     sweep_file.write_text(
         '[bench]\ndataset = "words-10k"\nk = 10\nruns = 1\n\n[[engine]]\nname = "flat"\n'
     )
-    runner = CliRunner()
-    first = runner.invoke(
-        cli,
-        [
-            "bench",
-            str(sweep_file),
-            "-o",
-            str(tmp_path / "base"),
-            "--results-root",
-            str(tmp_path / "root"),
-            "-q",
-            "--json",
-        ],
+    first = run_cli(
+        "bench",
+        str(sweep_file),
+        "-o",
+        str(tmp_path / "base"),
+        "--results-root",
+        str(tmp_path / "root"),
+        "-q",
+        "--json",
     )
     assert first.exit_code == 0, first.output
     [base] = [
@@ -342,10 +336,10 @@ def test_bench_baseline_passes_the_work_limit_through(tmp_path):
         "--max-qps-drop",
         "1",
     ]
-    gated = runner.invoke(cli, args)
+    gated = run_cli(*args)
     assert gated.exit_code == 1, gated.output
     [row] = json.loads(gated.stdout)["compare"]["rows"]
     assert row["problems"] == ["dist/query +11.1% at the same or lower recall"]
     assert gated.stderr == "Error: regression gate failed: 1 of 1 baseline settings regressed\n"
-    looser = runner.invoke(cli, [*args, "--max-work-increase", "0.2"])
+    looser = run_cli(*args, "--max-work-increase", "0.2")
     assert looser.exit_code == 0, looser.output

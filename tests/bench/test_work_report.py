@@ -8,13 +8,12 @@ import json
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
+from cli_runner import run_cli
 
 from annkit.bench.plot import plot_sweep, work_frontiers
 from annkit.bench.report import build_report, load_results, on_slice
 from annkit.bench.runner import run_sweep
 from annkit.bench.spec import parse_sweep
-from annkit.cli.main import cli
 from annkit.errors import InputError
 
 pytestmark = pytest.mark.slow  # sweeps run once per module
@@ -83,7 +82,7 @@ def test_on_a_slice_recall_and_work_are_the_slices(results):
 
 
 def test_report_cli_shows_the_cost_tail_on_a_slice(results):
-    result = CliRunner().invoke(cli, ["report", str(results), "--slice", "tail", "--json"])
+    result = run_cli("report", str(results), "--slice", "tail", "--json")
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     _, records, _ = load_results(results)
@@ -91,9 +90,7 @@ def test_report_cli_shows_the_cost_tail_on_a_slice(results):
     for run in report["engines"]["faiss"]["pareto"]:
         work = by_id[run["run_id"]].slices["tail"].work
         assert run["work"] == {"p50": work.p50, "p95": work.p95, "p99": work.p99}
-    table = CliRunner().invoke(
-        cli, ["report", str(results), "--slice", "tail"], env={"COLUMNS": "160"}
-    )
+    table = run_cli("report", str(results), "--slice", "tail", env={"COLUMNS": "160"})
     assert "dist p50/p95/p99" in table.stdout and "on slice 'tail'" in table.stdout
 
 
@@ -103,9 +100,8 @@ def test_plot_against_work_leaves_out_engines_that_do_not_count(results, tmp_pat
     assert set(fronts) == {"faiss", "flat"}
     works = [r.distance_computations for r in fronts["faiss"]]
     assert works == sorted(works)  # more work, more recall along the frontier
-    result = CliRunner().invoke(
-        cli,
-        ["plot", str(results), "--x", "work", "--slice", "tail", "-o", str(tmp_path / "work.png")],
+    result = run_cli(
+        "plot", str(results), "--x", "work", "--slice", "tail", "-o", str(tmp_path / "work.png")
     )
     assert result.exit_code == 0, result.output
     assert (tmp_path / "work.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -12,11 +12,10 @@ from pathlib import Path
 
 import h5py
 import pytest
-from click.testing import CliRunner
+from cli_runner import run_cli
 
 from annkit.bench.spec import DEFAULT_SWEEP
 from annkit.bench.store import DISTANCES_SUFFIX, REQUIRED_KEYS, read_runs
-from annkit.cli.main import cli
 from annkit.engines import engine_names
 
 pytestmark = pytest.mark.slow  # sweeps on words-10k
@@ -57,17 +56,13 @@ SETTINGS = [
 ]
 
 
-def run(*args: str):
-    return CliRunner().invoke(cli, [str(a) for a in args])
-
-
 @pytest.fixture(scope="module")
 def swept(tmp_path_factory):
     """One small sweep on words-10k (built with one thread: deterministic indexes)."""
     root = tmp_path_factory.mktemp("bench")
     sweep = root / "sweep.toml"
     sweep.write_text(SWEEP)
-    result = run(
+    result = run_cli(
         "bench", sweep, "-o", "e2e", "--results-root", root / "results", "--threads", "1", "--json"
     )
     assert result.exit_code == 0, result.output
@@ -127,12 +122,12 @@ def test_recall_equals_annkit_evaluate(swept, tmp_path):
         args = ["build", "words-10k", "-e", engine, "--threads", "1", "-o", index]
         for param in build_params:
             args += ["-p", param]
-        assert run(*args).exit_code == 0
+        assert run_cli(*args).exit_code == 0
         for query in query_settings:
             args = ["evaluate", index, "words-10k", "--json"]
             for param in query:
                 args += ["-p", param]
-            result = run(*args)
+            result = run_cli(*args)
             assert result.exit_code == 0, result.output
             evaluation = json.loads(result.stdout)
             key = (engine, json.dumps(evaluation["query_params"], sort_keys=True))
@@ -141,7 +136,7 @@ def test_recall_equals_annkit_evaluate(swept, tmp_path):
 
 def test_report_json_has_headlines_and_speedups(swept):
     root, bench_output = swept
-    result = run("report", root / "results" / "e2e", "--json")
+    result = run_cli("report", root / "results" / "e2e", "--json")
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert {k: v for k, v in bench_output.items() if k not in ("plot", "sweep")} == report
@@ -163,8 +158,8 @@ def test_report_json_has_headlines_and_speedups(swept):
     best = report["headlines"][0]["best"]
     assert best["recall"] >= 0.90 and best["speedup_vs_flat"] is not None
     # the same from the runs.jsonl path, as a table
-    table = CliRunner().invoke(
-        cli, ["report", str(root / "results" / "e2e" / "runs.jsonl")], env={"COLUMNS": "200"}
+    table = run_cli(
+        "report", str(root / "results" / "e2e" / "runs.jsonl"), env={"COLUMNS": "200"}
     )  # wide enough for unwrapped cells
     assert table.exit_code == 0
     assert "Pareto-optimal runs" in table.stdout
@@ -178,23 +173,23 @@ def test_report_json_has_headlines_and_speedups(swept):
 
 def test_plot_command_writes_a_png(swept, tmp_path):
     root, _ = swept
-    result = run("plot", root / "results" / "e2e", "-o", tmp_path / "p.png")
+    result = run_cli("plot", root / "results" / "e2e", "-o", tmp_path / "p.png")
     assert result.exit_code == 0, result.output
     assert result.stdout.strip() == str(tmp_path / "p.png")
     assert (tmp_path / "p.png").read_bytes()[:8] == PNG_MAGIC
     for extra in ([], ["--slice-only"]):
-        sliced = run(
+        sliced = run_cli(
             "plot", root / "results" / "e2e", "--slice", "tail", *extra, "-o", tmp_path / "tail.png"
         )
         assert sliced.exit_code == 0, sliced.output
         assert (tmp_path / "tail.png").read_bytes()[:8] == PNG_MAGIC
-    unknown = run("plot", root / "results" / "e2e", "--slice", "nope")
+    unknown = run_cli("plot", root / "results" / "e2e", "--slice", "nope")
     assert unknown.exit_code == 2 and "unknown slice 'nope'" in unknown.stderr
 
 
 def test_second_sweep_reuses_cached_indexes(swept):
     root, _ = swept
-    result = run(
+    result = run_cli(
         "bench", root / "sweep.toml", "-o", "again", "--results-root", root / "results", "--json"
     )
     assert result.exit_code == 0, result.output
@@ -253,7 +248,7 @@ def test_killed_sweep_resumes_without_duplicates_or_losses(tmp_path):
         process.wait()
     before = read_runs(runs_file)  # every line of a killed sweep is a whole record
     assert 2 <= len(before) < 6, "the sweep was not interrupted part-way"
-    result = run("bench", sweep, "-o", "x", "--results-root", tmp_path / "res", "--json")
+    result = run_cli("bench", sweep, "-o", "x", "--results-root", tmp_path / "res", "--json")
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)["sweep"]
     assert summary["skipped"] == len(before) and summary["ran"] == 6 - len(before)
@@ -298,20 +293,20 @@ def test_killed_sweep_resumes_without_duplicates_or_losses(tmp_path):
 def test_bad_sweep_files_give_one_line_and_exit_2(text, message, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     Path("sweep.toml").write_text(text)
-    result = run("bench", "sweep.toml", "--results-root", tmp_path / "r")
+    result = run_cli("bench", "sweep.toml", "--results-root", tmp_path / "r")
     assert result.exit_code == 2
     assert result.output.strip() == message
     assert not (tmp_path / "r").exists()  # nothing ran
 
 
 def test_print_default_is_the_default_sweep():
-    result = run("bench", "--print-default")
+    result = run_cli("bench", "--print-default")
     assert result.exit_code == 0 and result.output == DEFAULT_SWEEP
 
 
 def test_report_of_a_missing_folder(tmp_path):
     (tmp_path / "empty").mkdir()
-    result = run("report", tmp_path / "empty")
+    result = run_cli("report", tmp_path / "empty")
     assert result.exit_code == 2
     assert result.output.strip() == (
         f"Error: {tmp_path / 'empty'}: no runs.jsonl here (not an annkit bench results folder)"
@@ -320,5 +315,5 @@ def test_report_of_a_missing_folder(tmp_path):
 
 def test_help_texts():
     for command in ("bench", "report", "plot"):
-        result = run(command, "--help")
+        result = run_cli(command, "--help")
         assert result.exit_code == 0 and "Usage:" in result.output

@@ -6,15 +6,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from click.testing import CliRunner
+from cli_runner import WIDE, run_cli
 
 from annkit.bench.store import read_runs
-from annkit.cli.main import cli
-
-
-def run(*args):
-    """Invoke annkit; tables 200 columns wide so that no cell wraps."""
-    return CliRunner().invoke(cli, [str(a) for a in args], env={"COLUMNS": "200"})
 
 
 def record(run_id, engine, recall, qps, tail, query=None, k=10):
@@ -64,7 +58,7 @@ def folders(tmp_path):
 
 def test_a_slower_machine_passes_with_the_reason_shown(folders):
     base, slow, _ = folders
-    result = run("compare", base, slow)
+    result = run_cli("compare", base, slow, env=WIDE)
     assert result.exit_code == 0, result.output
     assert "QPS x flat" in result.stdout
     assert "5,000 now, so this run was 0.50x as fast overall" in result.stdout
@@ -78,18 +72,18 @@ def test_a_slower_machine_passes_with_the_reason_shown(folders):
 
 def test_a_recall_drop_fails_with_exit_1_and_one_line(folders):
     base, _, worse = folders
-    result = run("compare", base, worse)
+    result = run_cli("compare", base, worse, env=WIDE)
     assert result.exit_code == 1
     assert "regressed: recall@10 -0.0200" in result.stdout
     assert "0.9500 → 0.9300 (-0.0200)" in result.stdout
     assert result.stderr == "Error: regression gate failed: 1 of 3 baseline settings regressed\n"
     # a looser limit lets it pass
-    assert run("compare", base, worse, "--max-recall-drop", "0.03").exit_code == 0
+    assert run_cli("compare", base, worse, "--max-recall-drop", "0.03", env=WIDE).exit_code == 0
 
 
 def test_json_output(folders):
     base, _, worse = folders
-    result = run("compare", base, worse / "runs.jsonl", "--json")
+    result = run_cli("compare", base, worse / "runs.jsonl", "--json", env=WIDE)
     assert result.exit_code == 1
     output = json.loads(result.stdout)
     assert output["passed"] is False
@@ -107,7 +101,7 @@ def test_json_output(folders):
 
 def test_markdown_output(folders):
     base, slow, worse = folders
-    result = run("compare", base, worse, "--markdown")
+    result = run_cli("compare", base, worse, "--markdown", env=WIDE)
     assert result.exit_code == 1
     lines = result.stdout.splitlines()
     assert lines[0] == "### annkit regression gate: ❌ failed"
@@ -118,7 +112,7 @@ def test_markdown_output(folders):
         "work not counted | **regressed: recall@10 -0.0200** |"
     ) in lines
     assert lines[-1].startswith("**FAILED: 1 of 3 baseline settings regressed")
-    passed = run("compare", base, slow, "--markdown")
+    passed = run_cli("compare", base, slow, "--markdown", env=WIDE)
     assert passed.exit_code == 0
     assert passed.stdout.splitlines()[0] == "### annkit regression gate: ✅ passed"
 
@@ -126,17 +120,17 @@ def test_markdown_output(folders):
 def test_bad_inputs_exit_2_with_one_line(folders, tmp_path):
     base, _, _ = folders
     missing = tmp_path / "nope"
-    result = run("compare", base, missing)
+    result = run_cli("compare", base, missing, env=WIDE)
     assert result.exit_code == 2
     assert result.stderr == f"Error: {missing}: no such results folder or runs.jsonl file\n"
     other_k = write_results(tmp_path / "k20", [{**r, "k": 20} for r in RECORDS], k=20)
-    result = run("compare", base, other_k)
+    result = run_cli("compare", base, other_k, env=WIDE)
     assert result.exit_code == 2
     assert result.stderr == (
         "Error: cannot compare: the baseline and current sweeps differ in k (10 vs 20); a gate "
         "compares like with like (make a new baseline)\n"
     )
-    result = run("compare", base, base, "--json", "--markdown")
+    result = run_cli("compare", base, base, "--json", "--markdown", env=WIDE)
     assert result.exit_code == 2
     assert result.stderr == "Error: choose one of --json and --markdown\n"
 
@@ -162,7 +156,7 @@ def baseline_sweep(tmp_path_factory):
     """A tiny real sweep on words-10k, built with one thread: the baseline."""
     root = tmp_path_factory.mktemp("gate")
     (root / "sweep.toml").write_text(SWEEP)
-    result = run(
+    result = run_cli(
         "bench",
         root / "sweep.toml",
         "-o",
@@ -173,6 +167,7 @@ def baseline_sweep(tmp_path_factory):
         "1",
         "-q",
         "--json",
+        env=WIDE,
     )
     assert result.exit_code == 0, result.output
     return root
@@ -183,7 +178,7 @@ def test_bench_with_baseline_rebuilds_and_passes(baseline_sweep):
     root = baseline_sweep
     # rebuilt from scratch: single-threaded hnsw gives the same recall; QPS of a one-run
     # sweep in a test is too noisy to check, so its limit is off
-    result = run(
+    result = run_cli(
         "bench",
         root / "sweep.toml",
         "-o",
@@ -198,6 +193,7 @@ def test_bench_with_baseline_rebuilds_and_passes(baseline_sweep):
         root / "base",
         "--max-qps-drop",
         "1",
+        env=WIDE,
     )
     assert result.exit_code == 0, result.output
     output = json.loads(result.stdout)
@@ -216,7 +212,7 @@ def test_bench_with_a_better_baseline_fails(baseline_sweep):
     (root / "better").mkdir()
     (root / "better" / "runs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
     (root / "better" / "meta.json").write_text((root / "base" / "meta.json").read_text())
-    result = run(
+    result = run_cli(
         "bench",
         root / "sweep.toml",
         "-o",
@@ -228,6 +224,7 @@ def test_bench_with_a_better_baseline_fails(baseline_sweep):
         root / "better",
         "--max-qps-drop",
         "1",
+        env=WIDE,
     )
     assert result.exit_code == 1
     assert "0 settings measured" in result.stdout  # nothing to redo in a finished folder
@@ -237,21 +234,28 @@ def test_bench_with_a_better_baseline_fails(baseline_sweep):
 
 def test_bench_refuses_a_bad_baseline_before_sweeping(baseline_sweep, tmp_path):
     root = baseline_sweep
-    result = run(
+    result = run_cli(
         "bench",
         root / "sweep.toml",
         "--results-root",
         tmp_path / "r",
         "--baseline",
         tmp_path / "nope",
+        env=WIDE,
     )
     assert result.exit_code == 2
     assert result.stderr == (
         f"Error: {tmp_path / 'nope'}: no such results folder or runs.jsonl file\n"
     )
     (tmp_path / "k5.toml").write_text(SWEEP.replace("k = 10", "k = 5"))
-    result = run(
-        "bench", tmp_path / "k5.toml", "--results-root", tmp_path / "r", "--baseline", root / "base"
+    result = run_cli(
+        "bench",
+        tmp_path / "k5.toml",
+        "--results-root",
+        tmp_path / "r",
+        "--baseline",
+        root / "base",
+        env=WIDE,
     )
     assert result.exit_code == 2
     assert result.stderr == (

@@ -7,21 +7,17 @@ import json
 import h5py
 import numpy as np
 import pytest
-from click.testing import CliRunner
+from cli_runner import run_cli
 
 from annkit.cli.main import cli
 from annkit.engines import engine_names
 
 
-def run(*args: str):
-    return CliRunner().invoke(cli, list(args))
-
-
 def test_help_for_every_command():
-    result = run("--help")
+    result = run_cli("--help")
     assert result.exit_code == 0
     for name, command in cli.commands.items():
-        sub = run(name, "--help")
+        sub = run_cli(name, "--help")
         assert sub.exit_code == 0, name
         assert command.name in sub.output
 
@@ -29,7 +25,7 @@ def test_help_for_every_command():
 @pytest.fixture(scope="module")
 def hnsw_index(tmp_path_factory):
     path = tmp_path_factory.mktemp("cli") / "idx"
-    result = run(
+    result = run_cli(
         "build",
         "words-10k",
         "-e",
@@ -53,7 +49,7 @@ def hnsw_index(tmp_path_factory):
 
 @pytest.mark.slow
 def test_evaluate_json(hnsw_index):
-    result = run("evaluate", str(hnsw_index), "-k", "10", "-p", "ef=64", "--json")
+    result = run_cli("evaluate", str(hnsw_index), "-k", "10", "-p", "ef=64", "--json")
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout)
     for key in (
@@ -76,7 +72,7 @@ def test_evaluate_json(hnsw_index):
 
 
 def test_evaluate_single_mode_table(hnsw_index):
-    result = run("evaluate", str(hnsw_index), "words-10k", "-p", "ef=20", "--mode", "single")
+    result = run_cli("evaluate", str(hnsw_index), "words-10k", "-p", "ef=20", "--mode", "single")
     assert result.exit_code == 0, result.output
     assert "recall@10" in result.output and "latency ms p50/p95/p99" in result.output
 
@@ -85,13 +81,15 @@ def test_evaluate_recall_matches_library(hnsw_index, words10k):
     from annkit.bundle import load_bundle
     from annkit.evaluate import evaluate
 
-    out = json.loads(run("evaluate", str(hnsw_index), "-p", "ef=30", "--json").stdout)
+    out = json.loads(run_cli("evaluate", str(hnsw_index), "-p", "ef=30", "--json").stdout)
     assert out["recall"] == evaluate(load_bundle(hnsw_index), words10k, 10, {"ef": 30}).recall
 
 
 def test_query_outputs(hnsw_index, tmp_path, words10k):
     out_h5 = tmp_path / "nn.hdf5"
-    result = run("query", str(hnsw_index), "words-10k", "-k", "5", "-p", "ef=64", "-o", str(out_h5))
+    result = run_cli(
+        "query", str(hnsw_index), "words-10k", "-k", "5", "-p", "ef=64", "-o", str(out_h5)
+    )
     assert result.exit_code == 0, result.output
     with h5py.File(out_h5) as handle:
         ids = handle["neighbors"][:]
@@ -99,7 +97,9 @@ def test_query_outputs(hnsw_index, tmp_path, words10k):
     assert (ids[:, 0] == words10k.neighbors[:, 0]).mean() > 0.95
     np.save(tmp_path / "q.npy", words10k.queries[:7])
     out_npy = tmp_path / "ids.npy"
-    result = run("query", str(hnsw_index), str(tmp_path / "q.npy"), "-k", "3", "-o", str(out_npy))
+    result = run_cli(
+        "query", str(hnsw_index), str(tmp_path / "q.npy"), "-k", "3", "-o", str(out_npy)
+    )
     assert result.exit_code == 0, result.output
     assert np.load(out_npy).shape == (7, 3)
 
@@ -108,7 +108,7 @@ def test_groundtruth_writes_dataset_and_evaluate_uses_it(hnsw_index, tmp_path, w
     np.save(tmp_path / "base.npy", words10k.base)
     np.save(tmp_path / "queries.npy", words10k.queries[:50])
     out = tmp_path / "gt.hdf5"
-    result = run(
+    result = run_cli(
         "groundtruth",
         str(tmp_path / "base.npy"),
         str(tmp_path / "queries.npy"),
@@ -125,7 +125,7 @@ def test_groundtruth_writes_dataset_and_evaluate_uses_it(hnsw_index, tmp_path, w
     with h5py.File(out) as handle:
         np.testing.assert_array_equal(handle["neighbors"][:], words10k.neighbors[:50, :20])
         assert handle.attrs["distance"] == "angular"
-    result = run("evaluate", str(hnsw_index), str(out), "-p", "ef=64", "--json")
+    result = run_cli("evaluate", str(hnsw_index), str(out), "-p", "ef=64", "--json")
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["queries"] == 50
 
@@ -136,7 +136,7 @@ def test_evaluate_with_separate_files(hnsw_index, tmp_path, words10k):
     words10k.neighbors[:30].astype(np.int32).tofile(tmp_path / "gt.raw")
     header = np.array([30, 100], dtype="<u4").tobytes()
     (tmp_path / "gt.ibin").write_bytes(header + (tmp_path / "gt.raw").read_bytes())
-    result = run(
+    result = run_cli(
         "evaluate",
         str(hnsw_index),
         str(tmp_path / "base.npy"),
@@ -155,15 +155,15 @@ def test_evaluate_with_separate_files(hnsw_index, tmp_path, words10k):
 
 
 def test_info_index_and_file(hnsw_index):
-    result = run("info", str(hnsw_index), "--json")
+    result = run_cli("info", str(hnsw_index), "--json")
     assert result.exit_code == 0
     assert json.loads(result.stdout)["engine"] == "hnsw"
-    result = run("info", "words-10k", "--json")
+    result = run_cli("info", "words-10k", "--json")
     assert json.loads(result.stdout)["arrays"]["train"]["shape"] == [10000, 384]
 
 
 def test_engines_listing():
-    result = run("engines", "--json")
+    result = run_cli("engines", "--json")
     assert list(json.loads(result.stdout)) == engine_names()
 
 
@@ -201,14 +201,14 @@ def test_engines_listing():
 )
 def test_errors_are_one_line_exit_2(args, message, tmp_path, hnsw_index):
     filled = [a.format(tmp=tmp_path, index=hnsw_index) for a in args]
-    result = run(*filled)
+    result = run_cli(*filled)
     assert result.exit_code == 2
     assert result.output.strip().splitlines()[-1] == message.format(tmp=tmp_path)
     assert "Traceback" not in result.output
 
 
 def test_existing_output_needs_force(hnsw_index):
-    result = run("build", "words-10k", "-e", "flat", "-o", str(hnsw_index))
+    result = run_cli("build", "words-10k", "-e", "flat", "-o", str(hnsw_index))
     assert result.exit_code == 2
     expected = f"Error: {hnsw_index} already exists (use --force to replace it)"
     assert result.output.strip() == expected
@@ -216,7 +216,9 @@ def test_existing_output_needs_force(hnsw_index):
 
 def test_dimension_mismatch(tmp_path, hnsw_index):
     np.save(tmp_path / "q.npy", np.ones((3, 5), dtype=np.float32))
-    result = run("query", str(hnsw_index), str(tmp_path / "q.npy"), "-o", str(tmp_path / "o.npy"))
+    result = run_cli(
+        "query", str(hnsw_index), str(tmp_path / "q.npy"), "-o", str(tmp_path / "o.npy")
+    )
     assert result.exit_code == 2
     assert "queries have dimension 5, index" in result.output
 
@@ -225,7 +227,7 @@ def test_nan_input_refused(tmp_path):
     data = np.ones((10, 4), dtype=np.float32)
     data[3, 1] = np.nan
     np.save(tmp_path / "bad.npy", data)
-    result = run("build", str(tmp_path / "bad.npy"), "-e", "flat", "-o", str(tmp_path / "i"))
+    result = run_cli("build", str(tmp_path / "bad.npy"), "-e", "flat", "-o", str(tmp_path / "i"))
     assert result.exit_code == 2 and "NaN" in result.output and "Traceback" not in result.output
 
 
@@ -243,7 +245,7 @@ def test_evaluate_slices_and_per_query_csv(hnsw_index, tmp_path, words10k):
     import csv
 
     out = tmp_path / "pq.csv"
-    result = run("evaluate", str(hnsw_index), "-p", "ef=10", "--json", "--per-query", str(out))
+    result = run_cli("evaluate", str(hnsw_index), "-p", "ef=10", "--json", "--per-query", str(out))
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     assert set(summary["slices"]) >= {"head", "torso", "tail", "hard-lid", "lid-q4", "hard-ood"}
@@ -266,19 +268,15 @@ def test_evaluate_shows_distance_computations_where_the_engine_counts(hnsw_index
     import csv
 
     index = tmp_path / "flat"
-    assert run("build", "words-10k", "-e", "flat", "-o", str(index)).exit_code == 0
+    assert run_cli("build", "words-10k", "-e", "flat", "-o", str(index)).exit_code == 0
     out = tmp_path / "flat.csv"
-    result = CliRunner().invoke(
-        cli, ["evaluate", str(index), "--per-query", str(out)], env={"COLUMNS": "200"}
-    )
+    result = run_cli("evaluate", str(index), "--per-query", str(out), env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     row = next(line for line in result.stdout.splitlines() if "dist/query" in line)
     assert row.split("│")[2].strip().startswith("10,000")  # then its p50/p95/p99
     with open(out, newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert len(rows) == 1000 and {r["distance_computations"] for r in rows} == {"10000"}
-    table = CliRunner().invoke(
-        cli, ["evaluate", str(hnsw_index), "-p", "ef=10"], env={"COLUMNS": "200"}
-    )
+    table = run_cli("evaluate", str(hnsw_index), "-p", "ef=10", env={"COLUMNS": "200"})
     row = next(line for line in table.stdout.splitlines() if "dist/query" in line)
     assert row.split("│")[2].strip() == "-"

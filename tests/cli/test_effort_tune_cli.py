@@ -8,9 +8,8 @@ import json
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
+from cli_runner import run_cli
 
-from annkit.cli.main import cli
 from annkit.engines import engine_names, get_engine
 
 WITH_EFFORT = ", ".join(  # engines whose default build has an effort parameter
@@ -22,17 +21,13 @@ WITH_EFFORT = ", ".join(  # engines whose default build has an effort parameter
 )
 
 
-def run(*args: str):
-    return CliRunner().invoke(cli, [str(arg) for arg in args])
-
-
 @pytest.fixture(scope="module")
 def indexes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("effort-cli")
     paths = {}
     for engine, params in (("hnsw", ["-p", "M=8"]), ("flat", [])):
         paths[engine] = folder / engine
-        result = run(
+        result = run_cli(
             "build", "words-10k", "-e", engine, *params, "--threads", "1", "-o", paths[engine]
         )
         assert result.exit_code == 0, result.output
@@ -42,7 +37,7 @@ def indexes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 @pytest.mark.slow
 def test_effort_json_and_per_query_csv(indexes: dict[str, Path], tmp_path: Path) -> None:
     table = tmp_path / "per_query.csv"
-    result = run(
+    result = run_cli(
         "effort",
         indexes["hnsw"],
         "words-10k",
@@ -100,14 +95,14 @@ def test_effort_json_and_per_query_csv(indexes: dict[str, Path], tmp_path: Path)
 
 
 def test_effort_table(indexes: dict[str, Path]) -> None:
-    result = run("effort", indexes["hnsw"], "--grid", "10,40,160", "--slice-report")
+    result = run_cli("effort", indexes["hnsw"], "--grid", "10,40,160", "--slice-report")
     assert result.exit_code == 0, result.output
     for text in ("minimum effort per query", "minimum ef by slice", "lid-q4", "Spearman"):
         assert text in result.stdout
 
 
 def test_effort_on_flat_is_a_clear_error(indexes: dict[str, Path]) -> None:
-    result = run("effort", indexes["flat"], "words-10k")
+    result = run_cli("effort", indexes["flat"], "words-10k")
     assert result.exit_code == 2
     assert result.stderr == (
         "Error: engine flat has no effort parameter (it searches exactly); "
@@ -116,14 +111,14 @@ def test_effort_on_flat_is_a_clear_error(indexes: dict[str, Path]) -> None:
 
 
 def test_effort_bad_grid_value(indexes: dict[str, Path]) -> None:
-    result = run("effort", indexes["hnsw"], "words-10k", "--grid", "10,x")
+    result = run_cli("effort", indexes["hnsw"], "words-10k", "--grid", "10,x")
     assert result.exit_code == 2
     assert result.stderr == "Error: parameter ef: expected int, got 'x'\n"
 
 
 @pytest.mark.slow
 def test_tune_json(tmp_path: Path) -> None:
-    result = run(
+    result = run_cli(
         "tune",
         "words-10k",
         "--engine",
@@ -189,7 +184,7 @@ def test_tune_json(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_tune_table_says_how_fine_the_answer_is(tmp_path: Path) -> None:
-    result = run(
+    result = run_cli(
         "tune",
         "words-10k",
         "--engine",
@@ -208,7 +203,7 @@ def test_tune_table_says_how_fine_the_answer_is(tmp_path: Path) -> None:
         tmp_path,
     )
     assert result.exit_code == 0, result.output
-    out = run(
+    out = run_cli(
         "tune",
         "words-10k",
         "--engine",
@@ -238,7 +233,7 @@ def test_tune_table_says_how_fine_the_answer_is(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_tune_exits_1_when_no_setting_reaches_the_target(tmp_path: Path) -> None:
-    result = run(
+    result = run_cli(
         "tune",
         "words-10k",
         "--engine",
@@ -268,7 +263,7 @@ def test_tune_exits_1_when_no_setting_reaches_the_target(tmp_path: Path) -> None
         f"within the effort grid; best reached {recall:.4f} at M=8 "
         "ef_construction=200 seed=100 ef=20\n"
     )
-    table = run(
+    table = run_cli(
         "tune",
         "words-10k",
         "--engine",
@@ -336,7 +331,7 @@ def test_tie_notice_names_the_tied_settings_and_the_cheaper_build(words10k, tmp_
 
 
 def test_tune_unknown_slice(tmp_path: Path) -> None:
-    result = run(
+    result = run_cli(
         "tune",
         "words-10k",
         "--engine",
@@ -357,12 +352,12 @@ def test_tune_unknown_slice(tmp_path: Path) -> None:
 
 
 def test_tune_flat_and_bad_build_grid() -> None:
-    result = run("tune", "words-10k", "--engine", "flat")
+    result = run_cli("tune", "words-10k", "--engine", "flat")
     assert result.exit_code == 2
     assert result.stderr == (
         "Error: engine flat has no effort parameter (it searches exactly); "
         f"use an index of {WITH_EFFORT}\n"
     )
-    result = run("tune", "--engine", "hnsw", "--build-grid", "M")
+    result = run_cli("tune", "--engine", "hnsw", "--build-grid", "M")
     assert result.exit_code == 2
     assert "expected NAME=V1,V2,..., got 'M'" in result.stderr

@@ -8,9 +8,7 @@ import sys
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
-
-from annkit.cli.main import cli
+from cli_runner import run_cli
 
 TRUNCATED = (
     "Error: bad.fvecs: truncated file: 40 bytes is not a whole number of 36-byte "
@@ -27,12 +25,8 @@ def bad_file(tmp_path, monkeypatch):
     return "bad.fvecs"
 
 
-def run(*args: str, env: dict | None = None):
-    return CliRunner().invoke(cli, list(args), env=env, prog_name="annkit")
-
-
 def test_default_is_one_line_without_traceback(bad_file):
-    result = run("info", bad_file)
+    result = run_cli("info", bad_file)
     assert result.exit_code == 2
     assert result.stderr == TRUNCATED + "\n" and result.stdout == ""
 
@@ -40,9 +34,9 @@ def test_default_is_one_line_without_traceback(bad_file):
 @pytest.mark.parametrize("how", ["option", "environment"])
 def test_debug_shows_the_traceback_then_the_same_line(bad_file, how):
     if how == "option":
-        result = run("--debug", "info", bad_file)
+        result = run_cli("--debug", "info", bad_file)
     else:
-        result = run("info", bad_file, env={"ANNKIT_DEBUG": "1"})
+        result = run_cli("info", bad_file, env={"ANNKIT_DEBUG": "1"})
     assert result.exit_code == 2
     lines = result.stderr.splitlines()
     assert lines[0] == "Traceback (most recent call last):"
@@ -57,12 +51,12 @@ def test_unexpected_exception_is_one_line_and_points_to_debug(bad_file, monkeypa
         raise ZeroDivisionError("boom\nsecond line")
 
     monkeypatch.setattr("annkit.cli.info.describe_file", broken)
-    result = run("info", bad_file)
+    result = run_cli("info", bad_file)
     assert result.exit_code == 2
     assert result.stderr == (
         "Error: unexpected ZeroDivisionError: boom second line (rerun with --debug for details)\n"
     )
-    debug = run("--debug", "info", bad_file)
+    debug = run_cli("--debug", "info", bad_file)
     assert debug.exit_code == 2
     assert debug.stderr.startswith("Traceback (most recent call last):")
     assert "ZeroDivisionError: boom" in debug.stderr
@@ -74,7 +68,7 @@ def test_os_error_is_one_line(bad_file, monkeypatch):
         raise PermissionError(13, "Permission denied", str(path))
 
     monkeypatch.setattr("annkit.cli.info.describe_file", denied)
-    result = run("info", bad_file)
+    result = run_cli("info", bad_file)
     assert result.exit_code == 2
     assert result.stderr == ("Error: PermissionError: [Errno 13] Permission denied: 'bad.fvecs'\n")
 
@@ -84,7 +78,7 @@ def test_interrupt_exits_130_without_traceback(bad_file, monkeypatch):
         raise KeyboardInterrupt
 
     monkeypatch.setattr("annkit.cli.info.describe_file", interrupted)
-    result = run("info", bad_file)
+    result = run_cli("info", bad_file)
     assert result.exit_code == 130
     assert result.stderr.strip() == "annkit: interrupted"  # info writes nothing
 
@@ -108,7 +102,7 @@ def test_interrupt_exits_130_without_traceback(bad_file, monkeypatch):
 )
 def test_usage_errors_exit_2_with_click_usage_text(args, message, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    result = run(*args)
+    result = run_cli(*args)
     assert result.exit_code == 2
     assert result.stderr.splitlines()[-1] == message
     assert result.stderr.startswith("Usage: annkit") and "Traceback" not in result.stderr

@@ -7,37 +7,33 @@ import json
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
-
-from annkit.cli.main import cli
+from cli_runner import WIDE, run_cli
 
 ROOT = Path(__file__).resolve().parents[2]
 BASELINE = ROOT / "results" / "ci-baseline"
-
-
-def run(*args: str):
-    return CliRunner().invoke(cli, list(args), env={"COLUMNS": "200"})
 
 
 # item 1 -------------------------------------------------------------------------------------
 
 
 def test_report_on_a_slice_says_so_in_every_title():
-    result = run("report", str(BASELINE), "--slice", "tail")
+    result = run_cli("report", str(BASELINE), "--slice", "tail", env=WIDE)
     assert result.exit_code == 0, result.output
     assert (
         "Pareto-optimal runs on slice 'tail' (400 queries): recall@10 vs QPS (words-10k, batch)"
     ) in result.stdout
     assert "best QPS at recall@10 >= threshold on slice 'tail' (400 queries)" in result.stdout
-    unsliced = run("report", str(BASELINE))
+    unsliced = run_cli("report", str(BASELINE), env=WIDE)
     assert "on slice" not in unsliced.stdout
     assert "Pareto-optimal runs: recall@10 vs QPS (words-10k, batch)" in unsliced.stdout
 
 
 def test_report_json_names_the_slice_and_its_size():
-    sliced = json.loads(run("report", str(BASELINE), "--slice", "hard-lid", "--json").stdout)
+    sliced = json.loads(
+        run_cli("report", str(BASELINE), "--slice", "hard-lid", "--json", env=WIDE).stdout
+    )
     assert sliced["slice"] == "hard-lid" and sliced["slice_queries"] == 100
-    whole = json.loads(run("report", str(BASELINE), "--json").stdout)
+    whole = json.loads(run_cli("report", str(BASELINE), "--json", env=WIDE).stdout)
     assert whole["slice"] == "all" and whole["slice_queries"] is None
 
 
@@ -55,14 +51,16 @@ def test_plot_title_label():
 @pytest.fixture(scope="module")
 def euclidean_flat(tmp_path_factory):
     path = tmp_path_factory.mktemp("metric") / "flat-l2"
-    result = run("build", "words-10k", "-e", "flat", "--metric", "euclidean", "-o", str(path))
+    result = run_cli(
+        "build", "words-10k", "-e", "flat", "--metric", "euclidean", "-o", str(path), env=WIDE
+    )
     assert result.exit_code == 0, result.output
     return path
 
 
 @pytest.mark.parametrize("extra", [(), ("--metric", "angular")])
 def test_metric_mismatch_says_which_metric_the_index_has(euclidean_flat, extra):
-    result = run("evaluate", str(euclidean_flat), "words-10k", *extra)
+    result = run_cli("evaluate", str(euclidean_flat), "words-10k", *extra, env=WIDE)
     assert result.exit_code == 2
     assert result.stderr == (
         f"Error: index {euclidean_flat} uses metric euclidean, dataset words-10k is scored "
@@ -72,7 +70,7 @@ def test_metric_mismatch_says_which_metric_the_index_has(euclidean_flat, extra):
 
 
 def test_evaluating_with_the_index_metric_works(euclidean_flat):
-    result = run(
+    result = run_cli(
         "evaluate",
         str(euclidean_flat),
         "words-10k",
@@ -81,6 +79,7 @@ def test_evaluating_with_the_index_metric_works(euclidean_flat):
         "--json",
         "--runs",
         "1",
+        env=WIDE,
     )
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["metric"] == "euclidean"
@@ -138,10 +137,21 @@ def test_strict_recall_of_duplicates_and_missing_ids():
 
 
 def test_evaluate_recall_flag_and_json(hnsw_small):
-    strict = run(
-        "evaluate", str(hnsw_small), "-p", "ef=12", "--recall", "strict", "--json", "--runs", "1"
+    strict = run_cli(
+        "evaluate",
+        str(hnsw_small),
+        "-p",
+        "ef=12",
+        "--recall",
+        "strict",
+        "--json",
+        "--runs",
+        "1",
+        env=WIDE,
     )
-    tolerant = run("evaluate", str(hnsw_small), "-p", "ef=12", "--json", "--runs", "1")
+    tolerant = run_cli(
+        "evaluate", str(hnsw_small), "-p", "ef=12", "--json", "--runs", "1", env=WIDE
+    )
     assert strict.exit_code == 0 and tolerant.exit_code == 0, strict.output + tolerant.output
     strict_out, tolerant_out = json.loads(strict.stdout), json.loads(tolerant.stdout)
     assert strict_out["recall_rule"] == "strict" and tolerant_out["recall_rule"] == "tolerant"
@@ -150,12 +160,20 @@ def test_evaluate_recall_flag_and_json(hnsw_small):
 
 @pytest.mark.slow
 def test_effort_and_tune_take_the_rule(hnsw_small, tmp_path):
-    effort = run(
-        "effort", str(hnsw_small), "--recall", "strict", "--json", "-q", "--grid", "10,20,40,80"
+    effort = run_cli(
+        "effort",
+        str(hnsw_small),
+        "--recall",
+        "strict",
+        "--json",
+        "-q",
+        "--grid",
+        "10,20,40,80",
+        env=WIDE,
     )
     assert effort.exit_code == 0, effort.output
     assert json.loads(effort.stdout)["recall_rule"] == "strict"
-    tuned = run(
+    tuned = run_cli(
         "tune",
         "-e",
         "hnsw",
@@ -176,6 +194,7 @@ def test_effort_and_tune_take_the_rule(hnsw_small, tmp_path):
         "1",
         "--cache-dir",
         str(tmp_path / "cache"),
+        env=WIDE,
     )
     assert tuned.exit_code == 0, tuned.output
     out = json.loads(tuned.stdout)
@@ -203,13 +222,13 @@ def test_compare_refuses_runs_scored_under_different_rules(tmp_path):
     (strict / "runs.jsonl").write_text(
         "".join(json.dumps({**line, "recall_rule": "strict"}) + "\n" for line in lines)
     )
-    result = run("compare", str(BASELINE), str(strict))
+    result = run_cli("compare", str(BASELINE), str(strict), env=WIDE)
     assert result.exit_code == 2
     assert result.stderr == (
         "Error: cannot compare: the baseline and current sweeps differ in recall rule "
         "(tolerant vs strict); a gate compares like with like (make a new baseline)\n"
     )
-    assert run("compare", str(strict), str(strict)).exit_code == 0
+    assert run_cli("compare", str(strict), str(strict), env=WIDE).exit_code == 0
 
 
 def test_sweep_recall_key(tmp_path):
@@ -234,7 +253,7 @@ def test_sweep_recall_key(tmp_path):
 def test_bench_records_carry_the_rule(tmp_path):
     sweep = tmp_path / "s.toml"
     sweep.write_text('[bench]\nruns = 1\n\n[[engine]]\nname = "flat"\n')
-    result = run(
+    result = run_cli(
         "bench",
         str(sweep),
         "-o",
@@ -245,6 +264,7 @@ def test_bench_records_carry_the_rule(tmp_path):
         "strict",
         "--json",
         "-q",
+        env=WIDE,
     )
     assert result.exit_code == 0, result.output
     from annkit.bench.store import read_runs
@@ -308,17 +328,21 @@ DEFAULT_NOTICE = (
 
 
 def test_missing_data_says_the_bundled_dataset_is_used(hnsw_small, tmp_path):
-    implicit = run("evaluate", str(hnsw_small), "-p", "ef=12", "--runs", "1", "--json")
+    implicit = run_cli(
+        "evaluate", str(hnsw_small), "-p", "ef=12", "--runs", "1", "--json", env=WIDE
+    )
     assert implicit.exit_code == 0, implicit.output
     assert implicit.stderr == DEFAULT_NOTICE
-    explicit = run("evaluate", str(hnsw_small), "words-10k", "-p", "ef=12", "--runs", "1", "--json")
+    explicit = run_cli(
+        "evaluate", str(hnsw_small), "words-10k", "-p", "ef=12", "--runs", "1", "--json", env=WIDE
+    )
     assert explicit.exit_code == 0 and explicit.stderr == ""
-    built = run("build", "-e", "flat", "-o", str(tmp_path / "flat"), "--json")
+    built = run_cli("build", "-e", "flat", "-o", str(tmp_path / "flat"), "--json", env=WIDE)
     assert built.exit_code == 0 and built.stderr == DEFAULT_NOTICE
 
 
 def test_k_deeper_than_the_ground_truth_says_it_is_recomputed(hnsw_small):
-    result = run(
+    result = run_cli(
         "evaluate",
         str(hnsw_small),
         "words-10k",
@@ -329,6 +353,7 @@ def test_k_deeper_than_the_ground_truth_says_it_is_recomputed(hnsw_small):
         "--runs",
         "1",
         "--json",
+        env=WIDE,
     )
     assert result.exit_code == 0, result.output
     assert result.stderr == (
@@ -348,7 +373,9 @@ def test_groundtruth_keeps_texts_and_weights(tmp_path):
     from annkit.io import resolve_dataset_path
 
     out = tmp_path / "gt.hdf5"
-    result = run("groundtruth", "words-10k", "-k", "10", "-o", str(out), "--json", "-q")
+    result = run_cli(
+        "groundtruth", "words-10k", "-k", "10", "-o", str(out), "--json", "-q", env=WIDE
+    )
     assert result.exit_code == 0, result.output
     with (
         h5py.File(resolve_dataset_path("words-10k"), "r") as source,
@@ -361,7 +388,7 @@ def test_groundtruth_keeps_texts_and_weights(tmp_path):
 
 
 def test_groundtruth_help_says_what_the_threads_do():
-    result = run("groundtruth", "--help")
+    result = run_cli("groundtruth", "--help", env=WIDE)
     assert "Threads for the exact search" in result.stdout
     assert "Threads for building" not in result.stdout
 
@@ -369,11 +396,13 @@ def test_groundtruth_help_says_what_the_threads_do():
 @pytest.mark.slow
 def test_effort_all_slices_and_the_old_name(hnsw_small):
     for flag in ("--all-slices", "--slice-report"):
-        result = run("effort", str(hnsw_small), "words-10k", "--grid", "10,40,160", flag, "-q")
+        result = run_cli(
+            "effort", str(hnsw_small), "words-10k", "--grid", "10,40,160", flag, "-q", env=WIDE
+        )
         assert result.exit_code == 0, result.output
         assert "lid-q4" in result.stdout
-    assert "--slice-report" not in run("effort", "--help").stdout
-    assert "--all-slices" in run("effort", "--help").stdout
+    assert "--slice-report" not in run_cli("effort", "--help", env=WIDE).stdout
+    assert "--all-slices" in run_cli("effort", "--help", env=WIDE).stdout
 
 
 @pytest.mark.slow
@@ -384,11 +413,13 @@ def test_tune_reuses_an_index_bench_cached(tmp_path):
         "build = { M = 8, ef_construction = 40 }\nquery = { ef = 10 }\n"
     )
     root = tmp_path / "results"
-    bench = run("bench", str(sweep), "-o", "a", "--results-root", str(root), "-q", "--json")
+    bench = run_cli(
+        "bench", str(sweep), "-o", "a", "--results-root", str(root), "-q", "--json", env=WIDE
+    )
     assert bench.exit_code == 0, bench.output
     cached = sorted((root / ".cache" / "indexes").iterdir())
     assert len(cached) == 1
-    tuned = run(
+    tuned = run_cli(
         "tune",
         "words-10k",
         "-e",
@@ -406,6 +437,7 @@ def test_tune_reuses_an_index_bench_cached(tmp_path):
         "--cache-dir",
         str(root / ".cache"),
         "--json",
+        env=WIDE,
     )
     assert tuned.exit_code == 0, tuned.output
     (setting,) = json.loads(tuned.stdout)["settings"]
@@ -423,7 +455,7 @@ def test_per_query_csv_keeps_the_returned_ids(hnsw_small, tmp_path):
     from annkit.evaluate import evaluate
 
     out = tmp_path / "q.csv"
-    result = run(
+    result = run_cli(
         "evaluate",
         str(hnsw_small),
         "words-10k",
@@ -433,6 +465,7 @@ def test_per_query_csv_keeps_the_returned_ids(hnsw_small, tmp_path):
         "1",
         "--per-query",
         str(out),
+        env=WIDE,
     )
     assert result.exit_code == 0, result.output
     with open(out, newline="") as handle:
@@ -455,8 +488,16 @@ def test_perquery_h5_keeps_the_returned_ids(tmp_path):
 
     sweep = tmp_path / "s.toml"
     sweep.write_text('[bench]\nruns = 1\n\n[[engine]]\nname = "flat"\n')
-    result = run(
-        "bench", str(sweep), "-o", "ids", "--results-root", str(tmp_path / "r"), "--json", "-q"
+    result = run_cli(
+        "bench",
+        str(sweep),
+        "-o",
+        "ids",
+        "--results-root",
+        str(tmp_path / "r"),
+        "--json",
+        "-q",
+        env=WIDE,
     )
     assert result.exit_code == 0, result.output
     from annkit.bench.store import ResultsStore
@@ -494,7 +535,7 @@ def test_explain_json_sets_returned_beside_true_neighbours(hnsw_small, failing_q
 
     words = _words10k()
     texts = read_text(words.source, "test_text")
-    result = run(
+    result = run_cli(
         "explain",
         str(hnsw_small),
         "words-10k",
@@ -503,6 +544,7 @@ def test_explain_json_sets_returned_beside_true_neighbours(hnsw_small, failing_q
         "-p",
         "ef=10",
         "--json",
+        env=WIDE,
     )
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout)
@@ -546,8 +588,15 @@ def test_explain_json_sets_returned_beside_true_neighbours(hnsw_small, failing_q
 
 
 def test_explain_table_marks_the_missed(hnsw_small, failing_query):
-    result = run(
-        "explain", str(hnsw_small), "words-10k", "--query", str(failing_query), "-p", "ef=10"
+    result = run_cli(
+        "explain",
+        str(hnsw_small),
+        "words-10k",
+        "--query",
+        str(failing_query),
+        "-p",
+        "ef=10",
+        env=WIDE,
     )
     assert result.exit_code == 0, result.output
     assert "returned (left) and true (right) neighbours" in result.stdout
@@ -555,15 +604,17 @@ def test_explain_table_marks_the_missed(hnsw_small, failing_query):
 
 
 def test_explain_errors(hnsw_small):
-    result = run("explain", str(hnsw_small), "words-10k", "--query", "1000")
+    result = run_cli("explain", str(hnsw_small), "words-10k", "--query", "1000", env=WIDE)
     assert result.exit_code == 2
     assert result.stderr == (
         "Error: --query 1000 is out of range: words-10k has 1000 queries (0..999)\n"
     )
-    result = run("explain", str(hnsw_small), "words-10k", "--query-text", "no such word x")
+    result = run_cli(
+        "explain", str(hnsw_small), "words-10k", "--query-text", "no such word x", env=WIDE
+    )
     assert result.exit_code == 2
     assert result.stderr == "Error: no query of words-10k has the text 'no such word x'\n"
-    result = run("explain", str(hnsw_small), "words-10k")
+    result = run_cli("explain", str(hnsw_small), "words-10k", env=WIDE)
     assert result.stderr == "Error: name one query: --query N or --query-text TEXT\n"
 
 
@@ -577,14 +628,18 @@ def test_bench_prints_one_plain_line_per_setting_when_stderr_is_not_a_terminal(t
         "build = { M = 8, ef_construction = 40 }\nquery = { ef = [10, 20] }\n"
         '\n[[engine]]\nname = "flat"\n'
     )
-    result = run("bench", str(sweep), "-o", "plain", "--results-root", str(tmp_path / "r"))
+    result = run_cli(
+        "bench", str(sweep), "-o", "plain", "--results-root", str(tmp_path / "r"), env=WIDE
+    )
     assert result.exit_code == 0, result.output
     lines = [line for line in result.stderr.splitlines() if line.startswith("[")]
     assert len(lines) == 3
     for number, line in enumerate(lines, start=1):
         assert re.fullmatch(rf"\[{number}/3\] .+: recall@10 [01]\.\d{{4}}, [\d,]+ QPS", line), line
     assert "flat" in lines[2]
-    quiet = run("bench", str(sweep), "-o", "plain2", "--results-root", str(tmp_path / "r"), "-q")
+    quiet = run_cli(
+        "bench", str(sweep), "-o", "plain2", "--results-root", str(tmp_path / "r"), "-q", env=WIDE
+    )
     assert not [line for line in quiet.stderr.splitlines() if line.startswith("[")]
 
 
@@ -597,12 +652,14 @@ def test_a_default_and_its_explicit_value_share_one_cached_index(tmp_path):
     sweep = tmp_path / "s.toml"
     sweep.write_text('[bench]\nruns = 1\n\n[[engine]]\nname = "ivfpq"\nquery = { nprobe = 4 }\n')
     root = tmp_path / "results"
-    bench = run("bench", str(sweep), "-o", "a", "--results-root", str(root), "-q", "--json")
+    bench = run_cli(
+        "bench", str(sweep), "-o", "a", "--results-root", str(root), "-q", "--json", env=WIDE
+    )
     assert bench.exit_code == 0, bench.output
     cached = sorted((root / ".cache" / "indexes").iterdir())
     assert len(cached) == 1
     nlist = default_nlist(10_000)
-    tuned = run(
+    tuned = run_cli(
         "tune",
         "words-10k",
         "-e",
@@ -618,6 +675,7 @@ def test_a_default_and_its_explicit_value_share_one_cached_index(tmp_path):
         "--cache-dir",
         str(root / ".cache"),
         "--json",
+        env=WIDE,
     )
     assert tuned.exit_code == 0, tuned.output
     (setting,) = json.loads(tuned.stdout)["settings"]
@@ -626,11 +684,22 @@ def test_a_default_and_its_explicit_value_share_one_cached_index(tmp_path):
 
 
 def test_evaluate_table_says_strict(hnsw_small):
-    strict = run(
-        "evaluate", str(hnsw_small), "words-10k", "-p", "ef=12", "--runs", "1", "--recall", "strict"
+    strict = run_cli(
+        "evaluate",
+        str(hnsw_small),
+        "words-10k",
+        "-p",
+        "ef=12",
+        "--runs",
+        "1",
+        "--recall",
+        "strict",
+        env=WIDE,
     )
     assert strict.exit_code == 0 and "recall@10 (strict)" in strict.stdout
-    tolerant = run("evaluate", str(hnsw_small), "words-10k", "-p", "ef=12", "--runs", "1")
+    tolerant = run_cli(
+        "evaluate", str(hnsw_small), "words-10k", "-p", "ef=12", "--runs", "1", env=WIDE
+    )
     assert "(strict)" not in tolerant.stdout
 
 
@@ -638,7 +707,9 @@ def test_evaluate_table_says_strict(hnsw_small):
 def test_bench_says_when_k_is_deeper_than_the_ground_truth(tmp_path):
     sweep = tmp_path / "s.toml"
     sweep.write_text('[bench]\nk = 101\nruns = 1\n\n[[engine]]\nname = "flat"\n')
-    result = run("bench", str(sweep), "-o", "deep", "--results-root", str(tmp_path / "r"))
+    result = run_cli(
+        "bench", str(sweep), "-o", "deep", "--results-root", str(tmp_path / "r"), env=WIDE
+    )
     assert result.exit_code == 0, result.output
     assert (
         "annkit: words-10k holds 100 true neighbours per query, fewer than k=101: "

@@ -9,11 +9,10 @@ import re
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
+from cli_runner import NO_COLUMNS, run_cli
 from rich.table import Table
 
 from annkit.cli.console import stacked_lines, stdout_console
-from annkit.cli.main import cli
 from annkit.engines import engine_names
 
 pytestmark = pytest.mark.slow  # every command run on words-10k
@@ -37,14 +36,8 @@ name = "flat"
 """
 
 
-def run(*args: object):
-    """Invoke annkit with output captured (not a terminal) and no COLUMNS override."""
-    result = CliRunner(env={"COLUMNS": None}).invoke(cli, [str(arg) for arg in args])
-    return result
-
-
 def table_output(*args: object) -> str:
-    result = run(*args)
+    result = run_cli(*args, env=NO_COLUMNS)
     assert result.exit_code == 0, result.output
     assert ELLIPSIS not in result.stdout, result.stdout
     table_lines = [line for line in result.stdout.splitlines() if line[:1] in BOX]
@@ -53,7 +46,7 @@ def table_output(*args: object) -> str:
 
 
 def json_output(*args: object) -> dict:
-    result = run(*args, "--json")
+    result = run_cli(*args, "--json", env=NO_COLUMNS)
     assert result.exit_code == 0, result.output
     return json.loads(result.stdout)
 
@@ -62,13 +55,32 @@ def json_output(*args: object) -> dict:
 def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An hnsw index on words-10k and a small sweep's results."""
     root = tmp_path_factory.mktemp("tables80")
-    result = run(
-        "build", "words-10k", "-e", "hnsw", "-p", "M=8", "--threads", "1", "-o", root / "hnsw"
+    result = run_cli(
+        "build",
+        "words-10k",
+        "-e",
+        "hnsw",
+        "-p",
+        "M=8",
+        "--threads",
+        "1",
+        "-o",
+        root / "hnsw",
+        env=NO_COLUMNS,
     )
     assert result.exit_code == 0, result.output
     (root / "sweep.toml").write_text(SWEEP, encoding="utf-8")
-    result = run(
-        "bench", root / "sweep.toml", "--results-root", root, "-o", "sweep", "--threads", "1", "-q"
+    result = run_cli(
+        "bench",
+        root / "sweep.toml",
+        "--results-root",
+        root,
+        "-o",
+        "sweep",
+        "--threads",
+        "1",
+        "-q",
+        env=NO_COLUMNS,
     )
     assert result.exit_code == 0, result.output
     return root

@@ -8,7 +8,7 @@ import warnings
 import h5py
 import numpy as np
 import pytest
-from click.testing import CliRunner
+from cli_runner import run_cli
 
 from annkit.bundle import build_index, load_bundle, save_bundle
 from annkit.errors import BundleError, DatasetError, EngineError
@@ -129,9 +129,8 @@ def test_unknown_engine_in_a_manifest_names_the_bundle(bundles):
 
 def test_evaluate_error_is_the_only_line_on_stderr(bundles):
     """The progress bar left a blank line on a stderr that is not a terminal."""
-    from annkit.cli.main import cli
 
-    result = CliRunner().invoke(cli, ["evaluate", str(bundles["flat"]), "words-10k"])
+    result = run_cli("evaluate", str(bundles["flat"]), "words-10k")
     assert result.exit_code == 2
     assert result.stderr == (
         f"Error: index {bundles['flat']} has dimension 8, dataset words-10k has 384\n"
