@@ -13,20 +13,205 @@ from __future__ import annotations
 
 import hashlib
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from annkit.bench.errors import SweepError
 from annkit.bench.store import per_query_arrays
 from annkit.errors import InputError
 from annkit.types import RunRecord
+
+#: keys of an [[engine]] entry's ``adapt`` table (the options of ``annkit adapt``)
+ADAPT_KEYS = ("target", "kinds", "folds", "grid", "seed", "centroids")
+#: the policy kinds ``adapt`` trains by default (annkit.adaptive.policy.KINDS)
+ADAPT_KINDS = ("learned", "threshold")
+ADAPT_DEFAULTS = {"folds": 5, "seed": 0, "centroids": 32}
 
 #: how ``adapt`` runs in a sweep tell a missing lightgbm (one line)
 LIGHTGBM_HINT = (
     "learned policies need lightgbm: pip install 'annkit[adapt]' (or adapt = "
     '{ kinds = ["threshold"], ... })'
 )
+
+
+@dataclass(frozen=True)
+class PolicySetting:
+    """A per-query effort policy measured on a build beside its uniform query settings.
+
+    ``source`` "file": the trained policy file ``path`` (``name`` as written, ``sha256`` of
+    its bytes); "adapt": a ``kind`` policy for mean recall ``target`` trained by the sweep on
+    the built index, cross-fitted over ``folds`` folds (no query is scored by a policy trained
+    on it), on the effort ``grid`` (None: the engine's default grid), seeded by ``seed``, with
+    ``centroids`` coarse centroids."""
+
+    source: str
+    kind: str
+    target: float | None
+    path: str | None = None
+    name: str | None = None
+    sha256: str | None = None
+    folds: int | None = None
+    grid: tuple[int, ...] | None = None
+    seed: int = 0
+    centroids: int = 32
+
+    def describe(self) -> dict[str, Any]:
+        """The query params a record of this policy starts from: ``policy`` (kind),
+        ``source`` ("adapt" or the file as written), ``target`` (and ``folds`` for adapt)."""
+        params: dict[str, Any] = {
+            "policy": self.kind,
+            "source": "adapt" if self.source == "adapt" else self.name,
+            "target": self.target,
+        }
+        if self.source == "adapt":
+            params["folds"] = self.folds
+        return params
+
+    def key(self) -> dict[str, Any]:
+        """What identifies the run (its run id and cache key): the file's sha256, or every
+        adapt setting."""
+        if self.source == "file":
+            return {"policy": self.kind, "policy_sha256": self.sha256}
+        return {
+            "policy": self.kind,
+            "adapt": {
+                "target": self.target,
+                "folds": self.folds,
+                "seed": self.seed,
+                "centroids": self.centroids,
+                "grid": "default" if self.grid is None else list(self.grid),
+            },
+        }
+
+    def adapt_group(self) -> tuple | None:
+        """adapt: the settings one ``adapt`` call trains all its runs' policies with (folds,
+        grid, seed, centroids); None for a file."""
+        if self.source != "adapt":
+            return None
+        return (self.folds, self.grid, self.seed, self.centroids)
+
+    def to_job(self) -> dict[str, Any]:
+        """The worker's description of this policy (plain values)."""
+        return {
+            "source": self.source,
+            "kind": self.kind,
+            "target": self.target,
+            "path": self.path,
+            "name": self.name,
+            "sha256": self.sha256,
+            "folds": self.folds,
+            "grid": None if self.grid is None else list(self.grid),
+            "seed": self.seed,
+            "centroids": self.centroids,
+        }
+
+
+def read_policy_file(path: Path, written: str) -> tuple[Any, PolicySetting]:
+    """The policy in the file ``path`` (checked: format, checksum) and its PolicySetting;
+    PolicyError (one line) for a missing, damaged or foreign file."""
+    from annkit.adaptive.policy import load_policy
+
+    policy = load_policy(path)
+    sha256 = hashlib.sha256(path.read_bytes()).hexdigest()
+    return policy, PolicySetting(
+        source="file",
+        kind=policy.kind,
+        target=policy.target,
+        path=str(path.resolve()),
+        name=written,
+        sha256=sha256,
+    )
+
+
+def check_policy_k(policy: Any, k: int, written: str) -> None:
+    """SweepError unless ``policy`` was trained for recall@``k``."""
+    if int(policy.k) != int(k):
+        raise SweepError(
+            f"{written}: policy was trained for k={policy.k}, the sweep measures "
+            f"k={k}; retrain it with annkit adapt -k {k}"
+        )
+
+
+def policy_fits_build(policy: Any, engine: str, resolved: dict[str, Any]) -> bool:
+    """True when ``policy`` was trained for an index of ``engine`` with the build params
+    ``resolved`` (params still None, derived from the data, match any value)."""
+    trained = policy.index.get("build_params", {})
+    return policy.engine == engine and all(
+        value is None or trained.get(name) == value for name, value in resolved.items()
+    )
+
+
+def describe_policy_index(policy: Any) -> str:
+    """``hnsw M=16 ef_construction=200 seed=100, 10000 x 384``."""
+    index = policy.index
+    params = " ".join(
+        f"{name}={value}"
+        for name, value in index.get("build_params", {}).items()
+        if value is not None
+    )
+    return f"{index.get('engine')} {params}, {index.get('count')} x {index.get('dim')}".replace(
+        "  ", " "
+    )
+
+
+def policy_dataset_problem(
+    setting: PolicySetting, metric: str, dim: int, count: int, fingerprint: str
+) -> str | None:
+    """Why the policy file of ``setting`` cannot belong to an index over this dataset
+    (metric, dim, count, dataset fingerprint), or None. Its payload can only be checked
+    once the index is built (the run then fails with the reason)."""
+    from annkit.adaptive.policy import load_policy
+
+    assert setting.path is not None
+    policy = load_policy(setting.path)
+    index = policy.index
+    for key, value in (
+        ("metric", metric),
+        ("dim", dim),
+        ("count", count),
+        ("dataset_fingerprint", fingerprint),
+    ):
+        theirs = index.get(key)
+        if key == "dataset_fingerprint" and not theirs:
+            continue
+        if theirs != value:
+            return (
+                f"{setting.name}: policy belongs to another dataset ({key} differs: "
+                f"trained for {describe_policy_index(policy)}); retrain "
+                "it with annkit adapt on this sweep's index, or use adapt = { target = ... } "
+                "in the [[engine]] entry"
+            )
+    return None
+
+
+def adapt_settings(table: dict[str, Any], efforts: list[Any]) -> list[PolicySetting]:
+    """One PolicySetting per kind and target of a checked ``adapt`` table. Without an
+    explicit grid, the build's own effort values (``efforts``, from its query grid) with
+    geometric midpoints are the grid when they hold at least two values; else None (the
+    engine's default grid)."""
+    grid = table["grid"]
+    if grid is None:
+        values = sorted({int(value) for value in efforts if isinstance(value, int)})
+        if len(values) >= 2:
+            from annkit.adaptive.search import refine_grid
+
+            grid = tuple(refine_grid(values))
+    return [
+        PolicySetting(
+            source="adapt",
+            kind=kind,
+            target=target,
+            folds=table["folds"],
+            grid=grid,
+            seed=table["seed"],
+            centroids=table["centroids"],
+        )
+        for kind in table["kinds"]
+        for target in table["targets"]
+    ]
 
 
 def policy_kind(record: RunRecord) -> str | None:
