@@ -8,6 +8,7 @@ from typing import ClassVar
 import numpy as np
 import pytest
 from cli_runner import run_cli
+from sweep_files import sweep_text
 
 from annkit.bundle import build_index, fingerprint_vectors, load_bundle, save_bundle
 from annkit.engines.base import Engine, ParamSpec, engine_names, get_engine
@@ -186,30 +187,13 @@ def test_evaluate_cli_takes_clients_and_search_threads(tmp_path, words10k):
     assert loaded_out["recall"] == threaded_out["recall"]
 
 
-SWEEP = """
-[bench]
-dataset = "words-10k"
-k = 10
-runs = 1
-mode = "{mode}"
-
-[[engine]]
-name = "hnsw"
-build = {{ M = 8, ef_construction = 32 }}
-query = {{ ef = [16, 64] }}
-
-[[engine]]
-name = "flat"
-"""
-
-
 def test_bench_measures_each_setting_at_each_level(tmp_path):
     from annkit.bench.plot import plot_sweep
     from annkit.bench.report import build_report
     from annkit.bench.runner import run_sweep
     from annkit.bench.spec import parse_sweep
 
-    spec = parse_sweep(SWEEP.format(mode="batch"))
+    spec = parse_sweep(sweep_text("concurrency-hnsw-flat", mode="batch"))
     outcome = run_sweep(
         spec, tmp_path / "res", results_root=tmp_path, threads=1, search_threads=[1, 2]
     )
@@ -237,7 +221,7 @@ def test_bench_with_clients(tmp_path):
     from annkit.bench.runner import run_sweep
     from annkit.bench.spec import parse_sweep
 
-    spec = parse_sweep(SWEEP.format(mode="single"))
+    spec = parse_sweep(sweep_text("concurrency-hnsw-flat", mode="single"))
     outcome = run_sweep(spec, tmp_path / "res", results_root=tmp_path, threads=1, clients=[1, 2])
     by_id = {record["run_id"]: record for record in outcome.records}
     for run_id in spec.run_ids():

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from sweep_files import sweep_text
 
 os.environ["RAY_USAGE_STATS_ENABLED"] = "0"  # before Ray is imported anywhere
 ray = pytest.importorskip("ray")
@@ -176,25 +177,7 @@ def test_groundtruth_cli_with_ray_writes_the_local_result(local_ray, tmp_path):
 # --------------------------------------------------------------------------- sweeps on Ray
 
 BENCH_DIR = ROOT / "tests" / "bench"
-SWEEP = """
-[bench]
-dataset = "words-10k"
-k = 10
-runs = 1
-
-[[engine]]
-name = "hnsw"
-build = { M = [6, 8], ef_construction = 32 }
-query = { ef = [16, 64] }
-
-[[engine]]
-name = "annoy"
-build = { n_trees = 8 }
-query = { search_k = [200, 2000] }
-
-[[engine]]
-name = "flat"
-"""
+SWEEP = sweep_text("ray-hnsw-annoy-flat")
 
 
 @pytest.fixture(scope="module")
@@ -267,17 +250,7 @@ def test_a_worker_killed_mid_task_leaves_a_failed_record(two_nodes, tmp_path):
     )
     register(FakeEngine)
     try:
-        spec = parse_sweep(f"""
-[bench]
-dataset = "{tmp_path / "tiny.hdf5"}"
-k = 5
-runs = 1
-
-[[engine]]
-name = "fake"
-build = {{ build = ["ok", "crash"] }}
-query = {{ search = ["ok", "crash", "raise", "hang"] }}
-""")
+        spec = parse_sweep(sweep_text("ray-fake-engine", dataset=tmp_path / "tiny.hdf5"))
         started = time.monotonic()
         outcome = run_sweep_on_ray(
             spec, tmp_path / "res", results_root=tmp_path, threads=1, timeout=10

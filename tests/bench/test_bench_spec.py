@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from sweep_files import sweep_text
 
 from annkit.bench.spec import (
     DEFAULT_SWEEP,
@@ -15,30 +16,7 @@ from annkit.engines import engine_names
 
 ENGINES = ", ".join(engine_names())
 
-GOOD = """\
-[bench]
-dataset = "words-10k"
-k = 5
-runs = 2
-mode = "single"
-timeout = 30
-
-[[engine]]
-name = "hnsw"
-build = { M = [8, 16], ef_construction = 100 }
-query = { ef = [10, 20, 20] }
-
-[[engine]]
-name = "ivfpq"
-[engine.build]
-nlist = 64
-[engine.query]
-nprobe = [1, 4]
-rerank = [0, 10]
-
-[[engine]]
-name = "flat"
-"""
+GOOD = sweep_text("spec-every-key")
 
 
 def test_grids_expand_to_the_product():

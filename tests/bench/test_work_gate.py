@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from cli_runner import run_cli
+from sweep_files import sweep_text
 
 from annkit.bench.compare import (
     WORK_CHECKED,
@@ -186,30 +187,10 @@ def test_cli_json_markdown_and_table_carry_the_work_gate(tmp_path):
 
 # ------------------------------------------------------------------ real sweeps (words-10k)
 
-SWEEP = """\
-[bench]
-dataset = "words-10k"
-k = 10
-runs = 1
-
-[[engine]]
-name = "faiss"
-build = {{ factory = "HNSW16,Flat" }}
-query = {{ efSearch = {ef} }}
-
-[[engine]]
-name = "faiss"
-build = {{ factory = "IVF64,Flat" }}
-query = {{ nprobe = {nprobe} }}
-
-[[engine]]
-name = "flat"
-"""
-
 
 def sweep(tmp_path: Path, name: str, ef: int = 256, nprobe: int = 32) -> Path:
     """One real sweep (indexes built with one thread, cached under tmp_path/root)."""
-    spec = parse_sweep(SWEEP.format(ef=ef, nprobe=nprobe), f"{name}.toml")
+    spec = parse_sweep(sweep_text("work-gate-faiss-flat", ef=ef, nprobe=nprobe), f"{name}.toml")
     folder = tmp_path / "root" / name
     run_sweep(spec, folder, results_root=tmp_path / "root", threads=1)
     return folder

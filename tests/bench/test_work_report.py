@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from cli_runner import run_cli
+from sweep_files import sweep_text
 
 from annkit.bench.plot import plot_sweep, work_frontiers
 from annkit.bench.report import build_report, load_results, on_slice
@@ -18,25 +19,7 @@ from annkit.errors import InputError
 
 pytestmark = pytest.mark.slow  # sweeps run once per module
 
-SWEEP = """\
-[bench]
-dataset = "words-10k"
-k = 10
-runs = 1
-
-[[engine]]
-name = "faiss"
-build = { factory = "IVF64,Flat" }
-query = { nprobe = [4, 16, 48] }
-
-[[engine]]
-name = "hnsw"
-build = { M = 8 }
-query = { ef = [10, 40] }
-
-[[engine]]
-name = "flat"
-"""
+SWEEP = sweep_text("work-report-faiss-hnsw-flat")
 
 
 @pytest.fixture(scope="module")

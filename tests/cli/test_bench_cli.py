@@ -13,6 +13,7 @@ from pathlib import Path
 import h5py
 import pytest
 from cli_runner import run_cli
+from sweep_files import sweep_text
 
 from annkit.bench.spec import DEFAULT_SWEEP
 from annkit.bench.store import DISTANCES_SUFFIX, REQUIRED_KEYS, read_runs
@@ -22,30 +23,7 @@ pytestmark = pytest.mark.slow  # sweeps on words-10k
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
-SWEEP = """\
-[bench]
-dataset = "words-10k"
-k = 10
-runs = 1
-
-[[engine]]
-name = "hnsw"
-build = { M = 8, ef_construction = 100 }
-query = { ef = [10, 40] }
-
-[[engine]]
-name = "annoy"
-build = { n_trees = 5 }
-query = { search_k = [50, 500] }
-
-[[engine]]
-name = "ivfpq"
-build = { nlist = 64, m = 16, nbits = 6 }
-query = { nprobe = [2, 8] }
-
-[[engine]]
-name = "flat"
-"""
+SWEEP = sweep_text("bench-cli-four-engines")
 
 # the same settings as SWEEP, as `annkit build` / `annkit evaluate` arguments
 SETTINGS = [
@@ -201,18 +179,7 @@ def test_second_sweep_reuses_cached_indexes(swept):
     assert [r["recall"] for r in again] == [r["recall"] for r in first]
 
 
-RESUME_SWEEP = """\
-[bench]
-dataset = "words-10k"
-k = 10
-runs = 3
-mode = "single"
-
-[[engine]]
-name = "hnsw"
-build = { M = 8, ef_construction = 40 }
-query = { ef = [10, 20, 40, 80, 160, 320] }
-"""
+RESUME_SWEEP = sweep_text("bench-cli-resume-single-mode")
 
 
 @pytest.mark.slow

@@ -7,6 +7,7 @@ import json
 
 import pytest
 from cli_runner import WIDE, run_cli
+from sweep_files import sweep_text
 
 from annkit.bench.store import read_runs
 
@@ -135,20 +136,7 @@ def test_bad_inputs_exit_2_with_one_line(folders, tmp_path):
     assert result.stderr == "Error: choose one of --json and --markdown\n"
 
 
-SWEEP = """\
-[bench]
-dataset = "words-10k"
-k = 10
-runs = 1
-
-[[engine]]
-name = "hnsw"
-build = { M = 8, ef_construction = 40 }
-query = { ef = [10, 20] }
-
-[[engine]]
-name = "flat"
-"""
+SWEEP = sweep_text("compare-cli-hnsw-flat")
 
 
 @pytest.fixture(scope="module")

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from cli_runner import NO_COLUMNS, run_cli
 from rich.table import Table
+from sweep_files import sweep_text
 
 from annkit.cli.console import stacked_lines, stdout_console
 from annkit.engines import engine_names
@@ -19,21 +20,7 @@ pytestmark = pytest.mark.slow  # every command run on words-10k
 
 ELLIPSIS = "…"
 BOX = "┏┃┡│└┌├╇┗┣"
-SWEEP = """\
-[bench]
-dataset = "words-10k"
-k = 10
-runs = 2
-mode = "batch"
-
-[[engine]]
-name = "hnsw"
-build = { M = 8, ef_construction = 100 }
-query = { ef = [16, 64] }
-
-[[engine]]
-name = "flat"
-"""
+SWEEP = sweep_text("tables-80-hnsw-flat")
 
 
 def table_output(*args: object) -> str:

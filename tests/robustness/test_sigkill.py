@@ -37,6 +37,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+from sweep_files import sweep_text
 
 from annkit.bench.report import build_report, load_results
 from annkit.bench.store import read_runs
@@ -45,26 +46,7 @@ from annkit.errors import InputError
 
 SEED = 4242
 KILLS = 22
-SWEEP = """\
-[bench]
-dataset = "words-10k"
-k = 10
-runs = 1
-mode = "batch"
-
-[[engine]]
-name = "hnsw"
-build = { M = [8, 12], ef_construction = 40 }
-query = { ef = [10, 20, 40, 80, 160] }
-
-[[engine]]
-name = "annoy"
-build = { n_trees = [3, 6] }
-query = { search_k = [100, 400, 1600] }
-
-[[engine]]
-name = "flat"
-"""
+SWEEP = sweep_text("sigkill-hnsw-annoy-flat")
 SETTINGS = 17
 RESULT_FILES = {"runs.jsonl", "perquery.h5", "meta.json", "plot.png", ".lock", "worker.log"}
 TEMPORARY = re.compile(r"^\.(runs\.jsonl|perquery\.h5|meta\.json|plot\.png)\.[0-9a-f]{8}\.tmp$")
