@@ -14,4 +14,3 @@ def sweep_text(name: str, **values: object) -> str:
     (a template: every placeholder must be given)."""
     text = (SWEEPS / f"{name}.toml").read_text(encoding="utf-8")
     return Template(text).substitute(values) if values else text
-
