@@ -1,5 +1,5 @@
 """Ctrl-C (SIGINT) stops a command within about a second, with a message true for that
-command and no partial output (issue 11 item 3)."""
+command and no partial output."""
 
 from __future__ import annotations
 
