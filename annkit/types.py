@@ -9,6 +9,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from annkit.labels import Labels
+
 Metric = Literal["euclidean", "angular", "ip"]
 METRICS: tuple[str, ...] = ("euclidean", "angular", "ip")
 METRIC_ALIASES: dict[str, str] = {
@@ -55,6 +57,10 @@ class Dataset:
     query_file: str = ""
     #: the queries' row numbers in ``query_file`` when they are a sample of it (--max-queries)
     query_rows: np.ndarray | None = None
+    #: labels of the base vectors and of the queries (a query's filter is the AND of its
+    #: labels; a query without labels is unfiltered), or None: see annkit.labels
+    base_labels: Labels | None = None
+    query_labels: Labels | None = None
 
     @property
     def dim(self) -> int:

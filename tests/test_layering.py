@@ -29,12 +29,15 @@ LAYERS: list[tuple[str, int, tuple[str, ...]]] = [
             "annkit.memory",
             "annkit.files",
             "annkit.faiss_util",
+            # labels: the CSR label matrix, filters, selectivity (Dataset carries them)
+            "annkit.labels",
         ),
     ),
     ("io", 1, ("annkit.io", "annkit.sources")),
     # measure: the one frozen Measure (k, mode, runs, recall rule, threads, clients)
     ("metrics", 1, ("annkit.metrics", "annkit.longtail", "annkit.hardness", "annkit.measure")),
-    ("groundtruth", 2, ("annkit.groundtruth", "annkit.fromtext")),
+    # filtered: exact ground truth under label filters
+    ("groundtruth", 2, ("annkit.groundtruth", "annkit.fromtext", "annkit.filtered")),
     ("engines", 2, ("annkit.engines", "annkit.bundle")),
     # timing: every timed search loop; evaluate: the one scoring function
     ("evaluate", 3, ("annkit.evaluate", "annkit.timing", "annkit.slices", "annkit.cache")),

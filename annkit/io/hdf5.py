@@ -27,6 +27,7 @@ from annkit.io._common import (
     to_float32,
 )
 from annkit.io._heap import check_global_heaps
+from annkit.labels import Labels
 
 HDF5_SUFFIXES = (".hdf5", ".h5")
 _VECTOR_KINDS = "fiu"
@@ -424,11 +425,14 @@ def write_dataset_hdf5(
     weights: np.ndarray | None = None,
     base_text: Sequence[str] | None = None,
     query_text: Sequence[str] | None = None,
+    base_labels: Labels | None = None,
+    query_labels: Labels | None = None,
 ) -> None:
     """Write an ann-benchmarks-layout HDF5 file atomically: ``train`` (n, d) float32,
     ``test`` (nq, d) float32, optional ``neighbors`` (nq, k) int64, ``distances`` (nq, k)
     float32, ``test_weights`` (nq,) float64, ``train_text`` / ``test_text`` (UTF-8 strings,
-    one per vector); attributes ``distance`` and ``point_type``."""
+    one per vector), ``train_labels`` / ``test_labels`` label groups (see
+    :func:`write_label_group`); attributes ``distance`` and ``point_type``."""
     from annkit.types import normalize_metric
 
     p = Path(path)
@@ -473,6 +477,12 @@ def write_dataset_hdf5(
             if len(values) != count:
                 raise InputError(f"{name}: {len(values)} {key} strings for {count} vectors")
             texts[key] = [str(value) for value in values]
+    for key, labels, count in (
+        ("train_labels", base_labels, base_arr.shape[0]),
+        ("test_labels", query_labels, n_queries),
+    ):
+        if labels is not None and labels.n_rows != count:
+            raise InputError(f"{name}: {labels.n_rows} rows of {key} for {count} vectors")
     with atomic_write(p) as tmp, h5py.File(tmp, "w") as handle:
         _write_matrix(handle, "train", base_arr, "<f4")
         _write_matrix(handle, "test", query_arr, "<f4")
@@ -484,8 +494,25 @@ def write_dataset_hdf5(
             _write_matrix(handle, "distances", distance_arr, "<f4")
         if weight_arr is not None:
             handle.create_dataset("test_weights", data=weight_arr)
+        for key, labels in (("train_labels", base_labels), ("test_labels", query_labels)):
+            if labels is not None:
+                write_label_group(handle, key, labels)
         handle.attrs["distance"] = metric_name
         handle.attrs["point_type"] = "float"
+
+
+def write_label_group(handle: h5py.File, key: str, labels: Labels) -> None:
+    """Write ``labels`` as group ``key`` of an open HDF5 file: ``indptr`` int64 (rows + 1),
+    ``indices`` int32, attribute ``shape`` = [rows, number of labels], and ``label_names``
+    (UTF-8 strings) when the labels have names."""
+    group = handle.create_group(key)
+    group.create_dataset("indptr", data=np.asarray(labels.indptr, dtype="<i8"))
+    group.create_dataset("indices", data=np.asarray(labels.indices, dtype="<i4"))
+    group.attrs["shape"] = np.array([labels.n_rows, labels.n_labels], dtype="<i8")
+    if labels.names is not None:
+        group.create_dataset(
+            "label_names", data=list(labels.names), dtype=h5py.string_dtype("utf-8")
+        )
 
 
 def write_neighbors_hdf5(
