@@ -308,6 +308,10 @@ class GroundTruthRun:
     k: int
     metric: str
     seconds: float
+    #: queries with a filter (labels), whose truth is among the passing vectors only, and
+    #: how many of them have fewer than k passing (rows padded with -1); None: no labels
+    filtered_queries: int | None = None
+    short_queries: int | None = None
 
     @property
     def queries_per_second(self) -> float | None:
@@ -323,6 +327,8 @@ class GroundTruthRun:
             "metric": self.metric,
             "seconds": self.seconds,
             "queries_per_second": self.queries_per_second,
+            "filtered_queries": self.filtered_queries,
+            "short_queries": self.short_queries,
         }
 
 
@@ -339,23 +345,59 @@ def write_ground_truth(
     progress: Progress | None = None,
     compute: Callable[..., GroundTruth] | None = None,
     max_queries: int | None = None,
+    base_labels: str | Path | None = None,
+    query_labels: str | Path | None = None,
 ) -> GroundTruthRun:
     """Exact top-``k`` of ``queries`` over ``base`` (or of a dataset file's test set over its
     train set when ``queries`` is None), written atomically to ``output``: a complete
     ann-benchmarks dataset, or only neighbors / distances when ``ids_only``. ``compute``
     (default :func:`compute_ground_truth`, same arguments) does the exact search, e.g.
-    sharded over a Ray cluster."""
-    dataset = open_dataset(base, queries=queries, metric=metric, max_queries=max_queries)
-    started = time.perf_counter()
-    truth = (compute or compute_ground_truth)(
-        dataset.base,
-        dataset.queries,
-        k,
-        dataset.metric,
-        threads=threads,
-        progress=progress,
-        memory_check=memory_check,
+    sharded over a Ray cluster.
+
+    With labels (the dataset file's ``train_labels`` / ``test_labels`` groups, or the label
+    files ``base_labels`` / ``query_labels``), each query's truth is taken among the base
+    vectors passing its filter (:func:`annkit.filtered.compute_filtered_ground_truth`; rows
+    with fewer than ``k`` passing are padded with id -1 and distance +inf), and the labels
+    are written into the output dataset."""
+    dataset = open_dataset(
+        base,
+        queries=queries,
+        metric=metric,
+        max_queries=max_queries,
+        base_labels=base_labels,
+        query_labels=query_labels,
     )
+    if dataset.query_labels is not None and dataset.base_labels is None:
+        raise InputError(
+            f"{dataset.name}: the queries have labels but the base vectors have none; "
+            "pass --base-labels FILE"
+        )
+    started = time.perf_counter()
+    if dataset.query_labels is not None and dataset.base_labels is not None:
+        from annkit.filtered import compute_filtered_ground_truth
+
+        truth = compute_filtered_ground_truth(
+            dataset.base,
+            dataset.queries,
+            k,
+            dataset.metric,
+            dataset.base_labels,
+            dataset.query_labels,
+            threads=threads,
+            progress=progress,
+            memory_check=memory_check,
+            compute=compute,
+        )
+    else:
+        truth = (compute or compute_ground_truth)(
+            dataset.base,
+            dataset.queries,
+            k,
+            dataset.metric,
+            threads=threads,
+            progress=progress,
+            memory_check=memory_check,
+        )
     seconds = time.perf_counter() - started
     if ids_only:
         write_neighbors_hdf5(
@@ -367,6 +409,7 @@ def write_ground_truth(
                 "k": int(truth.ids.shape[1]),
                 "source": dataset.source or str(base),
                 "dataset": dataset.name,
+                **({"filter": "AND of each query's labels"} if dataset.query_labels else {}),
             },
         )
     else:  # the texts (and weights) of a dataset file go along with its vectors
@@ -382,7 +425,13 @@ def write_ground_truth(
             weights=dataset.weights,
             base_text=base_text,
             query_text=query_text,
+            base_labels=dataset.base_labels,
+            query_labels=dataset.query_labels,
         )
+    filtered_queries = short_queries = None
+    if dataset.query_labels is not None:
+        filtered_queries = int(np.count_nonzero(dataset.query_labels.labels_per_row() > 0))
+        short_queries = int(np.count_nonzero(truth.ids[:, -1] < 0))
     return GroundTruthRun(
         output=str(output),
         queries=dataset.n_queries,
@@ -390,4 +439,6 @@ def write_ground_truth(
         k=int(truth.ids.shape[1]),
         metric=dataset.metric,
         seconds=seconds,
+        filtered_queries=filtered_queries,
+        short_queries=short_queries,
     )

@@ -19,6 +19,7 @@ from annkit.io import (
 from annkit.io._common import display_name
 from annkit.io.dataset import choose_metric
 from annkit.io.dispatch import declared_metric, read_queries
+from annkit.io.labels import read_labels_file
 from annkit.io.table import read_text
 from annkit.types import Dataset
 
@@ -67,13 +68,17 @@ def open_dataset(
     seed: int = 0,
     name: str | None = None,
     fallback_metric: tuple[str, str] | None = None,
+    base_labels: str | Path | None = None,
+    query_labels: str | Path | None = None,
 ) -> Dataset:
     """A dataset from a bundled name / dataset HDF5 (``data``), or from separate files
     (``data`` = base vectors plus ``queries`` and optional ``groundtruth``, each of which
     may be an ann-benchmarks HDF5 file). The metric is ``metric``, else the one the files
     declare, else ``fallback_metric`` (e.g. the index's); never a silent default.
     ``max_queries`` keeps a seeded sample of that many queries (their original rows in
-    ``query_rows``); ``name`` labels the dataset."""
+    ``query_rows``); ``name`` labels the dataset. ``base_labels`` / ``query_labels``: label
+    files (``.spmat``, or an HDF5 file's ``train_labels`` / ``test_labels`` group) for the
+    base vectors and the queries; they replace the labels a dataset file carries."""
     if queries is not None:
         if data is None:
             raise InputError("--queries needs the base vectors file as DATA")
@@ -84,6 +89,8 @@ def open_dataset(
             metric=metric,
             weights=weights,
             fallback_metric=fallback_metric,
+            base_labels=base_labels,
+            query_labels=query_labels,
         )
     else:
         if groundtruth is not None:
@@ -101,6 +108,7 @@ def open_dataset(
                     f"of {dataset.name}"
                 )
             dataset = replace(dataset, weights=values)
+        dataset = with_label_files(dataset, base_labels, query_labels)
     if max_queries is not None:
         dataset = sample_queries(dataset, max_queries, seed)
     if name is not None:
@@ -124,6 +132,27 @@ def sample_queries(dataset: Dataset, max_queries: int, seed: int = 0) -> Dataset
         neighbors=None if dataset.neighbors is None else dataset.neighbors[rows],
         weights=None if dataset.weights is None else dataset.weights[rows],
         query_rows=rows if previous is None else previous[rows],
+        query_labels=None if dataset.query_labels is None else dataset.query_labels.take(rows),
+    )
+
+
+def with_label_files(
+    dataset: Dataset,
+    base_labels: str | Path | None = None,
+    query_labels: str | Path | None = None,
+) -> Dataset:
+    """``dataset`` with its base / query labels read from the label files given (each
+    checked to hold one row per vector); the ones not given are kept."""
+    if base_labels is None and query_labels is None:
+        return dataset
+    return replace(
+        dataset,
+        base_labels=dataset.base_labels
+        if base_labels is None
+        else read_labels_file(base_labels, "base", rows=dataset.n_base),
+        query_labels=dataset.query_labels
+        if query_labels is None
+        else read_labels_file(query_labels, "queries", rows=dataset.n_queries),
     )
 
 

@@ -9,7 +9,9 @@ from annkit.io import hdf5
 from annkit.io._common import PathLike, display_name
 from annkit.io.bundled import BUNDLED_DATASETS, resolve_dataset_path
 from annkit.io.dispatch import declared_metric, read_ids, read_queries, read_vectors, read_weights
+from annkit.io.labels import read_dataset_labels, read_labels_file
 from annkit.io.validate import check_dataset_parts, validate_vectors
+from annkit.labels import Labels
 from annkit.types import Dataset, normalize_metric
 
 
@@ -47,6 +49,9 @@ def load_dataset(
     if validate:
         validate_vectors(parts.base, f"{name}: train", metric_name)
         validate_vectors(parts.queries, f"{name}: test", metric_name)
+    base_labels, query_labels = read_dataset_labels(
+        path, n_base=int(parts.base.shape[0]), n_queries=int(parts.queries.shape[0])
+    )
     spec_text = str(spec)
     return Dataset(
         name=spec_text if spec_text in BUNDLED_DATASETS else path.stem,
@@ -56,6 +61,8 @@ def load_dataset(
         neighbors=parts.neighbors,
         weights=parts.weights,
         source=str(path),
+        base_labels=base_labels,
+        query_labels=query_labels,
     )
 
 
@@ -96,11 +103,16 @@ def load_dataset_files(
     name: str | None = None,
     validate: bool = True,
     fallback_metric: tuple[str, str] | None = None,
+    base_labels: PathLike | None = None,
+    query_labels: PathLike | None = None,
 ) -> Dataset:
     """Load a dataset given as separate files: base vectors (any ``read_vectors`` format, or
     a dataset HDF5's ``train``), queries (``read_queries``: an HDF5 file's ``test`` set and
     ``test_weights``), optional ground-truth ids (``read_ids`` formats, an HDF5 file's
     ``neighbors``) and optional query weights (``.npy`` or text, one number per line).
+    ``base_labels`` / ``query_labels``: label files (``.spmat``, or an HDF5 file's
+    ``train_labels`` / ``test_labels`` group); without them, HDF5 base and query files give
+    their own label groups when they have them.
 
     The metric is ``metric`` when given, else the one the files declare (HDF5 ``distance``),
     else ``fallback_metric``; see :func:`choose_metric`. ``name`` defaults to the base
@@ -131,6 +143,8 @@ def load_dataset_files(
     if validate:
         validate_vectors(base_vectors, display_name(base), metric_name)
         validate_vectors(query_vectors, display_name(queries), metric_name)
+    base_label_matrix = _side_labels(base, base_labels, "base", len(base_vectors))
+    query_label_matrix = _side_labels(queries, query_labels, "queries", len(query_vectors))
     sources = [base, queries] + [p for p in (groundtruth, weights) if p is not None]
     same_file = Path(base).resolve() == Path(queries).resolve()
     default_name = Path(base).stem if same_file else f"{Path(base).stem}+{Path(queries).stem}"
@@ -144,4 +158,18 @@ def load_dataset_files(
         source=", ".join(str(p) for p in sources),
         base_file=str(base),
         query_file=str(queries),
+        base_labels=base_label_matrix,
+        query_labels=query_label_matrix,
     )
+
+
+def _side_labels(
+    vectors_file: PathLike, labels_file: PathLike | None, side: str, rows: int
+) -> Labels | None:
+    """The labels of one side (``base`` / ``queries``): from ``labels_file`` when given,
+    else from the vectors' own HDF5 file's label group, else None."""
+    if labels_file is not None:
+        return read_labels_file(labels_file, side, rows=rows)
+    if side == "base":
+        return read_dataset_labels(vectors_file, n_base=rows)[0]
+    return read_dataset_labels(vectors_file, n_queries=rows)[1]
