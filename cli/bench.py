@@ -26,7 +26,7 @@ from annkit.bench.compare import (
     compare_records,
     load_baseline,
 )
-from annkit.bench.report import as_records, build_report, load_results, on_slice
+from annkit.bench.report import build_report, load_results, on_slice
 from annkit.bench.runner import SweepEvent, run_sweep
 from annkit.bench.spec import DEFAULT_SWEEP, load_sweep
 from annkit.bench.store import PLOT_FILE
@@ -110,9 +110,9 @@ class SweepProgress:
             progress.step = event.message
         elif event.kind in ("build", "query"):
             progress.step = event.message if event.kind == "build" else f"measuring {event.message}"
-        elif event.kind == "record" and event.record and event.record["status"] != "ok":
+        elif event.kind == "record" and event.record and event.record.status != "ok":
             progress.console.print(
-                f"[red]{event.record['status']}[/red] {event.message}: {event.record['error']}"
+                f"[red]{event.record.status}[/red] {event.message}: {event.record.error}"
             )
         elif event.kind == "finish":
             progress.step = ""
@@ -121,15 +121,16 @@ class SweepProgress:
 
 def plain_progress_line(event: SweepEvent) -> str:
     """``[3/14] hnsw M=16 | ef=40: recall@10 0.9512, 8,123 QPS`` (or the failure)."""
-    record = event.record or {}
+    record = event.record
     head = f"[{event.done}/{event.total}] {event.message}"
-    if record.get("status") != "ok":
-        return f"{head}: {record.get('status')}: {record.get('error')}"
-    qps = record.get("qps")
+    if record is None or record.status != "ok":
+        status, error = (None, None) if record is None else (record.status, record.error)
+        return f"{head}: {status}: {error}"
+    recall = record.recall or 0.0
     return (
-        f"{head}: recall@{record.get('k')} {record.get('recall', 0.0):.4f}, {qps:,.0f} QPS"
-        if qps
-        else f"{head}: recall@{record.get('k')} {record.get('recall', 0.0):.4f}"
+        f"{head}: recall@{record.k} {recall:.4f}, {record.qps:,.0f} QPS"
+        if record.qps
+        else f"{head}: recall@{record.k} {recall:.4f}"
     )
 
 
@@ -562,7 +563,7 @@ def bench(
             search_threads=thread_counts,
             clients=client_counts,
         )
-    records = as_records(outcome.records)
+    records = outcome.records
     report = {
         **build_report(records, outcome.meta, outcome.results_dir),
         "slice": "all",

@@ -197,7 +197,7 @@ def test_bench_measures_each_setting_at_each_level(tmp_path):
     outcome = run_sweep(
         spec, tmp_path / "res", results_root=tmp_path, threads=1, search_threads=[1, 2]
     )
-    records = {record["run_id"]: record for record in outcome.records}
+    records = {record.run_id: record.to_dict() for record in outcome.records}
     assert len(records) == 6 and outcome.failed == 0
     for run_id in spec.run_ids():  # level 1 keeps the plain run id: older folders resume
         one, two = records[run_id], records[f"{run_id}-t2"]
@@ -223,7 +223,7 @@ def test_bench_with_clients(tmp_path):
 
     spec = parse_sweep(sweep_text("concurrency-hnsw-flat", mode="single"))
     outcome = run_sweep(spec, tmp_path / "res", results_root=tmp_path, threads=1, clients=[1, 2])
-    by_id = {record["run_id"]: record for record in outcome.records}
+    by_id = {record.run_id: record.to_dict() for record in outcome.records}
     for run_id in spec.run_ids():
         one, two = by_id[f"{run_id}-c1"], by_id[f"{run_id}-c2"]
         assert (one["clients"], two["clients"]) == (1, 2) and one["recall"] == two["recall"]

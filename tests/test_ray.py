@@ -217,14 +217,14 @@ def test_sweep_on_two_nodes_gives_the_local_recall(two_nodes, tmp_path):
         spec, tmp_path / "ray" / "res", results_root=tmp_path / "ray", threads=1
     )
     assert distributed.failed == 0 and distributed.builds == 4 and distributed.cached_builds == 0
-    local_recall = {r["run_id"]: r["recall"] for r in local.records}
-    ray_records = {r["run_id"]: r for r in distributed.records}
+    local_recall = {r.run_id: r.recall for r in local.records}
+    ray_records = {r.run_id: r.to_dict() for r in distributed.records}
     assert set(ray_records) == set(local_recall) and len(local_recall) == 7
     for run_id, recall in local_recall.items():
         assert ray_records[run_id]["recall"] == recall, run_id
     assert len({r["node"] for r in ray_records.values()}) == 2  # both nodes measured
     assert all(r["reference_qps"] > 0 for r in ray_records.values())
-    assert all(r["node"] is None for r in local.records)
+    assert all(r.node is None for r in local.records)
     again = run_sweep_on_ray(
         spec, tmp_path / "ray" / "res", results_root=tmp_path / "ray", threads=1
     )
@@ -259,7 +259,7 @@ def test_a_worker_killed_mid_task_leaves_a_failed_record(two_nodes, tmp_path):
     finally:
         unregister(FakeEngine.name)
     by_setting = {
-        (r["build_params"]["build"], r["query_params"]["search"]): r for r in outcome.records
+        (r.build_params["build"], r.query_params["search"]): r.to_dict() for r in outcome.records
     }
     assert len(by_setting) == 8  # no setting lost
     for search in ("ok", "crash", "raise", "hang"):  # the build's worker died (SIGSEGV)

@@ -125,7 +125,8 @@ def test_an_old_runs_file_reads_with_the_new_key_as_none(tmp_path):
     (record,) = read_records(folder / "runs.jsonl")
     assert record.distance_computations is None and record.recall == old["recall"]
     store = ResultsStore(folder)
-    assert store.records[old["run_id"]] == old  # kept as read until rewritten
+    assert store.records[old["run_id"]] == RunRecord.from_dict(old)  # read once, typed
+    assert (folder / "runs.jsonl").read_text() == json.dumps(old) + "\n"  # not rewritten
 
 
 def test_summaries_round_trip():

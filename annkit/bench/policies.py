@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,8 @@ import numpy as np
 from annkit.bench.errors import SweepError
 from annkit.bench.store import per_query_arrays
 from annkit.errors import InputError
-from annkit.types import RunRecord
+from annkit.measure import Measure
+from annkit.types import NO_LATENCY, Evaluation, RunRecord
 
 #: keys of an [[engine]] entry's ``adapt`` table (the options of ``annkit adapt``)
 ADAPT_KEYS = ("target", "kinds", "folds", "grid", "seed", "centroids")
@@ -92,21 +93,6 @@ class PolicySetting:
         if self.source != "adapt":
             return None
         return (self.folds, self.grid, self.seed, self.centroids)
-
-    def to_job(self) -> dict[str, Any]:
-        """The worker's description of this policy (plain values)."""
-        return {
-            "source": self.source,
-            "kind": self.kind,
-            "target": self.target,
-            "path": self.path,
-            "name": self.name,
-            "sha256": self.sha256,
-            "folds": self.folds,
-            "grid": None if self.grid is None else list(self.grid),
-            "seed": self.seed,
-            "centroids": self.centroids,
-        }
 
 
 def read_policy_file(path: Path, written: str) -> tuple[Any, PolicySetting]:
@@ -264,66 +250,45 @@ def _file_sha256(path: Path) -> str:
 def measure_policy_file(
     bundle: Any,
     dataset: Any,
-    entry: dict,
-    k: int,
-    mode: str,
-    runs: int,
-    true_distances: np.ndarray,
+    setting: PolicySetting,
+    measure: Measure,
+    truth: Any,
     profile: Any,
-) -> tuple[dict, dict]:
-    """Evaluate the policy file of ``entry`` (a PolicySetting's ``to_job``) on ``bundle``
-    with :func:`annkit.adaptive.evaluate.evaluate_policy`: the record fields and the
-    per-query arrays. PolicyError (one line) when it belongs to another index."""
+) -> Evaluation:
+    """Evaluate the policy file of ``setting`` on ``bundle`` as ``measure`` says, with
+    :func:`annkit.adaptive.evaluate.evaluate_policy` (the one scoring function of uniform
+    settings too, so any recall rule works): its query params name the policy (kind, file,
+    target) and what it did. InputError / PolicyError (one line) when the file moved,
+    changed or belongs to another index."""
     from annkit.adaptive import check_policy_index, load_policy
     from annkit.adaptive.evaluate import evaluate_policy
 
-    path, name = Path(entry["path"]), entry["name"]
+    assert setting.path is not None and setting.name is not None
+    path, name = Path(setting.path), setting.name
     if not path.is_file():
         raise InputError(f"{name}: no such policy file (moved since the sweep started?)")
-    if _file_sha256(path) != entry["sha256"]:
+    if _file_sha256(path) != setting.sha256:
         raise InputError(
             f"{name}: the policy file changed since the sweep started; run the sweep again"
         )
     policy = load_policy(path)
     check_policy_index(policy, bundle.manifest, name)
     evaluation = evaluate_policy(
-        bundle,
-        dataset,
-        policy,
-        k,
-        mode=mode,
-        runs=runs,
-        true_distances=true_distances,
-        profile=profile,
+        bundle, dataset, policy, measure=measure, truth=truth, profile=profile
     )
-    record = evaluation.to_dict()
     measured = {key: value for key, value in evaluation.query_params.items() if key != "policy"}
-    record["query_params"] = {
-        "policy": policy.kind,
-        "source": name,
-        "target": policy.target,
-        **measured,
-    }
-    return record, per_query_arrays(
-        evaluation.per_query_recall, evaluation.per_query_distance_computations
-    )
-
-
-def _group_key(entry: dict) -> tuple:
-    grid = entry.get("grid")
-    return (
-        entry["folds"],
-        None if grid is None else tuple(grid),
-        entry["seed"],
-        entry["centroids"],
+    return replace(
+        evaluation,
+        query_params={"policy": policy.kind, "source": name, "target": policy.target, **measured},
     )
 
 
 class AdaptRuns:
     """The ``adapt`` runs of one build in a worker job: each group of runs sharing folds,
-    grid, seed and centroids is trained and scored by one :func:`annkit.adaptive.adapt`
-    call (cross-fitted: no query is scored by a policy trained on it); then each run is
-    that call's frontier point for its kind and target."""
+    grid, seed and centroids (:meth:`PolicySetting.adapt_group`) is trained and scored by
+    one :func:`annkit.adaptive.adapt` call (cross-fitted: no query is scored by a policy
+    trained on it); then each run is that call's frontier point for its kind and target.
+    adapt scores with the tolerant recall rule (a sweep refuses adapt runs under another)."""
 
     def __init__(
         self,
@@ -332,49 +297,49 @@ class AdaptRuns:
         k: int,
         true_distances: np.ndarray,
         profile: Any,
-        entries: dict[str, dict],
+        settings: dict[str, PolicySetting],
     ) -> None:
         self.bundle = bundle
         self.dataset = dataset
         self.k = k
         self.true_distances = true_distances
         self.profile = profile
-        self.entries = {
-            run_id: entry for run_id, entry in entries.items() if entry["source"] == "adapt"
+        self.settings = {
+            run_id: setting for run_id, setting in settings.items() if setting.source == "adapt"
         }
-        self.points: dict[str, tuple[dict, dict] | BaseException] = {}
+        self.points: dict[str, tuple[RunRecord, dict] | BaseException] = {}
 
-    def measure(self, run_id: str) -> tuple[dict, dict]:
-        """The record fields of the adapt run ``run_id`` (its policy kind at its target) and
-        its per-query arrays (recall and distance computations, cross-fitted)."""
+    def measure(self, run_id: str) -> tuple[RunRecord, dict]:
+        """The record of the adapt run ``run_id`` (its policy kind at its target) and its
+        per-query arrays (recall and distance computations, cross-fitted)."""
         if run_id not in self.points:
-            self._train(_group_key(self.entries[run_id]))
+            self._train(self.settings[run_id].adapt_group())
         outcome = self.points[run_id]
         if isinstance(outcome, BaseException):
             raise outcome
         return outcome
 
-    def _train(self, group: tuple) -> None:
+    def _train(self, group: tuple | None) -> None:
         from annkit.adaptive import AdaptConfig, Goal, adapt
         from annkit.adaptive.policy import lightgbm_available
 
         members = {
-            run_id: entry
-            for run_id, entry in self.entries.items()
-            if _group_key(entry) == group and run_id not in self.points
+            run_id: setting
+            for run_id, setting in self.settings.items()
+            if setting.adapt_group() == group and run_id not in self.points
         }
         if not lightgbm_available():
-            for run_id, entry in members.items():
-                if entry["kind"] == "learned":
+            for run_id, setting in members.items():
+                if setting.kind == "learned":
                     self.points[run_id] = InputError(LIGHTGBM_HINT)
-            members = {r: e for r, e in members.items() if e["kind"] != "learned"}
-        if not members:
+            members = {r: s for r, s in members.items() if s.kind != "learned"}
+        if not members or group is None:
             return
         # the cheap kind first: adapt also fits its first kind on all queries (not scored)
         kinds = sorted(
-            {entry["kind"] for entry in members.values()}, key=lambda kind: kind != "threshold"
+            {setting.kind for setting in members.values()}, key=lambda kind: kind != "threshold"
         )
-        targets = sorted({float(entry["target"]) for entry in members.values()})
+        targets = sorted({float(setting.target or 0.0) for setting in members.values()})
         folds, grid, seed, centroids = group
         config = AdaptConfig(
             k=self.k, folds=folds, seed=seed, n_centroids=centroids, kinds=tuple(kinds)
@@ -398,61 +363,59 @@ class AdaptRuns:
             return
         summary = report.to_dict()
         param = str(summary.get("param") or "effort")
-        for run_id, entry in members.items():
-            points = summary["frontiers"].get(entry["kind"], [])
-            position = targets.index(float(entry["target"]))
+        for run_id, setting in members.items():
+            points = summary["frontiers"].get(setting.kind, [])
+            position = targets.index(float(setting.target or 0.0))
             if len(points) != len(targets):
                 self.points[run_id] = InputError(
-                    f"adapt returned {len(points)} {entry['kind']} points for "
-                    f"{len(targets)} targets"
+                    f"adapt returned {len(points)} {setting.kind} points for {len(targets)} targets"
                 )
                 continue
-            rows = report.per_query[entry["kind"]][position]
+            rows = report.per_query[setting.kind][position]
             self.points[run_id] = (
-                self._record(points[position], entry, param, summary),
+                self._record(run_id, points[position], setting, param),
                 per_query_arrays(rows["recall"], rows["distance_computations"]),
             )
 
-    def _record(self, point: dict, entry: dict, param: str, summary: dict) -> dict:
+    def _record(self, run_id: str, point: dict, setting: PolicySetting, param: str) -> RunRecord:
         manifest = self.bundle.manifest
         qps = float(point["qps"])
         queries = int(self.dataset.n_queries)
         query_params: dict[str, Any] = {
-            "policy": entry["kind"],
+            "policy": setting.kind,
             "source": "adapt",
-            "target": float(entry["target"]),
-            "folds": int(entry["folds"]),
+            "target": float(setting.target or 0.0),
+            "folds": int(setting.folds or 0),
         }
         if point.get("mean_effort") is not None:
             query_params[f"mean_{param}"] = round(float(point["mean_effort"]), 2)
         if point.get("second_stage_share") is not None:
             query_params["second_stage_share"] = round(float(point["second_stage_share"]), 4)
-        return {
-            "engine": manifest["engine"],
-            "build_params": dict(manifest["build_params"]),
-            "query_params": query_params,
-            "metric": self.dataset.metric,
-            "dataset": self.dataset.name,
-            "k": self.k,
-            "mode": "batch",
-            "queries": queries,
-            "recall": float(point["recall"]),
-            "qps": qps,
-            "latency_ms": {"p50": None, "p95": None, "p99": None, "mean": None},
-            "build_seconds": float(manifest["build_seconds"]),
-            "index_bytes": self.bundle.index_bytes,
-            "search_seconds": queries / qps if qps > 0 and math.isfinite(qps) else None,
-            "runs": 1,
-            "duplicate_ids": None,
-            "tail": point.get("tail"),
-            "slices": point.get("slices"),
-            "weighted_recall": point.get("weighted_recall"),
-            "distance_computations": point.get("distance_computations"),
-            "qps_runs": [qps],
-            "timed_queries": queries,
-            "max_runs": 1,
-            "qps_tolerance": None,
-            "search_threads": 1,
-            "clients": None,
-            "recall_rule": "tolerant",
-        }
+        return RunRecord.from_dict(
+            {
+                "run_id": run_id,
+                "status": "ok",
+                "engine": manifest["engine"],
+                "build_params": dict(manifest["build_params"]),
+                "query_params": query_params,
+                "metric": self.dataset.metric,
+                "dataset": self.dataset.name,
+                "k": self.k,
+                "mode": "batch",
+                "queries": queries,
+                "recall": float(point["recall"]),
+                "qps": qps,
+                "latency_ms": NO_LATENCY,
+                "build_seconds": float(manifest["build_seconds"]),
+                "index_bytes": self.bundle.index_bytes,
+                "search_seconds": queries / qps if qps > 0 and math.isfinite(qps) else None,
+                "runs": 1,
+                "tail": point.get("tail"),
+                "slices": point.get("slices"),
+                "weighted_recall": point.get("weighted_recall"),
+                "distance_computations": point.get("distance_computations"),
+                "qps_runs": [qps],
+                "timed_queries": queries,
+                "max_runs": 1,
+            }
+        )

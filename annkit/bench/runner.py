@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from annkit import __version__
+from annkit.bench.job import Level, WorkerJob
 from annkit.bench.process import WorkerDied, WorkerProcess
 from annkit.bench.spec import (
     BuildSetting,
@@ -39,8 +40,9 @@ from annkit.cache import (
 from annkit.engines.base import get_engine
 from annkit.errors import InputError
 from annkit.evaluate import check_concurrency, ground_truth_notice
+from annkit.measure import Measure
 from annkit.sources import open_dataset
-from annkit.types import Dataset
+from annkit.types import Dataset, RunRecord
 
 
 @dataclass(frozen=True)
@@ -56,7 +58,7 @@ class SweepEvent:
     done: int
     total: int
     message: str = ""
-    record: dict | None = None
+    record: RunRecord | None = None
 
 
 EventHandler = Callable[[SweepEvent], None]
@@ -67,7 +69,7 @@ class SweepOutcome:
     """What a sweep did: its folder, every record in it, and counts of this invocation."""
 
     results_dir: Path
-    records: list[dict]
+    records: list[RunRecord]
     meta: dict
     ran: int = 0
     skipped: int = 0
@@ -84,10 +86,6 @@ def describe_setting(engine: str, build: dict, query: dict | None = None) -> str
     if query:
         text += " | " + " ".join(f"{k}={v}" for k, v in query.items() if v is not None)
     return text
-
-
-#: a concurrency level: (search threads, clients or None)
-Level = tuple[int, "int | None"]
 
 
 def concurrency_levels(
@@ -178,7 +176,7 @@ class _Sweep:
         )
         self.worker: WorkerProcess | None = None
 
-    def emit(self, kind: str, message: str = "", record: dict | None = None) -> None:
+    def emit(self, kind: str, message: str = "", record: RunRecord | None = None) -> None:
         if self.on_event is not None:
             self.on_event(SweepEvent(kind, self.done, self.total, message, record))
 
@@ -197,47 +195,48 @@ class _Sweep:
         query: QuerySetting,
         status: str,
         error: str | None = None,
-        measured: dict | None = None,
+        measured: RunRecord | None = None,
         per_query: Any = None,
         build_info: dict | None = None,
     ) -> None:
         build_info = build_info or {}
         if measured is not None:
-            record = {"run_id": query.run_id, "status": status, **measured}
+            record = replace(
+                measured, run_id=query.run_id, status=status, error=error, finished_at=_utc_now()
+            )
         else:
-            record = {
-                "run_id": query.run_id,
-                "status": status,
-                "engine": build.engine,
-                "build_params": dict(build.resolved),
-                "query_params": dict(query.params),
-                "metric": self.dataset.metric,
-                "dataset": self.dataset.name,
-                "k": self.spec.k,
-                "mode": self.spec.mode,
-                "queries": self.dataset.n_queries,
-                "recall": None,
-                "qps": None,
-                "latency_ms": {"p50": None, "p95": None, "p99": None, "mean": None},
-                "build_seconds": build_info.get("build_seconds"),
-                "index_bytes": None,
-                "runs": self.spec.runs,
-                "cached": build_info.get("cached"),
-                "recall_rule": self.spec.recall_rule,
-            }
-            threads, clients = self.levels.get(query.run_id, (1, None))
-            record.update(search_threads=threads, clients=clients)
-        record["error"] = error
-        record["finished_at"] = _utc_now()
+            record = RunRecord.failed(
+                query.run_id,
+                status,
+                error or status,
+                engine=build.engine,
+                build_params=build.resolved,
+                query_params=query.params,
+                measured_on={
+                    "metric": self.dataset.metric,
+                    "dataset": self.dataset.name,
+                    "queries": self.dataset.n_queries,
+                    **self.measure_of(query.run_id).record_fields(),
+                },
+                cached=build_info.get("cached"),
+                build_seconds=build_info.get("build_seconds"),
+                finished_at=_utc_now(),
+            )
         self.store.add(record, per_query)
         self.done += 1
         self.outcome_counts["ran"] += 1
         if status != "ok":
             self.outcome_counts["failed"] += 1
-        self.emit(
-            "record",
-            describe_setting(build.engine, build.params, query.params),
-            self.store.records[query.run_id],
+        self.emit("record", describe_setting(build.engine, build.params, query.params), record)
+
+    def measure_of(self, run_id: str) -> Measure:
+        """How the run ``run_id`` is measured: the sweep's measure at its concurrency."""
+        threads, clients = self.levels.get(run_id, (1, None))
+        measure = self.spec.measure
+        return (
+            measure
+            if (threads, clients) == (1, None)
+            else measure.but(search_threads=threads, clients=clients)
         )
 
     def index_directory(self, build: BuildSetting) -> Path:
@@ -249,33 +248,27 @@ class _Sweep:
             self.cache_dir, index_key(self.fingerprint, build.engine, params, self.dataset.metric)
         )
 
-    def job(self, build: BuildSetting, remaining: list[QuerySetting], rebuild: bool) -> dict:
+    def job(self, build: BuildSetting, remaining: list[QuerySetting], rebuild: bool) -> WorkerJob:
         """The job a worker runs for ``remaining`` query settings of ``build``."""
-        return {
-            "engine": build.engine,
-            "params": build.params,
-            "index_dir": str(self.index_directory(build)),
-            "rebuild": rebuild,
-            "memory_check": self.memory_check,
-            "threads": self.threads,
-            "fingerprint": self.fingerprint,
-            "k": self.spec.k,
-            "mode": self.spec.mode,
-            "runs": self.spec.runs,
-            "recall_rule": self.spec.recall_rule,
-            "qps_tolerance": self.spec.qps_tolerance,
-            "queries": [(query.run_id, query.params) for query in remaining],
-            "concurrency": {
+        return WorkerJob(
+            engine=build.engine,
+            params=build.params,
+            index_dir=str(self.index_directory(build)),
+            fingerprint=self.fingerprint,
+            measure=self.spec.measure,
+            queries=tuple((query.run_id, query.params) for query in remaining),
+            rebuild=rebuild,
+            memory_check=self.memory_check,
+            threads=self.threads,
+            concurrency={
                 query.run_id: self.levels[query.run_id]
                 for query in remaining
                 if query.run_id in self.levels
             },
-            "policies": {
-                query.run_id: query.policy.to_job()
-                for query in remaining
-                if query.policy is not None
+            policies={
+                query.run_id: query.policy for query in remaining if query.policy is not None
             },
-        }
+        )
 
     def record(
         self,
@@ -283,7 +276,7 @@ class _Sweep:
         query: QuerySetting,
         status: str,
         error: str | None = None,
-        measured: dict | None = None,
+        measured: RunRecord | None = None,
         per_query: Any = None,
         build_info: dict | None = None,
     ) -> None:
@@ -455,9 +448,15 @@ def policy_files(spec: SweepSpec) -> list[PolicySetting]:
 
 
 def check_policy_sweep(spec: SweepSpec, elsewhere: bool) -> None:
-    """InputError (one line) for what policy runs cannot do: a strict recall rule (policies
-    are scored like annkit evaluate --policy, tolerant), or a plan run elsewhere (Ray)."""
-    if spec.recall_rule != "tolerant":
+    """InputError (one line) for what policy runs cannot do: adapt runs under a strict
+    recall rule (annkit adapt trains and scores with the tolerant rule; policy files are
+    scored like uniform settings, under either rule), or a plan run elsewhere (Ray)."""
+    adapt_runs = any(
+        query.policy is not None and query.policy.source == "adapt"
+        for build in spec.builds
+        for query in build.queries
+    )
+    if spec.recall_rule != "tolerant" and adapt_runs:
         raise InputError(
             f"{spec.source}: policy runs are scored with the tolerant recall "
             "rule; drop the strict rule or the policies"
@@ -625,7 +624,7 @@ def run_sweep(
         sweep.emit("finish")
         order = {run_id: position for position, run_id in enumerate(spec.run_ids())}
         records = sorted(
-            store.records.values(), key=lambda record: order.get(record["run_id"], len(order))
+            store.records.values(), key=lambda record: order.get(record.run_id, len(order))
         )
     return SweepOutcome(
         results_dir=path,

@@ -42,7 +42,7 @@ from annkit.bench.policies import (
     policy_fits_build,
     read_policy_file,
 )
-from annkit.measure import DEFAULT_QPS_TOLERANCE
+from annkit.measure import DEFAULT_QPS_TOLERANCE, Measure
 
 #: how recall@k is scored (see annkit.metrics.RECALL_RULES)
 RECALL_RULE_NAMES = ("tolerant", "strict")
@@ -108,6 +108,18 @@ class SweepSpec:
     #: stop timing a setting once its two fastest runs agree within this fraction (0: always
     #: ``runs`` runs); see annkit.evaluate.timing_is_stable
     qps_tolerance: float = DEFAULT_QPS_TOLERANCE
+
+    @property
+    def measure(self) -> Measure:
+        """How every query setting of the sweep is measured (k, mode, runs, QPS tolerance,
+        recall rule; one thread, one caller)."""
+        return Measure(
+            k=self.k,
+            mode=self.mode,
+            runs=self.runs,
+            qps_tolerance=self.qps_tolerance,
+            recall_rule=self.recall_rule,
+        )
 
     @property
     def n_runs(self) -> int:

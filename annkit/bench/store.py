@@ -158,26 +158,27 @@ def per_query_arrays(
 
 
 class ResultsStore:
-    """One sweep's results folder. Records are keyed by ``run_id``; adding a record for an
-    existing run_id replaces it (a retried failure), so runs.jsonl never holds duplicates."""
+    """One sweep's results folder: its :class:`RunRecord` s keyed by ``run_id``, read once
+    from runs.jsonl. Adding a record for an existing run_id replaces it (a retried failure),
+    so runs.jsonl never holds duplicates."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.runs_path = self.path / RUNS_FILE
         self.perquery_path = self.path / PERQUERY_FILE
         self.meta_path = self.path / META_FILE
-        self.records: dict[str, dict] = {}
+        self.records: dict[str, RunRecord] = {}
         self.reload()
 
     def reload(self) -> None:
         """Read the records on disk again (e.g. once the folder is locked)."""
         self.records = {}
         if self.runs_path.is_file():
-            for record in read_runs(self.runs_path):
-                self.records[record["run_id"]] = record
+            for record in read_records(self.runs_path):
+                self.records[record.run_id] = record
 
     def ok_run_ids(self) -> set[str]:
-        return {run_id for run_id, record in self.records.items() if record["status"] == "ok"}
+        return {run_id for run_id, record in self.records.items() if record.status == "ok"}
 
     def read_meta(self) -> dict | None:
         if not self.meta_path.is_file():
@@ -208,13 +209,11 @@ class ResultsStore:
 
         ``per_query`` is the per-query recall (nq,), or a mapping with ``recall``,
         ``distance_computations`` (nq,) int64 (None when the engine cannot count) and
-        ``ids`` (nq, k) int64, the ids the run returned (optional)."""
+        ``ids`` (nq, k) int64, the ids the run returned (optional). A record given in its
+        runs.jsonl form (a mapping) is read as from disk."""
         self.path.mkdir(parents=True, exist_ok=True)
-        if not isinstance(record, RunRecord):
-            record = RunRecord.from_dict(json_ready(dict(record)))
-        stored = json_ready(record.to_dict())
-        missing = [key for key in REQUIRED_KEYS if key not in stored]
-        assert not missing, f"record lacks {missing}"
+        stored = json_ready(record.to_dict() if isinstance(record, RunRecord) else dict(record))
+        record = RunRecord.from_dict(stored)  # as it will read back (non-finite numbers: None)
         if per_query is not None:
             if isinstance(per_query, Mapping):
                 recall, counts = per_query.get("recall"), per_query.get("distance_computations")
@@ -223,8 +222,11 @@ class ResultsStore:
                 recall, counts, ids = per_query, None, None
             if recall is not None:
                 self._write_per_query(record.run_id, recall, counts, ids)
-        self.records[record.run_id] = stored
-        text = "".join(json.dumps(item, allow_nan=False) + "\n" for item in self.records.values())
+        self.records[record.run_id] = record
+        text = "".join(
+            json.dumps(json_ready(item.to_dict()), allow_nan=False) + "\n"
+            for item in self.records.values()
+        )
         write_text(self.runs_path, text)
 
     def _write_per_query(

@@ -4,15 +4,15 @@ The runner starts it as ``python -m annkit.bench.worker FD`` and talks to it ove
 FD (pickled messages, :class:`multiprocessing.connection.Connection`); the first message
 carries the runner's ``sys.path`` and the arguments of :func:`serve`. Keeping native
 code out of the runner's process means a crash, a hang or a leak in an engine costs one
-run (recorded as failed or timed out) instead of the sweep. Timing happens here, in
-:func:`annkit.evaluate.evaluate`, while the runner only waits.
+run (recorded as failed or timed out) instead of the sweep. Timing happens here (in
+:func:`annkit.evaluate.measure_setting` and the policy path), while the runner only waits.
 
 Messages to the runner (tuples): ``("ready",)``, ``("fatal", message)``,
 ``("build_start", cached)``, ``("build_done", info)``, ``("build_failed", message)``,
-``("query_start", run_id)``, ``("result", run_id, record, per_query)`` (per_query: a
-dict of ``recall`` and ``distance_computations`` arrays, see ResultsStore.add),
-``("query_failed", run_id, message)``, ``("job_done",)``. From the runner: a job dict or
-None (stop).
+``("query_start", run_id)``, ``("result", run_id, record, per_query)`` (record: a
+:class:`~annkit.types.RunRecord`; per_query: a dict of ``recall``, ``distance_computations``
+and ``ids`` arrays, see ResultsStore.add), ``("query_failed", run_id, message)``,
+``("job_done",)``. From the runner: a :class:`~annkit.bench.job.WorkerJob` or None (stop).
 """
 
 from __future__ import annotations
@@ -22,13 +22,17 @@ import os
 import signal
 import sys
 import traceback
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from annkit.bench.job import WorkerJob
 from annkit.bench.store import per_query_arrays
 from annkit.errors import AnnkitError
+from annkit.evaluate import Truth
+from annkit.types import RunRecord
 
 
 def describe_error(exc: BaseException) -> str:
@@ -72,108 +76,95 @@ def _register_engines(engine_refs: dict[str, tuple[str, str]]) -> None:
         register(target)
 
 
-def _run_job(
-    conn: Any, job: dict, dataset: Any, true_distances: np.ndarray, profiles: dict
-) -> None:
-    from annkit.cache import obtain_index
-    from annkit.evaluate import DEFAULT_QPS_TOLERANCE, evaluate, true_neighbor_ids
-    from annkit.slices import build_profile
+def _measure_query(
+    job: WorkerJob,
+    run_id: str,
+    query_params: dict[str, Any],
+    bundle: Any,
+    dataset: Any,
+    truth: Any,
+    profile: Any,
+    adapt_runs: Any,
+) -> tuple[RunRecord, dict[str, np.ndarray | None]]:
+    """One query setting's record (without where the index came from) and its per-query
+    arrays: a uniform setting or a policy file through :func:`annkit.evaluate.score`, an
+    adapt run from its cross-fitted training."""
+    from annkit.evaluate import measure_setting
 
-    directory = Path(job["index_dir"])
-    will_load = directory.is_dir() and not job["rebuild"]
+    measure = job.measure_of(run_id)
+    policy = job.policies.get(run_id)
+    if policy is not None and policy.source != "file":  # trained here, cross-fitted
+        return adapt_runs.measure(run_id)
+    if policy is not None:  # a per-query effort policy file (annkit.bench.policies)
+        from annkit.bench.policies import measure_policy_file
+
+        evaluation = measure_policy_file(bundle, dataset, policy, measure, truth, profile)
+    else:
+        evaluation = measure_setting(
+            bundle, dataset, measure, query_params, truth=truth, profile=profile
+        )
+    return RunRecord.from_evaluation(evaluation, run_id), per_query_arrays(
+        evaluation.per_query_recall,
+        evaluation.per_query_distance_computations,
+        evaluation.returned_ids,
+    )
+
+
+def _run_job(conn: Any, job: WorkerJob, dataset: Any, truths: dict[int, Any]) -> None:
+    from annkit.cache import obtain_index
+
+    directory = Path(job.index_dir)
+    will_load = directory.is_dir() and not job.rebuild
     conn.send(("build_start", will_load))
     try:
         bundle, cached = obtain_index(
             directory,
-            job["engine"],
-            job["params"],
+            job.engine,
+            job.params,
             dataset,
-            fingerprint=job["fingerprint"],
-            threads=job["threads"],
-            rebuild=job["rebuild"],
-            memory_check=job.get("memory_check", True),
+            fingerprint=job.fingerprint,
+            threads=job.threads,
+            rebuild=job.rebuild,
+            memory_check=job.memory_check,
         )
     except Exception as exc:  # noqa: BLE001 - any engine failure becomes a failed run
         traceback.print_exc()
         conn.send(("build_failed", describe_error(exc)))
         return
+    build_threads = bundle.manifest.get("build_threads")
     conn.send(
         (
             "build_done",
             {
                 "cached": cached,
                 "build_seconds": bundle.build_seconds,
-                "build_threads": bundle.manifest.get("build_threads"),
+                "build_threads": build_threads,
             },
         )
     )
-    levels = job.get("concurrency", {})
-    policies = job.get("policies", {})
+    k = job.measure.k
+    truth, profile = truths[k]
     adapt_runs = None
-    for run_id, query_params in job["queries"]:
-        search_threads, clients = levels.get(run_id, (1, None))
+    for run_id, query_params in job.queries:
         conn.send(("query_start", run_id))
         try:
-            if job["k"] not in profiles:  # query slices: the same for every setting
-                profiles[job["k"]] = build_profile(dataset, true_distances, job["k"])
-            rule = job.get("recall_rule", "tolerant")
-            true_ids = None
-            if rule == "strict":  # the true top-k ids: the same for every setting
-                if ("true_ids", job["k"]) not in profiles:
-                    profiles[("true_ids", job["k"])] = true_neighbor_ids(dataset, job["k"])
-                true_ids = profiles[("true_ids", job["k"])]
-            if run_id in policies:  # a per-query effort policy (annkit.bench.policies)
-                from annkit.bench.policies import AdaptRuns, measure_policy_file
+            if profile is None:  # query slices: the same for every setting
+                from annkit.slices import build_profile
 
-                entry = policies[run_id]
-                if entry["source"] == "file":
-                    measured, per_query = measure_policy_file(
-                        bundle,
-                        dataset,
-                        entry,
-                        job["k"],
-                        job["mode"],
-                        job["runs"],
-                        true_distances,
-                        profiles[job["k"]],
-                    )
-                else:  # trained here, cross-fitted: each query scored out of fold
-                    if adapt_runs is None:
-                        adapt_runs = AdaptRuns(
-                            bundle, dataset, job["k"], true_distances, profiles[job["k"]], policies
-                        )
-                    measured, per_query = adapt_runs.measure(run_id)
-            else:
-                evaluation = evaluate(
-                    bundle,
-                    dataset,
-                    job["k"],
-                    query_params,
-                    mode=job["mode"],
-                    runs=job["runs"],
-                    true_distances=true_distances,
-                    qps_tolerance=job.get("qps_tolerance", DEFAULT_QPS_TOLERANCE),
-                    profile=profiles[job["k"]],
-                    search_threads=search_threads,
-                    clients=clients,
-                    recall_rule=rule,
-                    true_ids=true_ids,
-                )
-                measured = evaluation.to_dict()
-                per_query = per_query_arrays(
-                    evaluation.per_query_recall,
-                    evaluation.per_query_distance_computations,
-                    evaluation.returned_ids,
-                )
+                profile = build_profile(dataset, truth.distances, k)
+                truths[k] = (truth, profile)
+            if adapt_runs is None and any(p.source == "adapt" for p in job.policies.values()):
+                from annkit.bench.policies import AdaptRuns
+
+                adapt_runs = AdaptRuns(bundle, dataset, k, truth.distances, profile, job.policies)
+            record, per_query = _measure_query(
+                job, run_id, query_params, bundle, dataset, truth, profile, adapt_runs
+            )
         except Exception as exc:  # noqa: BLE001
             traceback.print_exc()
             conn.send(("query_failed", run_id, describe_error(exc)))
             continue
-        record = {
-            **measured,
-            "cached": cached,
-            "build_threads": bundle.manifest.get("build_threads"),
-        }
+        record = replace(record, cached=cached, build_threads=build_threads)
         conn.send(("result", run_id, record, per_query))
     conn.send(("job_done",))
 
@@ -198,7 +189,7 @@ def serve(
         conn.send(("fatal", describe_error(exc)))
         return
     conn.send(("ready",))
-    profiles: dict = {}
+    truths: dict[int, Any] = {}  # k -> (exact truth, query profile): the same for every job
     while True:
         try:
             job = conn.recv()
@@ -206,7 +197,9 @@ def serve(
             return
         if job is None:
             return
-        _run_job(conn, job, dataset, true_distances, profiles)
+        if job.measure.k not in truths:
+            truths[job.measure.k] = (Truth(dataset, job.measure.k, true_distances), None)
+        _run_job(conn, job, dataset, truths)
 
 
 def main(argv: list[str]) -> None:

@@ -17,18 +17,20 @@ import socket
 import time
 import traceback
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from annkit.bench.job import WorkerJob
 from annkit.bench.runner import SweepOutcome, _Sweep, run_sweep
 from annkit.bench.spec import BuildSetting, QuerySetting, SweepSpec
 from annkit.bench.store import per_query_arrays
 from annkit.bench.worker import _register_engines, describe_error
 from annkit.distributed.ray_backend import cluster_cpus, one_line, ray_session
 from annkit.engines.base import reference_engine
+from annkit.types import RunRecord
 
 Plan = list[tuple[BuildSetting, list[QuerySetting]]]
 
@@ -45,26 +47,27 @@ class IndexActor:
         self.true_distances = true_distances
         self.bundle: Any = None
         self.cached = False
-        self.job: dict = {}
+        self.job: WorkerJob | None = None
         self.profile: Any = None
+        self.truth: Any = None
         self.references: dict[tuple[int, int | None], float | None] = {}
         self.node = f"{socket.gethostname()}/{_node_id()[:8]}"
 
-    def build(self, job: dict) -> tuple:
+    def build(self, job: WorkerJob) -> tuple:
         """("build_done", info) or ("build_failed", message)."""
         from annkit.cache import obtain_index
 
         self.job = job
         try:
             self.bundle, self.cached = obtain_index(
-                Path(job["index_dir"]),
-                job["engine"],
-                job["params"],
+                Path(job.index_dir),
+                job.engine,
+                job.params,
                 self.dataset,
-                fingerprint=job["fingerprint"],
-                threads=job["threads"],
-                rebuild=job["rebuild"],
-                memory_check=job.get("memory_check", True),
+                fingerprint=job.fingerprint,
+                threads=job.threads,
+                rebuild=job.rebuild,
+                memory_check=job.memory_check,
             )
         except Exception as exc:  # noqa: BLE001 - any engine failure becomes a failed run
             traceback.print_exc()
@@ -87,13 +90,13 @@ class IndexActor:
         except Exception as exc:  # noqa: BLE001
             traceback.print_exc()
             return ("query_failed", run_id, describe_error(exc))
-        record = {
-            **evaluation.to_dict(),
-            "cached": self.cached,
-            "build_threads": self.bundle.manifest.get("build_threads"),
-            "node": self.node,
-            "reference_qps": reference,
-        }
+        record = replace(
+            RunRecord.from_evaluation(evaluation, run_id),
+            cached=self.cached,
+            build_threads=self.bundle.manifest.get("build_threads"),
+            node=self.node,
+            reference_qps=reference,
+        )
         return (
             "result",
             run_id,
@@ -104,23 +107,17 @@ class IndexActor:
         )
 
     def _evaluate(self, bundle: Any, query_params: dict, threads: int, clients: int | None) -> Any:
-        from annkit.evaluate import evaluate
+        from annkit.evaluate import Truth, measure_setting
         from annkit.slices import build_profile
 
-        job = self.job
+        assert self.job is not None
+        measure = self.job.measure.but(search_threads=threads, clients=clients)
+        if self.truth is None:
+            self.truth = Truth(self.dataset, measure.k, self.true_distances)
         if self.profile is None:
-            self.profile = build_profile(self.dataset, self.true_distances, job["k"])
-        return evaluate(
-            bundle,
-            self.dataset,
-            job["k"],
-            query_params,
-            mode=job["mode"],
-            runs=job["runs"],
-            true_distances=self.true_distances,
-            profile=self.profile,
-            search_threads=threads,
-            clients=clients,
+            self.profile = build_profile(self.dataset, self.true_distances, measure.k)
+        return measure_setting(
+            bundle, self.dataset, measure, query_params, truth=self.truth, profile=self.profile
         )
 
     def _reference(self, threads: int, clients: int | None) -> float | None:
@@ -131,18 +128,19 @@ class IndexActor:
         level = (threads, clients)
         if level not in self.references:
             job = self.job
+            assert job is not None
             directory = index_dir(
-                Path(job["index_dir"]).parent,
-                index_key(job["fingerprint"], reference_engine(), {}, self.dataset.metric),
+                Path(job.index_dir).parent,
+                index_key(job.fingerprint, reference_engine(), {}, self.dataset.metric),
             )
             flat, _ = obtain_index(
                 directory,
                 reference_engine(),
                 {},
                 self.dataset,
-                fingerprint=job["fingerprint"],
+                fingerprint=job.fingerprint,
                 threads=1,
-                memory_check=job.get("memory_check", True),
+                memory_check=job.memory_check,
             )
             self.references[level] = self._evaluate(flat, {}, threads, clients).qps
         return self.references[level]
@@ -191,7 +189,7 @@ def run_plan_on_ray(sweep: _Sweep, plan: Plan) -> None:
         rebuilt.add(key)
         job = sweep.job(build, remaining, rebuild)
         state = _Running(build, remaining, actor, deadline=deadline())
-        verb = "building" if rebuild or not Path(job["index_dir"]).is_dir() else "loading"
+        verb = "building" if rebuild or not Path(job.index_dir).is_dir() else "loading"
         sweep.emit("build", f"{verb} {_label(build)} on Ray")
         running[actor.build.remote(job)] = state
 

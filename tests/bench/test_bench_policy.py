@@ -20,7 +20,10 @@ from annkit.bench.spec import SweepError, load_sweep, make_run_id, parse_sweep
 from annkit.bench.store import ResultsStore, read_runs
 from annkit.bundle import load_bundle
 from annkit.errors import InputError
+from annkit.evaluate import true_neighbor_ids
 from annkit.io import write_dataset_hdf5
+from annkit.measure import Measure
+from annkit.metrics import strict_recall_per_query
 from annkit.sources import open_dataset
 from annkit.types import Dataset, RunRecord
 
@@ -284,6 +287,42 @@ def test_a_policy_file_run_is_evaluate_policy_on_the_same_index(swept, policy_fi
         r for r in read_runs(swept["root"] / "flag/runs.jsonl") if "policy" in r["query_params"]
     ]
     assert [r["run_id"] for r in flagged] == [record.run_id]
+
+
+@pytest.mark.slow
+def test_a_strict_recall_sweep_scores_a_policy_file_strictly(swept, policy_file):
+    """A policy goes through the scoring function of uniform settings, so a strict-recall
+    sweep measures a policy file too, under the strict rule (id overlap with the true top-k)."""
+    folder = swept["folder"]
+    strict_head = HEAD + 'recall = "strict"\n'
+    (folder / "strict.toml").write_text(strict_head + ENGINE + 'policy = ["policy.json"]\n')
+    result = run_cli(
+        "bench",
+        folder / "strict.toml",
+        "-o",
+        swept["root"] / "strict",
+        "--results-root",
+        swept["root"],
+        "--threads",
+        1,
+        "--json",
+    )
+    assert result.exit_code == 0, result.output
+    records = [RunRecord.from_dict(r) for r in read_runs(swept["root"] / "strict/runs.jsonl")]
+    assert {r.recall_rule for r in records} == {"strict"}
+    (record,) = [r for r in records if "policy" in r.query_params]
+    assert record.status == "ok", record.error
+    stored = ResultsStore(swept["root"] / "strict")
+    returned = stored.per_query_ids(record.run_id)
+    assert returned is not None
+    strict = strict_recall_per_query(true_neighbor_ids(swept["dataset"], K), returned, K)
+    assert np.array_equal(stored.per_query_recall(record.run_id), strict.astype(np.float32))
+    assert record.recall == pytest.approx(float(strict.mean()))
+    measure = Measure(k=K, runs=1, recall_rule="strict")
+    evaluation = evaluate_policy(
+        faiss_index(swept["root"]), swept["dataset"], load_policy(policy_file), measure=measure
+    )
+    assert evaluation.recall_rule == "strict" and record.recall == evaluation.recall
 
 
 @pytest.mark.slow

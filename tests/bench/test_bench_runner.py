@@ -83,12 +83,10 @@ def test_cached_indexes_are_reused_by_later_sweeps(tmp_path, tiny_file):
     second = run_sweep(spec, tmp_path / "b", results_root=tmp_path, threads=1)
     assert (first.builds, first.cached_builds) == (2, 0)
     assert (second.builds, second.cached_builds) == (2, 2)
-    assert [r["cached"] for r in first.records] == [False, False, False]
-    assert [r["cached"] for r in second.records] == [True, True, True]
-    assert [r["build_seconds"] for r in first.records] == [
-        r["build_seconds"] for r in second.records
-    ]
-    assert [r["recall"] for r in first.records] == [r["recall"] for r in second.records]
+    assert [r.cached for r in first.records] == [False, False, False]
+    assert [r.cached for r in second.records] == [True, True, True]
+    assert [r.build_seconds for r in first.records] == [r.build_seconds for r in second.records]
+    assert [r.recall for r in first.records] == [r.recall for r in second.records]
     rebuilt = run_sweep(spec, tmp_path / "c", results_root=tmp_path, threads=1, rebuild=True)
     assert rebuilt.cached_builds == 0
     assert len(list((tmp_path / ".cache" / "groundtruth").iterdir())) == 1
@@ -104,7 +102,7 @@ def test_rerun_skips_finished_settings_and_force_redoes_them(tmp_path, tiny_file
     assert (first.ran, first.skipped) == (3, 0)
     again = run_sweep(spec, tmp_path / "r", results_root=tmp_path, threads=1)
     assert (again.ran, again.skipped, again.builds) == (0, 3, 0)
-    assert [r["finished_at"] for r in again.records] == [r["finished_at"] for r in first.records]
+    assert [r.finished_at for r in again.records] == [r.finished_at for r in first.records]
     forced = run_sweep(spec, tmp_path / "r", results_root=tmp_path, threads=1, force=True)
     assert (forced.ran, forced.skipped) == (3, 0)
     assert len(read_runs(tmp_path / "r" / "runs.jsonl")) == 3
