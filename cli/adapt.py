@@ -10,7 +10,7 @@ from rich.table import Table
 
 from annkit.adaptive import AdaptConfig, adapt, save_policy
 from annkit.adaptive.policy import KINDS, lightgbm_available
-from annkit.adaptive.run import training_dataset
+from annkit.adaptive.run import AdaptReport, training_dataset
 from annkit.bundle import load_bundle
 from annkit.cli.console import stderr_console, stdout_console, to_json
 from annkit.cli.options import dataset_options, json_option, parse_grid, quiet_option
@@ -80,7 +80,12 @@ def default_policy_path(index: str) -> Path:
     default=None,
     help="Policy file (default: INDEX.policy.json beside the index).",
 )
-@click.option("--force", is_flag=True, help="Replace an existing policy file.")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Replace an existing policy file, and write the policy even when no policy beats "
+    "uniform effort at any operating point (else exit 1 and write nothing).",
+)
 @json_option
 @quiet_option
 def adapt_command(
@@ -138,22 +143,52 @@ def adapt_command(
             console.print(f"[dim]{message}[/dim]")
 
     report = adapt(bundle, dataset, k, target, train=train, config=config, grid=grid, progress=say)
-    save_policy(report.policy, target_path)
+    written = bool(report.wins) or force
+    if written:
+        save_policy(report.policy, target_path)
     if as_json:
-        click.echo(to_json({**report.to_dict(), "policy_file": str(target_path)}))
-        return
+        click.echo(
+            to_json({**report.to_dict(), "policy_file": str(target_path) if written else None})
+        )
+    else:
+        render_report(report, kind, k, target, target_path if written else None)
+    if not report.wins:
+        raise SystemExit(1)
+
+
+def render_report(report: AdaptReport, kind: str, k: int, target: float, path: Path | None) -> None:
+    """The comparison table, one verdict per operating point, and what was written."""
     out = stdout_console()
     out.print(f"{report.mode}.")
     summary = report.to_dict()
     out.print(comparison_table(summary))
     for line in verdicts(summary):
-        out.print(line)
+        out.print(line, highlight=False, markup=False)
+    if report.grid_note is not None:
+        out.print(f"note: {report.grid_note}", highlight=False, markup=False)
     training = report.policy.training
-    out.print(
-        f"{kind} policy for mean recall@{k} >= {target:g} written to {target_path} "
-        f"(on its training queries: recall {training.get('train_recall', 0):.4f}, "
-        f"{training.get('train_work', 0):,.0f} work per query)."
-    )
+    if not report.wins:
+        written = (
+            "the policy was written anyway (--force)"
+            if path
+            else "no policy file written (--force writes it anyway)"
+        )
+        out.print(
+            "no policy beats uniform effort at any operating point here: use the uniform "
+            f"setting; {written}.",
+            highlight=False,
+            markup=False,
+        )
+    else:
+        out.print("policies win: " + "; ".join(report.wins), highlight=False, markup=False)
+    if path is not None:
+        out.print(
+            f"{kind} policy for mean recall@{k} >= {target:g} written to {path} "
+            f"(on its training queries: recall {training.get('train_recall', 0):.4f}, "
+            f"{training.get('train_work', 0):,.0f} work per query).",
+            highlight=False,
+            markup=False,
+        )
     if not report.exact_counts:
         out.print(
             f"{report.policy.engine} cannot count distance computations: compare by QPS "
@@ -217,10 +252,11 @@ def verdicts(report: dict) -> list[str]:
                     f"{point['recall_change']:+.4f}"
                 )
             elif "work matched" in name or "budget matched" in name:
+                tail = point["tail_band_change"]
                 parts.append(
-                    f"{kind} p5 {point['p5_change']:+.2f}, tail "
-                    f"{(point['tail_band_change'] or 0):+.4f} at "
-                    f"{_cell(point.get('work_ratio'), 2)}x the work"
+                    f"{kind} p5 {point['p5_change']:+.2f}"
+                    + ("" if tail is None else f", tail {tail:+.4f}")
+                    + f" at {_cell(point.get('work_ratio'), 2)}x the work"
                 )
         lines.append(
             f"near recall {entry['operating_point']:g} ({report['param']}="

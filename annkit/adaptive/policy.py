@@ -48,6 +48,23 @@ class PolicyError(InputError):
     """A policy file is damaged, foreign to the index, or cannot be used."""
 
 
+def query_hashes(queries: np.ndarray) -> list[str]:
+    """A short hash (16 hex digits) of each query vector's float32 bytes: a policy keeps
+    those of its training queries so that scoring it on them can be called in-sample."""
+    rows = np.ascontiguousarray(queries, dtype=np.float32)
+    return [hashlib.blake2b(row.tobytes(), digest_size=8).hexdigest() for row in rows]
+
+
+def in_sample_count(policy: Policy, queries: np.ndarray) -> int | None:
+    """How many of ``queries`` the policy was trained on (None when its file predates the
+    training-query hashes)."""
+    known = policy.training.get("query_hashes")
+    if not known:
+        return None
+    trained = set(known)
+    return sum(digest in trained for digest in query_hashes(queries))
+
+
 def lightgbm_available() -> bool:
     """True when lightgbm can be imported."""
     try:

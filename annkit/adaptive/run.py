@@ -19,9 +19,9 @@ from annkit.adaptive.frontier import (
     uniform_points,
 )
 from annkit.adaptive.goal import Goal
-from annkit.adaptive.policy import KINDS, FirstStage, Policy, require_lightgbm
+from annkit.adaptive.policy import KINDS, FirstStage, Policy, query_hashes, require_lightgbm
 from annkit.adaptive.search import effort_param_of, refine_grid
-from annkit.adaptive.table import EffortTable, measure_table
+from annkit.adaptive.table import EffortTable, measure_table, per_query_recall
 from annkit.adaptive.train import AdaptConfig, default_centroids, make_policy
 from annkit.bundle import Bundle
 from annkit.engines.base import Engine
@@ -52,6 +52,10 @@ class AdaptReport:
     #: ``distance_computations`` (None where the engine cannot count), in query order;
     #: not part of :meth:`to_dict`
     per_query: dict[str, list[dict]] = field(default_factory=dict)
+    #: where a policy beats uniform effort (see :func:`policy_wins`); empty: nowhere
+    wins: list[str] = field(default_factory=list)
+    #: set when the uniform grid could not reach the target or the top operating point
+    grid_note: str | None = None
 
     def to_dict(self) -> dict:
         """A JSON-ready dict: frontiers, comparisons and the fold of every scored query."""
@@ -61,12 +65,87 @@ class AdaptReport:
             "folds": self.folds,
             "distance_computations_counted": self.exact_counts,
             "policy": {
-                key: value for key, value in self.policy.manifest().items() if key not in ("index",)
+                key: (
+                    {name: v for name, v in value.items() if name != "query_hashes"}
+                    if key == "training"
+                    else value
+                )
+                for key, value in self.policy.manifest().items()
+                if key not in ("index",)
             },
             "comparisons": self.comparisons,
             "frontiers": self.frontiers,
             "fold_of_query": None if self.fold_of_query is None else self.fold_of_query.tolist(),
+            "wins": list(self.wins),
+            "grid_note": self.grid_note,
         }
+
+
+#: a recall-matched policy wins when it needs at most this share of uniform's work...
+WIN_WORK_RATIO = 0.98
+#: ...and loses no more recall than this; a work-matched one wins by raising p5 or the tail
+#: band by more than this
+WIN_RECALL_SLACK = 0.001
+
+
+def policy_wins(comparisons: list[dict]) -> list[str]:
+    """Where a policy beats uniform effort, one line each: at an operating point, a
+    recall-matched policy with at most WIN_WORK_RATIO of the work (its recall and p5 kept),
+    or a work-matched one (within the 2% of equal work) raising p5 or the tail band. Work
+    is distance computations; for an engine that cannot count them, the inverse QPS ratio
+    (time) stands in."""
+    wins = []
+    for entry in comparisons:
+        where = f"near recall {entry['operating_point']:g}"
+        for name, point in entry.items():
+            if name in ("operating_point", "uniform", "room"):
+                continue
+            kept = point.get("recall_change", 0.0) >= -WIN_RECALL_SLACK
+            ratio = point.get("work_ratio")
+            if ratio is None and point.get("qps_ratio"):  # uncounted: time is the cost
+                ratio = 1.0 / point["qps_ratio"]
+            if "recall matched" in name:
+                if (
+                    ratio is not None
+                    and ratio <= WIN_WORK_RATIO
+                    and kept
+                    and point.get("p5_change", 0.0) >= 0
+                ):
+                    wins.append(f"{where}: {name} {ratio:.2f}x the cost")
+            elif ratio is not None and ratio <= 1.0 + 0.02 and kept:
+                tail = point.get("tail_band_change")
+                if point.get("p5_change", 0.0) > 0 or (
+                    tail is not None and tail > WIN_RECALL_SLACK
+                ):
+                    wins.append(f"{where}: {name} p5 {point['p5_change']:+.2f}")
+    return wins
+
+
+def extend_grid(
+    engine: Engine,
+    values: list[int],
+    recall_at: Callable[[int], float],
+    need: float,
+    param: str,
+) -> tuple[list[int], str | None]:
+    """``values`` extended by doubling its largest value (with midpoints) until the uniform
+    recall there (``recall_at(value)``) reaches ``need``, within the parameter's maximum and
+    64x the original largest value; with a note when it cannot."""
+    spec = engine.index_query_specs()[param]
+    cap = int(spec.maximum) if spec.maximum is not None else None
+    limit = values[-1] * 64
+    while True:
+        top = values[-1]
+        recall = recall_at(top)
+        if recall >= need:
+            return values, None
+        nxt = top * 2 if cap is None else min(top * 2, cap)
+        if nxt <= top or nxt > limit:
+            return values, (
+                f"the uniform grid's best recall is {recall:.4f} at {param}={top}, below "
+                f"{need:g}: operating points above it are not measured"
+            )
+        values = refine_grid([*values, nxt])
 
 
 def _closest(points: list[dict], recall: float) -> int:
@@ -132,6 +211,22 @@ def _summary(point: dict, base: dict | None) -> dict:
         mine, theirs = _band_recall(point), _band_recall(base)
         summary["tail_band_change"] = None if mine is None or theirs is None else mine - theirs
     return summary
+
+
+def _uniform_recall(
+    engine: Engine, param: str, dataset: Dataset, truth: np.ndarray, k: int, value: int
+) -> float:
+    """Mean recall@k of every query of ``dataset`` searched at ``param`` = ``value``."""
+    saved = dict(engine.query)
+    try:
+        engine.set_query_params(**{param: int(value)})
+        with engine.uncounted():
+            ids = engine.search(np.ascontiguousarray(dataset.queries, dtype=np.float32), k).ids
+    finally:
+        engine.set_query_params(**saved)
+    return float(
+        per_query_recall(dataset.base, dataset.queries, dataset.metric, truth, ids, k).mean()
+    )
 
 
 def probe_stage(engine: Engine, param: str, config: AdaptConfig) -> FirstStage:
@@ -214,6 +309,18 @@ def adapt(
         if grid is not None
         else refine_grid(engine.effort_grid(k, dataset.n_base))
     )
+    grid_note = None
+    if grid is None:  # a given grid is the user's; the default one grows to what it must reach
+        need = max(float(target), max(OPERATING_POINTS))
+        values, grid_note = extend_grid(
+            engine,
+            values,
+            lambda value: _uniform_recall(engine, param, dataset, truth, k, value),
+            need,
+            param,
+        )
+        if grid_note is not None:
+            say(grid_note)
     first_indices = (
         [index for index in config.first_indices if index < len(values)]
         if "full" in config.stages
@@ -278,22 +385,25 @@ def adapt(
     for kind in config.kinds:
         families = []
         if kind == "learned":
-            say(f"training LightGBM models on {len(train_rows)} fold(s)")
-            families = [
-                train_families(
-                    fit_table,
-                    rows,
-                    list(fit_table.stages),
-                    config.label_targets,
-                    config.folds,
-                    config.seed,
-                    config.rounds,
+            for fold, rows in enumerate(train_rows, start=1):
+                say(f"learned: training LightGBM models, fold {fold}/{len(train_rows)}")
+                families.append(
+                    train_families(
+                        fit_table,
+                        rows,
+                        list(fit_table.stages),
+                        config.label_targets,
+                        config.folds,
+                        config.seed,
+                        config.rounds,
+                    )
                 )
-                for rows in train_rows
-            ]
         points, rows_of_points = [], []
-        for goal in goal_list:
-            say(f"{kind} policy: {goal.label()}")
+        for number, goal in enumerate(goal_list, start=1):
+            say(
+                f"{kind} policy {number}/{len(goal_list)}: {goal.label()} "
+                f"({len(train_rows)} fold(s))"
+            )
             policies = [
                 make_policy(
                     kind,
@@ -344,6 +454,7 @@ def adapt(
     all_rows = np.arange(n_train)
     final_kind = config.kinds[0]
     say(f"final {final_kind} policy on all {n_train} training queries")
+    training_queries = train.queries if train is not None else dataset.queries
     policy = make_policy(
         final_kind,
         fit_table,
@@ -354,6 +465,8 @@ def adapt(
         param,
         centroids,
     )
+    policy.training["query_hashes"] = query_hashes(training_queries)
+    comparisons = compare_at_operating_points(frontiers, param, table)
     info = {
         "engine": engine.name,
         "param": param,
@@ -373,8 +486,10 @@ def adapt(
         train_rows=train_rows,
         scored_rows=scored_rows,
         frontiers=frontiers,
-        comparisons=compare_at_operating_points(frontiers, param, table),
+        comparisons=comparisons,
         exact_counts=table.exact,
         info=info,
         per_query=per_query,
+        wins=policy_wins(comparisons),
+        grid_note=grid_note,
     )
