@@ -8,6 +8,7 @@ from annkit.cli.console import progress_bar, stdout_console, to_json
 from annkit.cli.options import (
     LOCAL_RAY,
     json_option,
+    label_options,
     max_queries_option,
     memory_check_option,
     metric_option,
@@ -37,6 +38,7 @@ from annkit.groundtruth import write_ground_truth
     "not a complete dataset file.",
 )
 @max_queries_option
+@label_options
 @memory_check_option
 @ray_option(
     "Shard the base over Ray tasks: a new local Ray instance, or the cluster at "
@@ -53,6 +55,8 @@ def groundtruth(
     output: str,
     ids_only: bool,
     max_queries: int | None,
+    base_labels_file: str | None,
+    query_labels_file: str | None,
     skip_memory_check: bool,
     ray_address: str | None,
     as_json: bool,
@@ -62,6 +66,11 @@ def groundtruth(
 
     BASE alone may be a dataset HDF5 (train + test). The output is a complete
     ann-benchmarks dataset (train, test, neighbors, distances) unless --ids-only.
+
+    With labels (a dataset's train_labels / test_labels, or --base-labels and
+    --query-labels), each query's neighbours are taken among the base vectors carrying all
+    of its labels; a query with fewer than k such vectors gets a shorter row, padded with
+    id -1 and distance +inf. The labels go into the output.
     """
     compute = None
     if ray_address is not None:  # Ray is imported only when asked for
@@ -81,6 +90,8 @@ def groundtruth(
             progress=progress,
             compute=compute,
             max_queries=max_queries,
+            base_labels=base_labels_file,
+            query_labels=query_labels_file,
         )
     if as_json:
         click.echo(to_json(run.to_dict()))
@@ -93,6 +104,14 @@ def groundtruth(
                 ("queries x base", f"{run.queries:,} x {run.base:,}"),
                 ("k", run.k),
                 ("metric", run.metric),
+                *(
+                    [
+                        ("filtered queries", f"{run.filtered_queries:,}"),
+                        ("fewer than k passing", f"{run.short_queries:,}"),
+                    ]
+                    if run.filtered_queries is not None and run.short_queries is not None
+                    else []
+                ),
                 ("seconds", f"{run.seconds:.2f}"),
             ],
         )

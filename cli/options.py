@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -180,19 +181,67 @@ max_queries_option = click.option(
 )
 
 
+LABEL_FILE_HELP = (
+    "Labels of the {what}: a big-ann-benchmarks .spmat file, or an HDF5 file's {group} "
+    "group. A query's filter is the AND of its labels (none: unfiltered)."
+)
+#: the keyword arguments the label options give a command
+LABEL_KWARGS = ("base_labels_file", "query_labels_file")
+
+
+def label_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """``--base-labels FILE`` / ``--query-labels FILE``, passed to the command as
+    ``base_labels_file`` / ``query_labels_file`` (for ``open_dataset``'s ``base_labels`` /
+    ``query_labels``)."""
+    func = click.option(
+        "--query-labels",
+        "query_labels_file",
+        type=click.Path(dir_okay=False),
+        default=None,
+        metavar="FILE",
+        help=LABEL_FILE_HELP.format(what="queries", group="test_labels"),
+    )(func)
+    return click.option(
+        "--base-labels",
+        "base_labels_file",
+        type=click.Path(dir_okay=False),
+        default=None,
+        metavar="FILE",
+        help=LABEL_FILE_HELP.format(what="base vectors", group="train_labels"),
+    )(func)
+
+
+def _accepts(func: Callable[..., Any], name: str) -> bool:
+    parameters = inspect.signature(func).parameters
+    return name in parameters or any(
+        p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()
+    )
+
+
 def dataset_options(func: Callable[..., Any]) -> Callable[..., Any]:
     """DATA argument plus --queries / --groundtruth / --weights / --metric / --max-queries /
-    --name; a notice on stderr when DATA is left out and the bundled dataset is used."""
+    --name / --base-labels / --query-labels; a notice on stderr when DATA is left out and
+    the bundled dataset is used.
+
+    The label files reach a command that takes ``base_labels_file`` / ``query_labels_file``
+    parameters; a command without them refuses the options in one line (until it passes
+    them on to ``open_dataset``)."""
 
     inner = func
 
     @functools.wraps(inner)
     def command(*args: Any, **kwargs: Any) -> Any:
         echo_notices(default_data_notice(kwargs.get("data"), kwargs.get("queries_file")))
+        for key in LABEL_KWARGS:
+            if _accepts(inner, key):
+                continue
+            if kwargs.pop(key, None) is not None:
+                option = "--" + key.removesuffix("_file").replace("_", "-")
+                raise click.UsageError(f"{option} is not supported by this command yet")
         return inner(*args, **kwargs)
 
     func = command
-    decorators = [
+    decorators: list[Callable[[Any], Any]] = [
         click.argument("data", required=False),
         click.option(
             "--queries",
@@ -226,6 +275,7 @@ def dataset_options(func: Callable[..., Any]) -> Callable[..., Any]:
             help="Label for the dataset in reports (default: the base file's name, joined "
             "with the queries file's when the queries come from elsewhere).",
         ),
+        label_options,
     ]
     for decorator in reversed(decorators):
         func = decorator(func)

@@ -9,7 +9,11 @@ from pathlib import Path
 from annkit.errors import DatasetError
 from annkit.io._common import PathLike
 
-BUNDLED_DATASETS: dict[str, str] = {"words-10k": "words-10k.hdf5"}
+BUNDLED_DATASETS: dict[str, str] = {
+    "words-10k": "words-10k.hdf5",
+    # words-10k with labels (languages, scripts) and filtered ground truth: filtered recall
+    "words-10k-labelled": "words-10k-labelled.hdf5",
+}
 
 
 def bundled_names() -> list[str]:

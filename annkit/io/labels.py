@@ -23,7 +23,7 @@ from annkit.errors import DatasetError
 from annkit.io._common import PathLike, atomic_write, display_name, file_size, require_file
 from annkit.io._heap import check_global_heaps
 from annkit.io.hdf5 import HDF5_SUFFIXES, _read, open_hdf5
-from annkit.labels import Labels, check_labels
+from annkit.labels import Labels, LabelSummary, check_labels, summarize_labels
 
 SPMAT_SUFFIX = ".spmat"
 SPMAT_HEADER_BYTES = 24
@@ -202,3 +202,46 @@ def check_label_rows(labels: Labels | None, rows: int, where: str) -> None:
     """DatasetError when ``labels`` do not hold one row per vector (``rows`` vectors)."""
     if labels is not None and labels.n_rows != rows:
         raise DatasetError(f"{where}: {labels.n_rows:,} rows of labels for {rows:,} vectors")
+
+
+def _vector_rows(path: Path) -> tuple[int | None, int | None]:
+    """(base rows, query rows) a file holds, read from its header or HDF5 shapes: an HDF5
+    file's ``train`` and ``test`` sets, any other vector file's rows as the base."""
+    from annkit.io.dispatch import describe_file
+
+    if path.suffix.lower() in HDF5_SUFFIXES:
+        with open_hdf5(path) as handle:
+            rows = []
+            for key in ("train", "test"):
+                item = handle.get(key)
+                shape = getattr(item, "shape", None) if isinstance(item, h5py.Dataset) else None
+                rows.append(int(shape[0]) if shape else None)
+        return rows[0], rows[1]
+    arrays: dict[str, dict] = describe_file(path).get("arrays") or {}
+    shapes = [spec.get("shape") for spec in arrays.values()]
+    return (int(shapes[0][0]) if shapes and shapes[0] else None), None
+
+
+def dataset_label_summary(
+    path: PathLike,
+    base_labels: PathLike | None = None,
+    query_labels: PathLike | None = None,
+) -> LabelSummary | None:
+    """The :class:`~annkit.labels.LabelSummary` of a dataset's labels: the label files
+    given, else the file's own ``train_labels`` / ``test_labels`` groups; each checked to
+    hold one row per vector of the file. None when there are no labels at all."""
+    p = require_file(path)
+    n_base, n_queries = _vector_rows(p)
+    own_base, own_queries = read_dataset_labels(p, n_base=n_base, n_queries=n_queries)
+    base = read_labels_file(base_labels, "base", rows=n_base) if base_labels else own_base
+    queries = (
+        read_labels_file(query_labels, "queries", rows=n_queries) if query_labels else own_queries
+    )
+    if base is None and queries is None:
+        return None
+    if base is None:
+        raise DatasetError(
+            f"{display_name(p)}: the queries have labels but the base vectors have none; "
+            "pass --base-labels FILE"
+        )
+    return summarize_labels(base, queries)
