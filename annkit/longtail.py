@@ -54,20 +54,29 @@ def _half_up(x: float) -> int:
 # --------------------------------------------------------------------------- tail metrics
 
 
+#: decimals of the recall percentiles: interpolating between recall steps of 1/k leaves
+#: binary noise (0.7450000000000001) that would otherwise reach every table and JSON file
+PERCENTILE_DECIMALS = 12
+
+
 def tail_metrics(per_query_recall: np.ndarray) -> dict:
     """Summary of a per-query recall vector ``(nq,)`` with values in [0, 1].
 
-    Returns ``mean``, ``p1``, ``p5``, ``p10`` (percentiles, linear interpolation),
+    Returns ``mean``, ``p1``, ``p5``, ``p10`` (percentiles, linear interpolation, rounded
+    to PERCENTILE_DECIMALS so that 0.7450000000000001 reads 0.745),
     ``share_below_0_5`` (share of queries with recall < 0.5), ``share_zero`` (recall == 0)
     and ``queries`` (nq). Raises LongtailError (a ValueError) on empty or non-finite input.
     """
     recall = _vector(per_query_recall, "per_query_recall")
-    p1, p5, p10 = np.percentile(recall, [1.0, 5.0, 10.0], method="linear")
+    p1, p5, p10 = (
+        round(float(value), PERCENTILE_DECIMALS)
+        for value in np.percentile(recall, [1.0, 5.0, 10.0], method="linear")
+    )
     return {
         "mean": float(recall.mean()),
-        "p1": float(p1),
-        "p5": float(p5),
-        "p10": float(p10),
+        "p1": p1,
+        "p5": p5,
+        "p10": p10,
         "share_below_0_5": float(np.mean(recall < 0.5)),
         "share_zero": float(np.mean(recall == 0.0)),
         "queries": int(recall.size),

@@ -183,8 +183,11 @@ def open_base(data: str | Path | None, metric: str | None) -> tuple[np.ndarray, 
         dataset = load_dataset(spec, metric=metric)
         return dataset.base, dataset.metric, dataset.name
     path = resolve_dataset_path(spec)
-    chosen = choose_metric(metric, [(display_name(path), declared_metric(path))])
     vectors = read_vectors(path)
+    declared = declared_metric(path)
+    if metric is None and declared is None:  # a damaged file is named as such first
+        validate_vectors(vectors, f"{spec}", "euclidean")
+    chosen = choose_metric(metric, [(display_name(path), declared)])
     validate_vectors(vectors, f"{spec}", chosen)
     return vectors, chosen, Path(str(spec)).stem
 

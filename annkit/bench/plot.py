@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import textwrap
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,19 @@ ADAPT_FRONTIERS = (
     ("threshold", "C2", "s", "-"),
     ("oracle", "0.35", "*", "--"),
 )
+
+
+#: characters per title line: a title wider than the axes is wrapped, never cut
+TITLE_WIDTH = 80
+
+
+def wrapped(title: str, width: int = TITLE_WIDTH) -> str:
+    """``title`` with each of its lines wrapped at ``width`` characters, so that a long
+    dataset or slice name stays inside the figure."""
+    return "\n".join(
+        "\n".join(textwrap.wrap(line, width, break_long_words=True) or [""])
+        for line in title.split("\n")
+    )
 
 
 def measure_label(measure: str, k: int | str | None) -> str:
@@ -280,7 +294,7 @@ def _draw_qps(
     axes.set_yscale("log")
     axes.set_xlabel(label)
     axes.set_ylabel("queries per second (log scale)")
-    axes.set_title(title)
+    axes.set_title(wrapped(title), fontsize=10)
     axes.legend(loc="lower left", fontsize=8)
 
 
@@ -353,7 +367,7 @@ def _draw_work(
         title = f"{first.dataset or 'dataset'}: {label} vs distance computations ({first.mode})"
         if uncounted:
             title += f"\nleft out, not counted: {', '.join(uncounted)}"
-    axes.set_title(title)
+    axes.set_title(wrapped(title), fontsize=10)
     axes.legend(loc="lower right", fontsize=8)
 
 
@@ -388,7 +402,10 @@ def _draw_concurrency(
     axes.set_yscale("log")
     axes.set_xlabel("search threads" if by == "threads" else "concurrent clients")
     axes.set_ylabel("queries per second (log scale)")
-    axes.set_title(title or f"{first.dataset or 'dataset'}: QPS against {by} (k={first.k})")
+    axes.set_title(
+        wrapped(title or f"{first.dataset or 'dataset'}: QPS against {by} (k={first.k})"),
+        fontsize=10,
+    )
     axes.legend(loc="upper left", fontsize=8)
 
 
@@ -549,9 +566,12 @@ def plot_adaptive(
             else "scored on held-out queries"
         )
         axes.set_title(
-            title
-            or f"{report.get('dataset') or 'dataset'}: {engine}, adaptive vs "
-            f"uniform {param} ({scored})\n{label} vs {versus}"
+            wrapped(
+                title
+                or f"{report.get('dataset') or 'dataset'}: {engine}, adaptive vs "
+                f"uniform {param} ({scored})\n{label} vs {versus}"
+            ),
+            fontsize=10,
         )
         axes.grid(True, which="both", alpha=0.25)
         axes.legend(loc="lower right" if x == "work" else "lower left", fontsize=8)

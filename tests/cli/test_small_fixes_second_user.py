@@ -78,3 +78,31 @@ def test_tune_prints_the_recall_on_the_slice_it_tuned_for(tmp_path: Path) -> Non
     flat = " ".join(result.output.split())
     assert "recall@10 on lid-q4 0." in flat
     assert "recall@10 lid-q4" in flat  # the chosen setting's table shows the tuned slice
+
+
+def test_tail_percentiles_carry_no_binary_noise() -> None:
+    """A p5 of 0.7450000000000001 in --json output (item 20): the recall percentiles are
+    rounded where they are computed, so tables and JSON agree."""
+    from annkit.cli.console import to_json
+    from annkit.longtail import tail_metrics
+
+    rng = np.random.default_rng(0)
+    noisy = next(  # recall steps of 1/10 over a query count whose p5 falls between them
+        r
+        for r in (rng.integers(0, 11, size=rng.integers(20, 2000)) / 10 for _ in range(9999))
+        if float(np.percentile(r, 5.0)) != round(float(np.percentile(r, 5.0)), 12)
+    )
+    tail = tail_metrics(noisy)
+    assert tail["p5"] == round(float(np.percentile(noisy, 5.0)), 12)
+    assert len(repr(tail["p5"])) <= 14  # e.g. 0.03, not 0.030000000000000027
+    assert f'"p5": {tail["p5"]!r},' in to_json(tail)
+
+
+def test_long_plot_titles_are_wrapped_inside_the_figure() -> None:
+    """Plot titles with --slice ran off both edges of the image (item 16)."""
+    from annkit.bench.plot import TITLE_WIDTH, wrapped
+
+    title = "words-100k+ood-long-text-queries[1000 of 2000 queries, seed 0]: recall@10 " * 3
+    lines = wrapped(title.strip() + "\nsecond line").split("\n")
+    assert all(len(line) <= TITLE_WIDTH for line in lines) and lines[-1] == "second line"
+    assert " ".join(lines[:-1]).split() == title.split()
