@@ -181,7 +181,7 @@ def test_engines_listing():
         (
             ("build", "{tmp}/missing.fvecs", "-e", "hnsw", "-o", "{tmp}/x"),
             "Error: {tmp}/missing.fvecs: no such file, and not a bundled dataset "
-            "(bundled: words-10k)",
+            "(bundled: words-10k, words-10k-labelled)",
         ),
         (("evaluate", "{tmp}/noindex"), "Error: {tmp}/noindex: no such index directory"),
         (
@@ -195,7 +195,7 @@ def test_engines_listing():
         (
             ("info", "{tmp}/nothing.xyz"),
             "Error: {tmp}/nothing.xyz: no such file, and not a bundled dataset "
-            "(bundled: words-10k)",
+            "(bundled: words-10k, words-10k-labelled)",
         ),
     ],
 )

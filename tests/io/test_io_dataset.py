@@ -36,9 +36,13 @@ def test_bundled_words_10k_by_name():
 
 
 def test_bundled_names_and_resolution(tmp_path):
-    assert bundled_names() == ["words-10k"]
-    assert BUNDLED_DATASETS == {"words-10k": "words-10k.hdf5"}
+    assert bundled_names() == ["words-10k", "words-10k-labelled"]
+    assert BUNDLED_DATASETS == {
+        "words-10k": "words-10k.hdf5",
+        "words-10k-labelled": "words-10k-labelled.hdf5",
+    }
     assert resolve_dataset_path("words-10k").is_file()
+    assert resolve_dataset_path("words-10k-labelled").is_file()
     own = tmp_path / "mine.hdf5"
     own.write_bytes(b"")
     assert resolve_dataset_path(own) == own
@@ -48,7 +52,7 @@ def test_unknown_spec_lists_bundled_names(tmp_path):
     with pytest.raises(DatasetError) as excinfo:
         load_dataset("words-1m")
     assert str(excinfo.value) == (
-        "words-1m: no such file, and not a bundled dataset (bundled: words-10k)"
+        "words-1m: no such file, and not a bundled dataset (bundled: words-10k, words-10k-labelled)"
     )
 
 
