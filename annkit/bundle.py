@@ -23,15 +23,18 @@ import numpy as np
 from annkit import __version__
 from annkit.engines.base import Engine, get_engine
 from annkit.errors import BundleError, InputError, ParamError
+from annkit.labels import Labels
 from annkit.memory import check_memory
 from annkit.parallel import NATIVE_THREAD, run_interruptibly
-from annkit.sources import open_base
+from annkit.sources import open_base, open_base_labels
 from annkit.types import METRICS, normalize_metric
 
 FORMAT = "annkit-index"
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 MAX_MANIFEST_BYTES = 1 << 20
+#: the payload file holding a bundle's base labels (group ``train_labels``), when it has them
+LABELS_FILE = "base_labels.hdf5"
 
 
 @dataclass(frozen=True)
@@ -48,7 +51,31 @@ class Bundle:
 
     @property
     def index_bytes(self) -> int:
-        return int(sum(entry["bytes"] for entry in self.manifest["files"].values()))
+        """Bytes of the engine's payload files (the base labels file not counted)."""
+        return int(
+            sum(
+                entry["bytes"]
+                for name, entry in self.manifest["files"].items()
+                if name != LABELS_FILE
+            )
+        )
+
+    def base_labels(self) -> Labels | None:
+        """The labels of the indexed vectors (one row per vector id), or None when the
+        bundle was built from data without labels. Read from the verified payload."""
+        return read_bundle_labels(self.path, self.manifest)
+
+
+def read_bundle_labels(path: str | Path, manifest: dict) -> Labels | None:
+    """The base labels a bundle keeps (its :data:`LABELS_FILE`), or None."""
+    from annkit.io.labels import read_label_group
+
+    if LABELS_FILE not in manifest["files"]:
+        return None
+    try:
+        return read_label_group(Path(path) / LABELS_FILE, "train_labels", rows=manifest["count"])
+    except InputError as exc:
+        raise BundleError(f"{path}: {exc}") from None
 
 
 def sha256_file(path: Path) -> str:
@@ -99,8 +126,11 @@ def save_bundle(
     dataset_name: str = "",
     threads: int = 1,
     overwrite: bool = False,
+    base_labels: Labels | None = None,
 ) -> Path:
-    """Write ``engine`` as a bundle directory at ``target``; returns the path.
+    """Write ``engine`` as a bundle directory at ``target``; returns the path. With
+    ``base_labels`` (one row per indexed vector) the bundle keeps them as the payload file
+    :data:`LABELS_FILE`, checksummed like the engine's files.
 
     Everything is written into a hidden staging directory beside the target first; the
     directory is renamed into place only when the payload and manifest are complete.
@@ -112,6 +142,8 @@ def save_bundle(
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
     try:
         names = engine.save(staging)
+        if base_labels is not None:
+            names = [*names, _save_labels(staging, base_labels, engine.count)]
         files = {
             name: {"bytes": (staging / name).stat().st_size, "sha256": sha256_file(staging / name)}
             for name in names
@@ -141,6 +173,19 @@ def save_bundle(
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return target
+
+
+def _save_labels(staging: Path, labels: Labels, count: int) -> str:
+    """Write the base labels into the staging directory; returns the file's name."""
+    import h5py
+
+    from annkit.io.hdf5 import write_label_group
+
+    if labels.n_rows != count:
+        raise InputError(f"{labels.n_rows:,} rows of base labels for {count:,} indexed vectors")
+    with h5py.File(staging / LABELS_FILE, "w") as handle:
+        write_label_group(handle, "train_labels", labels)
+    return LABELS_FILE
 
 
 def read_manifest(path: str | Path) -> dict:
@@ -325,16 +370,19 @@ def build_bundle(
     threads: int | None = None,
     overwrite: bool = False,
     memory_check: bool = True,
+    base_labels: str | Path | None = None,
 ) -> BuiltBundle:
     """Build ``engine_name`` over the base vectors of ``data`` (see
     :func:`annkit.sources.open_base`) with ``params`` and write it as a bundle at ``output``.
 
     Unknown params are refused before the data is read, an existing ``output`` unless
     ``overwrite``, and a build that cannot fit in memory unless not ``memory_check``.
-    ``threads`` defaults to all cores."""
+    ``threads`` defaults to all cores. The base vectors' labels (the label file
+    ``base_labels``, else a dataset file's ``train_labels``) are kept in the bundle."""
     params = dict(params or {})
     get_engine(engine_name)(normalize_metric(metric) if metric else "euclidean", 1, **params)
     base, chosen_metric, name = open_base(data, metric)
+    labels = open_base_labels(data, int(base.shape[0]), base_labels)
     if Path(output).exists() and not overwrite:
         raise InputError(f"{output} already exists (use --force to replace it)")
     threads = threads or os.cpu_count() or 1
@@ -349,8 +397,11 @@ def build_bundle(
         threads=threads,
         dataset_fingerprint=fingerprint_vectors(base),
         dataset_name=name,
+        base_labels=labels,
     )
-    index_bytes = sum(f.stat().st_size for f in path.iterdir() if f.name != "manifest.json")
+    index_bytes = sum(
+        f.stat().st_size for f in path.iterdir() if f.name not in (MANIFEST, LABELS_FILE)
+    )
     return BuiltBundle(
         index=str(path),
         engine=engine.name,

@@ -19,8 +19,9 @@ from annkit.io import (
 from annkit.io._common import display_name
 from annkit.io.dataset import choose_metric
 from annkit.io.dispatch import declared_metric, read_queries
-from annkit.io.labels import read_labels_file
+from annkit.io.labels import read_dataset_labels, read_labels_file
 from annkit.io.table import read_text
+from annkit.labels import Labels
 from annkit.types import Dataset
 
 DEFAULT_DATASET = "words-10k"
@@ -190,6 +191,17 @@ def open_base(data: str | Path | None, metric: str | None) -> tuple[np.ndarray, 
     chosen = choose_metric(metric, [(display_name(path), declared)])
     validate_vectors(vectors, f"{spec}", chosen)
     return vectors, chosen, Path(str(spec)).stem
+
+
+def open_base_labels(
+    data: str | Path | None, rows: int, base_labels: str | Path | None = None
+) -> Labels | None:
+    """The labels of the base vectors :func:`open_base` gives (``rows`` of them): the label
+    file ``base_labels`` when given, else a dataset file's ``train_labels`` group, else None."""
+    if base_labels is not None:
+        return read_labels_file(base_labels, "base", rows=rows)
+    path = resolve_dataset_path(data if data is not None else DEFAULT_DATASET)
+    return read_dataset_labels(path, n_base=rows)[0]
 
 
 def open_queries(

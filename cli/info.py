@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from annkit.bundle import MANIFEST, read_manifest
+from annkit.bundle import LABELS_FILE, MANIFEST, read_manifest
 from annkit.cli.console import stdout_console, to_json
 from annkit.cli.options import json_option, label_options
 from annkit.cli.render import format_bytes, format_params, key_value_table, new_table
@@ -82,7 +82,9 @@ def info(
         if as_json:
             click.echo(to_json({"kind": "index", **manifest}))
             return
-        size = sum(entry["bytes"] for entry in manifest["files"].values())
+        size = sum(
+            entry["bytes"] for name, entry in manifest["files"].items() if name != LABELS_FILE
+        )
         stdout_console().print(
             key_value_table(
                 f"index {target}",
@@ -96,6 +98,11 @@ def info(
                     ("dataset", manifest.get("dataset") or "-"),
                     ("build seconds", f"{manifest['build_seconds']:.2f}"),
                     ("index size", format_bytes(size)),
+                    *(
+                        [("base labels", f"kept ({LABELS_FILE})")]
+                        if LABELS_FILE in manifest["files"]
+                        else []
+                    ),
                     ("files", ", ".join(manifest["files"])),
                     ("libraries", format_params(manifest.get("library_versions", {}))),
                     ("created", manifest.get("created", "-")),

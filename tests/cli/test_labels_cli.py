@@ -256,3 +256,30 @@ def test_dataset_options_pass_label_files_to_commands_that_take_them():
     assert refused.stderr.splitlines()[-1] == (
         "Error: --query-labels is not supported by this command yet"
     )
+
+
+def test_a_bundle_keeps_its_base_labels(tmp_path: Path):
+    from annkit.bundle import LABELS_FILE, load_bundle
+
+    path = label_group_file(tmp_path / "g.hdf5", [[0], [1, 2], [], [0, 2]] * 5)
+    result = run("build", path, "-e", "flat", "--threads", 1, "-o", tmp_path / "idx")
+    assert result.exit_code == 0, result.output
+    bundle = load_bundle(tmp_path / "idx")
+    labels = bundle.base_labels()
+    assert labels is not None and labels.filters() == [(0,), (1, 2), (), (0, 2)] * 5
+    assert LABELS_FILE in bundle.manifest["files"]
+    assert bundle.index_bytes == sum(
+        entry["bytes"] for name, entry in bundle.manifest["files"].items() if name != LABELS_FILE
+    )
+    info = run("info", tmp_path / "idx", env={"COLUMNS": "200"})
+    assert f"kept ({LABELS_FILE})" in info.stdout
+    damaged = tmp_path / "idx" / LABELS_FILE
+    damaged.write_bytes(damaged.read_bytes()[:-1] + b"\x01")
+    described = run("info", tmp_path / "idx")  # info reads the manifest only
+    assert described.exit_code == 0
+    broken = run("evaluate", tmp_path / "idx", path, "-k", 3)
+    assert broken.exit_code == 2
+    assert (
+        broken.stderr == f"Error: {tmp_path / 'idx'}: payload file {LABELS_FILE} fails its "
+        "sha256 check (damaged)\n"
+    )
