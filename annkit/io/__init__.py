@@ -2,7 +2,8 @@
 
 Formats (chosen by extension): ``.npy``, TEXMEX ``.fvecs``/``.bvecs``/``.ivecs``,
 big-ann-benchmarks ``.fbin``/``.u8bin``/``.i8bin``/``.ibin`` and ann-benchmarks HDF5
-(``.hdf5``/``.h5``). Every problem with a file is a :class:`annkit.errors.DatasetError`
+(``.hdf5``/``.h5``); labels as big-ann-benchmarks ``.spmat`` files or HDF5 ``train_labels`` /
+``test_labels`` groups. Every problem with a file is a :class:`annkit.errors.DatasetError`
 (or :class:`~annkit.errors.InputError`) whose one-line message names the file.
 """
 
@@ -18,7 +19,14 @@ from annkit.io.dispatch import (
     read_weights,
     write_vectors,
 )
-from annkit.io.hdf5 import write_dataset_hdf5, write_neighbors_hdf5
+from annkit.io.hdf5 import write_dataset_hdf5, write_label_group, write_neighbors_hdf5
+from annkit.io.labels import (
+    read_dataset_labels,
+    read_label_group,
+    read_labels_file,
+    read_spmat,
+    write_spmat,
+)
 from annkit.io.validate import validate_vectors
 
 __all__ = [
@@ -30,12 +38,18 @@ __all__ = [
     "describe_file",
     "load_dataset",
     "load_dataset_files",
+    "read_dataset_labels",
     "read_ids",
+    "read_label_group",
+    "read_labels_file",
+    "read_spmat",
     "read_vectors",
     "read_weights",
     "resolve_dataset_path",
     "validate_vectors",
     "write_dataset_hdf5",
+    "write_label_group",
     "write_neighbors_hdf5",
+    "write_spmat",
     "write_vectors",
 ]
