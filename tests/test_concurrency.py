@@ -203,7 +203,7 @@ def test_bench_measures_each_setting_at_each_level(tmp_path):
         one, two = records[run_id], records[f"{run_id}-t2"]
         assert (one["search_threads"], two["search_threads"]) == (1, 2)
         assert one["recall"] == two["recall"] and one["query_params"] == two["query_params"]
-    report = build_report(outcome.records)
+    report = build_report(outcome.records).to_dict()
     assert len(report["concurrency"]) == 3
     assert {row["by"] for row in report["concurrency"]} == {"threads"}
     assert plot_sweep(outcome.records, tmp_path / "t.png", x="threads").is_file()

@@ -61,6 +61,7 @@ LAYERS: list[tuple[str, int, tuple[str, ...]]] = [
             "annkit.cli.options",
             "annkit.cli.console",
             "annkit.cli.render",
+            "annkit.cli.sweep_render",
             "annkit.cli.gate",
         ),
     ),

@@ -5,13 +5,26 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from annkit.bench.pareto import pareto_front
 from annkit.bench.policies import policy_kind, policy_text, series_name
+from annkit.bench.report_types import (
+    ConcurrencyLevel,
+    ConcurrencyRow,
+    FailedRun,
+    Headline,
+    PolicyRow,
+    RunBrief,
+    RunCounts,
+    RunSummary,
+    SeriesEntry,
+    SweepReport,
+    WorkPercentiles,
+)
 from annkit.bench.store import META_FILE, RUNS_FILE, locate_results, read_records
 from annkit.engines.base import get_engine, is_reference
 from annkit.errors import AnnkitError, InputError
@@ -19,6 +32,9 @@ from annkit.types import RUN_STATUSES, RunRecord, TailSummary
 
 THRESHOLDS = (0.90, 0.95, 0.99)
 
+#: what the public entry points (build_report, setting_labels, on_slice; compare_records,
+#: sweep_facts) take: RunRecords, or their runs.jsonl dicts (read there, once); every other
+#: function here takes RunRecords
 Records = Iterable[RunRecord | Mapping[str, Any]]
 
 
@@ -32,21 +48,16 @@ def usable(record: RunRecord | Mapping[str, Any]) -> bool:
     return RunRecord.coerce(record).usable
 
 
-def reference_qps(records: Records) -> float | None:
+def reference_qps(records: Sequence[RunRecord]) -> float | None:
     """QPS of the exact reference (its best run), or None when the sweep has none."""
-    values = [
-        r.qps
-        for r in as_records(records)
-        if is_reference(r.engine) and r.usable and r.qps is not None
-    ]
+    values = [r.qps for r in records if is_reference(r.engine) and r.usable and r.qps is not None]
     return max(values) if values else None
 
 
-def engine_frontiers(records: Records) -> dict[str, list[RunRecord]]:
+def engine_frontiers(records: Sequence[RunRecord]) -> dict[str, list[RunRecord]]:
     """Pareto-optimal usable records per series (see :func:`series_names`: an engine's
     uniform settings, or one index's policies of one kind; in first-seen order), by recall.
     A policy run never joins its engine's uniform frontier."""
-    records = as_records(records)
     names = series_names(records)
     by_series: dict[str, list[RunRecord]] = {}
     for record in records:
@@ -58,11 +69,10 @@ def engine_frontiers(records: Records) -> dict[str, list[RunRecord]]:
     }
 
 
-def series_names(records: Records) -> dict[str, str]:
+def series_names(records: Sequence[RunRecord]) -> dict[str, str]:
     """The series of every record by run_id: its engine for a uniform setting; for a policy
     run, ``<engine> <build> + <kind> policy`` (the sweep's own cross-fitted policies) or
     ``... + <kind> policy (<file>)`` (annkit.bench.policies.series_name)."""
-    records = as_records(records)
     parts = _label_parts(records)
     return {record.run_id: series_name(record, parts[record.run_id][0]) for record in records}
 
@@ -94,15 +104,14 @@ def setting_labels(records: Records) -> dict[str, str]:
     settings with it (compare prefixes the engine: ``hnsw M=8 | ef=40``)."""
     return {
         run_id: " | ".join(part for part in parts if part)
-        for run_id, parts in _label_parts(records).items()
+        for run_id, parts in _label_parts(as_records(records)).items()
     }
 
 
-def _label_parts(records: Records) -> dict[str, tuple[str, str]]:
+def _label_parts(records: Sequence[RunRecord]) -> dict[str, tuple[str, str]]:
     """(build text, query text) of every record by run_id (see :func:`setting_labels`); a
     policy run's query text names the policy (annkit.bench.policies.policy_text), and its
     query params do not count as varying among the engine's uniform settings."""
-    records = as_records(records)
     seen: dict[tuple[str, str, str], set[str]] = {}
     for record in records:
         kinds = [("build", record.build_params)]
@@ -141,28 +150,28 @@ def _summary(
     flat_qps: float | None,
     labels: dict[str, str],
     series: dict[str, str] | None = None,
-) -> dict[str, Any]:
-    return {
-        "run_id": record.run_id,
-        "engine": record.engine,
-        "series": (series or {}).get(record.run_id, record.engine),
-        "setting": labels.get(record.run_id, ""),
-        "build_params": dict(record.build_params),
-        "query_params": dict(record.query_params),
-        "recall": record.recall,
-        "qps": record.qps,
-        "latency_ms": dict(record.latency_ms),
-        "qps_min": record.qps_min,
-        "qps_median": record.qps_median,
-        "qps_max": record.qps_max,
-        "runs": record.runs,
-        "build_seconds": record.build_seconds,
-        "index_bytes": record.index_bytes,
-        "distance_computations": record.distance_computations,
-        "work": work_percentiles(record),
-        "speedup_vs_flat": _speedup(record, flat_qps),
-        "node": record.node,
-    }
+) -> RunSummary:
+    return RunSummary(
+        run_id=record.run_id,
+        engine=record.engine,
+        series=(series or {}).get(record.run_id, record.engine),
+        setting=labels.get(record.run_id, ""),
+        build_params=dict(record.build_params),
+        query_params=dict(record.query_params),
+        recall=record.recall,
+        qps=record.qps,
+        latency_ms=dict(record.latency_ms),
+        qps_min=record.qps_min,
+        qps_median=record.qps_median,
+        qps_max=record.qps_max,
+        runs=record.runs,
+        build_seconds=record.build_seconds,
+        index_bytes=record.index_bytes,
+        distance_computations=record.distance_computations,
+        work=work_percentiles(record),
+        speedup_vs_flat=_speedup(record, flat_qps),
+        node=record.node,
+    )
 
 
 def _speedup(record: RunRecord, flat_qps: float | None) -> float | None:
@@ -172,18 +181,18 @@ def _speedup(record: RunRecord, flat_qps: float | None) -> float | None:
     return record.qps / reference if reference and record.qps else None
 
 
-def work_percentiles(record: RunRecord) -> dict[str, Any] | None:
-    """The run's cost tail ``{"p50", "p95", "p99"}`` (distance computations per query; on a
-    slice, see :func:`on_slice`, the slice's), or None when not counted."""
+def work_percentiles(record: RunRecord) -> WorkPercentiles | None:
+    """The run's cost tail (distance computations per query at p50 / p95 / p99; on a slice,
+    see :func:`on_slice`, the slice's), or None when not counted."""
     work = record.tail.work if record.tail is not None else None
     if work is None:
         return None
-    return {"p50": work.p50, "p95": work.p95, "p99": work.p99}
+    return WorkPercentiles(p50=work.p50, p95=work.p95, p99=work.p99)
 
 
-def best_at(records: Records, threshold: float) -> RunRecord | None:
+def best_at(records: Sequence[RunRecord], threshold: float) -> RunRecord | None:
     """The usable record with the highest QPS among those with recall >= threshold."""
-    candidates = [r for r in as_records(records) if r.usable and point(r)[0] >= threshold]
+    candidates = [r for r in records if r.usable and point(r)[0] >= threshold]
     return max(candidates, key=lambda r: point(r)[1]) if candidates else None
 
 
@@ -192,12 +201,12 @@ def build_report(
     meta: dict | None = None,
     results_dir: str | Path | None = None,
     thresholds: tuple[float, ...] = THRESHOLDS,
-) -> dict[str, Any]:
-    """The report of a sweep as one JSON-ready dict; every run in it carries its
+) -> SweepReport:
+    """The report of a sweep (its ``to_dict`` is the JSON form); every run in it carries its
     ``setting`` name (:func:`setting_labels`). ``engines`` and the headlines are per series
     (:func:`series_names`): an engine's uniform settings, and each index's policies of one
     kind on their own; ``policies`` sets every policy run beside the uniform settings of its
-    index (:func:`policy_rows`)."""
+    index (:func:`policy_rows`). ``records``: RunRecords, or their runs.jsonl dicts."""
     records = as_records(records)
     meta = meta or {}
     flat_qps = reference_qps(records)
@@ -208,56 +217,58 @@ def build_report(
     members = {name: [r for r in records if series[r.run_id] == name] for name in names}
     first = records[0] if records else None
     dataset_meta: dict = meta["dataset"] if isinstance(meta.get("dataset"), dict) else {}
-    headlines = []
-    for threshold in thresholds:
-        per_engine = {}
-        for name in names:
-            best = best_at(members[name], threshold)
-            per_engine[name] = _summary(best, flat_qps, labels, series) if best else None
-        overall = best_at(records, threshold)
-        headlines.append(
-            {
-                "threshold": threshold,
-                "best": _summary(overall, flat_qps, labels, series) if overall else None,
-                "engines": per_engine,
-            }
+
+    def summary(record: RunRecord | None) -> RunSummary | None:
+        return None if record is None else _summary(record, flat_qps, labels, series)
+
+    headlines = tuple(
+        Headline(
+            threshold=threshold,
+            best=summary(best_at(records, threshold)),
+            engines={name: summary(best_at(members[name], threshold)) for name in names},
         )
-    counts = {status: sum(r.status == status for r in records) for status in RUN_STATUSES}
-    return {
-        "results_dir": str(results_dir) if results_dir is not None else None,
-        "dataset": dataset_meta.get("name") or (first.dataset if first else None),
-        "metric": dataset_meta.get("metric") or (first.metric if first else None),
-        "k": meta.get("k", first.k if first else None),
-        "mode": meta.get("mode", first.mode if first else None),
-        "runs": {"total": len(records), **counts},
-        "flat_qps": flat_qps,
-        "engines": {
-            name: {
-                "engine": members[name][0].engine,
-                "policy": policy_kind(members[name][0]),
-                "runs": len(members[name]),
-                "ok": sum(r.usable for r in members[name]),
-                "pareto": [_summary(r, flat_qps, labels, series) for r in frontiers.get(name, [])],
-            }
+        for threshold in thresholds
+    )
+    return SweepReport(
+        results_dir=str(results_dir) if results_dir is not None else None,
+        dataset=dataset_meta.get("name") or (first.dataset if first else None),
+        metric=dataset_meta.get("metric") or (first.metric if first else None),
+        k=meta.get("k", first.k if first else None),
+        mode=meta.get("mode", first.mode if first else None),
+        runs=RunCounts(
+            total=len(records),
+            **{status: sum(r.status == status for r in records) for status in RUN_STATUSES},
+        ),
+        flat_qps=flat_qps,
+        engines={
+            name: SeriesEntry(
+                engine=members[name][0].engine,
+                policy=policy_kind(members[name][0]),
+                runs=len(members[name]),
+                ok=sum(r.usable for r in members[name]),
+                pareto=tuple(
+                    _summary(r, flat_qps, labels, series) for r in frontiers.get(name, [])
+                ),
+            )
             for name in names
         },
-        "headlines": headlines,
-        "policies": policy_rows(records, labels, series),
-        "concurrency": concurrency_rows(records, labels),
-        "failed": [
-            {
-                "run_id": r.run_id,
-                "engine": r.engine,
-                "setting": labels.get(r.run_id, ""),
-                "build_params": dict(r.build_params),
-                "query_params": dict(r.query_params),
-                "status": r.status,
-                "error": r.error,
-            }
+        headlines=headlines,
+        policies=tuple(policy_rows(records, labels, series)),
+        concurrency=tuple(concurrency_table(records, labels)),
+        failed=tuple(
+            FailedRun(
+                run_id=r.run_id,
+                engine=r.engine,
+                setting=labels.get(r.run_id, ""),
+                build_params=dict(r.build_params),
+                query_params=dict(r.query_params),
+                status=r.status,
+                error=r.error,
+            )
             for r in records
             if r.status != "ok"
-        ],
-    }
+        ),
+    )
 
 
 def tail_band_recall(record: RunRecord) -> float | None:
@@ -271,26 +282,26 @@ def p5_recall(record: RunRecord) -> float | None:
     return value if value is not None and math.isfinite(value) else None
 
 
-def _brief(record: RunRecord, labels: dict[str, str]) -> dict[str, Any]:
-    return {
-        "run_id": record.run_id,
-        "setting": labels.get(record.run_id, ""),
-        "recall": record.recall,
-        "p5_recall": p5_recall(record),
-        "tail_recall": tail_band_recall(record),
-        "distance_computations": record.distance_computations,
-        "qps": record.qps,
-    }
+def _brief(record: RunRecord, labels: dict[str, str]) -> RunBrief:
+    return RunBrief(
+        run_id=record.run_id,
+        setting=labels.get(record.run_id, ""),
+        recall=record.recall,
+        p5_recall=p5_recall(record),
+        tail_recall=tail_band_recall(record),
+        distance_computations=record.distance_computations,
+        qps=record.qps,
+    )
 
 
-def uniform_match(policy_run: RunRecord, records: Records) -> RunRecord | None:
+def uniform_match(policy_run: RunRecord, records: Sequence[RunRecord]) -> RunRecord | None:
     """The uniform setting of the same index (engine and build params) that reaches the
     policy run's recall at the least cost: the fewest distance computations per query when
     both count them, else the highest QPS; None when no uniform setting reaches it."""
     assert policy_run.recall is not None
     same = [
         r
-        for r in as_records(records)
+        for r in records
         if r.usable
         and policy_kind(r) is None
         and r.engine == policy_run.engine
@@ -308,12 +319,13 @@ def uniform_match(policy_run: RunRecord, records: Records) -> RunRecord | None:
 
 
 def policy_rows(
-    records: Records, labels: dict[str, str] | None = None, series: dict[str, str] | None = None
-) -> list[dict[str, Any]]:
+    records: Sequence[RunRecord],
+    labels: dict[str, str] | None = None,
+    series: dict[str, str] | None = None,
+) -> list[PolicyRow]:
     """Each usable policy run (recall, p5, tail-band recall, work, QPS) beside the cheapest
     uniform setting of its index reaching its recall (:func:`uniform_match`, None when none
     does), with the policy's work and QPS as ratios of that setting's. [] without policies."""
-    records = as_records(records)
     labels = labels if labels is not None else setting_labels(records)
     series = series if series is not None else series_names(records)
     rows = []
@@ -321,19 +333,21 @@ def policy_rows(
         if not record.usable or policy_kind(record) is None:
             continue
         match = uniform_match(record, records)
-        row = {
-            "series": series[record.run_id],
-            **_brief(record, labels),
-            "uniform": None if match is None else _brief(match, labels),
-            "work_ratio": None,
-            "qps_ratio": None,
-        }
+        work_ratio = qps_ratio = None
         if match is not None:
             if record.distance_computations is not None and match.distance_computations:
-                row["work_ratio"] = record.distance_computations / match.distance_computations
+                work_ratio = record.distance_computations / match.distance_computations
             if match.qps:
-                row["qps_ratio"] = (record.qps or 0.0) / match.qps
-        rows.append(row)
+                qps_ratio = (record.qps or 0.0) / match.qps
+        rows.append(
+            PolicyRow(
+                series=series[record.run_id],
+                run=_brief(record, labels),
+                uniform=None if match is None else _brief(match, labels),
+                work_ratio=work_ratio,
+                qps_ratio=qps_ratio,
+            )
+        )
     return rows
 
 
@@ -342,13 +356,13 @@ def concurrency_level(record: RunRecord) -> int:
     return record.clients if record.clients is not None else record.search_threads
 
 
-def concurrency_rows(
-    records: Records, labels: dict[str, str] | None = None
-) -> list[dict[str, Any]]:
+def concurrency_table(
+    records: Sequence[RunRecord], labels: dict[str, str] | None = None
+) -> list[ConcurrencyRow]:
     """Each setting measured at more than one concurrency level (``bench --search-threads
     1,2`` or ``--clients 1,2,4``): its QPS, recall and latency at each level, lowest first,
     and ``scaling`` (QPS at the highest level / at the lowest). [] for a sweep without."""
-    usable_records = [r for r in as_records(records) if r.usable]
+    usable_records = [r for r in records if r.usable]
     labels = labels if labels is not None else setting_labels(usable_records)
     groups: dict[str, list[RunRecord]] = {}
     for record in usable_records:
@@ -370,24 +384,31 @@ def concurrency_rows(
         first, last = runs[0], runs[-1]
         assert first.qps is not None and last.qps is not None
         rows.append(
-            {
-                "engine": first.engine,
-                "setting": labels.get(first.run_id, ""),
-                "by": "clients" if first.clients is not None else "threads",
-                "levels": [
-                    {
-                        "level": concurrency_level(r),
-                        "run_id": r.run_id,
-                        "qps": r.qps,
-                        "recall": r.recall,
-                        "latency_ms": dict(r.latency_ms),
-                    }
+            ConcurrencyRow(
+                engine=first.engine,
+                setting=labels.get(first.run_id, ""),
+                by="clients" if first.clients is not None else "threads",
+                levels=tuple(
+                    ConcurrencyLevel(
+                        level=concurrency_level(r),
+                        run_id=r.run_id,
+                        qps=r.qps,
+                        recall=r.recall,
+                        latency_ms=dict(r.latency_ms),
+                    )
                     for r in runs
-                ],
-                "scaling": last.qps / first.qps,
-            }
+                ),
+                scaling=last.qps / first.qps,
+            )
         )
     return rows
+
+
+def concurrency_rows(
+    records: Sequence[RunRecord], labels: dict[str, str] | None = None
+) -> list[dict[str, Any]]:
+    """:func:`concurrency_table` in its JSON form (what ``plot --x threads`` draws)."""
+    return [row.to_dict() for row in concurrency_table(records, labels)]
 
 
 def load_results(path: str | Path) -> tuple[Path, list[RunRecord], dict | None]:
@@ -405,7 +426,7 @@ def load_results(path: str | Path) -> tuple[Path, list[RunRecord], dict | None]:
     return folder, read_records(runs_path), meta
 
 
-def report_results(path: str | Path) -> dict[str, Any]:
+def report_results(path: str | Path) -> SweepReport:
     """The report of a results folder (or runs.jsonl) on disk."""
     folder, records, meta = load_results(path)
     return build_report(records, meta, folder)

@@ -85,7 +85,7 @@ RECORDS = [
 
 
 def test_report_headlines_and_speedups():
-    report = build_report(RECORDS, {"k": 10, "mode": "batch", "dataset": {"name": "toy"}})
+    report = build_report(RECORDS, {"k": 10, "mode": "batch", "dataset": {"name": "toy"}}).to_dict()
     assert report["dataset"] == "toy" and report["k"] == 10 and report["flat_qps"] == 2000.0
     assert report["runs"] == {"total": 7, "ok": 6, "failed": 1, "timeout": 0}
     assert [r["run_id"] for r in report["engines"]["hnsw"]["pareto"]] == ["a1", "a2", "a4"]
@@ -102,7 +102,7 @@ def test_report_headlines_and_speedups():
 
 
 def test_report_without_flat_has_no_speedups():
-    report = build_report([r for r in RECORDS if r["engine"] != "flat"])
+    report = build_report([r for r in RECORDS if r["engine"] != "flat"]).to_dict()
     assert report["flat_qps"] is None
     assert report["headlines"][0]["best"]["speedup_vs_flat"] is None
 

@@ -392,7 +392,7 @@ def test_setting_labels_show_what_varies_or_differs_from_a_fixed_default():
 
 def test_report_and_compare_name_a_setting_alike():
     now = changed(BASELINE, "h16", recall=0.5)
-    report = build_report(now)
+    report = build_report(now).to_dict()
     reported = {
         run["run_id"]: f"{engine} {run['setting']}".strip()
         for engine, entry in report["engines"].items()

@@ -31,7 +31,7 @@ def results(tmp_path_factory) -> Path:
 
 def test_report_json_carries_dist_per_query_and_its_tail(results):
     _, records, meta = load_results(results)
-    report = build_report(records, meta)
+    report = build_report(records, meta).to_dict()
     faiss_runs = report["engines"]["faiss"]["pareto"]
     assert len(faiss_runs) == 3
     for run in faiss_runs:
