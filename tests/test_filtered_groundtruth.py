@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from annkit.errors import InputError
 from annkit.filtered import compute_filtered_ground_truth
@@ -174,3 +176,30 @@ def test_query_labels_need_base_labels(tmp_path: Path):
             query_labels=tmp_path / "q.spmat",
         )
     assert not (tmp_path / "out.hdf5").exists()
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    seed=st.integers(0, 10_000),
+    n_base=st.integers(1, 120),
+    k=st.integers(1, 30),
+    n_labels=st.integers(1, 6),
+    metric=st.sampled_from(["euclidean", "angular", "ip"]),
+)
+def test_filtered_truth_property(seed, n_base, k, n_labels, metric):
+    """Any labels, any k: the filtered truth equals the brute force; every returned id
+    passes its query's filter and rows are padded exactly where fewer than k pass."""
+    rng = np.random.default_rng(seed)
+    base = rng.standard_normal((n_base, 5)).astype(np.float32)
+    queries = rng.standard_normal((12, 5)).astype(np.float32)
+    draw = lambda: set(rng.choice(n_labels, size=rng.integers(0, 3), replace=True).tolist())  # noqa: E731
+    base_rows = [draw() for _ in base]
+    query_rows = [draw() for _ in queries]
+    truth = compute_filtered_ground_truth(
+        base, queries, k, metric, as_labels(base_rows), as_labels(query_rows), threads=1
+    )
+    ids, dist = brute_force(base, queries, min(k, n_base), metric, base_rows, query_rows)
+    np.testing.assert_array_equal(truth.ids, ids)
+    np.testing.assert_allclose(truth.distances, dist, rtol=0, atol=1e-9)
+    for row, wanted in zip(truth.ids, query_rows, strict=True):
+        assert all(wanted <= base_rows[i] for i in row if i >= 0)
