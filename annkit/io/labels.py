@@ -229,7 +229,8 @@ def dataset_label_summary(
 ) -> LabelSummary | None:
     """The :class:`~annkit.labels.LabelSummary` of a dataset's labels: the label files
     given, else the file's own ``train_labels`` / ``test_labels`` groups; each checked to
-    hold one row per vector of the file. None when there are no labels at all."""
+    hold one row per vector of the file. None when there are no base labels (query labels
+    from a label file then need them: DatasetError)."""
     p = require_file(path)
     n_base, n_queries = _vector_rows(p)
     own_base, own_queries = read_dataset_labels(p, n_base=n_base, n_queries=n_queries)
@@ -237,8 +238,8 @@ def dataset_label_summary(
     queries = (
         read_labels_file(query_labels, "queries", rows=n_queries) if query_labels else own_queries
     )
-    if base is None and queries is None:
-        return None
+    if base is None and (queries is None or query_labels is None):
+        return None  # nothing, or a queries file's own labels: no base to pass through
     if base is None:
         raise DatasetError(
             f"{display_name(p)}: the queries have labels but the base vectors have none; "
