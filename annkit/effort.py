@@ -22,6 +22,7 @@ from annkit.bundle import Bundle
 from annkit.engines.base import Engine, engine_names, get_engine
 from annkit.errors import InputError, ParamError
 from annkit.evaluate import (
+    Truth,
     check_compatible,
     check_recall_rule,
     true_neighbor_distances,
@@ -30,9 +31,6 @@ from annkit.evaluate import (
 from annkit.hardness import HARDER_IS_HIGHER, spearman
 from annkit.metrics import (
     DEFAULT_RECALL_RULE,
-    exact_distances,
-    recall_per_query,
-    strict_recall_per_query,
 )
 from annkit.slices import QueryProfile
 from annkit.types import Dataset
@@ -187,6 +185,7 @@ def minimum_effort(
         truth = true_neighbor_distances(dataset, k)
     if check_recall_rule(recall_rule) == "strict" and true_ids is None:
         true_ids = true_neighbor_ids(dataset, k)
+    exact = Truth(dataset, k, truth, true_ids)
     if truth.shape[0] != dataset.n_queries or truth.shape[1] < k:
         raise InputError(
             f"true distances have shape {truth.shape}, need ({dataset.n_queries}, >= {k})"
@@ -210,11 +209,7 @@ def minimum_effort(
                 rows = still_open[middle == index]
                 engine.set_query_params(**{param: values[index]})
                 result = engine.search(queries[rows], k)
-                if true_ids is not None and recall_rule == "strict":
-                    recall = strict_recall_per_query(true_ids[rows], result.ids, k)
-                else:
-                    found = exact_distances(dataset.base, queries[rows], result.ids, dataset.metric)
-                    recall = recall_per_query(truth[rows], result.ids, found, k)
+                recall = exact.recall(result.ids, recall_rule, rows)
                 meets = recall >= target - RECALL_TOLERANCE
                 high[rows[meets]] = index
                 low[rows[~meets]] = index + 1

@@ -73,7 +73,6 @@ __all__ = [
     "measure_setting",
     "paused_gc",
     "score",
-    "score_recall",
     "time_runs",
     "timing_is_stable",
     "timing_sample",
@@ -159,24 +158,6 @@ def true_neighbor_ids(dataset: Dataset, k: int, *, memory_check: bool = True) ->
     return np.asarray(truth.ids[:, :k], dtype=np.int64)
 
 
-def score_recall(
-    dataset: Dataset,
-    found_ids: np.ndarray,
-    k: int,
-    rule: str,
-    true_distances: np.ndarray,
-    true_ids: np.ndarray | None = None,
-) -> np.ndarray:
-    """Per-query recall@k (nq,) of ``found_ids`` under ``rule``: tolerant (ann-benchmarks,
-    from exact distances) or strict (id overlap with ``true_ids``, computed when None)."""
-    if check_recall_rule(rule) == "strict":
-        if true_ids is None:
-            true_ids = true_neighbor_ids(dataset, k)
-        return strict_recall_per_query(true_ids, found_ids, k)
-    found = exact_distances(dataset.base, dataset.queries, found_ids, dataset.metric)
-    return recall_per_query(true_distances, found_ids, found, k)
-
-
 class Truth:
     """The exact truth of a query set at ``k``, read once: the true neighbours' distances
     (nq, depth >= k) ascending (tolerant recall, hardness) and the true top-k ids (nq, k)
@@ -209,10 +190,20 @@ class Truth:
             self._ids = true_neighbor_ids(self.dataset, self.k)
         return self._ids
 
-    def recall(self, found_ids: np.ndarray, rule: str) -> np.ndarray:
-        """Per-query recall@k (nq,) of ``found_ids`` under ``rule`` (see :func:`score_recall`)."""
-        true_ids = self.ids if check_recall_rule(rule) == "strict" else None
-        return score_recall(self.dataset, found_ids, self.k, rule, self.distances, true_ids)
+    def recall(
+        self, found_ids: np.ndarray, rule: str, rows: np.ndarray | None = None
+    ) -> np.ndarray:
+        """THE recall scoring: per-query recall@k (n,) of ``found_ids`` (n, >=k) for the
+        queries ``rows`` (all when None) under ``rule``: tolerant (ann-benchmarks: a returned
+        neighbour counts when its exact distance, recomputed from the base vectors, is within
+        the k-th true distance) or strict (id overlap with the true top-k)."""
+        if check_recall_rule(rule) == "strict":
+            true_ids = self.ids if rows is None else self.ids[rows]
+            return strict_recall_per_query(true_ids, found_ids, self.k)
+        queries = self.dataset.queries if rows is None else self.dataset.queries[rows]
+        true_distances = self.distances if rows is None else self.distances[rows]
+        found = exact_distances(self.dataset.base, queries, found_ids, self.dataset.metric)
+        return recall_per_query(true_distances, found_ids, found, self.k)
 
 
 def count_distances(
