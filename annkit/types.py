@@ -147,23 +147,14 @@ class WorkSummary:
 
     def to_dict(self) -> dict[str, Any]:
         """The ``work`` object of a tail summary or slice entry."""
-        return {"mean": self.mean, "p50": self.p50, "p95": self.p95, "p99": self.p99}
+        return json_fields(self)
 
     @classmethod
     def from_dict(cls, data: Any) -> WorkSummary | None:
         """Read :meth:`to_dict`'s form; None for None or anything that is not an object."""
         if not isinstance(data, Mapping):
             return None
-        return cls(
-            mean=_optional_float(data.get("mean")),
-            p50=_optional_float(data.get("p50")),
-            p95=_optional_float(data.get("p95")),
-            p99=_optional_float(data.get("p99")),
-        )
-
-
-def _work_dict(work: WorkSummary | None) -> dict[str, Any] | None:
-    return None if work is None else work.to_dict()
+        return cls(**read_fields(cls, data))
 
 
 @dataclass(frozen=True)
@@ -186,30 +177,12 @@ class TailSummary:
 
     def to_dict(self) -> dict[str, Any]:
         """The ``tail`` object of an evaluation / runs.jsonl record."""
-        return {
-            "mean": self.mean,
-            "p1": self.p1,
-            "p5": self.p5,
-            "p10": self.p10,
-            "share_below_0_5": self.share_below_0_5,
-            "share_zero": self.share_zero,
-            "queries": self.queries,
-            "work": _work_dict(self.work),
-        }
+        return json_fields(self)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> TailSummary:
         """Read :meth:`to_dict`'s form (missing keys become None)."""
-        return cls(
-            mean=_optional_float(data.get("mean")),
-            p1=_optional_float(data.get("p1")),
-            p5=_optional_float(data.get("p5")),
-            p10=_optional_float(data.get("p10")),
-            share_below_0_5=_optional_float(data.get("share_below_0_5")),
-            share_zero=_optional_float(data.get("share_zero")),
-            queries=_optional_int(data.get("queries")),
-            work=WorkSummary.from_dict(data.get("work")),
-        )
+        return cls(**read_fields(cls, data))
 
 
 @dataclass(frozen=True)
@@ -226,22 +199,12 @@ class SliceRecall:
 
     def to_dict(self) -> dict[str, Any]:
         """One entry of the ``slices`` object of an evaluation / runs.jsonl record."""
-        return {
-            "queries": self.queries,
-            "recall": self.recall,
-            "p5_recall": self.p5_recall,
-            "work": _work_dict(self.work),
-        }
+        return json_fields(self)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> SliceRecall:
         """Read :meth:`to_dict`'s form (missing keys become None)."""
-        return cls(
-            queries=_optional_int(data.get("queries")),
-            recall=_optional_float(data.get("recall")),
-            p5_recall=_optional_float(data.get("p5_recall")),
-            work=WorkSummary.from_dict(data.get("work")),
-        )
+        return cls(**read_fields(cls, data))
 
 
 def slices_to_dict(slices: Mapping[str, SliceRecall]) -> dict[str, dict[str, Any]]:
