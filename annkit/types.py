@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Any, Literal
 
@@ -256,7 +256,7 @@ def _slices(value: Any) -> dict[str, SliceRecall] | None:
 
 #: how a JSON value is read into a field, by the field's annotation (fields not listed here
 #: take the value as it is; ``str`` / ``int`` fields read a missing value as their default)
-_READERS: dict[str, Any] = {
+_READERS: dict[str, Callable[[Any], Any]] = {
     "float | None": _optional_float,
     "int | None": _optional_int,
     "dict[str, Any]": _mapping,
@@ -268,7 +268,7 @@ _READERS: dict[str, Any] = {
 }
 
 #: field metadata of a value kept in memory only (never written to JSON)
-IN_MEMORY: dict[str, Any] = {"json": False}
+IN_MEMORY: Mapping[str, bool] = {"json": False}
 
 
 def _json_value(value: Any) -> Any:
