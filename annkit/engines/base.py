@@ -122,6 +122,12 @@ class Engine(ABC):
     #: them on 2,000 vectors of words-10k (recall@10 >= 0.9), the fuzz corpus its build
     #: params on 700 random vectors of dimension 16; None means :attr:`contract_settings`
     small_contract_settings: ClassVar[tuple[dict[str, Any], dict[str, Any]] | None] = None
+    #: filter strategies the engine runs natively (``native``: e.g. a database's WHERE clause);
+    #: empty = only the strategies annkit provides for any engine
+    native_filters: ClassVar[tuple[str, ...]] = ()
+    #: seconds of each build phase (e.g. a database's load, index and optimise), filled by
+    #: build(); None for engines that do not break their build time down
+    build_phases: dict[str, float] | None = None
     #: False while a caller times :meth:`search` (see :meth:`uncounted`): an engine whose
     #: counting costs work beyond the search skips it then
     counting: bool = True
@@ -317,7 +323,21 @@ whose import registers one with :func:`register`)."""
 
 _REGISTRY: dict[str, type[Engine]] = {}
 _PLUGIN_ERRORS: dict[str, str] = {}  # entry-point name -> why it was left out
+_UNAVAILABLE: dict[str, str] = {}  # built-in engine whose optional extra is missing -> why
 _plugins_loaded = False
+
+
+def register_unavailable(name: str, reason: str) -> None:
+    """Record a built-in engine that cannot run here (its optional extra is not installed):
+    :func:`unavailable_engines` lists it with ``reason``, and asking for it is a one-line
+    error saying what to install."""
+    _UNAVAILABLE[name] = reason
+
+
+def unavailable_engines() -> dict[str, str]:
+    """Built-in engines left out because an optional extra is missing: name -> the reason."""
+    _load_plugins()
+    return {name: why for name, why in _UNAVAILABLE.items() if name not in _REGISTRY}
 
 
 def register(cls: type[Engine]) -> type[Engine]:
@@ -374,6 +394,8 @@ def get_engine(name: str) -> type[Engine]:
     _load_plugins()
     if name in _REGISTRY:
         return _REGISTRY[name]
+    if name in _UNAVAILABLE:
+        raise ParamError(f"engine {name} is not available here: {_UNAVAILABLE[name]}")
     if name in _PLUGIN_ERRORS:
         raise EngineError(
             f"engine plugin {name!r} could not be loaded ({_PLUGIN_ERRORS[name]}); "
