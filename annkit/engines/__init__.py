@@ -6,6 +6,7 @@ from annkit.engines import (  # noqa: F401 - importing registers them
     flat,
     hnsw,
     ivfpq,
+    nmslib,
     pgvector,
     scann,
     usearch,
