@@ -57,7 +57,7 @@ def tuned(words10k: Dataset, cache: Path):
 
 
 def _cached_bundle(dataset: Dataset, cache: Path, params: dict):
-    resolved = resolve_params("hnsw", get_engine("hnsw").build_params, params, "build")
+    resolved = resolve_params("hnsw", get_engine("hnsw").build_specs, params, "build")
     key = index_key(fingerprint_vectors(dataset.base), "hnsw", resolved, dataset.metric)
     return load_bundle(index_dir(cache, key))
 
