@@ -595,8 +595,9 @@ def test_adapt_without_a_winning_policy_exits_1_and_writes_nothing(
     assert result.exit_code == (0 if out["wins"] else 1)
     assert policy.exists() == bool(out["wins"])
     assert out["policy_file"] == (str(policy) if out["wins"] else None)
-    forced = run_cli(*args, "--force")
-    assert forced.exit_code == result.exit_code and policy.exists()
+    forced = run_cli(*args, "--force")  # hnswlib cannot count: wins are timed, so may differ
+    assert forced.exit_code == (0 if json.loads(forced.stdout)["wins"] else 1)
+    assert policy.exists()
     trained = json.loads(policy.read_text())["training"]["query_hashes"]
     assert len(trained) == 200 and len(set(trained)) == 200
 

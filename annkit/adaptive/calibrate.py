@@ -5,6 +5,9 @@ and how two calibrated candidates compare.
 
 from __future__ import annotations
 
+import hashlib
+from dataclasses import dataclass, field
+
 import numpy as np
 
 from annkit.adaptive.families import LearnedFamily
@@ -18,6 +21,27 @@ MULTIPLIERS = 2.0 ** np.arange(-4.0, 6.0 + 1e-9, 1.0 / 16.0)
 RISK_QUANTILES = np.linspace(0.0, 1.0, 101)
 
 
+@dataclass
+class Outcomes:
+    """The (n, M) recall and work of M candidate calibrations on n training rows, with the
+    per-column statistics the goal is chosen by (computed once, shared by every goal)."""
+
+    recall: np.ndarray
+    work: np.ndarray
+    pairs: list[tuple[float, int]] | None = None
+    mean_recall: np.ndarray = field(init=False)
+    mean_cost: np.ndarray = field(init=False)
+    p5: np.ndarray = field(init=False)
+    at_or_below: np.ndarray = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.mean_recall = self.recall.mean(axis=0)
+        self.mean_cost = self.work.mean(axis=0)
+        self.p5 = np.percentile(self.recall, 5.0, axis=0)
+        # among equal p5, fewer queries at or below it is closer to raising it
+        self.at_or_below = (self.recall <= self.p5[None, :] + RECALL_TOLERANCE).mean(axis=0)
+
+
 def _choose(
     recall: np.ndarray,
     cost: np.ndarray,
@@ -25,21 +49,30 @@ def _choose(
     budget: float | None,
     p5_floor: float | None = None,
 ) -> int:
-    """Column of (n, M) outcome matrices that best meets the goal: least mean work with
-    mean recall >= ``recall_target`` (and p5 recall >= ``p5_floor`` when given; failing
-    that, the best p5 among those meeting the recall), or, within ``budget``, the best p5
-    recall, then the fewest queries at or below it, then the best mean recall."""
-    mean_recall, mean_cost = recall.mean(axis=0), cost.mean(axis=0)
+    """Column of (n, M) outcome matrices that best meets the goal (see :func:`choose`)."""
+    return choose(Outcomes(recall, cost), recall_target, budget, p5_floor)
+
+
+def choose(
+    outcomes: Outcomes,
+    recall_target: float | None,
+    budget: float | None,
+    p5_floor: float | None = None,
+) -> int:
+    """Column that best meets the goal: least mean work with mean recall >= ``recall_target``
+    (and p5 recall >= ``p5_floor`` when given; failing that, the best p5 among those meeting
+    the recall), or, within ``budget``, the best p5 recall, then the fewest queries at or
+    below it, then the best mean recall."""
+    mean_recall, mean_cost, p5 = outcomes.mean_recall, outcomes.mean_cost, outcomes.p5
     if recall_target is not None:
         ok = mean_recall >= recall_target - RECALL_TOLERANCE
         if not ok.any():
             return int(np.argmax(mean_recall))
         if p5_floor is not None:
             candidates = np.flatnonzero(ok)
-            p5 = np.percentile(recall[:, candidates], 5.0, axis=0)
-            meets = p5 >= p5_floor - RECALL_TOLERANCE
+            meets = p5[candidates] >= p5_floor - RECALL_TOLERANCE
             if not meets.any():
-                order = np.lexsort((mean_cost[candidates], -p5))
+                order = np.lexsort((mean_cost[candidates], -p5[candidates]))
                 return int(candidates[order[0]])
             ok = np.zeros_like(ok)
             ok[candidates[meets]] = True
@@ -49,10 +82,9 @@ def _choose(
     if not ok.any():
         return int(np.argmin(mean_cost))
     candidates = np.flatnonzero(ok)
-    p5 = np.percentile(recall[:, candidates], 5.0, axis=0)
-    # among equal p5, fewer queries at or below it is closer to raising it
-    at_or_below = (recall[:, candidates] <= p5[None, :] + RECALL_TOLERANCE).mean(axis=0)
-    order = np.lexsort((-mean_recall[candidates], at_or_below, -p5))
+    order = np.lexsort(
+        (-mean_recall[candidates], outcomes.at_or_below[candidates], -p5[candidates])
+    )
     return int(candidates[order[0]])
 
 
@@ -108,6 +140,30 @@ def _risk_outcomes(
     return np.hstack(recalls), np.hstack(works), pairs
 
 
+def family_outcomes(
+    table: EffortTable,
+    cost: np.ndarray,
+    rows: np.ndarray,
+    family: LearnedFamily,
+    feature_cost: float,
+) -> Outcomes:
+    """Every candidate calibration's outcome for ``family`` on the training ``rows``: the
+    same for every goal, so it is computed once per (family, rows) and kept on the family."""
+    key = (hashlib.blake2b(np.ascontiguousarray(rows).tobytes()).hexdigest(), feature_cost)
+    cached = family.outcomes.get(key)
+    if cached is not None:
+        return cached
+    stage = table.stages[family.stage]
+    if family.model == "risk":
+        recall, work, pairs = _risk_outcomes(table, cost, rows, stage, family, feature_cost)
+        outcomes = Outcomes(recall, work, pairs)
+    else:
+        final = snap_up(np.exp2(family.oof)[:, None] * MULTIPLIERS[None, :], table.grid)
+        outcomes = Outcomes(*_outcome(table, cost, rows, stage, final, feature_cost))
+    family.outcomes[key] = outcomes
+    return outcomes
+
+
 def calibrate_learned(
     table: EffortTable, rows: np.ndarray, families: list[LearnedFamily], goal: Goal
 ) -> tuple[LearnedFamily, dict, dict]:
@@ -123,15 +179,12 @@ def calibrate_learned(
     feature_cost = float(table.n_centroids) if table.exact else 0.0
     best: tuple[LearnedFamily, dict, dict] | None = None
     for family in families:
-        stage = table.stages[family.stage]
+        outcomes = family_outcomes(table, cost, rows, family, feature_cost)
+        recall, work = outcomes.recall, outcomes.work
+        column = choose(outcomes, recall_target, budget, p5_floor)
         if family.model == "risk":
-            recall, work, pairs = _risk_outcomes(table, cost, rows, stage, family, feature_cost)
-        else:
-            final = snap_up(np.exp2(family.oof)[:, None] * MULTIPLIERS[None, :], table.grid)
-            recall, work = _outcome(table, cost, rows, stage, final, feature_cost)
-        column = _choose(recall, work, recall_target, budget, p5_floor)
-        if family.model == "risk":
-            threshold, hard = pairs[column]
+            assert outcomes.pairs is not None
+            threshold, hard = outcomes.pairs[column]
             calibration = {
                 "model": "risk",
                 "threshold": threshold,
@@ -144,7 +197,7 @@ def calibrate_learned(
                 "multiplier": float(MULTIPLIERS[column]),
                 "label_target": family.label_target,
             }
-        p5 = float(np.percentile(recall[:, column], 5.0))
+        p5 = float(outcomes.p5[column])
         stats = {
             "train_recall": float(recall[:, column].mean()),
             "train_p5_recall": p5,

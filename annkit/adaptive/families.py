@@ -7,7 +7,8 @@ Fitted on table rows of training queries only.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -35,6 +36,9 @@ class LearnedFamily:
     model_text: str
     oof: np.ndarray
     model: str = "effort"
+    #: calibration outcomes on training rows, computed once and shared by every goal (see
+    #: annkit.adaptive.calibrate.family_outcomes); not part of the model
+    outcomes: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
 
 
 def _booster_params(seed: int, objective: str = "regression") -> dict:
