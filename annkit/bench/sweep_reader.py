@@ -333,7 +333,10 @@ class _Reader:
             for given in build_grid:
                 resolved = {p: spec.default for p, spec in engine_class.build_specs.items()}
                 resolved.update(given)
-                query_specs = engine_class.query_specs(resolved)  # may depend on the build
+                try:  # may depend on the build (a faiss factory string is checked here)
+                    query_specs = engine_class.query_specs(resolved)
+                except ParamError as exc:
+                    raise self.fail(locate(position, "build"), str(exc)) from None
                 query_grid = self.grid(position, name, "query", block.get("query"), query_specs)
                 key = json.dumps([name, sorted(resolved.items())], default=str)
                 entry = builds.setdefault(key, (name, given, resolved, {}))

@@ -106,3 +106,18 @@ def test_long_plot_titles_are_wrapped_inside_the_figure() -> None:
     lines = wrapped(title.strip() + "\nsecond line").split("\n")
     assert all(len(line) <= TITLE_WIDTH for line in lines) and lines[-1] == "second line"
     assert " ".join(lines[:-1]).split() == title.split()
+
+
+def test_a_factory_typo_in_a_sweep_file_names_its_line(tmp_path: Path) -> None:
+    """Item 20: the other sweep errors had the `file line N:` prefix, this one had not."""
+    sweep = tmp_path / "s.toml"
+    sweep.write_text(
+        '[bench]\ndataset = "words-10k"\n\n[[engine]]\nname = "faiss"\n'
+        'build = { factory = ["HNSW32,Falt"] }\n'
+    )
+    result = run("bench", sweep, "-o", tmp_path / "out")
+    assert result.exit_code == 2
+    assert result.output.startswith(
+        "Error: s.toml line 6: faiss rejects index_factory string 'HNSW32,Falt'"
+    )
+    assert len(result.output.splitlines()) == 1 and not (tmp_path / "out").exists()
