@@ -118,6 +118,6 @@ def test_a_factory_typo_in_a_sweep_file_names_its_line(tmp_path: Path) -> None:
     result = run("bench", sweep, "-o", tmp_path / "out")
     assert result.exit_code == 2
     assert result.output.startswith(
-        "Error: s.toml line 6: faiss rejects index_factory string 'HNSW32,Falt'"
+        f"Error: {sweep} line 6: faiss rejects index_factory string 'HNSW32,Falt'"
     )
     assert len(result.output.splitlines()) == 1 and not (tmp_path / "out").exists()
