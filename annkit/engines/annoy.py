@@ -79,6 +79,8 @@ class AnnoyEngine(Engine):
     #: annoy has no batch search; get_nns_by_vector releases the GIL (measured), so N
     #: Python threads each search their own rows of the batch
     max_search_threads = None
+    #: annoy's trees are fixed once built: no insert, delete or replace (streaming refuses it)
+    changes = ()
 
     def __init__(self, metric: str, dim: int, **params: Any) -> None:
         super().__init__(metric, dim, **params)

@@ -131,6 +131,10 @@ class Engine(ABC):
     #: False while a caller times :meth:`search` (see :meth:`uncounted`): an engine whose
     #: counting costs work beyond the search skips it then
     counting: bool = True
+    #: the changes an index takes after it is built (streaming runbooks): any of "insert",
+    #: "delete" and "replace"; empty = it cannot change once built. An engine whose answer
+    #: depends on its build params overrides :meth:`changes_for`.
+    changes: ClassVar[tuple[str, ...]] = ()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         """Accept engines written against the old interface: a dict ``build_params`` class
@@ -295,6 +299,52 @@ class Engine(ABC):
     def estimate_build_bytes(self, count: int) -> int:
         """Rough peak memory (bytes) of building over ``count`` vectors, beyond the input."""
         return 2 * count * self.dim * 4
+
+    # ------------------------------------------------------------------ changes (streaming)
+
+    @classmethod
+    def changes_for(cls, build_params: Mapping[str, Any]) -> tuple[tuple[str, ...], str]:
+        """(the changes an index built with ``build_params`` takes after its build, and why it
+        takes no more: a few words, "" when it takes all three)."""
+        if set(cls.changes) >= set(CHANGES):
+            return tuple(cls.changes), ""
+        if cls.changes:
+            return tuple(cls.changes), "it takes only " + " and ".join(cls.changes)
+        return (), "it cannot change after it is built"
+
+    def _cannot_change(self) -> EngineError:
+        return EngineError(f"engine {self.name}: {self.changes_for(self.params)[1]}")
+
+    def build_changeable(
+        self, vectors: np.ndarray, ids: np.ndarray, capacity: int, threads: int = 1
+    ) -> None:
+        """Build over ``vectors`` (n, d) under ``ids`` (n,) int64 (not their row numbers), ready
+        to take the changes :meth:`changes_for` declares while it holds up to ``capacity``
+        live vectors (an engine may grow past it). :attr:`count` is then the live count."""
+        raise self._cannot_change()
+
+    def insert(self, vectors: np.ndarray, ids: np.ndarray, threads: int = 1) -> None:
+        """Add ``vectors`` (n, d) under ``ids`` (n,) int64, none of them live."""
+        raise self._cannot_change()
+
+    def delete(self, ids: np.ndarray) -> None:
+        """Remove the live ``ids`` (n,) int64: a search never returns them again."""
+        raise self._cannot_change()
+
+    def replace(self, vectors: np.ndarray, ids: np.ndarray, threads: int = 1) -> None:
+        """Give the live ``ids`` (n,) the new ``vectors`` (n, d): by default a delete, then an
+        insert."""
+        self.delete(ids)
+        self.insert(vectors, ids, threads)
+
+    def index_memory_bytes(self) -> int | None:
+        """Bytes the index holds now (its vectors, links and lists, as the library reports
+        them), or None where the library cannot say."""
+        return None
+
+
+#: the changes a streaming runbook makes to an index after its build
+CHANGES: tuple[str, ...] = ("insert", "delete", "replace")
 
 
 def from_graph_distance(distances: np.ndarray, metric: str) -> np.ndarray:

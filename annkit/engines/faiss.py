@@ -99,6 +99,9 @@ class FaissFactoryEngine(Engine):
     contract_settings = ({"factory": "IVF64,Flat"}, {"nprobe": 32})
     small_contract_settings = ({"factory": "IVF4,PQ4x4fs,RFlat"}, {"nprobe": 4, "k_factor": 100})
     max_search_threads = None  # faiss OpenMP threads over the batch
+    #: an inverted file takes ids and remove_ids itself, a flat / SQ / PQ scan through an
+    #: id map (IndexIDMap); an HNSW graph or a refine stage only inserts (changes_for)
+    changes = ("insert", "delete", "replace")
 
     def __init__(self, metric: str, dim: int, **params: Any) -> None:
         super().__init__(metric, dim, **params)
@@ -219,6 +222,88 @@ class FaissFactoryEngine(Engine):
         if self._shape.kind == "hnsw":
             self.params["efConstruction"] = int(self._layout()[1].hnsw.efConstruction)
 
+    # ------------------------------------------------------------------ changes
+
+    @classmethod
+    def changes_for(cls, build_params: Any) -> tuple[tuple[str, ...], str]:
+        """An HNSW graph and a refine stage cannot delete (faiss has no remove_ids for
+        them): they take inserts only."""
+        factory = str(build_params.get("factory") or cls.build_specs["factory"].default)
+        shape = parse_factory(factory)
+        if shape.kind == "hnsw":
+            return ("insert",), f"a faiss HNSW graph ({factory}) cannot delete"
+        if shape.refine:
+            return ("insert",), f"a faiss refine stage ({factory}) cannot delete"
+        return cls.changes, ""
+
+    def build_changeable(
+        self, vectors: np.ndarray, ids: np.ndarray, capacity: int, threads: int = 1
+    ) -> None:
+        """Train on ``vectors`` (a seeded sample of at most ``train_size``), then add them
+        under ``ids``: an inverted file keeps the ids itself, any other index sits in an
+        IndexIDMap."""
+        faiss = _faiss()
+
+        count = int(vectors.shape[0])
+        p = self.params
+        check_factory(p["factory"], self.dim)
+        train = min(count, p["train_size"] or max(65_536, 64 * self._nlist()))
+        p["train_size"] = train
+        check_training_size(p["factory"], count, train)
+        try:
+            index = faiss.index_factory(self.dim, p["factory"], self._faiss_metric())
+        except RuntimeError as exc:
+            raise ParamError(
+                f"faiss rejects index_factory string {p['factory']!r}: {faiss_reason(exc)}"
+            ) from None
+        self._seed_everything(index, p["seed"])
+        try:
+            with faiss_threads(threads):
+                if not index.is_trained:
+                    rng = np.random.default_rng(p["seed"])
+                    sample = np.sort(rng.choice(count, size=train, replace=False))
+                    index.train(prepare(vectors[sample], self.metric))
+        except RuntimeError as exc:
+            raise EngineError(
+                f"faiss could not build {p['factory']!r}: {faiss_reason(exc)}"
+            ) from None
+        if self._shape.kind != "ivf":
+            index = faiss.IndexIDMap(index)
+        self._index = index
+        self.count = 0
+        if self._shape.kind == "hnsw":
+            self.params["efConstruction"] = int(self._layout()[1].hnsw.efConstruction)
+        self.insert(vectors, ids, threads)
+
+    def insert(self, vectors: np.ndarray, ids: np.ndarray, threads: int = 1) -> None:
+        ids = np.ascontiguousarray(ids, dtype=np.int64).reshape(-1)
+        try:
+            with faiss_threads(threads):
+                for start in range(0, len(ids), _ADD_BLOCK):
+                    rows = prepare(vectors[start : start + _ADD_BLOCK], self.metric)
+                    self._index.add_with_ids(rows, ids[start : start + len(rows)])
+        except RuntimeError as exc:
+            raise EngineError(f"faiss could not insert: {faiss_reason(exc)}") from None
+        self.count = int(self._index.ntotal)
+
+    def delete(self, ids: np.ndarray) -> None:
+        if self.changes_for(self.params)[0] == ("insert",):
+            raise EngineError(f"engine {self.name}: {self.changes_for(self.params)[1]}")
+        ids = np.ascontiguousarray(ids, dtype=np.int64).reshape(-1)
+        try:
+            removed = int(self._index.remove_ids(ids))
+        except RuntimeError as exc:
+            raise EngineError(f"faiss could not delete: {faiss_reason(exc)}") from None
+        if removed != len(ids):
+            raise EngineError(f"faiss removed {removed} of {len(ids)} ids (some were not live)")
+        self.count = int(self._index.ntotal)
+
+    def index_memory_bytes(self) -> int | None:
+        """The size of faiss' serialisation of the index (vectors or codes, lists, ids)."""
+        if self._index is None:
+            return None
+        return int(_faiss().serialize_index(self._index).nbytes)
+
     # ------------------------------------------------------------------ search
 
     def _search_params(self, index: Any, keep: list[Any]) -> Any:
@@ -233,6 +318,8 @@ class FaissFactoryEngine(Engine):
             base = self._search_params(index.base_index, keep)
             if base is not None:
                 params.base_index_params = base
+        elif isinstance(index, faiss.IndexIDMap):  # a changeable index's id map
+            params = self._search_params(index.index, keep)
         elif isinstance(index, faiss.IndexPreTransform):
             inner = self._search_params(index.index, keep)
             if inner is not None:
@@ -263,6 +350,8 @@ class FaissFactoryEngine(Engine):
         faiss = _faiss()
 
         index = _downcast(self._index)
+        if isinstance(index, faiss.IndexIDMap):  # a changeable index's id map
+            index = _downcast(index.index)
         refine = isinstance(index, faiss.IndexRefine)
         if refine:
             index = _downcast(index.base_index)

@@ -61,10 +61,16 @@ class HnswEngine(Engine):
     contract_settings = ({"M": 16, "ef_construction": 200}, {"ef": 200})
     small_contract_settings = ({"M": 8, "ef_construction": 40}, {"ef": 200})
     max_search_threads = None  # knn_query(num_threads=N) splits the batch by rows
+    #: add_items, mark_deleted, and add_items(replace_deleted=True) reusing deleted slots
+    changes = ("insert", "delete", "replace")
 
     def __init__(self, metric: str, dim: int, **params: Any) -> None:
         super().__init__(metric, dim, **params)
         self._index: Any = None
+        #: a changeable index (build_changeable): hnswlib label -> id, and id -> label.
+        #: Labels are never reused, so a deleted label can never shadow a live id.
+        self._label_ids: np.ndarray | None = None
+        self._label_of: dict[int, int] = {}
 
     def build(self, base: np.ndarray, threads: int = 1) -> None:
         import hnswlib
@@ -84,6 +90,69 @@ class HnswEngine(Engine):
         self._index = index
         self.count = count
         self._apply_query_params()
+
+    def build_changeable(
+        self, vectors: np.ndarray, ids: np.ndarray, capacity: int, threads: int = 1
+    ) -> None:
+        """An empty hnswlib index for ``capacity`` vectors that reuses deleted slots, then
+        ``insert`` of ``vectors`` under ``ids``."""
+        import hnswlib
+
+        index = hnswlib.Index(space=_SPACES[self.metric], dim=self.dim)
+        index.init_index(
+            max_elements=max(1, int(capacity), len(ids)),
+            M=self.params["M"],
+            ef_construction=self.params["ef_construction"],
+            random_seed=self.params["seed"],
+            allow_replace_deleted=True,
+        )
+        self._index = index
+        self._label_ids = np.empty(0, dtype=np.int64)
+        self._label_of = {}
+        self.count = 0
+        self._apply_query_params()
+        self.insert(vectors, ids, threads)
+
+    def insert(self, vectors: np.ndarray, ids: np.ndarray, threads: int = 1) -> None:
+        if self._label_ids is None:
+            raise EngineError("hnsw: only an index from build_changeable takes changes")
+        ids = np.asarray(ids, dtype=np.int64).reshape(-1)
+        taken = [int(i) for i in ids if int(i) in self._label_of]
+        if taken:
+            raise EngineError(f"hnsw: id {taken[0]} is already in the index")
+        index = self._index
+        vacant = int(index.element_count) - self.count  # deleted slots add_items reuses
+        needed = int(index.element_count) + max(0, len(ids) - vacant)
+        if needed > int(index.get_max_elements()):
+            index.resize_index(max(needed, 2 * int(index.get_max_elements())))
+        first = len(self._label_ids)
+        labels = np.arange(first, first + len(ids), dtype=np.int64)
+        for start in range(0, len(ids), _ADD_BLOCK):
+            rows = as_float32_rows(vectors[start : start + _ADD_BLOCK])
+            index.add_items(
+                rows,
+                labels[start : start + len(rows)],
+                num_threads=max(1, threads),
+                replace_deleted=True,
+            )
+        self._label_ids = np.concatenate([self._label_ids, ids])
+        self._label_of.update(zip(ids.tolist(), labels.tolist(), strict=True))
+        self.count += len(ids)
+
+    def delete(self, ids: np.ndarray) -> None:
+        if self._label_ids is None:
+            raise EngineError("hnsw: only an index from build_changeable takes changes")
+        ids = np.asarray(ids, dtype=np.int64).reshape(-1)
+        missing = [int(i) for i in ids if int(i) not in self._label_of]
+        if missing:
+            raise EngineError(f"hnsw: id {missing[0]} is not in the index")
+        for identifier in ids.tolist():
+            self._index.mark_deleted(self._label_of.pop(identifier))
+        self.count -= len(ids)
+
+    def index_memory_bytes(self) -> int | None:
+        """hnswlib's serialised size: every slot's vector and links (deleted slots too)."""
+        return None if self._index is None else int(self._index.index_file_size())
 
     def effort_grid(self, k: int, n_base: int) -> list[int]:
         """ef 10, 20, 40, .., 2560."""
@@ -115,7 +184,7 @@ class HnswEngine(Engine):
             )
         except RuntimeError:
             return self._search_rows(queries, k)
-        ids = labels.astype(np.int64)
+        ids = self._ids_of(labels.astype(np.int64))
         distances = self._convert(distances)
         if k_found < k:
             pad = k - k_found
@@ -123,6 +192,13 @@ class HnswEngine(Engine):
             distances = np.pad(distances, ((0, 0), (0, pad)), constant_values=np.inf)
             return pad_result(ids, distances)
         return SearchResult(ids=ids, distances=distances)
+
+    def _ids_of(self, labels: np.ndarray) -> np.ndarray:
+        """hnswlib labels (nq, k) as ids: the same for a built index, mapped for a changed
+        one (-1 kept)."""
+        if self._label_ids is None:
+            return labels
+        return np.where(labels >= 0, self._label_ids[np.maximum(labels, 0)], -1)
 
     def _search_rows(self, queries: np.ndarray, k: int) -> SearchResult:
         """Fallback when hnswlib cannot fill k results for some row: one row at a time."""
@@ -138,7 +214,7 @@ class HnswEngine(Engine):
                     want //= 2
             if want == 0:
                 continue
-            ids[row, :want] = labels[0]
+            ids[row, :want] = self._ids_of(labels[0].astype(np.int64))
             distances[row, :want] = self._convert(dist[0])
         return SearchResult(ids=ids, distances=distances)
 

@@ -95,10 +95,49 @@ class UsearchEngine(Engine):
         {"expansion_search": 128},
     )
     small_contract_settings = ({"connectivity": 8}, {"expansion_search": 200})
+    #: usearch add and remove (keys are the ids)
+    changes = ("insert", "delete", "replace")
 
     def __init__(self, metric: str, dim: int, **params: Any) -> None:
         super().__init__(metric, dim, **params)
         self._index: Any = None
+
+    def build_changeable(
+        self, vectors: np.ndarray, ids: np.ndarray, capacity: int, threads: int = 1
+    ) -> None:
+        """An empty usearch index (it grows as it needs), then ``insert``."""
+        if self.params["dtype"] == "i8" and self.metric != "angular":
+            raise ParamError(
+                "usearch: dtype i8 suits unit-length vectors; use it with the "
+                f"angular metric, not {self.metric}"
+            )
+        self._index = self._new_index()
+        self.count = 0
+        self.insert(vectors, ids, threads)
+
+    def insert(self, vectors: np.ndarray, ids: np.ndarray, threads: int = 1) -> None:
+        keys = np.asarray(ids, dtype=np.int64).reshape(-1)
+        present = self._index.contains(keys.astype(np.uint64)) if len(keys) else []
+        if np.any(present):
+            first = int(keys[np.argmax(present)])
+            raise EngineError(f"usearch: id {first} is already in the index")
+        for start in range(0, len(keys), _ADD_BLOCK):
+            rows = self._prepare(vectors[start : start + _ADD_BLOCK])
+            self._index.add(
+                keys[start : start + len(rows)].astype(np.uint64), rows, threads=max(1, threads)
+            )
+        self.count = len(self._index)
+
+    def delete(self, ids: np.ndarray) -> None:
+        keys = np.asarray(ids, dtype=np.int64).reshape(-1)
+        removed = int(np.sum(self._index.remove(keys.astype(np.uint64))))
+        if removed != len(keys):
+            raise EngineError(f"usearch removed {removed} of {len(keys)} ids (some were not live)")
+        self.count = len(self._index)
+
+    def index_memory_bytes(self) -> int | None:
+        """usearch's own memory_usage of the index."""
+        return None if self._index is None else int(self._index.memory_usage)
 
     def effort_grid(self, k: int, n_base: int) -> list[int]:
         """expansion_search doubling from max(k, 8) to 32 times that."""
