@@ -355,7 +355,7 @@ def timing_options(func: Callable[..., Any]) -> Callable[..., Any]:
 
 
 #: one or two real examples per command, shown at the end of its --help (click epilog) in
-#: this order; tests/cli/test_issue11_examples.py runs every one of them, in this order, in
+#: this order; tests/cli/test_doc_examples.py runs every one of them, in this order, in
 #: an empty folder holding only the small sweep file ``sweep.toml``
 EXAMPLES: dict[str, list[str]] = {
     "build": ["annkit build words-10k -e hnsw -p M=8 --threads 1 -o hnsw8"],

@@ -584,6 +584,7 @@ def test_policy_wins_needs_less_work_at_kept_recall_or_a_better_tail_at_equal_wo
     ) == ["near recall 0.9: threshold (recall matched) 0.80x the cost"]
 
 
+@pytest.mark.slow
 def test_adapt_without_a_winning_policy_exits_1_and_writes_nothing(
     tmp_path: Path, hnsw_words10k: Bundle
 ) -> None:

@@ -1,5 +1,6 @@
-"""Smaller things the second new user tripped on (issue 19, items 6, 13, 14, 18): each
-reproduced, each failing before its fix."""
+"""Output details the second new user tripped on (cut lists, stale help, cut cells, the tuned
+slice, binary noise, long titles, sweep-file lines): each reproduced, each failing before its
+fix."""
 
 from __future__ import annotations
 
