@@ -317,6 +317,35 @@ def _engine_name(value: Any) -> str:
     return str(value or "?")
 
 
+@dataclass(frozen=True)
+class PolicyRun:
+    """What makes a run a per-query effort policy run: the policy ``kind`` (learned,
+    threshold), its ``source`` ("adapt": trained by the sweep, cross-fitted; else the policy
+    file as written), the mean recall ``target`` it was calibrated for and (adapt) its
+    ``folds``. A record keeps these in its query params (keys ``policy``, ``source``,
+    ``target``, ``folds``), so the runs.jsonl form is the same as before it existed."""
+
+    kind: str
+    source: str | None = None
+    target: float | None = None
+    folds: int | None = None
+
+    @classmethod
+    def of(cls, query_params: Mapping[str, Any]) -> PolicyRun | None:
+        """The policy run that ``query_params`` describe; None for a uniform setting."""
+        kind = query_params.get("policy")
+        if not isinstance(kind, str) or not kind:
+            return None
+        target, folds = query_params.get("target"), query_params.get("folds")
+        source = query_params.get("source")
+        return cls(
+            kind=kind,
+            source=None if source is None else str(source),
+            target=float(target) if isinstance(target, int | float) else None,
+            folds=int(folds) if isinstance(folds, int) and folds else None,
+        )
+
+
 @dataclass(frozen=True, kw_only=True)
 class Measurement:
     """What one (engine, build params, query params) setting measured: the fields an
@@ -360,6 +389,11 @@ class Measurement:
     def to_dict(self) -> dict[str, Any]:
         """The JSON form: every field (None = not measured), per-query arrays left out."""
         return json_fields(self)
+
+    @property
+    def policy(self) -> PolicyRun | None:
+        """The per-query effort policy this setting ran (None: a uniform setting)."""
+        return PolicyRun.of(self.query_params)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -1,9 +1,10 @@
 """Per-query effort policies in a sweep: measuring them in the worker, and telling their
 records apart from uniform ones in reports and plots.
 
-A policy run is a record whose ``query_params`` hold ``policy`` (the kind: learned or
-threshold), ``source`` (the policy file as written in the sweep, or "adapt": trained by the
-sweep, cross-fitted), ``target`` (the mean recall it was calibrated for), and what it did:
+A policy run is a record whose ``policy`` (:class:`annkit.types.PolicyRun`, kept in its
+``query_params`` as ``policy``: the kind, learned or threshold; ``source``: the policy file
+as written in the sweep, or "adapt": trained by the sweep, cross-fitted; ``target``: the
+mean recall it was calibrated for) is set, and whose query params say what it did:
 ``mean_<effort param>`` and ``second_stage_share`` (plus ``max_<param>`` and ``first_stage``
 for a file, ``folds`` for adapt). Its recall, p5, tail, slices, distance computations (the
 policy's own work included) and QPS are measured like a uniform setting's.
@@ -202,39 +203,37 @@ def adapt_settings(table: dict[str, Any], efforts: list[Any]) -> list[PolicySett
 
 def policy_kind(record: RunRecord) -> str | None:
     """The policy kind of a policy run (``learned``, ``threshold``), None for a uniform one."""
-    kind = record.query_params.get("policy")
-    return kind if isinstance(kind, str) and kind else None
+    return None if record.policy is None else record.policy.kind
 
 
 def series_name(record: RunRecord, build_label: str = "") -> str:
     """The series a record is drawn and reported in: its engine for uniform settings (one
     frontier per engine); ``<engine> <build> + <kind> policy`` for the sweep's own
     (cross-fitted) policies of one index, ``... + <kind> policy (<file>)`` for a file's."""
-    kind = policy_kind(record)
-    if kind is None:
+    policy = record.policy
+    if policy is None:
         return record.engine
     head = f"{record.engine} {build_label}".strip()
-    source = record.query_params.get("source")
-    tail = "" if source in (None, "adapt") else f" ({source})"
-    return f"{head} + {kind} policy{tail}"
+    tail = "" if policy.source in (None, "adapt") else f" ({policy.source})"
+    return f"{head} + {policy.kind} policy{tail}"
 
 
 def policy_text(record: RunRecord) -> str:
     """The query part of a policy run's setting name: ``learned policy, target 0.95, adapt
     5 folds: mean ef 41.3``."""
-    params = record.query_params
-    parts = [f"{params.get('policy')} policy"]
-    if isinstance(params.get("target"), int | float):
-        parts.append(f"target {params['target']:g}")
-    source = params.get("source")
-    if source == "adapt":
-        parts.append(f"adapt {params.get('folds')} folds" if params.get("folds") else "adapt")
-    elif source:
-        parts.append(str(source))
+    policy = record.policy
+    assert policy is not None
+    parts = [f"{policy.kind} policy"]
+    if policy.target is not None:
+        parts.append(f"target {policy.target:g}")
+    if policy.source == "adapt":
+        parts.append(f"adapt {policy.folds} folds" if policy.folds else "adapt")
+    elif policy.source:
+        parts.append(policy.source)
     text = ", ".join(parts)
     means = [
         (name.removeprefix("mean_"), value)
-        for name, value in params.items()
+        for name, value in record.query_params.items()
         if name.startswith("mean_") and isinstance(value, int | float)
     ]
     if means:
