@@ -31,6 +31,9 @@ LAYERS: list[tuple[str, int, tuple[str, ...]]] = [
             "annkit.faiss_util",
             # labels: the CSR label matrix, filters, selectivity (Dataset carries them)
             "annkit.labels",
+            # catalogue: the ann-benchmarks manifest, the download directory and its
+            # registry (io resolves downloaded names through it)
+            "annkit.catalogue",
         ),
     ),
     ("io", 1, ("annkit.io", "annkit.sources")),
@@ -39,6 +42,8 @@ LAYERS: list[tuple[str, int, tuple[str, ...]]] = [
     # filtered: exact ground truth under label filters
     ("groundtruth", 2, ("annkit.groundtruth", "annkit.fromtext", "annkit.filtered")),
     ("engines", 2, ("annkit.engines", "annkit.bundle")),
+    # download: resumable, verified transfers of catalogue datasets and URLs
+    ("download", 2, ("annkit.download",)),
     # timing: every timed search loop; evaluate: the one scoring function
     ("evaluate", 3, ("annkit.evaluate", "annkit.timing", "annkit.slices", "annkit.cache")),
     # adaptive imports nothing above evaluate; bench measures policies (files and its own

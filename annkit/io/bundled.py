@@ -6,6 +6,7 @@ import os
 from importlib import resources
 from pathlib import Path
 
+from annkit.catalogue import downloaded_path, find_entry
 from annkit.errors import DatasetError
 from annkit.io._common import PathLike
 
@@ -35,7 +36,9 @@ def bundled_path(name: str) -> Path:
 
 
 def resolve_dataset_path(spec: PathLike) -> Path:
-    """A bundled dataset name gives its file; otherwise ``spec`` must be an existing file."""
+    """A bundled dataset name gives its file; else an existing file is itself; else a name
+    ``annkit datasets get`` downloaded gives its file in the download directory
+    (``DIR/NAME.hdf5``, or the file the directory's registry records for NAME)."""
     text = os.fspath(spec)
     if isinstance(text, str) and text in BUNDLED_DATASETS:
         return bundled_path(text)
@@ -44,6 +47,14 @@ def resolve_dataset_path(spec: PathLike) -> Path:
         return path
     if path.is_dir():
         raise DatasetError(f"{path}: is a folder, not a dataset file")
+    if isinstance(text, str):
+        downloaded = downloaded_path(text)
+        if downloaded is not None:
+            return downloaded
+    hint = ""
+    if isinstance(text, str) and find_entry(text) is not None:
+        hint = f"; it is in the ann-benchmarks catalogue: annkit datasets get {text}"
     raise DatasetError(
         f"{path}: no such file, and not a bundled dataset (bundled: {', '.join(bundled_names())})"
+        + hint
     )
