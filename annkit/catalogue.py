@@ -14,6 +14,7 @@ from __future__ import annotations
 import difflib
 import json
 import os
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
@@ -96,9 +97,14 @@ def _load_catalogue() -> tuple[CatalogueEntry, ...]:
     )
 
 
+def _natural_key(name: str) -> list[tuple[int, int | str]]:
+    """Sort key putting ``glove-25`` before ``glove-100`` (numbers by value)."""
+    return [(0, int(part)) if part.isdigit() else (1, part) for part in re.split(r"(\d+)", name)]
+
+
 def catalogue() -> list[CatalogueEntry]:
-    """Every dataset of the catalogue, sorted by name."""
-    return sorted(_load_catalogue(), key=lambda entry: entry.name)
+    """Every dataset of the catalogue, sorted by name (numbers in names by value)."""
+    return sorted(_load_catalogue(), key=lambda entry: _natural_key(entry.name))
 
 
 def catalogue_names() -> list[str]:

@@ -49,6 +49,7 @@ from annkit.io.bin import BIN_DTYPES, HEADER_BYTES
 from annkit.io.bundled import BUNDLED_DATASETS
 from annkit.io.hdf5 import HDF5_SUFFIXES, open_hdf5, read_ann_benchmarks, read_vector_dataset
 from annkit.io.validate import check_dataset_parts
+from annkit.memory import format_size
 from annkit.types import normalize_metric
 
 #: suffix of a transfer in progress (kept when interrupted, so the next call resumes it)
@@ -137,8 +138,8 @@ def _no_progress(_: DownloadProgress) -> None:
     return None
 
 
-def _mib(count: int) -> str:
-    return f"{count / 2**20:,.1f} MiB"
+def _size_text(count: int) -> str:
+    return format_size(count)
 
 
 def normalize_sha256(text: str) -> str:
@@ -381,8 +382,8 @@ def _transfer(
         )
     done = opened.start
     verb = "resuming" if resumed else "downloading"
-    where = f" at {_mib(resumed)}" if resumed else ""
-    of = f" of {_mib(expected)}" if expected is not None else ""
+    where = f" at {_size_text(resumed)}" if resumed else ""
+    of = f" of {_size_text(expected)}" if expected is not None else ""
     progress(
         DownloadProgress(
             "download",

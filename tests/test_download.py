@@ -25,6 +25,7 @@ from annkit.catalogue import (
 from annkit.download import DownloadError, DownloadProgress, get_dataset, list_catalogue
 from annkit.errors import DatasetError, InputError
 from annkit.io import load_dataset, read_vectors, resolve_dataset_path, write_vectors
+from annkit.memory import format_size
 from annkit.types import Dataset
 
 NAME = "glove-25-angular"
@@ -124,7 +125,7 @@ def test_catalogue_name_from_a_mirror_is_verified_recorded_and_resolvable(served
     steps = [report.step for report in reports if report.message]
     assert steps == ["download", "sha256", "structure"]
     assert reports[0].message == (
-        f"downloading {FILE} of {got.size / 2**20:,.1f} MiB from {served.url}/{FILE}"
+        f"downloading {FILE} of {format_size(got.size)} from {served.url}/{FILE}"
     )
     downloads = [r for r in reports if r.step == "download"]
     assert downloads[-1].done == downloads[-1].total == got.size
