@@ -2,6 +2,7 @@
 
 from annkit.engines import (  # noqa: F401 - importing registers them
     annoy,
+    chroma,
     duckdb,
     faiss,
     flat,
