@@ -126,6 +126,7 @@ def _register() -> None:
         groundtruth,
         info,
         query,
+        stream,
         tune,
     )
 
@@ -142,6 +143,7 @@ def _register() -> None:
         explain,
         datasets,
         adapt,
+        stream,
     ):
         for command in module.COMMANDS:
             _add_examples(command)

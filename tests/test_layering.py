@@ -58,6 +58,9 @@ LAYERS: list[tuple[str, int, tuple[str, ...]]] = [
     ("explain", 6, ("annkit.explain",)),
     # Ray (optional extra): sharded ground truth and sweeps; commands import it only with --ray
     ("distributed", 6, ("annkit.distributed",)),
+    # stream: streaming runbooks (inserts, deletes, searches; recall per step); its plot
+    # reuses bench's plot helpers
+    ("stream", 6, ("annkit.stream",)),
     (
         "cli-shared",
         7,
