@@ -45,7 +45,11 @@ LAYERS: list[tuple[str, int, tuple[str, ...]]] = [
     # download: resumable, verified transfers of catalogue datasets and URLs
     ("download", 2, ("annkit.download",)),
     # timing: every timed search loop; evaluate: the one scoring function
-    ("evaluate", 3, ("annkit.evaluate", "annkit.timing", "annkit.slices", "annkit.cache")),
+    (
+        "evaluate",
+        3,
+        ("annkit.evaluate", "annkit.timing", "annkit.slices", "annkit.cache", "annkit.filtering"),
+    ),
     # adaptive imports nothing above evaluate; bench measures policies (files and its own
     # cross-fitted training) beside uniform settings, so adaptive sits below bench
     ("adaptive", 4, ("annkit.adaptive",)),

@@ -21,6 +21,7 @@ from annkit.engines.faiss_common import faiss_module as _faiss
 from annkit.engines.faiss_common import (
     faiss_threads,
     faiss_version,
+    id_selector,
     prepare,
     read_index,
     write_index,
@@ -390,6 +391,54 @@ class FaissFactoryEngine(Engine):
         result = pad_result(ids, to_metric_distance(scores, self.metric, self.metric != "ip"))
         return replace(result, distance_computations=counts)
 
+    def search_filtered(self, queries: np.ndarray, k: int, allowed: np.ndarray) -> SearchResult:
+        """The native filtered strategy: faiss' own search with an IDSelector admitting the
+        ``allowed`` ids (ascending) in its SearchParameters (HNSW, IVF including fast-scan,
+        flat). Counted one query per call from faiss' counters where the index can be
+        counted (every distance faiss computed, the ones to vectors that fail included)."""
+        prepared = prepare(queries, self.metric)
+        keep: list[Any] = []
+        selector = id_selector(allowed, int(self._index.ntotal), keep)
+        params = _with_selector(self._search_params(self._index, keep), selector, keep)
+        refine, inner, how = self._layout()
+        k_base = int(k * float(self.query["k_factor"])) if refine else k
+        counts: np.ndarray | None = None
+        with faiss_threads(self.search_threads):
+            if how == "per_call" and self.counting:
+                scores, ids, counts = self._search_counted(prepared, k, params, refine, k_base)
+            else:
+                scores, ids = self._index.search(prepared, k, params=params)
+        if how == "scan":  # the selector skips failing vectors before their distance
+            counts = np.full(len(prepared), len(allowed), dtype=np.int64)
+            counts += min(k_base, len(allowed)) if refine else 0
+        elif how == "ivf" and self.counting:
+            counts = self._count_ivf_filtered(inner, prepared, allowed, k_base, refine)
+        result = pad_result(ids, to_metric_distance(scores, self.metric, self.metric != "ip"))
+        return replace(result, distance_computations=counts)
+
+    def _count_ivf_filtered(
+        self, ivf: Any, prepared: np.ndarray, allowed: np.ndarray, k_base: int, refine: bool
+    ) -> np.ndarray:
+        """Per query: nlist (the coarse quantizer) + the allowed entries of the probed lists
+        (faiss skips the others before computing their distance) + a refine stage's
+        re-ranked candidates."""
+        faiss = _faiss()
+
+        lists = self._probed_lists(ivf, prepared, refine)
+        mask = np.zeros(int(ivf.ntotal), dtype=bool)
+        mask[allowed] = True
+        passing = np.zeros(ivf.nlist, dtype=np.int64)
+        for number in np.unique(lists[lists >= 0]).tolist():
+            size = ivf.invlists.list_size(number)
+            if size:
+                ids = faiss.rev_swig_ptr(ivf.invlists.get_ids(number), size)
+                passing[number] = np.count_nonzero(mask[np.asarray(ids, dtype=np.int64)])
+        scanned = np.where(lists >= 0, passing[np.maximum(lists, 0)], 0).sum(axis=1)
+        counts = scanned + ivf.nlist
+        if refine:
+            counts += np.minimum(scanned, k_base)
+        return counts.astype(np.int64)
+
     def _counts(self, prepared: np.ndarray, k: int, params: Any, how: str) -> np.ndarray:
         """Per-query distance computations of searching ``prepared`` the way ``how`` says
         (per_call: one counted query per call; ivf: the probed list sizes; scan: n)."""
@@ -427,22 +476,27 @@ class FaissFactoryEngine(Engine):
             counts[row] = scanned + int(hnsw_stats.ndis) + (min(k_base, scanned) if refine else 0)
         return scores, ids, counts
 
-    def _count_ivf(self, ivf: Any, prepared: np.ndarray, k_base: int, refine: bool) -> np.ndarray:
-        """Per query: nlist (the flat coarse quantizer) + the sizes of the probed lists
-        (+ the candidates a refine stage re-ranks). The probed lists come from one batched
-        quantizer search, the same call faiss makes inside the batch search."""
+    def _probed_lists(self, ivf: Any, prepared: np.ndarray, refine: bool) -> np.ndarray:
+        """(nq, nprobe) the inverted lists each query probes: one batched quantizer search
+        (after the index's transforms), the same call faiss makes inside its search."""
+        faiss = _faiss()
+
         transformed = prepared
         index = _downcast(self._index)
         if refine:
             index = _downcast(index.base_index)
-        faiss = _faiss()
-
         while isinstance(index, faiss.IndexPreTransform):
             for position in range(index.chain.size()):
                 transformed = index.chain.at(position).apply(transformed)
             index = _downcast(index.index)
-        nprobe = min(self.query["nprobe"], ivf.nlist)
-        _, lists = ivf.quantizer.search(transformed, nprobe)
+        _, lists = ivf.quantizer.search(transformed, min(self.query["nprobe"], ivf.nlist))
+        return np.asarray(lists)
+
+    def _count_ivf(self, ivf: Any, prepared: np.ndarray, k_base: int, refine: bool) -> np.ndarray:
+        """Per query: nlist (the flat coarse quantizer) + the sizes of the probed lists
+        (+ the candidates a refine stage re-ranks). The probed lists come from one batched
+        quantizer search, the same call faiss makes inside the batch search."""
+        lists = self._probed_lists(ivf, prepared, refine)
         sizes = np.array([ivf.invlists.list_size(i) for i in range(ivf.nlist)], dtype=np.int64)
         scanned = np.where(lists >= 0, sizes[np.maximum(lists, 0)], 0).sum(axis=1)
         counts = scanned + ivf.nlist
@@ -493,3 +547,21 @@ class FaissFactoryEngine(Engine):
                 f"{' with refine' if refine else ''}, not what the manifest's "
                 f"factory {self.params['factory']!r} builds"
             )
+
+
+def _with_selector(params: Any, selector: Any, keep: list[Any]) -> Any:
+    """``params`` with ``selector`` set where the filtering happens: the index under a
+    refine stage or a transform, else the index itself (a new SearchParameters when the
+    index had none)."""
+    faiss = _faiss()
+    if params is None:
+        params = faiss.SearchParameters()
+        keep.append(params)
+    elif isinstance(params, faiss.IndexRefineSearchParameters):
+        params.base_index_params = _with_selector(params.base_index_params, selector, keep)
+        return params
+    elif isinstance(params, faiss.SearchParametersPreTransform):
+        params.index_params = _with_selector(params.index_params, selector, keep)
+        return params
+    params.sel = selector
+    return params

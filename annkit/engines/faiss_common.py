@@ -6,12 +6,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from annkit.errors import EngineError
 from annkit.faiss_util import faiss_threads, prepare
 
 __all__ = [
     "faiss_module",
     "faiss_threads",
+    "id_selector",
     "faiss_version",
     "prepare",
     "read_index",
@@ -42,6 +45,19 @@ def faiss_version() -> dict[str, str]:
     import faiss
 
     return {"faiss": faiss.__version__}
+
+
+def id_selector(allowed: np.ndarray, n_ids: int, keep: list[Any]) -> Any:
+    """A faiss IDSelectorBitmap admitting the ascending ids ``allowed`` of ``n_ids``; the
+    bitmap is appended to ``keep`` so that it outlives faiss' use of it."""
+    faiss = faiss_module()
+    mask = np.zeros(n_ids, dtype=bool)
+    mask[allowed] = True
+    bitmap = np.packbits(mask, bitorder="little")
+    keep.append(bitmap)
+    selector = faiss.IDSelectorBitmap(n_ids, faiss.swig_ptr(bitmap))
+    keep.append(selector)
+    return selector
 
 
 def faiss_module() -> Any:

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
 from annkit.engines.base import Engine, ParamSpec, pad_result, register
 from annkit.engines.faiss_common import (
+    faiss_module,
     faiss_threads,
     faiss_version,
+    id_selector,
     prepare,
     read_index,
     write_index,
@@ -65,6 +67,19 @@ class FlatEngine(Engine):
             ids, to_metric_distance(scores, self.metric, self.metric == "euclidean")
         )
         computations = np.full(len(scores), self.count, dtype=np.int64)
+        return replace(result, distance_computations=computations)
+
+    def search_filtered(self, queries: np.ndarray, k: int, allowed: np.ndarray) -> SearchResult:
+        """The native filtered strategy: faiss scans only the ``allowed`` ids (ascending),
+        one distance computation per allowed vector."""
+        keep: list[Any] = []
+        params = faiss_module().SearchParameters(sel=id_selector(allowed, self._index.ntotal, keep))
+        with faiss_threads(self.search_threads):
+            scores, ids = self._index.search(prepare(queries, self.metric), k, params=params)
+        result = pad_result(
+            ids, to_metric_distance(scores, self.metric, self.metric == "euclidean")
+        )
+        computations = np.full(len(scores), len(allowed), dtype=np.int64)
         return replace(result, distance_computations=computations)
 
     def save(self, directory: Path) -> list[str]:

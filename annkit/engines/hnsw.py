@@ -193,6 +193,35 @@ class HnswEngine(Engine):
             return pad_result(ids, distances)
         return SearchResult(ids=ids, distances=distances)
 
+    def search_filtered(self, queries: np.ndarray, k: int, allowed: np.ndarray) -> SearchResult:
+        """The native filtered strategy: hnswlib's ``filter=`` callback admits the labels
+        of the ``allowed`` ids (ascending) while it walks the graph (the callback runs in
+        Python for every candidate, so one thread). Rows short of k are padded with -1."""
+        queries = as_float32_rows(queries)
+        labels = (
+            np.arange(self.count, dtype=np.int64) if self._label_ids is None else self._label_ids
+        )
+        admitted = np.isin(labels, allowed).tolist()  # python bools: hnswlib wants a bool
+        admit = admitted.__getitem__
+        want = min(k, len(allowed), self.count)
+        ids = np.full((len(queries), k), -1, dtype=np.int64)
+        distances = np.full((len(queries), k), np.inf, dtype=np.float32)
+        for row in range(len(queries)):
+            width = want
+            while width > 0:
+                try:
+                    found, dist = self._index.knn_query(
+                        queries[row : row + 1], k=width, num_threads=1, filter=admit
+                    )
+                    break
+                except RuntimeError:  # fewer than ``width`` admitted nodes were reached
+                    width -= 1
+            if width == 0:
+                continue
+            ids[row, :width] = self._ids_of(found[0].astype(np.int64))
+            distances[row, :width] = self._convert(dist[0])
+        return SearchResult(ids=ids, distances=distances)
+
     def _ids_of(self, labels: np.ndarray) -> np.ndarray:
         """hnswlib labels (nq, k) as ids: the same for a built index, mapped for a changed
         one (-1 kept)."""
