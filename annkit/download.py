@@ -476,7 +476,7 @@ def check_dataset_structure(path: Path, label: str) -> str:
     """
     suffix = os.path.splitext(label)[1].lower()
     if suffix in BIN_DTYPES:
-        return _check_bin(path, label, BIN_DTYPES[suffix])
+        return _check_bin(path, label, suffix)
     try:
         return _check_hdf5(path, label)
     except DatasetError as exc:
@@ -507,7 +507,8 @@ def _check_hdf5(path: Path, label: str) -> str:
     return f"train {n_base:,} x {dim}, test {n_queries:,}, top-{k} neighbors, {metric}"
 
 
-def _check_bin(path: Path, label: str, dtype: np.dtype) -> str:
+def _check_bin(path: Path, label: str, suffix: str) -> str:
+    dtype = BIN_DTYPES[suffix]
     size = path.stat().st_size
     if size < HEADER_BYTES:
         raise DatasetError(f"{label}: truncated file: {size} bytes is shorter than the header")
@@ -516,6 +517,8 @@ def _check_bin(path: Path, label: str, dtype: np.dtype) -> str:
     if n == 0 or d == 0:
         raise DatasetError(f"{label}: the header says {n} x {d}: no vectors")
     expected = HEADER_BYTES + n * d * dtype.itemsize
+    if suffix == ".ibin" and size == HEADER_BYTES + n * d * 8:
+        return f"{n:,} x {d} int32 ids with their float32 distances"  # big-ann ground truth
     if size != expected:
         raise DatasetError(
             f"{label}: the header claims {n} x {d} {dtype.name} ({expected:,} bytes) but the "

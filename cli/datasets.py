@@ -91,6 +91,10 @@ def _count(value: int | None) -> str:
     return "-" if value is None else f"{value:,}"
 
 
+#: the bar's description for each step of a download
+_STEP_LABELS = {"download": "downloading", "sha256": "SHA-256", "structure": "checking"}
+
+
 @contextmanager
 def download_progress(quiet: bool) -> Iterator[Callable[[DownloadProgress], None]]:
     """A callback for :func:`annkit.download.get_dataset` on stderr: on a terminal a bar
@@ -123,7 +127,8 @@ def download_progress(quiet: bool) -> Iterator[Callable[[DownloadProgress], None
         def bar(report: DownloadProgress) -> None:
             if report.message:
                 progress.console.print(report.message, markup=False, highlight=False)
-                progress.reset(task, description=report.step, total=report.total)
+                label = _STEP_LABELS.get(report.step, report.step)
+                progress.reset(task, description=label, total=report.total)
             progress.update(task, completed=report.done, total=report.total)
 
         yield bar

@@ -427,3 +427,21 @@ def test_a_damaged_registry_is_one_line(tmp_path):
     (folder / REGISTRY_NAME).write_text("{not json")
     with pytest.raises(InputError, match="damaged download registry"):
         read_registry(folder)
+
+
+def test_binary_files_are_checked_against_their_header(tmp_path):
+    from annkit.download import check_dataset_structure
+
+    ids = np.arange(12, dtype="<i4").reshape(3, 4)
+    header = np.array([3, 4], dtype="<u4").tobytes()
+    gt = tmp_path / "gt.part"
+    gt.write_bytes(header + ids.tobytes() + np.zeros((3, 4), dtype="<f4").tobytes())
+    assert check_dataset_structure(gt, "gt.ibin") == (
+        "3 x 4 int32 ids with their float32 distances"
+    )
+    gt.write_bytes(header + ids.tobytes()[:-4])
+    with pytest.raises(DatasetError) as caught:
+        check_dataset_structure(gt, "gt.ibin")
+    assert str(caught.value) == (
+        "gt.ibin: the header claims 3 x 4 int32 (56 bytes) but the file has 52 bytes"
+    )
