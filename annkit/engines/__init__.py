@@ -8,6 +8,7 @@ from annkit.engines import (  # noqa: F401 - importing registers them
     flat,
     hnsw,
     ivfpq,
+    lancedb,
     nmslib,
     pgvector,
     scann,
