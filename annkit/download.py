@@ -19,6 +19,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import http.client
+import json
 import os
 import re
 import urllib.error
@@ -45,6 +46,7 @@ from annkit.catalogue import (
     record_download,
 )
 from annkit.errors import DatasetError, InputError
+from annkit.files import write_text
 from annkit.io.bin import BIN_DTYPES, HEADER_BYTES
 from annkit.io.bundled import BUNDLED_DATASETS
 from annkit.io.hdf5 import HDF5_SUFFIXES, open_hdf5, read_ann_benchmarks, read_vector_dataset
@@ -242,12 +244,14 @@ def _catalogue_and(folder: Path) -> list[str]:
 @dataclass
 class _Opened:
     """An open byte range of the source: ``start`` is where ``stream`` begins, ``total``
-    the whole file's size (None when the server does not say)."""
+    the whole file's size (None when the server does not say), ``validator`` what names
+    this version of the file (an ETag or Last-Modified date; a folder's size and mtime)."""
 
     stream: BinaryIO
     start: int
     total: int | None
     close: Callable[[], None]
+    validator: str | None = None
 
 
 def _local_path(url: str) -> Path | None:
@@ -276,25 +280,34 @@ def _reason(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__
 
 
-def _open_range(target: _Target, start: int, end: int | None, timeout: float) -> _Opened:
+def _open_range(
+    target: _Target, start: int, end: int | None, timeout: float, if_range: str | None = None
+) -> _Opened:
     """Open the source at byte ``start`` (up to ``end``, exclusive, when given). A server
-    that ignores the Range header answers from byte 0: ``start`` then says 0."""
+    that ignores the Range header, or whose file no longer matches ``if_range`` (the
+    validator of the version a resumed transfer began with), answers from byte 0: ``start``
+    then says 0."""
     local = _local_path(target.url)
     if local is not None:
         try:
             handle = open(local, "rb")  # noqa: SIM115 - closed by the caller through close
-            size = os.fstat(handle.fileno()).st_size
+            stat = os.fstat(handle.fileno())
         except OSError as exc:
             raise DownloadError(f"cannot read {local}{target.said}: {_reason(exc)}") from exc
+        size, validator = stat.st_size, f"{stat.st_size}-{stat.st_mtime_ns}"
+        if if_range is not None and if_range != validator:
+            start = 0  # the file changed since the transfer began
         if start > 0 and start >= size:
             handle.close()
             raise _RangeNotSatisfiable(size)
         handle.seek(start)
-        return _Opened(handle, start, size, handle.close)
+        return _Opened(handle, start, size, handle.close, validator)
     headers = {"User-Agent": "annkit", "Accept-Encoding": "identity"}
     if start > 0 or end is not None:
         last = "" if end is None else str(end - 1)
         headers["Range"] = f"bytes={start}-{last}"
+        if start > 0 and if_range is not None:
+            headers["If-Range"] = if_range
     request = urllib.request.Request(target.url, headers=headers)
     try:
         response = urllib.request.urlopen(request, timeout=timeout)  # noqa: S310
@@ -310,6 +323,7 @@ def _open_range(target: _Target, start: int, end: int | None, timeout: float) ->
     except ValueError as exc:
         raise InputError(f"{target.url}: not a valid address ({exc})") from exc
     status = response.status
+    validator = _strong_etag(response.headers.get("ETag")) or response.headers.get("Last-Modified")
     if status == 206:
         first, total = _parse_content_range(response.headers.get("Content-Range"), target.url)
         if first != start:
@@ -317,10 +331,17 @@ def _open_range(target: _Target, start: int, end: int | None, timeout: float) ->
             raise DownloadError(
                 f"{target.url}: asked for bytes from {start} but the server sent from {first}"
             )
-        return _Opened(response, start, total, response.close)
+        return _Opened(response, start, total, response.close, validator)
     length = response.headers.get("Content-Length")
     total = int(length) if length is not None and length.isdigit() else None
-    return _Opened(response, 0, total, response.close)
+    return _Opened(response, 0, total, response.close, validator)
+
+
+def _strong_etag(value: str | None) -> str | None:
+    """An ETag usable in If-Range (a weak one, ``W/...``, is not)."""
+    if value is None or value.startswith("W/"):
+        return None
+    return value
 
 
 class _RangeNotSatisfiable(Exception):
@@ -358,22 +379,35 @@ def _transfer(
     """Bring ``part`` (open for appending in ``handle``) up to the whole file, or up to byte
     ``end`` when given. Returns (bytes already there before, the expected final size)."""
     start = os.fstat(handle.fileno()).st_size
+    began = _read_part_info(part) if start > 0 else None
+    if start > 0 and (began is None or began.get("url") != target.url):
+        began = None  # unknown version, or another address: Range without If-Range
     if end is not None and start > end:
         handle.truncate(0)
         start = 0
     if end is not None and start == end:
         return start, end
+    validator = began.get("validator") if began is not None else None
+    if not isinstance(validator, str):
+        validator = None
     try:
-        opened = _open_range(target, start, end, timeout)
+        opened = _open_range(target, start, end, timeout, validator)
     except _RangeNotSatisfiable as exc:
         if exc.total is not None and start == exc.total and end is None:
             return start, start  # the previous transfer had every byte
         handle.truncate(0)  # the .part is longer than the file: start again
         start = 0
         opened = _open_range(target, 0, end, timeout)
+    recorded_total = began.get("total") if began is not None else None
+    if opened.start > 0 and recorded_total is not None and opened.total != recorded_total:
+        opened.close()  # the file's size changed since the transfer began: start again
+        handle.truncate(0)
+        opened = _open_range(target, 0, end, timeout)
     resumed = opened.start
-    if opened.start == 0 and start > 0:
-        handle.truncate(0)  # the server ignored Range: start again
+    if opened.start == 0:
+        if start > 0:
+            handle.truncate(0)  # the server ignored Range or the file changed: start again
+        _write_part_info(part, target.url, opened)
     expected = end if end is not None else opened.total
     if end is not None and opened.total is not None and opened.total < end:
         opened.close()
@@ -412,6 +446,32 @@ def _transfer(
     if done < expected:
         raise _interrupted(target, part, done, expected, "the connection closed early")
     return resumed, expected
+
+
+def part_info_path(part: Path) -> Path:
+    """The small JSON file beside ``part`` saying which version of which URL it holds."""
+    return part.with_name(part.name + ".json")
+
+
+def _read_part_info(part: Path) -> dict[str, object] | None:
+    try:
+        data = json.loads(part_info_path(part).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _write_part_info(part: Path, url: str, opened: _Opened) -> None:
+    write_text(
+        part_info_path(part),
+        json.dumps({"url": url, "total": opened.total, "validator": opened.validator}) + "\n",
+    )
+
+
+def _remove_part(part: Path) -> None:
+    """Delete a ``.part`` file and the note beside it."""
+    part.unlink(missing_ok=True)
+    part_info_path(part).unlink(missing_ok=True)
 
 
 def _interrupted(
@@ -633,7 +693,7 @@ def _locked_part(part: Path) -> Iterator[BinaryIO]:
             yield handle
         finally:
             if os.fstat(handle.fileno()).st_size == 0:
-                part.unlink(missing_ok=True)  # nothing arrived: nothing to resume
+                _remove_part(part)  # nothing arrived: nothing to resume
 
 
 def _rewrite_count(part: Path, count: int) -> None:
@@ -657,14 +717,14 @@ def _verify_and_place(
     ``destination`` and record its checksum; a failed check deletes it."""
     actual_size = part.stat().st_size
     if actual_size != size:
-        part.unlink(missing_ok=True)
+        _remove_part(part)
         raise DownloadError(
             f"{target.file_name}: {actual_size:,} bytes arrived but the server announced "
             f"{size:,}; the download was removed"
         )
     digest = _sha256_of(part, report, target.file_name)
     if expected is not None and digest != expected:
-        part.unlink(missing_ok=True)
+        _remove_part(part)
         raise DownloadError(
             _mismatch(target.file_name, source, expected, digest) + "; the download was removed"
         )
@@ -672,12 +732,13 @@ def _verify_and_place(
     try:
         structure = check_dataset_structure(part, target.file_name)
     except DatasetError as exc:
-        part.unlink(missing_ok=True)
+        _remove_part(part)
         raise DownloadError(f"refused: {exc}; the download was removed") from exc
     try:
         os.replace(part, destination)
     except OSError as exc:
         raise InputError(f"{destination}: cannot write: {exc.strerror}") from exc
+    part_info_path(part).unlink(missing_ok=True)
     _sync_folder(folder)
     record_download(
         folder,

@@ -5,6 +5,7 @@ contacted: tests point annkit at this server or at a port where nothing listens.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import socket
 import threading
@@ -24,13 +25,14 @@ from annkit.types import Dataset
 class ServerState:
     """What the test controls and sees: the served folder, transfers to cut (file name ->
     bytes of the body sent before the connection is closed; used once, by the first answer
-    whose body is longer), whether Range is
-    honoured, and the requests made as (path, Range header or None)."""
+    whose body is longer), whether Range is honoured, whether answers carry an ETag (the
+    content's hash; If-Range is honoured), and the requests made as (path, Range or None)."""
 
     root: Path
     url: str = ""
     cut: dict[str, int] = field(default_factory=dict)
     honour_range: bool = True
+    send_etag: bool = True
     requests: list[tuple[str, str | None]] = field(default_factory=list)
 
 
@@ -49,7 +51,11 @@ def _handler(state: ServerState) -> type[BaseHTTPRequestHandler]:
                 return
             data = path.read_bytes()
             total = len(data)
+            etag = f'"{hashlib.sha256(data).hexdigest()[:16]}"'
             match = re.match(r"^bytes=(\d+)-(\d*)$", requested or "")
+            if_range = self.headers.get("If-Range")
+            if if_range is not None and if_range != etag:
+                match = None  # the file changed: the whole file, as RFC 9110 says
             if match and state.honour_range:
                 first = int(match.group(1))
                 last = int(match.group(2)) if match.group(2) else total - 1
@@ -68,6 +74,8 @@ def _handler(state: ServerState) -> type[BaseHTTPRequestHandler]:
                 self.send_response(200)
             self.send_header("Content-Length", str(len(body)))
             self.send_header("Accept-Ranges", "bytes")
+            if state.send_etag:
+                self.send_header("ETag", etag)
             self.end_headers()
             cut = state.cut.get(name)
             if cut is not None and cut < len(body):

@@ -175,7 +175,7 @@ def test_a_transfer_cut_at_half_resumes_with_range_and_the_right_checksum(served
         f"(the connection closed early); {FILE}.part was kept: run the same command again "
         "to resume"
     )
-    assert leftovers(folder) == [f"{FILE}.part"]
+    assert leftovers(folder) == [f"{FILE}.part", f"{FILE}.part.json"]
     assert (folder / f"{FILE}.part").stat().st_size == half
     served.requests.clear()
     got = get_dataset(NAME, directory=folder, mirror=served.url, sha256=expected)
@@ -183,6 +183,41 @@ def test_a_transfer_cut_at_half_resumes_with_range_and_the_right_checksum(served
     assert got.resumed_from == half
     assert got.sha256 == expected and got.sha256_check == "--sha256"
     assert leftovers(folder) == [FILE]
+
+
+def test_a_file_changed_on_the_server_is_downloaded_again_not_spliced(served, tmp_path, words10k):
+    folder = tmp_path / "data"
+    served.cut[FILE] = 100_000
+    with pytest.raises(DownloadError, match="interrupted after 100,000 of"):
+        get_dataset(NAME, directory=folder, mirror=served.url)
+    write_small_dataset(served.root / FILE, words10k, n_base=250)  # a new version
+    served.requests.clear()
+    got = get_dataset(NAME, directory=folder, mirror=served.url)
+    assert served.requests == [(FILE, "bytes=100000-")]  # with If-Range: answered in full
+    assert got.resumed_from == 0
+    assert got.sha256 == sha256_of(served.root / FILE)
+    assert got.structure.startswith("train 250 x 384")
+    assert leftovers(folder) == [FILE]
+
+
+def test_ctrl_c_keeps_the_part_and_the_next_get_resumes(served, tmp_path):
+    folder = tmp_path / "data"
+    big = served.root / "big.fbin"
+    rows = np.random.default_rng(5).standard_normal((3000, 128)).astype(np.float32)
+    write_vectors(big, rows)  # 1.5 MiB: two chunks
+
+    def interrupt(report: DownloadProgress) -> None:
+        if report.step == "download" and report.done > 0 and not report.message:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        get_dataset(f"{served.url}/big.fbin", directory=folder, progress=interrupt)
+    kept = (folder / "big.fbin.part").stat().st_size
+    assert 0 < kept < big.stat().st_size
+    got = get_dataset(f"{served.url}/big.fbin", directory=folder)
+    assert got.resumed_from == kept
+    assert got.sha256 == sha256_of(big)
+    assert leftovers(folder) == ["big.fbin"]
 
 
 def test_a_server_without_range_support_starts_again(served, tmp_path):

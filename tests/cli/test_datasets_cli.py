@@ -112,7 +112,7 @@ def test_a_download_cut_at_half_resumes_and_finishes_with_the_right_checksum(ser
         f"(the connection closed early); {FILE}.part was kept: run the same command again to "
         "resume"
     )
-    assert files_in(folder) == [f"{FILE}.part"]
+    assert files_in(folder) == [f"{FILE}.part", f"{FILE}.part.json"]
     resumed = run_cli(*args, "--json", env=env(folder))
     assert resumed.exit_code == 0, resumed.output
     got = json.loads(resumed.stdout)
