@@ -36,6 +36,8 @@ import numpy as np
 from annkit.catalogue import (
     CatalogueEntry,
     RegistryRecord,
+    catalogue,
+    catalogue_names,
     closest_names,
     data_dir,
     find_entry,
@@ -157,7 +159,10 @@ def _is_url(spec: str) -> bool:
 
 
 def _join_mirror(mirror: str, file_name: str) -> str:
-    return mirror.rstrip("/") + "/" + urllib.parse.quote(file_name)
+    """The mirror's address of ``file_name``: ``MIRROR/FILE`` (quoted in a URL)."""
+    if _is_url(mirror):
+        return mirror.rstrip("/") + "/" + urllib.parse.quote(file_name)
+    return str(Path(mirror) / file_name)
 
 
 def _url_file_name(url: str) -> str:
@@ -222,15 +227,13 @@ def _resolve_target(
                 f"rows); {file_name} is not one"
             )
         file_name = _crop_name(file_name, max_vectors)
-    name = spec if entry is not None or not _is_url(spec) else os.path.splitext(file_name)[0]
-    if max_vectors is not None:
-        name = os.path.splitext(file_name)[0]
+    # a URL's dataset, and a crop, are named after their file; a name stays itself
+    name = os.path.splitext(file_name)[0] if _is_url(spec) or max_vectors is not None else spec
     return _Target(name=name, file_name=file_name, url=url, origin=origin, entry=entry)
 
 
 def _catalogue_and(folder: Path) -> list[str]:
-    from annkit.catalogue import catalogue_names
-
+    """The catalogue's names and the names downloaded in ``folder``."""
     try:
         downloaded = list(read_registry(folder))
     except InputError:
@@ -397,12 +400,12 @@ def _transfer(
             return start, start  # the previous transfer had every byte
         handle.truncate(0)  # the .part is longer than the file: start again
         start = 0
-        opened = _open_range(target, 0, end, timeout)
+        opened = _open_from_start(target, end, timeout)
     recorded_total = began.get("total") if began is not None else None
     if opened.start > 0 and recorded_total is not None and opened.total != recorded_total:
         opened.close()  # the file's size changed since the transfer began: start again
         handle.truncate(0)
-        opened = _open_range(target, 0, end, timeout)
+        opened = _open_from_start(target, end, timeout)
     resumed = opened.start
     if opened.start == 0:
         if start > 0:
@@ -446,6 +449,13 @@ def _transfer(
     if done < expected:
         raise _interrupted(target, part, done, expected, "the connection closed early")
     return resumed, expected
+
+
+def _open_from_start(target: _Target, end: int | None, timeout: float) -> _Opened:
+    try:
+        return _open_range(target, 0, end, timeout)
+    except _RangeNotSatisfiable as exc:
+        raise DownloadError(f"{target.url}: the server has no bytes to send (empty file)") from exc
 
 
 def part_info_path(part: Path) -> Path:
@@ -841,8 +851,6 @@ class CatalogueRow:
 
 def list_catalogue(directory: str | os.PathLike[str] | None = None) -> list[CatalogueRow]:
     """Every catalogue dataset, with its file and recorded SHA-256 when downloaded."""
-    from annkit.catalogue import catalogue
-
     folder = data_dir(directory)
     records = read_registry(folder) if folder.is_dir() else {}
     rows = []

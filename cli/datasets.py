@@ -203,7 +203,7 @@ _CHECKS = {
     "--sha256": "matches --sha256",
     "catalogue": "matches the catalogue",
     "registry": "matches the one recorded at the first download",
-    "recorded": "recorded (first download)",
+    "recorded": "recorded now (none was known)",
 }
 
 

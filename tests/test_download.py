@@ -220,6 +220,21 @@ def test_ctrl_c_keeps_the_part_and_the_next_get_resumes(served, tmp_path):
     assert leftovers(folder) == ["big.fbin"]
 
 
+def test_a_folder_mirror_serves_and_resumes(served, tmp_path):
+    folder = tmp_path / "data"
+    folder.mkdir()
+    source = served.root / FILE
+    (folder / f"{FILE}.part").write_bytes(source.read_bytes()[:1234])
+    got = get_dataset(NAME, directory=folder, mirror=str(served.root))
+    assert got.url == str(source)
+    assert got.resumed_from == 1234  # no note beside the .part: resumed by size
+    assert got.sha256 == sha256_of(source)
+    (folder / FILE).unlink()
+    again = get_dataset(NAME, directory=folder, mirror=source.parent.as_uri())
+    assert again.url == source.as_uri() and again.sha256 == got.sha256
+    assert served.requests == []
+
+
 def test_a_server_without_range_support_starts_again(served, tmp_path):
     folder = tmp_path / "data"
     source = served.root / FILE

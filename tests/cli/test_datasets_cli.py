@@ -87,7 +87,7 @@ def test_get_prints_one_line_per_step_and_a_summary(served, tmp_path):
         f"checking the SHA-256 of {FILE}",
         f"checking the structure of {FILE}",
     ]
-    assert "recorded (first download)" in result.stdout
+    assert "recorded now (none was known)" in result.stdout
     assert "train 300 x 384, test 20, top-10 neighbors, angular" in result.stdout
     assert files_in(folder) == ["annkit-datasets.json", FILE]
     # quiet: no progress lines
