@@ -16,7 +16,6 @@ Progress goes to a callback (:class:`DownloadProgress`); this module never print
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import http.client
 import json
@@ -684,6 +683,16 @@ def get_dataset(
     )
 
 
+def _lock_exclusive(handle: BinaryIO) -> None:
+    """Take an exclusive, non-blocking lock on ``handle`` (OSError when another process
+    holds it); where the platform has no flock, nothing is locked."""
+    try:
+        import fcntl
+    except ImportError:  # not a POSIX system
+        return
+    fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+
 @contextmanager
 def _locked_part(part: Path) -> Iterator[BinaryIO]:
     """``part`` open for appending, with an exclusive lock so that two downloads of the
@@ -694,7 +703,7 @@ def _locked_part(part: Path) -> Iterator[BinaryIO]:
         raise InputError(f"{part}: cannot write: {exc.strerror}") from exc
     with handle:
         try:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            _lock_exclusive(handle)
         except OSError as exc:
             raise DownloadError(
                 f"{part.name}: another annkit is downloading this file; wait for it to finish"

@@ -495,3 +495,18 @@ def test_binary_files_are_checked_against_their_header(tmp_path):
     assert str(caught.value) == (
         "gt.ibin: the header claims 3 x 4 int32 (56 bytes) but the file has 52 bytes"
     )
+
+
+def test_a_second_download_of_the_same_file_is_refused_while_one_runs(served, tmp_path):
+    import fcntl
+
+    folder = tmp_path / "data"
+    folder.mkdir()
+    with open(folder / f"{FILE}.part", "ab") as other:
+        fcntl.flock(other.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with pytest.raises(DownloadError) as caught:
+            get_dataset(NAME, directory=folder, mirror=served.url)
+    assert str(caught.value) == (
+        f"{FILE}.part: another annkit is downloading this file; wait for it to finish"
+    )
+    assert served.requests == []
