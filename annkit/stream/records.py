@@ -214,6 +214,9 @@ class StreamReport:
     steps: list[StepRecord] = field(default_factory=list)
     #: steps replayed without measuring when this run resumed an interrupted one
     resumed_from: int | None = None
+    #: queries carrying a filter (labelled data: searched over-fetching and dropping what
+    #: fails, scored by filtered recall); None without labels
+    filtered_queries: int | None = None
 
     def searches(self) -> list[StepRecord]:
         return [step for step in self.steps if step.search is not None]

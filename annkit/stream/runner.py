@@ -4,6 +4,7 @@ once, and resume an interrupted stream by replaying its runbook."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -20,9 +21,12 @@ from annkit.engines.base import CHANGES, Engine, get_engine, resolve_params
 from annkit.errors import InputError, ParamError
 from annkit.evaluate import count_distances
 from annkit.files import atomic_write, json_ready, write_text
+from annkit.filtering import Workload, filtered_recall, post_filter_search
+from annkit.labels import Labels
 from annkit.longtail import frequency_bands
 from annkit.measure import Measure
 from annkit.metrics import (
+    EPSILON,
     duplicate_count,
     exact_distances,
     recall_per_query,
@@ -34,7 +38,7 @@ from annkit.stream.records import FreshBuild, SearchMeasure, StepRecord, StreamR
 from annkit.stream.runbook import LiveSet, Runbook, Step, read_runbook
 from annkit.stream.truth import cached_live_ground_truth, truth_key
 from annkit.timing import run_batch, time_runs
-from annkit.types import Dataset, GroundTruth, QueryProfile
+from annkit.types import Dataset, GroundTruth, QueryProfile, SearchResult
 
 #: the files of a stream's output folder
 SETTINGS_FILE = "stream.json"
@@ -94,6 +98,29 @@ def check_engine(cls: type[Engine], build_params: dict[str, Any], runbook: Runbo
             )
 
 
+def check_labels(dataset: Dataset, measure: Measure) -> bool:
+    """True when the queries have filters to follow (labels on the queries and the base);
+    InputError for query labels without base labels, or the strict rule with filters."""
+    if dataset.query_labels is None:
+        return False
+    if dataset.base_labels is None:
+        raise InputError(
+            f"{dataset.name}: the queries have labels but the base vectors have none; "
+            "pass --base-labels FILE"
+        )
+    if measure.recall_rule == "strict":
+        raise InputError(
+            "a stream over labelled data scores filtered recall (tolerant); drop --recall strict"
+        )
+    return True
+
+
+def filtered_count(dataset: Dataset) -> int:
+    """How many queries carry a filter."""
+    assert dataset.query_labels is not None
+    return int(np.count_nonzero(dataset.query_labels.labels_per_row() > 0))
+
+
 def band_profile(dataset: Dataset) -> QueryProfile | None:
     """The frequency-band slices of the queries (None without weights)."""
     if dataset.weights is None:
@@ -105,6 +132,64 @@ def band_profile(dataset: Dataset) -> QueryProfile | None:
     return QueryProfile(masks=masks, bands=bands, weights=dataset.weights)
 
 
+@dataclass(frozen=True)
+class LiveFilters:
+    """The queries' filters over the live set: each filter's query rows and the live ids
+    passing it (ascending; None for the unfiltered queries), and each query's passing count
+    (the live count for an unfiltered query)."""
+
+    groups: list[tuple[np.ndarray, np.ndarray | None]]
+    counts: np.ndarray
+
+    @classmethod
+    def of(
+        cls, base_labels: Labels, query_labels: Labels, live_ids: np.ndarray, live_rows: np.ndarray
+    ) -> LiveFilters:
+        workload = Workload.of(base_labels.take(live_rows), query_labels)
+        groups = [
+            (rows, live_ids[workload.passing[key]] if key else None)
+            for key, rows in workload.groups.items()
+        ]
+        counts = np.where(workload.filtered, workload.counts, len(live_ids))
+        return cls(groups=groups, counts=counts)
+
+    def search(self, engine: Engine, queries: np.ndarray, k: int, n_live: int) -> SearchResult:
+        """Every query searched under its filter: over-fetch and drop what fails
+        (:func:`annkit.filtering.post_filter_search`, the strategy any engine runs), plain
+        search for the unfiltered queries; distance computations summed over rounds."""
+        ids = np.full((len(queries), k), -1, dtype=np.int64)
+        distances = np.full((len(queries), k), np.inf, dtype=np.float32)
+        counts: np.ndarray | None = np.zeros(len(queries), dtype=np.int64)
+        for rows, allowed in self.groups:
+            chosen = np.ascontiguousarray(queries[rows])
+            if allowed is None:
+                result = engine.search(chosen, k)
+            elif allowed.size == 0:  # nothing passes: the empty result, at no cost
+                result = SearchResult(
+                    ids=np.full((len(rows), k), -1, dtype=np.int64),
+                    distances=np.full((len(rows), k), np.inf, dtype=np.float32),
+                    distance_computations=np.zeros(len(rows), dtype=np.int64),
+                )
+            else:
+                result = post_filter_search(engine, chosen, k, allowed, n_live)
+            ids[rows] = result.ids[:, :k]
+            distances[rows] = result.distances[:, :k]
+            if counts is not None:
+                if result.distance_computations is None:
+                    counts = None
+                else:
+                    counts[rows] = result.distance_computations
+        return SearchResult(ids=ids, distances=distances, distance_computations=counts)
+
+    def passes(self, ids: np.ndarray) -> np.ndarray:
+        """(nq, k) bool: whether each returned id passes its query's filter."""
+        out = ids >= 0
+        for rows, allowed in self.groups:
+            if allowed is not None:
+                out[rows] &= np.isin(ids[rows], allowed)
+        return out
+
+
 def measure_search(
     engine: Engine,
     dataset: Dataset,
@@ -113,17 +198,24 @@ def measure_search(
     live: LiveSet,
     measure: Measure,
     profile: QueryProfile | None,
+    filters: LiveFilters | None = None,
 ) -> tuple[SearchMeasure, np.ndarray]:
     """(the measurement of one search of every query, the returned ids (nq, k) int64).
 
     QPS is the fastest of at most ``measure.runs`` timed batch searches (counting off);
     distance computations are counted outside them. Recall@k' (k' = min(k, live)) scores
     the first k' ids under the measure's rule against ``truth`` (live ids); an id that is
-    not live never counts and is reported in ``dead_ids``."""
+    not live never counts and is reported in ``dead_ids``. With ``filters`` each query is
+    searched under its filter and scored by filtered recall (over min(k', passing))."""
     k = measure.k
     depth = int(truth.ids.shape[1])
     engine.set_search_threads(measure.search_threads)
-    search = engine.search
+    n_live = live.count
+
+    def search(batch: np.ndarray, count: int) -> SearchResult:
+        if filters is None:
+            return engine.search(batch, count)
+        return filters.search(engine, batch, count, n_live)
 
     def one_run() -> Any:
         return run_batch(search, queries, k)
@@ -132,14 +224,29 @@ def measure_search(
         timing = time_runs(one_run, measure.runs, len(queries), measure.qps_tolerance)
     result, seconds, _ = timing.best
     counts = result.distance_computations
-    if counts is None:
-        counts = count_distances(engine, queries, k)
+    if counts is None and engine.counts_distances:
+        counts = (
+            count_distances(engine, queries, k)
+            if filters is None
+            else search(queries, k).distance_computations
+        )
     ids = np.asarray(result.ids[:, :k], dtype=np.int64)
     inside = (ids >= 0) & (ids < len(live.row_of))
     rows = np.where(inside, live.row_of[np.where(inside, ids, 0)], -1)
     dead = (ids >= 0) & (rows < 0)
     live_ids = np.where(rows >= 0, ids, -1)
-    if measure.recall_rule == "strict":
+    if filters is not None:
+        found = exact_distances(dataset.base, queries, rows[:, :depth], dataset.metric)
+        per_query, short = filtered_recall(
+            truth.distances,
+            live_ids,
+            found,
+            filters.passes(live_ids),
+            filters.counts,
+            depth,
+            EPSILON,
+        )
+    elif measure.recall_rule == "strict":
         per_query = strict_recall_per_query(truth.ids, live_ids, depth)
     else:
         found = exact_distances(dataset.base, queries, rows[:, :depth], dataset.metric)
@@ -148,6 +255,8 @@ def measure_search(
         counts = np.asarray(counts, dtype=np.int64).reshape(len(queries))
     tail, slices, weighted = summarize(per_query, profile, counts)
     valid = np.count_nonzero(live_ids[:, :depth] >= 0, axis=1)
+    if filters is None:
+        short = valid < depth
     measured = SearchMeasure(
         k=depth,
         recall=float(per_query.mean()),
@@ -155,7 +264,7 @@ def measure_search(
         tail=tail,
         slices=slices,
         weighted_recall=weighted,
-        short_results=int(np.count_nonzero(valid < depth)),
+        short_results=int(np.count_nonzero(short)),
         dead_ids=int(np.count_nonzero(dead)),
         duplicate_ids=duplicate_count(ids),
         distance_computations=None if counts is None else float(counts.mean()),
@@ -180,9 +289,18 @@ def _settings_document(
     resolved: dict[str, Any],
     runbook: Runbook,
     dataset: Dataset,
+    labelled: bool,
 ) -> dict[str, Any]:
     """What identifies a stream's output folder (a rerun with the same resumes it)."""
     measure = settings.measure
+    labels = None
+    if labelled:
+        assert dataset.base_labels is not None and dataset.query_labels is not None
+        digest = hashlib.sha256()
+        for part in (dataset.base_labels, dataset.query_labels):
+            digest.update(np.ascontiguousarray(part.indptr, dtype=np.int64).tobytes())
+            digest.update(np.ascontiguousarray(part.indices, dtype=np.int64).tobytes())
+        labels = digest.hexdigest()[:16]
     return json_ready(
         {
             "engine": settings.engine,
@@ -201,6 +319,8 @@ def _settings_document(
             "metric": dataset.metric,
             "base": fingerprint_vectors(dataset.base),
             "queries": fingerprint_vectors(dataset.queries),
+            "labels": labels,
+            "filter_strategy": "post" if labelled else None,
         }
     )
 
@@ -320,6 +440,7 @@ def run_stream(
     ``output/truth``), keyed by the data's fingerprint, the step and the live set."""
     dataset = open_dataset(data, metric=metric, max_queries=max_queries)
     runbook = read_runbook(runbook_path, dataset.name, dataset.n_base, entry=entry)
+    labelled = check_labels(dataset, settings.measure)
     cls = get_engine(settings.engine)
     probe = cls(dataset.metric, dataset.dim, **settings.build_params)
     resolved = probe.built_params()
@@ -328,10 +449,10 @@ def run_stream(
     if settings.measure.k > runbook.max_pts:
         raise InputError(f"k={settings.measure.k} exceeds max_pts {runbook.max_pts}")
     out = Path(output)
-    identity = _settings_document(settings, resolved, runbook, dataset)
+    identity = _settings_document(settings, resolved, runbook, dataset, labelled)
     finished = _prepare_output(out, identity, force)
     truth_dir = Path(cache_dir) if cache_dir is not None else out / TRUTH_FOLDER
-    fingerprint = f"{identity['base']}-{identity['queries']}"
+    fingerprint = f"{identity['base']}-{identity['queries']}-{identity['labels']}"
     queries = np.ascontiguousarray(dataset.queries, dtype=np.float32)
     profile = band_profile(dataset)
     live = LiveSet(dataset.n_base)
@@ -396,6 +517,7 @@ def run_stream(
         queries=dataset.n_queries,
         steps=records,
         resumed_from=len(finished) or None,
+        filtered_queries=filtered_count(dataset) if labelled else None,
     )
     write_text(out / REPORT_FILE, json.dumps(json_ready(report.to_dict()), indent=1) + "\n")
     if ids_out is not None:
@@ -451,11 +573,23 @@ def _search_step(
     measure = settings.measure
     key = truth_key(fingerprint, step.number, live.digest(), measure.k, dataset.metric)
     truth_started = time.perf_counter()
+    filters = None
+    if dataset.base_labels is not None and dataset.query_labels is not None:
+        filters = LiveFilters.of(dataset.base_labels, dataset.query_labels, live_ids, live_rows)
     truth, cached = cached_live_ground_truth(
-        truth_dir, key, dataset.base, queries, live_ids, live_rows, measure.k, dataset.metric
+        truth_dir,
+        key,
+        dataset.base,
+        queries,
+        live_ids,
+        live_rows,
+        measure.k,
+        dataset.metric,
+        base_labels=None if filters is None else dataset.base_labels,
+        query_labels=None if filters is None else dataset.query_labels,
     )
     truth_seconds = 0.0 if cached else time.perf_counter() - truth_started
-    measured, ids = measure_search(engine, dataset, queries, truth, live, measure, profile)
+    measured, ids = measure_search(engine, dataset, queries, truth, live, measure, profile, filters)
     _save_ids(out / IDS_FOLDER / f"step_{step.number}.npy", ids)
     fresh = None
     if settings.rebuild_every is not None and searches % settings.rebuild_every == 0:
@@ -467,7 +601,7 @@ def _search_step(
         build_seconds = time.perf_counter() - build_started
         fresh_engine.set_query_params(**settings.query_params)
         fresh_measure, _ = measure_search(
-            fresh_engine, dataset, queries, truth, live, measure, profile
+            fresh_engine, dataset, queries, truth, live, measure, profile, filters
         )
         fresh = FreshBuild(build_seconds=build_seconds, measure=fresh_measure)
         del fresh_engine

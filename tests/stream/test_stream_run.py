@@ -153,3 +153,26 @@ def test_sigkill_then_rerun_gives_the_uninterrupted_records(tmp_path):
     assert result.exit_code == 0, result.stderr
     assert json.loads(result.stdout)["resumed_from"] == done
     assert records(killed) == records(whole)
+
+
+def test_labelled_data_follows_the_filters_and_the_exact_index_scores_one(tmp_path):
+    """On words-10k-labelled the truth and the search follow each query's filter: an exact
+    changeable index (faiss Flat through its id map) then has filtered recall 1 at every
+    step, with no short results."""
+    from annkit.measure import Measure
+    from annkit.stream import StreamSettings, run_stream
+
+    runbook = small_runbook(tmp_path, searches=2, rows=2000)
+    text = runbook.read_text().replace("words-10k:", "words-10k-labelled:")
+    runbook.write_text(text)
+    report = run_stream(
+        runbook,
+        "words-10k-labelled",
+        StreamSettings("faiss", {"factory": "Flat"}, {}, Measure(k=10, runs=1)),
+        tmp_path / "out",
+        max_queries=60,
+    )
+    assert report.filtered_queries is not None and report.filtered_queries > 0
+    for step in report.searches():
+        assert step.search is not None
+        assert step.search.recall == 1.0 and step.search.short_results == 0

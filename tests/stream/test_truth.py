@@ -82,3 +82,39 @@ def test_the_cache_gives_back_what_was_computed(tmp_path):
     assert cached and np.array_equal(first.ids, again.ids)
     assert np.array_equal(first.distances, again.distances)
     assert truth_key("data", 5, live.digest(), 5, "euclidean") != key
+
+
+@pytest.mark.parametrize("block_rows", [None, 53])
+def test_filtered_live_truth_equals_numpy_brute_force(block_rows):
+    """With labels, each query's truth is among the live vectors carrying all its labels."""
+    from annkit.labels import Labels
+
+    rng = np.random.default_rng(8)
+    base = rng.standard_normal((500, 10)).astype(np.float32)
+    queries = rng.standard_normal((30, 10)).astype(np.float32)
+    base_labels = Labels.from_rows(
+        [sorted(set(rng.choice(5, size=rng.integers(0, 3)).tolist())) for _ in range(500)], 5
+    )
+    query_labels = Labels.from_rows(
+        [[] if q % 4 == 0 else [int(q % 5)] for q in range(29)] + [[0, 1, 2, 3, 4]], 5
+    )
+    live = live_after_changes(500)
+    ids, rows = live.ids(), live.rows()
+    truth = live_ground_truth(
+        base, queries, ids, rows, 10, "euclidean", block_rows=block_rows,
+        base_labels=base_labels, query_labels=query_labels,
+    )  # fmt: skip
+    for q in range(30):
+        wanted = set(query_labels.row(q).tolist())
+        passing = np.array(
+            [i for i, r in zip(ids, rows, strict=True) if wanted <= set(base_labels.row(r))],
+            dtype=np.int64,
+        )
+        expected = np.full(10, -1)
+        if passing.size:
+            got_ids, _ = brute_force(
+                base, queries[q : q + 1], passing, live.row_of[passing], 10, "euclidean"
+            )
+            expected[: got_ids.shape[1]] = got_ids[0]
+        assert truth.ids[q].tolist() == expected.tolist(), q
+        assert np.all(np.isinf(truth.distances[q][expected < 0]))
