@@ -45,13 +45,14 @@ def datasets() -> None:
 dir_option = click.option(
     "--dir",
     "directory",
+    metavar="DIR",
     type=click.Path(file_okay=False),
     default=None,
     help=f"Download directory (default ${DATA_DIR_ENV}, else ~/.cache/annkit/datasets).",
 )
 
 
-@datasets.command("list")
+@datasets.command("list", short_help="Show the ann-benchmarks catalogue.")
 @dir_option
 @json_option
 def list_command(directory: str | None, as_json: bool) -> None:
@@ -134,18 +135,22 @@ def download_progress(quiet: bool) -> Iterator[Callable[[DownloadProgress], None
         yield bar
 
 
-@datasets.command("get")
+@datasets.command("get", short_help="Download and verify a dataset by name or URL.")
 @click.argument("spec", metavar="NAME|URL")
 @dir_option
-@click.option("--sha256", default=None, help="SHA-256 (hex) the file must have.")
+@click.option(
+    "--sha256", metavar="HEX", default=None, help="SHA-256 (64 hex digits) the file must have."
+)
 @click.option(
     "--max-vectors",
+    metavar="N",
     type=click.IntRange(min=1),
     default=None,
     help="Keep the first N vectors of a .fbin/.u8bin/.i8bin file (only those bytes are read).",
 )
 @click.option(
     "--mirror",
+    metavar="URL|DIR",
     default=None,
     help=f"URL or folder serving the catalogue's files (default ${MIRROR_ENV}).",
 )
@@ -157,6 +162,7 @@ def download_progress(quiet: bool) -> Iterator[Callable[[DownloadProgress], None
 )
 @click.option(
     "--timeout",
+    metavar="SECONDS",
     type=click.FloatRange(min=0, min_open=True),
     default=DEFAULT_TIMEOUT,
     show_default=True,
