@@ -37,6 +37,9 @@ from annkit.types import SearchResult
 FORMAT = "annkit-policy"
 FORMAT_VERSION = 2
 KINDS = ("learned", "threshold")
+#: kinds whose rule runs inside the search (annkit.adaptive.stopping): patience, and the
+#: threshold rule resuming its first stage instead of searching again
+STOPPING_KINDS = ("patience", "resume")
 MAX_POLICY_BYTES = 64 << 20
 STAGES = ("full", "probe", "none")
 INSTALL_HINT = (
@@ -297,10 +300,30 @@ def load_policy(path: str | Path, manifest: dict | None = None) -> Policy:
         )
     except (KeyError, TypeError, ValueError):
         raise damaged("a manifest field is missing or has the wrong type") from None
-    if policy.kind not in KINDS or list(document.get("features", [])) != policy.feature_names():
+    if (
+        policy.kind not in (*KINDS, *STOPPING_KINDS)
+        or list(document.get("features", [])) != policy.feature_names()
+    ):
         raise damaged(f"unknown kind {policy.kind!r} or feature list")
     if policy.kind == "learned" and policy.model not in ("effort", "risk"):
         raise damaged(f"unknown learned model {policy.model!r}")
+    if policy.kind == "patience" and not (
+        isinstance(policy.calibration.get("ef"), int)
+        and isinstance(policy.calibration.get("patience"), int)
+        and policy.calibration["ef"] >= 1
+        and policy.calibration["patience"] >= -1
+    ):
+        raise damaged("a patience policy needs an integer ef >= 1 and patience >= -1")
+    if policy.kind == "resume" and (
+        policy.stage.kind != "full"
+        or not is_finite_number(policy.calibration.get("threshold"))
+        or policy.calibration.get("feature") not in policy.feature_names()
+        or policy.calibration.get("easy") not in policy.grid
+        or policy.calibration.get("hard") not in policy.grid
+    ):
+        raise damaged(
+            "a resume policy needs a full first stage, a feature, a threshold and grid efforts"
+        )
     if policy.model == "risk" and (
         policy.stage.kind != "full"
         or not is_finite_number(policy.calibration.get("threshold"))
@@ -385,6 +408,10 @@ def adaptive_search(
     pass counts each stage's distance computations: one-thread search is deterministic and
     no feature depends on the counts, so it makes the same choices (checked)."""
     param = check_policy_engine(engine, policy, k)
+    if policy.kind in STOPPING_KINDS:  # decided inside annkit's own search, counted there
+        from annkit.adaptive.stopping import stopping_search
+
+        return stopping_search(engine, policy, np.ascontiguousarray(queries, np.float32), k)
     queries = np.ascontiguousarray(queries, dtype=np.float32)
     policy.prepare()
     with engine.uncounted():

@@ -19,8 +19,16 @@ from annkit.adaptive.frontier import (
     uniform_points,
 )
 from annkit.adaptive.goal import Goal
-from annkit.adaptive.policy import KINDS, FirstStage, Policy, query_hashes, require_lightgbm
+from annkit.adaptive.policy import (
+    KINDS,
+    STOPPING_KINDS,
+    FirstStage,
+    Policy,
+    query_hashes,
+    require_lightgbm,
+)
 from annkit.adaptive.search import effort_param_of, refine_grid
+from annkit.adaptive.stopping import fit_stopping, stopping_data
 from annkit.adaptive.table import EffortTable, measure_table, per_query_recall
 from annkit.adaptive.train import AdaptConfig, default_centroids, make_policy
 from annkit.bundle import Bundle
@@ -182,7 +190,7 @@ def compare_at_operating_points(
         entry: dict = {"operating_point": recall, "uniform": _summary(base, None)}
         if table is not None:
             entry["room"] = room_bounds(table, column)
-        for kind in KINDS:
+        for kind in (*KINDS, *STOPPING_KINDS):
             for goal_kind in ("uniform-recall", "uniform-budget"):
                 label = Goal(goal_kind, value).label()
                 match = [p for p in frontiers.get(kind, []) if p["setting"].get("goal") == label]
@@ -279,9 +287,10 @@ def adapt(
         config = AdaptConfig(**{**config.__dict__, "k": k})
     if not 0.0 < float(target) <= 1.0:
         raise InputError(f"target recall must be in (0, 1], got {target}")
-    unknown = [kind for kind in config.kinds if kind not in KINDS]
+    unknown = [kind for kind in config.kinds if kind not in (*KINDS, *STOPPING_KINDS)]
     if unknown:
-        raise ParamError(f"unknown policy kind {unknown[0]!r} (known: {', '.join(KINDS)})")
+        known = ", ".join((*KINDS, *STOPPING_KINDS))
+        raise ParamError(f"unknown policy kind {unknown[0]!r} (known: {known})")
     engine = bundle.engine
     param = effort_param_of(engine)
     if "learned" in config.kinds:
@@ -347,6 +356,7 @@ def adapt(
 
     if train is None:
         fold_of_query = fold_assignment(dataset.n_queries, config.folds, config.seed)
+        fit_queries, fit_truth = dataset.queries, truth
         scored_rows = [np.flatnonzero(fold_of_query == f) for f in range(config.folds)]
         train_rows = [np.flatnonzero(fold_of_query != f) for f in range(config.folds)]
         fit_table = table
@@ -358,6 +368,7 @@ def adapt(
         fold_of_query = None
         say("exact neighbours of the training queries")
         train_truth = true_neighbor_distances(train, k)
+        fit_queries, fit_truth = train.queries, train_truth
         say(f"searching every training query at {len(values)} {param} values")
         fit_table = measure_table(
             engine,
@@ -382,6 +393,11 @@ def adapt(
 
     frontiers: dict[str, list[dict]] = {"uniform": uniform}
     per_query: dict[str, list[dict]] = {}
+    stopping = {
+        kind: stopping_data(kind, engine, base, fit_queries, metric, fit_truth, k, values, say)
+        for kind in config.kinds
+        if kind in STOPPING_KINDS
+    }
     for kind in config.kinds:
         families = []
         if kind == "learned":
@@ -404,20 +420,37 @@ def adapt(
                 f"{kind} policy {number}/{len(goal_list)}: {goal.label()} "
                 f"({len(train_rows)} fold(s))"
             )
-            policies = [
-                make_policy(
-                    kind,
-                    fit_table,
-                    rows,
-                    goal,
-                    config,
-                    bundle.manifest,
-                    param,
-                    centroids,
-                    families[i] if families else None,
-                )
-                for i, rows in enumerate(train_rows)
-            ]
+            policies = (
+                [
+                    fit_stopping(
+                        kind,
+                        stopping[kind],
+                        fit_table,
+                        rows,
+                        goal,
+                        config,
+                        bundle.manifest,
+                        param,
+                        centroids,
+                    )
+                    for rows in train_rows
+                ]
+                if kind in STOPPING_KINDS
+                else [
+                    make_policy(
+                        kind,
+                        fit_table,
+                        rows,
+                        goal,
+                        config,
+                        bundle.manifest,
+                        param,
+                        centroids,
+                        families[i] if families else None,
+                    )
+                    for i, rows in enumerate(train_rows)
+                ]
+            )
             scored = score_policies(
                 engine, policies, scored_rows, base, scored_queries, metric, truth, k
             )
@@ -455,15 +488,29 @@ def adapt(
     final_kind = config.kinds[0]
     say(f"final {final_kind} policy on all {n_train} training queries")
     training_queries = train.queries if train is not None else dataset.queries
-    policy = make_policy(
-        final_kind,
-        fit_table,
-        all_rows,
-        Goal("recall", float(target)),
-        config,
-        bundle.manifest,
-        param,
-        centroids,
+    policy = (
+        fit_stopping(
+            final_kind,
+            stopping[final_kind],
+            fit_table,
+            all_rows,
+            Goal("recall", float(target)),
+            config,
+            bundle.manifest,
+            param,
+            centroids,
+        )
+        if final_kind in STOPPING_KINDS
+        else make_policy(
+            final_kind,
+            fit_table,
+            all_rows,
+            Goal("recall", float(target)),
+            config,
+            bundle.manifest,
+            param,
+            centroids,
+        )
     )
     policy.training["query_hashes"] = query_hashes(training_queries)
     comparisons = compare_at_operating_points(frontiers, param, table)

@@ -433,9 +433,12 @@ class HnswKernel:
             distance_computations=state.ndis[rows].copy(),
         )
 
-    def search(self, queries: np.ndarray, k: int, ef: int) -> SearchResult:
-        """A fresh search at efSearch ``ef`` (faiss' own search, counted): ids, distances
-        and distance computations per query. One visited table serves the whole batch."""
+    def search(
+        self, queries: np.ndarray, k: int, ef: int, patience: int | None = None
+    ) -> SearchResult:
+        """A fresh search at efSearch ``ef`` (faiss' own search, counted), stopped earlier
+        by ``patience`` when given: ids, distances and distance computations per query. One
+        visited table serves the whole batch."""
         prepared = self._prepare(queries)
         nq = int(prepared.shape[0])
         capacity = max(int(ef), int(k))
@@ -457,8 +460,9 @@ class HnswKernel:
             saturated=np.zeros(nq, dtype=np.int64),
         )
         rows = np.arange(nq, dtype=np.int64)
+        wait = -1 if patience is None else int(patience)
         self._call(
-            state, rows, np.full(nq, int(ef), np.int64), np.full(nq, -1, np.int64), shared=True
+            state, rows, np.full(nq, int(ef), np.int64), np.full(nq, wait, np.int64), shared=True
         )
         return self.result(state)
 
@@ -475,4 +479,16 @@ def kernel_for(engine: Engine) -> HnswKernel | None:
         return cached  # type: ignore[no-any-return]
     kernel = HnswKernel(read_hnsw_graph(index, engine.metric, f"{engine.name} index"))
     engine._annkit_kernel = kernel  # type: ignore[attr-defined]
+    return kernel
+
+
+def require_kernel(engine: Engine, what: str) -> HnswKernel:
+    """:func:`kernel_for`, or a one-line ParamError saying that ``what`` needs annkit's own
+    graph search (an HNSW graph over flat vectors: a faiss ``HNSW<M>,Flat`` index)."""
+    kernel = kernel_for(engine)
+    if kernel is None:
+        raise ParamError(
+            f"{what} runs inside annkit's own graph search, which needs a faiss HNSW<M>,Flat "
+            f"index; this index is {engine.name} {engine.params}"
+        )
     return kernel
