@@ -25,6 +25,7 @@ from annkit.evaluate import (
     Truth,
     check_compatible,
     check_recall_rule,
+    refuse_filters,
     true_neighbor_distances,
     true_neighbor_ids,
 )
@@ -170,6 +171,7 @@ def minimum_effort(
     if k < 1:
         raise InputError(f"k must be >= 1, got {k}")
     check_compatible(bundle, dataset)
+    refuse_filters(dataset, "effort")
     if k > dataset.n_base:
         raise InputError(f"k={k} exceeds the {dataset.n_base} base vectors")
     fixed = dict(query_params or {})

@@ -18,6 +18,13 @@ import numpy as np
 from annkit.bundle import Bundle, fingerprint_vectors
 from annkit.engines.base import Engine
 from annkit.errors import InputError
+from annkit.filtered import check_label_sizes, compute_filtered_ground_truth
+from annkit.filtering import (
+    SELECTIVITY_BAND_NAMES,
+    FilteredSearch,
+    Workload,
+    filtered_recall,
+)
 from annkit.groundtruth import compute_ground_truth
 from annkit.longtail import DEFAULT_CUTS
 from annkit.measure import (
@@ -30,6 +37,7 @@ from annkit.measure import (
 )
 from annkit.metrics import (
     DEFAULT_RECALL_RULE,
+    EPSILON,
     duplicate_count,
     exact_distances,
     latency_percentiles,
@@ -52,7 +60,7 @@ from annkit.timing import (
     timing_is_stable,
     timing_sample,
 )
-from annkit.types import Dataset, Evaluation, QueryProfile, SearchResult
+from annkit.types import Dataset, Evaluation, GroundTruth, QueryProfile, SearchResult
 
 __all__ = [
     "DEFAULT_QPS_TOLERANCE",
@@ -107,11 +115,91 @@ def check_compatible(bundle: Bundle, dataset: Dataset) -> None:
         )
 
 
+def filter_workload(dataset: Dataset) -> Workload | None:
+    """The filters of ``dataset``'s queries over its labelled base (None when its queries
+    carry no labels): query labels without base labels are refused in one line."""
+    if dataset.query_labels is None:
+        return None
+    if dataset.base_labels is None:
+        raise InputError(
+            f"{dataset.name}: the queries carry labels (filters) but the base vectors have "
+            "none: pass --base-labels"
+        )
+    check_label_sizes(dataset.base_labels, dataset.query_labels, dataset.n_base, dataset.n_queries)
+    return Workload.of(dataset.base_labels, dataset.query_labels)
+
+
+def refuse_filters(dataset: Dataset, what: str) -> None:
+    """One line for a command that does not search with filters yet when ``dataset``'s
+    queries carry labels: its unfiltered searches would be scored against filtered truth."""
+    if dataset.query_labels is not None:
+        raise InputError(
+            f"{what} does not search with filters yet, and the queries of {dataset.name} "
+            "carry labels (filters): use annkit evaluate, bench or tune for filtered recall"
+        )
+
+
+def _truth_follows_filters(dataset: Dataset, workload: Workload | None) -> bool:
+    """True when the dataset's ground truth respects its queries' filters (every true
+    neighbour passes): a file's unfiltered truth beside label files does not."""
+    if workload is None or dataset.neighbors is None:
+        return True
+    rows = np.arange(dataset.n_queries)
+    ids = np.asarray(dataset.neighbors, dtype=np.int64)
+    return bool((workload.passes(rows, ids) | (ids < 0)).all())
+
+
+def _usable_truth(dataset: Dataset, k: int) -> bool:
+    """The dataset's own ground truth is deep enough for ``k`` and follows the filters."""
+    return (
+        dataset.neighbors is not None
+        and dataset.gt_depth >= k
+        and _truth_follows_filters(dataset, filter_workload(dataset))
+    )
+
+
+def _exact_truth(
+    dataset: Dataset,
+    depth: int,
+    progress: Callable[[int, int], None] | None = None,
+    memory_check: bool = True,
+) -> GroundTruth:
+    """The exact top-``depth`` of the dataset's queries, among the vectors passing each
+    query's filter when the queries carry labels (rows padded with -1 / +inf)."""
+    if dataset.query_labels is not None and dataset.base_labels is not None:
+        return compute_filtered_ground_truth(
+            dataset.base,
+            dataset.queries,
+            depth,
+            dataset.metric,
+            dataset.base_labels,
+            dataset.query_labels,
+            progress=progress,
+            memory_check=memory_check,
+        )
+    return compute_ground_truth(
+        dataset.base,
+        dataset.queries,
+        depth,
+        dataset.metric,
+        progress=progress,
+        memory_check=memory_check,
+    )
+
+
 def ground_truth_notice(dataset: Dataset, k: int) -> str | None:
-    """The one-line notice for ground truth that is too shallow for ``k`` and is therefore
-    recomputed exactly (see :func:`true_neighbor_distances`); None when it is deep enough or when
-    the dataset has none (computing it is then the documented behaviour)."""
-    if dataset.neighbors is None or dataset.gt_depth >= k:
+    """The one-line notice for ground truth that is too shallow for ``k``, or that ignores
+    the queries' filters, and is therefore recomputed exactly (see
+    :func:`true_neighbor_distances`); None when it is usable or when the dataset has none
+    (computing it is then the documented behaviour)."""
+    if dataset.neighbors is None:
+        return None
+    if not _truth_follows_filters(dataset, filter_workload(dataset)):
+        return (
+            f"annkit: {dataset.name}'s ground truth ignores the queries' filters: computing "
+            "the exact filtered truth instead"
+        )
+    if dataset.gt_depth >= k:
         return None
     return (
         f"annkit: {dataset.name} holds {dataset.gt_depth} true neighbours per query, "
@@ -131,30 +219,22 @@ def true_neighbor_distances(
     recomputed from the vectors; depth >= k is the dataset's ground-truth depth, or 2k when
     the ground truth is missing or too shallow and is computed here (hardness measures use
     the depth beyond k; ``memory_check`` as in compute_ground_truth)."""
-    if dataset.neighbors is not None and dataset.gt_depth >= k:
+    if _usable_truth(dataset, k):
+        assert dataset.neighbors is not None
         distances = exact_distances(
             dataset.base, dataset.queries, dataset.neighbors, dataset.metric
         )
         return np.sort(distances, axis=1)
-    truth = compute_ground_truth(
-        dataset.base,
-        dataset.queries,
-        2 * k,
-        dataset.metric,
-        progress=progress,
-        memory_check=memory_check,
-    )
-    return truth.distances
+    return _exact_truth(dataset, 2 * k, progress, memory_check).distances
 
 
 def true_neighbor_ids(dataset: Dataset, k: int, *, memory_check: bool = True) -> np.ndarray:
     """The true top-k ids (nq, k) int64 of each query, nearest first: the dataset's ground
     truth when it is deep enough, else computed exactly (strict recall needs the ids)."""
-    if dataset.neighbors is not None and dataset.gt_depth >= k:
+    if _usable_truth(dataset, k):
+        assert dataset.neighbors is not None
         return np.asarray(dataset.neighbors[:, :k], dtype=np.int64)
-    truth = compute_ground_truth(
-        dataset.base, dataset.queries, k, dataset.metric, memory_check=memory_check
-    )
+    truth = _exact_truth(dataset, k, memory_check=memory_check)
     return np.asarray(truth.ids[:, :k], dtype=np.int64)
 
 
@@ -175,6 +255,8 @@ class Truth:
         self.k = k
         self._distances = distances
         self._ids = ids
+        #: the queries' filters (None when they carry no labels)
+        self.workload = filter_workload(dataset)
 
     @property
     def distances(self) -> np.ndarray:
@@ -197,6 +279,8 @@ class Truth:
         queries ``rows`` (all when None) under ``rule``: tolerant (ann-benchmarks: a returned
         neighbour counts when its exact distance, recomputed from the base vectors, is within
         the k-th true distance) or strict (id overlap with the true top-k)."""
+        if self.workload is not None:
+            return self.filtered(found_ids, rule, rows)[0]
         if check_recall_rule(rule) == "strict":
             true_ids = self.ids if rows is None else self.ids[rows]
             return strict_recall_per_query(true_ids, found_ids, self.k)
@@ -204,6 +288,35 @@ class Truth:
         true_distances = self.distances if rows is None else self.distances[rows]
         found = exact_distances(self.dataset.base, queries, found_ids, self.dataset.metric)
         return recall_per_query(true_distances, found_ids, found, self.k)
+
+    def filtered(
+        self, found_ids: np.ndarray, rule: str, rows: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Per-query filtered recall@k and short-result flags (see
+        :func:`annkit.filtering.filtered_recall`): only ids passing the query's filter
+        count, over m = min(k, passing); strict: the share of the true top-m ids found."""
+        workload = self.workload
+        assert workload is not None, "a filtered score needs the queries' filters"
+        rows = np.arange(self.dataset.n_queries) if rows is None else np.asarray(rows)
+        ids = np.asarray(found_ids[:, : self.k], dtype=np.int64)
+        passes = workload.passes(rows, ids)
+        counts = workload.counts[rows]
+        queries = self.dataset.queries[rows]
+        found = exact_distances(self.dataset.base, queries, ids, self.dataset.metric)
+        recall, short = filtered_recall(
+            self.distances[rows], ids, found, passes, counts, self.k, EPSILON
+        )
+        if check_recall_rule(rule) == "strict":
+            depth = np.minimum(counts, self.k)
+            true_ids = self.ids[rows]
+            hits = np.array(
+                [
+                    np.intersect1d(ids[i][passes[i]], true_ids[i, : depth[i]]).size
+                    for i in range(len(rows))
+                ]
+            )
+            recall = np.where(depth > 0, hits / np.maximum(depth, 1), 1.0)
+        return recall, short
 
 
 def count_distances(
@@ -245,16 +358,27 @@ def score(
     truth: Truth,
     profile: QueryProfile | None,
     counts: np.ndarray | None,
+    choices: np.ndarray | None = None,
 ) -> Evaluation:
     """THE scoring function: the :class:`Evaluation` of one timed setting.
 
     ``timing`` holds every timed run (the fastest gives QPS and, in single mode, the latency
     percentiles); ``result`` the ids scored for all queries (recall under the measure's
     rule, against ``truth``); ``counts`` (nq,) the distance computations per query, None
-    when not counted; ``timed_queries`` how many queries each run timed."""
+    when not counted; ``timed_queries`` how many queries each run timed. Filtered queries
+    (labels) are scored by the filtered rule, with their short results and ``choices``
+    (nq,), the strategy each query used, counted per selectivity band."""
     k = measure.k
     _, seconds, latencies = timing.best
-    per_query = truth.recall(result.ids, measure.recall_rule)
+    short: int | None = None
+    plan: dict[str, dict[str, int]] | None = None
+    if truth.workload is not None:
+        per_query, short_rows = truth.filtered(result.ids, measure.recall_rule)
+        short = int(short_rows.sum())
+        if choices is not None:
+            plan = filter_plan(truth.workload, choices)
+    else:
+        per_query = truth.recall(result.ids, measure.recall_rule)
     if counts is not None:
         counts = np.asarray(counts, dtype=np.int64).reshape(dataset.n_queries)
     tail, slices, weighted = summarize(per_query, profile, counts)
@@ -290,6 +414,9 @@ def score(
         search_threads=measure.search_threads,
         clients=measure.clients,
         recall_rule=measure.recall_rule,
+        filter_strategy=None if truth.workload is None else measure.filter_strategy,
+        short_results=short,
+        filter_plan=plan,
         returned_ids=np.asarray(result.ids[:, :k], dtype=np.int64),
         notices=tuple(note for note in (ground_truth_notice(dataset, k),) if note),
     )
@@ -331,14 +458,23 @@ def measure_setting(
     if profile is None and with_slices:
         profile = build_profile(dataset, truth.distances, k, cuts=cuts)
     queries = np.ascontiguousarray(dataset.queries, dtype=np.float32)
+    workload = truth.workload
+    searcher: FilteredSearch | None = None
     sampled = (
-        mode == "single"
+        workload is None
+        and mode == "single"
         and clients is None
         and type(engine).constant_query_cost
         and dataset.n_queries > TIMING_SAMPLE
     )
     timed = queries[timing_sample(dataset.n_queries)] if sampled else queries
     search: Search = engine.search
+    if workload is not None:  # filtered queries: the timed loops pass query row numbers
+        searcher = FilteredSearch(
+            engine, dataset.base, queries, dataset.metric, workload, measure.filter_strategy, k
+        )
+        timed = np.arange(dataset.n_queries, dtype=np.int64)[:, None]
+        search = _rows_search(searcher)
 
     def one_run() -> RunOutcome:
         if clients is not None:
@@ -355,7 +491,9 @@ def measure_setting(
     if sampled:  # constant cost: the results of all queries from one untimed batch search
         result = engine.search(queries, k)
     counts = result.distance_computations
-    if counts is None:
+    if counts is None and searcher is not None:  # counted outside the clock, all at once
+        counts = searcher.search(np.arange(dataset.n_queries)).distance_computations
+    elif counts is None:
         counts = count_distances(engine, queries, k, one_at_a_time=mode == "single")
     return score(
         bundle,
@@ -368,7 +506,30 @@ def measure_setting(
         truth=truth,
         profile=profile,
         counts=counts,
+        choices=None if searcher is None else searcher.choices,
     )
+
+
+def _rows_search(searcher: FilteredSearch) -> Search:
+    """A search over query row numbers ((n, 1) int64, as the timed loops pass them) of a
+    filtered workload: each row is searched with its own filter."""
+
+    def search(rows: np.ndarray, k: int) -> SearchResult:
+        return searcher.search(np.asarray(rows[:, 0], dtype=np.int64))
+
+    return search
+
+
+def filter_plan(workload: Workload, choices: np.ndarray) -> dict[str, dict[str, int]]:
+    """Per selectivity band (in band order), how many queries each strategy answered."""
+    bands = workload.bands()
+    plan: dict[str, dict[str, int]] = {}
+    for band in SELECTIVITY_BAND_NAMES:
+        chosen = choices[bands == band]
+        if chosen.size:
+            names, counted = np.unique(chosen.astype(str), return_counts=True)
+            plan[band] = {str(n): int(c) for n, c in zip(names, counted, strict=True)}
+    return plan
 
 
 def evaluate(

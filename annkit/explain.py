@@ -17,7 +17,7 @@ import numpy as np
 from annkit.bundle import Bundle, load_bundle
 from annkit.effort import check_grid, effort_parameter
 from annkit.errors import InputError
-from annkit.evaluate import check_compatible, true_neighbor_distances
+from annkit.evaluate import check_compatible, refuse_filters, true_neighbor_distances
 from annkit.groundtruth import compute_ground_truth
 from annkit.hardness import HARDER_IS_HIGHER, hardness_measures
 from annkit.metrics import EPSILON, exact_distances
@@ -284,6 +284,7 @@ def explain_query(
         fallback_metric=(f"index {index}", bundle.manifest["metric"]),
     )
     check_compatible(bundle, dataset)
+    refuse_filters(dataset, "explain")
     if k > dataset.n_base:
         raise InputError(f"k={k} exceeds the {dataset.n_base} base vectors")
     row = find_query(dataset, query, query_text)

@@ -32,9 +32,10 @@ from annkit.engines.base import Engine
 from annkit.errors import InputError
 from annkit.filtered import subset_ground_truth
 from annkit.labels import Filter, Labels, group_by_filter, passing_ids, postings
+from annkit.measure import FILTER_STRATEGIES
 from annkit.types import SearchResult
 
-STRATEGIES = ("auto", "native", "post", "subset")
+STRATEGIES = FILTER_STRATEGIES
 #: the largest fetch ``post`` grows to (and never more than the base)
 POST_FETCH_CAP = 4096
 #: base vectors searched as probe queries to measure an index's unfiltered cost

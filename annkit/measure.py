@@ -15,6 +15,8 @@ from annkit.errors import InputError
 from annkit.metrics import DEFAULT_RECALL_RULE, RECALL_RULES
 
 MODES = ("batch", "single")
+#: how filtered queries are searched: see annkit.filtering
+FILTER_STRATEGIES = ("auto", "native", "post", "subset")
 
 #: default number of timed runs (the maximum: timing stops once stable), for evaluate, bench
 #: and tune alike
@@ -74,9 +76,16 @@ class Measure:
     recall_rule: str = DEFAULT_RECALL_RULE
     search_threads: int = 1
     clients: int | None = None
+    #: how filtered queries are searched (see annkit.filtering); unfiltered queries ignore it
+    filter_strategy: str = "auto"
 
     def __post_init__(self) -> None:
         check_mode(self.mode)
+        if self.filter_strategy not in FILTER_STRATEGIES:
+            raise InputError(
+                f"unknown filter strategy {self.filter_strategy!r}: use "
+                f"{', '.join(FILTER_STRATEGIES)}"
+            )
         if self.k < 1:
             raise InputError(f"k must be >= 1, got {self.k}")
         if self.runs < 1:

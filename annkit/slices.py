@@ -2,7 +2,9 @@
 
 Slice names: the frequency bands (``head``, ``torso``, ``tail`` by default; only when query
 weights exist), and for each hardness measure M in lid, rc, expansion, ood: ``M-q1`` (easiest
-quartile) .. ``M-q4`` (hardest) and ``hard-M`` (the hardest 10%).
+quartile) .. ``M-q4`` (hardest) and ``hard-M`` (the hardest 10%); for filtered queries the
+selectivity bands (share passing: ``sel<0.1%``, ``sel0.1-1%``, ``sel1-10%``, ``sel>=10%``,
+``unfiltered``).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from dataclasses import replace
 
 import numpy as np
 
+from annkit.filtering import SELECTIVITY_BAND_NAMES, Workload
 from annkit.hardness import HARDER_IS_HIGHER, hardest_mask, hardness_measures, quartile_slices
 from annkit.longtail import DEFAULT_CUTS, frequency_bands, tail_metrics, weighted_recall
 from annkit.types import Dataset, QueryProfile, SliceRecall, TailSummary, WorkSummary
@@ -40,6 +43,12 @@ def build_profile(
         for name in dict.fromkeys(bands.tolist()):
             masks[name] = bands == name
         masks = {name: masks[name] for name in _band_order(masks)}
+    if dataset.query_labels is not None and dataset.base_labels is not None:
+        bands_of = Workload.of(dataset.base_labels, dataset.query_labels).bands()
+        for band in SELECTIVITY_BAND_NAMES:
+            mask = bands_of == band
+            if mask.any():
+                masks[band] = mask
     hardness = hardness_measures(
         truth_distances,
         dataset.base,

@@ -385,6 +385,13 @@ class Measurement:
     #: how recall was scored: "tolerant" (ann-benchmarks) or "strict" (id overlap); records
     #: written before it existed read as "tolerant"
     recall_rule: str = "tolerant"
+    #: the filtered-search strategy asked for (auto, native, post, subset); None for queries
+    #: without filters
+    filter_strategy: str | None = None
+    #: queries whose result held fewer valid, passing ids than min(k, passing): None unfiltered
+    short_results: int | None = None
+    #: per selectivity band, how many queries each strategy answered (auto's choices)
+    filter_plan: dict[str, dict[str, int]] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form: every field (None = not measured), per-query arrays left out."""

@@ -10,6 +10,7 @@ from annkit.cli.options import (
     clients_option,
     dataset_options,
     echo_notices,
+    filter_strategy_option,
     json_option,
     param_option,
     parse_cuts,
@@ -30,6 +31,7 @@ from annkit.types import Evaluation
 @click.command()
 @click.argument("index", type=click.Path())
 @dataset_options
+@filter_strategy_option
 @click.option("-k", type=click.IntRange(min=1), default=10, show_default=True, help="Recall depth.")
 @param_option("Query parameter, e.g. -p ef=64 (repeatable).")
 @click.option(
@@ -74,6 +76,9 @@ def evaluate(
     metric: str | None,
     max_queries: int | None,
     dataset_name: str | None,
+    base_labels_file: str | None,
+    query_labels_file: str | None,
+    filter_strategy: str,
     k: int,
     params: tuple[str, ...],
     mode: str | None,
@@ -101,6 +106,8 @@ def evaluate(
         max_queries=max_queries,
         name=dataset_name,
         fallback_metric=(f"index {index}", bundle.manifest["metric"]),
+        base_labels=base_labels_file,
+        query_labels=query_labels_file,
     )
     measure = Measure(
         k=k,
@@ -110,6 +117,7 @@ def evaluate(
         recall_rule=recall_rule,
         search_threads=search_threads,
         clients=clients,
+        filter_strategy=filter_strategy,
     )
     if policy is not None:
         from annkit.adaptive.evaluate import evaluate_file_policy

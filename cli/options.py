@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from annkit.evaluate import DEFAULT_QPS_TOLERANCE, DEFAULT_RUNS
+from annkit.measure import FILTER_STRATEGIES
 from annkit.sources import default_data_notice
 from annkit.types import METRIC_ALIASES
 
@@ -216,6 +217,17 @@ def _accepts(func: Callable[..., Any], name: str) -> bool:
     return name in parameters or any(
         p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()
     )
+
+
+filter_strategy_option = click.option(
+    "--filter-strategy",
+    type=click.Choice(FILTER_STRATEGIES),
+    default="auto",
+    show_default=True,
+    help="How queries with filters (labels) are searched: native (the library filters "
+    "while it searches), post (over-fetch and drop), subset (exact over the passing "
+    "vectors) or auto (per query, from its selectivity and this index's measured cost).",
+)
 
 
 def dataset_options(func: Callable[..., Any]) -> Callable[..., Any]:

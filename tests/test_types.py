@@ -200,7 +200,11 @@ def test_evaluation_to_dict_keeps_the_json_keys_and_adds_distance_computations()
         "search_threads",
         "clients",
         "recall_rule",
+        "filter_strategy",  # the filtered-recall fields (issue 20): None without filters
+        "short_results",
+        "filter_plan",
     ]
+    assert out["filter_strategy"] is None and out["short_results"] is None
     assert out["slices"] == {"tail": {"queries": 1, "recall": 1.0, "p5_recall": 1.0, "work": None}}
     record = RunRecord.from_evaluation(evaluation, "flat-1", cached=True, build_threads=1)
     assert record.distance_computations == 5.0 and record.slices == evaluation.slices
