@@ -19,7 +19,7 @@ from annkit.cli.options import (
 )
 from annkit.cli.render import format_bytes, format_params, key_value_table
 from annkit.engines import engine_names, get_engine
-from annkit.engines.base import plugin_errors
+from annkit.engines.base import plugin_errors, unavailable_engines
 from annkit.sources import default_data_notice
 
 
@@ -110,6 +110,9 @@ def engines(as_json: bool) -> None:
         }
     for plugin, reason in plugin_errors().items():
         click.echo(f"plugin {plugin} left out: {reason}", err=True)
+    missing = unavailable_engines()
+    for name, reason in missing.items():
+        click.echo(f"engine {name} not available: {reason}", err=True)
     if as_json:
         click.echo(to_json(listing))
         return
@@ -124,6 +127,8 @@ def engines(as_json: bool) -> None:
             for param, spec in entry[kind].items():
                 default = "auto" if spec["default"] is None else spec["default"]
                 table.add_row("", kind.split("_")[0], param, str(default), spec["help"])
+    for name, reason in missing.items():
+        table.add_row(name, f"not available: {reason}", "", "", "")
     stdout_console().print(table)
 
 

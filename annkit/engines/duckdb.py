@@ -80,7 +80,8 @@ class DuckdbEngine(Engine):
 
     One query per statement (``ORDER BY <distance>(vec, ?) LIMIT k``, the vector a bound
     parameter); each calling thread has its own DuckDB connection (``--clients C`` = C
-    connections). DuckDB counts no distance computations: ``distance_computations`` is None.
+    connections), but their HNSW scans take turns: vss crashes on concurrent scans of one
+    index. DuckDB counts no distance computations: ``distance_computations`` is None.
     """
 
     name = "duckdb"
@@ -102,6 +103,11 @@ class DuckdbEngine(Engine):
         super().__init__(metric, dim, **params)
         self._connection: Any = None
         self._local = threading.local()
+        self._cursor_lock = threading.Lock()
+        # DuckDB's vss HNSW scan is not safe to run concurrently (two threads searching one
+        # index crash the process in 1.5.5): clients get their own connections, but their
+        # index scans take turns
+        self._search_lock = threading.Lock()
         self._version = 0
         self._path: Path | None = None
         self.build_phases = {}
@@ -188,7 +194,8 @@ class DuckdbEngine(Engine):
         local = self._local
         cursor = getattr(local, "cursor", None)
         if cursor is None:
-            cursor = local.cursor = self._connection.cursor()
+            with self._cursor_lock:  # cursor() on one connection is not thread-safe
+                cursor = local.cursor = self._connection.cursor()
             local.version = -1
         if local.version != self._version:
             cursor.execute("SET hnsw_ef_search = ?", [int(self.query["hnsw_ef_search"])])
@@ -212,7 +219,8 @@ class DuckdbEngine(Engine):
             cursor = self._cursor()
             for row in range(len(queries)):
                 text = "[" + ",".join(map(str, queries[row].tolist())) + "]"
-                found = cursor.execute(statement, [text]).fetchall()
+                with self._search_lock:  # vss 1.5.5 crashes on concurrent index scans
+                    found = cursor.execute(statement, [text]).fetchall()
                 if found:
                     answer = np.asarray(found, dtype=np.float64)
                     ids[row, : len(found)] = answer[:, 0].astype(np.int64)

@@ -101,15 +101,27 @@ def server_root() -> Path:
 
 
 def _server_reason(log: Path) -> str:
-    """The server's own reason for failing: the last FATAL / ERROR / PANIC line of its log."""
+    """The server's own reason for failing: the last FATAL / PANIC / ERROR line of its log,
+    with the detail the server logged just before it (e.g. which setting is invalid)."""
     try:
         lines = log.read_text(encoding="utf-8", errors="replace").splitlines()
     except OSError:
         return "no server log"
-    for line in reversed(lines):
+    for index in range(len(lines) - 1, -1, -1):
+        line = lines[index]
         for marker in ("FATAL:", "PANIC:", "ERROR:"):
             if marker in line:
-                return line[line.index(marker) :].strip()[:300]
+                reason = " ".join(line[line.index(marker) :].split())
+                if index > 0:
+                    before = lines[index - 1]
+                    for detail_marker in ("LOG:", "ERROR:", "DETAIL:"):
+                        if detail_marker in before:
+                            detail = " ".join(
+                                before[before.index(detail_marker) + len(detail_marker) :].split()
+                            )
+                            reason = f"{reason} ({detail})"
+                            break
+                return reason[:400]
     return lines[-1].strip()[:300] if lines else "empty server log"
 
 
