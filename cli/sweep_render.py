@@ -335,6 +335,24 @@ def render_report(console: Console, report: SweepReport) -> None:
                 f'(add [[engine]] name = "{reference_engine()}")'
             )
         )
+    if report.filter_choices:
+        choices = Table(
+            title="fastest filter strategy per selectivity band (share passing), at "
+            "band recall >= 0.95",
+            title_justify="left",
+        )
+        for column in ("band", "index", "strategy", "setting", "band recall", "work/query"):
+            choices.add_column(column)
+        for choice in report.filter_choices:
+            choices.add_row(
+                choice.band,
+                choice.series,
+                choice.strategy or "none reaches 0.95",
+                choice.setting or "-",
+                "-" if choice.recall is None else f"{choice.recall:.4f}",
+                "-" if choice.work is None else f"{choice.work:,.0f}",
+            )
+        console.print(choices)
     if report.failed:
         failed = Table(title="failed runs", title_justify="left")
         for column in ("engine", "setting", "status", "error"):

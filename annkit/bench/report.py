@@ -13,6 +13,7 @@ from typing import Any
 from annkit.bench.pareto import pareto_front
 from annkit.bench.policies import policy_kind, policy_text, series_name
 from annkit.bench.report_types import (
+    BandChoice,
     ConcurrencyLevel,
     ConcurrencyRow,
     FailedRun,
@@ -28,6 +29,7 @@ from annkit.bench.report_types import (
 from annkit.bench.store import META_FILE, RUNS_FILE, locate_results, read_records
 from annkit.engines.base import get_engine, is_reference
 from annkit.errors import AnnkitError, InputError
+from annkit.filtering import SELECTIVITY_BAND_NAMES
 from annkit.types import RUN_STATUSES, RunRecord, TailSummary
 
 THRESHOLDS = (0.90, 0.95, 0.99)
@@ -255,6 +257,7 @@ def build_report(
         headlines=headlines,
         policies=tuple(policy_rows(records, labels, series)),
         concurrency=tuple(concurrency_table(records, labels)),
+        filter_choices=tuple(filter_choices(records, labels, series)),
         failed=tuple(
             FailedRun(
                 run_id=r.run_id,
@@ -269,6 +272,54 @@ def build_report(
             if r.status != "ok"
         ),
     )
+
+
+#: the recall a filter strategy must reach on a selectivity band to be chosen there
+BAND_RECALL = 0.95
+
+
+def filter_choices(
+    records: Sequence[RunRecord], labels: dict[str, str], series: dict[str, str]
+) -> list[BandChoice]:
+    """For each selectivity band and index (series) of the filtered runs: the strategy of
+    its cheapest setting reaching recall >= BAND_RECALL on that band (cheapest by the
+    band's distance computations per query where counted, else by QPS); a row with no
+    strategy when none reaches it."""
+    filtered = [r for r in records if r.usable and r.filter_strategy and r.slices]
+    bands = [
+        band
+        for band in SELECTIVITY_BAND_NAMES
+        if band != "unfiltered" and any(band in (r.slices or {}) for r in filtered)
+    ]
+    out = []
+    for band in bands:
+        for name in dict.fromkeys(series[r.run_id] for r in filtered):
+            runs = [r for r in filtered if series[r.run_id] == name and band in (r.slices or {})]
+            good = [r for r in runs if ((r.slices or {})[band].recall or 0.0) >= BAND_RECALL]
+            if not good:
+                out.append(BandChoice(band, name, None, None, None, None, None))
+                continue
+
+            def cost(record: RunRecord, band: str = band) -> tuple[float, float]:
+                work = (record.slices or {})[band].work
+                if work is not None and work.mean is not None:
+                    return (0.0, float(work.mean))
+                return (1.0, -float(record.qps or 0.0))
+
+            best = min(good, key=cost)
+            entry = (best.slices or {})[band]
+            out.append(
+                BandChoice(
+                    band=band,
+                    series=name,
+                    strategy=str(best.query_params.get("filter_strategy", best.filter_strategy)),
+                    setting=labels.get(best.run_id),
+                    recall=entry.recall,
+                    work=None if entry.work is None else entry.work.mean,
+                    qps=best.qps,
+                )
+            )
+    return out
 
 
 def tail_band_recall(record: RunRecord) -> float | None:

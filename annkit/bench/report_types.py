@@ -157,6 +157,21 @@ class RunCounts(_Json):
 
 
 @dataclass(frozen=True)
+class BandChoice(_Json):
+    """In one selectivity band, one index's fastest filter strategy at recall >= the
+    threshold: the setting, its recall on the band, and its cost there (distance
+    computations per query on the band where counted, else the run's QPS)."""
+
+    band: str
+    series: str
+    strategy: str | None
+    setting: str | None
+    recall: float | None
+    work: float | None
+    qps: float | None
+
+
+@dataclass(frozen=True)
 class SweepReport(_Json):
     """What a sweep found: its dataset, k and mode, the runs by status, the exact
     reference's QPS, each series' Pareto front, the best runs at recall thresholds, policy
@@ -175,5 +190,7 @@ class SweepReport(_Json):
     policies: tuple[PolicyRow, ...] = ()
     concurrency: tuple[ConcurrencyRow, ...] = ()
     failed: tuple[FailedRun, ...] = ()
+    #: per selectivity band and index, the fastest filter strategy at recall >= 0.95
+    filter_choices: tuple[BandChoice, ...] = ()
     slice: str = "all"
     slice_queries: int | None = None

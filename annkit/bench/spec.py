@@ -63,6 +63,11 @@ __all__ = [
 ]
 
 
+#: the query parameter under which a sweep listing several filter strategies keeps each
+#: setting's strategy (taken out before the engine sees its query params)
+FILTER_STRATEGY_PARAM = "filter_strategy"
+
+
 @dataclass(frozen=True)
 class QuerySetting:
     """One query setting of a build: its stable run id and resolved query params, or (with
@@ -108,6 +113,9 @@ class SweepSpec:
     #: stop timing a setting once its two fastest runs agree within this fraction (0: always
     #: ``runs`` runs); see annkit.evaluate.timing_is_stable
     qps_tolerance: float = DEFAULT_QPS_TOLERANCE
+    #: how filtered queries are searched (the first listed; a sweep listing several
+    #: measures each as its own query setting, see FILTER_STRATEGY_PARAM)
+    filter_strategy: str = "auto"
 
     @property
     def measure(self) -> Measure:
@@ -119,6 +127,7 @@ class SweepSpec:
             runs=self.runs,
             qps_tolerance=self.qps_tolerance,
             recall_rule=self.recall_rule,
+            filter_strategy=self.filter_strategy,
         )
 
     @property

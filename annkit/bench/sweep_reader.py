@@ -24,6 +24,7 @@ from annkit.bench.policies import (
     read_policy_file,
 )
 from annkit.bench.spec import (
+    FILTER_STRATEGY_PARAM,
     RECALL_RULE_NAMES,
     BuildSetting,
     QuerySetting,
@@ -33,7 +34,7 @@ from annkit.bench.spec import (
 from annkit.bench.toml_lines import Locator
 from annkit.engines.base import engine_names, get_engine
 from annkit.errors import AnnkitError, InputError, ParamError
-from annkit.measure import DEFAULT_QPS_TOLERANCE, MODES
+from annkit.measure import DEFAULT_QPS_TOLERANCE, FILTER_STRATEGIES, MODES
 
 DEFAULT_SWEEP_NAME = "default sweep"
 
@@ -51,6 +52,7 @@ BENCH_KEYS = (
     "timeout",
     "recall",
     "qps_tolerance",
+    "filter_strategy",
 )
 ENGINE_KEYS = ("name", "build", "query", "policy", "adapt")
 
@@ -127,6 +129,15 @@ class _Reader:
                 out["metric"] = normalize_metric(out["metric"])
             except InputError as exc:
                 raise self.fail(line("bench", "metric"), str(exc)) from None
+        strategies = table.get("filter_strategy", "auto")
+        listed = strategies if isinstance(strategies, list) else [strategies]
+        if not listed or any(s not in FILTER_STRATEGIES for s in listed):
+            raise self.fail(
+                line("bench", "filter_strategy"),
+                f"[bench] filter_strategy must be one of {', '.join(FILTER_STRATEGIES)} or a "
+                f"list of them, got {strategies!r}",
+            )
+        out["filter_strategy"] = list(dict.fromkeys(listed))
         out.setdefault("dataset", "words-10k")
         return out
 
@@ -286,8 +297,16 @@ class _Reader:
         return out
 
     def engines(
-        self, blocks: Any, k: int, mode: str, base_dir: Path | None = None
+        self,
+        blocks: Any,
+        k: int,
+        mode: str,
+        base_dir: Path | None = None,
+        strategies: list[str | None] | None = None,
     ) -> tuple[BuildSetting, ...]:
+        """The builds of the ``[[engine]]`` blocks, each query setting once per listed
+        filter strategy (``strategies`` of more than one: a query parameter of its own)."""
+        strategies = strategies or [None]
         locate = self.locator.engine_key
         if blocks is None:
             raise self.fail(
@@ -340,9 +359,11 @@ class _Reader:
                 query_grid = self.grid(position, name, "query", block.get("query"), query_specs)
                 key = json.dumps([name, sorted(resolved.items())], default=str)
                 entry = builds.setdefault(key, (name, given, resolved, {}))
-                for query_given in query_grid:
+                for query_given, strategy in itertools.product(query_grid, strategies):
                     query = {p: spec.default for p, spec in query_specs.items()}
                     query.update(query_given)
+                    if strategy is not None:  # a listed filter strategy: its own setting
+                        query[FILTER_STRATEGY_PARAM] = strategy
                     run_id = make_run_id(name, resolved, query, k, mode)
                     earlier = first_block.setdefault(run_id, position)
                     if earlier != position:
@@ -430,7 +451,14 @@ def parse_sweep(text: str, source: str = "sweep.toml", base_dir: Path | None = N
             line = reader.locator.table(key) or reader.locator.table_key("", key)
             raise reader.fail(line, f"unknown top-level key {key!r} (use [bench] and [[engine]])")
     bench = reader.bench(document.get("bench"))
-    builds = reader.engines(document.get("engine"), bench["k"], bench["mode"], base_dir)
+    listed = bench["filter_strategy"]
+    builds = reader.engines(
+        document.get("engine"),
+        bench["k"],
+        bench["mode"],
+        base_dir,
+        strategies=listed if len(listed) > 1 else [None],
+    )
     return SweepSpec(
         source=source,
         text=text,
@@ -446,6 +474,7 @@ def parse_sweep(text: str, source: str = "sweep.toml", base_dir: Path | None = N
         base_dir=base_dir,
         recall_rule=bench["recall"],
         qps_tolerance=bench.get("qps_tolerance", DEFAULT_QPS_TOLERANCE),
+        filter_strategy=listed[0],
     )
 
 

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from annkit.bench.job import WorkerJob
+from annkit.bench.spec import FILTER_STRATEGY_PARAM
 from annkit.bench.store import per_query_arrays
 from annkit.errors import AnnkitError
 from annkit.evaluate import Truth
@@ -92,6 +93,10 @@ def _measure_query(
     from annkit.evaluate import measure_setting
 
     measure = job.measure_of(run_id)
+    query_params = dict(query_params)
+    strategy = query_params.pop(FILTER_STRATEGY_PARAM, None)
+    if strategy is not None:  # a sweep listing filter strategies: this setting's one
+        measure = measure.but(filter_strategy=strategy)
     policy = job.policies.get(run_id)
     if policy is not None and policy.source != "file":  # trained here, cross-fitted
         return adapt_runs.measure(run_id)
@@ -103,7 +108,12 @@ def _measure_query(
         evaluation = measure_setting(
             bundle, dataset, measure, query_params, truth=truth, profile=profile
         )
-    return RunRecord.from_evaluation(evaluation, run_id), per_query_arrays(
+    record = RunRecord.from_evaluation(evaluation, run_id)
+    if strategy is not None:  # shown with the setting, as it was listed
+        record = replace(
+            record, query_params={**record.query_params, FILTER_STRATEGY_PARAM: strategy}
+        )
+    return record, per_query_arrays(
         evaluation.per_query_recall,
         evaluation.per_query_distance_computations,
         evaluation.returned_ids,

@@ -113,7 +113,7 @@ BAD = [
     (
         '[bench]\ndataset = "words-10k"\nkk = 3\n[[engine]]\nname = "flat"\n',
         "sweep.toml line 3: unknown [bench] key 'kk' (known: dataset, queries, groundtruth, "
-        "metric, k, runs, mode, timeout, recall, qps_tolerance)",
+        "metric, k, runs, mode, timeout, recall, qps_tolerance, filter_strategy)",
     ),
     (
         '[bench]\nk = 0\n[[engine]]\nname = "flat"\n',
