@@ -194,7 +194,8 @@ class FilteredSearch:
     it did (None where the engine cannot count) and each query's strategy."""
 
     engine: Engine
-    base: np.ndarray
+    #: the base vectors (None: unknown, so no ``subset`` strategy)
+    base: np.ndarray | None
     queries: np.ndarray
     metric: str
     workload: Workload
@@ -216,6 +217,8 @@ class FilteredSearch:
             chosen = np.full(n_queries, self.strategy, dtype=object)
         else:
             if self.threshold is None:
+                if self.base is None:
+                    raise InputError("the auto strategy needs the base vectors: none given")
                 self.threshold = subset_threshold(self.engine, self.base, self.k)
             chosen = np.where(workload.counts <= self.threshold, "subset", fallback)
             chosen = chosen.astype(object)
@@ -262,6 +265,8 @@ class FilteredSearch:
                 distance_computations=np.zeros(len(queries), dtype=np.int64),
             )
         if choice == "subset":
+            if self.base is None:
+                raise InputError("the subset strategy searches the base vectors: none given")
             return subset_search(self.base, queries, allowed, k, self.metric)
         if choice == "native":
             native: Any = getattr(engine, "search_filtered")  # noqa: B009 - optional method

@@ -5,7 +5,13 @@ from __future__ import annotations
 import click
 
 from annkit.cli.console import stdout_console, to_json
-from annkit.cli.options import json_option, max_queries_option, param_option, parse_params
+from annkit.cli.options import (
+    filter_strategy_option,
+    json_option,
+    max_queries_option,
+    param_option,
+    parse_params,
+)
 from annkit.cli.render import format_params, key_value_table
 from annkit.query import query_to_file
 
@@ -31,6 +37,24 @@ from annkit.query import query_to_file
     help="Per-query effort policy from annkit adapt.",
 )
 @max_queries_option
+@click.option(
+    "--query-labels",
+    "query_labels",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="The queries' labels (.spmat, or an HDF5 file's test_labels group; a queries HDF5 "
+    "file's own group is used when present): each query searches with its filter over the "
+    "labels the index keeps.",
+)
+@filter_strategy_option
+@click.option(
+    "--base",
+    "base",
+    default=None,
+    metavar="DATA",
+    help="The indexed base vectors (a dataset or vector file): the subset strategy, and "
+    "auto's use of it, search them.",
+)
 @json_option
 def query(
     index: str,
@@ -40,11 +64,25 @@ def query(
     output: str,
     policy: str | None,
     max_queries: int | None,
+    query_labels: str | None,
+    filter_strategy: str,
+    base: str | None,
     as_json: bool,
 ) -> None:
     """Search INDEX with QUERIES (a vector file, or an HDF5 file whose test set is used;
     train is optional)."""
-    run = query_to_file(index, queries, k, output, parse_params(params), policy, max_queries)
+    run = query_to_file(
+        index,
+        queries,
+        k,
+        output,
+        parse_params(params),
+        policy,
+        max_queries,
+        query_labels=query_labels,
+        filter_strategy=filter_strategy,
+        base=base,
+    )
     if as_json:
         click.echo(to_json(run.to_dict()))
         return

@@ -246,3 +246,15 @@ def dataset_label_summary(
             "pass --base-labels FILE"
         )
     return summarize_labels(base, queries)
+
+
+def has_label_group(path: PathLike, key: str) -> bool:
+    """True when the HDF5 file ``path`` holds the label group ``key`` (``train_labels`` /
+    ``test_labels``); False for other files."""
+    p = Path(path)
+    if p.suffix.lower() not in (".hdf5", ".h5") or not p.is_file():
+        return False
+    from annkit.io.hdf5 import open_hdf5
+
+    with open_hdf5(p) as handle:
+        return key in handle

@@ -105,3 +105,31 @@ def test_a_strategy_the_index_cannot_run_is_one_line(tmp_path: Path) -> None:
 def test_evaluate_keyword_form_scores_filters_too(hnsw_index: Path) -> None:
     evaluation = evaluate(load_bundle(hnsw_index), load_dataset(DATA), 10, {"efSearch": 16})
     assert evaluation.filter_strategy == "auto"
+
+
+def test_query_searches_each_query_with_its_filter(hnsw_index: Path, tmp_path: Path) -> None:
+    dataset = load_dataset(DATA)
+    index = postings(dataset.base_labels)
+    for strategy, extra in (
+        ("native", ()),
+        ("subset", ("--base", DATA)),
+        ("auto", ("--base", DATA)),
+    ):
+        out = tmp_path / f"{strategy}.npy"
+        args = ("query", hnsw_index, DATA, "-o", out, "--filter-strategy", strategy, *extra)
+        result = run_cli(*args)
+        assert result.exit_code == 0, result.output
+        ids = np.load(out)
+        for row in range(0, dataset.n_queries, 37):
+            allowed = passing_ids(index, dataset.query_labels.row(row))
+            assert np.isin(ids[row][ids[row] >= 0], allowed).all()
+        if strategy == "subset":  # exact over the passing vectors: the filtered truth
+            filtered = np.diff(dataset.query_labels.indptr) > 0  # unfiltered: the index's
+            np.testing.assert_array_equal(ids[filtered, :10], dataset.neighbors[filtered, :10])
+    refused = run_cli(
+        "query", hnsw_index, DATA, "-o", tmp_path / "x.npy", "--filter-strategy", "subset"
+    )
+    assert refused.exit_code == 2
+    assert refused.output == (
+        "Error: --filter-strategy subset searches the base vectors: give them with --base\n"
+    )
