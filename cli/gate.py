@@ -74,10 +74,42 @@ def _verdict_cell(row: SettingChange) -> str:
     return row.verdict + (": " + "; ".join(row.problems) if row.problems else "")
 
 
+#: how many of a setting's fallen queries the table output lists (--json has them all)
+SHOWN_QUERIES = 10
+
+
+def skipped_lines(comparison: Comparison) -> list[str]:
+    """One line per check that was not made (no tail band, work not counted, QPS off)."""
+    return [f"skipped: {line}" for _, line in comparison.skipped]
+
+
+def per_query_lines(comparison: Comparison) -> list[str]:
+    """``faiss efSearch=64: recall fell on 3 queries: #12 1.00→0.80, ...`` per setting whose
+    per-query recall was compared (``--per-query``)."""
+    lines = []
+    for row in comparison.rows:
+        if row.queries_fell is None:
+            continue
+        if not row.queries_fell:
+            lines.append(f"{row.setting}: no query's recall fell")
+            continue
+        shown = ", ".join(
+            f"#{query} {old:.2f}→{new:.2f}" for query, old, new in row.queries_fell[:SHOWN_QUERIES]
+        )
+        more = len(row.queries_fell) - SHOWN_QUERIES
+        lines.append(
+            f"{row.setting}: recall fell on {len(row.queries_fell)} queries: {shown}"
+            + (f" (+{more} more; --json lists all)" if more > 0 else "")
+        )
+    return lines
+
+
 def _headers(comparison: Comparison) -> list[str]:
     k = comparison.current.k or comparison.baseline.k
     qps = f"QPS x {comparison.qps_basis}" if comparison.qps_basis != "raw" else "QPS (raw)"
-    return ["setting", f"recall@{k}", f"tail recall@{k}", qps, "dist/query", "verdict"]
+    on = f" on {comparison.slice_name}" if comparison.slice_name else ""
+    work = f"dist/query{on}"
+    return ["setting", f"recall@{k}{on}", f"tail recall@{k}", qps, work, "verdict"]
 
 
 def _cells(comparison: Comparison, row: SettingChange) -> list[str]:
@@ -109,6 +141,10 @@ def render_comparison(console: Console, comparison: Comparison) -> None:
     console.print(table)
     for note in comparison.notes:
         console.print(Text(note, style="dim"))
+    for line in skipped_lines(comparison):
+        console.print(Text(line, style="yellow"))
+    for line in per_query_lines(comparison):
+        console.print(Text(line))
     style = "bold green" if comparison.passed else "bold red"
     console.print(Text(comparison.verdict(), style=style))
 
@@ -137,6 +173,10 @@ def comparison_markdown(comparison: Comparison) -> str:
         lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
     lines += [f"> {_markdown_cell(note)}" for note in comparison.notes]
+    lines += [f"> {_markdown_cell(line)}" for line in skipped_lines(comparison)]
+    extra = per_query_lines(comparison)
+    if extra:
+        lines += ["", *(f"- {_markdown_cell(line)}" for line in extra)]
     lines += ["", f"**{comparison.verdict()}**"]
     return "\n".join(lines) + "\n"
 
