@@ -15,6 +15,7 @@ from annkit.bundle import load_bundle
 from annkit.cli.console import stderr_console, stdout_console, to_json
 from annkit.cli.options import dataset_options, json_option, parse_grid, quiet_option
 from annkit.errors import InputError
+from annkit.evaluate import refuse_filters
 from annkit.io import read_vectors
 from annkit.sources import open_dataset
 
@@ -129,6 +130,7 @@ def adapt_command(
         name=dataset_name,
         fallback_metric=(f"index {index}", bundle.manifest["metric"]),
     )
+    refuse_filters(dataset, "adapt")
     train = None
     if train_file is not None:
         train = training_dataset(dataset, read_vectors(train_file), Path(train_file).name)

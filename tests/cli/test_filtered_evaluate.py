@@ -84,7 +84,11 @@ def test_unfiltered_evaluation_is_unchanged_by_the_filter_fields(words10k) -> No
 
 
 def test_commands_without_filtered_search_refuse_labelled_queries(hnsw_index: Path) -> None:
-    for command in (("effort", hnsw_index, DATA), ("explain", hnsw_index, DATA, "--query", 1)):
+    for command in (
+        ("effort", hnsw_index, DATA),
+        ("explain", hnsw_index, DATA, "--query", 1),
+        ("adapt", hnsw_index, DATA, "-o", hnsw_index.parent / "p.json"),
+    ):
         result = run_cli(*command)
         assert result.exit_code == 2
         assert f"does not search with filters yet, and the queries of {DATA}" in result.output
