@@ -626,3 +626,32 @@ def test_the_default_grid_grows_until_uniform_reaches_the_top_operating_point(
         "the uniform grid's best recall is 0.5000 at ef=1280, below 0.99: operating points "
         "above it are not measured"
     )
+
+
+@pytest.mark.slow
+def test_evaluating_a_policy_on_its_training_queries_says_in_sample(
+    tmp_path: Path, hnsw_words10k: Bundle
+) -> None:
+    """Item 10: evaluate --policy on the queries the policy trained on reported in-sample
+    figures without a word; the policy now keeps hashes of its training queries."""
+    policy = tmp_path / "p.json"
+    args = ["adapt", hnsw_words10k.path, "words-10k", "--kind", "threshold", "--folds", "2"]
+    args += ["--grid", ",".join(map(str, GRID)), "--max-queries", "200", "-o", policy]
+    trained = run_cli(*args, "--force")
+    assert trained.exit_code in (0, 1) and policy.exists(), trained.output
+    result = run_cli("evaluate", hnsw_words10k.path, "words-10k", "--policy", policy, "--json")
+    assert result.exit_code == 0, result.output
+    assert "annkit: in-sample: 200 of 1,000 queries of words-10k trained this policy" in (
+        result.stderr
+    )
+    other = run_cli(
+        "evaluate",
+        hnsw_words10k.path,
+        "words-10k",
+        "--policy",
+        policy,
+        "--json",
+        "--max-queries",
+        "50",
+    )
+    assert other.exit_code == 0 and "in-sample" in other.stderr  # a sample overlapping them

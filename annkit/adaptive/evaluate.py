@@ -5,6 +5,7 @@ uniform settings, with the policy's own work in the distance computations."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -137,4 +138,22 @@ def evaluate_file_policy(
             "--policy searches with one thread and one client; drop --clients and --search-threads"
         )
     policy = load_policy(policy_file, bundle.manifest)
-    return evaluate_policy(bundle, dataset, policy, measure=measure, cuts=cuts)
+    evaluation = evaluate_policy(bundle, dataset, policy, measure=measure, cuts=cuts)
+    notice = in_sample_notice(policy, dataset)
+    if notice is None:
+        return evaluation
+    return replace(evaluation, notices=(*evaluation.notices, notice))
+
+
+def in_sample_notice(policy: Policy, dataset: Dataset) -> str | None:
+    """The one-line warning when some of ``dataset``'s queries trained ``policy`` (its
+    figures on them are in-sample, better than on new queries); None otherwise."""
+    from annkit.adaptive.policy import in_sample_count
+
+    count = in_sample_count(policy, dataset.queries)
+    if not count:
+        return None
+    return (
+        f"annkit: in-sample: {count:,} of {dataset.n_queries:,} queries of {dataset.name} "
+        "trained this policy, so its figures on them are better than on new queries"
+    )
