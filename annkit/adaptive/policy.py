@@ -39,7 +39,9 @@ FORMAT_VERSION = 2
 KINDS = ("learned", "threshold")
 #: kinds whose rule runs inside the search (annkit.adaptive.stopping): patience, and the
 #: threshold rule resuming its first stage instead of searching again
-STOPPING_KINDS = ("patience", "resume")
+STOPPING_KINDS = ("patience", "resume", "learned-resume", "darth")
+#: kinds whose effort comes from a LightGBM model
+LEARNED_KINDS = ("learned", "learned-resume")
 MAX_POLICY_BYTES = 64 << 20
 STAGES = ("full", "probe", "none")
 INSTALL_HINT = (
@@ -167,7 +169,7 @@ class Policy:
 
     def prepare(self) -> None:
         """Parse the model once (like loading an index: not part of any query's time)."""
-        if self.kind == "learned" and self._booster is None:
+        if self.kind in LEARNED_KINDS and self._booster is None:
             lightgbm = require_lightgbm()
             try:
                 self._booster = lightgbm.Booster(model_str=self.model_text)
@@ -192,10 +194,10 @@ class Policy:
     def final_efforts(self, features: np.ndarray) -> np.ndarray:
         """The effort (nq,) int64 grid values >= first_effort each query is searched at."""
         grid = np.asarray(self.grid, dtype=np.int64)
-        if self.kind == "learned" and self.model == "risk":
+        if self.kind in LEARNED_KINDS and self.model == "risk":
             risky = self.predicted_log_effort(features) > float(self.calibration["threshold"])
             chosen = np.where(risky, int(self.calibration["hard"]), self.first_effort)
-        elif self.kind == "learned":
+        elif self.kind in LEARNED_KINDS:
             raw = np.exp2(self.predicted_log_effort(features)) * float(
                 self.calibration["multiplier"]
             )
@@ -305,7 +307,7 @@ def load_policy(path: str | Path, manifest: dict | None = None) -> Policy:
         or list(document.get("features", [])) != policy.feature_names()
     ):
         raise damaged(f"unknown kind {policy.kind!r} or feature list")
-    if policy.kind == "learned" and policy.model not in ("effort", "risk"):
+    if policy.kind in LEARNED_KINDS and policy.model not in ("effort", "risk"):
         raise damaged(f"unknown learned model {policy.model!r}")
     if policy.kind == "patience" and not (
         isinstance(policy.calibration.get("ef"), int)
@@ -314,6 +316,17 @@ def load_policy(path: str | Path, manifest: dict | None = None) -> Policy:
         and policy.calibration["patience"] >= -1
     ):
         raise damaged("a patience policy needs an integer ef >= 1 and patience >= -1")
+    if policy.kind == "darth" and not (
+        is_finite_number(policy.calibration.get("threshold"))
+        and isinstance(policy.calibration.get("checkpoints"), list)
+        and policy.calibration["checkpoints"]
+        and all(isinstance(c, int) and c >= 1 for c in policy.calibration["checkpoints"])
+        and policy.calibration.get("last") in policy.calibration["checkpoints"]
+        and isinstance(policy.calibration.get("first"), int)
+    ):
+        raise damaged("a darth policy needs a threshold and its checkpoints")
+    if policy.kind == "learned-resume" and policy.stage.kind != "full":
+        raise damaged("a learned-resume policy needs a full first stage")
     if policy.kind == "resume" and (
         policy.stage.kind != "full"
         or not is_finite_number(policy.calibration.get("threshold"))

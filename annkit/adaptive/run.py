@@ -21,6 +21,7 @@ from annkit.adaptive.frontier import (
 from annkit.adaptive.goal import Goal
 from annkit.adaptive.policy import (
     KINDS,
+    LEARNED_KINDS,
     STOPPING_KINDS,
     FirstStage,
     Policy,
@@ -293,7 +294,7 @@ def adapt(
         raise ParamError(f"unknown policy kind {unknown[0]!r} (known: {known})")
     engine = bundle.engine
     param = effort_param_of(engine)
-    if "learned" in config.kinds:
+    if any(kind in LEARNED_KINDS for kind in config.kinds):
         require_lightgbm()
     check_compatible(bundle, dataset)
     if train is not None:
@@ -398,9 +399,13 @@ def adapt(
         for kind in config.kinds
         if kind in STOPPING_KINDS
     }
+    learned_families: list = []  # per fold, shared by the learned kinds
     for kind in config.kinds:
         families = []
-        if kind == "learned":
+        if kind in LEARNED_KINDS and learned_families:
+            families = learned_families
+        elif kind in LEARNED_KINDS:
+            learned_families = families
             for fold, rows in enumerate(train_rows, start=1):
                 say(f"learned: training LightGBM models, fold {fold}/{len(train_rows)}")
                 families.append(
@@ -432,8 +437,9 @@ def adapt(
                         bundle.manifest,
                         param,
                         centroids,
+                        families[i] if families else None,
                     )
-                    for rows in train_rows
+                    for i, rows in enumerate(train_rows)
                 ]
                 if kind in STOPPING_KINDS
                 else [

@@ -2,7 +2,7 @@
 not before. They run in annkit's own resumable graph search
 (:mod:`annkit.engines.hnsw_kernel`), so they need an index it can read.
 
-Two policy kinds, trained and scored by ``adapt`` like the others (cross-fitted, same goals,
+Three policy kinds, trained and scored by ``adapt`` like the others (cross-fitted, same goals,
 frontiers, oracle and room):
 
 - ``patience``: a search at effort ``ef`` that also stops a query once more than ``p``
@@ -13,6 +13,8 @@ frontiers, oracle and room):
   below a threshold picks the hard effort), but a query picked for more effort resumes
   its first-stage search instead of searching again from scratch: its total work is that
   of one search at the hard effort, not the first stage's plus it.
+- ``learned-resume``: the learned policy (LightGBM effort or risk model after a full first
+  stage, as ``learned``) calibrated and run with resumed costs in the same way.
 
 Work is the exact distance computations of everything the policy does (faiss' counting,
 which the kernel reproduces), so it compares with the uniform frontier's counts directly.
@@ -27,7 +29,9 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from annkit.adaptive.calibrate import Outcomes, better_calibration, choose
+from annkit.adaptive.calibrate import Outcomes, better_calibration, calibrate_learned, choose
+from annkit.adaptive.darth import DarthTable, darth_search, darth_table, fit_darth
+from annkit.adaptive.families import LearnedFamily, train_families
 from annkit.adaptive.goal import Goal
 from annkit.adaptive.policy import (
     STOPPING_KINDS,
@@ -238,6 +242,63 @@ def fit_resume(
     )
 
 
+def _resume_family(family: LearnedFamily) -> LearnedFamily:
+    """A copy of ``family`` whose calibration outcomes are cached apart from the family's
+    own (they are computed on resumed costs), kept on the family so that every goal
+    shares it."""
+    key = ("resumed costs",)
+    if key not in family.outcomes:
+        family.outcomes[key] = replace(family, outcomes={})
+    return family.outcomes[key]  # type: ignore[no-any-return]
+
+
+def fit_learned_resume(
+    table: EffortTable,
+    rows: np.ndarray,
+    goal: Goal,
+    manifest: dict,
+    param: str,
+    k: int,
+    centroids: np.ndarray,
+    families: list[LearnedFamily],
+    seed: int = 0,
+) -> Policy:
+    """The learned policy (effort or risk model after a full first stage) calibrated with
+    resumed costs: a query given more effort than its first stage resumes that search, so
+    its work is one search at its final effort. Each family is calibrated on its own
+    stage's resumed table (:func:`resume_table`); the best for ``goal`` wins."""
+    recall_target, budget = goal.resolve(table, rows)
+    # a uniform budget is resolved on the real costs; recall goals read only recall
+    fixed = Goal("budget", budget) if goal.kind == "uniform-budget" and budget else goal
+    best: tuple[LearnedFamily, dict, dict] | None = None
+    for family in families:
+        reuse = table.stages[family.stage].reuse
+        if reuse is None:
+            continue
+        candidate = calibrate_learned(
+            resume_table(table, reuse), rows, [_resume_family(family)], fixed
+        )
+        if best is None or better_calibration(candidate[2], best[2], recall_target, budget):
+            best = candidate
+    if best is None:
+        raise ValueError("learned-resume needs a full first stage in the table")
+    family, calibration, stats = best
+    return Policy(
+        kind="learned-resume",
+        index=index_identity(manifest),
+        param=param,
+        grid=list(table.grid),
+        k=k,
+        stage=table.stages[family.stage].stage,
+        calibration=calibration,
+        centroids=centroids,
+        seed=seed,
+        target=goal.value,
+        model_text=family.model_text,
+        training={"queries": int(rows.size), "goal": goal.label(), **stats},
+    )
+
+
 def _better(new: dict, old: dict, recall_target: float | None, budget: float | None) -> bool:
     if recall_target is not None:
         return better_calibration(new, old, recall_target)
@@ -253,6 +314,8 @@ def _better(new: dict, old: dict, recall_target: float | None, budget: float | N
 def stopping_search(engine: Engine, policy: Policy, queries: np.ndarray, k: int) -> AdaptiveResult:
     """Search ``queries`` with a stopping-rule policy inside annkit's own graph search (one
     thread; counting is free there, so one pass is both timed and counted)."""
+    if policy.kind == "darth":
+        return darth_search(engine, policy, queries, k)
     kernel = kernel_of(engine, policy.kind)
     queries = np.ascontiguousarray(queries, dtype=np.float32)
     n_queries = int(queries.shape[0])
@@ -271,7 +334,15 @@ def stopping_search(engine: Engine, policy: Policy, queries: np.ndarray, k: int)
             seconds=seconds,
         )
     first_effort = int(policy.stage.effort)
-    capacity = max(first_effort, int(policy.calibration["hard"]), int(policy.calibration["easy"]))
+    if policy.kind == "learned-resume" and policy.model == "effort":
+        capacity = max(policy.grid)  # any grid effort may be chosen
+    elif policy.kind == "learned-resume":
+        capacity = max(first_effort, int(policy.calibration["hard"]))
+    else:
+        capacity = max(
+            first_effort, int(policy.calibration["hard"]), int(policy.calibration["easy"])
+        )
+    policy.prepare()
     start = time.perf_counter()
     state = kernel.start(queries, k, capacity)
     kernel.advance(state, first_effort)
@@ -307,12 +378,16 @@ def stopping_data(
     k: int,
     grid: Sequence[int],
     say: Callable[[str], None] | None = None,
-) -> PatienceTable | None:
+) -> PatienceTable | DarthTable | None:
     """What ``kind`` is fitted on beyond the effort table, measured once on the training
     ``queries``: patience: every (ef of ``grid``, patience) outcome; resume: nothing (the
     effort table's full first stages and costs suffice). ParamError (one line) when the
     engine's index cannot be searched by annkit's own kernel."""
     kernel_of(engine, kind)
+    if kind == "darth":
+        if say is not None:
+            say(f"darth: searching every query through {len(grid)} checkpoints")
+        return darth_table(engine, base, queries, metric, truth, k, list(grid))
     if kind != "patience":
         return None
     if say is not None:
@@ -325,7 +400,7 @@ def stopping_data(
 
 def fit_stopping(
     kind: str,
-    data: PatienceTable | None,
+    data: PatienceTable | DarthTable | None,
     table: EffortTable,
     rows: np.ndarray,
     goal: Goal,
@@ -333,10 +408,32 @@ def fit_stopping(
     manifest: dict,
     param: str,
     centroids: np.ndarray,
+    families: list[LearnedFamily] | None = None,
 ) -> Policy:
-    """Fit one stopping-rule policy of ``kind`` on the training ``rows`` for ``goal``."""
+    """Fit one stopping-rule policy of ``kind`` on the training ``rows`` for ``goal``
+    (learned-resume: with the LightGBM ``families`` trained on those rows, trained here
+    when None)."""
+    if kind == "learned-resume":
+        if families is None:
+            families = train_families(
+                table,
+                rows,
+                list(table.stages),
+                config.label_targets,
+                config.folds,
+                config.seed,
+                config.rounds,
+            )
+        return fit_learned_resume(
+            table, rows, goal, manifest, param, config.k, centroids, families, config.seed
+        )
+    if kind == "darth":
+        assert isinstance(data, DarthTable)
+        return fit_darth(
+            data, table, rows, goal, manifest, param, config.k, int(centroids.shape[1]), config.seed
+        )
     if kind == "patience":
-        assert data is not None
+        assert isinstance(data, PatienceTable)
         return fit_patience(
             data, table, rows, goal, manifest, param, config.k, int(centroids.shape[1]), config.seed
         )
