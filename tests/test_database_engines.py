@@ -39,7 +39,13 @@ def needs(name: str):  # type: ignore[no-untyped-def]
 
 
 def _all_engines() -> list:
-    return [pytest.param(name, marks=needs(name)) for name in DATABASES]
+    """Every database engine; pgvector's are slow (each starts a PostgreSQL server)."""
+    return [
+        pytest.param(
+            name, marks=[needs(name), pytest.mark.slow] if name == "pgvector" else needs(name)
+        )
+        for name in DATABASES
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -245,6 +251,7 @@ def test_pgvector_server_is_stopped_after_sigkill(tmp_path):
             child.kill()
 
 
+@pytest.mark.slow
 @needs("pgvector")
 def test_pgvector_server_killed_mid_run_fails_that_setting_and_next_build_starts_anew(small):
     """A server killed during a run makes that search fail with the reason (an AnnkitError the
