@@ -537,3 +537,38 @@ def test_duckdb_never_autoinstalls_extensions(bundles):
         "autoinstall_known_extensions": "false",
         "autoload_known_extensions": "false",
     }
+
+
+@pytest.mark.slow
+@needs("pgvector")
+def test_pgvector_ctrl_c_during_a_build_stops_the_server(tmp_path):
+    """Ctrl-C while the throwaway server builds the index: exit 130, no bundle, and the
+    server and its data directory gone within seconds (the process ends with os._exit while
+    the build thread is in the database, so the watchdog is what stops the server)."""
+    server_dir = tmp_path / "servers"
+    child = subprocess.Popen(
+        [sys.executable, "-m", "annkit", "build", "words-10k", "-e", "pgvector"]
+        + ["-p", "ef_construction=200", "-o", str(tmp_path / "index")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "ANNKIT_PG_DIR": str(server_dir)},
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not list(server_dir.glob("annkit-pg-*/data/postmaster.pid")):
+            assert child.poll() is None and time.monotonic() < deadline, child.communicate()
+            time.sleep(0.2)
+        time.sleep(2.0)  # the server runs and the build is under way
+        child.send_signal(signal.SIGINT)
+        _, stderr = child.communicate(timeout=60)
+    finally:
+        if child.poll() is None:
+            child.kill()
+    assert child.returncode == 130, stderr
+    assert "interrupted" in stderr and not (tmp_path / "index").exists()
+    deadline = time.monotonic() + 15
+    while list(server_dir.glob("annkit-pg-*")) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not list(server_dir.glob("annkit-pg-*")), "the throwaway server was left behind"
+    assert not _processes_of(str(server_dir))
