@@ -34,6 +34,7 @@ from annkit.measure import (
     Measure,
     check_concurrency,
     check_recall_rule,
+    depth_name,
 )
 from annkit.metrics import (
     DEFAULT_RECALL_RULE,
@@ -41,7 +42,9 @@ from annkit.metrics import (
     duplicate_count,
     exact_distances,
     latency_percentiles,
+    recall_at_depth,
     recall_per_query,
+    relative_distance_error,
     strict_recall_per_query,
 )
 from annkit.parallel import run_interruptibly
@@ -383,6 +386,8 @@ def score(
         counts = np.asarray(counts, dtype=np.int64).reshape(dataset.n_queries)
     tail, slices, weighted = summarize(per_query, profile, counts)
     manifest = bundle.manifest
+    load = timing.load
+    parallelism = measure.clients if measure.clients is not None else measure.search_threads
     return Evaluation(
         engine=bundle.engine.name,
         build_params=dict(manifest["build_params"]),
@@ -417,9 +422,40 @@ def score(
         filter_strategy=None if truth.workload is None else measure.filter_strategy,
         short_results=short,
         filter_plan=plan,
+        load_average=None if load is None else load.load_average,
+        cpu_per_wall=None if load is None else load.cpu_per_wall,
+        starved=None if load is None else load.flag(parallelism),
+        recall_at=depth_recalls(truth, result.ids, measure.depths),
+        relative_distance_error=distance_error(dataset, truth, result.ids, k),
+        work_unit=None if counts is None else bundle.engine.work_unit(),
         returned_ids=np.asarray(result.ids[:, :k], dtype=np.int64),
         notices=tuple(note for note in (ground_truth_notice(dataset, k),) if note),
     )
+
+
+def depth_recalls(
+    truth: Truth, found_ids: np.ndarray, depths: Sequence[tuple[int, int]]
+) -> dict[str, float] | None:
+    """Mean recall at each depth ``(a, b)`` (the true top-a among the first b returned,
+    :func:`annkit.metrics.recall_at_depth`) keyed ``"a@b"``; None when none is asked for.
+    Filtered queries count their true neighbours among those passing their filter."""
+    if not depths:
+        return None
+    return {  # the measure keeps a <= b <= k, so the true top-k ids cover every depth
+        depth_name(top, among): float(recall_at_depth(truth.ids, found_ids, top, among).mean())
+        for top, among in depths
+    }
+
+
+def distance_error(dataset: Dataset, truth: Truth, found_ids: np.ndarray, k: int) -> float | None:
+    """ann-benchmarks' relative distance error of the first ``k`` returned ids
+    (:func:`annkit.metrics.relative_distance_error`, from exact distances); None for inner
+    product (signed distances) and for filtered queries."""
+    if dataset.metric == "ip" or truth.workload is not None:
+        return None
+    ids = np.asarray(found_ids[:, :k], dtype=np.int64)
+    found = exact_distances(dataset.base, dataset.queries, ids, dataset.metric)
+    return relative_distance_error(truth.distances, found, k)
 
 
 def measure_setting(

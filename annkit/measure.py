@@ -57,6 +57,38 @@ def check_concurrency(mode: str, search_threads: int, clients: int | None) -> No
         raise InputError("--search-threads applies to batch mode; in single mode use --clients")
 
 
+def depth_name(top: int, among: int) -> str:
+    """``10@100``: the key of recall at depth (``top``, ``among``) in a record."""
+    return f"{top}@{among}"
+
+
+def check_depth(top: int, among: int, k: int) -> None:
+    """Refuse a recall depth ``top@among`` that a search for ``k`` cannot score (InputError,
+    one line)."""
+    if top < 1 or among < top:
+        raise InputError(
+            f"recall at {depth_name(top, among)}: use A@B with 1 <= A <= B (the true top-A "
+            "among the first B returned)"
+        )
+    if among > k:
+        raise InputError(
+            f"recall at {depth_name(top, among)} counts among the first {among} results: "
+            f"search with -k {among} or more (k is {k})"
+        )
+
+
+def parse_depths(texts: tuple[str, ...] | list[str]) -> tuple[tuple[int, int], ...]:
+    """``("10@100", "1@10")`` -> ``((10, 100), (1, 10))``; InputError for text that is not
+    A@B with whole numbers (the search depth is checked by :class:`Measure`)."""
+    depths: list[tuple[int, int]] = []
+    for text in texts:
+        top, at, among = str(text).strip().partition("@")
+        if not at or not top.strip().isdigit() or not among.strip().isdigit():
+            raise InputError(f"recall depth {text!r}: use A@B, e.g. 10@100")
+        depths.append((int(top), int(among)))
+    return tuple(depths)
+
+
 @dataclass(frozen=True)
 class Measure:
     """How one setting is measured: recall@``k``; ``mode`` batch (one search call for all
@@ -78,6 +110,9 @@ class Measure:
     clients: int | None = None
     #: how filtered queries are searched (see annkit.filtering); unfiltered queries ignore it
     filter_strategy: str = "auto"
+    #: recall at other depths: (a, b) pairs, the share of the true top-a found among the
+    #: first b returned (e.g. (10, 100) for a re-rank pipeline); each needs a <= b <= k
+    depths: tuple[tuple[int, int], ...] = ()
 
     def __post_init__(self) -> None:
         check_mode(self.mode)
@@ -94,6 +129,8 @@ class Measure:
             raise InputError(f"QPS tolerance must be in [0, 1), got {self.qps_tolerance}")
         check_concurrency(self.mode, self.search_threads, self.clients)
         check_recall_rule(self.recall_rule)
+        for top, among in self.depths:
+            check_depth(top, among, self.k)
 
     def but(self, **changes: Any) -> Measure:
         """A copy with ``changes`` (validated again)."""

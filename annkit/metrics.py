@@ -144,3 +144,46 @@ def latency_percentiles(latencies_seconds: np.ndarray | None) -> dict[str, float
     ms = np.asarray(latencies_seconds, dtype=np.float64) * 1e3
     p50, p95, p99 = np.percentile(ms, [50, 95, 99])
     return {"p50": float(p50), "p95": float(p95), "p99": float(p99), "mean": float(ms.mean())}
+
+
+def recall_at_depth(
+    true_ids: np.ndarray, found_ids: np.ndarray, top: int, among: int
+) -> np.ndarray:
+    """Per-query recall ``top@among`` (n,): the share of the true top-``top`` ids
+    (``true_ids`` (n, >=top), nearest first, -1 = none) found among the first ``among``
+    returned ids (``found_ids`` (n, >=among)), e.g. 10@100 for a re-rank pipeline that keeps
+    100 candidates. By id (a tie at the same distance does not count); -1 never counts, a
+    duplicate once; a query without true neighbours scores 1."""
+    if true_ids.shape[1] < top:
+        raise ValueError(f"ground truth has depth {true_ids.shape[1]}, need {top}")
+    if found_ids.shape[1] < among:
+        raise ValueError(f"results have depth {found_ids.shape[1]}, need {among}")
+    truth = np.asarray(true_ids[:, :top], dtype=np.int64)
+    found = np.asarray(found_ids[:, :among], dtype=np.int64)
+    # make ids unique per row (row * span + id) so one isin call serves every query
+    span = int(max(truth.max(initial=-1), found.max(initial=-1))) + 1
+    rows = np.arange(truth.shape[0], dtype=np.int64)[:, None] * max(span, 1)
+    returned = (found + rows)[found >= 0]
+    hits = np.isin(truth + rows, returned) & (truth >= 0)
+    valid = np.count_nonzero(truth >= 0, axis=1)
+    counted = np.count_nonzero(hits, axis=1)
+    return np.where(valid > 0, counted / np.maximum(valid, 1), 1.0)
+
+
+def relative_distance_error(
+    true_distances: np.ndarray, found_distances: np.ndarray, k: int
+) -> float | None:
+    """ann-benchmarks' relative error ``rel`` minus 1: over all queries, the sum of the
+    exact distances of the first ``k`` returned neighbours (``found_distances`` (n, >=k),
+    recomputed from the vectors; +inf where none was returned) over the sum of the ``k``
+    true distances at the same positions (``true_distances`` (n, >=k) ascending), minus 1.
+    0 for exact results, 0.05 when the returned neighbours are 5% farther in total. Only
+    returned positions count (ann-benchmarks pairs true and returned neighbours in order);
+    None when the true distances sum to less than 0.01 (ann-benchmarks: infinite)."""
+    true = np.asarray(true_distances[:, :k], dtype=np.float64)
+    found = np.asarray(found_distances[:, :k], dtype=np.float64)
+    returned = np.isfinite(found) & np.isfinite(true)
+    total_true = float(true[returned].sum())
+    if total_true < 0.01:
+        return None
+    return float(found[returned].sum()) / total_true - 1.0

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gc
 import itertools
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -146,10 +147,12 @@ def timing_is_stable(qps_runs: Sequence[float], tolerance: float) -> bool:
 @dataclass(frozen=True)
 class TimedRuns:
     """Repeated timing of one search: the fastest run's outcome, and the search seconds of
-    every run made, in order."""
+    every run made, in order; and how loaded the machine was meanwhile (see
+    :class:`LoadSample`; None when not measured)."""
 
     best: RunOutcome
     seconds: list[float]
+    load: LoadSample | None = None
 
     def qps_runs(self, n_queries: int) -> list[float]:
         """QPS of each run when each searched ``n_queries`` queries."""
@@ -168,6 +171,7 @@ def time_runs(
     ``progress(done, max_runs)`` after each run (``(done, done)`` when stopping early)."""
     best: RunOutcome | None = None
     seconds: list[float] = []
+    start = LoadClock.start()
     for attempt in range(max_runs):
         outcome = run()
         seconds.append(outcome[1])
@@ -181,7 +185,7 @@ def time_runs(
         if stable:
             break
     assert best is not None
-    return TimedRuns(best=best, seconds=seconds)
+    return TimedRuns(best=best, seconds=seconds, load=start.stop())
 
 
 def timing_sample(n_queries: int, size: int = TIMING_SAMPLE, seed: int = TIMING_SEED) -> np.ndarray:
@@ -190,3 +194,134 @@ def timing_sample(n_queries: int, size: int = TIMING_SAMPLE, seed: int = TIMING_
     if n_queries <= size:
         return np.arange(n_queries)
     return np.sort(np.random.default_rng(seed).choice(n_queries, size, replace=False))
+
+
+# ---------------------------------------------------------------- load awareness
+
+#: a run whose CPU over wall time is below this share of the cores it asked for is starved
+STARVED_SHARE = 0.8
+
+
+def available_cores() -> int:
+    """CPU cores this process may run on (its affinity mask where the OS has one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
+
+
+def load_average() -> float | None:
+    """The machine's 1-minute load average (runnable threads, all processes), or None where
+    the OS does not give one."""
+    try:
+        return float(os.getloadavg()[0])
+    except (AttributeError, OSError):
+        return None
+
+
+def _child_pids(pid: int) -> list[int]:
+    """Live child processes of ``pid`` (Linux /proc; empty elsewhere)."""
+    children: list[int] = []
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return children
+    for task in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{task}/children", encoding="ascii") as handle:
+                children += [int(value) for value in handle.read().split()]
+        except (OSError, ValueError):
+            continue
+    return children
+
+
+def _process_ticks(pid: int) -> int:
+    """User + system CPU clock ticks of process ``pid`` so far (0 when it is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            data = handle.read()
+    except OSError:
+        return 0
+    rest = data[data.rfind(b")") + 2 :].split()  # after the command name: state is field 3
+    try:
+        return int(rest[11]) + int(rest[12])  # fields 14 (utime) and 15 (stime)
+    except (IndexError, ValueError):
+        return 0
+
+
+def descendant_cpu_seconds() -> float:
+    """CPU seconds used so far by this process's live descendants (e.g. the database server
+    an engine started for the run; Linux only, 0 elsewhere) and by its finished children."""
+    ticks = 0
+    pending = _child_pids(os.getpid())
+    seen: set[int] = set()
+    while pending:
+        pid = pending.pop()
+        if pid in seen:
+            continue
+        seen.add(pid)
+        ticks += _process_ticks(pid)
+        pending += _child_pids(pid)
+    per_second = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    finished = os.times()
+    return ticks / per_second + finished.children_user + finished.children_system
+
+
+def cpu_seconds() -> float:
+    """CPU seconds used so far by this process (every thread) and its descendants."""
+    return time.process_time() + descendant_cpu_seconds()
+
+
+@dataclass(frozen=True)
+class LoadSample:
+    """How loaded the machine was during timed passes: the 1-minute ``load_average`` when
+    they began (None where the OS has none), the ``cores`` this process may use, and the
+    process's CPU seconds (descendants included) over the wall seconds of the passes
+    (``cpu_per_wall``: about 1.0 per busy thread; None when no time passed)."""
+
+    load_average: float | None
+    cores: int
+    cpu_per_wall: float | None
+
+    def flag(self, parallelism: int) -> str | None:
+        """The run's timing flag (see :func:`load_flag`) for ``parallelism`` search
+        threads or clients."""
+        return load_flag(self.cpu_per_wall, parallelism, self.cores, self.load_average)
+
+
+@dataclass(frozen=True)
+class LoadClock:
+    """The clocks read when timed passes begin (:meth:`start`); :meth:`stop` gives the
+    :class:`LoadSample` of the time since."""
+
+    wall: float
+    cpu: float
+    load_average: float | None
+
+    @classmethod
+    def start(cls) -> LoadClock:
+        return cls(wall=time.perf_counter(), cpu=cpu_seconds(), load_average=load_average())
+
+    def stop(self) -> LoadSample:
+        cpu = cpu_seconds() - self.cpu
+        wall = time.perf_counter() - self.wall
+        return LoadSample(
+            load_average=self.load_average,
+            cores=available_cores(),
+            cpu_per_wall=cpu / wall if wall > 0 else None,
+        )
+
+
+def load_flag(
+    cpu_per_wall: float | None, parallelism: int, cores: int, load: float | None
+) -> str | None:
+    """Why a run's timing may not have had its cores, or None: ``starved: CPU 0.6 of 2``
+    when the process's CPU over wall time was below :data:`STARVED_SHARE` x min(parallelism,
+    cores) (``parallelism``: search threads or concurrent clients); for a single-threaded
+    run that got its core, ``busy machine: load 3.4 on 2 cores`` when the 1-minute load
+    average exceeded the core count (its QPS then depends on its neighbours)."""
+    parallelism = max(1, int(parallelism))
+    if cpu_per_wall is not None and cpu_per_wall < STARVED_SHARE * min(parallelism, cores):
+        return f"starved: CPU {cpu_per_wall:.1f} of {parallelism}"
+    if parallelism == 1 and load is not None and load > cores:
+        return f"busy machine: load {load:.1f} on {cores} core{'s' if cores != 1 else ''}"
+    return None

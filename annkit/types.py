@@ -124,6 +124,26 @@ def qps_spread(qps_runs: Any) -> tuple[float | None, float | None, float | None]
     return min(values), float(np.median(values)), max(values)
 
 
+#: what an engine's distance count counts unless it says otherwise (Engine.work_unit)
+DEFAULT_WORK_UNIT = "distance computations"
+
+
+def work_marker(unit: str | None) -> str:
+    """The short marker a table puts after a count of ``unit`` (``codes`` for compressed
+    code comparisons); empty for plain distance computations or an unknown unit."""
+    if not unit or unit == DEFAULT_WORK_UNIT:
+        return ""
+    return "codes" if "code" in unit else unit
+
+
+def work_axis_label(units: Sequence[str | None]) -> str:
+    """The name of a work axis or column over records counting ``units`` (None: an older
+    record, read as plain distance computations): the one unit when they share it, else
+    both named, e.g. ``distance computations / PQ code distances``."""
+    named = sorted({unit or DEFAULT_WORK_UNIT for unit in units}) or [DEFAULT_WORK_UNIT]
+    return " / ".join(named)
+
+
 @dataclass(frozen=True)
 class WorkSummary:
     """The cost tail: distance computations per query over a set of queries (all of a run's,
@@ -265,6 +285,11 @@ _READERS: dict[str, Callable[[Any], Any]] = {
     "dict[str, SliceRecall] | None": _slices,
     "Sequence[float] | None": _optional_floats,
     "WorkSummary | None": lambda value: WorkSummary.from_dict(value),
+    "dict[str, float] | None": lambda value: (
+        {str(key): float(item) for key, item in value.items()}
+        if isinstance(value, Mapping)
+        else None
+    ),
 }
 
 #: field metadata of a value kept in memory only (never written to JSON)
@@ -392,6 +417,24 @@ class Measurement:
     short_results: int | None = None
     #: per selectivity band, how many queries each strategy answered (auto's choices)
     filter_plan: dict[str, dict[str, int]] | None = None
+    #: the machine's 1-minute load average when the timed passes began
+    load_average: float | None = None
+    #: the process's CPU seconds over wall seconds during the timed passes (its descendants,
+    #: e.g. a database server, included): about 1.0 per busy thread
+    cpu_per_wall: float | None = None
+    #: why the timing may not have had its cores (annkit.timing.load_flag): "starved: CPU
+    #: 0.6 of 2" or "busy machine: load 3.4 on 2 cores"; None when it had them
+    starved: str | None = None
+    #: recall at other depths, "a@b" -> the share of the true top-a found among the first b
+    #: returned (mean over queries); None when not asked for (Measure.depths)
+    recall_at: dict[str, float] | None = None
+    #: ann-benchmarks' relative distance error ("rel" - 1): the summed exact distances of
+    #: the returned neighbours over those of the true ones, minus 1 (0 = exact); None for
+    #: inner product (signed distances) and filtered queries
+    relative_distance_error: float | None = None
+    #: what ``distance_computations`` counts (the engine says: Engine.work_unit), e.g.
+    #: "distance computations" or "PQ code distances"; None when nothing was counted
+    work_unit: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form: every field (None = not measured), per-query arrays left out."""

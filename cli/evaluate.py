@@ -23,7 +23,7 @@ from annkit.cli.options import (
 from annkit.cli.render import evaluation_table, slice_table
 from annkit.evaluate import measure_setting
 from annkit.io.table import write_csv_columns
-from annkit.measure import Measure
+from annkit.measure import Measure, parse_depths
 from annkit.sources import open_dataset, query_texts
 from annkit.types import Evaluation
 
@@ -46,6 +46,15 @@ from annkit.types import Evaluation
 @clients_option
 @click.option("--all-slices", is_flag=True, help="Show every hardness quartile too.")
 @recall_option()
+@click.option(
+    "--recall-at",
+    "recall_depths",
+    multiple=True,
+    metavar="A@B",
+    help="Also score recall A@B: the share of the true top-A found among the first B "
+    "returned, e.g. --recall-at 10@100 with -k 100 for a re-rank pipeline (repeatable; "
+    "B <= k).",
+)
 @click.option(
     "--bands",
     default="0.2,0.6",
@@ -88,6 +97,7 @@ def evaluate(
     clients: int | None,
     all_slices: bool,
     recall_rule: str,
+    recall_depths: tuple[str, ...],
     bands: str,
     per_query_file: str | None,
     policy: str | None,
@@ -118,6 +128,7 @@ def evaluate(
         search_threads=search_threads,
         clients=clients,
         filter_strategy=filter_strategy,
+        depths=parse_depths(recall_depths),
     )
     if policy is not None:
         from annkit.adaptive.evaluate import evaluate_file_policy

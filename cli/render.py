@@ -8,7 +8,7 @@ from rich.console import Console
 from rich.table import Table
 
 from annkit.memory import format_size
-from annkit.types import Evaluation, SliceRecall, WorkSummary
+from annkit.types import Evaluation, SliceRecall, WorkSummary, work_marker
 
 
 def format_params(params: dict) -> str:
@@ -23,6 +23,24 @@ def format_bytes(count: int | float | None) -> str:
 def format_count(value: float | None) -> str:
     """A count such as distance computations per query (``1,234``); ``-`` when unknown."""
     return "-" if value is None else f"{value:,.0f}"
+
+
+def format_work_count(value: float | None, unit: str | None) -> str:
+    """A work count with its unit's marker when it is not plain distance computations:
+    ``29,102 (codes)``; ``-`` when unknown."""
+    marker = work_marker(unit)
+    return format_count(value) + (f" ({marker})" if marker and value is not None else "")
+
+
+def format_load(cpu_per_wall: float | None, load: float | None) -> str:
+    """``CPU 0.98 / wall, load 3.37`` (the timed passes' CPU over wall time, the 1-minute
+    load average when they began); ``-`` when not measured."""
+    parts = []
+    if cpu_per_wall is not None:
+        parts.append(f"CPU {cpu_per_wall:.2f} / wall")
+    if load is not None:
+        parts.append(f"load {load:.2f}")
+    return ", ".join(parts) or "-"
 
 
 def format_ms(value: float | None) -> str:
@@ -83,9 +101,10 @@ def evaluation_table(evaluation: Evaluation) -> Table:
             if latency.get("p50") is not None
             else "- (use --mode single)",
         ),
+        ("timing", format_load(evaluation.cpu_per_wall, evaluation.load_average)),
         (
             "dist/query",
-            format_count(evaluation.distance_computations)
+            format_work_count(evaluation.distance_computations, evaluation.work_unit)
             + (
                 f" (p50/p95/p99 {format_work(evaluation.tail.work)})"
                 if evaluation.tail is not None and evaluation.tail.work is not None
@@ -95,6 +114,14 @@ def evaluation_table(evaluation: Evaluation) -> Table:
         ("build seconds", f"{evaluation.build_seconds:.2f}"),
         ("index size", format_bytes(evaluation.index_bytes)),
     ]
+    depths = [
+        (f"recall {depth}", f"{value:.4f}") for depth, value in (evaluation.recall_at or {}).items()
+    ]
+    flag = [("timing flag", f"{evaluation.starved}: QPS may be low")] if evaluation.starved else []
+    # recall at other depths after recall@k, the timing flag after the timing row
+    rows = rows[:6] + depths + rows[6:10] + flag + rows[10:]
+    if evaluation.relative_distance_error is not None:
+        rows.append(("relative distance error", f"{evaluation.relative_distance_error:.4f}"))
     tail = evaluation.tail
     if tail is not None:
         percentiles = " / ".join(

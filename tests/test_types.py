@@ -203,6 +203,12 @@ def test_evaluation_to_dict_keeps_the_json_keys_and_adds_distance_computations()
         "filter_strategy",  # the filtered-recall fields (issue 20): None without filters
         "short_results",
         "filter_plan",
+        "load_average",  # load awareness (issue 19): the machine's load, CPU over wall time
+        "cpu_per_wall",
+        "starved",
+        "recall_at",  # recall at other depths (e.g. 10@100), None unless asked for
+        "relative_distance_error",
+        "work_unit",  # what distance_computations counts (None: nothing counted)
     ]
     assert out["filter_strategy"] is None and out["short_results"] is None
     assert out["slices"] == {"tail": {"queries": 1, "recall": 1.0, "p5_recall": 1.0, "work": None}}

@@ -14,7 +14,7 @@ import numpy as np
 
 from annkit.errors import EngineError, ParamError
 from annkit.faiss_util import as_float32_rows, normalized_rows  # noqa: F401 (re-exported)
-from annkit.types import SearchResult
+from annkit.types import DEFAULT_WORK_UNIT, SearchResult
 
 
 @dataclass(frozen=True)
@@ -263,6 +263,13 @@ class Engine(ABC):
             return self.search(queries, k).distance_computations
         finally:
             self.counting = saved
+
+    def work_unit(self) -> str:
+        """What :attr:`SearchResult.distance_computations` counts for this index (valid
+        after build/load): plain ``distance computations`` (full-precision vectors) unless
+        the engine says otherwise, e.g. ``PQ code distances`` for an index that compares
+        compressed codes (far cheaper each, so their counts are not comparable)."""
+        return DEFAULT_WORK_UNIT
 
     def _apply_query_params(self) -> None:  # noqa: B027 - optional hook
         """Push ``self.query`` into the native index (engines override when needed)."""
