@@ -16,7 +16,6 @@ from annkit.cli.options import (
     json_option,
     memory_check_option,
     param_option,
-    parse_build_grid,
     parse_cuts,
     parse_grid,
     parse_params,
@@ -34,10 +33,18 @@ from annkit.cli.render import (
     print_table,
     qps_summary,
 )
-from annkit.errors import TargetNotMet
+from annkit.errors import InputError, TargetNotMet
 from annkit.evaluate import ground_truth_notice
 from annkit.sources import open_dataset
-from annkit.tune import ALL, TuneResult, TuneSetting, slice_recall, tune
+from annkit.tune import (
+    ALL,
+    TuneResult,
+    TuneSetting,
+    grid_from_items,
+    slice_recall,
+    slice_work,
+    tune,
+)
 
 
 @click.command("tune")
@@ -45,9 +52,16 @@ from annkit.tune import ALL, TuneResult, TuneSetting, slice_recall, tune
 @click.option(
     "-e",
     "--engine",
-    "engine_name",
+    "engine_names",
     required=True,
-    help="Engine with an effort parameter (see `annkit engines`).",
+    multiple=True,
+    help="Engine with an effort parameter (see `annkit engines`); repeat it with --any-engine.",
+)
+@click.option(
+    "--any-engine",
+    is_flag=True,
+    help="Tune every -e engine (each over its own build grid) and answer with the "
+    "cheapest index of any: by QPS, and by distance computations where counted.",
 )
 @click.option(
     "--target",
@@ -69,7 +83,19 @@ from annkit.tune import ALL, TuneResult, TuneSetting, slice_recall, tune
     multiple=True,
     metavar="NAME=V1,V2,...",
     help="Build values to try, e.g. --build-grid M=8,16,32 (repeatable; the product "
-    "is tried). Default: a small grid per engine.",
+    "is tried). A free-text value (an index factory string) is kept whole: "
+    "--build-grid factory=HNSW32,Flat; repeat the option for several, or quote each "
+    """value: 'factory="HNSW32,Flat","IVF64,Flat"'. With --any-engine a name goes to the """
+    "engines that have it. Default: a small grid per engine.",
+)
+@click.option(
+    "--query-grid",
+    "query_grid",
+    multiple=True,
+    metavar="NAME=V1,V2,...",
+    help="Other query knobs to tune together with the effort, e.g. --query-grid "
+    "k_factor=1,4,16 (repeatable; the effort is bisected for each combination, and "
+    "the fastest reaching the target is kept).",
 )
 @click.option(
     "--effort-grid",
@@ -123,10 +149,12 @@ def tune_command(
     metric: str | None,
     max_queries: int | None,
     dataset_name: str | None,
-    engine_name: str,
+    engine_names: tuple[str, ...],
+    any_engine: bool,
     target: float,
     slice_name: str,
     build_grid: tuple[str, ...],
+    query_grid: tuple[str, ...],
     effort_grid: str | None,
     params: tuple[str, ...],
     k: int,
@@ -148,7 +176,18 @@ def tune_command(
     assuming recall grows with effort, then refined between the last failing and the first
     passing grid value), then report the fastest setting and its recall on every slice.
     Settings whose QPS ranges (min-max over the runs) overlap are tied; the cheaper build
-    (smaller index, then shorter build) is chosen. Exit 1 when no setting reaches --target."""
+    (smaller index, then shorter build) is chosen. Exit 1 when no setting reaches --target.
+
+    --query-grid tunes more knobs together (nprobe x k_factor); --any-engine tunes every
+    -e engine and names the cheapest index of any (by QPS, and by work where counted)."""
+    engines = list(dict.fromkeys(engine_names))
+    if len(engines) > 1 and not any_engine:
+        raise InputError(
+            f"{len(engines)} engines given ({', '.join(engines)}): add --any-engine to tune "
+            "them all and pick the cheapest, or give one -e"
+        )
+    builds = grid_from_items(_grid_items(build_grid, "--build-grid"), engines, "build")
+    knobs = grid_from_items(_grid_items(query_grid, "--query-grid"), engines, "query")
     dataset = open_dataset(
         data,
         queries=queries_file,
@@ -167,10 +206,10 @@ def tune_command(
 
     result = tune(
         dataset,
-        engine_name,
+        engines[0] if len(engines) == 1 else engines,
         target,
         slice_name,
-        parse_build_grid(build_grid),
+        builds,
         parse_grid(effort_grid, "--effort-grid"),
         k,
         mode,
@@ -179,6 +218,7 @@ def tune_command(
         threads or os.cpu_count() or 1,
         progress,
         query_params=parse_params(params),
+        query_grid=knobs,
         cuts=parse_cuts(bands),
         memory_check=not skip_memory_check,
         qps_tolerance=qps_tolerance,
@@ -193,6 +233,17 @@ def tune_command(
         raise TargetNotMet(not_reached_reason(result))
 
 
+def _grid_items(items: tuple[str, ...], option: str) -> list[tuple[str, str]]:
+    """``NAME=VALUES`` items as (name, values text); a usage error for anything else."""
+    out = []
+    for item in items:
+        name, sep, values = item.partition("=")
+        if not sep or not name.strip() or not values.strip():
+            raise click.BadParameter(f"expected NAME=V1,V2,..., got {item!r}", param_hint=option)
+        out.append((name.strip(), values))
+    return out
+
+
 def not_reached_reason(result: TuneResult) -> str:
     """One line: the target no setting reached and the best slice recall measured."""
     text = (
@@ -203,15 +254,17 @@ def not_reached_reason(result: TuneResult) -> str:
     if closest is not None:
         setting, effort, recall = closest
         text += (
-            f"; best reached {recall:.4f} at {format_params(setting.build_params)} "
-            f"{result.param}={effort}"
+            f"; best reached {recall:.4f} at {_index_prefix(result, setting)}"
+            f"{format_params(setting.build_params)} {_knobs(setting)}{_param(result, setting)}"
+            f"={effort}"
         )
     return text
 
 
 def render_tune(result: TuneResult, full: bool = False) -> None:
-    """The settings table, the answer with how fine it is, the tie notice, the chosen
-    setting's table and the evaluate count, on stdout."""
+    """The settings table, the answer with how fine it is, the tie notice, the cheapest
+    index by QPS and by work (several indexes), the chosen setting's table and the
+    evaluate count, on stdout."""
     out = stdout_console()
     print_table(out, settings_table(result, full=full))
     best = result.best
@@ -219,7 +272,12 @@ def render_tune(result: TuneResult, full: bool = False) -> None:
         for line in answer_lines(result, best):
             out.print(line, highlight=False, markup=False, soft_wrap=False)
         print_table(out, best_table(result, best, full=full))
-    grid_runs = sum(len(set(setting.trace) & set(setting.grid)) for setting in result.settings)
+    grid_runs = sum(
+        setting.grid_probes
+        if setting.grid_probes is not None
+        else len(set(setting.trace) & set(setting.grid))
+        for setting in result.settings
+    )
     out.print(
         f"evaluate runs: {result.evaluations} ({grid_runs} bisecting the grid of "
         f"{result.exhaustive}, {result.evaluations - grid_runs} refining)",
@@ -228,11 +286,43 @@ def render_tune(result: TuneResult, full: bool = False) -> None:
     )
 
 
+def _several(result: TuneResult) -> bool:
+    """True when the settings span more than one engine (``--any-engine``)."""
+    return len({setting.engine for setting in result.settings}) > 1
+
+
+def _index_prefix(result: TuneResult, setting: TuneSetting) -> str:
+    """``faiss HNSW16,Flat: `` before a setting's params when several engines are tuned."""
+    return f"{setting.label}: " if _several(result) and setting.label else ""
+
+
+def _param(result: TuneResult, setting: TuneSetting) -> str:
+    return setting.param or result.param
+
+
+def _knobs(setting: TuneSetting) -> str:
+    """``k_factor=4 `` (the other query knobs of the reported run), empty without."""
+    return "".join(f"{name}={value} " for name, value in setting.knobs.items())
+
+
+def _effort(result: TuneResult, setting: TuneSetting) -> str:
+    """The chosen effort, ``param=value`` when the builds are tuned by different params,
+    then the other knobs; ``not reached (>max)``."""
+    if not setting.reached:
+        return f"not reached (>{setting.grid[-1]:,})"
+    assert setting.chosen is not None
+    mixed = len({_param(result, s) for s in result.settings}) > 1
+    value = f"{_param(result, setting)}={setting.chosen:,}" if mixed else f"{setting.chosen:,}"
+    return " ".join([value, *(f"{name}={v}" for name, v in setting.knobs.items())])
+
+
 def answer_lines(result: TuneResult, best: TuneSetting) -> list[str]:
-    """The chosen effort with its precision, then the tie notice when there is one."""
+    """The chosen effort with its precision, then the tie notice when there is one; with
+    several engines, the cheapest index by QPS (with its spread) and by work."""
     tuned = slice_recall(best.evaluation, result.slice_name)
     lines = [
-        f"answer: {format_params(best.build_params)} {result.param}={best.chosen:,} "
+        f"answer: {_index_prefix(result, best)}{format_params(best.build_params)} "
+        f"{_knobs(best)}{_param(result, best)}={best.chosen:,} "
         f"({best.precision()}): recall@{result.k} on {result.slice_name} {tuned:.4f}"
     ]
     tied = result.tied
@@ -243,18 +333,42 @@ def answer_lines(result: TuneResult, best: TuneSetting) -> list[str]:
         lines.append(
             f"tied: QPS ranges overlap for {len(tied)} settings ("
             + "; ".join(
-                f"{format_params(setting.build_params)} {result.param}="
+                f"{_index_prefix(result, setting)}{format_params(setting.build_params)} "
+                f"{_knobs(setting)}{_param(result, setting)}="
                 f"{setting.chosen:,}: {_qps(setting)}"
                 for setting in tied
             )
-            + f"); chose {format_params(best.build_params)}, the cheaper build "
-            f"({format_bytes(best.index_bytes)}, {best.build_seconds:.1f} s build vs "
+            + f"); chose {_index_prefix(result, best)}{format_params(best.build_params)}, "
+            f"the cheaper build ({format_bytes(best.index_bytes)}, {best.build_seconds:.1f} s "
+            "build vs "
             + ", ".join(
                 f"{format_bytes(setting.index_bytes)}, {setting.build_seconds:.1f} s"
                 for setting in others
             )
             + ")"
         )
+    if _several(result):
+        lines.append(
+            f"cheapest by QPS: {best.label} ({format_params(best.evaluation.query_params)}): "
+            f"{_qps(best)} QPS"
+        )
+        least = result.least_work
+        if least is None:
+            lines.append("cheapest by work: not counted by any of these indexes")
+        else:
+            work = slice_work(least.evaluation, result.slice_name)
+            assert work is not None
+            uncounted = [
+                s.label
+                for s in result.reached
+                if slice_work(s.evaluation, result.slice_name) is None
+            ]
+            lines.append(
+                f"cheapest by work: {least.label} "
+                f"({format_params(least.evaluation.query_params)}): {work:,.0f} distance "
+                f"computations per query on {result.slice_name}"
+                + (f" (not counted: {', '.join(uncounted)})" if uncounted else "")
+            )
     return lines
 
 
@@ -272,24 +386,23 @@ def _shown_slices(setting: TuneSetting, full: bool, tuned: str | None = None) ->
 
 def settings_table(result: TuneResult, full: bool = False) -> Table:
     """One row per build setting: chosen effort, QPS and recall on each slice."""
+    params = list(dict.fromkeys(_param(result, setting) for setting in result.settings))
+    param = params[0] if len(params) == 1 else "effort"
     table = new_table(
-        f"{result.engine}: smallest {result.param} with recall@{result.k} >= "
+        f"{result.engine}: smallest {param} with recall@{result.k} >= "
         f"{result.target:g} on {result.slice_name}"
     )
     slices = _shown_slices(result.settings[0], full, result.slice_name) if result.settings else []
-    for column in ["build params", result.param, "QPS (min-max)", *slices, "evals"]:
-        table.add_column(column, justify="left" if column == "build params" else "right")
+    for column in ["index", param, "QPS (min-max)", *slices, "evals"]:
+        table.add_column(column, justify="left" if column == "index" else "right")
     for setting in result.settings:
         recall = setting.recall_by_slice()
-        effort = (
-            f"{setting.chosen:,}" if setting.reached else f"not reached (>{setting.grid[-1]:,})"
-        )
         table.add_row(
-            format_params(setting.build_params),
-            effort,
+            setting.label or format_params(setting.build_params),
+            _effort(result, setting),
             _qps(setting),
             *(f"{recall[name]:.4f}" if name in recall else "-" for name in slices),
-            str(len(setting.trace)),
+            str(setting.evaluations),
         )
     return table
 
@@ -299,6 +412,7 @@ def best_table(result: TuneResult, best: TuneSetting, full: bool = False) -> Tab
     it), with its recall on every slice (bands and hard-*; the hardness quartiles too when
     ``full``)."""
     rows = [
+        ("index", best.label),
         ("build params", format_params(best.build_params)),
         ("query params", format_params(best.evaluation.query_params)),
         ("QPS (min-max)", qps_summary(best.evaluation)),

@@ -110,7 +110,7 @@ def work_point(record: RunRecord) -> tuple[float, float]:
 
 
 def work_frontiers(records: list[RunRecord]) -> dict[str, list[RunRecord]]:
-    """Per series (an engine's uniform settings, or an index's policies of one kind; see
+    """Per series (an index's uniform settings, or its policies of one kind; see
     report.series_names), the counted records no other of its records beats on recall and
     work."""
     names = series_names(records)
@@ -152,10 +152,28 @@ def qps_error_bars(axes: Any, runs: list[RunRecord], colour: str) -> None:
     )
 
 
-def _colours_by_engine(records: list[RunRecord], colours: list[str]) -> dict[str, str]:
-    """One colour per engine (flat aside), shared by its uniform and policy series."""
-    engines = [e for e in dict.fromkeys(r.engine for r in records) if not is_reference(e)]
-    return {engine: colours[position % len(colours)] for position, engine in enumerate(engines)}
+def _index_key(record: RunRecord) -> str:
+    return json.dumps([record.engine, record.build_params], sort_keys=True, default=str)
+
+
+def colours_by_series(
+    records: list[RunRecord], names: dict[str, str], colours: list[str]
+) -> dict[str, str]:
+    """One colour per index (the exact reference aside), by series name: each index's
+    uniform series (report.series_names: one per label) takes the next colour, and its
+    policy series share it."""
+    index_colour: dict[str, str] = {}
+    out: dict[str, str] = {}
+    uniform = [r for r in records if policy_kind(r) is None and not is_reference(r.engine)]
+    for record in [*uniform, *(r for r in records if policy_kind(r) is not None)]:
+        series = names[record.run_id]
+        if series in out:
+            continue
+        key = _index_key(record)
+        if key not in index_colour:
+            index_colour[key] = colours[len(index_colour) % len(colours)]
+        out[series] = index_colour[key]
+    return out
 
 
 def _line_style(record: RunRecord) -> dict[str, Any]:
@@ -188,12 +206,13 @@ def plot_sweep(
     png, svg, pdf...; default png).
 
     ``x="qps"``: recall@k (x) against QPS (log y), one line per series' Pareto frontier
-    (an engine's uniform settings; each index's policies of one kind as their own dashed or
-    dotted line in the engine's colour, diamonds for learned, squares for threshold), other
-    runs as faint points, the exact ``flat`` QPS as a dashed reference line; error bars from
-    the slowest to the fastest timed run where the records kept them. ``x="work"``: mean
-    distance computations per query (log x) against recall@k (y), as ann-benchmarks draws
-    it; series that do not count are left out and named in the title.
+    (each index's uniform settings, named by its label and in a colour of its own; each
+    index's policies of one kind as their own dashed or dotted line in the index's colour,
+    diamonds for learned, squares for threshold), other runs as faint points, the exact
+    ``flat`` QPS as a dashed reference line; error bars from the slowest to the fastest
+    timed run where the records kept them. ``x="work"``: mean distance computations per
+    query (log x) against recall@k (y), as ann-benchmarks draws it; series that do not
+    count are left out and named in the title.
 
     ``y`` picks the recall measure (MEASURES): mean recall@k, ``p5`` (5th percentile of the
     per-query recall) or ``tail`` (the tail band's recall). With ``slice_records`` (the same
@@ -255,13 +274,13 @@ def _draw_qps(
     frontiers = engine_frontiers(points)
     slice_frontiers = engine_frontiers(slice_points) if slice_points else {}
     names = series_names(points)
-    colour_of = _colours_by_engine(points, colours)
+    colour_of = colours_by_series(points, names, colours)
     flat_qps = reference_qps(points)
     for series, front in frontiers.items():
         runs = [r for r in points if names[r.run_id] == series]
         if is_reference(runs[0].engine) and policy_kind(runs[0]) is None:
             continue
-        colour, style = colour_of[runs[0].engine], _line_style(runs[0])
+        colour, style = colour_of[series], _line_style(runs[0])
         recall, qps = zip(*map(point, runs), strict=True)
         axes.scatter(recall, qps, s=14, color=colour, alpha=0.25, linewidths=0)
         qps_error_bars(axes, runs, colour)
@@ -322,11 +341,11 @@ def _draw_work(
         )
     frontiers = work_frontiers(drawn)
     slice_frontiers = work_frontiers(slice_points)
-    colour_of = _colours_by_engine(points, colours)
+    colour_of = colours_by_series(points, names, colours)
     for series, front in frontiers.items():
         runs = [r for r in drawn if names[r.run_id] == series]
         exact = is_reference(runs[0].engine) and policy_kind(runs[0]) is None
-        colour = "0.2" if exact else colour_of[runs[0].engine]
+        colour = "0.2" if exact else colour_of[series]
         style = {"marker": "*", "linestyle": "-"} if exact else _line_style(runs[0])
         axes.scatter(
             [r.distance_computations for r in runs],

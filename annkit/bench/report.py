@@ -28,6 +28,7 @@ from annkit.bench.report_types import (
 )
 from annkit.bench.store import META_FILE, RUNS_FILE, locate_results, read_records
 from annkit.engines.base import get_engine, is_reference
+from annkit.engines.labels import index_labels
 from annkit.errors import AnnkitError, InputError
 from annkit.filtering import SELECTIVITY_BAND_NAMES
 from annkit.types import RUN_STATUSES, RunRecord, TailSummary
@@ -57,9 +58,9 @@ def reference_qps(records: Sequence[RunRecord]) -> float | None:
 
 
 def engine_frontiers(records: Sequence[RunRecord]) -> dict[str, list[RunRecord]]:
-    """Pareto-optimal usable records per series (see :func:`series_names`: an engine's
+    """Pareto-optimal usable records per series (see :func:`series_names`: one index's
     uniform settings, or one index's policies of one kind; in first-seen order), by recall.
-    A policy run never joins its engine's uniform frontier."""
+    A policy run never joins its index's uniform frontier."""
     names = series_names(records)
     by_series: dict[str, list[RunRecord]] = {}
     for record in records:
@@ -72,11 +73,36 @@ def engine_frontiers(records: Sequence[RunRecord]) -> dict[str, list[RunRecord]]
 
 
 def series_names(records: Sequence[RunRecord]) -> dict[str, str]:
-    """The series of every record by run_id: its engine for a uniform setting; for a policy
-    run, ``<engine> <build> + <kind> policy`` (the sweep's own cross-fitted policies) or
+    """The series of every record by run_id: for a uniform setting, its index's label (see
+    :func:`index_label_of`: one series per index, ``hnsw M=16``, ``faiss HNSW32,Flat``, or
+    just the engine when the records hold one index of it); for a policy run,
+    ``<engine> <build> + <kind> policy`` (the sweep's own cross-fitted policies) or
     ``... + <kind> policy (<file>)`` (annkit.bench.policies.series_name)."""
     parts = _label_parts(records)
-    return {record.run_id: series_name(record, parts[record.run_id][0]) for record in records}
+    indexes = index_label_of(records)
+    return {
+        record.run_id: indexes[record.run_id]
+        if policy_kind(record) is None
+        else series_name(record, parts[record.run_id][0])
+        for record in records
+    }
+
+
+def stored_label(record: RunRecord) -> str | None:
+    """The label a sweep gave the record's index when it ran (None: an older record)."""
+    label = getattr(record, "label", None)
+    return label if isinstance(label, str) and label else None
+
+
+def index_label_of(records: Sequence[RunRecord]) -> dict[str, str]:
+    """The label of every record's index by run_id: the one the sweep stored in the record
+    (its ``label =``, or the default the sweep derived), else the default rule
+    (annkit.engines.labels.index_labels) over the records' engines and build params."""
+    derived = index_labels([(r.engine, r.build_params) for r in records], separate=False)
+    return {
+        record.run_id: stored_label(record) or default
+        for record, default in zip(records, derived, strict=True)
+    }
 
 
 def point(record: RunRecord) -> tuple[float, float]:
@@ -206,9 +232,10 @@ def build_report(
 ) -> SweepReport:
     """The report of a sweep (its ``to_dict`` is the JSON form); every run in it carries its
     ``setting`` name (:func:`setting_labels`). ``engines`` and the headlines are per series
-    (:func:`series_names`): an engine's uniform settings, and each index's policies of one
-    kind on their own; ``policies`` sets every policy run beside the uniform settings of its
-    index (:func:`policy_rows`). ``records``: RunRecords, or their runs.jsonl dicts."""
+    (:func:`series_names`): each index's uniform settings (named by its label), and each
+    index's policies of one kind on their own; ``policies`` sets every policy run beside
+    the uniform settings of its index (:func:`policy_rows`). ``records``: RunRecords, or
+    their runs.jsonl dicts."""
     records = as_records(records)
     meta = meta or {}
     flat_qps = reference_qps(records)

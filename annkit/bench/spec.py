@@ -13,6 +13,7 @@ build = { M = [8, 16, 32], ef_construction = [200] }
 query = { ef = [10, 20, 40, 80, 160, 320] }
 policy = ["hnsw16.policy.json"]        # optional: trained policy files (from annkit adapt)
 adapt = { target = [0.95, 0.99] }       # optional: policies trained on the built index
+label = "hnsw (ours)"                   # optional: the series name of the entry's indexes
 ```
 
 Scalars or lists; lists expand to the cartesian product. Every value is checked against the
@@ -23,6 +24,12 @@ error names the file, the line and the key.
 (:class:`PolicySetting`): each policy file is measured on the build it was trained for,
 and ``adapt`` (keys ``target``, ``kinds``, ``folds``, ``grid``, ``seed``, ``centroids``)
 trains cross-fitted policies on each build of the entry, one run per kind and target.
+
+Every index (engine + resolved build params) is one series, named by its label: the entry's
+``label`` (for an entry of several builds, followed by the params telling them apart), else
+:func:`annkit.engines.labels.index_labels` (the engine and the build params that differ
+among that engine's builds in the sweep: ``hnsw M=16``, ``faiss HNSW32,Flat``; the engine
+alone when it has one build). Two indexes never share a label.
 """
 
 from __future__ import annotations
@@ -83,13 +90,19 @@ class BuildSetting:
     """One index to build, with every query setting to measure on it.
 
     ``params`` are the build params as written (coerced), ``resolved`` adds the engine's
-    defaults (None for data-derived ones); ``resolved`` identifies the index.
+    defaults (None for data-derived ones); ``resolved`` identifies the index, ``label``
+    names it.
     """
 
     engine: str
     params: dict[str, Any]
     resolved: dict[str, Any]
     queries: tuple[QuerySetting, ...]
+    #: the index's series name in reports, plots and records: the entry's ``label`` (with
+    #: the params telling its builds apart), else annkit.engines.labels.index_labels'
+    label: str = ""
+    #: True when ``label`` comes from the sweep file's ``label =``
+    labelled: bool = False
 
 
 @dataclass(frozen=True)
@@ -223,7 +236,14 @@ class SweepSpec:
             identity["recall_rule"] = self.recall_rule
         if self.qps_tolerance != DEFAULT_QPS_TOLERANCE:
             identity["qps_tolerance"] = self.qps_tolerance
+        if any(build.labelled for build in self.builds):
+            # records carry their label: a relabelled sweep is another sweep
+            identity["labels"] = sorted(build.label for build in self.builds)
         return identity
+
+    def labels(self) -> dict[str, str]:
+        """The series label of every run by run_id (see :attr:`BuildSetting.label`)."""
+        return {query.run_id: build.label for build in self.builds for query in build.queries}
 
 
 def make_run_id(engine: str, build_params: dict, query_params: dict, k: int, mode: str) -> str:

@@ -33,6 +33,7 @@ from annkit.bench.spec import (
 )
 from annkit.bench.toml_lines import Locator
 from annkit.engines.base import engine_names, get_engine
+from annkit.engines.labels import block_labels, index_labels
 from annkit.errors import AnnkitError, InputError, ParamError
 from annkit.measure import DEFAULT_QPS_TOLERANCE, FILTER_STRATEGIES, MODES
 
@@ -54,7 +55,9 @@ BENCH_KEYS = (
     "qps_tolerance",
     "filter_strategy",
 )
-ENGINE_KEYS = ("name", "build", "query", "policy", "adapt")
+ENGINE_KEYS = ("name", "build", "query", "policy", "adapt", "label")
+#: the keys an unknown-key error lists (``label``, a name only, is in the guide)
+LISTED_ENGINE_KEYS = ENGINE_KEYS[:-1]
 
 
 class _Reader:
@@ -321,6 +324,7 @@ class _Reader:
             raise self.fail(None, "'engine' must be a list of [[engine]] tables")
         builds: dict[str, tuple[str, dict, dict, dict[str, QuerySetting]]] = {}
         first_block: dict[str, int] = {}  # run id -> the block that gave it
+        given_labels: dict[str, tuple[str, int]] = {}  # build key -> (label, block)
         for position, block in enumerate(blocks):
             if not isinstance(block, dict):
                 raise self.fail(locate(position, "name"), "each [[engine]] must be a table")
@@ -328,7 +332,7 @@ class _Reader:
                 if key not in ENGINE_KEYS:
                     raise self.fail(
                         locate(position, key),
-                        f"unknown [[engine]] key {key!r} (known: {', '.join(ENGINE_KEYS)})",
+                        f"unknown [[engine]] key {key!r} (known: {', '.join(LISTED_ENGINE_KEYS)})",
                     )
             name = block.get("name")
             if not isinstance(name, str):
@@ -346,6 +350,25 @@ class _Reader:
             build_grid = self.grid(
                 position, name, "build", block.get("build"), engine_class.build_specs
             )
+            label = block.get("label")
+            if label is not None:
+                if not isinstance(label, str) or not label.strip():
+                    raise self.fail(
+                        locate(position, "label"),
+                        f"engine {name!r}: label must be a non-empty string, e.g. "
+                        'label = "my index"',
+                    )
+                resolved_grid = [
+                    {**{p: spec.default for p, spec in engine_class.build_specs.items()}, **given}
+                    for given in build_grid
+                ]
+                for resolved_build, text in zip(
+                    resolved_grid,
+                    block_labels(" ".join(label.split()), name, resolved_grid),
+                    strict=True,
+                ):
+                    key = json.dumps([name, sorted(resolved_build.items())], default=str)
+                    given_labels.setdefault(key, (text, position))
             policies = self.policy_files(position, name, block.get("policy"), k, base_dir)
             adapting = self.adapt_table(position, name, block.get("adapt"), mode)
             fitted: set[int] = set()
@@ -422,11 +445,30 @@ class _Reader:
                         f"{describe_policy_index(policy)}, not an index this "
                         "[[engine]] builds",
                     )
+        defaults = index_labels([(name, resolved) for name, _, resolved, _ in builds.values()])
+        labels: dict[str, tuple[str, int | None]] = {
+            key: given_labels.get(key, (default, None))
+            for key, default in zip(builds, defaults, strict=True)
+        }
+        owner: dict[str, int | None] = {}
+        for text, block in labels.values():
+            if text in owner and (block is not None or owner[text] is not None):
+                raise self.fail(
+                    locate(block if block is not None else owner[text] or 0, "label"),
+                    f"label {text!r} names two indexes of the sweep: give each "
+                    "[[engine]] entry its own label",
+                )
+            owner[text] = block
         return tuple(
             BuildSetting(
-                engine=name, params=given, resolved=resolved, queries=tuple(queries.values())
+                engine=name,
+                params=given,
+                resolved=resolved,
+                queries=tuple(queries.values()),
+                label=labels[key][0],
+                labelled=labels[key][1] is not None,
             )
-            for name, given, resolved, queries in builds.values()
+            for key, (name, given, resolved, queries) in builds.items()
         )
 
 
