@@ -3,6 +3,10 @@ on stderr, and the typed report (:class:`annkit.bench.report_types.SweepReport`)
 
 from __future__ import annotations
 
+import csv
+import io
+import json
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import click
@@ -18,12 +22,13 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
+from annkit.bench.report import p5_recall, setting_labels, tail_band_recall
 from annkit.bench.report_types import ConcurrencyRow, FailedRun, RunBrief, RunSummary, SweepReport
 from annkit.bench.runner import SweepEvent
 from annkit.cli.console import stderr_console
-from annkit.cli.render import format_bytes, format_qps
+from annkit.cli.render import format_bytes, format_params, format_qps, format_work_count
 from annkit.engines.base import reference_engine
-from annkit.types import RunRecord
+from annkit.types import RunRecord, work_marker
 
 
 class _StepProgress(Progress):
@@ -221,9 +226,25 @@ def policy_table(report: SweepReport) -> Table:
     return table
 
 
-def render_report(console: Console, report: SweepReport) -> None:
+def _work_cell(run: RunSummary | RunBrief, by_id: Mapping[str, RunRecord]) -> str:
+    """A run's distance computations per query, marked with its unit when that is not
+    plain distance computations (``29,102 (codes)``)."""
+    record = by_id.get(run.run_id)
+    return format_work_count(run.distance_computations, record.work_unit if record else None)
+
+
+def _qps_cell(text: str, run: RunSummary, by_id: Mapping[str, RunRecord]) -> str:
+    """A QPS cell, with ``(!)`` when the run's timing was flagged (see timing_notes)."""
+    record = by_id.get(run.run_id)
+    return text + (" (!)" if record is not None and record.starved else "")
+
+
+def render_report(console: Console, report: SweepReport, records: Sequence[RunRecord] = ()) -> None:
     """Pareto table, headline table and failures of a report (see build_report). On a
-    slice (``report.slice``), recall, dist/query and its p50/p95/p99 are the slice's."""
+    slice (``report.slice``), recall, dist/query and its p50/p95/p99 are the slice's.
+    ``records`` (the report's runs) add what the report does not hold: each count's unit
+    (``(codes)``) and the runs whose timing was flagged (``(!)``, listed below)."""
+    by_id = {record.run_id: record for record in records}
     k = report.k
     where = slice_label(report.slice, report.slice_queries)
     pareto = Table(
@@ -250,9 +271,9 @@ def render_report(console: Console, report: SweepReport) -> None:
                 engine if position == 0 else "",
                 _setting(run),
                 f"{run.recall or 0.0:.4f}",
-                format_qps(run.qps, run.qps_min, run.qps_max),
+                _qps_cell(format_qps(run.qps, run.qps_min, run.qps_max), run, by_id),
                 _speedup(run.speedup_vs_flat),
-                _number(run.distance_computations),
+                _work_cell(run, by_id),
             ]
             if counted:
                 cells.append(_work(run))
@@ -261,6 +282,15 @@ def render_report(console: Console, report: SweepReport) -> None:
         if entry.pareto:
             pareto.add_section()
     console.print(pareto)
+    units = {work_marker(record.work_unit) for record in records if record.usable}
+    if len(units) > 1 or units - {""}:
+        console.print(
+            "dist/query (codes): compressed-code comparisons (e.g. PQ fast-scan), far "
+            "cheaper each than full distance computations",
+            highlight=False,
+        )
+    for note in timing_notes(records):
+        console.print(f"(!) timing flagged: {note}", highlight=False, markup=False)
     headline = Table(title=f"best QPS at recall@{k} >= threshold{where}", title_justify="left")
     for column, justify in (
         ("recall@k >=", "right"),
@@ -287,7 +317,7 @@ def render_report(console: Console, report: SweepReport) -> None:
                     f"{best_run.recall or 0.0:.4f}",
                     _number(best_run.qps),
                     _speedup(best_run.speedup_vs_flat),
-                    _number(best_run.distance_computations),
+                    _work_cell(best_run, by_id),
                 )
         headline.add_section()
     console.print(headline)
@@ -360,3 +390,146 @@ def render_report(console: Console, report: SweepReport) -> None:
         for failure in report.failed:
             failed.add_row(failure.engine, _setting(failure), failure.status, failure.error or "-")
         console.print(failed)
+
+
+# ---------------------------------------------------------------- files and CI logs
+
+#: the columns of ``annkit report --csv`` / ``--markdown`` always present, in order (then
+#: ``recall_<A@B>`` per recall depth, and the filter fields when a record has a filter)
+SETTING_COLUMNS = (
+    "engine",
+    "setting",
+    "build_params",
+    "query_params",
+    "status",
+    "recall",
+    "p5_recall",
+    "tail_recall",
+    "qps",
+    "qps_min",
+    "qps_max",
+    "distance_computations",
+    "work_unit",
+    "relative_distance_error",
+    "cpu_per_wall",
+    "load_average",
+    "starved",
+)
+FILTER_COLUMNS = ("filter_strategy", "short_results", "filter_plan")
+
+
+def setting_rows(records: Sequence[RunRecord]) -> list[dict[str, Any]]:
+    """One row per record (every setting, failed ones too, in file order) for a file or a CI
+    log: its engine, label (a record's ``label`` when it has one) or setting text, build
+    and query params, recall (mean, p5 per query, tail band), QPS and its min / max over the
+    timed runs, distance computations and their unit, relative distance error, the timing's
+    load fields, recall at other depths and, when any record is filtered, the filter
+    fields. Values as recorded (None = not measured)."""
+    labels = setting_labels(list(records))
+    depths = sorted({depth for record in records for depth in (record.recall_at or {})})
+    filtered = any(record.filter_strategy is not None for record in records)
+    rows = []
+    for record in records:
+        label = getattr(record, "label", None)  # a sweep entry's own name, where it has one
+        row: dict[str, Any] = {
+            "engine": record.engine,
+            "setting": label or labels.get(record.run_id) or "(defaults)",
+            "build_params": format_params(record.build_params),
+            "query_params": format_params(record.query_params),
+            "status": record.status,
+            "recall": record.recall,
+            "p5_recall": p5_recall(record),
+            "tail_recall": tail_band_recall(record),
+            "qps": record.qps,
+            "qps_min": record.qps_min,
+            "qps_max": record.qps_max,
+            "distance_computations": record.distance_computations,
+            "work_unit": record.work_unit,
+            "relative_distance_error": record.relative_distance_error,
+            "cpu_per_wall": record.cpu_per_wall,
+            "load_average": record.load_average,
+            "starved": record.starved,
+        }
+        for depth in depths:
+            row[f"recall_{depth}"] = (record.recall_at or {}).get(depth)
+        if filtered:
+            row["filter_strategy"] = record.filter_strategy
+            row["short_results"] = record.short_results
+            row["filter_plan"] = (
+                None if record.filter_plan is None else json.dumps(record.filter_plan)
+            )
+        rows.append(row)
+    return rows
+
+
+def settings_csv(rows: Sequence[Mapping[str, Any]]) -> str:
+    """``rows`` (see :func:`setting_rows`) as CSV with a header line; numbers as recorded
+    (full precision), empty cells for None."""
+    buffer = io.StringIO()
+    columns = list(rows[0]) if rows else list(SETTING_COLUMNS)
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({name: "" if value is None else value for name, value in row.items()})
+    return buffer.getvalue()
+
+
+def _cell(text: str) -> str:
+    """A Markdown table cell: pipes escaped (settings read ``M=8 | ef=40``), one line."""
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _optional(value: float | None, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def settings_markdown(rows: Sequence[Mapping[str, Any]], k: int | None) -> str:
+    """``rows`` (see :func:`setting_rows`) as a GitHub Markdown table: recall@k, p5 and
+    tail-band recall, QPS with its spread, distance computations marked with their unit
+    (``29,102 (codes)``), relative distance error, recall at other depths, the filter
+    fields when present, and the timing flag of a run that did not get its cores."""
+    depth_columns = [name for name in (rows[0] if rows else {}) if name.startswith("recall_")]
+    filtered = bool(rows) and "filter_strategy" in rows[0]
+    header = ["engine", "setting", "build params", "query params", f"recall@{k or 'k'}"]
+    header += [name.replace("recall_", "recall ") for name in depth_columns]
+    header += ["p5", "tail", "QPS (min-max)", "dist/query", "rel. dist. error"]
+    if filtered:
+        header += ["filter", "short results"]
+    header += ["status / timing"]
+    lines = [
+        "| " + " | ".join(header) + " |",
+        "|" + "|".join("---" if i < 4 else "---:" for i in range(len(header) - 1)) + "|---|",
+    ]
+    for row in rows:
+        cells = [
+            str(row["engine"]),
+            str(row["setting"]),
+            str(row["build_params"]),
+            str(row["query_params"]),
+            _optional(row["recall"], ".4f"),
+        ]
+        cells += [_optional(row[name], ".4f") for name in depth_columns]
+        cells += [
+            _optional(row["p5_recall"], ".2f"),
+            _optional(row["tail_recall"], ".4f"),
+            format_qps(row["qps"], row["qps_min"], row["qps_max"]),
+            format_work_count(row["distance_computations"], row["work_unit"]),
+            _optional(row["relative_distance_error"], ".4f"),
+        ]
+        if filtered:
+            cells += [str(row["filter_strategy"] or "-"), _optional(row["short_results"], "d")]
+        status = row["status"] if row["status"] != "ok" else ""
+        cells.append("; ".join(part for part in (status, row["starved"] or "") if part) or "ok")
+        lines.append("| " + " | ".join(_cell(cell) for cell in cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def timing_notes(records: Sequence[RunRecord]) -> list[str]:
+    """One line per record whose timing was flagged (starved, busy machine), naming its
+    setting: shown under the report's tables."""
+    labels = setting_labels(list(records))
+    return [
+        f"{record.engine} {labels.get(record.run_id) or '(defaults)'}: {record.starved}"
+        for record in records
+        if record.status == "ok" and record.starved
+    ]
