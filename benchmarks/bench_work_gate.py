@@ -65,6 +65,16 @@ FaissFactoryEngine.search = _twice
 """
 
 
+def _on_work(problem: str) -> bool:
+    """True for a work-gate problem: more work not above the baseline's recall-vs-work
+    frontier, a point below it, or counts that vanished."""
+    return (
+        problem.startswith("dist/query")
+        or "below the baseline frontier" in problem
+        or "no longer counted" in problem
+    )
+
+
 def work_facts(comparison: dict) -> dict:
     """What the work gate saw in one comparison."""
     rows = comparison["rows"]
@@ -85,13 +95,13 @@ def work_facts(comparison: dict) -> dict:
             f"{row['setting']}: {problem}"
             for row in rows
             for problem in row["problems"]
-            if problem.startswith("dist/query") or "no longer counted" in problem
+            if _on_work(problem)
         ],
         "other_problems": [
             f"{row['setting']}: {problem}"
             for row in rows
             for problem in row["problems"]
-            if not (problem.startswith("dist/query") or "no longer counted" in problem)
+            if not _on_work(problem)
         ],
     }
 

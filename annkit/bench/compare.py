@@ -53,7 +53,7 @@ from annkit.bench.report import (
     series_names,
     setting_labels,
 )
-from annkit.engines.base import reference_engine
+from annkit.engines.base import is_reference, reference_engine
 from annkit.errors import InputError
 from annkit.types import RunRecord, qps_spread
 
@@ -84,6 +84,7 @@ _MISS_FLOOR = 1e-4
 QPS_BEYOND_SPREAD = "beyond the spread"
 QPS_BEST = "best against best"
 QPS_NO_SPREAD = "not checked: no spread"
+QPS_NOISY = "not checked: noisy reference"
 QPS_OFF = "off"
 
 
@@ -174,6 +175,17 @@ def sweep_facts(
         flat_qps=reference_qps(records),
         recall_rule=next((record.recall_rule for record in records if record.status == "ok"), None),
     )
+
+
+def reference_spread(records: Sequence[RunRecord]) -> float | None:
+    """How much the exact reference's QPS varied over its timed runs in one sweep (fastest /
+    slowest - 1 of its best record), or None when it has no spread."""
+    best = reference_qps(records)
+    for record in records:
+        if record.usable and record.qps == best and is_reference(record.engine):
+            low, high = _spread(record) if _has_spread(record) else (None, None)
+            return high / low - 1.0 if low and high else None
+    return None
 
 
 def _has_spread(record: RunRecord) -> bool:
@@ -687,6 +699,25 @@ def compare_records(
     labels = {record.run_id: f"{record.engine} {names[record.run_id]}".strip() for record in named}
     series = series_names(named)
     frontiers = baseline_frontiers(list(baseline.values()), slice_name)
+    spreads = (reference_spread(baseline_records), reference_spread(current_records))
+    noisy = thresholds.max_qps_drop is None and any(
+        spread is not None and spread > thresholds.qps_limit for spread in spreads
+    )
+    if noisy:
+        shown = " and ".join(
+            f"{spread:.0%} in the {side}"
+            for side, spread in zip(("baseline", "current sweep"), spreads, strict=True)
+            if spread is not None
+        )
+        skipped.append(
+            (
+                "qps",
+                f"QPS not checked: {reference}'s own QPS varied by {shown} over its timed "
+                f"runs, more than the {thresholds.qps_limit:.0%} limit (a busy machine: a "
+                "drop that size cannot be told from noise); give --max-qps-drop to check "
+                "anyway",
+            )
+        )
     context = _Context(
         thresholds,
         qps_basis,
@@ -694,6 +725,7 @@ def compare_records(
         k,
         slice_name,
         frontiers,
+        noisy,
     )
     rows = [
         _compare_setting(record, current.get(run_id), context, labels[run_id], series)
@@ -755,6 +787,8 @@ def _skipped_tail_and_qps(
     statuses = [row.qps_status for row in rows if row.qps_status is not None]
     if thresholds.qps_off:
         skipped.append(("qps", "QPS not checked: turned off (--max-qps-drop >= 1)"))
+    elif QPS_NOISY in statuses:
+        pass  # said where the noise was measured
     elif statuses and all(status == QPS_NO_SPREAD for status in statuses):
         skipped.append(
             (
@@ -802,6 +836,8 @@ class _Context:
     k: int | None
     slice_name: str | None
     frontiers: dict[str, Frontier]
+    #: the reference's own spread exceeds the default QPS limit: QPS not checked
+    qps_noisy: bool = False
 
 
 def _row(record: RunRecord, label: str, verdict: str) -> SettingChange:
@@ -887,15 +923,20 @@ def _compare_setting(
             improved = True
     frontier = context.frontiers.get(row.series)
     improved = _check_work(row, thresholds, frontier, name) or improved
-    improved = _check_qps(row, thresholds, context.basis) or improved
+    improved = _check_qps(row, thresholds, context.basis, context.qps_noisy) or improved
     row.verdict = REGRESSED if row.problems else IMPROVED if improved else OK
     return row
 
 
-def _check_qps(row: SettingChange, thresholds: GateThresholds, basis: str) -> bool:
+def _check_qps(
+    row: SettingChange, thresholds: GateThresholds, basis: str, noisy: bool = False
+) -> bool:
     """Set the row's QPS status and any QPS problem; True when QPS rose beyond the limit."""
     if thresholds.qps_off:
         row.qps_status = QPS_OFF
+        return False
+    if noisy:
+        row.qps_status = QPS_NOISY
         return False
     limit = thresholds.qps_limit + _SLACK
     what = f"QPS x {basis}" if basis != "raw" else "QPS"

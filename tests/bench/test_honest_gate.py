@@ -162,6 +162,20 @@ def test_qps_is_checked_only_beyond_a_measured_spread():
         "QPS not checked: the sweeps did not measure their spread (fewer than 2 "
         "timed runs per setting); give --max-qps-drop to compare the best runs",
     ) in once.skipped
+    # a reference whose own QPS varied more than the limit: the machine was too busy
+    noisy = [base[0], dict(flat, **spread([50.0, 100.0]))]
+    comparison = compare_records(noisy, [slower[0], noisy[1]])
+    assert (
+        comparison.passed and rows(comparison)["g16"].qps_status == "not checked: noisy reference"
+    )
+    assert (
+        "qps",
+        "QPS not checked: flat's own QPS varied by 100% in the baseline and 100% in the current "
+        "sweep over its timed runs, more than the 15% limit (a busy machine: a drop that size "
+        "cannot be told from noise); give --max-qps-drop to check anyway",
+    ) in comparison.skipped
+    explicit = compare_records(noisy, [slower[0], noisy[1]], GateThresholds(max_qps_drop=0.15))
+    assert not explicit.passed  # asked for: checked anyway
     off = compare_records(base, slower, GateThresholds(max_qps_drop=1.0))
     assert off.passed
     assert ("qps", "QPS not checked: turned off (--max-qps-drop >= 1)") in off.skipped
