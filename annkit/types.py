@@ -338,6 +338,11 @@ def read_fields(cls: Any, data: Mapping[str, Any]) -> dict[str, Any]:
     return values
 
 
+def _optional_label(value: Any) -> str | None:
+    """A record's label: a non-empty string, else None."""
+    return value if isinstance(value, str) and value else None
+
+
 def _engine_name(value: Any) -> str:
     return str(value or "?")
 
@@ -544,6 +549,9 @@ class RunRecord(Measurement):
     #: ``flat`` search measured there at the same concurrency (None: not measured there)
     node: str | None = None
     reference_qps: float | None = None
+    #: the series name of the run's index (the sweep entry's ``label =``, else the default
+    #: annkit.engines.labels.index_labels gives); None in records written before labels
+    label: str | None = field(default=None, metadata={"read": _optional_label})
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> RunRecord:
