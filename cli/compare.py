@@ -59,9 +59,10 @@ def compare(
     QPS is off by default: it is checked only where the sweeps measured their own spread
     (settings timed >= 2 times), and then a drop counts only beyond it (the current best
     run more than 15% below the baseline's slowest run, as speed-up over the flat run of
-    the same sweep). On a shared machine QPS moves by 15-50% with nothing changed, so an
-    explicit --max-qps-drop (best against best where there is no spread) belongs on a
-    dedicated runner. Checks that were skipped (no tail band, work not counted, QPS off)
+    the same sweep); not at all when the flat run's own QPS varied by more than that over
+    its timed runs (a busy machine). On a shared machine QPS moves by 15-50% with nothing
+    changed, so an explicit --max-qps-drop (checked anyway; best against best where there
+    is no spread) belongs on a dedicated runner. Checks that were skipped (no tail band, work not counted, QPS off)
     are named in the output.
 
     A baseline setting missing from CURRENT or failed there fails the gate too. Both
