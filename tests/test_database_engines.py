@@ -572,3 +572,65 @@ def test_pgvector_ctrl_c_during_a_build_stops_the_server(tmp_path):
         time.sleep(0.2)
     assert not list(server_dir.glob("annkit-pg-*")), "the throwaway server was left behind"
     assert not _processes_of(str(server_dir))
+
+
+@pytest.mark.slow
+@needs("pgvector")
+def test_a_sweep_records_a_killed_server_as_failed_and_goes_on(tmp_path, monkeypatch):
+    """The first build's PostgreSQL server is killed (SIGKILL) as soon as it runs: that
+    build's settings become failed records with the reason, and the next build starts a new
+    server and measures."""
+    import threading
+
+    from annkit.bench.runner import run_sweep
+    from annkit.bench.spec import parse_sweep
+    from annkit.bench.store import read_runs
+    from annkit.io.hdf5 import write_dataset_hdf5
+
+    rng = np.random.default_rng(3)
+    data = tmp_path / "tiny.hdf5"
+    write_dataset_hdf5(
+        data,
+        base=rng.standard_normal((300, 8)).astype(np.float32),
+        queries=rng.standard_normal((20, 8)).astype(np.float32),
+        metric="euclidean",
+    )
+    server_dir = tmp_path / "servers"
+    monkeypatch.setenv("ANNKIT_PG_DIR", str(server_dir))
+    killed: list[int] = []
+    stop = threading.Event()
+
+    def kill_the_first_server() -> None:
+        while not stop.is_set() and not killed:
+            for pid_file in server_dir.glob("annkit-pg-*/data/postmaster.pid"):
+                try:
+                    lines = pid_file.read_text().split("\n")
+                    pid = int(lines[0])
+                    if lines[7].strip() != "ready":  # postmaster.pid's status line
+                        continue
+                    os.kill(pid, signal.SIGKILL)
+                except (OSError, ValueError, IndexError):
+                    continue
+                killed.append(pid)
+                return
+            time.sleep(0.05)
+
+    killer = threading.Thread(target=kill_the_first_server, daemon=True)
+    killer.start()
+    spec = parse_sweep(
+        f'[bench]\ndataset = "{data}"\nk = 5\nruns = 1\ntimeout = 120\n\n'
+        '[[engine]]\nname = "pgvector"\nbuild = { m = [8, 12], ef_construction = 32 }\n'
+        "query = { ef_search = [10, 40] }\n"
+    )
+    try:
+        run_sweep(spec, tmp_path / "res", results_root=tmp_path, threads=1)
+    finally:
+        stop.set()
+        killer.join(timeout=5)
+    assert killed, "no server was seen to kill"
+    records = read_runs(tmp_path / "res" / "runs.jsonl")
+    outcome = [(r["build_params"]["m"], r["status"], r["error"]) for r in records]
+    assert [m for m, _, _ in outcome] == [8, 8, 12, 12]
+    assert all(status == "failed" and error for m, status, error in outcome if m == 8), outcome
+    assert all(status == "ok" for m, status, _ in outcome if m == 12), outcome
+    assert all("pgvector" in error for m, _, error in outcome if m == 8), outcome

@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import time
 import warnings
 import weakref
 from pathlib import Path
@@ -35,14 +36,16 @@ _WATCHDOG = r"""
 import os, shutil, signal, sys, time
 parent, folder = int(sys.argv[1]), sys.argv[2]
 signal.signal(signal.SIGINT, signal.SIG_IGN)
-while os.getppid() == parent:
-    time.sleep(0.2)
 def postmaster():
     try:
         with open(os.path.join(folder, "data", "postmaster.pid")) as handle:
             return int(handle.readline())
     except (OSError, ValueError):
         return None
+seen = None
+while os.getppid() == parent:
+    seen = postmaster() or seen
+    time.sleep(0.2)
 def alive(pid):
     try:
         with open(f"/proc/{pid}/stat") as handle:
@@ -53,7 +56,7 @@ def alive(pid):
             return True
         except OSError:
             return False
-pid = postmaster()
+pid = postmaster() or seen
 if pid is not None and alive(pid):
     for sig, wait in ((signal.SIGINT, 5.0), (signal.SIGQUIT, 2.0), (signal.SIGKILL, 2.0)):
         try:
@@ -136,6 +139,32 @@ def _chown_tree(path: Path, user: str) -> None:
             os.chown(os.path.join(folder, name), entry.pw_uid, entry.pw_gid, follow_symlinks=False)
 
 
+def _postmaster_status(data: Path) -> str | None:
+    """The status line of a data directory's postmaster.pid (starting, ready, stopping), or
+    None when there is no running server's pid file."""
+    try:
+        lines = (data / "postmaster.pid").read_text().split("\n")
+    except OSError:
+        return None
+    return lines[7].strip() if len(lines) > 7 else "starting"
+
+
+def _kill_postmaster(data: Path) -> None:
+    """Stop the postmaster of ``data`` at once (immediate shutdown, then SIGKILL)."""
+    import signal
+
+    try:
+        pid = int((data / "postmaster.pid").read_text().split("\n")[0])
+    except (OSError, ValueError):
+        return
+    for sig in (signal.SIGQUIT, signal.SIGKILL):
+        try:
+            os.kill(pid, sig)
+        except OSError:
+            return
+        time.sleep(0.5)
+
+
 def _stop(server: Any, watchdog: subprocess.Popen | None, folder: Path) -> None:
     """Stop the server, remove its throwaway folder and end the watchdog (idempotent)."""
     # pgserver's own cleanup stops the server, removes its data and drops its atexit hook;
@@ -177,14 +206,36 @@ class ThrowawayServer:
             self.server = module.get_server(self.data, cleanup_mode="delete", start=False)
             if archive is not None and self.server.system_user is not None:
                 _chown_tree(self.data, self.server.system_user)
-            self.server.start()
+            self._start()
         except Exception as exc:  # noqa: BLE001 - pgserver raises many kinds
-            reason = _server_reason(self.log) if self.log.exists() else str(exc).splitlines()[0]
+            lines = str(exc).strip().splitlines()
+            reason = _server_reason(self.log) if self.log.exists() else None
+            reason = reason or (lines[0] if lines else type(exc).__name__)
+            _kill_postmaster(self.data)  # one that came up too late must not outlive this
             _stop(getattr(self, "server", _NoServer()), self._watchdog, self.folder)
             raise EngineError(
                 f"pgvector: the PostgreSQL server would not start: {reason}"
             ) from None
         self._finalizer = weakref.finalize(self, _stop, self.server, self._watchdog, self.folder)
+
+    def _start(self) -> None:
+        """Start the server. pgserver gives pg_ctl 10 s; on a loaded machine a server can take
+        longer: then wait for it to report ready (up to 2 minutes) and adopt it."""
+        try:
+            self.server.start()
+            return
+        except subprocess.TimeoutExpired:
+            pass
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            status = _postmaster_status(self.data)
+            if status == "ready":
+                self.server.start()  # finds the running server and adopts it
+                return
+            if status is None:
+                break
+            time.sleep(0.2)
+        raise EngineError("it did not report ready within 2 minutes")
 
     def _restore(self, archive: Path) -> None:
         self.data.mkdir(mode=0o700)
