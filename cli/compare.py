@@ -62,8 +62,8 @@ def compare(
     the same sweep); not at all when the flat run's own QPS varied by more than that over
     its timed runs (a busy machine). On a shared machine QPS moves by 15-50% with nothing
     changed, so an explicit --max-qps-drop (checked anyway; best against best where there
-    is no spread) belongs on a dedicated runner. Checks that were skipped (no tail band, work not counted, QPS off)
-    are named in the output.
+    is no spread) belongs on a dedicated runner. Checks that were skipped (no tail band,
+    work not counted, QPS off) are named in the output.
 
     A baseline setting missing from CURRENT or failed there fails the gate too. Both
     sweeps must use the same dataset (base vectors and queries), metric, k and mode.
