@@ -634,3 +634,14 @@ def test_a_sweep_records_a_killed_server_as_failed_and_goes_on(tmp_path, monkeyp
     assert all(status == "failed" and error for m, status, error in outcome if m == 8), outcome
     assert all(status == "ok" for m, status, _ in outcome if m == 12), outcome
     assert all("pgvector" in error for m, _, error in outcome if m == 8), outcome
+
+
+@needs("pgvector")
+def test_a_dsn_password_is_never_written_to_the_manifest():
+    engine = get_engine("pgvector")(
+        "angular", 8, dsn="postgresql://ann:secret@127.0.0.1/db", table="annkit_t"
+    )
+    assert engine.built_params()["dsn"] == "user=ann dbname=db host=127.0.0.1"
+    assert get_engine("pgvector")("angular", 8, dsn="env:MY_DSN").built_params()["dsn"] == (
+        "env:MY_DSN"
+    )

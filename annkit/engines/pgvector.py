@@ -222,8 +222,12 @@ class PgvectorEngine(Engine):
         return {"m": [8, 16, 32]}
 
     def built_params(self) -> dict[str, Any]:
-        """Build params as built (parameters the index kind does not have are left out)."""
-        return {name: value for name, value in self.params.items() if value is not None}
+        """Build params as built (parameters the index kind does not have are left out; a
+        password in the DSN is never written: libpq reads it from PGPASSWORD or ~/.pgpass)."""
+        params = {name: value for name, value in self.params.items() if value is not None}
+        if params.get("dsn") and not params["dsn"].startswith("env:"):
+            params["dsn"] = without_password(params["dsn"])
+        return params
 
     def build_params_for(self, count: int) -> dict[str, Any]:
         params = {name: value for name, value in self.params.items() if value is not None}
@@ -526,6 +530,20 @@ class PgvectorEngine(Engine):
         engine.count = count
         engine._apply_query_params()
         return engine
+
+
+def without_password(dsn: str) -> str:
+    """``dsn`` with any password left out (unchanged when libpq cannot parse it)."""
+    import psycopg2.extensions
+
+    try:
+        parts = psycopg2.extensions.parse_dsn(dsn)
+    except psycopg2.Error:
+        return dsn
+    if "password" not in parts:
+        return dsn
+    parts.pop("password")
+    return str(psycopg2.extensions.make_dsn(**parts))
 
 
 def sql_count(table: Any) -> Any:
