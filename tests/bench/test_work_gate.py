@@ -242,7 +242,8 @@ def test_three_times_the_effort_fails_on_work_while_recall_passes(baseline, tmp_
     assert row.work_change is not None and row.work_change > 1.0  # ~2x the distances
     assert row.recall_change is not None and 0 <= row.recall_change <= 0.005
     assert len(row.problems) == 1
-    assert row.problems[0].startswith("dist/query +") and "same or lower recall" in row.problems[0]
+    assert row.problems[0].startswith("dist/query +")
+    assert row.problems[0].endswith(", not above the baseline frontier")
     assert all(r.work_status == WORK_CHECKED for r in comparison.rows)
 
 
@@ -283,7 +284,7 @@ def test_an_engine_that_searches_twice_fails_on_work_with_recall_identical(
     for row in faiss_rows:
         assert row.recall_change == 0.0 and row.tail_recall_change == 0.0
         assert row.work_change == pytest.approx(1.0)
-        assert row.problems == ["dist/query +100.0% at the same or lower recall"]
+        assert row.problems == ["dist/query +100.0%, not above the baseline frontier"]
     flat = next(row for row in comparison.rows if row.engine == "flat")
     assert flat.verdict == "ok" and flat.work_status == WORK_CHECKED
 
@@ -329,7 +330,7 @@ def test_bench_baseline_passes_the_work_limit_through(tmp_path):
     gated = run_cli(*args)
     assert gated.exit_code == 1, gated.output
     [row] = json.loads(gated.stdout)["compare"]["rows"]
-    assert row["problems"] == ["dist/query +11.1% at the same or lower recall"]
+    assert row["problems"] == ["dist/query +11.1%, not above the baseline frontier"]
     assert gated.stderr == "Error: regression gate failed: 1 of 1 baseline settings regressed\n"
     looser = run_cli(*args, "--max-work-increase", "0.2")
     assert looser.exit_code == 0, looser.output
