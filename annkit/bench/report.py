@@ -90,8 +90,7 @@ def series_names(records: Sequence[RunRecord]) -> dict[str, str]:
 
 def stored_label(record: RunRecord) -> str | None:
     """The label a sweep gave the record's index when it ran (None: an older record)."""
-    label = getattr(record, "label", None)
-    return label if isinstance(label, str) and label else None
+    return record.label or None
 
 
 def index_label_of(records: Sequence[RunRecord]) -> dict[str, str]:
