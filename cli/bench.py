@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -36,10 +37,14 @@ from annkit.cli.sweep_render import (
     SweepProgress,
     plain_progress_line,
     render_report,
+    setting_rows,
+    settings_csv,
+    settings_markdown,
     slice_label,
     slice_queries,
 )
 from annkit.errors import InputError
+from annkit.types import work_axis_label
 
 __all__ = ["COMMANDS", "plain_progress_line", "slice_label", "slice_queries"]
 
@@ -233,6 +238,7 @@ def bench(
             clients=client_counts,
         )
     records = outcome.records
+    reported = time.perf_counter()
     report = build_report(records, outcome.meta, outcome.results_dir)
     plot_path: Path | None = None
     if any(record.usable for record in records):
@@ -241,6 +247,7 @@ def bench(
             from annkit.bench.plot import plot_sweep
 
             plot_sweep(records, plot_path)
+    phases = {**outcome.phases, "report_and_plot": round(time.perf_counter() - reported, 3)}
     summary = {
         "ran": outcome.ran,
         "skipped": outcome.skipped,
@@ -248,6 +255,7 @@ def bench(
         "builds": outcome.builds,
         "cached_builds": outcome.cached_builds,
         "seconds": outcome.seconds,
+        "phases": phases,
     }
     comparison = (
         None
@@ -278,11 +286,16 @@ def bench(
             raise_if_failed(comparison)
         return
     console = stdout_console()
-    render_report(console, report)
+    render_report(console, report, records)
     console.print(
         f"{outcome.ran} settings measured ({outcome.failed} failed), {outcome.skipped} already "
         f"done; {outcome.builds - outcome.cached_builds} indexes built, "
         f"{outcome.cached_builds} from cache; {outcome.seconds:.1f}s"
+    )
+    console.print(
+        "where the time went: "
+        + ", ".join(f"{name.replace('_', ' ')} {seconds:.1f}s" for name, seconds in phases.items()),
+        highlight=False,
     )
     where = f"results: {outcome.results_dir}"
     console.print(where + (f"  plot: {plot_path}" if plot_path else ""))
@@ -302,11 +315,33 @@ def bench(
     help="Report recall on a query slice: tail, head, torso, hard-lid, lid-q4, ...",
 )
 @json_option
-def report(results: str, slice_name: str, as_json: bool) -> None:
+@click.option(
+    "--markdown",
+    "as_markdown",
+    is_flag=True,
+    help="Print one Markdown table row per setting (for a file, a pull request or a CI "
+    "summary) instead of the report.",
+)
+@click.option(
+    "--csv",
+    "as_csv",
+    is_flag=True,
+    help="Print one CSV row per setting (engine, setting, params, recall, p5, tail, QPS "
+    "and spread, distance computations, ...) instead of the report.",
+)
+def report(results: str, slice_name: str, as_json: bool, as_markdown: bool, as_csv: bool) -> None:
     """Report a sweep from RESULTS (a results folder or its runs.jsonl): Pareto-optimal runs
-    per engine, best QPS at recall@k >= 0.90 / 0.95 / 0.99 and speed-ups over flat."""
+    per engine, best QPS at recall@k >= 0.90 / 0.95 / 0.99 and speed-ups over flat; or every
+    setting as one row of a Markdown (--markdown) or CSV (--csv) table."""
+    if as_json + as_markdown + as_csv > 1:
+        raise click.UsageError("use one of --json, --markdown and --csv")
     folder, records, meta = load_results(results)
     sliced = on_slice(records, slice_name)
+    if as_csv or as_markdown:
+        rows = setting_rows(sliced)
+        first_k = next((record.k for record in sliced if record.k is not None), None)
+        click.echo(settings_csv(rows) if as_csv else settings_markdown(rows, first_k), nl=False)
+        return
     summary = replace(
         build_report(sliced, meta, folder),
         slice=slice_name,
@@ -315,7 +350,7 @@ def report(results: str, slice_name: str, as_json: bool) -> None:
     if as_json:
         click.echo(to_json(summary.to_dict()))
         return
-    render_report(stdout_console(), summary)
+    render_report(stdout_console(), summary, sliced)
 
 
 def default_plot_path(results: Path, folder: Path | None, x_axis: str, measure: str) -> Path:
@@ -416,7 +451,12 @@ def plot(
     name = (first.dataset if first else None) or folder.name
     k = first.k if first and first.k is not None else "k"
     label = measure_label(measure, k)
-    versus = "QPS" if x_axis == "qps" else "distance computations"
+    # the work axis names every unit the runs count in (PQ code distances beside plain ones)
+    versus = (
+        "QPS"
+        if x_axis == "qps"
+        else work_axis_label([record.work_unit for record in records if record.usable])
+    )
     if slice_name == "all":
         path = plot_sweep(records, target, title=title, x=x_axis, y=measure)
     elif slice_only:

@@ -78,6 +78,30 @@ class SweepOutcome:
     builds: int = 0
     cached_builds: int = 0
     extra: dict = field(default_factory=dict)
+    #: wall seconds of this invocation by phase (see :data:`PHASES`)
+    phases: dict[str, float] = field(default_factory=dict)
+
+
+#: where a sweep's wall time goes, in order: opening the dataset, exact ground truth (or
+#: reading it from the cache), starting worker processes, building indexes, loading cached
+#: ones, the timed searches, everything else of a measurement (scoring, counting, slices,
+#: the worker's messages), and writing records
+PHASES = (
+    "dataset",
+    "ground_truth",
+    "worker_start",
+    "build",
+    "load",
+    "timed_search",
+    "scoring",
+    "writing",
+)
+
+
+def timed_seconds(record: RunRecord) -> float:
+    """The seconds a record's timed runs searched (each run's queries over its QPS)."""
+    queries = record.timed_queries or record.queries or 0
+    return float(sum(queries / qps for qps in (record.qps_runs or ()) if qps))
 
 
 def describe_setting(engine: str, build: dict, query: dict | None = None) -> str:
@@ -175,6 +199,7 @@ class _Sweep:
             str(store.path / WORKER_LOG),
         )
         self.worker: WorkerProcess | None = None
+        self.phases: dict[str, float] = dict.fromkeys(PHASES, 0.0)
 
     def emit(self, kind: str, message: str = "", record: RunRecord | None = None) -> None:
         if self.on_event is not None:
@@ -291,11 +316,14 @@ class _Sweep:
         build_info: dict = {}
         while remaining:
             if self.worker is None:
+                began = time.monotonic()
                 self.worker = WorkerProcess.start(self.worker_args)
+                self.phases["worker_start"] += time.monotonic() - began
             worker = self.worker
             job = self.job(build, remaining, rebuild)
             by_id = {query.run_id: query for query in remaining}
             current: QuerySetting | None = None
+            mark = time.monotonic()
             phase = "build"
             deadline: float | None = None
             try:
@@ -334,12 +362,15 @@ class _Sweep:
                                 remaining.remove(query)
                         break
                     kind = message[0]
+                    now = time.monotonic()
                     if kind == "build_start":
+                        mark = now
                         verb = "loading cached index" if message[1] else "building"
                         self.emit("build", f"{verb} {label}")
                         deadline = self._deadline()
                     elif kind == "build_done":
                         build_info = message[1]
+                        self.phases["load" if build_info["cached"] else "build"] += now - mark
                         rebuild = False  # built now: a restarted worker must not build again
                         self.outcome_counts["builds"] += 1
                         if build_info["cached"]:
@@ -351,6 +382,7 @@ class _Sweep:
                         remaining = []
                         break  # a failed build ends the job
                     elif kind == "query_start":
+                        mark = now
                         current = by_id[message[1]]
                         self.emit(
                             "query", describe_setting(build.engine, build.params, current.params)
@@ -358,7 +390,11 @@ class _Sweep:
                         deadline = self._deadline()
                     elif kind == "result":
                         query = by_id[message[1]]
+                        searched = min(timed_seconds(message[2]), now - mark)
+                        self.phases["timed_search"] += searched
+                        self.phases["scoring"] += now - mark - searched
                         self._record(build, query, "ok", measured=message[2], per_query=message[3])
+                        self.phases["writing"] += time.monotonic() - now
                         remaining.remove(query)
                     elif kind == "query_failed":
                         query = by_id[message[1]]
@@ -517,6 +553,7 @@ def run_sweep(
         check_policy_sweep(spec, run_plan is not None)
     if dataset is None:
         dataset = open_dataset(**spec.dataset_kwargs())
+    opened = time.perf_counter() - started
     if spec.k > dataset.n_base:
         raise InputError(
             f"{spec.source}: k={spec.k} exceeds the {dataset.n_base} base vectors of {dataset.name}"
@@ -591,9 +628,11 @@ def run_sweep(
             notice = ground_truth_notice(dataset, spec.k)
             if notice:
                 on_event(SweepEvent("notice", 0, spec.n_runs, notice))
+        truth_started = time.perf_counter()
         _, truth_path, _ = cached_true_distances(
             cache_dir, dataset, spec.k, memory_check=memory_check
         )
+        truth_seconds = time.perf_counter() - truth_started
         sweep = _Sweep(
             spec,
             store,
@@ -621,6 +660,15 @@ def run_sweep(
             sweep.close(graceful=False)
             raise
         sweep.close()
+        phases = {
+            **sweep.phases,
+            "dataset": opened,
+            "ground_truth": truth_seconds,
+        }
+        phases = {name: round(phases[name], 3) for name in PHASES}
+        phases["other"] = round(max(0.0, time.perf_counter() - started - sum(phases.values())), 3)
+        meta["phases"] = phases
+        store.write_meta(meta)
         sweep.emit("finish")
         order = {run_id: position for position, run_id in enumerate(spec.run_ids())}
         records = sorted(
@@ -636,4 +684,5 @@ def run_sweep(
         seconds=time.perf_counter() - started,
         builds=sweep.outcome_counts["builds"],
         cached_builds=sweep.outcome_counts["cached_builds"],
+        phases=phases,
     )
