@@ -227,7 +227,12 @@ class _Sweep:
         build_info = build_info or {}
         if measured is not None:
             record = replace(
-                measured, run_id=query.run_id, status=status, error=error, finished_at=_utc_now()
+                measured,
+                run_id=query.run_id,
+                status=status,
+                error=error,
+                finished_at=_utc_now(),
+                label=build.label or None,
             )
         else:
             record = RunRecord.failed(
@@ -247,6 +252,7 @@ class _Sweep:
                 build_seconds=build_info.get("build_seconds"),
                 finished_at=_utc_now(),
             )
+            record = replace(record, label=build.label or None)
         self.store.add(record, per_query)
         self.done += 1
         self.outcome_counts["ran"] += 1

@@ -193,3 +193,25 @@ def test_a_real_sweep_reports_and_plots_one_series_per_index(results, tmp_path, 
     plot_sweep(records, tmp_path / "plot.png")
     assert lines == series[:-1]  # flat is the reference line, drawn by axhline
     assert (tmp_path / "plot.png").read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.slow
+def test_records_carry_their_label_and_label_overrides_the_default(results, tmp_path):
+    _, records, _ = load_results(results)
+    assert {record.label for record in records} == {
+        "faiss HNSW16,Flat",
+        "faiss IVF64,PQ48x4fs,RFlat",
+        "hnsw M=8",
+        "hnsw M=16",
+        "flat",
+    }
+    labelled = (
+        '[bench]\nruns = 1\n\n[[engine]]\nname = "hnsw"\nbuild = { M = 8, ef_construction = 40 }\n'
+        'query = { ef = [20] }\nlabel = "mine"\n\n[[engine]]\nname = "flat"\n'
+    )
+    outcome = run_sweep(
+        parse_sweep(labelled, "mine.toml"), tmp_path / "mine", results_root=tmp_path, threads=1
+    )
+    assert [record.label for record in outcome.records] == ["mine", "flat"]
+    _, stored, meta = load_results(tmp_path / "mine")
+    assert list(build_report(stored, meta).to_dict()["engines"]) == ["mine", "flat"]
