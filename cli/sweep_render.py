@@ -110,10 +110,11 @@ def plain_progress_line(event: SweepEvent) -> str:
         status, error = (None, None) if record is None else (record.status, record.error)
         return f"{head}: {status}: {error}"
     recall = record.recall or 0.0
+    flag = f" ({record.starved})" if record.starved else ""
     return (
-        f"{head}: recall@{record.k} {recall:.4f}, {record.qps:,.0f} QPS"
+        f"{head}: recall@{record.k} {recall:.4f}, {record.qps:,.0f} QPS{flag}"
         if record.qps
-        else f"{head}: recall@{record.k} {recall:.4f}"
+        else f"{head}: recall@{record.k} {recall:.4f}{flag}"
     )
 
 
@@ -353,6 +354,7 @@ def render_report(console: Console, report: SweepReport, records: Sequence[RunRe
         for row in report.concurrency:
             levels = ", ".join(
                 f"{level.level}: {level.qps or 0.0:,.0f}"
+                + (" (!)" if (flagged := by_id.get(level.run_id)) and flagged.starved else "")
                 + (f" ({p99:.2f})" if (p99 := level.latency_ms.get("p99")) is not None else "")
                 for level in row.levels
             )

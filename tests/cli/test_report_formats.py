@@ -177,3 +177,20 @@ def test_one_format_at_a_time(results):
     result = run_cli("report", results, "--csv", "--markdown")
     assert result.exit_code == 2
     assert "use one of --json, --markdown and --csv" in result.stderr
+
+
+def test_a_ci_log_line_names_a_flagged_timing():
+    from annkit.bench.runner import SweepEvent
+    from annkit.cli.sweep_render import plain_progress_line
+
+    flagged = RunRecord.from_dict(
+        _record(
+            "h", "hnsw", {"ef": 10}, 0.9512, 8123.0, starved="busy machine: load 3.4 on 2 cores"
+        )
+    )
+    line = plain_progress_line(SweepEvent("record", 3, 14, "hnsw M=8 | ef=10", flagged))
+    assert line == (
+        "[3/14] hnsw M=8 | ef=10: recall@10 0.9512, 8,123 QPS (busy machine: load 3.4 on 2 cores)"
+    )
+    quiet = RunRecord.from_dict(_record("h", "hnsw", {"ef": 10}, 0.9512, 8123.0))
+    assert plain_progress_line(SweepEvent("record", 3, 14, "x", quiet)).endswith("8,123 QPS")
