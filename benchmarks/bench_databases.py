@@ -39,47 +39,41 @@ from annkit.types import Dataset
 
 K = 10
 TARGETS = (0.95, 0.99)
-#: (engine, build params, effort parameter, its grid, other query params)
-ENGINES: dict[str, tuple[dict[str, Any], str, list[int], dict[str, Any]]] = {
-    "hnsw": ({"M": 16, "ef_construction": 200}, "ef", [10, 20, 40, 80, 160, 320, 640], {}),
-    "pgvector": (
-        {"index": "hnsw", "m": 16, "ef_construction": 200},
-        "ef_search",
-        [10, 20, 40, 80, 160, 320, 640, 1000],
-        {},
-    ),
-    "chroma": (
-        {"max_neighbors": 16, "ef_construction": 200},
-        "ef_search",
-        [10, 20, 40, 80, 160, 320, 640],
-        {},
-    ),
-    "nmslib": ({"M": 16, "efConstruction": 200}, "efSearch", [10, 20, 40, 80, 160, 320, 640], {}),
-    "usearch": (
-        {"connectivity": 16, "expansion_add": 128},
-        "expansion_search",
-        [10, 20, 40, 80, 160, 320, 640],
-        {},
-    ),
-    "duckdb": (
-        {"M": 16, "ef_construction": 128},
-        "hnsw_ef_search",
-        [10, 20, 40, 80, 160, 320, 640],
-        {},
-    ),
-    "ivfpq": (
-        {"nlist": 316, "m": 48},
-        "nprobe",
-        [4, 8, 16, 32, 64, 128, 316],
-        {"rerank": 10},
-    ),
-    "lancedb": (
-        {"index_type": "IVF_PQ", "num_partitions": 316, "num_sub_vectors": 48},
-        "nprobes",
-        [4, 8, 16, 32, 64, 128, 316],
-        {"refine_factor": 10},
-    ),
-}
+HNSW_GRID = [10, 20, 40, 80, 160, 320, 640]
+
+
+def engines_for(n_base: int) -> dict[str, tuple[dict[str, Any], str, list[int], dict[str, Any]]]:
+    """engine -> (build params, effort parameter, its grid, other query params); the IVF
+    indexes get about sqrt(n) lists / partitions."""
+    lists = round(n_base**0.5)
+    probes = sorted({p for p in (4, 8, 16, 32, 64, 128) if p < lists} | {lists})
+    return {
+        "hnsw": ({"M": 16, "ef_construction": 200}, "ef", HNSW_GRID, {}),
+        "pgvector": (
+            {"index": "hnsw", "m": 16, "ef_construction": 200},
+            "ef_search",
+            [*HNSW_GRID, 1000],
+            {},
+        ),
+        "chroma": ({"max_neighbors": 16, "ef_construction": 200}, "ef_search", HNSW_GRID, {}),
+        "nmslib": ({"M": 16, "efConstruction": 200}, "efSearch", HNSW_GRID, {}),
+        "usearch": (
+            {"connectivity": 16, "expansion_add": 128},
+            "expansion_search",
+            HNSW_GRID,
+            {},
+        ),
+        "duckdb": ({"M": 16, "ef_construction": 128}, "hnsw_ef_search", HNSW_GRID, {}),
+        "ivfpq": ({"nlist": lists, "m": 48}, "nprobe", probes, {"rerank": 10}),
+        "lancedb": (
+            {"index_type": "IVF_PQ", "num_partitions": lists, "num_sub_vectors": 48},
+            "nprobes",
+            probes,
+            {"refine_factor": 10},
+        ),
+    }
+
+
 PAIRS = (
     ("pgvector", "hnsw"),
     ("chroma", "hnsw"),
@@ -93,7 +87,7 @@ def measure_engine(
     name: str, dataset: Dataset, truth: np.ndarray, workdir: Path, threads: int
 ) -> dict[str, Any]:
     """Build, save, load and sweep one engine's effort grid until recall reaches 0.99."""
-    build_params, effort, grid, fixed = ENGINES[name]
+    build_params, effort, grid, fixed = engines_for(dataset.n_base)[name]
     started = time.perf_counter()
     engine, seconds = build_index(name, dataset.base, dataset.metric, build_params, threads)
     phases = dict(engine.build_phases or {})

@@ -433,14 +433,12 @@ class PgvectorEngine(Engine):
         try:
             connection = self._connection()
             statement = self._prepared(connection)
-            with connection.cursor() as cursor:
-                for row in range(len(queries)):
-                    cursor.execute(statement, (_vector_text(queries[row]), k))
-                    found = cursor.fetchall()
-                    if found:
-                        answer = np.asarray(found, dtype=np.float64)
-                        ids[row, : len(found)] = answer[:, 0].astype(np.int64)
-                        distances[row, : len(found)] = answer[:, 1]
+            cursor = self._local.cursor
+            for row in range(len(queries)):
+                cursor.execute(statement, (_vector_text(queries[row]), k))
+                for rank, (found_id, distance) in enumerate(cursor.fetchall()):
+                    ids[row, rank] = found_id
+                    distances[row, rank] = distance
         except psycopg2.Error as exc:
             raise EngineError(f"pgvector: the search failed: {_first_line(exc)}") from None
         return SearchResult(ids=ids, distances=distances)
@@ -460,6 +458,7 @@ class PgvectorEngine(Engine):
                     ).format(operator, self._identifier(self.table), operator)
                 )
             local.prepared = "EXECUTE annkit_search (%s, %s)"
+            local.cursor = connection.cursor()  # this thread's cursor, reused per query
         return str(local.prepared)
 
     # ------------------------------------------------------------------ save / load
