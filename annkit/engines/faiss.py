@@ -117,6 +117,9 @@ class FaissFactoryEngine(Engine):
             )
         self._index: Any = None
         self._layout_of: tuple[Any, tuple[bool, Any, str | None]] | None = None
+        #: (index, query params, SearchParameters, the objects they hold): built once per
+        #: index and setting, so a single-query search is a bare faiss call
+        self._params_of: tuple[Any, tuple, Any, list[Any]] | None = None
 
     def built_params(self) -> dict[str, Any]:
         """Build params as built: efConstruction resolved for HNSW graphs, left out for the
@@ -374,10 +377,40 @@ class FaissFactoryEngine(Engine):
         self._layout_of = (self._index, (refine, index, how))
         return refine, index, how
 
+    def work_unit(self) -> str:
+        """``PQ code distances`` when the scanned index (under a refine stage and
+        transforms, see :meth:`_layout`) compares product-quantizer codes: PQ, IVF-PQ, their
+        fast-scan forms (4-bit codes compared 32 at a time) and an HNSW graph over PQ
+        storage; ``code distances`` for other fast-scan codes; else plain distance
+        computations (flat, SQ, IVF-flat, HNSW-flat). The count also holds the coarse
+        quantizer's and a refine stage's exact distances, few beside the codes."""
+        faiss = _faiss()
+        index = self._layout()[1]
+        if isinstance(index, faiss.IndexHNSW):
+            index = _downcast(index.storage)
+        if isinstance(index, faiss.IndexIVFPQ | faiss.IndexPQ) or (
+            isinstance(index, faiss.IndexFastScan | faiss.IndexIVFFastScan) and hasattr(index, "pq")
+        ):
+            return "PQ code distances"
+        if isinstance(index, faiss.IndexFastScan | faiss.IndexIVFFastScan):
+            return "code distances"
+        return super().work_unit()
+
+    def _setting_params(self) -> Any:
+        """faiss SearchParameters of the current index and query params, built on first
+        use and kept (with every object they hold) until either changes."""
+        setting = tuple(sorted(self.query.items()))
+        cached = self._params_of
+        if cached is None or cached[0] is not self._index or cached[1] != setting:
+            keep: list[Any] = []
+            params = self._search_params(self._index, keep)
+            cached = (self._index, setting, params, keep)
+            self._params_of = cached
+        return cached[2]
+
     def search(self, queries: np.ndarray, k: int) -> SearchResult:
         prepared = prepare(queries, self.metric)
-        keep: list[Any] = []
-        params = self._search_params(self._index, keep)
+        params = self._setting_params()
         refine, inner, how = self._layout()
         k_base = int(k * float(self.query["k_factor"])) if refine else k
         counts: np.ndarray | None = None
@@ -438,6 +471,16 @@ class FaissFactoryEngine(Engine):
         if refine:
             counts += np.minimum(scanned, k_base)
         return counts.astype(np.int64)
+
+    def count_distances(self, queries: np.ndarray, k: int) -> np.ndarray | None:
+        """The exact per-query counts alone: faiss' counters (one query per call) or the
+        probed list sizes, without the batch search :meth:`search` would make first (its
+        results are not needed: the counts are what that search does)."""
+        _, _, how = self._layout()
+        if how is None:
+            return None
+        with faiss_threads(self.search_threads):
+            return self._counts(prepare(queries, self.metric), k, self._setting_params(), how)
 
     def _counts(self, prepared: np.ndarray, k: int, params: Any, how: str) -> np.ndarray:
         """Per-query distance computations of searching ``prepared`` the way ``how`` says
