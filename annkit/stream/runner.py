@@ -10,7 +10,7 @@ import os
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -445,7 +445,11 @@ def run_stream(
     probe = cls(dataset.metric, dataset.dim, **settings.build_params)
     resolved = probe.built_params()
     check_engine(cls, resolved, runbook)
-    resolve_params(cls.name, cls.query_specs(resolved), settings.query_params, "query")
+    checked = resolve_params(cls.name, cls.query_specs(resolved), settings.query_params, "query")
+    # the given query params with their types (e.g. "64" from the command line -> 64)
+    settings = replace(
+        settings, query_params={name: checked[name] for name in settings.query_params}
+    )
     if settings.measure.k > runbook.max_pts:
         raise InputError(f"k={settings.measure.k} exceeds max_pts {runbook.max_pts}")
     out = Path(output)

@@ -51,6 +51,7 @@ def test_json_has_one_record_per_step_and_the_ids_recheck(tmp_path):
     )  # fmt: skip
     assert result.exit_code == 0, result.stderr
     report = json.loads(result.stdout)
+    assert report["query_params"] == {"ef": 30} and report["build_params"]["M"] == 8
     steps = report["steps"]
     assert [step["step"] for step in steps] == list(range(1, 9))
     assert [step["operation"] for step in steps][:3] == ["insert", "search", "insert"]
