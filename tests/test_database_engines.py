@@ -645,3 +645,20 @@ def test_a_dsn_password_is_never_written_to_the_manifest():
     assert get_engine("pgvector")("angular", 8, dsn="env:MY_DSN").built_params()["dsn"] == (
         "env:MY_DSN"
     )
+
+
+@needs("lancedb")
+def test_lancedb_nprobes_limits_the_search(small):
+    """More partitions probed, more recall: the build must not leave an index LanceDB
+    searches as a whole (an optimize() after create_index() did, on lancedb 0.40)."""
+    engine, _ = build_index(
+        "lancedb", small.base, "angular", {"index_type": "IVF_FLAT", "num_partitions": 40}
+    )
+    true_ids, _ = _brute_force(small.base, small.queries, K)
+
+    def recall(nprobes: int) -> float:
+        engine.set_query_params(nprobes=nprobes)
+        found = engine.search(small.queries, K).ids
+        return float(np.mean([len(set(found[r]) & set(true_ids[r])) for r in range(N_QUERIES)]))
+
+    assert recall(1) < 0.8 * K and recall(40) == pytest.approx(K)

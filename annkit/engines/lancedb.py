@@ -237,14 +237,17 @@ class LancedbEngine(Engine):
             table = lancedb.connect(str(folder)).create_table(TABLE, data=data)
             del data, rows
             loaded = clock() - started
-            started = clock()
-            table.create_index("vector", config=config)
-            indexed = clock() - started
+            # compaction and cleanup before the index: an optimize() after create_index()
+            # leaves an index whose nprobes no longer limits the search (measured on 0.40:
+            # recall 1.0 at nprobes=1 of 100 IVF_FLAT partitions)
             started = clock()
             with warnings.catch_warnings():  # no other reader: dropping old versions is safe
                 warnings.simplefilter("ignore", UserWarning)
-                table.optimize(cleanup_older_than=timedelta(0))  # compact, drop old versions
+                table.optimize(cleanup_older_than=timedelta(0))
             optimised = clock() - started
+            started = clock()
+            table.create_index("vector", config=config)
+            indexed = clock() - started
         except (ValueError, RuntimeError, OSError) as exc:
             raise EngineError(f"lancedb: the build failed: {_first_line(exc)}") from None
         self._table = table
