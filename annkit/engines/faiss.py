@@ -475,7 +475,10 @@ class FaissFactoryEngine(Engine):
     def count_distances(self, queries: np.ndarray, k: int) -> np.ndarray | None:
         """The exact per-query counts alone: faiss' counters (one query per call) or the
         probed list sizes, without the batch search :meth:`search` would make first (its
-        results are not needed: the counts are what that search does)."""
+        results are not needed: the counts are what that search does). A subclass that
+        searches differently is counted through its own :meth:`search`."""
+        if type(self).search is not FaissFactoryEngine.search:
+            return super().count_distances(queries, k)
         _, _, how = self._layout()
         if how is None:
             return None
