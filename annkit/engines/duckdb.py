@@ -221,10 +221,9 @@ class DuckdbEngine(Engine):
                 text = "[" + ",".join(map(str, queries[row].tolist())) + "]"
                 with self._search_lock:  # vss 1.5.5 crashes on concurrent index scans
                     found = cursor.execute(statement, [text]).fetchall()
-                if found:
-                    answer = np.asarray(found, dtype=np.float64)
-                    ids[row, : len(found)] = answer[:, 0].astype(np.int64)
-                    distances[row, : len(found)] = answer[:, 1]
+                for rank, (found_id, distance) in enumerate(found):
+                    ids[row, rank] = found_id
+                    distances[row, rank] = distance
         except duckdb.Error as exc:
             raise EngineError(f"duckdb: the search failed: {_first_line(exc)}") from None
         return SearchResult(ids=ids, distances=distances)
