@@ -266,3 +266,19 @@ def test_an_engine_without_a_readable_graph_has_no_kernel(words10k):
     data = _subset(words10k, 500, 5)
     built, _ = build_index("faiss", data.base, data.metric, {"factory": "IVF4,Flat"}, 1)
     assert kernel_for(built) is None
+
+
+@pytest.mark.parametrize("metric", ["euclidean", "ip", "angular"])
+def test_every_metric_matches_faiss(metric, tmp_path):
+    """Seeded random data (2,000 x 24, some rows duplicated: exact ties) in each metric."""
+    rng = np.random.default_rng(7)
+    base = rng.standard_normal((2000, 24)).astype(np.float32)
+    base[1000:1040] = base[:40]  # duplicates tie exactly
+    queries = rng.standard_normal((200, 24)).astype(np.float32)
+    data = Dataset(name="random", metric=metric, base=base, queries=queries)
+    bundle = make_index(tmp_path / metric, data, "faiss", {"factory": "HNSW8,Flat"})
+    kernel = kernel_for(bundle.engine)
+    for ef in (10, 32, 100):
+        same_ids, same_counts, total, _, _ = _agreement(bundle.engine, kernel, queries, ef)
+        assert same_ids >= 0.99, (metric, ef)
+        assert same_counts >= 0.99 and total <= 0.01, (metric, ef)

@@ -475,7 +475,7 @@ def kernel_for(engine: Engine) -> HnswKernel | None:
     if index is None:
         return None
     cached = getattr(engine, "_annkit_kernel", None)
-    if cached is not None and cached.graph.owner is index:
+    if cached is not None and cached.graph.owner is index and cached.graph.count == index.ntotal:
         return cached  # type: ignore[no-any-return]
     kernel = HnswKernel(read_hnsw_graph(index, engine.metric, f"{engine.name} index"))
     engine._annkit_kernel = kernel  # type: ignore[attr-defined]
