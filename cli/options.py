@@ -392,7 +392,7 @@ EXAMPLES: dict[str, list[str]] = {
         "annkit tune words-10k -e hnsw --build-grid M=8 --effort-grid 10,20,40,80,160 "
         "--target 0.9 --slice tail --threads 1 --cache-dir results/.cache"
     ],
-    "adapt": ["annkit adapt hnsw8 words-10k --kind threshold --folds 2 -o policy.json"],
+    "adapt": ["annkit adapt hnsw8 words-10k --kind threshold --folds 2 -o policy.json --force"],
     "bench": ["annkit bench sweep.toml -o mine --threads 1", "annkit bench --print-default"],
     "report": ["annkit report results/mine --slice tail", "annkit report results/mine --json"],
     "plot": [
