@@ -150,13 +150,15 @@ def _register() -> None:
             cli.add_command(command)
 
 
-def _add_examples(command: click.Command) -> None:
-    """Give ``command`` (and a group's subcommands) its examples as the help's epilog."""
+def _add_examples(command: click.Command, prefix: str = "") -> None:
+    """Give ``command`` (and a group's subcommands) its examples as the help's epilog,
+    looked up by the full command name (``stream plot`` is not ``plot``)."""
+    name = f"{prefix}{command.name}"
     if command.epilog is None and command.name is not None:
-        command.epilog = examples_epilog(command.name)
+        command.epilog = examples_epilog(name)
     if isinstance(command, click.Group):
         for sub in command.commands.values():
-            _add_examples(sub)
+            _add_examples(sub, f"{name} ")
 
 
 _register()

@@ -370,9 +370,10 @@ def timing_options(func: Callable[..., Any]) -> Callable[..., Any]:
     )(func)
 
 
-#: one or two real examples per command, shown at the end of its --help (click epilog) in
-#: this order; tests/cli/test_doc_examples.py runs every one of them, in this order, in
-#: an empty folder holding only the small sweep file ``sweep.toml``
+#: one or two real examples per command (by its full name: ``datasets list``), shown at the
+#: end of its --help (click epilog) in this order; tests/cli/test_doc_examples.py runs every
+#: one of them, in this order, in an empty folder holding only the small sweep file
+#: ``sweep.toml``
 EXAMPLES: dict[str, list[str]] = {
     "build": ["annkit build words-10k -e hnsw -p M=8 --threads 1 -o hnsw8"],
     "engines": ["annkit engines --json"],
@@ -400,15 +401,23 @@ EXAMPLES: dict[str, list[str]] = {
         "annkit plot results/mine --y p5 -o p5.png",
     ],
     "compare": ["annkit compare results/mine results/mine --markdown"],
-    "from-text": [
+    "datasets from-text": [
         "annkit datasets from-text --docs docs.txt --queries log.tsv "
         "--model ./my-model -o mine.hdf5"
     ],
+    "datasets list": ["annkit datasets list"],
+    "datasets get": ["annkit datasets get glove-25-angular"],
+    "stream make-runbook": [
+        "annkit stream make-runbook sliding-window words-10k --searches 3 -o window.yaml"
+    ],
+    "stream run": ["annkit stream run window.yaml words-10k -e hnsw -p M=8 -o stream-hnsw"],
+    "stream plot": ["annkit stream plot stream-hnsw -o stream.png"],
 }
 
 
 def examples_epilog(name: str) -> str | None:
-    """The ``Examples:`` block of command ``name``'s help (None when it has none)."""
+    """The ``Examples:`` block of the help of the command named ``name`` in full
+    (``datasets list``), None when it has none."""
     lines = EXAMPLES.get(name)
     if not lines:
         return None

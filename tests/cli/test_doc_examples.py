@@ -33,7 +33,10 @@ query = { ef = [10, 40] }
 name = "flat"
 """
 #: help examples that need what a test machine lacks
-NEEDS = {"from-text": "a local sentence-transformers model folder (extra annkit[embed])"}
+NEEDS = {
+    "datasets from-text": "a local sentence-transformers model folder (extra annkit[embed])",
+    "datasets get": "the network (ann-benchmarks.com) or a local mirror",
+}
 
 #: documentation examples that cannot run on the bundled data: (pattern searched in the
 #: example line, reason). Every pattern must match at least one example.
@@ -67,7 +70,7 @@ def leaf_commands(group: click.Group, prefix: str = "") -> dict[str, click.Comma
         if isinstance(command, click.Group):
             out.update(leaf_commands(command, f"{prefix}{name} "))
         else:
-            out[name] = command
+            out[f"{prefix}{name}"] = command
     return out
 
 
@@ -152,7 +155,7 @@ def commands_of(line: str) -> list[tuple[list[str], str | None]]:
 def test_every_command_shows_examples_in_its_help():
     commands = leaf_commands(cli)
     assert set(commands) == set(EXAMPLES)
-    paths = {name: ["datasets", name] if name == "from-text" else [name] for name in commands}
+    paths = {name: name.split() for name in commands}
     for name, path in paths.items():
         shown = help_examples(path)
         assert 1 <= len(shown) <= 2, name
