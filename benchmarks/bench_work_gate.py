@@ -32,36 +32,38 @@ from common import machine, parser, write_figures
 TRIPLE_EFFORT = """\
 from annkit.engines.faiss import FaissFactoryEngine
 
-_search = FaissFactoryEngine.search
-
-def _tripled(self, queries, k):
-    saved = dict(self.query)
+def _tripled(self):
     for name in ("efSearch", "nprobe"):
         if name in self.query:
             self.query[name] = 3 * self.query[name]
-    try:
-        return _search(self, queries, k)
-    finally:
-        self.query.clear()
-        self.query.update(saved)
 
-FaissFactoryEngine.search = _tripled
+FaissFactoryEngine._apply_query_params = _tripled
 """
 
+# the search runs twice and counts both; the counts the sweep takes apart from the timed
+# search (count_distances) are doubled too
 SEARCH_TWICE = """\
 from dataclasses import replace
 
 from annkit.engines.faiss import FaissFactoryEngine
 
 _search = FaissFactoryEngine.search
+_count = FaissFactoryEngine.count_distances
 
 def _twice(self, queries, k):
     first = _search(self, queries, k)
     second = _search(self, queries, k)
+    if first.distance_computations is None or second.distance_computations is None:
+        return second
     return replace(second, distance_computations=first.distance_computations
                    + second.distance_computations)
 
+def _count_twice(self, queries, k):
+    counts = _count(self, queries, k)
+    return None if counts is None else 2 * counts
+
 FaissFactoryEngine.search = _twice
+FaissFactoryEngine.count_distances = _count_twice
 """
 
 
