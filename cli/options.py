@@ -330,7 +330,9 @@ def gate_options(func: Callable[..., Any]) -> Callable[..., Any]:
             "same sweep, drops by more than this fraction. Default: off, unless the sweeps "
             "measured their own spread (settings timed >= 2 times); then "
             f"{DEFAULT_MAX_QPS_DROP:.0%} beyond it (the current best run below the "
-            "baseline's slowest run). A value given here also checks settings timed once, "
+            "baseline's slowest run), and not when the exact reference's own QPS varied by "
+            "more than that (a busy machine). A value given here is checked anyway, also on "
+            "settings timed once, "
             "best run against best run: on a shared machine that moves 15-50% with nothing "
             "changed (a false alarm). >= 1 turns the check off.",
         ),
