@@ -36,7 +36,7 @@ from annkit.adaptive.policy import (
 )
 from annkit.adaptive.table import EffortTable, per_query_recall
 from annkit.engines.base import Engine
-from annkit.engines.hnsw_kernel import HnswKernel, require_kernel
+from annkit.engines.hnsw_kernel import HnswKernel, SearchState, require_kernel
 from annkit.types import SearchResult
 
 STATE_FEATURES = (
@@ -50,6 +50,9 @@ STATE_FEATURES = (
     "new_since_last",
     "new_since_two",
     "dk_drop",
+    "saturated",
+    "log2_expansions",
+    "log2_collected",
 )
 #: quantiles of the out-of-fold predictions tried as thresholds
 THRESHOLD_QUANTILES = np.linspace(0.0, 1.0, 41)
@@ -74,9 +77,13 @@ def state_features(
     previous: np.ndarray,
     two_before: np.ndarray,
     previous_dk: np.ndarray,
+    state: SearchState,
+    rows: np.ndarray,
 ) -> np.ndarray:
-    """(n, len(STATE_FEATURES)) at one checkpoint from the current result, the ids at the
-    two checkpoints before (-1 rows when none) and the k-th distance at the last one."""
+    """(n, len(STATE_FEATURES)) at one checkpoint from the current result of ``rows`` of
+    ``state``, the ids at the two checkpoints before (-1 rows when none), the k-th distance
+    at the last one, and the search's own counters (expansions in a row that left the
+    result queue saturated, expansions, results ever collected)."""
     staged = first_stage_features(found)
     dk = staged[:, 1]
     assert found.distance_computations is not None
@@ -95,6 +102,9 @@ def state_features(
             _new_ids(found.ids, previous),
             _new_ids(found.ids, two_before),
             drop,
+            state.saturated[rows],
+            np.log2(np.maximum(state.nstep[rows], 1)),
+            np.log2(np.maximum(state.collected[rows], 1)),
         ]
     )
 
@@ -139,7 +149,7 @@ def darth_table(
             kernel.advance(state, effort)
             found = kernel.result(state)
             features[rows, column] = state_features(
-                found, effort, previous, two_before, previous_dk
+                found, effort, previous, two_before, previous_dk, state, np.arange(rows.size)
             )
             recall[rows, column] = per_query_recall(
                 base, queries[rows], metric, truth[rows], found.ids, k
@@ -313,7 +323,7 @@ def darth_search(engine: Engine, policy: Policy, queries: np.ndarray, k: int) ->
             break
         found = kernel.result(state, active)
         features = state_features(
-            found, effort, previous[active], two_before[active], previous_dk[active]
+            found, effort, previous[active], two_before[active], previous_dk[active], state, active
         )
         two_before[active], previous[active] = previous[active], found.ids
         previous_dk[active] = features[:, STATE_FEATURES.index("dk")]
