@@ -560,6 +560,7 @@ def tune(
     qps_tolerance: float = DEFAULT_QPS_TOLERANCE,
     resolution: int = 1,
     recall_rule: str = "tolerant",
+    filter_strategy: str = "auto",
 ) -> TuneResult:
     """Find, for each build setting of ``engine`` (the product of ``build_grid``, default
     the engine's ``tune_build_grid``), the smallest effort in ``effort_grid`` (default per
@@ -603,7 +604,12 @@ def tune(
     if not 1 <= k <= dataset.n_base:
         raise InputError(f"k must be between 1 and the {dataset.n_base} base vectors, got {k}")
     probe_measure = Measure(
-        k=k, mode=mode, runs=runs, qps_tolerance=qps_tolerance, recall_rule=recall_rule
+        k=k,
+        mode=mode,
+        runs=runs,
+        qps_tolerance=qps_tolerance,
+        recall_rule=recall_rule,
+        filter_strategy=filter_strategy,
     )
     if resolution < 1:
         raise InputError(f"resolution must be >= 1, got {resolution}")

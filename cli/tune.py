@@ -13,6 +13,7 @@ from annkit.cli.console import stderr_console, stdout_console, to_json
 from annkit.cli.options import (
     dataset_options,
     echo_notices,
+    filter_strategy_option,
     json_option,
     memory_check_option,
     param_option,
@@ -49,6 +50,7 @@ from annkit.tune import (
 
 @click.command("tune")
 @dataset_options
+@filter_strategy_option
 @click.option(
     "-e",
     "--engine",
@@ -167,6 +169,9 @@ def tune_command(
     bands: str,
     all_slices: bool,
     recall_rule: str,
+    filter_strategy: str,
+    base_labels_file: str | None,
+    query_labels_file: str | None,
     skip_memory_check: bool,
     as_json: bool,
     quiet: bool,
@@ -196,6 +201,8 @@ def tune_command(
         metric=metric,
         max_queries=max_queries,
         name=dataset_name,
+        base_labels=base_labels_file,
+        query_labels=query_labels_file,
     )
     echo_notices(ground_truth_notice(dataset, k))
     console = stderr_console()
@@ -224,6 +231,7 @@ def tune_command(
         qps_tolerance=qps_tolerance,
         resolution=resolution,
         recall_rule=recall_rule,
+        filter_strategy=filter_strategy,
     )
     if as_json:
         click.echo(to_json(result.to_dict()))

@@ -137,3 +137,18 @@ def test_query_searches_each_query_with_its_filter(hnsw_index: Path, tmp_path: P
     assert refused.output == (
         "Error: --filter-strategy subset searches the base vectors: give them with --base\n"
     )
+
+
+@pytest.mark.slow
+def test_tune_for_a_selectivity_band_with_each_strategy(tmp_path: Path) -> None:
+    found = {}
+    for strategy in ("auto", "native"):
+        result = run_cli(
+            "tune", DATA, "-e", "faiss", "--build-grid", "factory=HNSW16,Flat",
+            "--effort-grid", "16,32,64,128", "--target", "0.95", "--slice", "sel>=10%",
+            "--threads", "1", "--filter-strategy", strategy, "--cache-dir", tmp_path, "--json",
+        )  # fmt: skip
+        assert result.exit_code == 0, result.output
+        found[strategy] = json.loads(result.stdout)["best"]
+    # auto sends the rarer of these filters to exact search: less effort for the same band
+    assert found["auto"]["effort"] < found["native"]["effort"]
