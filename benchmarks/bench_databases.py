@@ -204,10 +204,13 @@ def main() -> None:
                 bundle.engine.close()
             del bundle
             shutil.rmtree(workdir / name, ignore_errors=True)
+            partial = {"complete": False, "engines": results, "harness_overhead": overheads}
+            write_figures(options.output, partial)  # what is measured so far, kept
     finally:
         if options.workdir is None:
             shutil.rmtree(workdir, ignore_errors=True)
     figures = {
+        "complete": True,
         "dataset": dataset.name,
         "n_base": dataset.n_base,
         "n_queries": dataset.n_queries,
