@@ -577,6 +577,12 @@ def test_policy_wins_needs_less_work_at_kept_recall_or_a_better_tail_at_equal_wo
     assert policy_wins([{**none[0], "learned (work matched)": better_p5}]) == [
         "near recall 0.95: learned (work matched) p5 +0.10"
     ]
+    small_tail = {**flat_tail, "tail_band_change": 0.0027}  # below the gate's tolerance
+    assert policy_wins([{**none[0], "learned (work matched)": small_tail}]) == []
+    better_tail = {**flat_tail, "tail_band_change": 0.0061}
+    assert policy_wins([{**none[0], "learned (work matched)": better_tail}]) == [
+        "near recall 0.95: learned (work matched) tail +0.0061"
+    ]
     # an engine that cannot count: the QPS ratio stands in for the work
     timed = {"work_ratio": None, "qps_ratio": 1.25, "recall_change": 0.0, "p5_change": 0.0}
     assert policy_wins(

@@ -92,9 +92,11 @@ class AdaptReport:
 
 #: a recall-matched policy wins when it needs at most this share of uniform's work...
 WIN_WORK_RATIO = 0.98
-#: ...and loses no more recall than this; a work-matched one wins by raising p5 or the tail
-#: band by more than this
+#: ...and loses no more recall than this
 WIN_RECALL_SLACK = 0.001
+#: a work-matched one wins by raising p5, or the tail band's recall by at least this (the
+#: regression gate's recall tolerance: smaller moves are not told apart from noise there)
+WIN_TAIL_GAIN = 0.005
 
 
 def policy_wins(comparisons: list[dict]) -> list[str]:
@@ -123,10 +125,10 @@ def policy_wins(comparisons: list[dict]) -> list[str]:
                     wins.append(f"{where}: {name} {ratio:.2f}x the cost")
             elif ratio is not None and ratio <= 1.0 + 0.02 and kept:
                 tail = point.get("tail_band_change")
-                if point.get("p5_change", 0.0) > 0 or (
-                    tail is not None and tail > WIN_RECALL_SLACK
-                ):
-                    wins.append(f"{where}: {name} p5 {point['p5_change']:+.2f}")
+                p5_gain = point.get("p5_change", 0.0)
+                if p5_gain > 0 or (tail is not None and tail >= WIN_TAIL_GAIN):
+                    gain = f"p5 {p5_gain:+.2f}" if p5_gain > 0 else f"tail {tail:+.4f}"
+                    wins.append(f"{where}: {name} {gain}")
     return wins
 
 
