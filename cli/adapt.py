@@ -9,7 +9,7 @@ import click
 from rich.table import Table
 
 from annkit.adaptive import AdaptConfig, adapt, save_policy
-from annkit.adaptive.policy import KINDS, lightgbm_available
+from annkit.adaptive.policy import KINDS, STOPPING_KINDS, lightgbm_available
 from annkit.adaptive.run import AdaptReport, training_dataset
 from annkit.bundle import load_bundle
 from annkit.cli.console import stderr_console, stdout_console, to_json
@@ -47,10 +47,13 @@ def default_policy_path(index: str) -> Path:
 )
 @click.option(
     "--kind",
-    type=click.Choice(KINDS),
+    type=click.Choice((*KINDS, *STOPPING_KINDS)),
     default="learned",
     show_default=True,
-    help="Policy saved: learned (LightGBM) or threshold (one feature, two efforts).",
+    help="Policy saved: learned (LightGBM) or threshold (one feature, two efforts), scored "
+    "beside the other of the two; or, on a faiss HNSW bundle annkit's own resumable search "
+    "reads, a stopping rule inside the search: patience, resume, learned-resume or darth "
+    "(docs/resumable.md).",
 )
 @click.option(
     "--folds",
