@@ -25,10 +25,10 @@ from annkit.evaluate import (
     Truth,
     check_compatible,
     check_recall_rule,
-    refuse_filters,
     true_neighbor_distances,
     true_neighbor_ids,
 )
+from annkit.filtering import FilteredSearch
 from annkit.hardness import HARDER_IS_HIGHER, spearman
 from annkit.metrics import (
     DEFAULT_RECALL_RULE,
@@ -154,6 +154,7 @@ def minimum_effort(
     query_params: dict | None = None,
     progress: Callable[[int, int], None] | None = None,
     recall_rule: str = DEFAULT_RECALL_RULE,
+    filter_strategy: str = "auto",
     true_ids: np.ndarray | None = None,
 ) -> EffortResult:
     """For every query of ``dataset``, the smallest effort-grid value at which ``bundle``'s
@@ -163,6 +164,8 @@ def minimum_effort(
     distances ascending (computed when None); ``query_params`` fixes the other query params
     (e.g. a re-ranking depth); ``progress(round, max_rounds)`` is called after each round.
     ``recall_rule`` "strict" scores id overlap with ``true_ids`` (nq, >=k; computed when None).
+    Queries with filters (labels) are searched by ``filter_strategy`` (annkit.filtering) and
+    scored by the filtered rule.
     The engine's query params are restored afterwards.
     """
     engine = bundle.engine
@@ -171,7 +174,6 @@ def minimum_effort(
     if k < 1:
         raise InputError(f"k must be >= 1, got {k}")
     check_compatible(bundle, dataset)
-    refuse_filters(dataset, "effort")
     if k > dataset.n_base:
         raise InputError(f"k={k} exceeds the {dataset.n_base} base vectors")
     fixed = dict(query_params or {})
@@ -210,7 +212,18 @@ def minimum_effort(
             for index in np.unique(middle):
                 rows = still_open[middle == index]
                 engine.set_query_params(**{param: values[index]})
-                result = engine.search(queries[rows], k)
+                if exact.workload is None:
+                    result = engine.search(queries[rows], k)
+                else:  # each query with its filter, planned at this effort
+                    result = FilteredSearch(
+                        engine,
+                        dataset.base,
+                        queries,
+                        dataset.metric,
+                        exact.workload,
+                        filter_strategy,
+                        k,
+                    ).search(rows)
                 recall = exact.recall(result.ids, recall_rule, rows)
                 meets = recall >= target - RECALL_TOLERANCE
                 high[rows[meets]] = index

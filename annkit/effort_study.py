@@ -62,6 +62,8 @@ def study_effort(
     queries: str | Path | None = None,
     groundtruth: str | Path | None = None,
     weights: str | Path | None = None,
+    base_labels: str | Path | None = None,
+    query_labels: str | Path | None = None,
     metric: str | None = None,
     max_queries: int | None = None,
     name: str | None = None,
@@ -74,6 +76,7 @@ def study_effort(
     memory_check: bool = True,
     progress: Callable[[int, int], None] | None = None,
     recall_rule: str = "tolerant",
+    filter_strategy: str = "auto",
 ) -> EffortStudy:
     """Per query of ``data`` (opened as :func:`annkit.sources.open_dataset` does), the least
     effort at which ``index`` reaches recall@``k`` >= ``target``, bisected over ``grid``
@@ -100,6 +103,8 @@ def study_effort(
         max_queries=max_queries,
         name=name,
         fallback_metric=(f"index {index}", manifest["metric"]),
+        base_labels=base_labels,
+        query_labels=query_labels,
     )
     check_compatible(bundle, dataset)
     truth = true_neighbor_distances(dataset, k, memory_check=memory_check)
@@ -114,6 +119,7 @@ def study_effort(
         query_params=fixed,
         progress=progress,
         recall_rule=recall_rule,
+        filter_strategy=filter_strategy,
     )
     report = {**effort_report(result, profile), "index": str(index), "recall_rule": recall_rule}
     text = query_texts(dataset)

@@ -13,6 +13,7 @@ from annkit.cli.console import progress_bar, stdout_console, to_json
 from annkit.cli.options import (
     dataset_options,
     echo_notices,
+    filter_strategy_option,
     json_option,
     param_option,
     parse_cuts,
@@ -38,6 +39,7 @@ def format_effort(value: float | None, grid: list[int]) -> str:
 @click.command()
 @click.argument("index", type=click.Path())
 @dataset_options
+@filter_strategy_option
 @click.option("-k", type=click.IntRange(min=1), default=10, show_default=True, help="Recall depth.")
 @click.option(
     "--target",
@@ -100,6 +102,9 @@ def effort(
     all_slices: bool,
     slice_report: bool,
     recall_rule: str,
+    filter_strategy: str,
+    base_labels_file: str | None,
+    query_labels_file: str | None,
     per_query_file: str | None,
     as_json: bool,
     quiet: bool,
@@ -126,6 +131,9 @@ def effort(
             per_query_file=per_query_file,
             progress=progress,
             recall_rule=recall_rule,
+            filter_strategy=filter_strategy,
+            base_labels=base_labels_file,
+            query_labels=query_labels_file,
         )
     echo_notices(*study.notices)
     report = study.report

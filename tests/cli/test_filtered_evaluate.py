@@ -85,7 +85,6 @@ def test_unfiltered_evaluation_is_unchanged_by_the_filter_fields(words10k) -> No
 
 def test_commands_without_filtered_search_refuse_labelled_queries(hnsw_index: Path) -> None:
     for command in (
-        ("effort", hnsw_index, DATA),
         ("explain", hnsw_index, DATA, "--query", 1),
         ("adapt", hnsw_index, DATA, "-o", hnsw_index.parent / "p.json"),
     ):
@@ -152,3 +151,16 @@ def test_tune_for_a_selectivity_band_with_each_strategy(tmp_path: Path) -> None:
         found[strategy] = json.loads(result.stdout)["best"]
     # auto sends the rarer of these filters to exact search: less effort for the same band
     assert found["auto"]["effort"] < found["native"]["effort"]
+
+
+def test_effort_bisects_each_query_under_its_strategy(hnsw_index: Path) -> None:
+    medians = {}
+    for strategy in ("subset", "native"):
+        result = run_cli(
+            "effort", hnsw_index, DATA, "--target", "0.9", "--grid", "10,20,40,80,160",
+            "--filter-strategy", strategy, "--json", "-q",
+        )  # fmt: skip
+        assert result.exit_code == 0, result.output
+        medians[strategy] = json.loads(result.stdout)["distribution"]["sel1-10%"]["median"]
+    assert medians["subset"] == 10  # exact over the passing vectors: the least effort does
+    assert medians["native"] >= medians["subset"]
