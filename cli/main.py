@@ -31,7 +31,14 @@ INTERRUPTED = {
     ),
     "effort": "annkit: interrupted: nothing was written",
     "query": "annkit: interrupted: no output file was written",
-    "datasets": "annkit: interrupted: no dataset file was written",
+    "datasets": (
+        "annkit: interrupted: no dataset file was written; an interrupted download keeps "
+        "its .part file: run the same command again to resume"
+    ),
+    "stream": (
+        "annkit: interrupted: finished steps were kept in OUT/steps.jsonl; run the same "
+        "command again to resume the stream"
+    ),
     "adapt": "annkit: interrupted: no policy file was written",
     "plot": "annkit: interrupted: no plot was written",
 }
