@@ -79,8 +79,9 @@ metric_option = click.option(
     "--metric",
     type=click.Choice(sorted(METRIC_ALIASES), case_sensitive=False),
     default=None,
-    help="Distance: euclidean, angular (cosine) or ip (dot). Default: the dataset's, "
-    "else euclidean.",
+    help="Distance: euclidean, angular (cosine) or ip (dot). Default: the one the data "
+    "files declare (an index's own metric where the files say nothing); files that "
+    "declare none, or disagree, need it.",
 )
 json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 
