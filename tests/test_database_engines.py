@@ -662,3 +662,21 @@ def test_lancedb_nprobes_limits_the_search(small):
         return float(np.mean([len(set(found[r]) & set(true_ids[r])) for r in range(N_QUERIES)]))
 
     assert recall(1) < 0.8 * K and recall(40) == pytest.approx(K)
+
+
+@needs("chroma")
+def test_chroma_ef_search_takes_effect_after_a_search(small):
+    """Chroma keeps a searched index with the ef_search it was loaded with: a new value must
+    still change the results (annkit reopens the collection)."""
+    engine, _ = build_index(
+        "chroma", small.base, "angular", {"max_neighbors": 8, "ef_construction": 32}
+    )
+    true_ids, _ = _brute_force(small.base, small.queries, K)
+
+    def recall(ef: int) -> float:
+        engine.set_query_params(ef_search=ef)
+        found = engine.search(small.queries, K).ids
+        return float(np.mean([len(set(found[r]) & set(true_ids[r])) for r in range(N_QUERIES)]))
+
+    high, low = recall(200), recall(2)
+    assert low < high and recall(200) == high
