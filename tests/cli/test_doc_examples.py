@@ -49,6 +49,11 @@ NOT_RUNNABLE: list[tuple[str, str]] = [
         "stands for the user's own vector files",
     ),
     (r"\bmine\.hdf5\b", "needs the dataset that `annkit datasets from-text` writes"),
+    (
+        r"datasets get|glove-25-angular|fashion-mnist|sift-128",
+        "downloads from ann-benchmarks.com (or needs a dataset downloaded that way): tests "
+        "send no traffic off the machine; tests/test_download.py serves files on 127.0.0.1",
+    ),
     (r"results/words100k\b", "reports the sweep of the shared 100k dataset"),
     (r"\bbenchmarks/", "a repository sweep file: its settings take minutes (CI runs them)"),
     (
