@@ -410,7 +410,7 @@ def write_ids_hdf5(output: Path, report: StreamReport, target: str | Path) -> No
         for record in report.steps:
             path = output / IDS_FOLDER / f"step_{record.step}.npy"
             if record.operation == "search" and path.is_file():
-                handle.create_dataset(f"step_{record.step}", data=np.load(path))
+                handle.create_dataset(f"step_{record.step}", data=np.load(path, allow_pickle=False))
 
 
 def run_stream(

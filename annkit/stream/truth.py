@@ -112,7 +112,7 @@ def cached_live_ground_truth(
     path = cache_dir / f"{key}{SUFFIX}"
     if path.is_file():
         try:
-            with np.load(path) as stored:
+            with np.load(path, allow_pickle=False) as stored:
                 return (
                     GroundTruth(ids=stored["ids"], distances=stored["distances"], metric=metric),
                     True,

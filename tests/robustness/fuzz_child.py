@@ -50,6 +50,7 @@ def _operations(kind: str, path: Path, extra: dict) -> list[tuple[str, Callable[
         read_weights,
         validate_vectors,
     )
+    from annkit.io.dispatch import declared_metric
     from annkit.sources import open_base, open_queries
 
     def vectors() -> None:
@@ -79,7 +80,8 @@ def _operations(kind: str, path: Path, extra: dict) -> list[tuple[str, Callable[
         _touch(open_base(str(path), None)[0])
 
     def queries() -> None:
-        _touch(open_queries(str(path), "euclidean"))
+        # an index of the metric the file declares (a file of another metric is refused)
+        _touch(open_queries(str(path), declared_metric(path) or "euclidean"))
 
     def bundle() -> None:
         loaded = load_bundle(path)
