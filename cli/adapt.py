@@ -51,8 +51,8 @@ def default_policy_path(index: str) -> Path:
     default="learned",
     show_default=True,
     help="Policy saved: learned (LightGBM) or threshold (one feature, two efforts), scored "
-    "beside the other of the two; or, on a faiss HNSW bundle annkit's own resumable search "
-    "reads, a stopping rule inside the search: patience, resume, learned-resume or darth "
+    "beside the other of the two; or, on an HNSW bundle annkit's own resumable search can "
+    "read, a stopping rule inside the search: patience, resume, learned-resume or darth "
     "(docs/resumable.md).",
 )
 @click.option(
