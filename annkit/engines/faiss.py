@@ -193,10 +193,12 @@ class FaissFactoryEngine(Engine):
             if hasattr(index, attribute) and getattr(index, attribute) is not None:
                 self._seed_everything(getattr(index, attribute), seed)
 
-    def build(self, base: np.ndarray, threads: int = 1) -> None:
+    def _trained_index(self, vectors: np.ndarray, threads: int) -> Any:
+        """A new faiss index of the factory string, seeded and trained on a seeded sample of
+        at most ``train_size`` of ``vectors`` (empty: nothing added yet)."""
         faiss = _faiss()
 
-        count = int(base.shape[0])
+        count = int(vectors.shape[0])
         p = self.params
         check_factory(p["factory"], self.dim)
         train = min(count, p["train_size"] or max(65_536, 64 * self._nlist()))
@@ -214,12 +216,23 @@ class FaissFactoryEngine(Engine):
                 if not index.is_trained:
                     rng = np.random.default_rng(p["seed"])
                     sample = np.sort(rng.choice(count, size=train, replace=False))
-                    index.train(prepare(base[sample], self.metric))
+                    index.train(prepare(vectors[sample], self.metric))
+        except RuntimeError as exc:
+            raise EngineError(
+                f"faiss could not build {p['factory']!r}: {faiss_reason(exc)}"
+            ) from None
+        return index
+
+    def build(self, base: np.ndarray, threads: int = 1) -> None:
+        count = int(base.shape[0])
+        index = self._trained_index(base, threads)
+        try:
+            with faiss_threads(threads):
                 for start in range(0, count, _ADD_BLOCK):
                     index.add(prepare(base[start : start + _ADD_BLOCK], self.metric))
         except RuntimeError as exc:
             raise EngineError(
-                f"faiss could not build {p['factory']!r}: {faiss_reason(exc)}"
+                f"faiss could not build {self.params['factory']!r}: {faiss_reason(exc)}"
             ) from None
         self._index = index
         self.count = count
@@ -248,29 +261,7 @@ class FaissFactoryEngine(Engine):
         IndexIDMap."""
         faiss = _faiss()
 
-        count = int(vectors.shape[0])
-        p = self.params
-        check_factory(p["factory"], self.dim)
-        train = min(count, p["train_size"] or max(65_536, 64 * self._nlist()))
-        p["train_size"] = train
-        check_training_size(p["factory"], count, train)
-        try:
-            index = faiss.index_factory(self.dim, p["factory"], self._faiss_metric())
-        except RuntimeError as exc:
-            raise ParamError(
-                f"faiss rejects index_factory string {p['factory']!r}: {faiss_reason(exc)}"
-            ) from None
-        self._seed_everything(index, p["seed"])
-        try:
-            with faiss_threads(threads):
-                if not index.is_trained:
-                    rng = np.random.default_rng(p["seed"])
-                    sample = np.sort(rng.choice(count, size=train, replace=False))
-                    index.train(prepare(vectors[sample], self.metric))
-        except RuntimeError as exc:
-            raise EngineError(
-                f"faiss could not build {p['factory']!r}: {faiss_reason(exc)}"
-            ) from None
+        index = self._trained_index(vectors, threads)
         if self._shape.kind != "ivf":
             index = faiss.IndexIDMap(index)
         self._index = index
