@@ -148,6 +148,15 @@ def _results_dir(output: str | None, results_root: Path) -> Path | None:
     "or adapt = { target = [0.95] } in an [[engine]] entry.",
 )
 @click.option("--print-default", is_flag=True, help="Print the built-in default sweep and exit.")
+@click.option(
+    "--html",
+    "html_file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    metavar="OUT.html",
+    help="Also write the sweep's report as one self-contained HTML page (interactive "
+    "frontier, slices, Pareto table, worst queries; opens offline).",
+)
 @recall_option(None)
 @memory_check_option
 @ray_option(
@@ -174,6 +183,7 @@ def bench(
     max_work_increase: float,
     policy_files: tuple[str, ...],
     print_default: bool,
+    html_file: str | None,
     recall_rule: str | None,
     skip_memory_check: bool,
     ray_address: str | None,
@@ -247,6 +257,11 @@ def bench(
             from annkit.bench.plot import plot_sweep
 
             plot_sweep(records, plot_path)
+    html_path: Path | None = None
+    if html_file is not None:
+        from annkit.bench.html_report import write_html_report
+
+        html_path = write_html_report(outcome.results_dir, html_file)
     phases = {**outcome.phases, "report_and_plot": round(time.perf_counter() - reported, 3)}
     summary = {
         "ran": outcome.ran,
@@ -277,6 +292,7 @@ def bench(
                 {
                     **report.to_dict(),
                     "plot": str(plot_path) if plot_path else None,
+                    "html": str(html_path) if html_path else None,
                     "sweep": summary,
                     **gate,
                 }
@@ -298,7 +314,8 @@ def bench(
         highlight=False,
     )
     where = f"results: {outcome.results_dir}"
-    console.print(where + (f"  plot: {plot_path}" if plot_path else ""))
+    where += f"  plot: {plot_path}" if plot_path else ""
+    console.print(where + (f"  html: {html_path}" if html_path else ""))
     if comparison is not None:
         console.print()
         render_comparison(console, comparison)
@@ -329,12 +346,37 @@ def bench(
     help="Print one CSV row per setting (engine, setting, params, recall, p5, tail, QPS "
     "and spread, distance computations, ...) instead of the report.",
 )
-def report(results: str, slice_name: str, as_json: bool, as_markdown: bool, as_csv: bool) -> None:
+@click.option(
+    "--html",
+    "html_file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    metavar="OUT.html",
+    help="Write the report as one self-contained HTML page instead (interactive frontier "
+    "with every slice, Pareto table, worst queries of each setting; opens offline) and "
+    "print its path.",
+)
+def report(
+    results: str,
+    slice_name: str,
+    as_json: bool,
+    as_markdown: bool,
+    as_csv: bool,
+    html_file: str | None,
+) -> None:
     """Report a sweep from RESULTS (a results folder or its runs.jsonl): Pareto-optimal runs
     per engine, best QPS at recall@k >= 0.90 / 0.95 / 0.99 and speed-ups over flat; or every
-    setting as one row of a Markdown (--markdown) or CSV (--csv) table."""
-    if as_json + as_markdown + as_csv > 1:
-        raise click.UsageError("use one of --json, --markdown and --csv")
+    setting as one row of a Markdown (--markdown) or CSV (--csv) table; or all of it as an
+    HTML page (--html OUT.html)."""
+    if as_json + as_markdown + as_csv + (html_file is not None) > 1:
+        raise click.UsageError("use one of --json, --markdown, --csv and --html")
+    if html_file is not None:
+        if slice_name != "all":
+            raise click.UsageError("--html holds every slice (a switch on the page); drop --slice")
+        from annkit.bench.html_report import write_html_report
+
+        click.echo(str(write_html_report(results, html_file)))
+        return
     folder, records, meta = load_results(results)
     sliced = on_slice(records, slice_name)
     if as_csv or as_markdown:
