@@ -39,7 +39,7 @@ FORMAT_VERSION = 2
 KINDS = ("learned", "threshold")
 #: kinds whose rule runs inside the search (annkit.adaptive.stopping): patience, and the
 #: threshold rule resuming its first stage instead of searching again
-STOPPING_KINDS = ("patience", "resume", "learned-resume", "darth")
+STOPPING_KINDS = ("patience", "resume", "learned-resume", "darth", "ada-ef")
 #: kinds whose effort comes from a LightGBM model
 LEARNED_KINDS = ("learned", "learned-resume")
 MAX_POLICY_BYTES = 64 << 20
@@ -325,6 +325,12 @@ def load_policy(path: str | Path, manifest: dict | None = None) -> Policy:
         and isinstance(policy.calibration.get("first"), int)
     ):
         raise damaged("a darth policy needs a threshold and its checkpoints")
+    if policy.kind == "ada-ef":
+        from annkit.adaptive.ada_ef import check_ada_ef
+
+        why = check_ada_ef(policy)
+        if why is not None:
+            raise damaged(why)
     if policy.kind == "learned-resume" and policy.stage.kind != "full":
         raise damaged("a learned-resume policy needs a full first stage")
     if policy.kind == "resume" and (

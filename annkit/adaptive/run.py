@@ -25,6 +25,7 @@ from annkit.adaptive.policy import (
     STOPPING_KINDS,
     FirstStage,
     Policy,
+    lightgbm_available,
     query_hashes,
     require_lightgbm,
 )
@@ -34,6 +35,7 @@ from annkit.adaptive.table import EffortTable, measure_table, per_query_recall
 from annkit.adaptive.train import AdaptConfig, default_centroids, make_policy
 from annkit.bundle import Bundle
 from annkit.engines.base import Engine
+from annkit.engines.hnsw_kernel import kernel_for, numba_available
 from annkit.errors import InputError, ParamError
 from annkit.evaluate import check_compatible, true_neighbor_distances
 from annkit.slices import QueryProfile, build_profile
@@ -86,6 +88,7 @@ class AdaptReport:
             "frontiers": self.frontiers,
             "fold_of_query": None if self.fold_of_query is None else self.fold_of_query.tolist(),
             "wins": list(self.wins),
+            "best_kinds": best_kinds(self.comparisons),
             "grid_note": self.grid_note,
         }
 
@@ -97,6 +100,53 @@ WIN_RECALL_SLACK = 0.001
 #: a work-matched one wins by raising p5, or the tail band's recall by at least this (the
 #: regression gate's recall tolerance: smaller moves are not told apart from noise there)
 WIN_TAIL_GAIN = 0.005
+
+
+def applicable_kinds(engine: Engine, saved: str = "learned") -> tuple[str, ...]:
+    """``saved`` first, then every other kind this index supports: the LightGBM kinds when
+    LightGBM is installed, the stopping rules when annkit's own resumable search can read
+    the index (numba installed, an HNSW graph over flat vectors)."""
+    learned = lightgbm_available()
+    inside = numba_available() and kernel_for(engine) is not None
+    kinds = [
+        kind
+        for kind in (*KINDS, *STOPPING_KINDS)
+        if (kind not in LEARNED_KINDS or learned) and (kind not in STOPPING_KINDS or inside)
+    ]
+    return (saved, *(kind for kind in kinds if kind != saved))
+
+
+def best_kinds(comparisons: list[dict]) -> list[dict]:
+    """Per operating point, the recall-matched kind with the least work among those that
+    keep uniform effort's recall and p5 (``kind`` None when none needs less work)."""
+    best = []
+    for entry in comparisons:
+        choice: tuple[str | None, float | None] = (None, None)
+        for name, point in entry.items():
+            if "recall matched" not in name:
+                continue
+            ratio = point.get("work_ratio")
+            if ratio is None and point.get("qps_ratio"):
+                ratio = 1.0 / point["qps_ratio"]
+            kept = (
+                point.get("recall_change", 0.0) >= -WIN_RECALL_SLACK
+                and point.get("p5_change", 0.0) >= 0
+            )
+            if (
+                ratio is not None
+                and kept
+                and ratio < 1.0
+                and (choice[1] is None or ratio < choice[1])
+            ):
+                choice = (name.split(" ")[0], float(ratio))
+        best.append(
+            {
+                "operating_point": entry["operating_point"],
+                "kind": choice[0],
+                "work_ratio": choice[1],
+            }
+        )
+    return best
 
 
 def policy_wins(comparisons: list[dict]) -> list[str]:
@@ -397,7 +447,9 @@ def adapt(
     frontiers: dict[str, list[dict]] = {"uniform": uniform}
     per_query: dict[str, list[dict]] = {}
     stopping = {
-        kind: stopping_data(kind, engine, base, fit_queries, metric, fit_truth, k, values, say)
+        kind: stopping_data(
+            kind, engine, base, fit_queries, metric, fit_truth, k, values, say, config.seed
+        )
         for kind in config.kinds
         if kind in STOPPING_KINDS
     }

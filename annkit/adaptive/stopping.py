@@ -2,7 +2,7 @@
 not before. They run in annkit's own resumable graph search
 (:mod:`annkit.engines.hnsw_kernel`), so they need an index it can read.
 
-Three policy kinds, trained and scored by ``adapt`` like the others (cross-fitted, same goals,
+Five policy kinds, trained and scored by ``adapt`` like the others (cross-fitted, same goals,
 frontiers, oracle and room):
 
 - ``patience``: a search at effort ``ef`` that also stops a query once more than ``p``
@@ -15,6 +15,11 @@ frontiers, oracle and room):
   of one search at the hard effort, not the first stage's plus it.
 - ``learned-resume``: the learned policy (LightGBM effort or risk model after a full first
   stage, as ``learned``) calibrated and run with resumed costs in the same way.
+- ``darth``: a recall predictor on the search state checked at every grid effort
+  (:mod:`annkit.adaptive.darth`).
+- ``ada-ef``: the effort of the query's score bin, the score being where its first-stage
+  k-th distance sits in the Gaussian of its distances to the base
+  (:mod:`annkit.adaptive.ada_ef`).
 
 Work is the exact distance computations of everything the policy does (faiss' counting,
 which the kernel reproduces), so it compares with the uniform frontier's counts directly.
@@ -29,6 +34,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from annkit.adaptive.ada_ef import AdaEfData, ada_ef_data, ada_ef_search, fit_ada_ef
 from annkit.adaptive.calibrate import Outcomes, better_calibration, calibrate_learned, choose
 from annkit.adaptive.darth import DarthTable, darth_search, darth_table, fit_darth
 from annkit.adaptive.families import LearnedFamily, train_families
@@ -316,6 +322,8 @@ def stopping_search(engine: Engine, policy: Policy, queries: np.ndarray, k: int)
     thread; counting is free there, so one pass is both timed and counted)."""
     if policy.kind == "darth":
         return darth_search(engine, policy, queries, k)
+    if policy.kind == "ada-ef":
+        return ada_ef_search(engine, policy, queries, k)
     kernel = kernel_of(engine, policy.kind)
     queries = np.ascontiguousarray(queries, dtype=np.float32)
     n_queries = int(queries.shape[0])
@@ -378,12 +386,16 @@ def stopping_data(
     k: int,
     grid: Sequence[int],
     say: Callable[[str], None] | None = None,
-) -> PatienceTable | DarthTable | None:
+    seed: int = 0,
+) -> PatienceTable | DarthTable | AdaEfData | None:
     """What ``kind`` is fitted on beyond the effort table, measured once on the training
-    ``queries``: patience: every (ef of ``grid``, patience) outcome; resume: nothing (the
+    ``queries``: patience: every (ef of ``grid``, patience) outcome; darth: every query
+    through every checkpoint; ada-ef: the base's distance model; resume: nothing (the
     effort table's full first stages and costs suffice). ParamError (one line) when the
     engine's index cannot be searched by annkit's own kernel."""
     kernel_of(engine, kind)
+    if kind == "ada-ef":
+        return ada_ef_data(base, queries, metric, seed)
     if kind == "darth":
         if say is not None:
             say(f"darth: searching every query through {len(grid)} checkpoints")
@@ -400,7 +412,7 @@ def stopping_data(
 
 def fit_stopping(
     kind: str,
-    data: PatienceTable | DarthTable | None,
+    data: PatienceTable | DarthTable | AdaEfData | None,
     table: EffortTable,
     rows: np.ndarray,
     goal: Goal,
@@ -430,6 +442,11 @@ def fit_stopping(
     if kind == "darth":
         assert isinstance(data, DarthTable)
         return fit_darth(
+            data, table, rows, goal, manifest, param, config.k, int(centroids.shape[1]), config.seed
+        )
+    if kind == "ada-ef":
+        assert isinstance(data, AdaEfData)
+        return fit_ada_ef(
             data, table, rows, goal, manifest, param, config.k, int(centroids.shape[1]), config.seed
         )
     if kind == "patience":

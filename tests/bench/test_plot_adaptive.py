@@ -283,6 +283,8 @@ def test_the_json_annkit_adapt_prints_is_plotted(reports, words10k, tmp_path):
         data,
         "--kind",
         "threshold",
+        "--kinds",
+        "threshold",
         "--folds",
         2,
         "--centroids",
