@@ -9,10 +9,10 @@ import click
 from rich.table import Table
 
 from annkit.adaptive import AdaptConfig, adapt, save_policy
-from annkit.adaptive.policy import KINDS, STOPPING_KINDS, lightgbm_available
-from annkit.adaptive.run import AdaptReport, training_dataset
+from annkit.adaptive.policy import KINDS, STOPPING_KINDS
+from annkit.adaptive.run import AdaptReport, applicable_kinds, training_dataset
 from annkit.bundle import load_bundle
-from annkit.cli.console import stderr_console, stdout_console, to_json
+from annkit.cli.console import stdout_console, step_messages, to_json
 from annkit.cli.options import dataset_options, json_option, parse_grid, quiet_option
 from annkit.errors import InputError
 from annkit.evaluate import refuse_filters
@@ -50,10 +50,19 @@ def default_policy_path(index: str) -> Path:
     type=click.Choice((*KINDS, *STOPPING_KINDS)),
     default="learned",
     show_default=True,
-    help="Policy saved: learned (LightGBM) or threshold (one feature, two efforts), scored "
-    "beside the other of the two; or, on an HNSW bundle annkit's own resumable search can "
-    "read, a stopping rule inside the search: patience, resume, learned-resume or darth "
-    "(docs/resumable.md).",
+    help="Policy saved: learned (LightGBM) or threshold (one feature, two efforts); or, on an "
+    "HNSW bundle annkit's own resumable search can read, a stopping rule inside the search: "
+    "patience, resume, learned-resume, darth or ada-ef (docs/resumable.md).",
+)
+@click.option(
+    "--kinds",
+    "kinds_text",
+    default="all",
+    show_default=True,
+    metavar="K1,K2,...",
+    help="Kinds scored beside --kind: 'all' is every kind the index supports (the LightGBM "
+    "ones when LightGBM is installed; the stopping rules when annkit's own resumable search "
+    "can read the index), or a comma-separated list.",
 )
 @click.option(
     "--folds",
@@ -85,6 +94,15 @@ def default_policy_path(index: str) -> Path:
     help="Policy file (default: INDEX.policy.json beside the index).",
 )
 @click.option(
+    "--html",
+    "html_file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    metavar="OUT.html",
+    help="Also write the frontiers and the comparison as one self-contained HTML page "
+    "(hover a point, switch QPS / work and the query slice; opens offline).",
+)
+@click.option(
     "--force",
     is_flag=True,
     help="Replace an existing policy file, and write the policy (exit 0) even when no "
@@ -106,11 +124,13 @@ def adapt_command(
     target: float,
     train_file: str | None,
     kind: str,
+    kinds_text: str,
     folds: int,
     centroids: int,
     grid_text: str | None,
     seed: int,
     output: str | None,
+    html_file: str | None,
     force: bool,
     as_json: bool,
     quiet: bool,
@@ -138,26 +158,37 @@ def adapt_command(
     train = None
     if train_file is not None:
         train = training_dataset(dataset, read_vectors(train_file), Path(train_file).name)
-    kinds = (kind,) + tuple(
-        other for other in KINDS if other != kind and (other != "learned" or lightgbm_available())
-    )
+    if kinds_text.strip() == "all":
+        kinds = applicable_kinds(bundle.engine, kind)
+    else:
+        listed = [name.strip() for name in kinds_text.split(",") if name.strip()]
+        kinds = (kind, *dict.fromkeys(name for name in listed if name != kind))
     config = AdaptConfig(k=k, folds=folds, seed=seed, n_centroids=centroids, kinds=kinds)
-    console = stderr_console()
-
-    def say(message: str) -> None:
-        if not (quiet or as_json):
-            console.print(f"[dim]{message}[/dim]")
-
-    report = adapt(bundle, dataset, k, target, train=train, config=config, grid=grid, progress=say)
+    with step_messages(quiet or as_json) as say:
+        report = adapt(
+            bundle, dataset, k, target, train=train, config=config, grid=grid, progress=say
+        )
     written = bool(report.wins) or force
     if written:
         save_policy(report.policy, target_path)
+    if html_file is not None:
+        from annkit.bench.html_report import adapt_report_data, write_page
+
+        write_page(adapt_report_data(report.to_dict()), html_file)
     if as_json:
         click.echo(
-            to_json({**report.to_dict(), "policy_file": str(target_path) if written else None})
+            to_json(
+                {
+                    **report.to_dict(),
+                    "policy_file": str(target_path) if written else None,
+                    "html": html_file,
+                }
+            )
         )
     else:
         render_report(report, kind, k, target, target_path if written else None)
+        if html_file is not None:
+            stdout_console().print(f"html: {html_file}", highlight=False, markup=False)
     if not report.wins and not force:  # --force: the user keeps the policy all the same
         raise SystemExit(1)
 
@@ -187,6 +218,17 @@ def render_report(report: AdaptReport, kind: str, k: int, target: float, path: P
         )
     else:
         out.print("policies win: " + "; ".join(report.wins), highlight=False, markup=False)
+    for best in summary["best_kinds"]:
+        choice = (
+            f"{best['kind']} ({best['work_ratio']:.2f}x the work)"
+            if best["kind"] is not None
+            else "uniform effort (no kind keeps its recall and p5 with less work)"
+        )
+        out.print(
+            f"best near recall {best['operating_point']:g}: {choice}",
+            highlight=False,
+            markup=False,
+        )
     if path is not None:
         out.print(
             f"{kind} policy for mean recall@{k} >= {target:g} written to {path} "

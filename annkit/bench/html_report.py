@@ -35,7 +35,7 @@ from annkit.bench.report_types import SweepReport
 from annkit.bench.store import ResultsStore
 from annkit.engines.base import is_reference, reference_engine
 from annkit.errors import AnnkitError
-from annkit.files import write_text
+from annkit.files import json_ready, write_text
 from annkit.types import RunRecord
 
 #: matplotlib's default colour cycle, so that a series has the colour of its PNG plot
@@ -342,7 +342,7 @@ def report_data(
 def render_page(data: Mapping[str, Any]) -> str:
     """The page: the template with ``data`` embedded as JSON (``</`` escaped so that no text
     in it closes the script)."""
-    text = json.dumps(data, allow_nan=False, separators=(",", ":"))
+    text = json.dumps(json_ready(data), allow_nan=False, separators=(",", ":"))
     text = text.replace("</", "<\\/").replace("<!--", "<\\!--")
     return page_template().replace(DATA_MARK, text)
 
@@ -357,6 +357,189 @@ def write_html_report(
     folder, records, meta = load_results(results)
     if on_progress is not None:
         on_progress(f"HTML report of {len(records)} runs")
+    return write_page(report_data(folder, records, meta), target)
+
+
+def html_table(title: str, headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """A titled HTML table of text cells (escaped; numbers right-aligned)."""
+    head = "".join(f"<th>{html.escape(str(h))}</th>" for h in headers)
+    body = "".join(
+        "<tr>"
+        + "".join(
+            f"<td class=n>{html.escape(str(cell))}</td>"
+            if isinstance(cell, int | float) or (isinstance(cell, str) and _numeric(cell))
+            else f"<td>{html.escape(str(cell))}</td>"
+            for cell in row
+        )
+        + "</tr>"
+        for row in rows
+    )
+    return f"<h3>{html.escape(title)}</h3><table class=t><tr>{head}</tr>{body}</table>"
+
+
+def _numeric(text: str) -> bool:
+    return text.replace(",", "").replace(".", "").replace("x", "").replace("-", "").isdigit()
+
+
+def _params_text(params: Any) -> str:
+    if isinstance(params, Mapping):
+        return " ".join(f"{name}={value}" for name, value in params.items())
+    return "" if params is None else str(params)
+
+
+def page_data(
+    *,
+    title: str,
+    k: int | None,
+    axes: Sequence[str],
+    series: Sequence[Mapping[str, Any]],
+    settings: Mapping[str, Mapping[str, Any]],
+    slices: Sequence[Mapping[str, Any]],
+    note: str | None,
+) -> dict[str, Any]:
+    """The page's data for reports without per-query results (adapt, streams): ``settings``
+    by id (series, setting, reference, qps and spread, runs, work_unit, step), and per slice
+    its points (POINT_FIELDS) and tables."""
+    first = next(iter(settings), None)
+    return {
+        "title": title,
+        "k": k,
+        "axes": list(axes),
+        "selected": first,
+        "reference": reference_engine(),
+        "series": list(series),
+        "settings": dict(settings),
+        "point_fields": list(POINT_FIELDS),
+        "slices": list(slices),
+        "worst": {},
+        "texts": {},
+        "worst_note": note,
+    }
+
+
+#: the policy frontiers of an adapt report, in drawing order (others follow as they come)
+ADAPT_ORDER = ("uniform", "learned", "threshold", "oracle")
+
+
+def adapt_report_data(report: Mapping[str, Any]) -> dict[str, Any]:
+    """The page's data for an ``annkit adapt`` report (its ``to_dict`` / ``--json`` form):
+    each frontier (uniform, the policy kinds, oracle) as a series, on every slice the
+    report's points hold, and its comparison table."""
+    frontiers: Mapping[str, list[Mapping[str, Any]]] = report.get("frontiers") or {}
+    names = [n for n in ADAPT_ORDER if frontiers.get(n)]
+    names += [n for n in frontiers if n not in names and frontiers.get(n)]
+    settings: dict[str, dict[str, Any]] = {}
+    slice_names: dict[str, None] = {}
+    ids: dict[str, list[str]] = {}
+    for name in names:
+        ids[name] = []
+        for number, item in enumerate(frontiers[name]):
+            run_id = f"{name}-{number}"
+            ids[name].append(run_id)
+            slice_names.update(dict.fromkeys(item.get("slices") or {}))
+            settings[run_id] = {
+                "series": name,
+                "setting": _params_text(item.get("setting")),
+                "reference": False,
+                "qps": _number(item.get("qps")),
+                "qps_min": None,
+                "qps_median": None,
+                "qps_max": None,
+                "runs": None,
+                "work_unit": None,
+            }
+    slices = []
+    for slice_name in ["all", *slice_names]:
+        points = []
+        for name in names:
+            for run_id, item in zip(ids[name], frontiers[name], strict=True):
+                if slice_name == "all":
+                    recall, p5, work = (
+                        item.get("recall"),
+                        item.get("p5_recall"),
+                        item.get("distance_computations"),
+                    )
+                else:
+                    entry = (item.get("slices") or {}).get(slice_name)
+                    if not isinstance(entry, Mapping):
+                        continue
+                    recall, p5 = entry.get("recall"), entry.get("p5_recall")
+                    work = (entry.get("work") or {}).get("mean")
+                points.append([run_id, _number(recall), _number(p5), _number(work), True, True])
+        slices.append(
+            {
+                "name": slice_name,
+                "queries": None,
+                "points": points,
+                "tables": _adapt_tables(report) if slice_name == "all" else "",
+            }
+        )
+    colours = {name: COLOURS[i % len(COLOURS)] for i, name in enumerate(names)}
+    params = _params_text(report.get("build_params"))
+    return page_data(
+        title=f"{report.get('dataset')}: {report.get('engine')} {params}, per-query "
+        f"{report.get('param')} policies (recall@{report.get('k')})",
+        k=report.get("k"),
+        axes=("qps", "work"),
+        series=[
+            {
+                "name": name,
+                "colour": REFERENCE_COLOUR if name == "oracle" else colours[name],
+                "policy": None if name == "uniform" else name,
+            }
+            for name in names
+        ],
+        settings=settings,
+        slices=slices,
+        note=f"{report.get('mode') or ''}; annkit adapt keeps no per-query results",
+    )
+
+
+def _adapt_tables(report: Mapping[str, Any]) -> str:
+    """The comparisons at each operating point, and what the policies win."""
+    rows = []
+    for comparison in report.get("comparisons") or []:
+        point = comparison.get("operating_point")
+        for name, entry in comparison.items():
+            if not isinstance(entry, Mapping) or "recall" not in entry or name == "room":
+                continue
+            ratio = entry.get("work_ratio")
+            rows.append(
+                [
+                    "" if point is None else f"{point:.2f}",
+                    name,
+                    _params_text(entry.get("setting")),
+                    _cell(entry.get("recall"), 4),
+                    _cell(entry.get("p5_recall"), 2),
+                    _cell(entry.get("tail_band_recall"), 4),
+                    _cell(entry.get("distance_computations")),
+                    _cell(entry.get("qps")),
+                    "-" if ratio is None else f"{ratio:.2f}x",
+                ]
+            )
+    k = report.get("k")
+    table = html_table(
+        "policies against uniform effort, near each operating point",
+        [
+            "near recall",
+            "series",
+            "setting",
+            f"recall@{k}",
+            "p5",
+            "tail band",
+            "dist/query",
+            "QPS",
+            "work vs uniform",
+        ],
+        rows,
+    )
+    wins = report.get("wins") or []
+    lines = "".join(f"<li>{html.escape(str(win))}</li>" for win in wins)
+    return f"<ul class=h>{lines or '<li>no operating point where a policy wins</li>'}</ul>{table}"
+
+
+def write_page(data: Mapping[str, Any], target: str | Path) -> Path:
+    """Write a page with ``data`` to ``target`` atomically."""
     target = Path(target)
-    write_text(target, render_page(report_data(folder, records, meta)))
+    write_text(target, render_page(data))
     return target
