@@ -11,13 +11,22 @@ from __future__ import annotations
 
 import json
 import textwrap
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.measure import Measurement
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 from rich.text import Text
 
@@ -106,13 +115,59 @@ def stderr_console() -> Console:
     return TableConsole(stderr=True)
 
 
+#: on a console that is not a terminal, a step line at most every this share of the total
+PLAIN_STEP_SHARE = 0.1
+
+
+def eta_text(done: int, total: int, elapsed: float) -> str:
+    """``3.1s, ~6s left`` (the time left from the mean pace so far; none until a step is
+    done, or once all are)."""
+    text = f"{elapsed:.1f}s"
+    if 0 < done < total:
+        text += f", ~{elapsed / done * (total - done):.0f}s left"
+    return text
+
+
+class PlainSteps:
+    """A ``progress(done, total)`` callback writing one plain line per step on stderr
+    (for a CI log or a pipe, where a bar would only leave a blank line): ``description:
+    done/total (pct), elapsed, ~ETA left``, at the first step, at each tenth of the total,
+    and at the last."""
+
+    def __init__(self, description: str, console: Console) -> None:
+        self.description = description
+        self.console = console
+        self.started = time.perf_counter()
+        self.shown = -1.0
+
+    def __call__(self, done: int, total: int) -> None:
+        share = done / total if total > 0 else 0.0
+        if done < total and self.shown >= 0 and share - self.shown < PLAIN_STEP_SHARE:
+            return
+        if done >= total and self.shown >= 1.0:
+            return
+        self.shown = share
+        elapsed = time.perf_counter() - self.started
+        self.console.print(
+            f"{self.description}: {done:,}/{total:,} ({share:.0%}), "
+            f"{eta_text(done, total, elapsed)}",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+
+
 @contextmanager
 def progress_bar(description: str, quiet: bool = False) -> Iterator[Callable[[int, int], None]]:
-    """A ``progress(done, total)`` callback drawing a rich bar on stderr (no-op when quiet or
-    when stderr is not a terminal, where the bar would leave a blank line before an error)."""
+    """A ``progress(done, total)`` callback on stderr: a rich bar with its ETA on a
+    terminal, one plain line per step otherwise (:class:`PlainSteps`), nothing when
+    quiet."""
     console = stderr_console()
-    if quiet or not console.is_terminal:
+    if quiet:
         yield lambda done, total: None
+        return
+    if not console.is_terminal:
+        yield PlainSteps(description, console)
         return
     progress = Progress(
         TextColumn("[progress.description]{task.description}"),
@@ -130,6 +185,35 @@ def progress_bar(description: str, quiet: bool = False) -> Iterator[Callable[[in
             progress.update(task, completed=done, total=total)
 
         yield update
+
+
+@contextmanager
+def step_messages(quiet: bool = False) -> Iterator[Callable[[str], None]]:
+    """A ``say(message)`` callback for a command whose library reports named steps (adapt's
+    folds and policy kinds): on a terminal each step's line above a spinner with the time
+    spent; otherwise one plain line per step; nothing when quiet."""
+    console = stderr_console()
+    if quiet:
+        yield lambda message: None
+        return
+    if not console.is_terminal:
+        yield lambda message: console.print(message, markup=False, highlight=False, soft_wrap=True)
+        return
+    progress = Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    )
+    with progress:
+        task = progress.add_task("", total=None)
+
+        def say(message: str) -> None:
+            progress.console.print(f"[dim]{escape(message)}[/dim]")
+            progress.update(task, description=message)
+
+        yield say
 
 
 def to_json(value: Any) -> str:

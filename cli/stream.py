@@ -3,9 +3,20 @@ engine, with recall at every search step; ``make-runbook`` and ``plot``."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import click
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 from annkit.cli.console import stderr_console, stdout_console, to_json
 from annkit.cli.options import (
@@ -78,27 +89,60 @@ def split_params(engine: str, params: dict[str, str]) -> tuple[dict[str, str], d
     return build, query
 
 
-def _progress(quiet: bool) -> Any:
+def step_line(event: StreamEvent) -> str | None:
+    """One finished step as a line (``step 3/11 search: live 4,000, recall ...``), or None
+    for an event that is not one."""
+    step = event.step
+    if event.kind == "replayed":
+        return f"step {step.number}/{event.total} {step.operation}: replayed"
+    record = event.record
+    if record is None:
+        return None
+    text = f"step {step.number}/{event.total} {step.operation}: live {record.live:,}"
+    if record.search is not None:
+        text += f", recall {record.search.recall:.4f}, p5 {record.search.p5_recall:.2f}"
+        if record.fresh is not None:
+            text += f" (fresh build {record.fresh.measure.recall:.4f})"
+    return text
+
+
+@contextmanager
+def stream_progress(quiet: bool) -> Iterator[Callable[[StreamEvent], None]]:
+    """A progress callback for :func:`run_stream` on stderr: one line per finished step
+    (plain when stderr is not a terminal), above a bar with the ETA on a terminal; nothing
+    when quiet."""
     console = stderr_console()
+    if quiet:
+        yield lambda event: None
+        return
+    if not console.is_terminal:
 
-    def show(event: StreamEvent) -> None:
-        if quiet:
-            return
-        step = event.step
-        if event.kind == "replayed":
-            console.print(f"step {step.number}/{event.total} {step.operation}: replayed")
-            return
-        record = event.record
-        if record is None:
-            return
-        text = f"step {step.number}/{event.total} {step.operation}: live {record.live:,}"
-        if record.search is not None:
-            text += f", recall {record.search.recall:.4f}, p5 {record.search.p5_recall:.2f}"
-            if record.fresh is not None:
-                text += f" (fresh build {record.fresh.measure.recall:.4f})"
-        console.print(text, highlight=False)
+        def plain(event: StreamEvent) -> None:
+            line = step_line(event)
+            if line is not None:
+                console.print(line, highlight=False, markup=False, soft_wrap=True)
 
-    return show
+        yield plain
+        return
+    bar = Progress(
+        TextColumn("stream"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+    )
+    with bar:
+        task = bar.add_task("stream", total=None)
+
+        def show(event: StreamEvent) -> None:
+            line = step_line(event)
+            if line is not None:
+                bar.console.print(line, highlight=False, markup=False)
+            bar.update(task, completed=event.step.number, total=event.total)
+
+        yield show
 
 
 def render_report(report: StreamReport) -> None:
@@ -224,6 +268,15 @@ def render_report(report: StreamReport) -> None:
     help="HDF5 file: each search step's returned ids as dataset step_<n>.",
 )
 @click.option("--plot", "plot_file", default=None, help="Also draw recall over the steps (PNG).")
+@click.option(
+    "--html",
+    "html_file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    metavar="OUT.html",
+    help="Also write the steps as one self-contained HTML page (hover a step; switch the "
+    "x axis between step, QPS and work, and the query slice; opens offline).",
+)
 @click.option("--force", is_flag=True, help="Start OUT over instead of resuming it.")
 @metric_option
 @max_queries_option
@@ -245,6 +298,7 @@ def run(
     cache_dir: str | None,
     ids_out: str | None,
     plot_file: str | None,
+    html_file: str | None,
     force: bool,
     metric: str | None,
     max_queries: int | None,
@@ -275,21 +329,26 @@ def run(
         threads=threads,
         rebuild_every=rebuild_every,
     )
-    report = run_stream(
-        runbook,
-        data,
-        settings,
-        output,
-        entry=entry,
-        metric=metric,
-        max_queries=max_queries,
-        cache_dir=cache_dir,
-        force=force,
-        ids_out=ids_out,
-        progress=_progress(quiet or as_json),
-    )
+    with stream_progress(quiet or as_json) as progress:
+        report = run_stream(
+            runbook,
+            data,
+            settings,
+            output,
+            entry=entry,
+            metric=metric,
+            max_queries=max_queries,
+            cache_dir=cache_dir,
+            force=force,
+            ids_out=ids_out,
+            progress=progress,
+        )
     if plot_file is not None:
         plot_streams([report], plot_file)
+    if html_file is not None:
+        from annkit.stream.html_report import write_stream_html
+
+        write_stream_html([report], html_file)
     if as_json:
         click.echo(to_json(report.to_dict()))
         return
@@ -382,12 +441,26 @@ def make_runbook_command(
 
 @stream.command("plot")
 @click.argument("streams", nargs=-1, required=True)
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="PNG file.")
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="Image file (.png, .svg, .pdf), or an .html file: one self-contained interactive "
+    "page (hover a step; x axis step, QPS or work; query slices; opens offline).",
+)
 @click.option("--title", default=None, help="Plot title.")
 def plot(streams: tuple[str, ...], output: str, title: str | None) -> None:
     """Draw recall (mean and p5) over the steps of one or more finished streams (their
-    output folders), with fresh builds and distance computations where measured."""
-    written = plot_streams([read_report(path) for path in streams], output, title=title)
+    output folders), with fresh builds and distance computations where measured; with
+    -o OUT.html, write them as an interactive HTML page instead."""
+    reports = [read_report(path) for path in streams]
+    if Path(output).suffix.lower() in (".html", ".htm"):
+        from annkit.stream.html_report import write_stream_html
+
+        click.echo(str(write_stream_html(reports, output)))
+        return
+    written = plot_streams(reports, output, title=title)
     click.echo(str(written))
 
 
