@@ -50,9 +50,13 @@ from annkit.metrics import (
 from annkit.parallel import run_interruptibly
 from annkit.slices import build_profile, summarize
 from annkit.timing import (
+    MAX_TIMED_QUERIES,
+    MIN_TIMED_QUERIES,
+    QPS_CONFIDENCE,
     TIMING_SAMPLE,
     TIMING_SEED,
     RunOutcome,
+    SampledTiming,
     Search,
     TimedRuns,
     paused_gc,
@@ -60,7 +64,9 @@ from annkit.timing import (
     run_clients,
     run_single,
     time_runs,
+    time_sample,
     timing_is_stable,
+    timing_order,
     timing_sample,
 )
 from annkit.types import Dataset, Evaluation, GroundTruth, QueryProfile, SearchResult
@@ -68,7 +74,10 @@ from annkit.types import Dataset, Evaluation, GroundTruth, QueryProfile, SearchR
 __all__ = [
     "DEFAULT_QPS_TOLERANCE",
     "DEFAULT_RUNS",
+    "MAX_TIMED_QUERIES",
+    "MIN_TIMED_QUERIES",
     "MODES",
+    "QPS_CONFIDENCE",
     "TIMING_SAMPLE",
     "TIMING_SEED",
     "Measure",
@@ -86,6 +95,7 @@ __all__ = [
     "score",
     "time_runs",
     "timing_is_stable",
+    "timing_order",
     "timing_sample",
     "true_neighbor_distances",
     "true_neighbor_ids",
@@ -362,6 +372,7 @@ def score(
     profile: QueryProfile | None,
     counts: np.ndarray | None,
     choices: np.ndarray | None = None,
+    qps_interval: tuple[float, float] | None = None,
 ) -> Evaluation:
     """THE scoring function: the :class:`Evaluation` of one timed setting.
 
@@ -370,7 +381,8 @@ def score(
     rule, against ``truth``); ``counts`` (nq,) the distance computations per query, None
     when not counted; ``timed_queries`` how many queries each run timed. Filtered queries
     (labels) are scored by the filtered rule, with their short results and ``choices``
-    (nq,), the strategy each query used, counted per selectivity band."""
+    (nq,), the strategy each query used, counted per selectivity band. ``qps_interval``:
+    the QPS confidence interval (low, high) of a sampled single-query pass."""
     k = measure.k
     _, seconds, latencies = timing.best
     short: int | None = None
@@ -414,6 +426,8 @@ def score(
         per_query_distance_computations=counts,
         qps_runs=tuple(timing.qps_runs(timed_queries)),
         timed_queries=timed_queries,
+        qps_low=None if qps_interval is None else float(qps_interval[0]),
+        qps_high=None if qps_interval is None else float(qps_interval[1]),
         max_runs=measure.runs,
         qps_tolerance=measure.qps_tolerance,
         search_threads=measure.search_threads,
@@ -477,13 +491,18 @@ def measure_setting(
     threads; in single mode ``measure.clients`` (None = one caller) concurrent threads each
     send one query per call, QPS is all queries over the wall-clock time and the latency
     percentiles are each query's under that load. Either way recall is the same as with one
-    thread. In single mode an engine with ``constant_query_cost`` is timed on a seeded sample
-    of :data:`TIMING_SAMPLE` queries while its results for recall come from one untimed batch
-    search of all of them. ``truth`` (computed when None) and ``profile`` (the query slices;
-    computed when None and ``with_slices``, with frequency band cut points ``cuts``) save
-    recomputing what is the same for every setting. ``progress(done, total)`` after each
-    timed run. Distance computations are counted outside the timed runs where the engine
-    cannot count while it searches."""
+    thread. In single mode with one caller and unfiltered queries, recall and work come from
+    one untimed batch search of all queries, and QPS and the latency percentiles from
+    single-query calls (the engine's bare per-query path, :meth:`Engine.single_queries`) over
+    a seeded sample of the queries (:func:`annkit.timing.time_sample`): at least
+    :data:`MIN_TIMED_QUERIES`, extended until the QPS confidence interval's relative
+    half-width is at most ``measure.qps_tolerance``, at most :data:`MAX_TIMED_QUERIES`; the
+    record keeps the interval and how many queries were timed. ``truth`` (computed when None)
+    and ``profile`` (the query slices; computed when None and ``with_slices``, with frequency
+    band cut points ``cuts``) save recomputing what is the same for every setting.
+    ``progress(done, total)`` after each timed run (sampled: after each block of queries).
+    Distance computations are counted outside the timed runs where the engine cannot count
+    while it searches."""
     check_setting(bundle, dataset, measure)
     k, mode, clients = measure.k, measure.mode, measure.clients
     engine = bundle.engine
@@ -495,15 +514,12 @@ def measure_setting(
         profile = build_profile(dataset, truth.distances, k, cuts=cuts)
     queries = np.ascontiguousarray(dataset.queries, dtype=np.float32)
     workload = truth.workload
+    if workload is None and mode == "single" and clients is None:
+        return _measure_sampled(
+            bundle, dataset, measure, queries, truth=truth, profile=profile, progress=progress
+        )
     searcher: FilteredSearch | None = None
-    sampled = (
-        workload is None
-        and mode == "single"
-        and clients is None
-        and type(engine).constant_query_cost
-        and dataset.n_queries > TIMING_SAMPLE
-    )
-    timed = queries[timing_sample(dataset.n_queries)] if sampled else queries
+    timed: np.ndarray = queries
     search: Search = engine.search
     if workload is not None:  # filtered queries: the timed loops pass query row numbers
         searcher = FilteredSearch(
@@ -524,8 +540,6 @@ def measure_setting(
     # in a thread of their own, so Ctrl-C stops even a long native batch search at once
     timing = run_interruptibly(timed_passes)
     result = timing.best[0]
-    if sampled:  # constant cost: the results of all queries from one untimed batch search
-        result = engine.search(queries, k)
     counts = result.distance_computations
     if counts is None and searcher is not None:  # counted outside the clock, all at once
         counts = searcher.search(np.arange(dataset.n_queries)).distance_computations
@@ -543,6 +557,51 @@ def measure_setting(
         profile=profile,
         counts=counts,
         choices=None if searcher is None else searcher.choices,
+    )
+
+
+def _measure_sampled(
+    bundle: Bundle,
+    dataset: Dataset,
+    measure: Measure,
+    queries: np.ndarray,
+    *,
+    truth: Truth,
+    profile: QueryProfile | None,
+    progress: Callable[[int, int], None] | None,
+) -> Evaluation:
+    """Single mode, one caller, unfiltered: results and work from one untimed batch search
+    of all ``queries``, then one sampled single-query timed pass (see
+    :func:`measure_setting`)."""
+    engine, k = bundle.engine, measure.k
+    result = run_interruptibly(lambda: engine.search(queries, k))
+    counts = result.distance_computations
+    if counts is None:
+        counts = count_distances(engine, queries, k)
+    order = timing_order(dataset.n_queries)[:MAX_TIMED_QUERIES]
+
+    def timed_pass() -> SampledTiming:
+        with engine.uncounted(), engine.single_queries(queries[order], k) as (items, search_one):
+            return time_sample(
+                search_one, items, measure.qps_tolerance, MIN_TIMED_QUERIES, progress
+            )
+
+    sample = run_interruptibly(timed_pass)
+    timing = TimedRuns(
+        best=(result, sample.seconds, sample.latencies), seconds=[sample.seconds], load=sample.load
+    )
+    return score(
+        bundle,
+        dataset,
+        measure,
+        timing,
+        result,
+        query_params=dict(engine.query),
+        timed_queries=sample.timed_queries,
+        truth=truth,
+        profile=profile,
+        counts=counts,
+        qps_interval=(sample.qps_low, sample.qps_high),
     )
 
 

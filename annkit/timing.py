@@ -22,9 +22,22 @@ import numpy as np
 from annkit.measure import DEFAULT_QPS_TOLERANCE
 from annkit.types import SearchResult
 
-#: queries timed in single mode for an engine with ``constant_query_cost`` (seeded sample)
-TIMING_SAMPLE = 500
+#: single mode (one caller) times a seeded sample of the queries, at least
+#: ``MIN_TIMED_QUERIES`` (all when there are fewer), extended (doubled) until the QPS
+#: confidence interval's relative half-width is at most the measure's QPS tolerance, and at
+#: most ``MAX_TIMED_QUERIES``
+MIN_TIMED_QUERIES = 200
+MAX_TIMED_QUERIES = 5000
+#: sample queries searched once, untimed, before a sampled pass (the first calls of a
+#: setting are slower: caches, lazily built state)
+WARMUP_QUERIES = 10
+#: the seed of the timed sample's order
 TIMING_SEED = 0
+#: size of the fixed seeded sample :func:`timing_sample` gives by default
+TIMING_SAMPLE = 500
+#: the confidence level of the QPS interval, and its two-sided normal quantile
+QPS_CONFIDENCE = 0.95
+_Z_95 = 1.959963984540054
 
 #: a batch-first search: queries (nq, d) float32 and k -> SearchResult
 Search = Callable[[np.ndarray, int], SearchResult]
@@ -188,12 +201,94 @@ def time_runs(
     return TimedRuns(best=best, seconds=seconds, load=start.stop())
 
 
+def timing_order(n_queries: int, seed: int = TIMING_SEED) -> np.ndarray:
+    """The seeded order (a permutation of the ``n_queries`` row numbers) in which single-mode
+    timing takes its queries: a sample of n is always its first n rows."""
+    return np.random.default_rng(seed).permutation(n_queries)
+
+
 def timing_sample(n_queries: int, size: int = TIMING_SAMPLE, seed: int = TIMING_SEED) -> np.ndarray:
-    """Sorted row numbers of the seeded sample of queries timed for a constant-cost engine
-    (all rows when there are no more than ``size``)."""
-    if n_queries <= size:
-        return np.arange(n_queries)
-    return np.sort(np.random.default_rng(seed).choice(n_queries, size, replace=False))
+    """Sorted row numbers of the seeded sample of ``size`` queries (the first ``size`` of
+    :func:`timing_order`; all rows when there are no more than ``size``)."""
+    return np.sort(timing_order(n_queries, seed)[:size])
+
+
+def qps_interval(latencies: np.ndarray) -> tuple[float, float, float]:
+    """The :data:`QPS_CONFIDENCE` confidence interval of the QPS (1 / mean latency) from
+    per-query ``latencies`` (seconds): (low, high, relative half-width of the mean latency),
+    from the normal approximation of the mean; (nan, nan, inf) with fewer than 2 latencies
+    (high is inf when the interval reaches zero latency)."""
+    count = len(latencies)
+    if count < 2:
+        return float("nan"), float("nan"), float("inf")
+    mean = float(np.mean(latencies))
+    if mean <= 0:
+        return float("inf"), float("inf"), 0.0
+    half = _Z_95 * float(np.std(latencies, ddof=1)) / count**0.5
+    high = 1.0 / (mean - half) if mean > half else float("inf")
+    return 1.0 / (mean + half), high, half / mean
+
+
+@dataclass(frozen=True)
+class SampledTiming:
+    """One single-query timed pass over a seeded sample: each timed query's ``latencies``
+    (seconds, in the order timed), the QPS interval (``qps_low``, ``qps_high``) and its
+    ``relative_half_width``, and the machine's load meanwhile."""
+
+    latencies: np.ndarray
+    qps_low: float
+    qps_high: float
+    relative_half_width: float
+    load: LoadSample | None = None
+
+    @property
+    def seconds(self) -> float:
+        """Summed search seconds of the timed queries."""
+        return float(self.latencies.sum())
+
+    @property
+    def timed_queries(self) -> int:
+        return len(self.latencies)
+
+
+def time_sample(
+    search_one: Callable[[object], object],
+    items: Sequence[object],
+    tolerance: float,
+    minimum: int = MIN_TIMED_QUERIES,
+    progress: Callable[[int, int], None] | None = None,
+) -> SampledTiming:
+    """Time ``search_one(item)`` once per item of ``items`` (the sample in its seeded order,
+    as long as it may grow), one call per query: first ``minimum`` items, then doubling the
+    count until the QPS interval's relative half-width is at most ``tolerance`` (never for
+    ``tolerance`` <= 0) or every item is timed. ``progress(timed, len(items))`` after each
+    block (``(timed, timed)`` when stopping early). The first :data:`WARMUP_QUERIES` items
+    are searched once, untimed, before."""
+    clock = time.perf_counter
+    total = len(items)
+    latencies = np.empty(total, dtype=np.float64)
+    done = 0
+    target = min(max(1, minimum), total)
+    low, high, width = float("nan"), float("nan"), float("inf")
+    for item in items[:WARMUP_QUERIES]:
+        search_one(item)
+    start = LoadClock.start()
+    with paused_gc():
+        while True:
+            for row in range(done, target):
+                item = items[row]
+                began = clock()
+                search_one(item)
+                latencies[row] = clock() - began
+            done = target
+            low, high, width = qps_interval(latencies[:done])
+            stop = done >= total or (tolerance > 0 and width <= tolerance)
+            if progress is not None:
+                progress(done, done if stop else total)
+            if stop:
+                break
+            target = min(2 * done, total)
+    return SampledTiming(latencies[:done].copy(), low, high, width, start.stop())
 
 
 # ---------------------------------------------------------------- load awareness

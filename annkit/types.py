@@ -406,6 +406,10 @@ class Measurement:
     #: QPS of every timed run, in order (their min / median / max: ``qps_spread``)
     qps_runs: Sequence[float] | None = None
     timed_queries: int | None = None
+    #: single mode, one caller: the 95% confidence interval of the QPS from the sampled
+    #: single-query pass (annkit.timing.qps_interval); None for other modes and older records
+    qps_low: float | None = None
+    qps_high: float | None = None
     max_runs: int | None = None
     qps_tolerance: float | None = None
     #: threads of the engine's own batch search (1 = single-threaded)
@@ -465,8 +469,10 @@ class Evaluation(Measurement):
 
     Timing: ``qps`` is the fastest run's; ``qps_runs`` the QPS of every timed run in order
     (``runs`` of them, at most ``max_runs``: timing stops once the two fastest agree within
-    ``qps_tolerance``); ``timed_queries`` how many queries each run timed (fewer than
-    ``queries`` when a constant-cost engine is timed on a sample; recall is on all)."""
+    ``qps_tolerance``); ``timed_queries`` how many queries each run timed. Single mode with
+    one caller times one pass over a seeded sample of ``timed_queries`` queries, grown until
+    the QPS confidence interval (``qps_low``, ``qps_high``) is within ``qps_tolerance``;
+    recall and work are on all queries, from one untimed batch search."""
 
     build_params: dict
     query_params: dict

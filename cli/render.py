@@ -8,7 +8,7 @@ from rich.console import Console
 from rich.table import Table
 
 from annkit.memory import format_size
-from annkit.types import Evaluation, SliceRecall, WorkSummary, work_marker
+from annkit.types import Evaluation, RunRecord, SliceRecall, WorkSummary, work_marker
 
 
 def format_params(params: dict) -> str:
@@ -62,6 +62,17 @@ def format_qps(qps: float | None, low: float | None = None, high: float | None =
     return f"{qps:,.0f} ({low:,.0f}-{high:,.0f})"
 
 
+def qps_bounds(
+    measured: Evaluation | RunRecord, low: float | None = None, high: float | None = None
+) -> tuple[float | None, float | None]:
+    """What a QPS cell shows beside the QPS: the 95% confidence interval of a sampled
+    single-query pass when ``measured`` has one, else ``low`` / ``high`` (the min-max over
+    the timed runs)."""
+    if measured.qps_low is not None and measured.qps_high is not None:
+        return measured.qps_low, measured.qps_high
+    return low, high
+
+
 def new_table(title: str, *, show_header: bool = True) -> Table:
     """A left-titled table; consoles from annkit.cli.console print it without eliding."""
     return Table(title=title, show_header=show_header, title_justify="left")
@@ -88,7 +99,10 @@ def evaluation_table(evaluation: Evaluation) -> Table:
             f"recall@{evaluation.k}" + (" (strict)" if evaluation.recall_rule == "strict" else ""),
             f"{evaluation.recall:.4f}",
         ),
-        ("QPS (min-max)", qps_summary(evaluation)),
+        (
+            "QPS (95% interval)" if evaluation.qps_low is not None else "QPS (min-max)",
+            qps_summary(evaluation),
+        ),
         (
             "concurrency",
             f"{evaluation.clients} clients, one query per call"
@@ -143,17 +157,19 @@ def evaluation_table(evaluation: Evaluation) -> Table:
 
 
 def qps_summary(evaluation: Evaluation) -> str:
-    """``4,554 (3,245-4,610) (single, fastest of 3 runs, 500 of 5,000 queries timed)``."""
+    """``4,554 (3,245-4,610) (batch, fastest of 3 runs)``, or for a sampled single-query
+    pass ``4,554 (4,401-4,718) (single, 95% interval, 400 of 5,000 queries timed)``."""
     runs = evaluation.runs
     how = [evaluation.mode, f"fastest of {runs} run{'s' if runs != 1 else ''}"]
-    if evaluation.max_runs is not None and evaluation.max_runs > runs:
+    if evaluation.qps_low is not None:
+        how[1] = "95% interval"
+    elif evaluation.max_runs is not None and evaluation.max_runs > runs:
         how.append(f"stable within {evaluation.qps_tolerance:.0%}")
     timed = evaluation.timed_queries
     if timed is not None and timed < evaluation.queries:
         how.append(f"{timed:,} of {evaluation.queries:,} queries timed")
-    return (
-        f"{format_qps(evaluation.qps, evaluation.qps_min, evaluation.qps_max)} ({', '.join(how)})"
-    )
+    low, high = qps_bounds(evaluation, evaluation.qps_min, evaluation.qps_max)
+    return f"{format_qps(evaluation.qps, low, high)} ({', '.join(how)})"
 
 
 def print_table(console: Console, table: Table) -> None:

@@ -26,7 +26,13 @@ from annkit.bench.report import p5_recall, setting_labels, tail_band_recall
 from annkit.bench.report_types import ConcurrencyRow, FailedRun, RunBrief, RunSummary, SweepReport
 from annkit.bench.runner import SweepEvent
 from annkit.cli.console import stderr_console
-from annkit.cli.render import format_bytes, format_params, format_qps, format_work_count
+from annkit.cli.render import (
+    format_bytes,
+    format_params,
+    format_qps,
+    format_work_count,
+    qps_bounds,
+)
 from annkit.engines.base import reference_engine
 from annkit.types import RunRecord, work_marker
 
@@ -240,6 +246,14 @@ def _qps_cell(text: str, run: RunSummary, by_id: Mapping[str, RunRecord]) -> str
     return text + (" (!)" if record is not None and record.starved else "")
 
 
+def _run_qps(run: RunSummary, by_id: Mapping[str, RunRecord]) -> str:
+    """A run's QPS with its 95% interval (sampled single-query pass) or min-max spread."""
+    record = by_id.get(run.run_id)
+    if record is None:
+        return format_qps(run.qps, run.qps_min, run.qps_max)
+    return format_qps(run.qps, *qps_bounds(record, run.qps_min, run.qps_max))
+
+
 def render_report(console: Console, report: SweepReport, records: Sequence[RunRecord] = ()) -> None:
     """Pareto table, headline table and failures of a report (see build_report). On a
     slice (``report.slice``), recall, dist/query and its p50/p95/p99 are the slice's.
@@ -257,7 +271,12 @@ def render_report(console: Console, report: SweepReport, records: Sequence[RunRe
         ("engine", "left"),
         ("setting (build | query)", "left"),
         (f"recall@{k}", "right"),
-        ("QPS (min-max)", "right"),
+        (
+            "QPS (95% interval)"
+            if any(record.qps_low is not None for record in records)
+            else "QPS (min-max)",
+            "right",
+        ),
         (f"x {reference_engine()}", "right"),
         ("dist/query", "right"),
     ]
@@ -272,7 +291,7 @@ def render_report(console: Console, report: SweepReport, records: Sequence[RunRe
                 engine if position == 0 else "",
                 _setting(run),
                 f"{run.recall or 0.0:.4f}",
-                _qps_cell(format_qps(run.qps, run.qps_min, run.qps_max), run, by_id),
+                _qps_cell(_run_qps(run, by_id), run, by_id),
                 _speedup(run.speedup_vs_flat),
                 _work_cell(run, by_id),
             ]
@@ -410,6 +429,8 @@ SETTING_COLUMNS = (
     "qps",
     "qps_min",
     "qps_max",
+    "qps_low",
+    "qps_high",
     "distance_computations",
     "work_unit",
     "relative_distance_error",
@@ -445,6 +466,8 @@ def setting_rows(records: Sequence[RunRecord]) -> list[dict[str, Any]]:
             "qps": record.qps,
             "qps_min": record.qps_min,
             "qps_max": record.qps_max,
+            "qps_low": record.qps_low,
+            "qps_high": record.qps_high,
             "distance_computations": record.distance_computations,
             "work_unit": record.work_unit,
             "relative_distance_error": record.relative_distance_error,
@@ -514,7 +537,14 @@ def settings_markdown(rows: Sequence[Mapping[str, Any]], k: int | None) -> str:
         cells += [
             _optional(row["p5_recall"], ".2f"),
             _optional(row["tail_recall"], ".4f"),
-            format_qps(row["qps"], row["qps_min"], row["qps_max"]),
+            format_qps(
+                row["qps"],
+                *(
+                    (row["qps_low"], row["qps_high"])
+                    if row["qps_low"] is not None
+                    else (row["qps_min"], row["qps_max"])
+                ),
+            ),
             format_work_count(row["distance_computations"], row["work_unit"]),
             _optional(row["relative_distance_error"], ".4f"),
         ]

@@ -7,7 +7,17 @@ import pytest
 
 from annkit.bundle import build_index, load_bundle, save_bundle
 from annkit.errors import InputError
-from annkit.evaluate import TIMING_SAMPLE, evaluate, time_runs, timing_is_stable, timing_sample
+from annkit.evaluate import (
+    MAX_TIMED_QUERIES,
+    MIN_TIMED_QUERIES,
+    TIMING_SAMPLE,
+    evaluate,
+    time_runs,
+    timing_is_stable,
+    timing_order,
+    timing_sample,
+)
+from annkit.timing import WARMUP_QUERIES, qps_interval, time_sample
 from annkit.types import Dataset, RunRecord, SearchResult
 
 
@@ -20,7 +30,7 @@ def test_batch_and_single(hnsw_words10k, words10k):
     assert batch.latency_ms["p50"] is None
     lat = single.latency_ms
     assert 0 < lat["p50"] <= lat["p95"] <= lat["p99"]
-    assert single.qps == pytest.approx(1000 / single.search_seconds)
+    assert single.qps == pytest.approx(single.timed_queries / single.search_seconds)
     out = single.to_dict()
     for key in (
         "engine",
@@ -184,19 +194,63 @@ def test_runs_is_a_maximum_with_a_tolerance(hnsw_words10k, words10k):
         evaluate(hnsw_words10k, words10k, 10, {"ef": 40}, qps_tolerance=1.5)
 
 
-def test_constant_cost_engine_timed_on_a_sample_scored_on_all(words10k, tmp_path):
-    """flat in single mode times TIMING_SAMPLE seeded queries; recall is over all 1,000."""
-    engine, seconds = build_index("flat", words10k.base, "angular", {}, threads=1)
-    bundle = load_bundle(save_bundle(engine, tmp_path / "flat", build_seconds=seconds))
-    assert type(bundle.engine).constant_query_cost
-    single = evaluate(bundle, words10k, 10, mode="single", runs=1, with_slices=False)
-    assert single.timed_queries == TIMING_SAMPLE < words10k.n_queries == single.queries
-    assert len(single.per_query_recall) == words10k.n_queries
-    assert single.recall == 1.0
-    assert single.qps == pytest.approx(TIMING_SAMPLE / single.search_seconds)
-    np.testing.assert_array_equal(
-        timing_sample(words10k.n_queries), timing_sample(words10k.n_queries)
-    )  # seeded
-    assert len(np.unique(timing_sample(words10k.n_queries))) == TIMING_SAMPLE
-    batch = evaluate(bundle, words10k, 10, runs=1, with_slices=False)
-    assert batch.timed_queries == words10k.n_queries  # batch mode times every query
+def test_single_mode_times_a_seeded_sample_and_scores_the_batch_pass(words10k, tmp_path):
+    """Single mode: recall and work are the untimed batch pass's over all 1,000 queries,
+    exactly; QPS comes from a seeded sample (the same queries every time), grown until the
+    interval is within the tolerance; the record says how many queries were timed."""
+    engine, seconds = build_index("faiss", words10k.base, "angular", {"factory": "IVF64,Flat"})
+    bundle = load_bundle(save_bundle(engine, tmp_path / "ivf", build_seconds=seconds))
+    seen: list[np.ndarray] = []
+    path = bundle.engine.single_queries
+
+    def spy(queries, k):
+        seen.append(np.array(queries))
+        return path(queries, k)
+
+    bundle.engine.single_queries = spy  # type: ignore[method-assign]
+    setting = {"nprobe": 8}
+    batch = evaluate(bundle, words10k, 10, setting, runs=1, with_slices=False)
+    wide = evaluate(bundle, words10k, 10, setting, mode="single", qps_tolerance=0.99)
+    every = evaluate(bundle, words10k, 10, setting, mode="single", qps_tolerance=0.0)
+    for single in (wide, every):
+        np.testing.assert_array_equal(single.per_query_recall, batch.per_query_recall)
+        np.testing.assert_array_equal(
+            single.per_query_distance_computations, batch.per_query_distance_computations
+        )
+        np.testing.assert_array_equal(single.returned_ids, batch.returned_ids)
+        assert single.recall == batch.recall and single.queries == words10k.n_queries
+        assert single.qps == pytest.approx(single.timed_queries / single.search_seconds)
+        assert single.qps_low <= single.qps <= single.qps_high
+        record = RunRecord.from_evaluation(single, "r")
+        assert record.timed_queries == single.timed_queries
+        assert (record.qps_low, record.qps_high) == (single.qps_low, single.qps_high)
+        assert RunRecord.from_dict(record.to_dict()) == record
+    assert wide.timed_queries == MIN_TIMED_QUERIES  # a 99% tolerance holds at once
+    assert every.timed_queries == min(words10k.n_queries, MAX_TIMED_QUERIES)  # 0: never holds
+    order = timing_order(words10k.n_queries)
+    np.testing.assert_array_equal(order, timing_order(words10k.n_queries))  # seeded
+    assert sorted(order.tolist()) == list(range(words10k.n_queries))
+    # both passes were offered the same queries in the same seeded order
+    np.testing.assert_array_equal(seen[0], seen[1])
+    np.testing.assert_array_equal(seen[0], np.asarray(words10k.queries, np.float32)[order])
+    np.testing.assert_array_equal(timing_sample(words10k.n_queries), np.sort(order[:TIMING_SAMPLE]))
+
+
+def test_time_sample_grows_until_the_interval_is_narrow_enough():
+    """The sampled pass times a prefix of the items in order, doubling from the minimum;
+    it stops once the interval's relative half-width is within the tolerance."""
+    called: list[int] = []
+    items = list(range(1000))
+    sample = time_sample(called.append, items, 0.99, minimum=50)
+    assert sample.timed_queries == 50
+    assert called == items[:WARMUP_QUERIES] + items[:50]  # warm-up, then the timed prefix
+    called.clear()
+    blocks: list[tuple[int, int]] = []
+    full = time_sample(called.append, items, 0.0, minimum=50, progress=lambda *a: blocks.append(a))
+    assert full.timed_queries == 1000 and called[WARMUP_QUERIES:] == items
+    assert [done for done, _ in blocks] == [50, 100, 200, 400, 800, 1000]
+    assert blocks[-1] == (1000, 1000)
+    low, high, width = qps_interval(np.array([1.0, 3.0] * 50))
+    assert low < 1 / 2.0 < high and width == pytest.approx(
+        1.96 * np.std([1.0, 3.0] * 50, ddof=1) / 10 / 2, rel=1e-3
+    )

@@ -195,6 +195,8 @@ def test_evaluation_to_dict_keeps_the_json_keys_and_adds_distance_computations()
         "qps_max",
         "qps_runs",
         "timed_queries",
+        "qps_low",  # single mode's QPS confidence interval (sampled pass), None otherwise
+        "qps_high",
         "max_runs",
         "qps_tolerance",
         "search_threads",

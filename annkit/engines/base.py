@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -108,9 +108,6 @@ class Engine(ABC):
     exact_reference: ClassVar[bool] = False
     #: True when search() fills SearchResult.distance_computations exactly
     counts_distances: ClassVar[bool] = False
-    #: True when every query costs the same and a batch search returns what one query at a
-    #: time does: single-mode QPS is then timed on a seeded sample of the queries
-    constant_query_cost: ClassVar[bool] = False
     #: most threads :meth:`search` can use on one batch: 1 (the default, so engines written
     #: before threaded search keep working) or None for no limit
     max_search_threads: ClassVar[int | None] = 1
@@ -237,6 +234,20 @@ class Engine(ABC):
                 "(or --clients for concurrent single-query callers)"
             )
         self.search_threads = threads
+
+    @contextmanager
+    def single_queries(
+        self, queries: np.ndarray, k: int
+    ) -> Iterator[tuple[Sequence[Any], Callable[[Any], object]]]:
+        """The per-query path that single-mode timing calls, built once per setting: (one
+        item per row of ``queries``, prepared as the library takes a single query, and a
+        function searching one item for its ``k`` nearest, whose return value is discarded).
+        Results for recall and work come from :meth:`search`, outside the clock, so this
+        path only needs to do the library's own work. The default searches each (1, d) row
+        with :meth:`search`; an engine overrides it with a bare library call."""
+        rows = as_float32_rows(queries)
+        search = self.search
+        yield [rows[row : row + 1] for row in range(len(rows))], lambda row: search(row, k)
 
     @contextmanager
     def uncounted(self) -> Iterator[None]:

@@ -9,7 +9,10 @@ Every search passes faiss' own SearchParameters objects, so no setting leaks int
 
 from __future__ import annotations
 
+import functools
 import math
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -414,6 +417,23 @@ class FaissFactoryEngine(Engine):
                     counts = self._counts(prepared, k, params, how)
         result = pad_result(ids, to_metric_distance(scores, self.metric, self.metric != "ip"))
         return replace(result, distance_computations=counts)
+
+    @contextmanager
+    def single_queries(
+        self, queries: np.ndarray, k: int
+    ) -> Iterator[tuple[Sequence[Any], Callable[[Any], object]]]:
+        """The per-query path of single-mode timing as a bare faiss call: the queries
+        prepared once (float32, unit rows for angular), the setting's SearchParameters built
+        once, faiss' OpenMP pool set once around the loop; no counting, no conversion (the
+        untimed :meth:`search` gives results and counts)."""
+        if type(self).search is not FaissFactoryEngine.search:  # a subclass searches its way
+            with super().single_queries(queries, k) as path:
+                yield path
+            return
+        prepared = prepare(queries, self.metric)
+        search = functools.partial(self._index.search, k=k, params=self._setting_params())
+        with faiss_threads(self.search_threads):
+            yield [prepared[row : row + 1] for row in range(len(prepared))], search
 
     def search_filtered(self, queries: np.ndarray, k: int, allowed: np.ndarray) -> SearchResult:
         """The native filtered strategy: faiss' own search with an IDSelector admitting the

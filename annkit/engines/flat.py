@@ -44,7 +44,6 @@ class FlatEngine(Engine):
     exact_reference = True  # sweeps measure speed-ups against exact search
     counts_distances = True  # every query computes one distance per base vector
     max_search_threads = None  # faiss OpenMP threads over the batch
-    constant_query_cost = True  # every query reads the whole base: time a sample of them
 
     def build(self, base: np.ndarray, threads: int = 1) -> None:
         import faiss

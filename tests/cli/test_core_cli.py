@@ -77,6 +77,22 @@ def test_evaluate_single_mode_table(hnsw_index):
     assert "recall@10" in result.output and "latency ms p50/p95/p99" in result.output
 
 
+def test_evaluate_single_mode_reports_its_interval_and_sample(hnsw_index):
+    """Single mode says how many queries it timed and the QPS interval, in --json and in
+    the table; a QPS tolerance outside [0, 1) is refused with exit code 2."""
+    args = ("evaluate", str(hnsw_index), "words-10k", "-p", "ef=20", "--mode", "single")
+    out = json.loads(run_cli(*args, "--qps-tolerance", "0.99", "--json").stdout)
+    assert out["queries"] == 1000 and out["timed_queries"] == 200  # the minimum sample
+    assert out["qps_low"] <= out["qps"] <= out["qps_high"]
+    table = " ".join(run_cli(*args, "--qps-tolerance", "0.99").output.split())
+    assert "QPS (95% interval)" in table and "(single, 95% interval, 200 of" in table
+    bad = run_cli(*args, "--qps-tolerance", "1.5")
+    assert bad.exit_code == 2 and "Traceback" not in bad.stderr
+    assert bad.stderr.splitlines()[-1] == (
+        "Error: Invalid value for '--qps-tolerance': 1.5 is not in the range 0<=x<1."
+    )
+
+
 def test_evaluate_recall_matches_library(hnsw_index, words10k):
     from annkit.bundle import load_bundle
     from annkit.evaluate import evaluate
