@@ -196,3 +196,85 @@ def test_html_report_is_self_contained(sweep, tmp_path):
     text = target.read_text().replace('"http://www.w3.org/2000/svg"', "")  # SVG's namespace
     for needle in ("src=", "href=", "url(", "@import", "http://", "https://"):
         assert needle not in text
+
+
+@pytest.mark.slow
+def test_adapt_html_draws_every_frontier_point(hnsw_words10k, browser, tmp_path):
+    page_path = tmp_path / "adapt.html"
+    result = run_cli(
+        "adapt",
+        hnsw_words10k.path,
+        "words-10k",
+        "--kind",
+        "threshold",
+        "--folds",
+        "2",
+        "--grid",
+        "10,20,40,80",
+        "--max-queries",
+        "300",
+        "-o",
+        tmp_path / "p.json",
+        "--force",
+        "--html",
+        page_path,
+        "--json",
+    )
+    assert result.exit_code == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["html"] == str(page_path)
+    expected = {
+        f"{name}-{number}": (point["recall"], point["qps"])
+        for name, points in report["frontiers"].items()
+        for number, point in enumerate(points)
+    }
+    page = open_page(browser, page_path)
+    try:
+        assert drawn(page) == expected
+        page.select_option("#slice", "tail")
+        on_tail = drawn(page)
+        assert on_tail == {
+            f"{name}-{number}": (point["slices"]["tail"]["recall"], point["qps"])
+            for name, points in report["frontiers"].items()
+            for number, point in enumerate(points)
+        }
+        assert "policies against uniform effort" in page.locator("#tables").inner_text()
+        assert page.problems == []
+    finally:
+        page.close()
+
+
+@pytest.mark.slow
+def test_stream_html_draws_every_search_step(browser, tmp_path):
+    runbook = tmp_path / "window.yaml"
+    made = run_cli(
+        "stream", "make-runbook", "sliding-window", "words-10k", "-o", runbook,
+        "--searches", "3", "--window", "4000",
+    )  # fmt: skip
+    assert made.exit_code == 0, made.stderr
+    page_path = tmp_path / "stream.html"
+    result = run_cli(
+        "stream", runbook, "words-10k", "-e", "hnsw", "-p", "M=8", "-p", "ef=40",
+        "-o", tmp_path / "out", "--rebuild-every", "2", "--html", page_path, "--json",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    steps = [s for s in json.loads(result.stdout)["steps"] if s.get("recall") is not None]
+    expected = {f"0-live-{s['step']}": (s["step"], s["recall"]) for s in steps}
+    expected |= {
+        f"0-fresh-{s['step']}": (s["step"], s["fresh"]["recall"]) for s in steps if s["fresh"]
+    }
+    assert len(expected) > len(steps)  # fresh builds beside the live index
+    page = open_page(browser, page_path)
+    try:
+        assert drawn(page) == expected  # x: the runbook step
+        page.hover(f'#plot .pt[data-id="0-live-{steps[-1]["step"]}"]')
+        assert f"step {steps[-1]['step']} (live)" in page.locator("#tip").inner_text()
+        page.check("input[name=axis][value=qps]")
+        assert set(drawn(page)) == set(expected)
+        assert page.problems == []
+    finally:
+        page.close()
+    again = tmp_path / "again.html"
+    plotted = run_cli("stream", "plot", tmp_path / "out", "-o", again)
+    assert plotted.exit_code == 0 and plotted.stdout == f"{again}\n"
+    assert again.read_text() == page_path.read_text()
