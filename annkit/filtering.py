@@ -5,6 +5,9 @@ Strategies (``--filter-strategy``):
 
 - ``native``: the library filters during its own search (an engine that can declares
   :meth:`search_filtered`: it takes the ascending ids allowed);
+- ``acorn``: annkit's own traversal of an HNSW graph it can read, evaluating only the
+  passing nodes and reading the neighbours of failing ones in their place
+  (:mod:`annkit.engines.hnsw_acorn`), at the index's efSearch;
 - ``post``: an unfiltered search that fetches more than k, drops what fails the filter and
   doubles the fetch until k pass or :data:`POST_FETCH_CAP` is reached;
 - ``subset``: exact search over just the passing vectors (one distance per passing vector);
@@ -29,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from annkit.engines.base import Engine
+from annkit.engines.hnsw_acorn import ACORN_NEEDS, acorn_filter
 from annkit.errors import InputError
 from annkit.filtered import subset_ground_truth
 from annkit.labels import Filter, Labels, group_by_filter, passing_ids, postings
@@ -68,6 +72,11 @@ def check_strategy(strategy: str, engine: Engine | None = None) -> str:
         raise InputError(
             f"engine {engine.name} cannot filter during its search (no native strategy): "
             "use --filter-strategy post, subset or auto"
+        )
+    if strategy == "acorn" and engine is not None and acorn_filter(engine) is None:
+        raise InputError(
+            f"the acorn strategy needs {ACORN_NEEDS}; engine {engine.name} {engine.params} "
+            "has none: use native, post, subset or auto"
         )
     return strategy
 
@@ -268,6 +277,10 @@ class FilteredSearch:
             if self.base is None:
                 raise InputError("the subset strategy searches the base vectors: none given")
             return subset_search(self.base, queries, allowed, k, self.metric)
+        if choice == "acorn":
+            acorn = acorn_filter(engine)
+            assert acorn is not None  # checked with the strategy
+            return acorn(queries, k, allowed)
         if choice == "native":
             native: Any = getattr(engine, "search_filtered")  # noqa: B009 - optional method
             return native(queries, k, allowed)

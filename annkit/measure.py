@@ -16,7 +16,7 @@ from annkit.metrics import DEFAULT_RECALL_RULE, RECALL_RULES
 
 MODES = ("batch", "single")
 #: how filtered queries are searched: see annkit.filtering
-FILTER_STRATEGIES = ("auto", "native", "post", "subset")
+FILTER_STRATEGIES = ("auto", "native", "acorn", "post", "subset")
 
 #: default number of timed runs (the maximum: timing stops once stable), for evaluate, bench
 #: and tune alike

@@ -226,8 +226,10 @@ filter_strategy_option = click.option(
     default="auto",
     show_default=True,
     help="How queries with filters (labels) are searched: native (the library filters "
-    "while it searches), post (over-fetch and drop), subset (exact over the passing "
-    "vectors) or auto (per query, from its selectivity and this index's measured cost).",
+    "while it searches), acorn (annkit's own graph search evaluating only passing nodes, "
+    "through two hops; docs/filters.md), post (over-fetch and drop), subset (exact over "
+    "the passing vectors) or auto (per query, from its selectivity and this index's "
+    "measured cost).",
 )
 
 
