@@ -368,8 +368,10 @@ def report(
     per engine, best QPS at recall@k >= 0.90 / 0.95 / 0.99 and speed-ups over flat; or every
     setting as one row of a Markdown (--markdown) or CSV (--csv) table; or all of it as an
     HTML page (--html OUT.html)."""
-    if as_json + as_markdown + as_csv + (html_file is not None) > 1:
-        raise click.UsageError("use one of --json, --markdown, --csv and --html")
+    if as_json + as_markdown + as_csv > 1:
+        raise click.UsageError("use one of --json, --markdown and --csv")
+    if html_file is not None and as_json + as_markdown + as_csv:
+        raise click.UsageError("--html writes a page: drop --json, --markdown and --csv")
     if html_file is not None:
         if slice_name != "all":
             raise click.UsageError("--html holds every slice (a switch on the page); drop --slice")

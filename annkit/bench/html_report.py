@@ -183,7 +183,8 @@ def report_tables(summary: SweepReport) -> str:
             else ""
         )
         lines.append(
-            f"<li>{lead}<b>{escape(best.series)}</b> {escape(best.setting)}: "
+            f"<li>{lead}<b>{escape(best.series)}</b>"
+            f"{' ' + escape(best.setting) if best.setting else ''}: "
             f"{_cell(best.qps)} QPS{speed}, recall@{k} {_cell(best.recall, 4)}</li>"
         )
     counts = summary.runs
