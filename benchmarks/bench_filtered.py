@@ -1,8 +1,8 @@
 """Filtered recall per selectivity band: engine x setting x strategy (native, post, subset,
-auto), each band's recall, p5 and distance computations per query, and the planner's
-choices; then the issue's targets: auto >= 0.95 recall@10 in every band, auto's mean work
-no more than the best single strategy reaching the same recall, and (at 1M) <= 0.5x
-subset's work.
+auto, and acorn on HNSW graphs), each band's recall, p5 and distance computations per
+query, and the planner's choices; then the issue's targets: auto >= 0.95 recall@10 in
+every band, auto's mean work no more than the best single strategy reaching the same
+recall, and (at 1M) <= 0.5x subset's work; and acorn against faiss' own selector (native) per band.
 
 Work is distance computations (deterministic: the same on every run); QPS is shown but is
 the shared machine's. Datasets: the bundled words-10k-labelled and, when given, a larger
@@ -28,10 +28,11 @@ from annkit.filtering import SELECTIVITY_BAND_NAMES
 from annkit.io import load_dataset
 
 STRATEGIES = ("native", "post", "subset", "auto")
-#: (engine, build params, effort parameter, values): faiss counts its work exactly
-INDEXES: tuple[tuple[str, dict[str, Any], str, tuple[int, ...]], ...] = (
-    ("faiss", {"factory": "HNSW16,Flat"}, "efSearch", (32, 64, 128, 256)),
-    ("faiss", {"factory": "IVF256,Flat"}, "nprobe", (8, 32)),
+#: (engine, build params, effort parameter, values, more strategies): faiss counts its work
+#: exactly; annkit's acorn traversal reads HNSW graphs over flat vectors only
+INDEXES: tuple[tuple[str, dict[str, Any], str, tuple[int, ...], tuple[str, ...]], ...] = (
+    ("faiss", {"factory": "HNSW16,Flat"}, "efSearch", (16, 32, 64, 128, 256), ("acorn",)),
+    ("faiss", {"factory": "IVF256,Flat"}, "nprobe", (8, 32), ()),
 )
 TARGET = 0.95
 
@@ -41,14 +42,14 @@ def measure(data: str | Path, workdir: Path, threads: int) -> dict[str, Any]:
     dataset = load_dataset(data)
     truth = Truth(dataset, 10)
     rows = []
-    for engine, build, param, values in INDEXES:
+    for engine, build, param, values, more in INDEXES:
         name = f"{engine}-{'-'.join(str(v) for v in build.values())}".replace(",", "_")
         index = workdir / f"{dataset.name}-{name}"
         if not index.exists():
             build_bundle(data, engine, index, params=build, threads=threads)
         bundle = load_bundle(index)
         for value in values:
-            for strategy in STRATEGIES:
+            for strategy in (*STRATEGIES, *more):
                 started = time.perf_counter()
                 evaluation = measure_setting(
                     bundle,
@@ -126,6 +127,42 @@ def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
+def acorn_against_native(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per setting where both ran and per filtered band: acorn's and native's recall, and
+    acorn's work over native's (faiss' selector evaluates failing nodes too)."""
+    out = []
+    rows = result["rows"]
+    for key in dict.fromkeys((r["index"], str(r["setting"])) for r in rows):
+        group = {r["strategy"]: r for r in rows if (r["index"], str(r["setting"])) == key}
+        if "acorn" not in group:
+            continue
+        acorn, native = group["acorn"], group["native"]
+        bands = {
+            band: {
+                "queries": entry["queries"],
+                "acorn_recall": entry["recall"],
+                "native_recall": native["bands"][band]["recall"],
+                "work_ratio": entry["work"] / native["bands"][band]["work"]
+                if entry["work"] and native["bands"][band]["work"]
+                else None,
+            }
+            for band, entry in acorn["bands"].items()
+            if band != "unfiltered"
+        }
+        out.append(
+            {
+                "index": key[0],
+                "setting": key[1],
+                "acorn_recall": acorn["recall"],
+                "native_recall": native["recall"],
+                "work_ratio": acorn["work"] / native["work"],
+                "qps_ratio": acorn["qps"] / native["qps"] if native["qps"] else None,
+                "bands": bands,
+            }
+        )
+    return out
+
+
 def main() -> None:
     args = parser(__doc__, output="filtered.json", threads=1, workdir=True)
     args.add_argument("--extra", type=Path, action="append", default=[], help="more datasets")
@@ -136,6 +173,7 @@ def main() -> None:
     for data in ["words-10k-labelled", *options.extra]:
         result = measure(data, workdir, options.threads)
         result["targets"] = targets(result)
+        result["acorn_against_native"] = acorn_against_native(result)
         results.append(result)
     path = write_figures(options.output, {"datasets": results})
     print(f"wrote {path}")
