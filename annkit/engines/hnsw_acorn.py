@@ -120,6 +120,7 @@ def _compiled() -> object:
         inner_product,
         ef,
         allowed,
+        first_stamp,
         out_ids,
         out_dis,
         ndis,
@@ -134,7 +135,7 @@ def _compiled() -> object:
         k = out_ids.shape[1]
         for q in range(queries.shape[0]):
             query = queries[q]
-            stamp = q + 1
+            stamp = first_stamp + q
             nearest = entry_point
             d_nearest = distance(query, vectors, nearest, inner_product)
             for level in range(max_level, 0, -1):
@@ -205,12 +206,35 @@ def _compiled() -> object:
     return run
 
 
+class Buffers:
+    """Work arrays of one graph's traversals, kept between calls: the visited stamps (a
+    node is visited by the current query when its stamp is the query's) and the candidate
+    heap, both one slot per node."""
+
+    def __init__(self, count: int) -> None:
+        self.seen = np.zeros(count, dtype=np.int64)
+        self.cand_d = np.zeros(count + 1, dtype=np.float32)
+        self.cand_i = np.zeros(count + 1, dtype=np.int64)
+        self.next_stamp = 1
+
+    def stamps(self, queries: int) -> int:
+        """The first of ``queries`` fresh stamps."""
+        first = self.next_stamp
+        self.next_stamp += queries
+        return first
+
+
 def acorn_search(
-    graph: HnswGraph, queries: np.ndarray, k: int, ef: int, allowed: np.ndarray
+    graph: HnswGraph,
+    queries: np.ndarray,
+    k: int,
+    ef: int,
+    allowed: np.ndarray,
+    buffers: Buffers | None = None,
 ) -> SearchResult:
     """The filtered traversal of ``graph`` for ``queries`` (nq, d): the k best among the
     base ids ``allowed`` (ascending) at efSearch ``ef`` (at least k), with every distance
-    computed per query."""
+    computed per query. ``buffers`` (of this graph) saves allocating per call."""
     if k < 1 or ef < 1:
         raise ParamError(f"k and efSearch must be >= 1, got {k}, {ef}")
     queries = np.asarray(queries, dtype=np.float32)
@@ -221,6 +245,7 @@ def acorn_search(
         raise InputError(f"filter ids must be in 0..{graph.count - 1}")
     prepared = np.ascontiguousarray(prepare(queries, graph.metric))
     nq, n, ef = int(prepared.shape[0]), graph.count, max(int(ef), int(k))
+    buffers = buffers if buffers is not None else Buffers(n)
     mask = np.zeros(n, dtype=np.bool_)
     mask[allowed] = True
     ids = np.full((nq, k), -1, dtype=np.int64)
@@ -238,12 +263,13 @@ def acorn_search(
         graph.inner_product,
         ef,
         mask,
+        buffers.stamps(nq),
         ids,
         scores,
         counts,
-        np.zeros(n, dtype=np.int64),
-        np.zeros(n + 1, dtype=np.float32),
-        np.zeros(n + 1, dtype=np.int64),
+        buffers.seen,
+        buffers.cand_d,
+        buffers.cand_i,
         np.zeros(ef + 2, dtype=np.float32),
         np.zeros(ef + 2, dtype=np.int64),
         np.zeros(int(graph.cum[1]) + 1, dtype=np.int64),
@@ -267,9 +293,13 @@ def acorn_filter(engine: Engine) -> Callable[[np.ndarray, int, np.ndarray], Sear
     if kernel is None:
         return None
     graph = kernel.graph
+    buffers = getattr(kernel, "acorn_buffers", None)
+    if buffers is None:
+        buffers = Buffers(graph.count)
+        kernel.acorn_buffers = buffers  # type: ignore[attr-defined]
 
     def search(queries: np.ndarray, k: int, allowed: np.ndarray) -> SearchResult:
         ef = int(engine.query.get("efSearch", DEFAULT_EF))
-        return acorn_search(graph, queries, k, ef, allowed)
+        return acorn_search(graph, queries, k, ef, allowed, buffers)
 
     return search

@@ -471,14 +471,16 @@ def kernel_for(engine: Engine) -> HnswKernel | None:
     """annkit's own search over ``engine``'s index when it is an HNSW graph over flat
     storage that annkit can read (the graph checked once, here), else None. BundleError
     for a damaged graph, InputError when numba is missing."""
+    # cached per engine index object (a downcast wrapper is a new object at every call)
+    held = getattr(engine, "_index", None)
+    cached = getattr(engine, "_annkit_kernel", None)
+    if cached is not None and cached[0] is held and cached[1].graph.count == held.ntotal:
+        return cached[1]  # type: ignore[no-any-return]
     index = engine_hnsw_index(engine)
     if index is None:
         return None
-    cached = getattr(engine, "_annkit_kernel", None)
-    if cached is not None and cached.graph.owner is index and cached.graph.count == index.ntotal:
-        return cached  # type: ignore[no-any-return]
     kernel = HnswKernel(read_hnsw_graph(index, engine.metric, f"{engine.name} index"))
-    engine._annkit_kernel = kernel  # type: ignore[attr-defined]
+    engine._annkit_kernel = (held, kernel)  # type: ignore[attr-defined]
     return kernel
 
 
