@@ -48,6 +48,9 @@ def measure(data: str | Path, workdir: Path, threads: int) -> dict[str, Any]:
         if not index.exists():
             build_bundle(data, engine, index, params=build, threads=threads)
         bundle = load_bundle(index)
+        for strategy in more:  # compiled on first use: not inside a timed run
+            warm = Measure(k=10, runs=1, filter_strategy=strategy)
+            measure_setting(bundle, dataset, warm, {param: values[0]}, truth=truth)
         for value in values:
             for strategy in (*STRATEGIES, *more):
                 started = time.perf_counter()
