@@ -115,8 +115,8 @@ def stderr_console() -> Console:
     return TableConsole(stderr=True)
 
 
-#: on a console that is not a terminal, a step line at most every this share of the total
-PLAIN_STEP_SHARE = 0.1
+#: on a console that is not a terminal, a step line at most once per this fraction (tenths)
+TENTHS = 10
 
 
 def eta_text(done: int, total: int, elapsed: float) -> str:
@@ -138,15 +138,14 @@ class PlainSteps:
         self.description = description
         self.console = console
         self.started = time.perf_counter()
-        self.shown = -1.0
+        self.shown = -1  # the tenth of the total last shown (-1: nothing shown yet)
 
     def __call__(self, done: int, total: int) -> None:
+        tenth = TENTHS if done >= total else done * TENTHS // max(total, 1)
+        if tenth <= self.shown:
+            return
+        self.shown = tenth
         share = done / total if total > 0 else 0.0
-        if done < total and self.shown >= 0 and share - self.shown < PLAIN_STEP_SHARE:
-            return
-        if done >= total and self.shown >= 1.0:
-            return
-        self.shown = share
         elapsed = time.perf_counter() - self.started
         self.console.print(
             f"{self.description}: {done:,}/{total:,} ({share:.0%}), "
