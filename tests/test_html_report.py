@@ -280,3 +280,30 @@ def test_stream_html_draws_every_search_step(browser, tmp_path):
     plotted = run_cli("stream", "plot", tmp_path / "out", "-o", again)
     assert plotted.exit_code == 0 and plotted.stdout == f"{again}\n"
     assert again.read_text() == page_path.read_text()
+
+
+@pytest.mark.slow
+def test_filtered_html_switches_to_a_selectivity_band(browser, tmp_path):
+    """A filtered sweep's page lists its selectivity bands as slices, moves each point to
+    the band's recall, and shows the fastest strategy per band."""
+    (tmp_path / "sweep.toml").write_text(sweep_text("html-report-filtered-faiss"))
+    page_path = tmp_path / "filtered.html"
+    result = run_cli(
+        "bench", tmp_path / "sweep.toml", "-o", tmp_path / "out", "--results-root", tmp_path,
+        "--threads", "1", "-q", "--html", page_path,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    _, records, _ = load_results(tmp_path / "out")
+    bands = [name for name in records[0].slices or {} if name.startswith("sel")]
+    assert bands
+    page = open_page(browser, page_path)
+    try:
+        options = page.eval_on_selector_all("#slice option", "nodes => nodes.map(n => n.value)")
+        assert set(bands) <= set(options)
+        page.select_option("#slice", bands[0])
+        assert drawn(page) == {r.run_id: (r.slice_recall(bands[0]), r.qps) for r in records}
+        tables = page.locator("#tables").inner_text()
+        assert "fastest filter strategy per selectivity band" in tables
+        assert page.problems == []
+    finally:
+        page.close()

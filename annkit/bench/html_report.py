@@ -25,6 +25,7 @@ import numpy as np
 from annkit.bench.plot import colours_by_series, p5_recall, work_frontiers
 from annkit.bench.policies import policy_kind
 from annkit.bench.report import (
+    BAND_RECALL,
     build_report,
     load_results,
     on_slice,
@@ -58,7 +59,18 @@ WORST_QUERIES = 10
 #: where the page template's data goes
 DATA_MARK = "/*ANNKIT_DATA*/null"
 #: slice name prefixes, in the order the page lists them (the rest after, as recorded)
-SLICE_ORDER = ("head", "torso", "tail", "hard-", "lid-", "rc-", "expansion-", "ood-")
+SLICE_ORDER = (
+    "head",
+    "torso",
+    "tail",
+    "sel",
+    "unfiltered",
+    "hard-",
+    "lid-",
+    "rc-",
+    "expansion-",
+    "ood-",
+)
 
 
 def page_template() -> str:
@@ -74,7 +86,8 @@ def _number(value: float | None) -> float | None:
 
 
 def _slice_names(records: Sequence[RunRecord]) -> list[str]:
-    """``all``, then every slice the usable records hold, bands and hardness first."""
+    """``all``, then every slice the usable records hold: frequency bands, selectivity
+    bands, then hardness (SLICE_ORDER); others after them by name."""
     names: dict[str, None] = {}
     for record in records:
         if record.usable:
@@ -82,7 +95,7 @@ def _slice_names(records: Sequence[RunRecord]) -> list[str]:
 
     def order(name: str) -> tuple[int, str]:
         for position, prefix in enumerate(SLICE_ORDER):
-            if name == prefix or (prefix.endswith("-") and name.startswith(prefix)):
+            if name.startswith(prefix):
                 return position, ""
         return len(SLICE_ORDER), name
 
@@ -191,7 +204,25 @@ def report_tables(summary: SweepReport) -> str:
     status = (
         f"{counts.total} runs: {counts.ok} ok, {counts.failed} failed, {counts.timeout} timed out"
     )
-    return f"<ul class=h>{''.join(lines)}</ul><p class=s>{status}</p>{pareto}"
+    filters = ""
+    if summary.filter_choices:
+        filters = html_table(
+            f"fastest filter strategy per selectivity band at recall@{k} >= {BAND_RECALL:.2f}",
+            ["band", "series", "strategy", "setting", f"recall@{k}", "dist/query", "QPS"],
+            [
+                [
+                    choice.band,
+                    choice.series,
+                    choice.strategy or "not reached",
+                    choice.setting or "",
+                    _cell(choice.recall, 4),
+                    _cell(choice.work),
+                    _cell(choice.qps),
+                ]
+                for choice in summary.filter_choices
+            ],
+        )
+    return f"<ul class=h>{''.join(lines)}</ul><p class=s>{status}</p>{pareto}{filters}"
 
 
 def _dataset_of(meta: Mapping[str, Any] | None) -> Any:
