@@ -15,14 +15,18 @@ engine's default grid, one run measures both searches on the same queries, one t
 - resuming: paused at each grid value and resumed to the next (state capacity = the next),
   the share of queries whose ids and counts equal the fresh search at the next value.
 
-With --adapt, ``annkit.adaptive.adapt`` is run (cross-fitted, 5 folds, target 0.99) with the
-stopping-rule kinds (patience, resume, learned-resume) beside threshold and learned, and the
-issue's targets are checked at the uniform points nearest 0.99 and 0.95.
+With --adapt, ``annkit.adaptive.adapt`` is run (cross-fitted, 5 folds, target 0.99) with every
+kind the index supports (as ``annkit adapt`` does by default: the stopping rules patience,
+resume, learned-resume, darth and ada-ef beside learned and threshold), once per fold seed
+of --seeds, and the issue's targets are checked at the uniform points nearest 0.99 and 0.95
+for each seed (the p5 target must hold on a second seed too). --no-compare skips the timed
+kernel-against-faiss part (for a machine that is busy: the adapt figures are work only).
 Writes --output (default results/kernel_benchmark.json).
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -31,6 +35,7 @@ import numpy as np
 from common import RESULTS, parser, write_figures
 
 from annkit.adaptive import AdaptConfig, adapt
+from annkit.adaptive.run import applicable_kinds
 from annkit.bundle import fingerprint_vectors
 from annkit.cache import index_dir, index_key, obtain_index
 from annkit.engines.hnsw_kernel import kernel_for
@@ -178,6 +183,8 @@ def main() -> None:
     )
     options.add_argument("--adapt", action="store_true", help="also run adapt with the rules")
     options.add_argument("--queries", type=int, default=None, help="a seeded query sample")
+    options.add_argument("--seeds", default="0", help="fold seeds of the adapt runs (0,1)")
+    options.add_argument("--no-compare", action="store_true", help="skip the timed part")
     args = options.parse_args()
     dataset = subset(open_dataset(str(args.dataset)), args.queries)
     workdir = Path(args.workdir)
@@ -193,25 +200,33 @@ def main() -> None:
         "index": {"engine": name, "build_params": bundle.manifest["build_params"]},
         "k": K,
         "threads": 1,
-        "per_efsearch": compare(bundle, dataset, args.repeats),
+        "load_average": list(os.getloadavg()),
     }
+    if not args.no_compare:
+        figures["per_efsearch"] = compare(bundle, dataset, args.repeats)
     if args.adapt:
-        kinds = ("patience", "resume", "learned-resume", "learned", "threshold")
-        started = time.perf_counter()
-        report = adapt(
-            bundle,
-            dataset,
-            K,
-            0.99,
-            config=AdaptConfig(k=K, kinds=kinds),
-            progress=lambda message: print(
-                f"  {message} ({time.perf_counter() - started:.0f} s)", file=sys.stderr
-            ),
-        )
-        result = report.to_dict()
-        figures["adapt"] = {"comparisons": result["comparisons"], "wins": result["wins"]}
-        figures["targets"] = target_checks(result, kinds)
-        figures["adapt_seconds"] = time.perf_counter() - started
+        kinds = applicable_kinds(bundle.engine, "threshold")
+        figures["adapt"] = {}
+        for seed in (int(value) for value in args.seeds.split(",")):
+            started = time.perf_counter()
+            report = adapt(
+                bundle,
+                dataset,
+                K,
+                0.99,
+                config=AdaptConfig(k=K, kinds=kinds, seed=seed),
+                progress=lambda message, started=started: print(
+                    f"  {message} ({time.perf_counter() - started:.0f} s)", file=sys.stderr
+                ),
+            )
+            result = report.to_dict()
+            figures["adapt"][f"seed {seed}"] = {
+                "comparisons": result["comparisons"],
+                "wins": result["wins"],
+                "best_kinds": result["best_kinds"],
+                "targets": target_checks(result, kinds),
+                "seconds": time.perf_counter() - started,
+            }
     figures["command"] = "python benchmarks/bench_kernel.py " + " ".join(sys.argv[1:])
     path = write_figures(
         Path(args.output) if args.output else RESULTS / "kernel_benchmark.json", figures
