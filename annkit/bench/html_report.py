@@ -263,6 +263,8 @@ def worst_queries(
         note = "the sweep's dataset cannot be opened here: true neighbours and texts left out"
     else:
         truth = dataset.neighbors
+        if truth is None:
+            note = "the dataset file holds no ground truth: true neighbours left out"
         texts = base_texts(dataset)
         questions = query_texts(dataset)
     out: dict[str, list[dict[str, Any]]] = {}
@@ -277,7 +279,12 @@ def worst_queries(
         returned = store.per_query_ids(record.run_id)
         k = record.k or (returned.shape[1] if returned is not None else 0)
         rows = np.argsort(recall, kind="stable")[:count]
-        same_queries = truth is not None and len(truth) == len(recall)
+        same_queries = dataset is not None and dataset.n_queries == len(recall)
+        if dataset is not None and not same_queries:
+            note = note or (
+                "the sweep's queries are not its dataset's (a sample?): true neighbours and "
+                "texts left out"
+            )
         entries = []
         for row in rows.tolist():
             true_ids = truth[row, :k].tolist() if same_queries and truth is not None else None
@@ -285,7 +292,7 @@ def worst_queries(
             entries.append(
                 {
                     "query": row,
-                    "text": questions[row] if questions and len(questions) > row else None,
+                    "text": questions[row] if questions and same_queries else None,
                     "recall": _number(float(recall[row])),
                     "returned": None if got is None else _neighbours(got, true_ids, texts, shown),
                     "true": None if true_ids is None else _neighbours(true_ids, got, texts, shown),
@@ -349,7 +356,7 @@ def report_data(
     names = list(dict.fromkeys(series[r.run_id] for r in usable))
     return {
         "title": f"{(first.dataset if first else None) or folder.name}: recall@"
-        f"{first.k if first else 'k'} ({first.mode if first else ''})",
+        f"{first.k if first else 'k'}" + (f" ({first.mode})" if first and first.mode else ""),
         "k": first.k if first else None,
         "axes": ["qps", "work"],
         "selected": selected,
