@@ -400,7 +400,10 @@ EXAMPLES: dict[str, list[str]] = {
     ],
     "adapt": ["annkit adapt hnsw8 words-10k --kind threshold --folds 2 -o policy.json --force"],
     "bench": ["annkit bench sweep.toml -o mine --threads 1", "annkit bench --print-default"],
-    "report": ["annkit report results/mine --slice tail", "annkit report results/mine --html r.html"],
+    "report": [
+        "annkit report results/mine --slice tail",
+        "annkit report results/mine --html r.html",
+    ],
     "plot": [
         "annkit plot results/mine --slice tail -o tail.png",
         "annkit plot results/mine --y p5 -o p5.png",
