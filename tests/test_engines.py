@@ -119,6 +119,34 @@ def test_contract_search(built):
         assert counts is None, f"{name} does not count distances, so it must report None"
 
 
+def _returned_ids(answer) -> list[int]:
+    """The ids one call of an engine's per-query path returned, in the library's own form:
+    a SearchResult, a list of ids, a matches object with ``keys``, or a tuple of arrays
+    (the integer one holds the ids)."""
+    if isinstance(answer, SearchResult):
+        return answer.ids[0].tolist()
+    if isinstance(answer, list):
+        return [int(value) for value in answer]
+    if hasattr(answer, "keys"):  # a matches object: its keys are the ids
+        return np.asarray(answer.keys).reshape(-1).tolist()
+    ids = next(part for part in answer if np.issubdtype(np.asarray(part).dtype, np.integer))
+    return np.asarray(ids).reshape(-1).tolist()
+
+
+def test_contract_single_queries_path(built):
+    """The per-query path single-mode timing calls (Engine.single_queries) searches each
+    query once for the same neighbours as the batch search (as sets: ties may order
+    differently)."""
+    engine, dataset = built.engine, built.dataset
+    queries = np.asarray(dataset.queries[:20])
+    expected = engine.search(queries, K).ids
+    with engine.single_queries(queries, K) as (items, search_one):
+        assert len(items) == len(queries)
+        answers = [_returned_ids(search_one(item)) for item in items]
+    agree = [set(found) == set(row.tolist()) for found, row in zip(answers, expected, strict=True)]
+    assert sum(agree) >= 18, f"{built.name}: the per-query path found other neighbours"
+
+
 def tie_ordered(result) -> np.ndarray:
     """Each row's ids ordered by (distance, id): equal-distance neighbours in a fixed order."""
     order = np.lexsort((result.ids, result.distances), axis=1)

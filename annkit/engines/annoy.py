@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -152,6 +155,19 @@ class AnnoyEngine(Engine):
 
         for_each_block(search_rows, range(0, len(rows), step), self.search_threads)
         return SearchResult(ids=ids, distances=distances)
+
+    @contextmanager
+    def single_queries(
+        self, queries: np.ndarray, k: int
+    ) -> Iterator[tuple[Sequence[Any], Callable[[Any], object]]]:
+        """The per-query path of single-mode timing: Annoy's own ``get_nns_by_vector`` on
+        each float32 row at the setting's ``search_k`` (the untimed :meth:`search` gives
+        the results and distances)."""
+        rows = np.asarray(queries, dtype=np.float32)
+        lookup = functools.partial(
+            self._index.get_nns_by_vector, n=k, search_k=self.query["search_k"]
+        )
+        yield list(rows), lookup
 
     def save(self, directory: Path) -> list[str]:
         if not self._index.save(str(directory / PAYLOAD)):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -192,6 +194,26 @@ class HnswEngine(Engine):
             distances = np.pad(distances, ((0, 0), (0, pad)), constant_values=np.inf)
             return pad_result(ids, distances)
         return SearchResult(ids=ids, distances=distances)
+
+    @contextmanager
+    def single_queries(
+        self, queries: np.ndarray, k: int
+    ) -> Iterator[tuple[Sequence[Any], Callable[[Any], object]]]:
+        """The per-query path of single-mode timing: hnswlib's own ``knn_query`` on each
+        float32 row, one thread, no id mapping or distance conversion (the untimed
+        :meth:`search` gives the results); a row hnswlib cannot fill takes :meth:`search`'s
+        fallback."""
+        rows = as_float32_rows(queries)
+        knn_query, search = self._index.knn_query, self.search
+        k_found = min(k, self.count)
+
+        def one(row: np.ndarray) -> object:
+            try:
+                return knn_query(row, k=k_found, num_threads=1)
+            except RuntimeError:  # fewer than k reachable: the row-by-row fallback
+                return search(row, k)
+
+        yield [rows[row : row + 1] for row in range(len(rows))], one
 
     def search_filtered(self, queries: np.ndarray, k: int, allowed: np.ndarray) -> SearchResult:
         """The native filtered strategy: hnswlib's ``filter=`` callback admits the labels

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import math
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -174,6 +177,30 @@ class IvfPqEngine(Engine):
                 scores, ids = ivf.search(prepared, k)
         squared_l2 = self.metric != "ip"
         return pad_result(ids, to_metric_distance(scores, self.metric, squared_l2))
+
+    @contextmanager
+    def single_queries(
+        self, queries: np.ndarray, k: int
+    ) -> Iterator[tuple[Sequence[Any], Callable[[Any], object]]]:
+        """The per-query path of single-mode timing as a bare faiss call: nprobe (and the
+        re-rank's SearchParameters) set once, the queries prepared once, faiss' OpenMP pool
+        set once around the loop (the untimed :meth:`search` gives the results)."""
+        import faiss
+
+        rerank = self.query["rerank"]
+        if rerank and not self.params["refine"]:
+            raise ParamError("ivfpq: rerank needs an index built with refine=1")
+        ivf = self._ivf()
+        ivf.nprobe = min(self.query["nprobe"], ivf.nlist)
+        prepared = prepare(queries, self.metric)
+        if rerank:
+            params = faiss.IndexRefineSearchParameters()
+            params.k_factor = float(rerank)
+            search = functools.partial(self._index.search, k=k, params=params)
+        else:
+            search = functools.partial(ivf.search, k=k)
+        with faiss_threads(self.search_threads):
+            yield [prepared[row : row + 1] for row in range(len(prepared))], search
 
     def save(self, directory: Path) -> list[str]:
         write_index(self._index, directory / PAYLOAD)

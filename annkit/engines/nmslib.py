@@ -6,10 +6,11 @@ otherwise listed as unavailable with the reason.
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -145,6 +146,15 @@ class NmslibEngine(Engine):
         if self.metric == "euclidean":
             distances = np.sqrt(np.maximum(distances, 0.0))
         return SearchResult(ids=ids, distances=distances)
+
+    @contextmanager
+    def single_queries(
+        self, queries: np.ndarray, k: int
+    ) -> Iterator[tuple[Sequence[Any], Callable[[Any], object]]]:
+        """The per-query path of single-mode timing: nmslib's own ``knnQuery`` on each
+        float32 row (the untimed :meth:`search` gives the results)."""
+        rows = as_float32_rows(queries)
+        yield list(rows), functools.partial(self._index.knnQuery, k=k)
 
     def save(self, directory: Path) -> list[str]:
         self._index.saveIndex(str(directory / PAYLOAD), save_data=True)

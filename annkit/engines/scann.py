@@ -5,12 +5,13 @@ Optional: registered only when ``import scann`` works (``pip install 'annkit[sca
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import re
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -231,6 +232,22 @@ class ScannEngine(Engine):
         except (RuntimeError, ValueError) as exc:
             raise EngineError(f"scann could not build: {str(exc).strip()[:200]}") from None
         self.count = count
+
+    @contextmanager
+    def single_queries(
+        self, queries: np.ndarray, k: int
+    ) -> Iterator[tuple[Sequence[Any], Callable[[Any], object]]]:
+        """The per-query path of single-mode timing: ScaNN's own one-query ``search`` on
+        each prepared row at the setting's leaves and re-order depth (the untimed
+        :meth:`search` gives the results)."""
+        rows = self._prepare(queries)
+        search = functools.partial(
+            self._searcher.search,
+            final_num_neighbors=k,
+            leaves_to_search=min(self.query["leaves_to_search"], self.params["num_leaves"]),
+            pre_reorder_num_neighbors=max(k, self.query["reorder"]),
+        )
+        yield list(rows), search
 
     def search(self, queries: np.ndarray, k: int) -> SearchResult:
         prepared = self._prepare(queries)

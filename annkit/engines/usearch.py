@@ -3,6 +3,9 @@ package."""
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -196,6 +199,15 @@ class UsearchEngine(Engine):
 
     def _convert(self, distances: np.ndarray) -> np.ndarray:
         return from_graph_distance(distances, self.metric)
+
+    @contextmanager
+    def single_queries(
+        self, queries: np.ndarray, k: int
+    ) -> Iterator[tuple[Sequence[Any], Callable[[Any], object]]]:
+        """The per-query path of single-mode timing: USearch's own ``search`` on each
+        prepared row (the untimed :meth:`search` gives the results and counts)."""
+        rows = self._prepare(queries)
+        yield list(rows), functools.partial(self._index.search, count=k, threads=1)
 
     def search(self, queries: np.ndarray, k: int) -> SearchResult:
         prepared = self._prepare(queries)
