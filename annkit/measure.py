@@ -94,9 +94,12 @@ class Measure:
     """How one setting is measured: recall@``k``; ``mode`` batch (one search call for all
     queries) or single (one query per call); at most ``runs`` timed runs, stopping once the
     two fastest agree within ``qps_tolerance`` (a fraction of the fastest; 0 = always
-    ``runs``); recall scored by ``recall_rule`` (tolerant: ann-benchmarks, from exact
-    distances; strict: id overlap); ``search_threads`` of the engine's batch search, or
-    ``clients`` concurrent single-query callers (None = one caller).
+    ``runs``; in single mode with one caller, one pass over a seeded sample of queries grown
+    until the 95% QPS interval's relative half-width is within ``qps_tolerance``, see
+    :func:`annkit.timing.time_sample`); recall scored by ``recall_rule`` (tolerant:
+    ann-benchmarks, from exact distances; strict: id overlap); ``search_threads`` of the
+    engine's batch search, or ``clients`` concurrent single-query callers (None = one
+    caller).
 
     Construction validates every field (InputError, one line), so a Measure in hand is
     always a valid one."""

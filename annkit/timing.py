@@ -38,6 +38,10 @@ TIMING_SAMPLE = 500
 #: the confidence level of the QPS interval, and its two-sided normal quantile
 QPS_CONFIDENCE = 0.95
 _Z_95 = 1.959963984540054
+#: consecutive blocks whose means the QPS interval also compares (batch means), and the
+#: two-sided 95% Student's t quantile with their 9 degrees of freedom
+TIMING_BLOCKS = 10
+_T_95_9 = 2.2621571627409915
 
 #: a batch-first search: queries (nq, d) float32 and k -> SearchResult
 Search = Callable[[np.ndarray, int], SearchResult]
@@ -215,9 +219,15 @@ def timing_sample(n_queries: int, size: int = TIMING_SAMPLE, seed: int = TIMING_
 
 def qps_interval(latencies: np.ndarray) -> tuple[float, float, float]:
     """The :data:`QPS_CONFIDENCE` confidence interval of the QPS (1 / mean latency) from
-    per-query ``latencies`` (seconds): (low, high, relative half-width of the mean latency),
-    from the normal approximation of the mean; (nan, nan, inf) with fewer than 2 latencies
-    (high is inf when the interval reaches zero latency)."""
+    per-query ``latencies`` (seconds, in the order timed): (low, high, relative half-width
+    of the mean latency); (nan, nan, inf) with fewer than 2 latencies (high is inf when the
+    interval reaches zero latency).
+
+    The half-width is the larger of two: the queries' own spread (normal approximation of
+    the mean) and the spread of :data:`TIMING_BLOCKS` consecutive blocks' means (batch
+    means, Student's t): a machine whose speed drifts while the queries are timed (a shared
+    machine's neighbours) makes the blocks disagree, widens the interval and so grows the
+    sample, where independent latencies would hide it."""
     count = len(latencies)
     if count < 2:
         return float("nan"), float("nan"), float("inf")
@@ -225,6 +235,9 @@ def qps_interval(latencies: np.ndarray) -> tuple[float, float, float]:
     if mean <= 0:
         return float("inf"), float("inf"), 0.0
     half = _Z_95 * float(np.std(latencies, ddof=1)) / count**0.5
+    if count >= 2 * TIMING_BLOCKS:
+        blocks = [float(np.mean(block)) for block in np.array_split(latencies, TIMING_BLOCKS)]
+        half = max(half, _T_95_9 * float(np.std(blocks, ddof=1)) / TIMING_BLOCKS**0.5)
     high = 1.0 / (mean - half) if mean > half else float("inf")
     return 1.0 / (mean + half), high, half / mean
 

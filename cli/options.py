@@ -364,7 +364,9 @@ def timing_options(func: Callable[..., Any]) -> Callable[..., Any]:
         default=DEFAULT_QPS_TOLERANCE,
         show_default=True,
         help="Stop timing once the two fastest runs' QPS differ by at most this fraction of "
-        "the fastest (after 2 runs); 0 always makes --runs runs.",
+        "the fastest (after 2 runs); 0 always makes --runs runs. In --mode single (one "
+        "caller): time a seeded sample of queries until the 95% QPS interval is within "
+        "this fraction.",
     )(func)
     return click.option(
         "--runs",

@@ -250,7 +250,12 @@ def test_time_sample_grows_until_the_interval_is_narrow_enough():
     assert full.timed_queries == 1000 and called[WARMUP_QUERIES:] == items
     assert [done for done, _ in blocks] == [50, 100, 200, 400, 800, 1000]
     assert blocks[-1] == (1000, 1000)
+    # latencies that do not drift: the queries' own spread (normal approximation)
     low, high, width = qps_interval(np.array([1.0, 3.0] * 50))
     assert low < 1 / 2.0 < high and width == pytest.approx(
         1.96 * np.std([1.0, 3.0] * 50, ddof=1) / 10 / 2, rel=1e-3
     )
+    # the same latencies, the machine slowing down halfway: the blocks' means disagree and
+    # the interval widens (batch means), so the sample would grow
+    drifting = qps_interval(np.array([1.0] * 50 + [3.0] * 50))[2]
+    assert drifting > 3 * width
