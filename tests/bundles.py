@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from annkit.bundle import Bundle, build_index, fingerprint_vectors, load_bundle, save_bundle
 from annkit.types import Dataset
 
@@ -21,3 +23,14 @@ def make_index(folder: Path, dataset: Dataset, engine: str, params: dict) -> Bun
         dataset_name=dataset.name,
     )
     return load_bundle(folder)
+
+
+def head_subset(dataset: Dataset, count: int, queries: int) -> Dataset:
+    """The first ``count`` base vectors and first ``queries`` queries of ``dataset`` (no
+    ground truth: it would not hold for the smaller base)."""
+    return Dataset(
+        name=f"words-{count}",
+        metric=dataset.metric,
+        base=np.ascontiguousarray(dataset.base[:count]),
+        queries=np.ascontiguousarray(dataset.queries[:queries]),
+    )

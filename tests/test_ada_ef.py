@@ -9,7 +9,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from bundles import make_index
+from bundles import head_subset, make_index
 from cli_runner import run_cli
 
 from annkit.adaptive import (
@@ -25,7 +25,6 @@ from annkit.adaptive.features import metric_distances
 from annkit.adaptive.goal import Goal
 from annkit.adaptive.run import applicable_kinds
 from annkit.io import write_dataset_hdf5
-from annkit.types import Dataset
 
 pytest.importorskip("numba")
 
@@ -36,18 +35,9 @@ GRID = [10, 20, 40, 80, 160]
 GOALS = [Goal("recall", 0.95), Goal("uniform-recall", 40), Goal("uniform-budget", 20)]
 
 
-def _subset(words10k: Dataset, count: int, queries: int) -> Dataset:
-    return Dataset(
-        name=f"words-{count}",
-        metric=words10k.metric,
-        base=np.ascontiguousarray(words10k.base[:count]),
-        queries=np.ascontiguousarray(words10k.queries[:queries]),
-    )
-
-
 @pytest.fixture(scope="module")
 def report(words10k, tmp_path_factory):
-    data = _subset(words10k, 3000, 240)
+    data = head_subset(words10k, 3000, 240)
     folder = tmp_path_factory.mktemp("ada-ef") / "faiss-hnsw"
     bundle = make_index(folder, data, "faiss", {"factory": "HNSW16,Flat", "efConstruction": 64})
     config = AdaptConfig(k=K, folds=3, kinds=("ada-ef",), n_centroids=0)
@@ -151,7 +141,7 @@ def test_adapt_scores_the_stopping_rules_by_default_where_the_kernel_reads(
     assert kinds[0] == "threshold"
     assert {"patience", "resume", "ada-ef"} <= set(kinds)
     ivf = make_index(
-        tmp_path / "ivf", _subset(words10k, 1000, 10), "faiss", {"factory": "IVF8,Flat"}
+        tmp_path / "ivf", head_subset(words10k, 1000, 10), "faiss", {"factory": "IVF8,Flat"}
     )
     assert not {"patience", "resume", "darth", "ada-ef"} & set(applicable_kinds(ivf.engine))
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from bundles import make_index
+from bundles import head_subset, make_index
 
 from annkit.bundle import build_index, fingerprint_vectors, load_bundle, save_bundle
 from annkit.engines.faiss_graph import HnswGraph, check_graph, read_hnsw_graph
@@ -20,19 +20,10 @@ from annkit.engines.hnsw_kernel import DONE, PATIENT, HnswKernel, kernel_for  # 
 K = 10
 
 
-def _subset(words10k: Dataset, count: int, queries: int) -> Dataset:
-    return Dataset(
-        name=f"words-{count}",
-        metric=words10k.metric,
-        base=np.ascontiguousarray(words10k.base[:count]),
-        queries=np.ascontiguousarray(words10k.queries[:queries]),
-    )
-
-
 @pytest.fixture(scope="module")
 def small(words10k, tmp_path_factory):
     """HNSW16 over 3,000 words-10k vectors (one thread, deterministic), 300 queries."""
-    data = _subset(words10k, 3000, 300)
+    data = head_subset(words10k, 3000, 300)
     folder = tmp_path_factory.mktemp("kernel") / "faiss-hnsw"
     bundle = make_index(folder, data, "faiss", {"factory": "HNSW16,Flat", "efConstruction": 64})
     return bundle, data
@@ -202,7 +193,7 @@ def test_a_bundle_whose_graph_does_not_match_its_vectors_is_refused(
     """A graph that does not fit its vectors is refused at load, before any search: by
     faiss' own reader where it checks, else when annkit reads the graph. One line, exit
     code 2."""
-    data = _subset(words10k, 500, 5)
+    data = head_subset(words10k, 500, 5)
     with pytest.raises(AnnkitError) as caught:
         kernel_for(_damaged_bundle(tmp_path, data, damage).engine)
     message = str(caught.value)
@@ -263,7 +254,7 @@ def test_random_byte_flips_are_refused_or_searched_safely(small):
 
 
 def test_an_engine_without_a_readable_graph_has_no_kernel(words10k):
-    data = _subset(words10k, 500, 5)
+    data = head_subset(words10k, 500, 5)
     built, _ = build_index("faiss", data.base, data.metric, {"factory": "IVF4,Flat"}, 1)
     assert kernel_for(built) is None
 

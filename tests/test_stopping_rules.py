@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from bundles import make_index
+from bundles import head_subset, make_index
 
 from annkit.adaptive import AdaptConfig, adapt, adaptive_search, load_policy, save_policy
 from annkit.adaptive.darth import darth_table, fit_darth
@@ -14,7 +14,6 @@ from annkit.adaptive.stopping import PATIENCE_VALUES
 from annkit.adaptive.table import measure_table
 from annkit.errors import ParamError
 from annkit.evaluate import true_neighbor_distances
-from annkit.types import Dataset
 
 pytest.importorskip("numba")
 
@@ -24,18 +23,9 @@ K = 10
 GOALS = [Goal("recall", 0.95), Goal("uniform-recall", 40), Goal("uniform-budget", 40)]
 
 
-def _subset(words10k: Dataset, count: int, queries: int) -> Dataset:
-    return Dataset(
-        name=f"words-{count}",
-        metric=words10k.metric,
-        base=np.ascontiguousarray(words10k.base[:count]),
-        queries=np.ascontiguousarray(words10k.queries[:queries]),
-    )
-
-
 @pytest.fixture(scope="module")
 def report(words10k, tmp_path_factory):
-    data = _subset(words10k, 3000, 240)
+    data = head_subset(words10k, 3000, 240)
     folder = tmp_path_factory.mktemp("stopping") / "faiss-hnsw"
     bundle = make_index(folder, data, "faiss", {"factory": "HNSW16,Flat", "efConstruction": 64})
     config = AdaptConfig(k=K, folds=3, kinds=("patience", "resume", "darth"), n_centroids=0)
@@ -110,7 +100,7 @@ def test_resumed_escalation_costs_one_search_at_the_hard_effort(report, tmp_path
 
 
 def test_a_stopping_kind_needs_an_index_the_kernel_reads(words10k, tmp_path):
-    data = _subset(words10k, 1000, 60)
+    data = head_subset(words10k, 1000, 60)
     bundle = make_index(tmp_path / "ivf", data, "faiss", {"factory": "IVF8,Flat"})
     config = AdaptConfig(k=K, folds=2, kinds=("patience",), n_centroids=0)
     with pytest.raises(ParamError) as caught:
@@ -154,7 +144,7 @@ def test_darth_stops_each_query_at_a_checkpoint_with_its_search_work(report, tmp
 @pytest.mark.slow
 def test_learned_resume_is_calibrated_on_resumed_costs(words10k, tmp_path):
     pytest.importorskip("lightgbm")
-    data = _subset(words10k, 3000, 240)
+    data = head_subset(words10k, 3000, 240)
     bundle = make_index(
         tmp_path / "idx", data, "faiss", {"factory": "HNSW16,Flat", "efConstruction": 64}
     )

@@ -291,7 +291,6 @@ def ada_ef_search(engine: Engine, policy: Policy, queries: np.ndarray, k: int) -
     bin_effort = np.asarray(policy.calibration["efforts"], dtype=np.int64)
     first_effort = int(policy.stage.effort)
     queries = np.ascontiguousarray(queries, dtype=np.float32)
-    n_queries = int(queries.shape[0])
     start = time.perf_counter()
     state = kernel.start(queries, k, max(first_effort, int(bin_effort.max())))
     kernel.advance(state, first_effort)
@@ -304,16 +303,4 @@ def ada_ef_search(engine: Engine, policy: Policy, queries: np.ndarray, k: int) -
         kernel.advance(state, efforts[rows], rows=rows)
     found = kernel.result(state)
     seconds = time.perf_counter() - start
-    assert first.distance_computations is not None and found.distance_computations is not None
-    return AdaptiveResult(
-        ids=found.ids,
-        distances=found.distances,
-        efforts=efforts,
-        second_stage=efforts > first_effort,
-        computations={
-            "features": np.full(n_queries, model.cost, dtype=np.int64),
-            "first": first.distance_computations,
-            "second": found.distance_computations - first.distance_computations,
-        },
-        seconds=seconds,
-    )
+    return AdaptiveResult.resumed(first, found, efforts, first_effort, model.cost, seconds)

@@ -400,6 +400,34 @@ class AdaptiveResult:
             return None
         return np.sum(np.vstack(parts), axis=0).astype(np.int64)  # type: ignore[arg-type]
 
+    @classmethod
+    def resumed(
+        cls,
+        first: SearchResult,
+        found: SearchResult,
+        efforts: np.ndarray,
+        first_effort: int,
+        feature_cost: int,
+        seconds: float,
+    ) -> AdaptiveResult:
+        """A search that ran a first stage at ``first_effort`` (result ``first``) and
+        resumed the queries whose ``efforts`` are larger (final result ``found``, counted
+        in total): the second stage's work is the total less the first's."""
+        assert first.distance_computations is not None
+        assert found.distance_computations is not None
+        return cls(
+            ids=found.ids,
+            distances=found.distances,
+            efforts=efforts,
+            second_stage=efforts > first_effort,
+            computations={
+                "features": np.full(len(efforts), feature_cost, dtype=np.int64),
+                "first": first.distance_computations,
+                "second": found.distance_computations - first.distance_computations,
+            },
+            seconds=seconds,
+        )
+
 
 def check_policy_engine(engine: Engine, policy: Policy, k: int) -> str:
     """The engine's effort parameter; PolicyError / ParamError (one line) when ``policy``

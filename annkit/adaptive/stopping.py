@@ -361,19 +361,7 @@ def stopping_search(engine: Engine, policy: Policy, queries: np.ndarray, k: int)
         kernel.advance(state, efforts[rows], rows=rows)
     found = kernel.result(state)
     seconds = time.perf_counter() - start
-    assert first.distance_computations is not None and found.distance_computations is not None
-    return AdaptiveResult(
-        ids=found.ids,
-        distances=found.distances,
-        efforts=efforts,
-        second_stage=efforts > first_effort,
-        computations={
-            "features": np.full(n_queries, policy.n_centroids, dtype=np.int64),
-            "first": first.distance_computations,
-            "second": found.distance_computations - first.distance_computations,
-        },
-        seconds=seconds,
-    )
+    return AdaptiveResult.resumed(first, found, efforts, first_effort, policy.n_centroids, seconds)
 
 
 def stopping_data(

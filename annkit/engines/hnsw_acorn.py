@@ -35,7 +35,12 @@ import numpy as np
 from annkit.engines.base import Engine, pad_result
 from annkit.engines.faiss_graph import HnswGraph
 from annkit.engines.flat import to_metric_distance
-from annkit.engines.hnsw_kernel import INSTALL_HINT, kernel_for, numba_available
+from annkit.engines.hnsw_kernel import (
+    compiled_distance,
+    compiled_jit,
+    kernel_for,
+    numba_available,
+)
 from annkit.errors import InputError, ParamError
 from annkit.faiss_util import prepare
 from annkit.types import SearchResult
@@ -52,24 +57,8 @@ def _compiled() -> object:
     """The compiled filtered traversal (numba), compiled once per process (cached on disk)."""
     if "run" in _COMPILED:
         return _COMPILED["run"]
-    try:
-        import numba
-    except ImportError:
-        raise InputError(INSTALL_HINT) from None
-    jit = numba.njit(cache=True, nogil=True, fastmath=True)
-
-    @jit
-    def distance(query, vectors, node, inner_product):  # type: ignore[no-untyped-def]
-        row = vectors[node]
-        total = np.float32(0.0)
-        if inner_product:
-            for j in range(row.shape[0]):
-                total += query[j] * row[j]
-            return -total
-        for j in range(row.shape[0]):
-            diff = query[j] - row[j]
-            total += diff * diff
-        return total
+    jit = compiled_jit()
+    distance = compiled_distance()
 
     @jit
     def push(heap_d, heap_i, size, value, node):  # type: ignore[no-untyped-def]

@@ -32,6 +32,7 @@ candidates tie to within rounding may take another path: the verification
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -60,20 +61,26 @@ def numba_available() -> bool:
     return True
 
 
-_COMPILED: dict[str, object] = {}
+_COMPILED: dict[str, Any] = {}
 
 
-def _compiled() -> object:
-    """The compiled batch search (numba), compiled once per process (cached on disk)."""
-    if "run" in _COMPILED:
-        return _COMPILED["run"]
+def compiled_jit() -> Any:
+    """numba's ``njit`` as annkit's compiled searches use it (cached on disk, no GIL,
+    fastmath); InputError with the install hint when numba is missing."""
     try:
         import numba
     except ImportError:
         raise InputError(INSTALL_HINT) from None
-    jit = numba.njit(cache=True, nogil=True, fastmath=True)
+    return numba.njit(cache=True, nogil=True, fastmath=True)
 
-    @jit
+
+def compiled_distance() -> Any:
+    """The compiled distance of one query to one graph node, as faiss ranks them: squared
+    L2, or the negated inner product for an inner-product graph (smaller is better)."""
+    if "distance" in _COMPILED:
+        return _COMPILED["distance"]
+
+    @compiled_jit()
     def distance(query, vectors, node, inner_product):  # type: ignore[no-untyped-def]
         row = vectors[node]
         total = np.float32(0.0)
@@ -85,6 +92,17 @@ def _compiled() -> object:
             diff = query[j] - row[j]
             total += diff * diff
         return total
+
+    _COMPILED["distance"] = distance
+    return distance
+
+
+def _compiled() -> object:
+    """The compiled batch search (numba), compiled once per process (cached on disk)."""
+    if "run" in _COMPILED:
+        return _COMPILED["run"]
+    jit = compiled_jit()
+    distance = compiled_distance()
 
     @jit
     def before(a, b, ida, idb, tie):  # type: ignore[no-untyped-def]
