@@ -571,10 +571,13 @@ def _measure_sampled(
     progress: Callable[[int, int], None] | None,
 ) -> Evaluation:
     """Single mode, one caller, unfiltered: results and work from one untimed batch search
-    of all ``queries``, then one sampled single-query timed pass (see
-    :func:`measure_setting`)."""
+    of all ``queries`` (one query per call for an engine whose batch search answers
+    differently), then one sampled single-query timed pass (see :func:`measure_setting`)."""
     engine, k = bundle.engine, measure.k
-    result = run_interruptibly(lambda: engine.search(queries, k))
+    if type(engine).batch_answers_like_single:
+        result = run_interruptibly(lambda: engine.search(queries, k))
+    else:  # a library whose batch search answers differently: one query per call, untimed
+        result = run_interruptibly(lambda: run_single(engine.search, queries, k)[0])
     counts = result.distance_computations
     if counts is None:
         counts = count_distances(engine, queries, k)

@@ -108,6 +108,9 @@ class Engine(ABC):
     exact_reference: ClassVar[bool] = False
     #: True when search() fills SearchResult.distance_computations exactly
     counts_distances: ClassVar[bool] = False
+    #: False when the library's batch search can return other neighbours than searching
+    #: one query at a time: single mode then takes its untimed results one query per call
+    batch_answers_like_single: ClassVar[bool] = True
     #: most threads :meth:`search` can use on one batch: 1 (the default, so engines written
     #: before threaded search keep working) or None for no limit
     max_search_threads: ClassVar[int | None] = 1

@@ -108,6 +108,8 @@ class ScannEngine(Engine):
     computations, so ``distance_computations`` is None.
     """
 
+    #: search_batched can return other neighbours than one-query search
+    batch_answers_like_single = False
     name = "scann"
     description = "ScaNN tree + anisotropic hashing + reordering (optional extra)"
     build_specs = {

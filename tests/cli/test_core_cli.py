@@ -84,8 +84,10 @@ def test_evaluate_single_mode_reports_its_interval_and_sample(hnsw_index):
     out = json.loads(run_cli(*args, "--qps-tolerance", "0.99", "--json").stdout)
     assert out["queries"] == 1000 and out["timed_queries"] == 200  # the minimum sample
     assert out["qps_low"] <= out["qps"] <= out["qps_high"]
-    table = " ".join(run_cli(*args, "--qps-tolerance", "0.99").output.split())
-    assert "QPS (95% interval)" in table and "(single, 95% interval, 200 of" in table
+    shown = run_cli(*args, "--qps-tolerance", "0.99").stdout.replace("\u2502", " ")
+    table = " ".join(shown.split())  # the cells' text, wherever a cell wraps
+    assert "QPS (95% interval)" in table
+    assert "(single, 95% interval, 200 of 1,000 queries timed)" in table
     bad = run_cli(*args, "--qps-tolerance", "1.5")
     assert bad.exit_code == 2 and "Traceback" not in bad.stderr
     assert bad.stderr.splitlines()[-1] == (
