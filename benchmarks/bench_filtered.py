@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from common import parser, write_figures
+from common import RESULTS, parser, write_figures
 
 from annkit.bundle import build_bundle, load_bundle
 from annkit.evaluate import Measure, Truth, measure_setting
@@ -170,7 +170,7 @@ def main() -> None:
     args = parser(__doc__, output="filtered.json", threads=1, workdir=True)
     args.add_argument("--extra", type=Path, action="append", default=[], help="more datasets")
     options = args.parse_args()
-    workdir = options.workdir or Path("results/.cache/filtered")
+    workdir = options.workdir or RESULTS / ".cache" / "filtered"
     workdir.mkdir(parents=True, exist_ok=True)
     results = []
     for data in ["words-10k-labelled", *options.extra]:
