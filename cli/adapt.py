@@ -164,9 +164,17 @@ def adapt_command(
         listed = [name.strip() for name in kinds_text.split(",") if name.strip()]
         kinds = (kind, *dict.fromkeys(name for name in listed if name != kind))
     config = AdaptConfig(k=k, folds=folds, seed=seed, n_centroids=centroids, kinds=kinds)
-    with step_messages(quiet or as_json) as say:
+    with step_messages(quiet or as_json) as steps:
         report = adapt(
-            bundle, dataset, k, target, train=train, config=config, grid=grid, progress=say
+            bundle,
+            dataset,
+            k,
+            target,
+            train=train,
+            config=config,
+            grid=grid,
+            progress=steps.say,
+            steps=steps.advance,
         )
     written = bool(report.wins) or force
     if written:

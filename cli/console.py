@@ -186,22 +186,37 @@ def progress_bar(description: str, quiet: bool = False) -> Iterator[Callable[[in
         yield update
 
 
+class Steps:
+    """What a command whose library reports named steps and their count (adapt's folds and
+    policy kinds) calls: ``say(message)`` and ``advance(done, total)``."""
+
+    def __init__(
+        self, say: Callable[[str], None], advance: Callable[[int, int], None] | None = None
+    ) -> None:
+        self.say = say
+        self.advance = advance or (lambda done, total: None)
+
+
 @contextmanager
-def step_messages(quiet: bool = False) -> Iterator[Callable[[str], None]]:
-    """A ``say(message)`` callback for a command whose library reports named steps (adapt's
-    folds and policy kinds): on a terminal each step's line above a spinner with the time
-    spent; otherwise one plain line per step; nothing when quiet."""
+def step_messages(quiet: bool = False) -> Iterator[Steps]:
+    """Steps for a command whose library reports named, counted steps: on a terminal each
+    step's line above a bar with the time spent and an ETA from the pace so far; otherwise
+    one plain line per step; nothing when quiet."""
     console = stderr_console()
     if quiet:
-        yield lambda message: None
+        yield Steps(lambda message: None)
         return
     if not console.is_terminal:
-        yield lambda message: console.print(message, markup=False, highlight=False, soft_wrap=True)
+        yield Steps(
+            lambda message: console.print(message, markup=False, highlight=False, soft_wrap=True)
+        )
         return
     progress = Progress(
         SpinnerColumn(),
         TextColumn("{task.description}"),
+        BarColumn(),
         TimeElapsedColumn(),
+        TimeRemainingColumn(),
         console=console,
         transient=True,
     )
@@ -212,7 +227,10 @@ def step_messages(quiet: bool = False) -> Iterator[Callable[[str], None]]:
             progress.console.print(f"[dim]{escape(message)}[/dim]")
             progress.update(task, description=message)
 
-        yield say
+        def advance(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+
+        yield Steps(say, advance)
 
 
 def to_json(value: Any) -> str:

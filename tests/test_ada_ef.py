@@ -161,3 +161,22 @@ def test_adapt_cli_names_the_best_kind_per_operating_point(report, tmp_path):
     assert set(summary["frontiers"]) == {"uniform", "threshold", "ada-ef", "oracle"}
     bad = run_cli("adapt", bundle.path, file, "--kinds", "threshold,nope", "-o", tmp_path / "q")
     assert bad.exit_code == 2 and "unknown policy kind 'nope'" in bad.output
+
+
+def test_adapt_counts_its_steps(report):
+    """The effort table, ada-ef's training data, one policy per (kind, goal), the oracle
+    and the final fit: each step once, in order, against a total known from the start."""
+    bundle, data, _ = report
+    seen: list[tuple[int, int]] = []
+    config = AdaptConfig(k=K, folds=2, kinds=("threshold", "ada-ef"), n_centroids=0)
+    adapt(
+        bundle,
+        data,
+        K,
+        0.9,
+        config=config,
+        goals=GOALS[:2],
+        grid=GRID,
+        steps=lambda d, t: seen.append((d, t)),
+    )
+    assert seen == [(done, 8) for done in range(1, 9)]

@@ -326,6 +326,7 @@ def adapt(
     truth: np.ndarray | None = None,
     profile: QueryProfile | None = None,
     progress: Callable[[str], None] | None = None,
+    steps: Callable[[int, int], None] | None = None,
 ) -> AdaptReport:
     """Train a per-query effort policy for ``bundle`` meeting mean recall@k ``target`` and
     score the uniform, policy and oracle frontiers on ``dataset``'s queries.
@@ -334,6 +335,9 @@ def adapt(
     seeded folds and each fold is scored by policies fitted on the other folds only. With
     ``train`` (a dataset with the same base), policies are fitted on its queries and all of
     ``dataset``'s queries are scored. The returned policy is fitted on all training queries.
+
+    ``progress(message)`` names each step; ``steps(done, total)`` counts them (the effort
+    table, each kind's training data, each (kind, goal) policy, the oracle, the final fit).
     """
     config = config or AdaptConfig(k=k)
     if config.k != k:
@@ -359,6 +363,13 @@ def adapt(
     def say(message: str) -> None:
         if progress is not None:
             progress(message)
+
+    counted = [0, 0]  # done, total (known once the goals are)
+
+    def step() -> None:
+        counted[0] += 1
+        if steps is not None and counted[1]:
+            steps(counted[0], counted[1])
 
     base, metric = dataset.base, dataset.metric
     if truth is None:
@@ -406,6 +417,9 @@ def adapt(
         )
     )
     scored_queries = np.ascontiguousarray(dataset.queries, dtype=np.float32)
+    stopping_kinds = [kind for kind in config.kinds if kind in STOPPING_KINDS]
+    counted[1] = 1 + len(stopping_kinds) + len(config.kinds) * len(goal_list) + 2
+    step()  # the effort table
 
     if train is None:
         fold_of_query = fold_assignment(dataset.n_queries, config.folds, config.seed)
@@ -446,13 +460,12 @@ def adapt(
 
     frontiers: dict[str, list[dict]] = {"uniform": uniform}
     per_query: dict[str, list[dict]] = {}
-    stopping = {
-        kind: stopping_data(
+    stopping = {}
+    for kind in stopping_kinds:
+        stopping[kind] = stopping_data(
             kind, engine, base, fit_queries, metric, fit_truth, k, values, say, config.seed
         )
-        for kind in config.kinds
-        if kind in STOPPING_KINDS
-    }
+        step()
     learned_families: list = []  # per fold, shared by the learned kinds
     for kind in config.kinds:
         families = []
@@ -537,6 +550,7 @@ def adapt(
             rows_of_points.append(
                 {"recall": scored.recall, "distance_computations": scored.computations}
             )
+            step()
         frontiers[kind] = points
         per_query[kind] = rows_of_points
     say("oracle")
@@ -544,6 +558,7 @@ def adapt(
         oracle_point(engine, table, base, scored_queries, metric, truth, k, t, profile)
         for t in oracle_targets
     ]
+    step()
     all_rows = np.arange(n_train)
     final_kind = config.kinds[0]
     say(f"final {final_kind} policy on all {n_train} training queries")
@@ -573,6 +588,7 @@ def adapt(
         )
     )
     policy.training["query_hashes"] = query_hashes(training_queries)
+    step()
     comparisons = compare_at_operating_points(frontiers, param, table)
     info = {
         "engine": engine.name,
