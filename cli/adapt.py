@@ -13,7 +13,13 @@ from annkit.adaptive.policy import KINDS, STOPPING_KINDS
 from annkit.adaptive.run import AdaptReport, applicable_kinds, training_dataset
 from annkit.bundle import load_bundle
 from annkit.cli.console import stdout_console, step_messages, to_json
-from annkit.cli.options import dataset_options, json_option, parse_grid, quiet_option
+from annkit.cli.options import (
+    dataset_options,
+    html_option,
+    json_option,
+    parse_grid,
+    quiet_option,
+)
 from annkit.errors import InputError
 from annkit.evaluate import refuse_filters
 from annkit.io import read_vectors
@@ -93,14 +99,9 @@ def default_policy_path(index: str) -> Path:
     default=None,
     help="Policy file (default: INDEX.policy.json beside the index).",
 )
-@click.option(
-    "--html",
-    "html_file",
-    type=click.Path(dir_okay=False),
-    default=None,
-    metavar="OUT.html",
-    help="Also write the frontiers and the comparison as one self-contained HTML page "
-    "(hover a point, switch QPS / work and the query slice; opens offline).",
+@html_option(
+    "Also write the frontiers and the comparison (hover a point, switch QPS / work and "
+    "the query slice)"
 )
 @click.option(
     "--force",

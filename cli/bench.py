@@ -26,6 +26,7 @@ from annkit.cli.gate import raise_if_failed, render_comparison
 from annkit.cli.options import (
     LOCAL_RAY,
     gate_options,
+    html_option,
     json_option,
     memory_check_option,
     quiet_option,
@@ -148,14 +149,8 @@ def _results_dir(output: str | None, results_root: Path) -> Path | None:
     "or adapt = { target = [0.95] } in an [[engine]] entry.",
 )
 @click.option("--print-default", is_flag=True, help="Print the built-in default sweep and exit.")
-@click.option(
-    "--html",
-    "html_file",
-    type=click.Path(dir_okay=False),
-    default=None,
-    metavar="OUT.html",
-    help="Also write the sweep's report as one self-contained HTML page (interactive "
-    "frontier, slices, Pareto table, worst queries; opens offline).",
+@html_option(
+    "Also write the sweep's report (interactive frontier, slices, Pareto table, worst queries)"
 )
 @recall_option(None)
 @memory_check_option
@@ -346,15 +341,9 @@ def bench(
     help="Print one CSV row per setting (engine, setting, params, recall, p5, tail, QPS "
     "and spread, distance computations, ...) instead of the report.",
 )
-@click.option(
-    "--html",
-    "html_file",
-    type=click.Path(dir_okay=False),
-    default=None,
-    metavar="OUT.html",
-    help="Write the report as one self-contained HTML page instead (interactive frontier "
-    "with every slice, Pareto table, worst queries of each setting; opens offline) and "
-    "print its path.",
+@html_option(
+    "Write the report instead, and print its path (interactive frontier with every slice, "
+    "Pareto table, worst queries of each setting)"
 )
 def report(
     results: str,

@@ -432,3 +432,15 @@ def examples_epilog(name: str) -> str | None:
     if not lines:
         return None
     return "\b\nExamples:\n" + "\n".join(f"  {line}" for line in lines)
+
+
+def html_option(what: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``--html OUT.html``: ``what`` is written as one self-contained HTML page."""
+    return click.option(
+        "--html",
+        "html_file",
+        type=click.Path(dir_okay=False),
+        default=None,
+        metavar="OUT.html",
+        help=f"{what} as one self-contained HTML page (opens offline).",
+    )

@@ -20,6 +20,7 @@ from rich.progress import (
 
 from annkit.cli.console import stderr_console, stdout_console, to_json
 from annkit.cli.options import (
+    html_option,
     json_option,
     max_queries_option,
     metric_option,
@@ -268,14 +269,9 @@ def render_report(report: StreamReport) -> None:
     help="HDF5 file: each search step's returned ids as dataset step_<n>.",
 )
 @click.option("--plot", "plot_file", default=None, help="Also draw recall over the steps (PNG).")
-@click.option(
-    "--html",
-    "html_file",
-    type=click.Path(dir_okay=False),
-    default=None,
-    metavar="OUT.html",
-    help="Also write the steps as one self-contained HTML page (hover a step; switch the "
-    "x axis between step, QPS and work, and the query slice; opens offline).",
+@html_option(
+    "Also write the steps (hover a step; switch the x axis between step, QPS and work, "
+    "and the query slice)"
 )
 @click.option("--force", is_flag=True, help="Start OUT over instead of resuming it.")
 @metric_option
