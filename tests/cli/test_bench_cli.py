@@ -117,7 +117,8 @@ def test_report_json_has_headlines_and_speedups(swept):
     result = run_cli("report", root / "results" / "e2e", "--json")
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
-    assert {k: v for k, v in bench_output.items() if k not in ("plot", "sweep")} == report
+    # bench's own keys: the files it wrote (plot, html) and the sweep file it read
+    assert {k: v for k, v in bench_output.items() if k not in ("plot", "html", "sweep")} == report
     assert report["dataset"] == "words-10k" and report["k"] == 10
     assert report["runs"] == {"total": 7, "ok": 7, "failed": 0, "timeout": 0}
     assert report["flat_qps"] > 0
