@@ -36,6 +36,7 @@ from annkit.engines.base import Engine, pad_result
 from annkit.engines.faiss_graph import HnswGraph
 from annkit.engines.flat import to_metric_distance
 from annkit.engines.hnsw_kernel import (
+    compiled_descent,
     compiled_distance,
     compiled_jit,
     kernel_for,
@@ -59,6 +60,7 @@ def _compiled() -> object:
         return _COMPILED["run"]
     jit = compiled_jit()
     distance = compiled_distance()
+    descend = compiled_descent()
 
     @jit
     def push(heap_d, heap_i, size, value, node):  # type: ignore[no-untyped-def]
@@ -125,24 +127,10 @@ def _compiled() -> object:
         for q in range(queries.shape[0]):
             query = queries[q]
             stamp = first_stamp + q
-            nearest = entry_point
-            d_nearest = distance(query, vectors, nearest, inner_product)
-            for level in range(max_level, 0, -1):
-                while True:
-                    previous = nearest
-                    begin = offsets[nearest] + cum[level]
-                    end = offsets[nearest] + cum[level + 1]
-                    for j in range(begin, end):
-                        node = neighbors[j]
-                        if node < 0:
-                            break
-                        ndis[q] += 1
-                        d = distance(query, vectors, node, inner_product)
-                        if d < d_nearest:
-                            nearest = node
-                            d_nearest = d
-                    if nearest == previous:
-                        break
+            nearest, d_nearest, counted = descend(
+                query, vectors, neighbors, offsets, cum, entry_point, max_level, inner_product
+            )
+            ndis[q] += counted
             seen[nearest] = stamp
             cand_size = push(cand_d, cand_i, 0, -d_nearest, nearest)
             res_size = 0

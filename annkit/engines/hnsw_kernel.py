@@ -97,12 +97,50 @@ def compiled_distance() -> Any:
     return distance
 
 
+def compiled_descent() -> Any:
+    """The compiled greedy descent of the upper levels (faiss' ``greedy_update_nearest``):
+    from the entry point, the nearest node reached above level 0, its distance, and how many
+    neighbour distances it computed (the entry point's is not counted, as in faiss)."""
+    if "descent" in _COMPILED:
+        return _COMPILED["descent"]
+    distance = compiled_distance()
+
+    @compiled_jit()
+    def descend(  # type: ignore[no-untyped-def]
+        query, vectors, neighbors, offsets, cum, entry_point, max_level, inner_product
+    ):
+        nearest = entry_point
+        d_nearest = distance(query, vectors, nearest, inner_product)
+        counted = 0
+        for level in range(max_level, 0, -1):
+            while True:
+                previous_nearest = nearest
+                begin = offsets[nearest] + cum[level]
+                end = offsets[nearest] + cum[level + 1]
+                for j in range(begin, end):
+                    node = neighbors[j]
+                    if node < 0:
+                        break
+                    counted += 1
+                    d = distance(query, vectors, node, inner_product)
+                    if d < d_nearest:
+                        nearest = node
+                        d_nearest = d
+                if nearest == previous_nearest:
+                    break
+        return nearest, d_nearest, counted
+
+    _COMPILED["descent"] = descend
+    return descend
+
+
 def _compiled() -> object:
     """The compiled batch search (numba), compiled once per process (cached on disk)."""
     if "run" in _COMPILED:
         return _COMPILED["run"]
     jit = compiled_jit()
     distance = compiled_distance()
+    descend = compiled_descent()
 
     @jit
     def before(a, b, ida, idb, tie):  # type: ignore[no-untyped-def]
@@ -193,25 +231,10 @@ def _compiled() -> object:
             rids = res_ids[q]
             rdis = res_dis[q]
             if status[q] == NEW:
-                # greedy descent on the upper levels (faiss: greedy_update_nearest)
-                nearest = entry_point
-                d_nearest = distance(query, vectors, nearest, inner_product)
-                for level in range(max_level, 0, -1):
-                    while True:
-                        previous_nearest = nearest
-                        begin = offsets[nearest] + cum[level]
-                        end = offsets[nearest] + cum[level + 1]
-                        for j in range(begin, end):
-                            node = neighbors[j]
-                            if node < 0:
-                                break
-                            ndis[q] += 1
-                            d = distance(query, vectors, node, inner_product)
-                            if d < d_nearest:
-                                nearest = node
-                                d_nearest = d
-                        if nearest == previous_nearest:
-                            break
+                nearest, d_nearest, counted = descend(
+                    query, vectors, neighbors, offsets, cum, entry_point, max_level, inner_product
+                )
+                ndis[q] += counted
                 for j in range(k):
                     rids[j] = -1
                     rdis[j] = np.inf
